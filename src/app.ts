@@ -1,0 +1,187 @@
+// The HTTP API. Routes validate with the shared schema themselves (not
+// Elysia's body validation, which strips unknown fields and answers in its own
+// shape), so every bad request gets the same `{error:{code,message,details}}`
+// body and the same verdict the Edge Function gives. The OpenAPI document is
+// generated from those very schemas.
+import { cors } from "@elysiajs/cors";
+import { openapi } from "@elysiajs/openapi";
+import { Elysia } from "elysia";
+import { assertAuthorized } from "./auth.ts";
+import { readJsonBody } from "./body.ts";
+import { NotFoundError, ValidationError, ZoeError } from "./errors.ts";
+import type { Hub } from "./hub.ts";
+import type { Logger } from "./log.ts";
+import { apiReferences } from "./openapi.ts";
+import { eventsQuery, modeQuery, streamPosition } from "./query.ts";
+import { checkEventInput, type EventInput, type FieldError, MAX_BATCH_EVENTS, type Mode } from "./schema.ts";
+import { openEventStream, SSE_HEADERS } from "./sse.ts";
+import { checkStateInput } from "./state.ts";
+import type { EventStore } from "./store.ts";
+
+export interface HealthSource {
+  /** Per-mode health for GET /local/state and GET /health. */
+  health(mode: Mode): Record<string, unknown>;
+}
+
+export interface AppOptions {
+  store: EventStore;
+  hub: Hub;
+  health: HealthSource;
+  logger: Logger;
+  apiToken: string | null;
+  corsOrigins: string[];
+  maxRequestBytes: number;
+  sse: { heartbeatMs: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number };
+  /** Aborted at shutdown: open SSE streams end so the server can stop. */
+  shutdown?: AbortSignal;
+  /** Extra routes (dashboard, metrics) mounted by the caller. */
+  plugins?: Elysia<any, any, any, any, any, any, any>[];
+}
+
+const PUBLIC_PATHS = /^\/(docs(\/.*)?)?$/;
+
+function errorResponse(error: ZoeError): Response {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (error.retryAfter !== undefined) headers["retry-after"] = String(error.retryAfter);
+  return new Response(JSON.stringify(error.toJSON()), { status: error.status, headers });
+}
+
+export function createApp(options: AppOptions) {
+  const { store, hub, logger } = options;
+  const json = (body: unknown, status = 200) =>
+    new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+
+  let app = new Elysia()
+    .use(
+      cors({
+        origin: options.corsOrigins,
+        credentials: false,
+        methods: ["GET", "POST", "OPTIONS"],
+        allowedHeaders: ["Content-Type", "Authorization", "Last-Event-ID"],
+        maxAge: 600,
+      }),
+    )
+    .use(
+      openapi({
+        path: "/docs",
+        references: apiReferences,
+        documentation: {
+          info: {
+            title: "zoe-local",
+            version: "1",
+            description:
+              "Local-first event store for the Zoe trading bot. Writes need `Authorization: Bearer <token>` when ZOE_API_TOKEN is set; reads take the header or `?token=`.",
+          },
+        },
+      }),
+    )
+    .onError(({ error, code, request }) => {
+      if (error instanceof ZoeError) return errorResponse(error);
+      if (code === "NOT_FOUND") {
+        return errorResponse(new NotFoundError(`No route for ${request.method} ${new URL(request.url).pathname}`));
+      }
+      if (code === "PARSE" || code === "VALIDATION") {
+        return errorResponse(new ValidationError(`Cannot read request: ${(error as Error).message}`));
+      }
+      logger.error("unhandled error", { error, path: new URL(request.url).pathname });
+      return json({ error: { code: "internal", message: "Internal error", details: null } }, 500);
+    })
+    .onRequest(({ request }) => {
+      if (request.method === "OPTIONS") return;
+      const url = new URL(request.url);
+      if (PUBLIC_PATHS.test(url.pathname)) return;
+      try {
+        assertAuthorized(request, url, options.apiToken);
+      } catch (error) {
+        return errorResponse(error as ZoeError);
+      }
+    });
+
+  for (const plugin of options.plugins ?? []) app = app.use(plugin);
+
+  return app
+    .post(
+      "/local/events",
+      async ({ request }) => {
+        const body = await readJsonBody(request, options.maxRequestBytes, "events");
+        const single = !Array.isArray(body);
+        const events = single ? [body] : (body as unknown[]);
+        if (events.length === 0) throw new ValidationError("Cannot store events: the array is empty", [{ path: "", message: "Expected 1 to 1000 events" }]);
+        if (events.length > MAX_BATCH_EVENTS) {
+          throw new ValidationError(`Cannot store events: ${events.length} events exceed the limit of ${MAX_BATCH_EVENTS} per request`, [
+            { path: "", message: `Expected at most ${MAX_BATCH_EVENTS} events` },
+          ]);
+        }
+        const errors: FieldError[] = [];
+        events.forEach((e, i) => errors.push(...checkEventInput(e, single ? "" : `/${i}`)));
+        if (errors.length > 0) {
+          const where = single ? "the event" : `event ${errors[0]!.path.split("/")[1]}`;
+          throw new ValidationError(`Cannot store events: ${where} is invalid at ${errors[0]!.path || "/"}: ${errors[0]!.message}`, errors);
+        }
+        const results = await store.append(events as EventInput[]);
+        const status = results.every((r) => r.duplicate) ? 200 : 201;
+        return json(single ? results[0] : { events: results }, status);
+      },
+      { parse: "none" },
+    )
+    .get("/local/events", ({ request }) => {
+      const q = eventsQuery(new URL(request.url));
+      return json(store.list(q.mode, { sinceSeq: q.sinceSeq, limit: q.limit }));
+    })
+    .post(
+      "/local/state",
+      async ({ request }) => {
+        const body = await readJsonBody(request, options.maxRequestBytes, "state snapshot");
+        const { mode, state } = checkStateInput(body);
+        const snapshot = store.putState(mode, state);
+        return json({ mode, ts: snapshot.ts, last_seq: store.lastSeq(mode) }, 201);
+      },
+      { parse: "none" },
+    )
+    .get("/local/state", ({ request }) => {
+      const mode = modeQuery(new URL(request.url));
+      const snapshot = store.latestState(mode);
+      const state = snapshot?.state ?? {};
+      return json({
+        ...state,
+        mode,
+        cash: state.cash ?? null,
+        holdings: state.holdings ?? null,
+        positions: state.positions ?? null,
+        state_ts: snapshot?.ts ?? null,
+        last_seq: store.lastSeq(mode),
+        health: options.health.health(mode),
+      });
+    })
+    .get("/local/stream", ({ request, server }) => {
+      const url = new URL(request.url);
+      const mode = modeQuery(url);
+      const after = streamPosition(request, url);
+      // Bun closes idle sockets after 10 s; heartbeats keep SSE alive instead.
+      server?.timeout(request, 0);
+      const abort = new AbortController();
+      const onShutdown = () => abort.abort();
+      options.shutdown?.addEventListener("abort", onShutdown, { once: true });
+      request.signal.addEventListener("abort", () => abort.abort(), { once: true });
+      const stream = openEventStream({
+        store,
+        hub,
+        mode,
+        after,
+        signal: abort.signal,
+        ...options.sse,
+        onClose: (reason) => {
+          options.shutdown?.removeEventListener("abort", onShutdown);
+          if (reason === "slow") logger.warn("sse client cut off: too far behind", { mode });
+        },
+      });
+      return new Response(stream, { headers: SSE_HEADERS });
+    })
+    .get("/health", () => {
+      const ok = store.ping();
+      const body = { status: ok ? "ok" : "unavailable", db: ok ? "ok" : "unavailable", modes: { paper: options.health.health("paper"), live: options.health.health("live") } };
+      return json(body, ok ? 200 : 503);
+    });
+}
+
+export type App = ReturnType<typeof createApp>;

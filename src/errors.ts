@@ -1,0 +1,98 @@
+// Typed errors: every failure the service reports carries a stable `code`,
+// the HTTP `status` it maps to, optional `details` (field paths) and a cause.
+import type { FieldError } from "./schema.ts";
+
+export interface ZoeErrorOptions {
+  details?: unknown;
+  cause?: unknown;
+  /** Seconds a client should wait before retrying (sets Retry-After). */
+  retryAfter?: number;
+}
+
+export class ZoeError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly details: unknown;
+  readonly retryAfter: number | undefined;
+
+  constructor(code: string, status: number, message: string, options: ZoeErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.details = options.details ?? null;
+    this.retryAfter = options.retryAfter;
+  }
+
+  toJSON() {
+    return { error: { code: this.code, message: this.message, details: this.details } };
+  }
+}
+
+export class ValidationError extends ZoeError {
+  constructor(message: string, details: FieldError[] = [], options: ZoeErrorOptions = {}) {
+    super("invalid_request", 400, message, { ...options, details });
+  }
+}
+
+export class MalformedJsonError extends ZoeError {
+  constructor(message: string, options: ZoeErrorOptions = {}) {
+    super("malformed_json", 400, message, options);
+  }
+}
+
+export class UnsupportedMediaTypeError extends ZoeError {
+  constructor(message: string, options: ZoeErrorOptions = {}) {
+    super("unsupported_media_type", 415, message, options);
+  }
+}
+
+export class PayloadTooLargeError extends ZoeError {
+  constructor(message: string, options: ZoeErrorOptions = {}) {
+    super("payload_too_large", 413, message, options);
+  }
+}
+
+export class UnauthorizedError extends ZoeError {
+  constructor(message = "Missing or invalid API token", options: ZoeErrorOptions = {}) {
+    super("unauthorized", 401, message, options);
+  }
+}
+
+export class NotFoundError extends ZoeError {
+  constructor(message: string, options: ZoeErrorOptions = {}) {
+    super("not_found", 404, message, options);
+  }
+}
+
+export class ConflictError extends ZoeError {
+  constructor(message: string, options: ZoeErrorOptions = {}) {
+    super("conflict", 409, message, options);
+  }
+}
+
+/** The disk or database cannot take writes; nothing of the request was stored. */
+export class StoreUnavailableError extends ZoeError {
+  constructor(message: string, options: ZoeErrorOptions = {}) {
+    super("store_unavailable", 503, message, { retryAfter: 5, ...options });
+  }
+}
+
+/** The service refuses to start; the message names what to fix. */
+export class StartupError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options: { cause?: unknown } = {}) {
+    super(message, options);
+    this.name = "StartupError";
+    this.code = code;
+  }
+}
+
+export class ConfigError extends StartupError {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super("invalid_config", `${variable}: ${message}`);
+    this.name = "ConfigError";
+    this.variable = variable;
+  }
+}

@@ -1,0 +1,43 @@
+// Structured JSON logs, one object a line. Values under secret-looking keys
+// are masked, so a token or key passed by mistake never reaches the log.
+export type LogLevel = "debug" | "info" | "warn" | "error";
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const SECRET_KEY = /token|secret|password|authorization|apikey|api_key|service_role|anon_key|service_key/i;
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface LoggerOptions {
+  level?: LogLevel;
+  write?: (line: string) => void;
+  /** Literal secret values to scrub wherever they appear. */
+  secrets?: string[];
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const min = RANK[options.level ?? "info"];
+  const write = options.write ?? ((line: string) => process.stdout.write(line + "\n"));
+  const secrets = (options.secrets ?? []).filter((s) => s.length >= 4);
+  const scrub = (text: string) => secrets.reduce((t, s) => t.split(s).join("[redacted]"), text);
+  const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+    if (RANK[level] < min) return;
+    const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }, (key, value) => {
+      if (key && SECRET_KEY.test(key) && typeof value === "string") return "[redacted]";
+      if (value instanceof Error) return { name: value.name, message: value.message, code: (value as { code?: unknown }).code };
+      return value;
+    });
+    write(scrub(line));
+  };
+  return {
+    debug: (m, f) => emit("debug", m, f),
+    info: (m, f) => emit("info", m, f),
+    warn: (m, f) => emit("warn", m, f),
+    error: (m, f) => emit("error", m, f),
+  };
+}
+
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };

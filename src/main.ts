@@ -1,0 +1,100 @@
+// Composition root: parse config once, open the store, wire the hub, build
+// the app, listen, and shut down cleanly on SIGTERM/SIGINT.
+import { createApp } from "./app.ts";
+import { systemClock } from "./clock.ts";
+import { loadConfig } from "./config.ts";
+import { StartupError } from "./errors.ts";
+import { createHealth } from "./health.ts";
+import { createHub } from "./hub.ts";
+import { createLogger } from "./log.ts";
+import { openStore } from "./store.ts";
+
+export async function main(env: Record<string, string | undefined>): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    console.error(`zoe-local: refusing to start: ${(error as Error).message}`);
+    process.exit(2);
+  }
+  const logger = createLogger({ level: config.logLevel, secrets: [config.apiToken ?? ""] });
+  const clock = systemClock;
+  const startedAt = clock.now();
+
+  let store;
+  try {
+    store = openStore({
+      path: config.dbPath,
+      synchronous: config.synchronous,
+      retentionMs: config.retentionMs,
+      stateKeep: config.stateKeep,
+      groupCommit: config.groupCommit,
+      clock,
+    });
+  } catch (error) {
+    console.error(`zoe-local: refusing to start: ${(error as Error).message}`);
+    process.exit(error instanceof StartupError ? 3 : 1);
+  }
+
+  const hub = createHub();
+  store.onAppend((events) => hub.publish(events));
+  const shutdown = new AbortController();
+  const health = createHealth({ store, clock, startedAt });
+  const app = createApp({
+    store,
+    hub,
+    health,
+    logger,
+    apiToken: config.apiToken,
+    corsOrigins: config.corsOrigins,
+    maxRequestBytes: config.maxRequestBytes,
+    sse: config.sse,
+    shutdown: shutdown.signal,
+  });
+
+  const pruneEveryMs = 3_600_000;
+  const prune = () => {
+    try {
+      const n = store.prune();
+      if (n > 0) logger.info("pruned flushed events past retention", { count: n });
+    } catch (error) {
+      logger.warn("prune failed", { error });
+    }
+  };
+  prune();
+  const pruneTimer = setInterval(prune, pruneEveryMs);
+
+  const server = Bun.serve({
+    hostname: config.host,
+    port: config.port,
+    // The route enforces its own byte limit with a JSON 413; this is a backstop.
+    maxRequestBodySize: config.maxRequestBytes * 2,
+    idleTimeout: 30,
+    fetch: (request, srv) => app.fetch(request),
+  });
+  // Elysia's handlers read the server for per-request timeouts (SSE).
+  app.server = server as never;
+
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
+  logger.info("zoe-local listening", { url, db: store.path, remote: "no remote configured", synchronous: config.synchronous });
+  console.log(`zoe-local listening on ${url}`);
+  console.log(`database: ${store.path} (synchronous=${config.synchronous})`);
+  console.log("remote: no remote configured (events stay local)");
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("shutting down", { signal });
+    clearInterval(pruneTimer);
+    shutdown.abort();
+    await server.stop(false);
+    store.close();
+    logger.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+if (import.meta.main) await main(process.env);

@@ -1,0 +1,483 @@
+// The durable local event store: SQLite in WAL mode, seqs gapless per mode,
+// assigned inside the transaction that inserts the event. Concurrent appends
+// are group-committed: every request that arrives while the event loop is busy
+// shares one transaction, and each caller's promise settles only after the
+// commit that holds its events.
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { type Clock, systemClock } from "./clock.ts";
+import type { SynchronousLevel } from "./config.ts";
+import { ConflictError, StartupError, StoreUnavailableError, ZoeError } from "./errors.ts";
+import { migrate } from "./migrate.ts";
+import { type EventInput, MODES, type Mode, type StoredEvent } from "./schema.ts";
+
+export type ZoeEvent = StoredEvent;
+
+export interface AppendResult {
+  id: string;
+  seq: number;
+  idempotency_key: string;
+  duplicate: boolean;
+}
+
+export interface StoreOptions {
+  path: string;
+  synchronous?: SynchronousLevel;
+  busyTimeoutMs?: number;
+  /** Flushed events older than this are pruned; unflushed ones never are. */
+  retentionMs?: number;
+  /** Newest state snapshots kept per mode. */
+  stateKeep?: number;
+  /** Commit concurrent appends together (default true). */
+  groupCommit?: boolean;
+  clock?: Clock;
+}
+
+export interface FlushLogEntry {
+  mode: Mode;
+  count: number;
+  last_seq: number;
+  status: "ok" | "partial" | "error";
+  error?: string | null;
+}
+
+export interface StateSnapshot {
+  ts: string;
+  state: Record<string, unknown>;
+}
+
+type AppendListener = (events: ZoeEvent[]) => void;
+
+interface EventRow {
+  id: string;
+  mode: Mode;
+  ts: string;
+  seq: number;
+  source: string;
+  type: string;
+  subtype: string;
+  symbol: string | null;
+  severity: ZoeEvent["severity"];
+  body: string;
+  meta_json: string;
+  idempotency_key: string;
+}
+
+interface PendingAppend {
+  events: EventInput[];
+  resolve(results: AppendResult[]): void;
+  reject(error: unknown): void;
+}
+
+const COLUMNS = "id, mode, ts, seq, source, type, subtype, symbol, severity, body, meta_json, idempotency_key";
+
+export function rowToEvent(row: EventRow): ZoeEvent {
+  return {
+    id: row.id,
+    mode: row.mode,
+    ts: row.ts,
+    seq: row.seq,
+    source: row.source,
+    type: row.type,
+    subtype: row.subtype,
+    symbol: row.symbol,
+    severity: row.severity,
+    body: row.body,
+    meta: JSON.parse(row.meta_json) as Record<string, unknown>,
+    idempotency_key: row.idempotency_key,
+  };
+}
+
+const UNAVAILABLE = /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|BUSY|LOCKED|NOMEM|CORRUPT|NOTADB|PROTOCOL)/;
+
+/** Maps a disk/database failure to a 503; anything else is rethrown as is. */
+export function storeFailure(action: string, error: unknown): Error {
+  if (error instanceof ZoeError) return error;
+  const code = String((error as { code?: unknown })?.code ?? "");
+  if (UNAVAILABLE.test(code)) {
+    const reason = code.startsWith("SQLITE_FULL") ? "disk or database is full" : code.startsWith("SQLITE_READONLY") ? "database is read-only" : code;
+    return new StoreUnavailableError(`${action}: ${reason}`, { cause: error });
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/**
+ * Holds an exclusive SQLite lock on `<db>.lock` for the life of the process.
+ * The OS drops it when the process dies, so a crash never leaves a stale lock.
+ */
+function acquireInstanceLock(path: string): Database {
+  const lockPath = `${path}.lock`;
+  const lock = new Database(lockPath, { create: true });
+  try {
+    lock.run("PRAGMA busy_timeout = 0");
+    lock.run("PRAGMA locking_mode = EXCLUSIVE");
+    lock.run("BEGIN EXCLUSIVE");
+  } catch (cause) {
+    lock.close();
+    throw new StartupError(
+      "db_locked",
+      `Cannot open ${path}: another zoe-local process is using it (lock ${lockPath} is held). ` +
+        "Two writers would assign conflicting seqs; stop the other instance or set ZOE_DB_PATH to another file.",
+      { cause },
+    );
+  }
+  return lock;
+}
+
+export function openStore(options: StoreOptions): EventStore {
+  if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+  const lock = options.path === ":memory:" ? null : acquireInstanceLock(options.path);
+  let db: Database;
+  try {
+    db = new Database(options.path, { create: true, strict: true });
+    db.run(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    db.run("PRAGMA journal_mode = WAL");
+    db.run(`PRAGMA synchronous = ${options.synchronous ?? "NORMAL"}`);
+    db.run("PRAGMA wal_autocheckpoint = 1000");
+    db.run("PRAGMA cache_size = -32000");
+    db.run("PRAGMA temp_store = MEMORY");
+    db.run("PRAGMA foreign_keys = ON");
+    migrate(db);
+  } catch (cause) {
+    lock?.close();
+    if (cause instanceof StartupError) throw cause;
+    throw new StartupError("db_open_failed", `Cannot open database ${options.path}: ${(cause as Error).message}`, { cause });
+  }
+  return new EventStore(db, lock, options);
+}
+
+export class EventStore {
+  readonly path: string;
+  readonly db: Database;
+  private readonly lock: Database | null;
+  private readonly clock: Clock;
+  private readonly groupCommit: boolean;
+  private readonly retentionMs: number;
+  private readonly stateKeep: number;
+  private readonly counters = new Map<Mode, number>();
+  private readonly listeners = new Set<AppendListener>();
+  private pending: PendingAppend[] = [];
+  private scheduled = false;
+  private closed = false;
+
+  private readonly q: {
+    insert: ReturnType<Database["query"]>;
+    byKey: ReturnType<Database["query"]>;
+    byId: ReturnType<Database["query"]>;
+    maxSeq: ReturnType<Database["query"]>;
+    since: ReturnType<Database["query"]>;
+    latest: ReturnType<Database["query"]>;
+    unflushed: ReturnType<Database["query"]>;
+    markFlushed: ReturnType<Database["query"]>;
+    backlog: ReturnType<Database["query"]>;
+    oldestUnflushed: ReturnType<Database["query"]>;
+    logFlush: ReturnType<Database["query"]>;
+    lastFlush: ReturnType<Database["query"]>;
+    putState: ReturnType<Database["query"]>;
+    trimState: ReturnType<Database["query"]>;
+    latestState: ReturnType<Database["query"]>;
+  };
+
+  constructor(db: Database, lock: Database | null, options: StoreOptions) {
+    this.db = db;
+    this.lock = lock;
+    this.path = options.path;
+    this.clock = options.clock ?? systemClock;
+    this.groupCommit = options.groupCommit ?? true;
+    this.retentionMs = options.retentionMs ?? 7 * 86_400_000;
+    this.stateKeep = options.stateKeep ?? 100;
+    this.q = {
+      insert: db.query(`INSERT INTO local_events (${COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      byKey: db.query("SELECT id, seq, idempotency_key FROM local_events WHERE idempotency_key = ?"),
+      byId: db.query("SELECT idempotency_key FROM local_events WHERE id = ?"),
+      maxSeq: db.query("SELECT COALESCE(MAX(seq), 0) AS seq FROM local_events WHERE mode = ?"),
+      since: db.query(`SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND seq > ? ORDER BY seq LIMIT ?`),
+      latest: db.query(
+        `SELECT * FROM (SELECT ${COLUMNS} FROM local_events WHERE mode = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
+      ),
+      unflushed: db.query(`SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND flushed = 0 ORDER BY seq LIMIT ?`),
+      markFlushed: db.query("UPDATE local_events SET flushed = 1, flushed_at = ? WHERE id = ? AND flushed = 0"),
+      backlog: db.query("SELECT COUNT(*) AS n FROM local_events WHERE mode = ? AND flushed = 0"),
+      oldestUnflushed: db.query("SELECT created_at FROM local_events WHERE mode = ? AND flushed = 0 ORDER BY seq LIMIT 1"),
+      logFlush: db.query("INSERT INTO local_flush_log (ts, mode, count, last_seq, status, error) VALUES (?, ?, ?, ?, ?, ?)"),
+      lastFlush: db.query("SELECT ts, count, last_seq, status, error FROM local_flush_log WHERE mode = ? ORDER BY id DESC LIMIT 1"),
+      putState: db.query("INSERT INTO local_state_snapshots (mode, ts, state_json) VALUES (?, ?, ?)"),
+      trimState: db.query(
+        "DELETE FROM local_state_snapshots WHERE mode = ? AND id <= (SELECT id FROM local_state_snapshots WHERE mode = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+      ),
+      latestState: db.query("SELECT ts, state_json FROM local_state_snapshots WHERE mode = ? ORDER BY id DESC LIMIT 1"),
+    };
+    for (const mode of MODES) this.counters.set(mode, (this.q.maxSeq.get(mode) as { seq: number }).seq);
+  }
+
+  /** Highest seq assigned so far in `mode` (0 when none). */
+  lastSeq(mode: Mode): number {
+    return this.counters.get(mode) ?? 0;
+  }
+
+  /** Called after every commit with the newly stored events, in seq order. */
+  onAppend(listener: AppendListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Stores the events of one request atomically. Resolves after the commit
+   * that holds them; events whose idempotency_key is already stored come back
+   * with the stored id and seq and `duplicate: true`.
+   */
+  append(events: EventInput[]): Promise<AppendResult[]> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError("Cannot store events: the store is closed"));
+    if (!this.groupCommit) {
+      try {
+        const outcome = this.commit([{ events, resolve() {}, reject() {} }])[0]!;
+        return outcome instanceof Error ? Promise.reject(outcome) : Promise.resolve(outcome);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return new Promise((resolve, reject) => {
+      this.pending.push({ events, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        // setImmediate, not a microtask: it runs after the poll phase, so every
+        // request Bun read in this loop iteration joins the same commit.
+        setImmediate(() => this.drain());
+      }
+    });
+  }
+
+  private drain(): void {
+    const batch = this.pending;
+    this.pending = [];
+    this.scheduled = false;
+    let outcomes: (AppendResult[] | Error)[];
+    try {
+      outcomes = this.commit(batch);
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    batch.forEach((p, i) => {
+      const o = outcomes[i]!;
+      if (o instanceof Error) p.reject(o);
+      else p.resolve(o);
+    });
+  }
+
+  /** One transaction for all `batch` requests; a failing request rolls back alone. */
+  private commit(batch: PendingAppend[]): (AppendResult[] | Error)[] {
+    const before = new Map(this.counters);
+    const now = new Date(this.clock.now()).toISOString();
+    const stored: ZoeEvent[] = [];
+    const outcomes: (AppendResult[] | Error)[] = [];
+    const db = this.db;
+    try {
+      db.run("BEGIN IMMEDIATE");
+    } catch (error) {
+      throw storeFailure("Cannot store events", error);
+    }
+    try {
+      for (const request of batch) {
+        const requestBefore = new Map(this.counters);
+        const storedBefore = stored.length;
+        db.run("SAVEPOINT request");
+        try {
+          outcomes.push(request.events.map((e, i) => this.insertOne(e, i, now, stored)));
+          db.run("RELEASE request");
+        } catch (error) {
+          db.run("ROLLBACK TO request");
+          db.run("RELEASE request");
+          for (const [m, s] of requestBefore) this.counters.set(m, s);
+          stored.length = storedBefore;
+          const failure = storeFailure("Cannot store events", error);
+          // A disk failure dooms the whole transaction, not just this request.
+          if (failure instanceof StoreUnavailableError) throw failure;
+          outcomes.push(failure);
+        }
+      }
+      db.run("COMMIT");
+    } catch (error) {
+      try {
+        db.run("ROLLBACK");
+      } catch {
+        // SQLite may already have rolled back (e.g. on SQLITE_FULL).
+      }
+      for (const [m, s] of before) this.counters.set(m, s);
+      throw storeFailure("Cannot store events", error);
+    }
+    if (stored.length > 0) {
+      stored.sort((a, b) => (a.mode === b.mode ? a.seq - b.seq : a.mode < b.mode ? -1 : 1));
+      for (const listener of this.listeners) listener(stored);
+    }
+    return outcomes;
+  }
+
+  private insertOne(input: EventInput, index: number, now: string, stored: ZoeEvent[]): AppendResult {
+    const id = input.id ?? Bun.randomUUIDv7();
+    const key = input.idempotency_key ?? id;
+    const existing = this.q.byKey.get(key) as { id: string; seq: number; idempotency_key: string } | null;
+    if (existing) return { id: existing.id, seq: existing.seq, idempotency_key: key, duplicate: true };
+    if (input.id !== undefined && this.q.byId.get(id)) {
+      throw new ConflictError(`Cannot store event ${index}: id ${id} is already used by an event with another idempotency_key`, {
+        details: [{ path: `/${index}/id`, message: "Already used by another event" }],
+      });
+    }
+    const seq = (this.counters.get(input.mode) ?? 0) + 1;
+    const event: ZoeEvent = {
+      id,
+      mode: input.mode,
+      ts: input.ts ?? now,
+      seq,
+      source: input.source,
+      type: input.type,
+      subtype: input.subtype,
+      symbol: input.symbol ?? null,
+      severity: input.severity ?? "info",
+      body: input.body,
+      meta: input.meta ?? {},
+      idempotency_key: key,
+    };
+    this.q.insert.run(
+      id,
+      event.mode,
+      event.ts,
+      seq,
+      event.source,
+      event.type,
+      event.subtype,
+      event.symbol,
+      event.severity,
+      event.body,
+      JSON.stringify(event.meta),
+      key,
+      now,
+    );
+    this.counters.set(input.mode, seq);
+    stored.push(event);
+    return { id, seq, idempotency_key: key, duplicate: false };
+  }
+
+  /** Events with seq > sinceSeq ascending; without sinceSeq the newest `limit`, ascending. */
+  list(mode: Mode, options: { sinceSeq?: number; limit: number }): ZoeEvent[] {
+    const rows =
+      options.sinceSeq === undefined
+        ? this.q.latest.all(mode, options.limit)
+        : this.q.since.all(mode, options.sinceSeq, options.limit);
+    return (rows as EventRow[]).map(rowToEvent);
+  }
+
+  /** The oldest unflushed events of `mode`, in seq order (the flusher's queue). */
+  unflushed(mode: Mode, limit: number): ZoeEvent[] {
+    return (this.q.unflushed.all(mode, limit) as EventRow[]).map(rowToEvent);
+  }
+
+  /** Marks exactly these events flushed; returns how many changed. */
+  markFlushed(ids: string[]): number {
+    const at = new Date(this.clock.now()).toISOString();
+    let changed = 0;
+    this.db.transaction(() => {
+      for (const id of ids) changed += this.q.markFlushed.run(at, id).changes;
+    })();
+    return changed;
+  }
+
+  backlog(mode: Mode): number {
+    return (this.q.backlog.get(mode) as { n: number }).n;
+  }
+
+  /** When the oldest unflushed event of `mode` was stored, or null. */
+  oldestUnflushedAt(mode: Mode): string | null {
+    return (this.q.oldestUnflushed.get(mode) as { created_at: string } | null)?.created_at ?? null;
+  }
+
+  logFlush(entry: FlushLogEntry): void {
+    this.q.logFlush.run(
+      new Date(this.clock.now()).toISOString(),
+      entry.mode,
+      entry.count,
+      entry.last_seq,
+      entry.status,
+      entry.error ?? null,
+    );
+  }
+
+  lastFlush(mode: Mode): (FlushLogEntry & { ts: string }) | null {
+    const row = this.q.lastFlush.get(mode) as (Omit<FlushLogEntry, "mode"> & { ts: string }) | null;
+    return row ? { mode, ...row } : null;
+  }
+
+  putState(mode: Mode, state: Record<string, unknown>): StateSnapshot {
+    const ts = new Date(this.clock.now()).toISOString();
+    try {
+      this.db.transaction(() => {
+        this.q.putState.run(mode, ts, JSON.stringify(state));
+        this.q.trimState.run(mode, mode, this.stateKeep);
+      }).immediate();
+    } catch (error) {
+      throw storeFailure(`Cannot store state snapshot for ${mode}`, error);
+    }
+    return { ts, state };
+  }
+
+  latestState(mode: Mode): StateSnapshot | null {
+    const row = this.q.latestState.get(mode) as { ts: string; state_json: string } | null;
+    return row ? { ts: row.ts, state: JSON.parse(row.state_json) as Record<string, unknown> } : null;
+  }
+
+  /**
+   * Deletes flushed events older than the retention period, in small chunks so
+   * ingest is never blocked for long. The newest event of each mode is kept,
+   * so MAX(seq) — the counter recovered at start — never goes backwards.
+   */
+  prune(): number {
+    const cutoff = new Date(this.clock.now() - this.retentionMs).toISOString();
+    let total = 0;
+    for (const mode of MODES) {
+      const keep = this.lastSeq(mode);
+      for (;;) {
+        const n = this.db
+          .query(
+            "DELETE FROM local_events WHERE rowid IN (SELECT rowid FROM local_events WHERE flushed = 1 AND flushed_at < ? AND mode = ? AND seq < ? LIMIT 5000)",
+          )
+          .run(cutoff, mode, keep).changes;
+        total += n;
+        if (n < 5000) break;
+      }
+    }
+    return total;
+  }
+
+  /** Runs `PRAGMA quick_check`; true when the database file is sound. */
+  healthy(): boolean {
+    try {
+      return (this.db.query("PRAGMA quick_check").get() as { quick_check: string }).quick_check === "ok";
+    } catch {
+      return false;
+    }
+  }
+
+  /** Cheap liveness probe: the database answers a query. */
+  ping(): boolean {
+    try {
+      this.db.query("SELECT 1").get();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pending.length > 0) this.drain();
+    try {
+      this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    } catch {
+      // A busy checkpoint is harmless: the WAL is replayed on next open.
+    }
+    this.db.close();
+    this.lock?.close();
+  }
+}
