@@ -1,0 +1,314 @@
+// The zoe-ingest request handler, free of Deno globals and of any database
+// driver: index.ts wires it to Deno.serve and to the Postgres writer.
+//
+// Wire contract (the service's flusher codes against exactly this):
+//   POST /functions/v1/zoe-ingest
+//   Authorization: Bearer <service_role JWT>   or   x-zoe-flush-secret: <ZOE_FLUSH_SECRET>
+//   {"mode":"live","events":[StoredEvent…],"backlog":N,"state":{"ts":"…","state":{…}}|null}
+//   200 {"results":[{idempotency_key,seq,status:"accepted"|"duplicate"|"rejected",errors?}],accepted,duplicates,rejected}
+//       results[i] answers events[i]; error paths are JSON pointers into that event.
+//   401 no service role / bad secret · 405 not POST · 413 body too large · 400 malformed JSON or bad envelope
+//   503 database error: nothing of the batch was written, retry later.
+//   Error bodies: {"error":{"code","message","details"}}.
+import { type FieldError, checkStoredEvent, isIsoTimestamp, MODES, type Mode, type StoredEvent } from "../_shared/event-schema.ts";
+import { decodeJwt, timingSafeEqual, verifyJwt } from "../_shared/jwt.ts";
+
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_EVENTS = 500;
+
+export interface IngestConfig {
+  maxBodyBytes: number;
+  maxEvents: number;
+  /** Accepted in x-zoe-flush-secret instead of a service_role JWT. */
+  flushSecret?: string;
+  /** When set, JWT signatures are verified; otherwise the platform's verify_jwt is trusted. */
+  jwtSecret?: string;
+  /** Keys accepted verbatim as bearer tokens (SUPABASE_SERVICE_ROLE_KEY, SUPABASE_SECRET_KEYS). */
+  serviceKeys: string[];
+}
+
+export interface StateSnapshot {
+  ts: string;
+  state: Record<string, unknown>;
+}
+
+export interface BatchWrite {
+  mode: Mode;
+  /** The valid events, in request order. */
+  events: StoredEvent[];
+  /** Number of events in the request (valid or not). */
+  batchCount: number;
+  backlog: number | null;
+  state: StateSnapshot | null;
+}
+
+export interface BatchWriteResult {
+  /** Idempotency keys this write inserted (everything else valid was already there). */
+  inserted: Set<string>;
+  /** Events Postgres itself refused, by index into BatchWrite.events. */
+  refused: Map<number, string>;
+}
+
+/** Writes one batch in one transaction; throws DatabaseError and writes nothing on failure. */
+export type WriteBatch = (batch: BatchWrite) => Promise<BatchWriteResult>;
+
+export class DatabaseError extends Error {
+  readonly code = "DATABASE_UNAVAILABLE";
+  readonly status = 503;
+  constructor(
+    message: string,
+    readonly sqlstate: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "DatabaseError";
+  }
+}
+
+export interface EventResult {
+  idempotency_key: string | null;
+  seq: number | null;
+  status: "accepted" | "duplicate" | "rejected";
+  errors?: FieldError[];
+}
+
+export interface IngestResponse {
+  results: EventResult[];
+  accepted: number;
+  duplicates: number;
+  rejected: number;
+}
+
+type Env = (name: string) => string | undefined;
+
+function positiveInt(env: Env, name: string, fallback: number): number {
+  const raw = env(name);
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`Environment variable ${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function secretKeys(raw: string | undefined): string[] {
+  if (!raw) return [];
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (parsed && typeof parsed === "object") return Object.values(parsed).filter((v): v is string => typeof v === "string" && v !== "");
+  } catch {
+    // not JSON: a single key
+  }
+  return [raw];
+}
+
+export function configFromEnv(env: Env): IngestConfig {
+  const nonEmpty = (name: string) => env(name) || undefined;
+  return {
+    maxBodyBytes: positiveInt(env, "ZOE_INGEST_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+    maxEvents: positiveInt(env, "ZOE_INGEST_MAX_EVENTS", DEFAULT_MAX_EVENTS),
+    flushSecret: nonEmpty("ZOE_FLUSH_SECRET"),
+    jwtSecret: nonEmpty("SUPABASE_JWT_SECRET") ?? nonEmpty("JWT_SECRET"),
+    serviceKeys: [...secretKeys(nonEmpty("SUPABASE_SERVICE_ROLE_KEY")), ...secretKeys(nonEmpty("SUPABASE_SECRET_KEYS"))],
+  };
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
+}
+
+async function authorize(req: Request, config: IngestConfig): Promise<void> {
+  const secret = req.headers.get("x-zoe-flush-secret");
+  if (secret !== null && config.flushSecret) {
+    if (timingSafeEqual(secret, config.flushSecret)) return;
+    throw new HttpError(401, "UNAUTHORIZED", "x-zoe-flush-secret does not match ZOE_FLUSH_SECRET");
+  }
+  const token = /^Bearer\s+(\S+)$/i.exec(req.headers.get("authorization") ?? "")?.[1];
+  if (!token) throw new HttpError(401, "UNAUTHORIZED", "Missing Authorization: Bearer <service_role key> (or x-zoe-flush-secret)");
+  if (config.serviceKeys.some((key) => timingSafeEqual(token, key))) return;
+  let role: unknown;
+  try {
+    role = (config.jwtSecret ? await verifyJwt(token, config.jwtSecret) : decodeJwt(token)).role;
+  } catch (error) {
+    throw new HttpError(401, "UNAUTHORIZED", `Invalid JWT: ${(error as Error).message}`);
+  }
+  if (role !== "service_role") {
+    throw new HttpError(401, "UNAUTHORIZED", `Role ${JSON.stringify(role ?? null)} may not flush events; the service_role key is required`);
+  }
+}
+
+async function readBody(req: Request, limit: number): Promise<Uint8Array> {
+  const tooLarge = () => new HttpError(413, "PAYLOAD_TOO_LARGE", `Request body exceeds ${limit} bytes`, { limit });
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  if (declared > limit) throw tooLarge();
+  if (!req.body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = req.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (cause) {
+    throw new HttpError(400, "MALFORMED_JSON", `Request body is not valid UTF-8 JSON: ${(cause as Error).message}`);
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+
+// Postgres jsonb refuses NUL and lone surrogates; a snapshot carrying one
+// would fail the whole transaction on every retry, so it is refused here.
+function unstorableJson(value: unknown): string | null {
+  const text = JSON.stringify(value);
+  if (text.includes("\\u0000")) return "Expected no NUL characters";
+  if (/\\ud[89a-f][0-9a-f]{2}/i.test(text)) return "Expected well-formed Unicode (lone surrogate found)";
+  return null;
+}
+
+interface Envelope {
+  mode: Mode;
+  events: unknown[];
+  backlog: number | null;
+  state: StateSnapshot | null;
+}
+
+const ENVELOPE_KEYS = new Set(["mode", "events", "backlog", "state"]);
+
+function checkEnvelope(body: unknown, config: IngestConfig): Envelope {
+  const errors: FieldError[] = [];
+  if (!isObject(body)) throw new HttpError(400, "INVALID_BATCH", "Request body must be a JSON object", { errors: [{ path: "", message: "Expected object" }] });
+  for (const key of Object.keys(body)) if (!ENVELOPE_KEYS.has(key)) errors.push({ path: `/${key}`, message: "Unexpected property" });
+  if (!MODES.includes(body.mode as Mode)) errors.push({ path: "/mode", message: `Expected one of: ${MODES.join(", ")}` });
+  const events = body.events;
+  if (!Array.isArray(events)) errors.push({ path: "/events", message: "Expected array" });
+  else if (events.length < 1) errors.push({ path: "/events", message: "Expected at least 1 event" });
+  else if (events.length > config.maxEvents) errors.push({ path: "/events", message: `Expected at most ${config.maxEvents} events, got ${events.length}` });
+  const backlog = body.backlog ?? null;
+  if (backlog !== null && !(Number.isSafeInteger(backlog) && (backlog as number) >= 0)) {
+    errors.push({ path: "/backlog", message: "Expected a non-negative integer" });
+  }
+  const state = body.state ?? null;
+  if (state !== null) {
+    if (!isObject(state)) errors.push({ path: "/state", message: "Expected object or null" });
+    else {
+      for (const key of Object.keys(state)) if (key !== "ts" && key !== "state") errors.push({ path: `/state/${key}`, message: "Unexpected property" });
+      if (typeof state.ts !== "string" || !isIsoTimestamp(state.ts)) errors.push({ path: "/state/ts", message: "Expected ISO 8601 date-time with offset" });
+      if (!isObject(state.state)) errors.push({ path: "/state/state", message: "Expected object" });
+      else {
+        const problem = unstorableJson(state.state);
+        if (problem) errors.push({ path: "/state/state", message: problem });
+      }
+    }
+  }
+  if (errors.length) {
+    const tooMany = Array.isArray(events) && events.length > config.maxEvents;
+    throw new HttpError(400, tooMany ? "BATCH_TOO_LARGE" : "INVALID_BATCH", `Invalid batch: ${errors.map((e) => `${e.path || "/"} ${e.message}`).join("; ")}`, {
+      errors,
+      maxEvents: config.maxEvents,
+    });
+  }
+  return { mode: body.mode as Mode, events: events as unknown[], backlog: backlog as number | null, state: state as StateSnapshot | null };
+}
+
+function field<T>(event: unknown, key: string, type: "string" | "number"): T | null {
+  return isObject(event) && typeof event[key] === type ? (event[key] as T) : null;
+}
+
+export interface IngestHandlerOptions {
+  config: IngestConfig;
+  /** Absent when SUPABASE_DB_URL is not configured. */
+  write: WriteBatch | null;
+  log?: (message: string) => void;
+}
+
+export function createIngestHandler({ config, write, log = () => {} }: IngestHandlerOptions): (req: Request) => Promise<Response> {
+  async function handle(req: Request): Promise<Response> {
+    if (req.method !== "POST") throw new HttpError(405, "METHOD_NOT_ALLOWED", `${req.method} is not supported; POST a batch`, undefined, { allow: "POST" });
+    await authorize(req, config);
+    if (!write) throw new HttpError(500, "NOT_CONFIGURED", "SUPABASE_DB_URL is not set for this function");
+    const envelope = checkEnvelope(parseJson(await readBody(req, config.maxBodyBytes)), config);
+
+    const results: EventResult[] = [];
+    const valid: StoredEvent[] = [];
+    const validIndex: number[] = [];
+    envelope.events.forEach((event, i) => {
+      const errors = checkStoredEvent(event);
+      if (errors.length === 0 && (event as StoredEvent).mode !== envelope.mode) {
+        errors.push({ path: "/mode", message: `Expected the batch mode ${envelope.mode}` });
+      }
+      results.push({
+        idempotency_key: field<string>(event, "idempotency_key", "string"),
+        seq: field<number>(event, "seq", "number"),
+        status: errors.length ? "rejected" : "accepted",
+        ...(errors.length ? { errors } : {}),
+      });
+      if (!errors.length) {
+        valid.push(event as StoredEvent);
+        validIndex.push(i);
+      }
+    });
+
+    const outcome = await write({ mode: envelope.mode, events: valid, batchCount: envelope.events.length, backlog: envelope.backlog, state: envelope.state });
+
+    const claimed = new Set<string>();
+    valid.forEach((event, j) => {
+      const result = results[validIndex[j]!]!;
+      const refusal = outcome.refused.get(j);
+      if (refusal !== undefined) {
+        result.status = "rejected";
+        result.errors = [{ path: "", message: refusal }];
+      } else if (outcome.inserted.has(event.idempotency_key) && !claimed.has(event.idempotency_key)) {
+        claimed.add(event.idempotency_key);
+      } else {
+        result.status = "duplicate";
+      }
+    });
+    const count = (status: EventResult["status"]) => results.filter((r) => r.status === status).length;
+    const response: IngestResponse = { results, accepted: count("accepted"), duplicates: count("duplicate"), rejected: count("rejected") };
+    return json(200, response);
+  }
+
+  return async (req) => {
+    try {
+      return await handle(req);
+    } catch (error) {
+      if (error instanceof HttpError) {
+        return json(error.status, { error: { code: error.code, message: error.message, details: error.details ?? null } }, error.headers);
+      }
+      if (error instanceof DatabaseError) {
+        log(`zoe-ingest: database error, batch not written (sqlstate ${error.sqlstate ?? "n/a"}): ${error.message}`);
+        return json(503, { error: { code: error.code, message: `Database error, nothing written; retry later: ${error.message}`, details: { sqlstate: error.sqlstate ?? null } } }, { "retry-after": "1" });
+      }
+      log(`zoe-ingest: unexpected error: ${(error as Error)?.stack ?? String(error)}`);
+      return json(500, { error: { code: "INTERNAL", message: "Unexpected error in zoe-ingest", details: null } });
+    }
+  };
+}
