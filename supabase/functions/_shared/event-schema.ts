@@ -19,15 +19,19 @@ const ISO_8601 =
   /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** ISO 8601 date-time with an explicit offset and a real calendar date. */
+/**
+ * ISO 8601 date-time with an explicit offset and a real calendar date, within
+ * what Postgres timestamptz stores (year 0001 on, offsets up to ±15:59), so an
+ * event accepted here can always reach the remote zoe_events table.
+ */
 export function isIsoTimestamp(value: string): boolean {
   const m = ISO_8601.exec(value);
   if (!m) return false;
   const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as number[];
-  if (month! < 1 || month! > 12 || day! < 1 || hour! > 23 || minute! > 59 || second! > 59) return false;
+  if (year! < 1 || month! < 1 || month! > 12 || day! < 1 || hour! > 23 || minute! > 59 || second! > 59) return false;
   const daysInMonth = new Date(Date.UTC(year!, month!, 0)).getUTCDate();
   if (day! > daysInMonth) return false;
-  if (m[8] !== "Z" && (Number(m[9]) > 23 || Number(m[10]) > 59)) return false;
+  if (m[8] !== "Z" && (Number(m[9]) > 15 || Number(m[10]) > 59)) return false;
   return true;
 }
 
@@ -86,7 +90,8 @@ export const StoredEventSchema = Type.Object(
   {
     ...eventFields,
     id: Type.String({ format: "zoe-uuid" }),
-    seq: Type.Integer({ minimum: 1 }),
+    // Above 2^53 JSON numbers lose precision (and Postgres bigint ends at 2^63).
+    seq: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
     ts: Type.String({ format: "zoe-iso8601" }),
     symbol: Type.Union([Text(64, "Instrument symbol."), Type.Null()]),
     severity: SeveritySchema,
