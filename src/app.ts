@@ -11,8 +11,8 @@ import { readJsonBody } from "./body.ts";
 import { NotFoundError, ValidationError, ZoeError } from "./errors.ts";
 import type { Hub } from "./hub.ts";
 import type { Logger } from "./log.ts";
-import { apiReferences } from "./openapi.ts";
-import { eventsQuery, modeQuery, streamPosition } from "./query.ts";
+import { apiReferences, routeDocs } from "./openapi.ts";
+import { eventsQuery, modeOnlyQuery, modeQuery, streamPosition } from "./query.ts";
 import { checkEventInput, type EventInput, type FieldError, MAX_BATCH_EVENTS, type Mode } from "./schema.ts";
 import { openEventStream, SSE_HEADERS } from "./sse.ts";
 import { checkStateInput } from "./state.ts";
@@ -39,6 +39,8 @@ export interface AppOptions {
 }
 
 const PUBLIC_PATHS = /^\/(docs(\/.*)?)?$/;
+// Enough field errors to fix a request; a 1000-event batch could produce 20,000.
+const MAX_DETAILS = 100;
 
 function errorResponse(error: ZoeError): Response {
   const headers: Record<string, string> = { "content-type": "application/json" };
@@ -58,6 +60,7 @@ export function createApp(options: AppOptions) {
         credentials: false,
         methods: ["GET", "POST", "OPTIONS"],
         allowedHeaders: ["Content-Type", "Authorization", "Last-Event-ID"],
+        exposeHeaders: ["Retry-After"],
         maxAge: 600,
       }),
     )
@@ -113,7 +116,9 @@ export function createApp(options: AppOptions) {
           ]);
         }
         const errors: FieldError[] = [];
-        events.forEach((e, i) => errors.push(...checkEventInput(e, single ? "" : `/${i}`)));
+        for (let i = 0; i < events.length && errors.length < MAX_DETAILS; i++) {
+          errors.push(...checkEventInput(events[i], single ? "" : `/${i}`));
+        }
         if (errors.length > 0) {
           const where = single ? "the event" : `event ${errors[0]!.path.split("/")[1]}`;
           throw new ValidationError(`Cannot store events: ${where} is invalid at ${errors[0]!.path || "/"}: ${errors[0]!.message}`, errors);
@@ -122,12 +127,16 @@ export function createApp(options: AppOptions) {
         const status = results.every((r) => r.duplicate) ? 200 : 201;
         return json(single ? results[0] : { events: results }, status);
       },
-      { parse: "none" },
+      { parse: "none", detail: routeDocs["POST /local/events"] },
     )
-    .get("/local/events", ({ request }) => {
-      const q = eventsQuery(new URL(request.url));
-      return json(store.list(q.mode, { sinceSeq: q.sinceSeq, limit: q.limit }));
-    })
+    .get(
+      "/local/events",
+      ({ request }) => {
+        const q = eventsQuery(new URL(request.url));
+        return json(store.list(q.mode, { sinceSeq: q.sinceSeq, limit: q.limit }));
+      },
+      { detail: routeDocs["GET /local/events"] },
+    )
     .post(
       "/local/state",
       async ({ request }) => {
@@ -136,52 +145,84 @@ export function createApp(options: AppOptions) {
         const snapshot = store.putState(mode, state);
         return json({ mode, ts: snapshot.ts, last_seq: store.lastSeq(mode) }, 201);
       },
-      { parse: "none" },
+      { parse: "none", detail: routeDocs["POST /local/state"] },
     )
-    .get("/local/state", ({ request }) => {
-      const mode = modeQuery(new URL(request.url));
-      const snapshot = store.latestState(mode);
-      const state = snapshot?.state ?? {};
-      return json({
-        ...state,
-        mode,
-        cash: state.cash ?? null,
-        holdings: state.holdings ?? null,
-        positions: state.positions ?? null,
-        state_ts: snapshot?.ts ?? null,
-        last_seq: store.lastSeq(mode),
-        health: options.health.health(mode),
-      });
-    })
-    .get("/local/stream", ({ request, server }) => {
-      const url = new URL(request.url);
-      const mode = modeQuery(url);
-      const after = streamPosition(request, url);
-      // Bun closes idle sockets after 10 s; heartbeats keep SSE alive instead.
-      server?.timeout(request, 0);
-      const abort = new AbortController();
-      const onShutdown = () => abort.abort();
-      options.shutdown?.addEventListener("abort", onShutdown, { once: true });
-      request.signal.addEventListener("abort", () => abort.abort(), { once: true });
-      const stream = openEventStream({
-        store,
-        hub,
-        mode,
-        after,
-        signal: abort.signal,
-        ...options.sse,
-        onClose: (reason) => {
-          options.shutdown?.removeEventListener("abort", onShutdown);
-          if (reason === "slow") logger.warn("sse client cut off: too far behind", { mode });
-        },
-      });
-      return new Response(stream, { headers: SSE_HEADERS });
-    })
-    .get("/health", () => {
-      const ok = store.ping();
-      const body = { status: ok ? "ok" : "unavailable", db: ok ? "ok" : "unavailable", modes: { paper: options.health.health("paper"), live: options.health.health("live") } };
-      return json(body, ok ? 200 : 503);
-    });
+    .get(
+      "/local/state",
+      ({ request }) => {
+        const mode = modeOnlyQuery(new URL(request.url));
+        const snapshot = store.latestState(mode);
+        const state = snapshot?.state ?? {};
+        return json({
+          ...state,
+          mode,
+          cash: state.cash ?? null,
+          holdings: state.holdings ?? null,
+          positions: state.positions ?? null,
+          state_ts: snapshot?.ts ?? null,
+          last_seq: store.lastSeq(mode),
+          health: options.health.health(mode),
+        });
+      },
+      { detail: routeDocs["GET /local/state"] },
+    )
+    .get(
+      "/local/stream",
+      ({ request, server }) => {
+        const url = new URL(request.url);
+        const mode = modeQuery(url);
+        const after = streamPosition(request, url);
+        // Bun closes sockets idle for idleTimeout; a stream's liveness is the
+        // heartbeat's business (which also cuts off stuck clients).
+        server?.timeout(request, 0);
+        const stream = openEventStream({
+          store,
+          hub,
+          mode,
+          after,
+          signal: request.signal,
+          shutdown: options.shutdown,
+          ...options.sse,
+          onClose: (reason) => {
+            if (reason === "slow") logger.warn("sse client cut off: too far behind", { mode });
+          },
+        });
+        return new Response(stream, { headers: SSE_HEADERS });
+      },
+      { detail: routeDocs["GET /local/stream"] },
+    )
+    .get(
+      "/health",
+      () => {
+        if (!store.ping()) return json({ status: "unavailable", db: "unavailable", modes: null }, 503);
+        const modes = { paper: options.health.health("paper"), live: options.health.health("live") };
+        return json({ status: "ok", db: "ok", modes });
+      },
+      { detail: routeDocs["GET /health"] },
+    );
+}
+
+export interface ServeOptions {
+  hostname: string;
+  port: number;
+}
+
+/**
+ * Listens with the settings the app relies on: the request-size limit is the
+ * routes' own (a JSON 413 read from Content-Length or cut off while streaming),
+ * so Bun's limit only stops absurd bodies; the app reads `server` for per-request
+ * timeouts (SSE).
+ */
+export function serveApp(app: App, options: ServeOptions) {
+  const server = Bun.serve({
+    hostname: options.hostname,
+    port: options.port,
+    maxRequestBodySize: 128 * 1_048_576,
+    idleTimeout: 30,
+    fetch: (request) => app.fetch(request),
+  });
+  app.server = server as never;
+  return server;
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -8,13 +8,21 @@ import type { ZoeEvent } from "./store.ts";
 export type Subscriber = (events: ZoeEvent[]) => void;
 
 export interface Hub {
+  /** Delivers `events` (in seq order) to the subscribers of their modes. */
   publish(events: ZoeEvent[]): void;
+  /** Returns the unsubscribe function; calling it twice is harmless. */
   subscribe(mode: Mode, subscriber: Subscriber): () => void;
   subscriberCount(mode?: Mode): number;
 }
 
-export function createHub(): Hub {
+export interface HubOptions {
+  /** Reports a subscriber that threw; the others still get the events. */
+  onSubscriberError?: (error: unknown, mode: Mode) => void;
+}
+
+export function createHub(options: HubOptions = {}): Hub {
   const byMode = new Map<Mode, Set<Subscriber>>();
+  const onError = options.onSubscriberError ?? ((error) => console.error("zoe-local: hub subscriber failed:", error));
   return {
     publish(events) {
       const groups = new Map<Mode, ZoeEvent[]>();
@@ -24,14 +32,23 @@ export function createHub(): Hub {
         g.push(e);
       }
       for (const [mode, group] of groups) {
-        for (const s of byMode.get(mode) ?? []) s(group);
+        // Copy: a subscriber may unsubscribe (itself or another) while we iterate.
+        for (const s of [...(byMode.get(mode) ?? [])]) {
+          try {
+            s(group);
+          } catch (error) {
+            onError(error, mode);
+          }
+        }
       }
     },
     subscribe(mode, subscriber) {
       let set = byMode.get(mode);
       if (!set) byMode.set(mode, (set = new Set()));
       set.add(subscriber);
-      return () => set.delete(subscriber);
+      return () => {
+        set.delete(subscriber);
+      };
     },
     subscriberCount(mode) {
       if (mode) return byMode.get(mode)?.size ?? 0;

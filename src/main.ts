@@ -1,6 +1,6 @@
 // Composition root: parse config once, open the store, wire the hub, build
 // the app, listen, and shut down cleanly on SIGTERM/SIGINT.
-import { createApp } from "./app.ts";
+import { createApp, serveApp } from "./app.ts";
 import { systemClock } from "./clock.ts";
 import { loadConfig } from "./config.ts";
 import { StartupError } from "./errors.ts";
@@ -64,16 +64,14 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
   prune();
   const pruneTimer = setInterval(prune, pruneEveryMs);
 
-  const server = Bun.serve({
-    hostname: config.host,
-    port: config.port,
-    // The route enforces its own byte limit with a JSON 413; this is a backstop.
-    maxRequestBodySize: config.maxRequestBytes * 2,
-    idleTimeout: 30,
-    fetch: (request, srv) => app.fetch(request),
-  });
-  // Elysia's handlers read the server for per-request timeouts (SSE).
-  app.server = server as never;
+  let server: ReturnType<typeof serveApp>;
+  try {
+    server = serveApp(app, { hostname: config.host, port: config.port });
+  } catch (error) {
+    console.error(`zoe-local: refusing to start: cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
+    store.close();
+    process.exit(4);
+  }
 
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   logger.info("zoe-local listening", { url, db: store.path, remote: "no remote configured", synchronous: config.synchronous });
@@ -88,7 +86,9 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
     logger.info("shutting down", { signal });
     clearInterval(pruneTimer);
     shutdown.abort();
-    await server.stop(false);
+    // Streams end on the abort; a client that never reads must not hold the exit.
+    await Promise.race([server.stop(false), Bun.sleep(5_000)]);
+    await server.stop(true);
     store.close();
     logger.info("stopped");
     process.exit(0);

@@ -32,6 +32,8 @@ export interface StoreOptions {
   /** Commit concurrent appends together (default true). */
   groupCommit?: boolean;
   clock?: Clock;
+  /** Reports an error thrown by an onAppend listener (default: console.error). */
+  onListenerError?: (error: unknown) => void;
 }
 
 export interface FlushLogEntry {
@@ -155,6 +157,7 @@ export class EventStore {
   private readonly groupCommit: boolean;
   private readonly retentionMs: number;
   private readonly stateKeep: number;
+  private readonly onListenerError: (error: unknown) => void;
   private readonly counters = new Map<Mode, number>();
   private readonly listeners = new Set<AppendListener>();
   private pending: PendingAppend[] = [];
@@ -187,6 +190,7 @@ export class EventStore {
     this.groupCommit = options.groupCommit ?? true;
     this.retentionMs = options.retentionMs ?? 7 * 86_400_000;
     this.stateKeep = options.stateKeep ?? 100;
+    this.onListenerError = options.onListenerError ?? ((error) => console.error("zoe-local: append listener failed:", error));
     this.q = {
       insert: db.query(`INSERT INTO local_events (${COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       byKey: db.query("SELECT id, seq, idempotency_key FROM local_events WHERE idempotency_key = ?"),
@@ -249,9 +253,10 @@ export class EventStore {
   }
 
   private drain(): void {
+    this.scheduled = false;
+    if (this.pending.length === 0) return; // close() already drained it
     const batch = this.pending;
     this.pending = [];
-    this.scheduled = false;
     let outcomes: (AppendResult[] | Error)[];
     try {
       outcomes = this.commit(batch);
@@ -287,13 +292,15 @@ export class EventStore {
           outcomes.push(request.events.map((e, i) => this.insertOne(e, i, now, stored)));
           db.run("RELEASE request");
         } catch (error) {
+          const failure = storeFailure("Cannot store events", error);
+          // A disk failure dooms the whole transaction, not just this request;
+          // SQLite may already have rolled it back (SQLITE_FULL does), so the
+          // savepoint is gone and the outer handler must not mask the cause.
+          if (failure instanceof StoreUnavailableError) throw failure;
           db.run("ROLLBACK TO request");
           db.run("RELEASE request");
           for (const [m, s] of requestBefore) this.counters.set(m, s);
           stored.length = storedBefore;
-          const failure = storeFailure("Cannot store events", error);
-          // A disk failure dooms the whole transaction, not just this request.
-          if (failure instanceof StoreUnavailableError) throw failure;
           outcomes.push(failure);
         }
       }
@@ -309,7 +316,15 @@ export class EventStore {
     }
     if (stored.length > 0) {
       stored.sort((a, b) => (a.mode === b.mode ? a.seq - b.seq : a.mode < b.mode ? -1 : 1));
-      for (const listener of this.listeners) listener(stored);
+      // The events are durable now: a failing listener must not turn their
+      // acknowledgement into an error, nor starve the other listeners.
+      for (const listener of this.listeners) {
+        try {
+          listener(stored);
+        } catch (error) {
+          this.onListenerError(error);
+        }
+      }
     }
     return outcomes;
   }
