@@ -1,6 +1,7 @@
 // Configuration is parsed once, at start, from an env-like record. A bad
 // value stops the service with a message naming the variable and what it accepts.
 import { ConfigError } from "./errors.ts";
+import { CRITICAL_SUBTYPES, type FlushSettings } from "./flusher.ts";
 import type { LogLevel } from "./log.ts";
 
 export type SynchronousLevel = "NORMAL" | "FULL" | "EXTRA";
@@ -18,6 +19,7 @@ export interface Config {
   groupCommit: boolean;
   logLevel: LogLevel;
   sse: { heartbeatMs: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number };
+  flush: FlushConfig;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -111,5 +113,62 @@ export function loadConfig(env: Env): Config {
       maxBufferedBytes: intVar(env, "ZOE_SSE_MAX_BUFFER_BYTES", 4 * 1_048_576, 1024, 1 << 30),
       coalesceMs: intVar(env, "ZOE_SSE_COALESCE_MS", 2, 0, 1000),
     },
+    flush: loadFlushConfig(env),
+  };
+}
+
+export interface FlushConfig extends FlushSettings {
+  /** null: no SUPABASE_URL, the flusher stays idle and events stay local. */
+  remote: { url: string; serviceKey: string } | null;
+  sink: "edge" | "direct";
+  functionName: string;
+  secret: string | null;
+  timeoutMs: number;
+}
+
+export function loadFlushConfig(env: Env): FlushConfig {
+  const url = read(env, "SUPABASE_URL");
+  const serviceKey = read(env, "SUPABASE_SERVICE_ROLE_KEY");
+  let remote: FlushConfig["remote"] = null;
+  if (url !== undefined) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new ConfigError("SUPABASE_URL", `expected a URL like https://<project>.supabase.co, got "${url}"`);
+    }
+    // The service-role key travels in every request: only loopback may skip TLS.
+    if (parsed.protocol !== "https:" && !(parsed.protocol === "http:" && isLoopback(parsed.hostname))) {
+      throw new ConfigError("SUPABASE_URL", `expected https:// (http:// only for a loopback host), got "${parsed.protocol}//${parsed.host}"`);
+    }
+    if (serviceKey === undefined) throw new ConfigError("SUPABASE_SERVICE_ROLE_KEY", "required when SUPABASE_URL is set");
+    remote = { url: parsed.origin + parsed.pathname.replace(/\/+$/, ""), serviceKey };
+  }
+  const offHoursIntervalMs = intVar(env, "ZOE_FLUSH_OFFHOURS_MS", 120_000, 10, 86_400_000);
+  const backoffMinMs = intVar(env, "ZOE_FLUSH_BACKOFF_MIN_MS", 1_000, 1, 3_600_000);
+  const backoffMaxMs = intVar(env, "ZOE_FLUSH_BACKOFF_MAX_MS", 60_000, 1, 86_400_000);
+  if (backoffMaxMs < backoffMinMs) throw new ConfigError("ZOE_FLUSH_BACKOFF_MAX_MS", `must be at least ZOE_FLUSH_BACKOFF_MIN_MS (${backoffMinMs})`);
+  const timeoutMs = intVar(env, "ZOE_FLUSH_TIMEOUT_MS", 10_000, 10, 600_000);
+  // The watchdog must not mistake a normal off-hours wait or a capped backoff for a stall.
+  const stallFloor = Math.max(offHoursIntervalMs, backoffMaxMs + timeoutMs);
+  const stallMs = intVar(env, "ZOE_FLUSH_STALL_MS", Math.max(600_000, 2 * stallFloor), 1, 86_400_000 * 7);
+  if (stallMs <= stallFloor) throw new ConfigError("ZOE_FLUSH_STALL_MS", `must exceed ${stallFloor} (the off-hours interval and the backoff cap plus the timeout)`);
+  const subtypes = read(env, "ZOE_FLUSH_CRITICAL_SUBTYPES");
+  return {
+    remote,
+    sink: enumVar(env, "ZOE_FLUSH_SINK", "edge", ["edge", "direct"] as const),
+    functionName: read(env, "ZOE_FLUSH_FUNCTION") ?? "zoe-ingest",
+    secret: read(env, "ZOE_FLUSH_SECRET") ?? null,
+    timeoutMs,
+    activeIntervalMs: intVar(env, "ZOE_FLUSH_ACTIVE_MS", 15_000, 10, 86_400_000),
+    offHoursIntervalMs,
+    batchSize: intVar(env, "ZOE_FLUSH_BATCH_SIZE", 500, 1, 1000),
+    criticalImmediate: boolVar(env, "ZOE_FLUSH_CRITICAL_IMMEDIATE", true),
+    criticalSubtypes: subtypes === undefined ? [...CRITICAL_SUBTYPES] : subtypes.split(",").map((s) => s.trim()).filter(Boolean),
+    marketHours: boolVar(env, "ZOE_FLUSH_MARKET_HOURS", true),
+    backoffMinMs,
+    backoffMaxMs,
+    stallMs,
+    shutdownMs: intVar(env, "ZOE_FLUSH_SHUTDOWN_MS", 10_000, 0, 600_000),
   };
 }

@@ -1,0 +1,118 @@
+// Poison events, set aside so the flush queue keeps moving. An event lands
+// here when the remote rejects it for good (or it fails the shared schema
+// locally); it stays in local_events with flushed = 2 until an operator
+// releases it after a fix (POST /local/quarantine/retry).
+import type { Clock } from "./clock.ts";
+import type { FieldError, Mode, StoredEvent } from "./schema.ts";
+import { type EventStore, rowToEvent, storeFailure } from "./store.ts";
+
+export interface QuarantineInput {
+  event: StoredEvent;
+  reason: string;
+  errors?: FieldError[];
+  remoteStatus?: number | null;
+}
+
+export interface QuarantineEntry {
+  event: StoredEvent;
+  reason: string;
+  errors: FieldError[];
+  remote_status: number | null;
+  attempts: number;
+  quarantined_at: string;
+}
+
+const EVENT_COLUMNS = "e.id, e.mode, e.ts, e.seq, e.source, e.type, e.subtype, e.symbol, e.severity, e.body, e.meta_json, e.idempotency_key";
+
+export class Quarantine {
+  private readonly store: EventStore;
+  private readonly clock: Clock;
+
+  constructor(store: EventStore, clock: Clock) {
+    this.store = store;
+    this.clock = clock;
+  }
+
+  /** Sets these events aside; returns how many were still queued (flushed = 0) and moved. */
+  add(items: QuarantineInput[]): number {
+    if (items.length === 0) return 0;
+    const db = this.store.db;
+    const now = new Date(this.clock.now()).toISOString();
+    const take = db.query("UPDATE local_events SET flushed = 2 WHERE id = ? AND flushed = 0");
+    const upsert = db.query(
+      `INSERT INTO local_quarantine (event_id, mode, seq, reason, errors_json, remote_status, attempts, quarantined_at)
+       VALUES (?, ?, ?, ?, ?, ?, 1, ?)
+       ON CONFLICT (event_id) DO UPDATE SET reason = excluded.reason, errors_json = excluded.errors_json,
+         remote_status = excluded.remote_status, attempts = attempts + 1, quarantined_at = excluded.quarantined_at, released_at = NULL`,
+    );
+    let moved = 0;
+    try {
+      db.transaction(() => {
+        for (const { event, reason, errors, remoteStatus } of items) {
+          if (take.run(event.id).changes === 0) continue;
+          moved++;
+          upsert.run(event.id, event.mode, event.seq, reason.slice(0, 2000), JSON.stringify(errors ?? []), remoteStatus ?? null, now);
+        }
+      }).immediate();
+    } catch (error) {
+      throw storeFailure("Cannot quarantine events", error);
+    }
+    return moved;
+  }
+
+  /** Quarantined events of `mode`, oldest seq first. */
+  list(mode: Mode, options: { limit: number; afterSeq?: number }): QuarantineEntry[] {
+    const rows = this.store.db
+      .query(
+        `SELECT ${EVENT_COLUMNS}, q.reason, q.errors_json, q.remote_status, q.attempts, q.quarantined_at
+         FROM local_quarantine q JOIN local_events e ON e.id = q.event_id
+         WHERE q.mode = ? AND q.released_at IS NULL AND q.seq > ? ORDER BY q.seq LIMIT ?`,
+      )
+      .all(mode, options.afterSeq ?? 0, options.limit) as (Parameters<typeof rowToEvent>[0] & {
+      reason: string;
+      errors_json: string;
+      remote_status: number | null;
+      attempts: number;
+      quarantined_at: string;
+    })[];
+    return rows.map((r) => ({
+      event: rowToEvent(r),
+      reason: r.reason,
+      errors: JSON.parse(r.errors_json) as FieldError[],
+      remote_status: r.remote_status,
+      attempts: r.attempts,
+      quarantined_at: r.quarantined_at,
+    }));
+  }
+
+  count(mode: Mode): number {
+    return (
+      this.store.db.query("SELECT COUNT(*) AS n FROM local_quarantine WHERE mode = ? AND released_at IS NULL").get(mode) as { n: number }
+    ).n;
+  }
+
+  /** Puts quarantined events (all of `mode`, or just `ids`) back in the flush queue; returns how many. */
+  release(mode: Mode, ids?: string[]): number {
+    const db = this.store.db;
+    const now = new Date(this.clock.now()).toISOString();
+    const targets =
+      ids ??
+      (db.query("SELECT event_id FROM local_quarantine WHERE mode = ? AND released_at IS NULL").all(mode) as { event_id: string }[]).map(
+        (r) => r.event_id,
+      );
+    const free = db.query("UPDATE local_quarantine SET released_at = ? WHERE event_id = ? AND mode = ? AND released_at IS NULL");
+    const requeue = db.query("UPDATE local_events SET flushed = 0 WHERE id = ? AND flushed = 2");
+    let released = 0;
+    try {
+      db.transaction(() => {
+        for (const id of targets) {
+          if (free.run(now, id, mode).changes === 0) continue;
+          released += requeue.run(id).changes;
+        }
+      }).immediate();
+    } catch (error) {
+      throw storeFailure("Cannot release quarantined events", error);
+    }
+    return released;
+  }
+}
