@@ -8,11 +8,16 @@ import { createHealth } from "./health.ts";
 import { createHub } from "./hub.ts";
 import { createLogger } from "./log.ts";
 import { openStore } from "./store.ts";
+import { buildDashboardAssets } from "./dashboard/build.ts";
+import { loadDashboardConfig } from "./dashboard/config.ts";
+import { dashboardPlugin } from "./dashboard/plugin.ts";
 
 export async function main(env: Record<string, string | undefined>): Promise<void> {
   let config;
+  let dashboardConfig;
   try {
     config = loadConfig(env);
+    dashboardConfig = loadDashboardConfig(env);
   } catch (error) {
     console.error(`zoe-local: refusing to start: ${(error as Error).message}`);
     process.exit(2);
@@ -50,6 +55,7 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
     maxRequestBytes: config.maxRequestBytes,
     sse: config.sse,
     shutdown: shutdown.signal,
+    plugins: [dashboardPlugin({ config: dashboardConfig, assets: () => buildDashboardAssets() })],
   });
 
   const pruneEveryMs = 3_600_000;

@@ -1,0 +1,252 @@
+// The dashboard: badge, mode switch, state panel, flush status, event feed.
+// The feed batches updates per animation frame and keeps at most maxEvents,
+// so a burst of 1,000 events/s costs one render of a bounded list per frame.
+import { memo, type FormEvent, useState } from "react";
+import type { RemoteReader } from "../../client/remote.ts";
+import type { FeedState, FlushHealth, Mode, ZoeEvent } from "../../client/types.ts";
+import { type LocalLive, useLocalLive } from "../../client/use-local-live.ts";
+import type { DashboardConfig } from "../config.ts";
+import { agoText, everyText, moneyText, timeText, valueText } from "./format.ts";
+
+export interface AppProps {
+  config: DashboardConfig;
+  remote: RemoteReader | null;
+  initialMode: Mode;
+  initialToken: string | null;
+  onMode(mode: Mode): void;
+  onToken(token: string | null): void;
+}
+
+export function App({ config, remote, initialMode, initialToken, onMode, onToken }: AppProps) {
+  const [mode, setMode] = useState<Mode>(initialMode);
+  const [token, setToken] = useState<string | null>(initialToken);
+  const live = useLocalLive(mode, {
+    localApiUrl: config.localApiUrl,
+    apiToken: token,
+    remote,
+    pollIntervalMs: config.pollIntervalMs,
+    realtime: config.realtime,
+    maxEvents: config.maxEvents,
+  });
+  const switchMode = (m: Mode) => {
+    setMode(m);
+    onMode(m);
+  };
+  return (
+    <div className="page" data-mode={mode}>
+      <header className="top">
+        <h1>Zoe</h1>
+        <ModeSwitch mode={mode} onChange={switchMode} />
+        <Badge live={live} />
+      </header>
+      {live.unauthorized && (
+        <TokenForm
+          onSubmit={(t) => {
+            setToken(t);
+            onToken(t);
+          }}
+        />
+      )}
+      <main className="grid">
+        <StatePanel state={live.state} lastSeq={live.lastSeq} />
+        <FlushPanel health={live.health} syncedAgoS={live.syncedAgoS} live={live} />
+        <Feed events={live.events} max={config.maxEvents} />
+      </main>
+    </div>
+  );
+}
+
+function ModeSwitch({ mode, onChange }: { mode: Mode; onChange(mode: Mode): void }) {
+  return (
+    <div className="modes" role="group" aria-label="Trading mode">
+      {(["paper", "live"] as const).map((m) => (
+        <button key={m} type="button" data-testid={`mode-${m}`} aria-pressed={mode === m} onClick={() => onChange(m)}>
+          {m}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+function syncedText(live: LocalLive): string {
+  if (live.syncedAgoS !== null) return `Supabase synced ${agoText(live.syncedAgoS)}`;
+  if (live.health?.remoteConfigured === false) return "Supabase: no remote configured";
+  return "Supabase not synced yet";
+}
+
+export function Badge({ live }: { live: LocalLive }) {
+  const kind = live.isLocal ? "local" : live.status === "remote" ? "remote" : "connecting";
+  return (
+    <div className={`badge ${kind}`} data-testid="badge" data-status={kind} role="status" aria-live="polite">
+      <div className="badge-title">
+        <span className="dot" aria-hidden="true">
+          {kind === "local" ? "●" : "○"}
+        </span>
+        <span data-testid="badge-label">{kind === "local" ? "LOCAL LIVE" : kind === "remote" ? "REMOTE" : "CONNECTING"}</span>
+      </div>
+      {kind === "remote" && (
+        <div data-testid="badge-polling">
+          {live.remote.configured ? (live.remote.via === "realtime" ? "Realtime" : `Polling every ${everyText(live.remote.pollIntervalMs)}`) : "Supabase not configured"}
+        </div>
+      )}
+      {(kind !== "remote" || live.remote.configured) && <div data-testid="badge-synced">{syncedText(live)}</div>}
+    </div>
+  );
+}
+
+function TokenForm({ onSubmit }: { onSubmit(token: string): void }) {
+  const [value, setValue] = useState("");
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    if (value.trim()) onSubmit(value.trim());
+  };
+  return (
+    <form className="token" onSubmit={submit}>
+      <label>
+        The local API needs its token (ZOE_API_TOKEN):{" "}
+        <input type="password" autoComplete="off" value={value} onChange={(e) => setValue(e.target.value)} />
+      </label>
+      <button type="submit">Connect</button>
+    </form>
+  );
+}
+
+function Structured({ value }: { value: unknown }) {
+  if (value === null || value === undefined) return <span className="muted">—</span>;
+  if (Array.isArray(value)) {
+    if (value.length === 0) return <span className="muted">none</span>;
+    if (value.every((v) => v !== null && typeof v === "object" && !Array.isArray(v))) {
+      const cols = [...new Set(value.flatMap((v) => Object.keys(v as object)))].slice(0, 8);
+      return (
+        <table className="mini">
+          <thead>
+            <tr>{cols.map((c) => <th key={c}>{c}</th>)}</tr>
+          </thead>
+          <tbody>
+            {value.map((row, i) => (
+              <tr key={i}>{cols.map((c) => <td key={c}>{valueText((row as Record<string, unknown>)[c])}</td>)}</tr>
+            ))}
+          </tbody>
+        </table>
+      );
+    }
+    return <span>{value.map(valueText).join(", ")}</span>;
+  }
+  if (typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>);
+    if (entries.length === 0) return <span className="muted">none</span>;
+    return (
+      <dl className="kv">
+        {entries.map(([k, v]) => (
+          <div key={k}>
+            <dt>{k}</dt>
+            <dd>{valueText(v)}</dd>
+          </div>
+        ))}
+      </dl>
+    );
+  }
+  return <span>{valueText(value)}</span>;
+}
+
+function StatePanel({ state, lastSeq }: { state: FeedState | null; lastSeq: number }) {
+  return (
+    <section className="panel state" data-testid="state">
+      <h2>State</h2>
+      <dl className="facts">
+        <div>
+          <dt>Cash</dt>
+          <dd data-testid="cash">{moneyText(state?.cash)}</dd>
+        </div>
+        <div>
+          <dt>Last seq</dt>
+          <dd data-testid="last-seq">{Math.max(lastSeq, state?.lastSeq ?? 0)}</dd>
+        </div>
+        <div>
+          <dt>Snapshot</dt>
+          <dd>{state?.ts ? timeText(state.ts) : "—"}</dd>
+        </div>
+      </dl>
+      <h3>Holdings</h3>
+      <Structured value={state?.holdings} />
+      <h3>Positions</h3>
+      <Structured value={state?.positions} />
+    </section>
+  );
+}
+
+function FlushPanel({ health, syncedAgoS, live }: { health: FlushHealth | null; syncedAgoS: number | null; live: LocalLive }) {
+  const status = health?.lastFlushStatus ?? null;
+  return (
+    <section className="panel flush" data-testid="flush">
+      <h2>Flush to Supabase</h2>
+      <dl className="facts">
+        <div>
+          <dt>Backlog</dt>
+          <dd data-testid="backlog">{health?.backlog ?? "—"}</dd>
+        </div>
+        <div>
+          <dt>Last flush</dt>
+          <dd data-testid="last-flush" className={status === "error" ? "bad" : status === "partial" ? "warn" : ""}>
+            {health?.lastFlushTs ? `${status ?? "ok"} · ${timeText(health.lastFlushTs)}${health.lastBatchCount !== null ? ` · ${health.lastBatchCount} events` : ""}` : "never"}
+          </dd>
+        </div>
+        <div>
+          <dt>Synced</dt>
+          <dd>{syncedAgoS === null ? "—" : agoText(syncedAgoS)}</dd>
+        </div>
+      </dl>
+      {health?.lastFlushError && <p className="bad">{health.lastFlushError}</p>}
+      <p className="muted small" data-testid="source">
+        {health ? `as reported by ${health.source === "local" ? "the local service" : "Supabase (zoe_health)"}` : ""}
+        {!live.isLocal && live.localError ? ` · local: ${live.localError}` : ""}
+        {live.remote.error && !live.isLocal ? ` · remote: ${live.remote.error}` : ""}
+      </p>
+    </section>
+  );
+}
+
+const EventRow = memo(function EventRow({ e }: { e: ZoeEvent }) {
+  return (
+    <tr className={`sev-${e.severity}`} data-seq={e.seq} data-mode={e.mode}>
+      <td className="time">{timeText(e.ts)}</td>
+      <td className="seq">{e.seq}</td>
+      <td>
+        <span className={`sev sev-${e.severity}`}>{e.severity}</span>
+      </td>
+      <td className="kind">
+        {e.type}/<b>{e.subtype}</b>
+      </td>
+      <td className="sym">{e.symbol ?? ""}</td>
+      <td className="body">{e.body}</td>
+    </tr>
+  );
+});
+
+function Feed({ events, max }: { events: readonly ZoeEvent[]; max: number }) {
+  const rows = [];
+  for (let i = events.length - 1; i >= 0; i--) rows.push(<EventRow key={events[i]!.seq} e={events[i]!} />);
+  return (
+    <section className="panel feed">
+      <h2>
+        Events <span className="muted small">newest first, last {max}</span>
+      </h2>
+      <div className="scroll">
+        <table data-testid="feed">
+          <thead>
+            <tr>
+              <th>Time</th>
+              <th>Seq</th>
+              <th>Severity</th>
+              <th>Type/subtype</th>
+              <th>Symbol</th>
+              <th>Body</th>
+            </tr>
+          </thead>
+          <tbody>{rows}</tbody>
+        </table>
+        {events.length === 0 && <p className="muted empty">No events yet.</p>}
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,357 @@
+import { describe, expect, test } from "bun:test";
+import { createLiveFeed, type LiveFeedOptions } from "../../src/client/live-feed.ts";
+import type { FlushHealth, Mode } from "../../src/client/types.ts";
+import { EventSources, event, FakeFetch, FakeFrames, FakeRemote, FakeTimers, localStateResponse, settle } from "./fakes.ts";
+
+type LocalAnswer = "up" | "down" | "hang" | 401;
+
+function setup(options: { local?: LocalAnswer; head?: number; mode?: Mode } & Partial<LiveFeedOptions> = {}) {
+  const { local: answer = "up", head = 0, mode = "paper", ...overrides } = options;
+  const timers = new FakeTimers();
+  const sources = new EventSources();
+  const frames = new FakeFrames();
+  const remote = new FakeRemote();
+  const local = { answer, head };
+  const fetch = new FakeFetch((url) => {
+    if (url.pathname !== "/local/state") return new Response("not found", { status: 404 });
+    if (local.answer === "hang") return "hang";
+    if (local.answer === "down") return "down";
+    if (local.answer === 401) return Response.json({ error: { code: "unauthorized" } }, { status: 401 });
+    return localStateResponse(mode, local.head, { backlog: 3, last_flush_ts: "2026-01-05T15:00:00.000Z", last_flush_status: "ok" });
+  });
+  const feed = createLiveFeed({
+    mode,
+    localApiUrl: "http://box:8765/",
+    remote,
+    eventSource: sources.factory,
+    fetch: fetch.fetch,
+    timers,
+    now: () => timers.now,
+    random: () => 0,
+    schedule: frames.schedule,
+    ...overrides,
+  });
+  return { feed, timers, sources, frames, remote, local, fetch };
+}
+
+const seqs = (feed: { getSnapshot(): { events: readonly { seq: number }[] } }) => feed.getSnapshot().events.map((e) => e.seq);
+
+const remoteHealth: FlushHealth = {
+  backlog: 0,
+  lastFlushTs: "2026-01-05T15:01:00.000Z",
+  lastFlushStatus: "ok",
+  lastFlushError: null,
+  lastBatchCount: 3,
+  syncedAt: "2026-01-05T15:01:00.000Z",
+  remoteConfigured: true,
+  source: "remote",
+};
+
+describe("createLiveFeed()", () => {
+  test("opens the local stream at the newest window and reports LOCAL only once it is open", async () => {
+    const { feed, sources } = setup({ head: 1000, maxEvents: 200 });
+    await settle();
+    expect(feed.getSnapshot().status).toBe("connecting");
+    expect(sources.last.url).toBe("http://box:8765/local/stream?mode=paper&last_event_id=800");
+    expect(feed.getSnapshot().isLocal).toBe(false);
+    sources.last.open();
+    const snap = feed.getSnapshot();
+    expect(snap.isLocal).toBe(true);
+    expect(snap.status).toBe("local");
+    expect(snap.state?.cash).toBe(1000);
+    expect(snap.health).toMatchObject({ backlog: 3, syncedAt: "2026-01-05T15:00:00.000Z", source: "local" });
+    feed.close();
+  });
+
+  test("sends the API token as ?token= on every local request", async () => {
+    const { feed, sources, fetch } = setup({ apiToken: "s3cret token/1" });
+    await settle();
+    expect(fetch.calls[0]).toBe("http://box:8765/local/state?mode=paper&token=s3cret%20token%2F1");
+    expect(sources.last.url).toBe("http://box:8765/local/stream?mode=paper&last_event_id=0&token=s3cret%20token%2F1");
+    feed.close();
+  });
+
+  test("merges stream events in seq order without duplicates, capped at maxEvents", async () => {
+    const { feed, sources } = setup({ maxEvents: 5 });
+    await settle();
+    const es = sources.last;
+    es.open();
+    for (const s of [1, 2, 3, 3, 2, 4, 5, 6, 7]) es.send(event(s));
+    es.send(event(8, "live"));
+    expect(seqs(feed)).toEqual([3, 4, 5, 6, 7]);
+    expect(feed.getSnapshot().lastSeq).toBe(7);
+    feed.close();
+  });
+
+  test("goes REMOTE at once when the stream errors, with Supabase's events, health and state", async () => {
+    const { feed, sources, remote } = setup();
+    remote.rows = [event(1), event(2), event(3), event(9, "live")];
+    remote.healthRow = remoteHealth;
+    remote.stateRow = { cash: 5, holdings: null, positions: null, ts: null, lastSeq: 3 };
+    await settle();
+    sources.last.open();
+    sources.last.send(event(1));
+    sources.last.fail();
+    expect(feed.getSnapshot().status).toBe("remote");
+    expect(sources.last.closed).toBe(true);
+    await settle();
+    const snap = feed.getSnapshot();
+    expect(snap.isLocal).toBe(false);
+    expect(seqs(feed)).toEqual([1, 2, 3]);
+    expect(remote.calls).toContain("events paper >1 200");
+    expect(snap.health).toEqual(remoteHealth);
+    expect(snap.state?.cash).toBe(5);
+    feed.close();
+  });
+
+  test("goes REMOTE at once when the local API refuses connections", async () => {
+    const { feed, remote } = setup({ local: "down" });
+    await settle();
+    expect(feed.getSnapshot().status).toBe("remote");
+    expect(feed.getSnapshot().localError).toContain("unreachable");
+    expect(remote.calls).toContain("health paper");
+    feed.close();
+  });
+
+  test("goes REMOTE after connectTimeoutMs when the local API hangs", async () => {
+    const { feed, timers, fetch } = setup({ local: "hang", connectTimeoutMs: 3000 });
+    await timers.advance(2999);
+    expect(feed.getSnapshot().status).toBe("connecting");
+    await timers.advance(1);
+    expect(feed.getSnapshot().status).toBe("remote");
+    expect(feed.getSnapshot().localError).toContain("within 3000 ms");
+    expect(fetch.inFlight).toBe(0);
+    feed.close();
+  });
+
+  test("goes REMOTE when the stream never opens", async () => {
+    const { feed, timers, sources } = setup({ connectTimeoutMs: 4000 });
+    await timers.advance(4000);
+    expect(feed.getSnapshot().status).toBe("remote");
+    expect(sources.open()).toHaveLength(0);
+    feed.close();
+  });
+
+  test("polls Supabase every pollIntervalMs while REMOTE and not while LOCAL", async () => {
+    const { feed, timers, remote, local, sources } = setup({ local: "down", pollIntervalMs: 30_000 });
+    await settle();
+    const polls = () => remote.calls.filter((c) => c.startsWith("events")).length;
+    expect(polls()).toBe(1);
+    remote.rows = [event(1), event(2)];
+    await timers.advance(29_999 - 0);
+    // Probes fail meanwhile; the poll has not come round yet.
+    expect(polls()).toBe(1);
+    await timers.advance(1);
+    expect(polls()).toBe(2);
+    expect(seqs(feed)).toEqual([1, 2]);
+    expect(remote.calls.at(-3)).toBe("events paper >0 200");
+
+    local.answer = "up";
+    await timers.advance(15_000); // next probe succeeds
+    sources.last.open();
+    expect(feed.getSnapshot().status).toBe("local");
+    const before = polls();
+    await timers.advance(120_000);
+    expect(polls()).toBe(before);
+    feed.close();
+  });
+
+  test("probes the local API with capped backoff: first within 2 s, then doubling to 15 s", async () => {
+    const { feed, timers, fetch } = setup({ local: "down" });
+    await settle();
+    const probeTimes: number[] = [];
+    const start = timers.now;
+    const seen = fetch.calls.length;
+    let last = seen;
+    for (let i = 0; i < 7; i++) {
+      // Step a second at a time and note when a probe goes out.
+      for (let t = 0; t < 16; t++) {
+        await timers.advance(1000);
+        if (fetch.calls.length > last) {
+          last = fetch.calls.length;
+          probeTimes.push(timers.now - start);
+          break;
+        }
+      }
+    }
+    const gaps = probeTimes.map((t, i) => t - (probeTimes[i - 1] ?? 0));
+    expect(gaps).toEqual([1000, 2000, 4000, 8000, 15_000, 15_000, 15_000]);
+    feed.close();
+  });
+
+  test("returns to LOCAL from the last seq seen and keeps every event exactly once", async () => {
+    const { feed, timers, remote, local, sources } = setup({ head: 3 });
+    await settle();
+    const first = sources.last;
+    expect(first.from).toBe(0);
+    first.open();
+    for (const s of [1, 2, 3]) first.send(event(s));
+    // 4 and 5 were flushed but the stream had not delivered them before the kill.
+    remote.rows = [1, 2, 3, 4, 5].map((s) => event(s));
+    local.answer = "down";
+    first.fail();
+    await settle();
+    expect(seqs(feed)).toEqual([1, 2, 3, 4, 5]);
+    expect(feed.getSnapshot().status).toBe("remote");
+
+    local.answer = "up";
+    local.head = 7;
+    await timers.advance(1000); // first probe
+    const second = sources.last;
+    expect(second).not.toBe(first);
+    expect(second.from).toBe(5);
+    expect(feed.getSnapshot().status).toBe("remote"); // not LOCAL until the stream is open
+    second.open();
+    for (const s of [6, 7]) second.send(event(s));
+    expect(feed.getSnapshot().status).toBe("local");
+    expect(seqs(feed)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(sources.open()).toEqual([second]);
+    feed.close();
+  });
+
+  test("a failed reconnect keeps REMOTE and backs off further", async () => {
+    const { feed, timers, local, sources } = setup({ local: "down" });
+    await settle();
+    local.answer = "up";
+    await timers.advance(1000);
+    sources.last.fail(); // the state answered but the stream did not open
+    expect(feed.getSnapshot().status).toBe("remote");
+    expect(timers.delays()).toContain(2000);
+    feed.close();
+  });
+
+  test("flags a refused token (401) and keeps probing", async () => {
+    const { feed, timers, fetch } = setup({ local: 401 });
+    await settle();
+    expect(feed.getSnapshot().unauthorized).toBe(true);
+    expect(feed.getSnapshot().localError).toContain("401");
+    const calls = fetch.calls.length;
+    await timers.advance(1000);
+    expect(fetch.calls.length).toBe(calls + 1);
+    feed.close();
+  });
+
+  test("notifies subscribers once per frame however many events arrive", async () => {
+    const { feed, sources, frames } = setup();
+    let notified = 0;
+    feed.subscribe(() => notified++);
+    await settle();
+    sources.last.open();
+    frames.flush();
+    notified = 0;
+    for (let s = 1; s <= 1000; s++) sources.last.send(event(s));
+    expect(notified).toBe(0);
+    frames.flush();
+    expect(notified).toBe(1);
+    expect(seqs(feed)).toHaveLength(200);
+    expect(feed.getSnapshot()).toBe(feed.getSnapshot()); // stable between changes
+    feed.close();
+  });
+
+  test("uses Supabase Realtime while subscribed, and polling when the channel fails", async () => {
+    const ok = setup({ local: "down", realtime: true });
+    ok.remote.realtime = "ok";
+    await settle();
+    expect(ok.feed.getSnapshot().remote.via).toBe("realtime");
+    ok.remote.pushers[0]!(event(4));
+    expect(seqs(ok.feed)).toEqual([4]);
+    ok.feed.close();
+    expect(ok.remote.subscriptions).toBe(0);
+
+    const failing = setup({ local: "down", realtime: true });
+    await settle();
+    expect(failing.feed.getSnapshot().remote.via).toBe("polling");
+    expect(failing.feed.getSnapshot().remote.realtimeError).toContain("CHANNEL_ERROR");
+    expect(failing.remote.subscriptions).toBe(0);
+    failing.feed.close();
+  });
+
+  test("shows REMOTE without data when Supabase is not configured", async () => {
+    const { feed } = setup({ local: "down", remote: null });
+    await settle();
+    const snap = feed.getSnapshot();
+    expect(snap.status).toBe("remote");
+    expect(snap.remote.configured).toBe(false);
+    expect(snap.remote.error).toBe("Supabase is not configured");
+    feed.close();
+  });
+
+  test("ignores events of the other mode from either source", async () => {
+    const { feed, sources, remote } = setup({ mode: "live" });
+    remote.rows = [event(1, "paper"), event(2, "live")];
+    await settle();
+    sources.last.open();
+    sources.last.send(event(1, "paper"));
+    sources.last.send(event(1, "live"));
+    sources.last.fail();
+    await settle();
+    expect(feed.getSnapshot().events.map((e) => `${e.mode}:${e.seq}`)).toEqual(["live:1", "live:2"]);
+    feed.close();
+  });
+});
+
+describe("LiveFeed.close()", () => {
+  const phases = {
+    connecting: async () => {
+      const s = setup({ local: "hang" });
+      await settle();
+      return s;
+    },
+    local: async () => {
+      const s = setup();
+      await settle();
+      s.sources.last.open();
+      return s;
+    },
+    "remote, probe pending": async () => {
+      const s = setup({ local: "down", realtime: true });
+      s.remote.realtime = "ok";
+      await settle();
+      return s;
+    },
+    "remote, probe in flight": async () => {
+      const s = setup({ local: "down" });
+      await settle();
+      s.local.answer = "hang";
+      await s.timers.advance(1000);
+      return s;
+    },
+  };
+  for (const [phase, make] of Object.entries(phases)) {
+    test(`leaves no EventSource, timer, fetch or subscription behind (${phase})`, async () => {
+      const { feed, timers, sources, fetch, remote, frames } = await make();
+      let notified = 0;
+      feed.subscribe(() => notified++);
+      feed.close();
+      expect(sources.open()).toHaveLength(0);
+      expect(timers.count()).toBe(0);
+      expect(fetch.inFlight).toBe(0);
+      expect(remote.subscriptions).toBe(0);
+      expect(frames.queued).toHaveLength(0);
+      expect(feed.getSnapshot().status).toBe("closed");
+      // Nothing comes back to life afterwards.
+      const calls = fetch.calls.length + remote.calls.length;
+      await timers.advance(600_000);
+      expect(fetch.calls.length + remote.calls.length).toBe(calls);
+      expect(sources.open()).toHaveLength(0);
+      expect(notified).toBe(0);
+    });
+  }
+
+  test("a mode switch closes the old feed and the new one shows only its mode", async () => {
+    const paper = setup({ mode: "paper" });
+    await settle();
+    paper.sources.last.open();
+    paper.sources.last.send(event(1, "paper"));
+    paper.feed.close();
+    const live = setup({ mode: "live" });
+    await settle();
+    live.sources.last.open();
+    live.sources.last.send(event(1, "live"));
+    expect(paper.sources.open()).toHaveLength(0);
+    expect(paper.timers.count()).toBe(0);
+    expect(live.sources.last.url).toContain("mode=live");
+    expect(live.feed.getSnapshot().events.map((e) => e.mode)).toEqual(["live"]);
+    live.feed.close();
+  });
+});
