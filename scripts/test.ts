@@ -1,6 +1,15 @@
 // `bun run test`: runs every test with `bun test` and ends with the one line
 // CI reads, `tests: N passed, N failed`. Extra arguments go to bun test.
-import { spawn } from "bun";
+import { spawn, spawnSync } from "bun";
+import { existsSync } from "node:fs";
+
+// The dashboard's browser tests drive Debian's Chromium; install it when missing
+// (apt as root; never a downloaded browser build).
+if (!existsSync("/usr/bin/chromium")) {
+  console.log("test: installing chromium for the browser tests");
+  const apt = spawnSync(["bash", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium"], { stdout: "inherit", stderr: "inherit" });
+  if (apt.exitCode !== 0) console.error("test: could not install chromium; the browser tests will fail");
+}
 
 const args = process.argv.slice(2);
 const proc = spawn(["bun", "test", ...args], {
