@@ -32,8 +32,8 @@ const CORS_HEADERS: Record<string, string> = {
 export interface GatewayOptions {
   sql: SQL;
   jwtSecret: string;
-  /** Base URL of each running function's Deno server; absent or null → 502. */
-  functionUrl(name: string): string | null;
+  /** Base URL of a function's Deno server: undefined for an unknown function (404), null while stopped (502). */
+  functionUrl(name: string): string | null | undefined;
   port?: number;
   hostname?: string;
 }
@@ -111,7 +111,8 @@ export function startGateway(options: GatewayOptions): Gateway {
       }
     }
     const base = options.functionUrl(name);
-    if (!base) return jsonResponse(404, { code: "NOT_FOUND", message: "Requested function was not found" });
+    if (base === undefined) return jsonResponse(404, { code: "NOT_FOUND", message: "Requested function was not found" });
+    if (base === null) return jsonResponse(502, { code: "BAD_GATEWAY", message: `Function ${name} is not running` });
     const target = new URL(`/${name}${rest}${new URL(req.url).search}`, base);
     const headers = new Headers(req.headers);
     headers.delete("host");

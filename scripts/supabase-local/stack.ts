@@ -71,7 +71,7 @@ export async function startSupabaseStack(options: SupabaseStackOptions = {}): Pr
       sql: gatewaySql,
       jwtSecret,
       port: options.port,
-      functionUrl: (name) => (name === FUNCTION_NAME ? (fn?.url ?? null) : null),
+      functionUrl: (name) => (name === FUNCTION_NAME ? (fn?.url ?? null) : undefined),
     });
     cleanups.push(() => gateway.stop());
 
