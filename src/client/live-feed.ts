@@ -86,7 +86,8 @@ const str = (v: unknown): string | null => (typeof v === "string" && v !== "" ? 
 export function localHealth(h: Record<string, unknown>): FlushHealth {
   const lastFlushTs = str(h.last_flush_ts);
   const lastFlushStatus = str(h.last_flush_status);
-  const okTs = str(h.last_ok_flush_ts) ?? str(h.last_success_ts) ?? str(h.last_flush_ok_ts);
+  // The flusher reports its last successful flush; the flush log only the latest attempt.
+  const okTs = str(h.last_success_at) ?? str(h.last_ok_flush_ts);
   return {
     backlog: num(h.backlog),
     lastFlushTs,

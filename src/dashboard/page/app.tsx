@@ -77,7 +77,7 @@ function syncedText(live: LocalLive): string {
 export function Badge({ live }: { live: LocalLive }) {
   const kind = live.isLocal ? "local" : live.status === "remote" ? "remote" : "connecting";
   return (
-    <div className={`badge ${kind}`} data-testid="badge" data-status={kind} role="status" aria-live="polite">
+    <div className={`badge ${kind}`} data-testid="badge" data-status={kind} data-next-probe={live.nextProbeAt ?? ""} role="status" aria-live="polite">
       <div className="badge-title">
         <span className="dot" aria-hidden="true">
           {kind === "local" ? "●" : "○"}
@@ -116,7 +116,9 @@ function Structured({ value }: { value: unknown }) {
   if (Array.isArray(value)) {
     if (value.length === 0) return <span className="muted">none</span>;
     if (value.every((v) => v !== null && typeof v === "object" && !Array.isArray(v))) {
-      const cols = [...new Set(value.flatMap((v) => Object.keys(v as object)))].slice(0, 8);
+      // jsonb reorders keys; the instrument reads best first.
+      const keys = [...new Set(value.flatMap((v) => Object.keys(v as object)))];
+      const cols = [...keys.filter((k) => k === "symbol"), ...keys.filter((k) => k !== "symbol")].slice(0, 8);
       return (
         <table className="mini">
           <thead>
@@ -188,7 +190,7 @@ function FlushPanel({ health, syncedAgoS, live }: { health: FlushHealth | null; 
         <div>
           <dt>Last flush</dt>
           <dd data-testid="last-flush" className={status === "error" ? "bad" : status === "partial" ? "warn" : ""}>
-            {health?.lastFlushTs ? `${status ?? "ok"} · ${timeText(health.lastFlushTs)}${health.lastBatchCount !== null ? ` · ${health.lastBatchCount} events` : ""}` : "never"}
+            {health?.lastFlushTs ? `${status ?? "ok"} · ${timeText(health.lastFlushTs)}${health.lastBatchCount !== null ? ` · ${health.lastBatchCount} event${health.lastBatchCount === 1 ? "" : "s"}` : ""}` : "never"}
           </dd>
         </div>
         <div>
