@@ -17,6 +17,7 @@ import { checkEventInput, type EventInput, type FieldError, MAX_BATCH_EVENTS, ty
 import { openEventStream, SSE_HEADERS } from "./sse.ts";
 import { checkStateInput } from "./state.ts";
 import type { EventStore } from "./store.ts";
+import { checkRetryInput, type QuarantineSource } from "./quarantine.ts";
 
 export interface HealthSource {
   /** Per-mode health for GET /local/state and GET /health. */
@@ -36,6 +37,8 @@ export interface AppOptions {
   shutdown?: AbortSignal;
   /** Extra routes (dashboard, metrics) mounted by the caller. */
   plugins?: Elysia<any, any, any, any, any, any, any>[];
+  /** Poison events set aside by the flusher (GET /local/quarantine, POST /local/quarantine/retry). */
+  quarantine?: QuarantineSource;
 }
 
 const PUBLIC_PATHS = /^\/(docs(\/.*)?)?$/;
@@ -165,6 +168,40 @@ export function createApp(options: AppOptions) {
         });
       },
       { detail: routeDocs["GET /local/state"] },
+    )
+    .get(
+      "/local/quarantine",
+      ({ request }) => {
+        const q = eventsQuery(new URL(request.url));
+        const source = options.quarantine;
+        if (!source) throw new NotFoundError("No quarantine: this service has no flusher");
+        return json({ mode: q.mode, count: source.count(q.mode), events: source.list(q.mode, { limit: q.limit, afterSeq: q.sinceSeq }) });
+      },
+      {
+        detail: {
+          summary: "List quarantined events",
+          description:
+            "Events the remote rejected for good (or that fail the shared schema), set aside so the flush queue keeps moving: " +
+            "{mode, count, events:[{event, reason, errors, remote_status, attempts, quarantined_at}]}, by seq; since_seq pages.",
+        },
+      },
+    )
+    .post(
+      "/local/quarantine/retry",
+      async ({ request }) => {
+        const source = options.quarantine;
+        if (!source) throw new NotFoundError("No quarantine: this service has no flusher");
+        const { mode, ids } = checkRetryInput(await readJsonBody(request, options.maxRequestBytes, "quarantine retry"));
+        const released = source.retry(mode, ids);
+        return json({ mode, released, quarantined: source.count(mode) });
+      },
+      {
+        parse: "none",
+        detail: {
+          summary: "Retry quarantined events",
+          description: "Body {mode, ids?}: puts these quarantined events (all of the mode without ids) back in the flush queue after a fix, and flushes at once.",
+        },
+      },
     )
     .get(
       "/local/stream",

@@ -5,8 +5,13 @@ import { systemClock } from "./clock.ts";
 import { loadConfig } from "./config.ts";
 import { StartupError } from "./errors.ts";
 import { createHealth } from "./health.ts";
+import { createFlusher, type Flusher } from "./flusher.ts";
 import { createHub } from "./hub.ts";
 import { createLogger } from "./log.ts";
+import { Quarantine } from "./quarantine.ts";
+import type { Sink } from "./sink.ts";
+import { createDirectSink } from "./sinks/direct.ts";
+import { createEdgeFunctionSink } from "./sinks/edge-function.ts";
 import { openStore } from "./store.ts";
 import { buildDashboardAssets } from "./dashboard/build.ts";
 import { loadDashboardConfig } from "./dashboard/config.ts";
@@ -22,7 +27,11 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
     console.error(`zoe-local: refusing to start: ${(error as Error).message}`);
     process.exit(2);
   }
-  const logger = createLogger({ level: config.logLevel, secrets: [config.apiToken ?? ""] });
+  const flush = config.flush;
+  const logger = createLogger({
+    level: config.logLevel,
+    secrets: [config.apiToken ?? "", flush.remote?.serviceKey ?? "", flush.secret ?? ""],
+  });
   const clock = systemClock;
   const startedAt = clock.now();
 
@@ -44,7 +53,21 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
   const hub = createHub();
   store.onAppend((events) => hub.publish(events));
   const shutdown = new AbortController();
-  const health = createHealth({ store, clock, startedAt });
+  // With no SUPABASE_URL there is no flusher: events stay local, health says so.
+  let flusher: Flusher | null = null;
+  let remoteLine = "no remote configured (events stay local)";
+  const quarantine = new Quarantine(store, clock);
+  if (flush.remote) {
+    const { url, serviceKey } = flush.remote;
+    const sink: Sink =
+      flush.sink === "direct"
+        ? createDirectSink({ url, serviceKey, timeoutMs: flush.timeoutMs, clock, distinguishDuplicates: true })
+        : createEdgeFunctionSink({ url, serviceKey, functionName: flush.functionName, secret: flush.secret, timeoutMs: flush.timeoutMs, clock });
+    flusher = createFlusher({ store, sink, quarantine, clock, logger, config: flush });
+    const target = flush.sink === "direct" ? `${url}/rest/v1/zoe_events (direct)` : `${url}/functions/v1/${flush.functionName} (edge function)`;
+    remoteLine = `${target}, batch ${flush.batchSize}, every ${flush.activeIntervalMs / 1000} s in market hours / ${flush.offHoursIntervalMs / 1000} s off hours`;
+  }
+  const health = createHealth({ store, clock, startedAt, flusher });
   const app = createApp({
     store,
     hub,
@@ -56,6 +79,15 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
     sse: config.sse,
     shutdown: shutdown.signal,
     plugins: [dashboardPlugin({ config: dashboardConfig, assets: () => buildDashboardAssets() })],
+    quarantine: {
+      list: (mode, o) => quarantine.list(mode, o),
+      count: (mode) => quarantine.count(mode),
+      retry(mode, ids) {
+        const released = quarantine.release(mode, ids);
+        if (released > 0) void flusher?.requestFlush(mode);
+        return released;
+      },
+    },
   });
 
   const pruneEveryMs = 3_600_000;
@@ -80,10 +112,12 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
   }
 
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
-  logger.info("zoe-local listening", { url, db: store.path, remote: "no remote configured", synchronous: config.synchronous });
+  logger.info("zoe-local listening", { url, db: store.path, remote: remoteLine, synchronous: config.synchronous });
   console.log(`zoe-local listening on ${url}`);
   console.log(`database: ${store.path} (synchronous=${config.synchronous})`);
-  console.log("remote: no remote configured (events stay local)");
+  console.log(`remote: ${remoteLine}`);
+  // Crash recovery: events a previous run left unflushed go out now.
+  flusher?.start();
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -93,8 +127,14 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
     clearInterval(pruneTimer);
     shutdown.abort();
     // Streams end on the abort; a client that never reads must not hold the exit.
+    // Ingest stops here, before the last flush, so it carries every stored event.
     await Promise.race([server.stop(false), Bun.sleep(5_000)]);
     await server.stop(true);
+    if (flusher) {
+      // Finishes the flush in flight, then one last flush, within ZOE_FLUSH_SHUTDOWN_MS.
+      const { left } = await flusher.stop();
+      logger.info("flusher stopped", { unflushed_left: left });
+    }
     store.close();
     logger.info("stopped");
     process.exit(0);

@@ -3,7 +3,8 @@
 // locally); it stays in local_events with flushed = 2 until an operator
 // releases it after a fix (POST /local/quarantine/retry).
 import type { Clock } from "./clock.ts";
-import type { FieldError, Mode, StoredEvent } from "./schema.ts";
+import { ValidationError } from "./errors.ts";
+import { type FieldError, isUuid, MODES, type Mode, type StoredEvent } from "./schema.ts";
 import { type EventStore, rowToEvent, storeFailure } from "./store.ts";
 
 export interface QuarantineInput {
@@ -115,4 +116,28 @@ export class Quarantine {
     }
     return released;
   }
+}
+
+/** What the HTTP routes need: list, count, and retry (release + flush). */
+export interface QuarantineSource {
+  list(mode: Mode, options: { limit: number; afterSeq?: number }): QuarantineEntry[];
+  count(mode: Mode): number;
+  /** Puts quarantined events back in the flush queue and asks for a flush; returns how many. */
+  retry(mode: Mode, ids?: string[]): number;
+}
+
+/** Body of POST /local/quarantine/retry: `{mode, ids?}`; without ids, every quarantined event of the mode. */
+export function checkRetryInput(body: unknown): { mode: Mode; ids?: string[] } {
+  const fail = (path: string, message: string) => new ValidationError(`Cannot retry quarantined events: ${path} ${message}`, [{ path, message }]);
+  if (body === null || typeof body !== "object" || Array.isArray(body)) throw fail("", "expected a JSON object {mode, ids?}");
+  const { mode, ids, ...rest } = body as Record<string, unknown>;
+  const unknown = Object.keys(rest)[0];
+  if (unknown !== undefined) throw fail(`/${unknown}`, "unexpected property");
+  if (typeof mode !== "string" || !(MODES as readonly string[]).includes(mode)) throw fail("/mode", `expected one of: ${MODES.join(", ")}`);
+  if (ids === undefined) return { mode: mode as Mode };
+  if (!Array.isArray(ids) || ids.length < 1 || ids.length > 1000) throw fail("/ids", "expected an array of 1 to 1000 event ids");
+  ids.forEach((id, i) => {
+    if (typeof id !== "string" || !isUuid(id)) throw fail(`/ids/${i}`, "expected an event id (lower-case UUID)");
+  });
+  return { mode: mode as Mode, ids: ids as string[] };
 }
