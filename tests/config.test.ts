@@ -1,0 +1,122 @@
+import { describe, expect, test } from "bun:test";
+import { boolVar, enumVar, intVar, isLoopback, loadConfig, numberVar } from "../src/config.ts";
+import { ConfigError } from "../src/errors.ts";
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+const TOKEN = "0123456789abcdef-token";
+
+describe("loadConfig()", () => {
+  test("defaults: 127.0.0.1:8765, ./data/zoe-local.db, no token, the two dev origins, synchronous NORMAL, 7 days retention", () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      host: "127.0.0.1",
+      port: 8765,
+      dbPath: "./data/zoe-local.db",
+      apiToken: null,
+      corsOrigins: ["http://localhost:5173", "http://localhost:8765"],
+      synchronous: "NORMAL",
+      retentionMs: 7 * 86_400_000,
+      stateKeep: 100,
+      maxRequestBytes: 1_048_576,
+      groupCommit: true,
+      logLevel: "info",
+      sse: { heartbeatMs: 15_000, retryMs: 2_000, maxBufferedBytes: 4 * 1_048_576, coalesceMs: 2 },
+    });
+  });
+
+  test("every variable is read, trimmed, and parsed into its type", () => {
+    const c = loadConfig({
+      PORT: " 9000 ",
+      HOST: "0.0.0.0",
+      ZOE_API_TOKEN: TOKEN,
+      ZOE_DB_PATH: "/var/lib/zoe/events.db",
+      ZOE_CORS_ORIGINS: "http://192.168.1.5:5173, https://dash.example/ ",
+      ZOE_SYNCHRONOUS: "full",
+      ZOE_RETENTION_DAYS: "0.5",
+      ZOE_STATE_KEEP: "10",
+      ZOE_MAX_REQUEST_BYTES: "2048",
+      ZOE_GROUP_COMMIT: "off",
+      ZOE_LOG_LEVEL: "debug",
+      ZOE_SSE_HEARTBEAT_MS: "5000",
+      ZOE_SSE_RETRY_MS: "0",
+      ZOE_SSE_MAX_BUFFER_BYTES: "65536",
+      ZOE_SSE_COALESCE_MS: "0",
+    });
+    expect(c).toMatchObject({
+      port: 9000,
+      host: "0.0.0.0",
+      apiToken: TOKEN,
+      dbPath: "/var/lib/zoe/events.db",
+      corsOrigins: ["http://192.168.1.5:5173", "https://dash.example"],
+      synchronous: "FULL",
+      retentionMs: 43_200_000,
+      stateKeep: 10,
+      maxRequestBytes: 2048,
+      groupCommit: false,
+      logLevel: "debug",
+      sse: { heartbeatMs: 5000, retryMs: 0, maxBufferedBytes: 65536, coalesceMs: 0 },
+    });
+  });
+
+  test("an empty variable means its default", () => {
+    expect(loadConfig({ PORT: "", ZOE_API_TOKEN: "  " })).toMatchObject({ port: 8765, apiToken: null });
+  });
+
+  const bad: [Record<string, string>, string, RegExp][] = [
+    [{ PORT: "http" }, "PORT", /integer from 0 to 65535, got "http"/],
+    [{ PORT: "70000" }, "PORT", /integer from 0 to 65535/],
+    [{ PORT: "-1" }, "PORT", /integer/],
+    [{ HOST: "0.0.0.0" }, "HOST", /non-loopback address 0\.0\.0\.0 requires ZOE_API_TOKEN/],
+    [{ HOST: "192.168.1.10" }, "HOST", /requires ZOE_API_TOKEN/],
+    [{ ZOE_API_TOKEN: "short" }, "ZOE_API_TOKEN", /at least 16 characters/],
+    [{ ZOE_CORS_ORIGINS: "*" }, "ZOE_CORS_ORIGINS", /wildcard is not accepted/],
+    [{ ZOE_CORS_ORIGINS: "localhost:5173" }, "ZOE_CORS_ORIGINS", /origin/],
+    [{ ZOE_CORS_ORIGINS: "http://a.example/app" }, "ZOE_CORS_ORIGINS", /without path/],
+    [{ ZOE_SYNCHRONOUS: "OFF" }, "ZOE_SYNCHRONOUS", /one of NORMAL, FULL, EXTRA, got "OFF"/],
+    [{ ZOE_RETENTION_DAYS: "a week" }, "ZOE_RETENTION_DAYS", /number from 0 to 3650/],
+    [{ ZOE_STATE_KEEP: "0" }, "ZOE_STATE_KEEP", /integer from 1/],
+    [{ ZOE_MAX_REQUEST_BYTES: "1" }, "ZOE_MAX_REQUEST_BYTES", /integer from 1024/],
+    [{ ZOE_GROUP_COMMIT: "maybe" }, "ZOE_GROUP_COMMIT", /true or false/],
+    [{ ZOE_LOG_LEVEL: "verbose" }, "ZOE_LOG_LEVEL", /one of debug, info, warn, error/],
+    [{ ZOE_SSE_HEARTBEAT_MS: "1" }, "ZOE_SSE_HEARTBEAT_MS", /integer from 10/],
+    [{ ZOE_SSE_MAX_BUFFER_BYTES: "1k" }, "ZOE_SSE_MAX_BUFFER_BYTES", /integer/],
+  ];
+  for (const [env, variable, message] of bad) {
+    test(`${JSON.stringify(env)} is refused, naming ${variable}`, () => {
+      const error = configError(env);
+      expect(error.variable).toBe(variable);
+      expect(error.message).toStartWith(`${variable}: `);
+      expect(error.message).toMatch(message);
+      expect(error.code).toBe("invalid_config");
+    });
+  }
+
+  test("a non-loopback HOST starts when a token is set", () => {
+    expect(loadConfig({ HOST: "0.0.0.0", ZOE_API_TOKEN: TOKEN }).host).toBe("0.0.0.0");
+  });
+});
+
+describe("helpers", () => {
+  test("isLoopback() accepts 127.0.0.0/8, ::1 and localhost only", () => {
+    for (const h of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"]) expect(isLoopback(h)).toBe(true);
+    for (const h of ["0.0.0.0", "::", "192.168.0.2", "localhost.example", "128.0.0.1"]) expect(isLoopback(h)).toBe(false);
+  });
+
+  test("intVar/numberVar/enumVar/boolVar fall back when unset and name the variable when bad", () => {
+    expect(intVar({}, "N", 5, 0, 10)).toBe(5);
+    expect(numberVar({ X: "1.25" }, "X", 0, 0, 2)).toBe(1.25);
+    expect(enumVar({ E: "b" }, "E", "a", ["a", "B"] as const)).toBe("B");
+    expect(boolVar({ B: "YES" }, "B", false)).toBe(true);
+    expect(() => intVar({ N: "1.5" }, "N", 5, 0, 10)).toThrow(/^N: /);
+    expect(() => numberVar({ X: "3" }, "X", 0, 0, 2)).toThrow(/^X: /);
+  });
+});

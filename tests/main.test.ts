@@ -1,0 +1,210 @@
+// The real service as a child process: startup, refusals, crash durability,
+// single instance, graceful stop.
+import { Database } from "bun:sqlite";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { type ServiceProcess, startService } from "./helpers/service.ts";
+import { tempDir, waitFor } from "./helpers/tmp.ts";
+
+const MAIN = join(import.meta.dir, "..", "src", "main.ts");
+
+let dir: ReturnType<typeof tempDir>;
+const running: ServiceProcess[] = [];
+beforeEach(() => {
+  dir = tempDir("zoe-main-");
+});
+afterEach(async () => {
+  for (const s of running.splice(0)) if (s.proc.exitCode === null) await s.kill("SIGKILL");
+  dir.cleanup();
+});
+
+async function start(env: Record<string, string> = {}, dbPath = dir.file("zoe.db")) {
+  const s = await startService({ dbPath, env });
+  running.push(s);
+  return s;
+}
+
+/** Runs src/main.ts to its exit; for startups that must be refused. */
+async function runToExit(env: Record<string, string>, timeoutMs = 15_000): Promise<{ code: number | null; output: string }> {
+  const proc = Bun.spawn(["bun", MAIN], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", HOST: "127.0.0.1", PORT: "0", ZOE_LOG_LEVEL: "warn", ZOE_DB_PATH: dir.file("zoe.db"), ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  return { code, output: out + err };
+}
+
+interface Ack {
+  id: string;
+  seq: number;
+  idempotency_key: string;
+}
+
+async function allEvents(url: string, mode = "live"): Promise<{ id: string; seq: number; idempotency_key: string }[]> {
+  const out: { id: string; seq: number; idempotency_key: string }[] = [];
+  for (;;) {
+    const page = (await (await fetch(`${url}/local/events?mode=${mode}&since_seq=${out.at(-1)?.seq ?? 0}&limit=1000`)).json()) as Ack[];
+    out.push(...page);
+    if (page.length < 1000) return out;
+  }
+}
+
+const event = (key: string) => ({ mode: "live", source: "crash-test", type: "T", subtype: "S", body: key, idempotency_key: key });
+
+describe("startup", () => {
+  test("prints the address, the database and that no remote is configured, then serves", async () => {
+    const s = await start();
+    expect(s.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    await waitFor(() => /no remote configured/.test(s.output()), 5_000, "the remote line");
+    expect(s.output()).toContain(`database: ${dir.file("zoe.db")}`);
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+    expect(existsSync(dir.file("zoe.db"))).toBe(true);
+  });
+
+  const refusals: [string, Record<string, string>, RegExp][] = [
+    ["a non-loopback HOST without a token", { HOST: "0.0.0.0" }, /refusing to start: HOST: .*requires ZOE_API_TOKEN/],
+    ["a bad PORT", { PORT: "eighty" }, /refusing to start: PORT: expected an integer/],
+    ["an unknown ZOE_SYNCHRONOUS", { ZOE_SYNCHRONOUS: "OFF" }, /refusing to start: ZOE_SYNCHRONOUS: expected one of NORMAL, FULL, EXTRA/],
+    ["a wildcard CORS origin", { ZOE_CORS_ORIGINS: "*" }, /refusing to start: ZOE_CORS_ORIGINS/],
+  ];
+  for (const [what, env, message] of refusals) {
+    test(`refuses to start with ${what}: clear message, non-zero exit`, async () => {
+      const { code, output } = await runToExit(env);
+      expect(code).not.toBe(0);
+      expect(output).toMatch(message);
+      expect(output).not.toContain("listening on");
+    });
+  }
+
+  test("refuses to start when the port is taken, naming host and port", async () => {
+    const blocker = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("busy") });
+    try {
+      const { code, output } = await runToExit({ PORT: String(blocker.port) });
+      expect(code).not.toBe(0);
+      expect(output).toContain(`cannot listen on 127.0.0.1:${blocker.port}`);
+    } finally {
+      blocker.stop(true);
+    }
+  });
+
+  test("a second instance on the same database refuses with a clear message and a non-zero exit", async () => {
+    const first = await start();
+    const { code, output } = await runToExit({});
+    expect(code).not.toBe(0);
+    expect(output).toContain("another zoe-local process is using it");
+    expect(output).toContain(dir.file("zoe.db"));
+    // the first one is unharmed
+    expect((await fetch(`${first.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event("still-here")) })).status).toBe(201);
+  });
+
+  test("after the first instance dies, even by SIGKILL, the lock is free again", async () => {
+    const first = await start();
+    await first.kill("SIGKILL");
+    const second = await start();
+    expect((await fetch(`${second.url}/health`)).status).toBe(200);
+  });
+});
+
+describe("durability", () => {
+  test("SIGKILL while clients post: every acknowledged event survives with its seq; counters continue without reuse", async () => {
+    const s = await start();
+    const acked: Ack[] = [];
+    let attempted = 0;
+    let acknowledged = 0;
+    let killed = false;
+    const worker = async (w: number) => {
+      for (let i = 0; !killed; i++) {
+        const batch = i % 3 === 2 ? [event(`w${w}-${i}-a`), event(`w${w}-${i}-b`), event(`w${w}-${i}-c`)] : event(`w${w}-${i}`);
+        attempted++;
+        try {
+          const res = await fetch(`${s.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(batch) });
+          if (res.status !== 201) throw new Error(`status ${res.status}: ${await res.text()}`);
+          const body = (await res.json()) as Ack | { events: Ack[] };
+          acked.push(...("events" in body ? body.events : [body]));
+          acknowledged++;
+        } catch (error) {
+          if (killed) return; // the service is gone: this request was never acknowledged
+          throw error;
+        }
+      }
+    };
+    const workers = Array.from({ length: 12 }, (_, w) => worker(w));
+    await waitFor(() => acked.length >= 1000, 30_000, "1000 acknowledged events");
+    killed = true;
+    s.proc.kill("SIGKILL");
+    await s.proc.exited;
+    await Promise.all(workers);
+    expect(attempted).toBeGreaterThan(acknowledged); // some requests were in flight when it died
+
+    const restarted = await start();
+    const events = await allEvents(restarted.url);
+    const byKey = new Map(events.map((e) => [e.idempotency_key, e]));
+    for (const a of acked) {
+      const e = byKey.get(a.idempotency_key);
+      expect(e === undefined ? `lost ${a.idempotency_key}` : [e.id, e.seq]).toEqual([a.id, a.seq]);
+    }
+    // Gapless: events committed but not yet acknowledged may be there too, never holes.
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    const max = events.length;
+
+    const next = await fetch(`${restarted.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event("after-restart")) });
+    expect(((await next.json()) as Ack).seq).toBe(max + 1);
+    // A bot retrying an acknowledged event after the crash gets the same seq back.
+    const retry = await fetch(`${restarted.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event(acked[0]!.idempotency_key)) });
+    expect(retry.status).toBe(200);
+    expect(((await retry.json()) as Ack).seq).toBe(acked[0]!.seq);
+  }, 90_000);
+
+  test("SIGTERM ends open streams, checkpoints the WAL and exits 0", async () => {
+    const s = await start();
+    for (let i = 0; i < 20; i++) {
+      await fetch(`${s.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event(`t${i}`)) });
+    }
+    const stream = await fetch(`${s.url}/local/stream?mode=live&since_seq=0`);
+    const reader = stream.body!.getReader();
+    await reader.read();
+    const code = await s.kill("SIGTERM");
+    expect(code).toBe(0);
+    // The stream ends (cleanly or by the connection closing), it does not hang.
+    for (;;) {
+      const r = await reader.read().catch(() => ({ done: true }));
+      if (r.done) break;
+    }
+    const wal = dir.file("zoe.db-wal");
+    expect(!existsSync(wal) || statSync(wal).size === 0).toBe(true);
+    const db = new Database(dir.file("zoe.db"), { readonly: true });
+    expect((db.query("SELECT COUNT(*) AS n FROM local_events").get() as { n: number }).n).toBe(20);
+    db.close();
+  }, 30_000);
+});
+
+describe("concurrent ingest over HTTP", () => {
+  test("many connections get unique, gapless seqs whose order is the commit order", async () => {
+    const s = await start();
+    const results: { worker: number; seqs: number[] }[] = [];
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, w) => {
+        const seqs: number[] = [];
+        for (let i = 0; i < 25; i++) {
+          const res = await fetch(`${s.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event(`c${w}-${i}`)) });
+          seqs.push(((await res.json()) as Ack).seq);
+        }
+        results.push({ worker: w, seqs });
+      }),
+    );
+    const all = results.flatMap((r) => r.seqs).sort((a, b) => a - b);
+    expect(all).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+    // Each connection's later request was committed after its earlier one.
+    for (const r of results) expect(r.seqs).toEqual([...r.seqs].sort((a, b) => a - b));
+    // Physical insertion order (rowid) is seq order: seq order is the commit order.
+    const db = new Database(dir.file("zoe.db"), { readonly: true });
+    const byRowid = (db.query("SELECT seq FROM local_events WHERE mode = 'live' ORDER BY rowid").all() as { seq: number }[]).map((r) => r.seq);
+    db.close();
+    expect(byRowid).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+  }, 60_000);
+});
