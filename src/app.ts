@@ -239,6 +239,19 @@ export function createApp(options: AppOptions) {
     );
 }
 
+/**
+ * Elysia looks for the path from index 11 of the URL on ("http://" plus at
+ * least 4 characters), so a request whose Host is shorter, e.g. `Host: pi` on
+ * port 80, would be routed by the wrong path. Such requests get a longer host.
+ */
+export function withRoutablePath(request: Request): Request {
+  const url = request.url;
+  if (url.indexOf("/", url.indexOf("//") + 2) >= 11) return request;
+  const fixed = new URL(url);
+  fixed.hostname = "localhost";
+  return new Request(fixed, request);
+}
+
 export interface ServeOptions {
   hostname: string;
   port: number;
@@ -256,7 +269,7 @@ export function serveApp(app: App, options: ServeOptions) {
     port: options.port,
     maxRequestBodySize: 128 * 1_048_576,
     idleTimeout: 30,
-    fetch: (request) => app.fetch(request),
+    fetch: (request) => app.fetch(withRoutablePath(request)),
   });
   app.server = server as never;
   return server;

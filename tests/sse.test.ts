@@ -427,3 +427,30 @@ describe("slow clients", () => {
     expect([...got, ...second.seqs()]).toEqual(range(1, 1500));
   }, 60_000);
 });
+
+test("a request whose Host header is very short is still routed by its real path", async () => {
+  t = testApp();
+  const base = t.listen();
+  const { port } = new URL(base);
+  const answer = await new Promise<string>((resolve) => {
+    let text = "";
+    void Bun.connect({
+      hostname: "127.0.0.1",
+      port: Number(port),
+      socket: {
+        data(_s, d) {
+          text += new TextDecoder().decode(d);
+          if (text.includes("\r\n\r\n") && text.includes("]")) resolve(text);
+        },
+        open(s) {
+          s.write("GET /local/events?mode=live HTTP/1.1\r\nHost: pi\r\nConnection: close\r\n\r\n");
+        },
+        close() {
+          resolve(text);
+        },
+      },
+    });
+  });
+  expect(answer).toStartWith("HTTP/1.1 200");
+  expect(answer).toContain("[]");
+});
