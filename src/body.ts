@@ -1,7 +1,27 @@
 // Reads a JSON request body with the checks a public endpoint needs: content
 // type, a byte limit enforced while streaming (a missing or lying
 // Content-Length cannot get past it), and a clear error for malformed JSON.
-import { MalformedJsonError, PayloadTooLargeError, UnsupportedMediaTypeError } from "./errors.ts";
+import { MalformedJsonError, PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from "./errors.ts";
+
+/**
+ * JSON nested deeper than this is refused: walking it (our checks,
+ * JSON.stringify, Postgres' jsonb) would overflow a stack. Bots' data is flat.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** JSON pointer of the first container nested deeper than `maxDepth`, or null. */
+export function tooDeepAt(value: unknown, maxDepth = MAX_JSON_DEPTH): string | null {
+  const stack: [unknown, string, number][] = [[value, "", 0]];
+  while (stack.length > 0) {
+    const [v, path, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth >= maxDepth) return path;
+    for (const [key, child] of Object.entries(v)) {
+      stack.push([child, `${path}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`, depth + 1]);
+    }
+  }
+  return null;
+}
 
 export async function readJsonBody(request: Request, maxBytes: number, what: string): Promise<unknown> {
   const type = request.headers.get("content-type") ?? "";
@@ -38,9 +58,17 @@ export async function readJsonBody(request: Request, maxBytes: number, what: str
     throw new MalformedJsonError(`Cannot read ${what}: body is not valid UTF-8`, { cause });
   }
   if (text.trim() === "") throw new MalformedJsonError(`Cannot read ${what}: body is empty`);
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (cause) {
     throw new MalformedJsonError(`Cannot read ${what}: malformed JSON (${(cause as Error).message})`, { cause });
   }
+  const deep = tooDeepAt(value);
+  if (deep !== null) {
+    throw new ValidationError(`Cannot read ${what}: JSON nested more than ${MAX_JSON_DEPTH} levels deep at ${deep}`, [
+      { path: deep, message: `Expected at most ${MAX_JSON_DEPTH} levels of nesting` },
+    ]);
+  }
+  return value;
 }

@@ -136,6 +136,7 @@ describe("bad input: 4xx JSON {error:{code,message,details}}, field paths, nothi
     ["an empty array", () => postJson([]), 400, "invalid_request", ""],
     ["more than 1000 events", () => postJson(Array.from({ length: 1001 }, ok)), 400, "invalid_request", ""],
     ["a bad event deep in an array", () => postJson([ok(), ok(), ok(), { ...ok(), symbol: 7 }]), 400, "invalid_request", "/3/symbol"],
+    ["meta nested 100,000 levels deep", () => postJson(`{"mode":"live","source":"s","type":"t","subtype":"u","body":"b","meta":{"x":${"[".repeat(100_000)}${"]".repeat(100_000)}}}`), 400, "invalid_request", null],
   ];
   for (const [what, init, status, code, path] of cases) {
     test(`${what} → ${status} ${code}${path === null ? "" : ` at "${path}"`}`, async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { readJsonBody } from "../src/body.ts";
-import { MalformedJsonError, PayloadTooLargeError, UnsupportedMediaTypeError } from "../src/errors.ts";
+import { MAX_JSON_DEPTH, readJsonBody, tooDeepAt } from "../src/body.ts";
+import { MalformedJsonError, PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from "../src/errors.ts";
 
 const LIMIT = 1024;
 const post = (body: BodyInit | null, headers: Record<string, string> = { "content-type": "application/json" }) =>
@@ -75,4 +75,27 @@ describe("readJsonBody()", () => {
     }
     expect((await failure(post(new Uint8Array([0x22, 0xc3, 0x28, 0x22])))).message).toContain("not valid UTF-8");
   });
+
+  test("JSON nested deeper than MAX_JSON_DEPTH is a 400 naming where, however deep (no stack overflow)", async () => {
+    const nest = (depth: number) => `{"meta":{"a~b":${"[".repeat(depth)}${"]".repeat(depth)}}}`;
+    expect(await readJsonBody(post(nest(MAX_JSON_DEPTH - 2)), LIMIT * 1024, "thing")).toBeDefined();
+    for (const depth of [MAX_JSON_DEPTH - 1, 100_000]) {
+      let error: unknown;
+      try {
+        await readJsonBody(post(nest(depth)), LIMIT * 1024, "thing");
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ValidationError);
+      const detail = (error as ValidationError).details as { path: string }[];
+      expect(detail[0]!.path).toStartWith("/meta/a~0b/0/0");
+    }
+  });
+});
+
+test("tooDeepAt() finds the first container past the limit, in objects and arrays alike", () => {
+  expect(tooDeepAt({ a: [1, { b: 2 }] }, 3)).toBeNull();
+  expect(tooDeepAt({ a: [1, { b: {} }] }, 3)).toBe("/a/1/b");
+  expect(tooDeepAt([[[]]], 2)).toBe("/0/0");
+  expect(tooDeepAt("scalar", 0)).toBeNull();
 });
