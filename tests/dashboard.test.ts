@@ -60,7 +60,7 @@ describe("the dashboard bundle", () => {
     process.env.SUPABASE_SERVICE_ROLE_KEY = SERVICE_KEY;
     try {
       const built = await buildDashboardAssets();
-      const page = renderInlinePage(built, loadDashboardConfig(env));
+      const page = renderInlinePage(built, loadDashboardConfig(env)).html;
       for (const text of [built.js, built.css, page]) {
         expect(text).not.toContain(SERVICE_MARKER);
         expect(text).not.toContain("SUPABASE_SERVICE_ROLE_KEY");
@@ -92,7 +92,7 @@ describe("the dashboard bundle", () => {
 
   test("keeps inline config from closing its script element", () => {
     const config: DashboardConfig = { ...loadDashboardConfig({}), localApiUrl: "http://x</script><script>alert(1)</script>" };
-    const page = renderInlinePage({ js: "", css: "" }, config);
+    const page = renderInlinePage({ js: "", css: "" }, config).html;
     expect(page).not.toContain("</script><script>alert(1)");
   });
 });
@@ -118,6 +118,16 @@ describe("dashboardPlugin()", () => {
 
     const again = await app.handle(new Request("http://localhost/", { headers: { "if-none-match": plain.headers.get("etag")! } }));
     expect(again.status).toBe(304);
+  });
+
+  test("sends a Content-Security-Policy that allows only its own script and the configured APIs", async () => {
+    const res = await plugin().handle(new Request("http://localhost/"));
+    const csp = res.headers.get("content-security-policy")!;
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toMatch(/script-src 'sha256-[A-Za-z0-9+/=]+'/);
+    expect(csp).toContain("connect-src 'self' http://127.0.0.1:54321 ws://127.0.0.1:54321");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toContain("unsafe-inline");
   });
 
   test("serves /dashboard/config.json without the service-role key", async () => {

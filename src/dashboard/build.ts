@@ -57,11 +57,43 @@ const HEAD = `<!doctype html>
 <link rel="icon" href="data:,">
 <title>Zoe dashboard</title>`;
 
+export interface InlinePage {
+  html: string;
+  /** Content-Security-Policy for `html`: only its own script and style, connections to the configured APIs. */
+  csp: string;
+}
+
+function sha256(text: string): string {
+  return `'sha256-${new Bun.CryptoHasher("sha256").update(text).digest("base64")}'`;
+}
+
+/** Origins the page may connect to: the local API and Supabase (HTTP and Realtime's WebSocket). */
+function connectSources(config: DashboardConfig): string[] {
+  const sources = ["'self'"];
+  for (const url of [config.localApiUrl, config.supabaseUrl]) {
+    const origin = url && URL.canParse(url) ? new URL(url).origin : null;
+    if (!origin || origin === "null") continue;
+    sources.push(origin);
+    if (url === config.supabaseUrl) sources.push(origin.replace(/^http/, "ws"));
+  }
+  return sources;
+}
+
 /** The page as one document: JS, CSS and config inline. */
-export function renderInlinePage(assets: DashboardAssets, config: DashboardConfig): string {
+export function renderInlinePage(assets: DashboardAssets, config: DashboardConfig): InlinePage {
   const js = assets.js.replace(/<\/(script)/gi, "<\\/$1");
   const css = assets.css.replace(/<\/(style)/gi, "<\\/$1");
-  return `${HEAD}
+  const csp = [
+    "default-src 'none'",
+    `script-src ${sha256(js)}`,
+    `style-src ${sha256(css)}`,
+    `connect-src ${connectSources(config).join(" ")}`,
+    "img-src data:",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join("; ");
+  const html = `${HEAD}
 <style>${css}</style>
 </head>
 <body>
@@ -71,6 +103,7 @@ export function renderInlinePage(assets: DashboardAssets, config: DashboardConfi
 </body>
 </html>
 `;
+  return { html, csp };
 }
 
 /** The page for static hosting: loads app.js, app.css and (at run time) config.json beside it. */

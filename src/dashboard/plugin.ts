@@ -16,14 +16,16 @@ interface Rendered {
   html: Uint8Array<ArrayBuffer>;
   gzip: Uint8Array<ArrayBuffer>;
   etag: string;
+  csp: string;
 }
 
 export function dashboardPlugin(options: DashboardPluginOptions) {
   let rendered: Promise<Rendered> | null = null;
   const render = () => {
     rendered ??= options.assets().then((assets) => {
-      const html = new TextEncoder().encode(renderInlinePage(assets, options.config));
-      return { html, gzip: Bun.gzipSync(html) as Uint8Array<ArrayBuffer>, etag: `"${Bun.hash(html).toString(36)}"` };
+      const page = renderInlinePage(assets, options.config);
+      const html = new TextEncoder().encode(page.html);
+      return { html, csp: page.csp, gzip: Bun.gzipSync(html) as Uint8Array<ArrayBuffer>, etag: `"${Bun.hash(html).toString(36)}"` };
     });
     // A failed build is retried on the next request instead of cached forever.
     rendered.catch(() => (rendered = null));
@@ -40,6 +42,7 @@ export function dashboardPlugin(options: DashboardPluginOptions) {
         vary: "accept-encoding",
         "x-content-type-options": "nosniff",
         "referrer-policy": "no-referrer",
+        "content-security-policy": page.csp,
       };
       if (request.headers.get("if-none-match") === page.etag) return new Response(null, { status: 304, headers });
       if (/\bgzip\b/.test(request.headers.get("accept-encoding") ?? "")) {

@@ -77,12 +77,12 @@ function syncedText(live: LocalLive): string {
 export function Badge({ live }: { live: LocalLive }) {
   const kind = live.isLocal ? "local" : live.status === "remote" ? "remote" : "connecting";
   return (
-    <div className={`badge ${kind}`} data-testid="badge" data-status={kind} data-next-probe={live.nextProbeAt ?? ""} role="status" aria-live="polite">
+    <div className={`badge ${kind}`} data-testid="badge" data-status={kind} data-next-probe={live.nextProbeAt ?? ""}>
       <div className="badge-title">
         <span className="dot" aria-hidden="true">
           {kind === "local" ? "●" : "○"}
         </span>
-        <span data-testid="badge-label">{kind === "local" ? "LOCAL LIVE" : kind === "remote" ? "REMOTE" : "CONNECTING"}</span>
+        <span data-testid="badge-label" role="status">{kind === "local" ? "LOCAL LIVE" : kind === "remote" ? "REMOTE" : "CONNECTING"}</span>
       </div>
       {kind === "remote" && (
         <div data-testid="badge-polling">
