@@ -120,7 +120,12 @@ export function createApp(options: AppOptions) {
         }
         const errors: FieldError[] = [];
         for (let i = 0; i < events.length && errors.length < MAX_DETAILS; i++) {
-          errors.push(...checkEventInput(events[i], single ? "" : `/${i}`));
+          // TypeBox reports a missing field twice ("required", then "Expected string"): keep the first.
+          const seen = new Set<string>();
+          for (const e of checkEventInput(events[i], single ? "" : `/${i}`)) {
+            if (!seen.has(e.path)) errors.push(e);
+            seen.add(e.path);
+          }
         }
         if (errors.length > 0) {
           const where = single ? "the event" : `event ${errors[0]!.path.split("/")[1]}`;

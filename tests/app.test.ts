@@ -179,6 +179,8 @@ describe("bad input: 4xx JSON {error:{code,message,details}}, field paths, nothi
     t = testApp();
     const two = await expectError(await t.handle("/local/events", postJson({ mode: "x", source: "", type: "t", subtype: "u", body: "b" })), 400, "invalid_request");
     expect(two.details!.map((d) => d.path).sort()).toEqual(["/mode", "/source"]);
+    const missing = await expectError(await t.handle("/local/events", postJson({ mode: "live" })), 400, "invalid_request");
+    expect(missing.details).toEqual(["/source", "/type", "/subtype", "/body"].map((path) => ({ path, message: "Expected required property" })));
     const many = await expectError(await t.handle("/local/events", postJson(Array.from({ length: 1000 }, () => ({ mode: "x" })))), 400, "invalid_request");
     expect(many.details!.length).toBeLessThanOrEqual(120);
   });
