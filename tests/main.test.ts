@@ -116,9 +116,10 @@ describe("durability", () => {
     const acked: Ack[] = [];
     let attempted = 0;
     let acknowledged = 0;
-    let killed = false;
+    let dying = false;
     const worker = async (w: number) => {
-      for (let i = 0; !killed; i++) {
+      // Keep posting through the kill: requests are in flight when it dies.
+      for (let i = 0; ; i++) {
         const batch = i % 3 === 2 ? [event(`w${w}-${i}-a`), event(`w${w}-${i}-b`), event(`w${w}-${i}-c`)] : event(`w${w}-${i}`);
         attempted++;
         try {
@@ -128,14 +129,14 @@ describe("durability", () => {
           acked.push(...("events" in body ? body.events : [body]));
           acknowledged++;
         } catch (error) {
-          if (killed) return; // the service is gone: this request was never acknowledged
+          if (dying) return; // the service is gone: this request was never acknowledged
           throw error;
         }
       }
     };
     const workers = Array.from({ length: 12 }, (_, w) => worker(w));
     await waitFor(() => acked.length >= 1000, 30_000, "1000 acknowledged events");
-    killed = true;
+    dying = true;
     s.proc.kill("SIGKILL");
     await s.proc.exited;
     await Promise.all(workers);
