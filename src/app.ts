@@ -55,6 +55,14 @@ export function createApp(options: AppOptions) {
   const { store, hub, logger } = options;
   const json = (body: unknown, status = 200) =>
     new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+  // The ingest hot path answers with a string and `set`: Elysia then builds
+  // one Response, where a returned Response is copied into a second one to
+  // merge the CORS headers (about 3 µs a request). Same status and headers.
+  const jsonText = (set: { status?: unknown; headers: Record<string, unknown> }, body: unknown, status: number) => {
+    set.status = status;
+    set.headers["content-type"] = "application/json";
+    return JSON.stringify(body);
+  };
 
   let app = new Elysia()
     .use(
@@ -108,7 +116,7 @@ export function createApp(options: AppOptions) {
   return app
     .post(
       "/local/events",
-      async ({ request }) => {
+      async ({ request, set }) => {
         const body = await readJsonBody(request, options.maxRequestBytes, "events");
         const single = !Array.isArray(body);
         const events = single ? [body] : (body as unknown[]);
@@ -133,7 +141,7 @@ export function createApp(options: AppOptions) {
         }
         const results = await store.append(events as EventInput[]);
         const status = results.every((r) => r.duplicate) ? 200 : 201;
-        return json(single ? results[0] : { events: results }, status);
+        return jsonText(set, single ? results[0] : { events: results }, status);
       },
       { parse: "none", detail: routeDocs["POST /local/events"] },
     )

@@ -35,6 +35,14 @@ export async function readJsonBody(request: Request, maxBytes: number, what: str
   let bytes: Uint8Array;
   if (!request.body) {
     bytes = new Uint8Array(0);
+  } else if (Number.isInteger(declared) && declared >= 0 && !request.headers.has("transfer-encoding")) {
+    // A declared length frames the body on the wire, so the server reads no
+    // more than `declared` (≤ maxBytes) bytes: read it whole, without the
+    // streaming reader, which costs about 10 µs per request in Bun.
+    bytes = new Uint8Array(await request.arrayBuffer());
+    if (bytes.byteLength > maxBytes) {
+      throw new PayloadTooLargeError(`Cannot read ${what}: body exceeds ${maxBytes} bytes`);
+    }
   } else {
     const chunks: Uint8Array[] = [];
     let size = 0;

@@ -17,6 +17,8 @@ export interface Config {
   stateKeep: number;
   maxRequestBytes: number;
   groupCommit: boolean;
+  /** WAL checkpoint interval of the background checkpointer; 0 leaves checkpoints to SQLite's automatic one. */
+  checkpointIntervalMs: number;
   logLevel: LogLevel;
   sse: { heartbeatMs: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number };
   flush: FlushConfig;
@@ -106,6 +108,7 @@ export function loadConfig(env: Env): Config {
     stateKeep: intVar(env, "ZOE_STATE_KEEP", 100, 1, 1_000_000),
     maxRequestBytes: intVar(env, "ZOE_MAX_REQUEST_BYTES", 1_048_576, 1024, 16 * 1_048_576),
     groupCommit: boolVar(env, "ZOE_GROUP_COMMIT", true),
+    checkpointIntervalMs: intVar(env, "ZOE_CHECKPOINT_INTERVAL_MS", 5, 0, 60_000),
     logLevel: enumVar(env, "ZOE_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
     sse: {
       heartbeatMs: intVar(env, "ZOE_SSE_HEARTBEAT_MS", 15_000, 10, 3_600_000),

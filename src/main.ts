@@ -43,6 +43,7 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
       retentionMs: config.retentionMs,
       stateKeep: config.stateKeep,
       groupCommit: config.groupCommit,
+      checkpointIntervalMs: config.checkpointIntervalMs,
       clock,
     });
   } catch (error) {

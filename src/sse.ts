@@ -44,6 +44,18 @@ export function formatEvent(e: ZoeEvent): string {
   return `id: ${e.seq}\ndata: ${JSON.stringify(e)}\n\n`;
 }
 
+// Every live stream receives the same event objects from the hub: format each
+// once, not once per client (100 clients made JSON.stringify the hot spot).
+const formattedLive = new WeakMap<ZoeEvent, string>();
+function formatLive(e: ZoeEvent): string {
+  let text = formattedLive.get(e);
+  if (text === undefined) {
+    text = formatEvent(e);
+    formattedLive.set(e, text);
+  }
+  return text;
+}
+
 export const SSE_HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
   "cache-control": "no-cache, no-transform",
@@ -135,7 +147,7 @@ export function openEventStream(options: StreamOptions): ReadableStream<Uint8Arr
     if (replaying || done) return; // the replay will read them from SQLite
     for (const e of events) {
       if (e.seq <= cursor) continue;
-      pending += formatEvent(e);
+      pending += formatLive(e);
       cursor = e.seq;
     }
     if (pending === "") return;

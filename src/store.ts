@@ -6,6 +6,7 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { type Checkpointer, startCheckpointer } from "./checkpointer.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { SynchronousLevel } from "./config.ts";
 import { ConflictError, StartupError, StoreUnavailableError, ZoeError } from "./errors.ts";
@@ -32,6 +33,8 @@ export interface StoreOptions {
   /** Commit concurrent appends together (default true). */
   groupCommit?: boolean;
   clock?: Clock;
+  /** Checkpoint the WAL from a worker thread every this many ms (0 or unset: only SQLite's automatic checkpoint). */
+  checkpointIntervalMs?: number;
   /** Reports an error thrown by an onAppend listener (default: console.error). */
   onListenerError?: (error: unknown) => void;
 }
@@ -73,6 +76,8 @@ interface PendingAppend {
 }
 
 const COLUMNS = "id, mode, ts, seq, source, type, subtype, symbol, severity, body, meta_json, idempotency_key";
+/** Rows per multi-row INSERT (13 parameters each). */
+const INSERT_CHUNK = 32;
 
 export function rowToEvent(row: EventRow): ZoeEvent {
   return {
@@ -165,7 +170,6 @@ export class EventStore {
   private closed = false;
 
   private readonly q: {
-    insert: ReturnType<Database["query"]>;
     byKey: ReturnType<Database["query"]>;
     byId: ReturnType<Database["query"]>;
     maxSeq: ReturnType<Database["query"]>;
@@ -181,6 +185,12 @@ export class EventStore {
     trimState: ReturnType<Database["query"]>;
     latestState: ReturnType<Database["query"]>;
   };
+  // Transaction control as cached statements: db.run() would compile the SQL
+  // again on every call, several times per request on the ingest path.
+  private readonly tx: Record<"begin" | "commit" | "savepoint" | "release" | "rollbackTo", ReturnType<Database["query"]>>;
+  /** Multi-row INSERT statements by row count, prepared on first use. */
+  private readonly inserts = new Map<number, ReturnType<Database["query"]>>();
+  private readonly checkpointer: Checkpointer | null;
 
   constructor(db: Database, lock: Database | null, options: StoreOptions) {
     this.db = db;
@@ -192,7 +202,6 @@ export class EventStore {
     this.stateKeep = options.stateKeep ?? 100;
     this.onListenerError = options.onListenerError ?? ((error) => console.error("zoe-local: append listener failed:", error));
     this.q = {
-      insert: db.query(`INSERT INTO local_events (${COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       byKey: db.query("SELECT id, seq, idempotency_key FROM local_events WHERE idempotency_key = ?"),
       byId: db.query("SELECT idempotency_key FROM local_events WHERE id = ?"),
       maxSeq: db.query("SELECT COALESCE(MAX(seq), 0) AS seq FROM local_events WHERE mode = ?"),
@@ -212,7 +221,18 @@ export class EventStore {
       ),
       latestState: db.query("SELECT ts, state_json FROM local_state_snapshots WHERE mode = ? ORDER BY id DESC LIMIT 1"),
     };
+    this.tx = {
+      begin: db.query("BEGIN IMMEDIATE"),
+      commit: db.query("COMMIT"),
+      savepoint: db.query("SAVEPOINT request"),
+      release: db.query("RELEASE request"),
+      rollbackTo: db.query("ROLLBACK TO request"),
+    };
     for (const mode of MODES) this.counters.set(mode, (this.q.maxSeq.get(mode) as { seq: number }).seq);
+    this.checkpointer =
+      options.checkpointIntervalMs && options.path !== ":memory:"
+        ? startCheckpointer({ path: options.path, intervalMs: options.checkpointIntervalMs })
+        : null;
   }
 
   /** Highest seq assigned so far in `mode` (0 when none). */
@@ -279,7 +299,7 @@ export class EventStore {
     const outcomes: (AppendResult[] | Error)[] = [];
     const db = this.db;
     try {
-      db.run("BEGIN IMMEDIATE");
+      this.tx.begin.run();
     } catch (error) {
       throw storeFailure("Cannot store events", error);
     }
@@ -287,24 +307,29 @@ export class EventStore {
       for (const request of batch) {
         const requestBefore = new Map(this.counters);
         const storedBefore = stored.length;
-        db.run("SAVEPOINT request");
+        // A one-event request needs no savepoint: SQLite undoes a failing
+        // statement by itself, and insertRequest writes nothing before its insert.
+        const savepoint = request.events.length > 1;
+        if (savepoint) this.tx.savepoint.run();
         try {
-          outcomes.push(request.events.map((e, i) => this.insertOne(e, i, now, stored)));
-          db.run("RELEASE request");
+          outcomes.push(this.insertRequest(request.events, now, stored));
+          if (savepoint) this.tx.release.run();
         } catch (error) {
           const failure = storeFailure("Cannot store events", error);
           // A disk failure dooms the whole transaction, not just this request;
           // SQLite may already have rolled it back (SQLITE_FULL does), so the
           // savepoint is gone and the outer handler must not mask the cause.
           if (failure instanceof StoreUnavailableError) throw failure;
-          db.run("ROLLBACK TO request");
-          db.run("RELEASE request");
+          if (savepoint) {
+            this.tx.rollbackTo.run();
+            this.tx.release.run();
+          }
           for (const [m, s] of requestBefore) this.counters.set(m, s);
           stored.length = storedBefore;
           outcomes.push(failure);
         }
       }
-      db.run("COMMIT");
+      this.tx.commit.run();
     } catch (error) {
       try {
         db.run("ROLLBACK");
@@ -329,49 +354,75 @@ export class EventStore {
     return outcomes;
   }
 
-  private insertOne(input: EventInput, index: number, now: string, stored: ZoeEvent[]): AppendResult {
-    const id = input.id ?? Bun.randomUUIDv7();
-    const key = input.idempotency_key ?? id;
-    const existing = this.q.byKey.get(key) as { id: string; seq: number; idempotency_key: string } | null;
-    if (existing) return { id: existing.id, seq: existing.seq, idempotency_key: key, duplicate: true };
-    if (input.id !== undefined && this.q.byId.get(id)) {
-      throw new ConflictError(`Cannot store event ${index}: id ${id} is already used by an event with another idempotency_key`, {
-        details: [{ path: `/${index}/id`, message: "Already used by another event" }],
+  /**
+   * Stores one request's events. An event whose idempotency_key is already
+   * stored (or came earlier in this request) is a duplicate carrying the
+   * stored id and seq. The new rows go in with multi-row INSERTs after the
+   * checks, which costs about a third less per row than a statement per row.
+   */
+  private insertRequest(events: EventInput[], now: string, stored: ZoeEvent[]): AppendResult[] {
+    const results: AppendResult[] = [];
+    const fresh: ZoeEvent[] = [];
+    // This request's new keys and ids, not in the database until insertRows.
+    const pendingKeys = events.length > 1 ? new Map<string, AppendResult>() : null;
+    const pendingIds = events.length > 1 ? new Set<string>() : null;
+    events.forEach((input, index) => {
+      const id = input.id ?? Bun.randomUUIDv7();
+      const key = input.idempotency_key ?? id;
+      const existing =
+        pendingKeys?.get(key) ?? (this.q.byKey.get(key) as { id: string; seq: number; idempotency_key: string } | null);
+      if (existing) {
+        results.push({ id: existing.id, seq: existing.seq, idempotency_key: key, duplicate: true });
+        return;
+      }
+      if (input.id !== undefined && (pendingIds?.has(id) || this.q.byId.get(id))) {
+        throw new ConflictError(`Cannot store event ${index}: id ${id} is already used by an event with another idempotency_key`, {
+          details: [{ path: `/${index}/id`, message: "Already used by another event" }],
+        });
+      }
+      const seq = (this.counters.get(input.mode) ?? 0) + 1;
+      this.counters.set(input.mode, seq);
+      fresh.push({
+        id,
+        mode: input.mode,
+        ts: input.ts ?? now,
+        seq,
+        source: input.source,
+        type: input.type,
+        subtype: input.subtype,
+        symbol: input.symbol ?? null,
+        severity: input.severity ?? "info",
+        body: input.body,
+        meta: input.meta ?? {},
+        idempotency_key: key,
       });
+      const result = { id, seq, idempotency_key: key, duplicate: false };
+      results.push(result);
+      pendingKeys?.set(key, result);
+      pendingIds?.add(id);
+    });
+    this.insertRows(fresh, now);
+    for (const e of fresh) stored.push(e);
+    return results;
+  }
+
+  private insertRows(rows: ZoeEvent[], now: string): void {
+    for (let i = 0; i < rows.length; ) {
+      const n = Math.min(INSERT_CHUNK, rows.length - i);
+      let statement = this.inserts.get(n);
+      if (!statement) {
+        const values = Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ");
+        statement = this.db.query(`INSERT INTO local_events (${COLUMNS}, created_at) VALUES ${values}`);
+        this.inserts.set(n, statement);
+      }
+      const params: (string | number | null)[] = [];
+      for (let j = i; j < i + n; j++) {
+        const e = rows[j]!;
+        params.push(e.id, e.mode, e.ts, e.seq, e.source, e.type, e.subtype, e.symbol, e.severity, e.body, JSON.stringify(e.meta), e.idempotency_key, now);
+      }
+      statement.run(...params);
+      i += n;
     }
-    const seq = (this.counters.get(input.mode) ?? 0) + 1;
-    const event: ZoeEvent = {
-      id,
-      mode: input.mode,
-      ts: input.ts ?? now,
-      seq,
-      source: input.source,
-      type: input.type,
-      subtype: input.subtype,
-      symbol: input.symbol ?? null,
-      severity: input.severity ?? "info",
-      body: input.body,
-      meta: input.meta ?? {},
-      idempotency_key: key,
-    };
-    this.q.insert.run(
-      id,
-      event.mode,
-      event.ts,
-      seq,
-      event.source,
-      event.type,
-      event.subtype,
-      event.symbol,
-      event.severity,
-      event.body,
-      JSON.stringify(event.meta),
-      key,
-      now,
-    );
-    this.counters.set(input.mode, seq);
-    stored.push(event);
-    return { id, seq, idempotency_key: key, duplicate: false };
   }
 
   /** Events with seq > sinceSeq ascending; without sinceSeq the newest `limit`, ascending. */
@@ -487,6 +538,7 @@ export class EventStore {
     if (this.closed) return;
     this.closed = true;
     if (this.pending.length > 0) this.drain();
+    this.checkpointer?.stop();
     try {
       this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
     } catch {

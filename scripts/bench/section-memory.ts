@@ -1,0 +1,27 @@
+// Service memory: the peak resident set (VmHWM from /proc) of every service
+// process the other sections started, read just before each was stopped.
+import { fmt, type Section } from "./section.ts";
+
+const LIMIT_MB = 150;
+
+export const memorySection: Section = {
+  id: "memory",
+  title: "Service memory (RSS)",
+  async run(ctx) {
+    const worst = ctx.memory.reduce((a, b) => (b.peakMb > a.peakMb ? b : a), { label: "none", rssMb: NaN, peakMb: -Infinity });
+    return {
+      table: [["service process", "RSS at end MB", "peak RSS MB"], ...ctx.memory.map((m) => [m.label, fmt.int(m.rssMb), fmt.int(m.peakMb)])],
+      targets: [
+        {
+          what: "service peak RSS",
+          measured: `${fmt.int(worst.peakMb)} MB (${worst.label})`,
+          target: `< ${LIMIT_MB} MB`,
+          met: Number.isFinite(worst.peakMb) ? worst.peakMb < LIMIT_MB : null,
+        },
+      ],
+      analysis: [
+        "RSS is mostly the Bun runtime and JIT (about 40-50 MB idle) plus SQLite's page cache (cache_size -32000 = up to 32 MB) and per-connection buffers; SSE clients are bounded by ZOE_SSE_MAX_BUFFER_BYTES each.",
+      ],
+    };
+  },
+};
