@@ -3,11 +3,24 @@
 // environment Supabase injects. Deno.serve() takes its address from
 // DENO_SERVE_ADDRESS; port 0 lets the kernel pick, and Deno prints it.
 import type { Subprocess } from "bun";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
 export const REPO_ROOT = join(import.meta.dir, "..", "..");
-export const DENO_BIN = join(REPO_ROOT, "node_modules", ".bin", "deno");
+/**
+ * The real Deno executable. node_modules/.bin/deno is a Node wrapper that
+ * spawnSync()s it and does not forward signals, so killing the wrapper would
+ * orphan the server: use the binary the npm package installs (or its
+ * platform package), and the wrapper only as a last resort.
+ */
+export function denoBinary(): string {
+  const nm = join(REPO_ROOT, "node_modules");
+  const candidates = [join(nm, "deno", "deno")];
+  if (existsSync(join(nm, "@deno"))) {
+    for (const dir of readdirSync(join(nm, "@deno"))) candidates.push(join(nm, "@deno", dir, "deno"));
+  }
+  return candidates.find((c) => existsSync(c)) ?? join(nm, ".bin", "deno");
+}
 export const FUNCTIONS_DIR = join(REPO_ROOT, "supabase", "functions");
 
 export interface EdgeFunctionProcess {
@@ -32,7 +45,7 @@ export function denoRunArgs(name: string): string[] {
 
 export async function startEdgeFunction({ name, env, timeoutMs = 30_000 }: StartEdgeFunctionOptions): Promise<EdgeFunctionProcess> {
   if (!existsSync(join(FUNCTIONS_DIR, name, "index.ts"))) throw new Error(`No edge function ${name} in ${FUNCTIONS_DIR}`);
-  const proc: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn([DENO_BIN, ...denoRunArgs(name)], {
+  const proc: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn([denoBinary(), ...denoRunArgs(name)], {
     cwd: join(FUNCTIONS_DIR, name),
     env: {
       PATH: process.env.PATH ?? "",
