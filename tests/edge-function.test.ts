@@ -354,3 +354,43 @@ describe("zoe-ingest on database failure", () => {
     expect(ok.body.accepted).toBe(1);
   });
 });
+
+describe("zoe-ingest's own auth, with the platform's verify_jwt off", () => {
+  let open: SupabaseStack;
+  let noSecret: SupabaseStack;
+  beforeAll(async () => {
+    [open, noSecret] = await Promise.all([
+      startSupabaseStack({ functionVerifyJwt: false }),
+      // As on the platform: the service key is injected, the JWT secret is not.
+      startSupabaseStack({ functionVerifyJwt: false, functionEnv: { SUPABASE_JWT_SECRET: "" } }),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([open?.stop(), noSecret?.stop()]);
+  });
+
+  const post = (s: SupabaseStack, headers: Record<string, string>) =>
+    fetch(s.functionUrl, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ mode: "live", events: [event(1)] }) });
+
+  test("no credentials → 401 from the function itself", async () => {
+    const res = await post(open, {});
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as IngestBody).error?.code).toBe("UNAUTHORIZED");
+  });
+
+  test("with the JWT secret: a service_role JWT signed elsewhere or an anon JWT → 401; a freshly signed service_role JWT → 200", async () => {
+    const forged = await signJwt({ role: "service_role" }, "not-the-project-secret-but-long-enough");
+    expect((await post(open, { authorization: `Bearer ${forged}` })).status).toBe(401);
+    expect((await post(open, { authorization: `Bearer ${open.anonKey}` })).status).toBe(401);
+    const expired = await signJwt({ role: "service_role", exp: Math.floor(Date.now() / 1000) - 10 }, open.jwtSecret);
+    expect((await post(open, { authorization: `Bearer ${expired}` })).status).toBe(401);
+    const minted = await signJwt({ role: "service_role", iat: 1 }, open.jwtSecret);
+    expect((await post(open, { authorization: `Bearer ${minted}` })).status).toBe(200);
+  });
+
+  test("without the JWT secret: only the injected service key passes; a forged service_role JWT never does", async () => {
+    const forged = await signJwt({ role: "service_role" }, "anything-at-all-will-do-for-a-forger");
+    expect((await post(noSecret, { authorization: `Bearer ${forged}` })).status).toBe(401);
+    expect((await post(noSecret, { authorization: `Bearer ${noSecret.serviceKey}` })).status).toBe(200);
+  });
+});

@@ -114,6 +114,17 @@ describe("remote schema", () => {
     expect(policies.n).toBe(3);
   });
 
+  test("the tables join Supabase Realtime's publication where it exists", async () => {
+    await stack.sql.unsafe("create publication supabase_realtime");
+    try {
+      for (const f of readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith(".sql")).sort()) await stack.sql.unsafe(readFileSync(join(MIGRATIONS_DIR, f), "utf8"));
+      const tables = await stack.sql`select tablename from pg_publication_tables where pubname = 'supabase_realtime' order by tablename`;
+      expect(tables.map((t: { tablename: string }) => t.tablename)).toEqual(["zoe_events", "zoe_health", "zoe_state"]);
+    } finally {
+      await stack.sql.unsafe("drop publication supabase_realtime");
+    }
+  });
+
   test("config.toml declares the function for the CLI with verify_jwt on", () => {
     const toml = readFileSync(join(MIGRATIONS_DIR, "..", "config.toml"), "utf8");
     expect(toml).toMatch(/^\[functions\.zoe-ingest\]$/m);

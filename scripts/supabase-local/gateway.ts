@@ -36,6 +36,8 @@ export interface GatewayOptions {
   functionUrl(name: string): string | null | undefined;
   port?: number;
   hostname?: string;
+  /** Overrides config.toml's verify_jwt for every function. */
+  verifyJwt?: boolean;
 }
 
 export interface Gateway {
@@ -100,7 +102,7 @@ export function startGateway(options: GatewayOptions): Gateway {
   }
 
   async function functionRoute(req: Request, name: string, rest: string): Promise<Response> {
-    if (!verifyJwtConfig.has(name)) verifyJwtConfig.set(name, functionVerifiesJwt(name));
+    if (!verifyJwtConfig.has(name)) verifyJwtConfig.set(name, options.verifyJwt ?? functionVerifiesJwt(name));
     if (verifyJwtConfig.get(name)) {
       const token = bearer(req);
       if (!token) return jsonResponse(401, { code: 401, message: "Missing authorization header" });

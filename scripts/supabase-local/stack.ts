@@ -16,6 +16,8 @@ export interface SupabaseStackOptions {
   jwtSecret?: string;
   /** Gateway port; 0 (default) picks a free one. */
   port?: number;
+  /** Gateway checks the function's Authorization JWT first, like the platform (default: config.toml, i.e. true). */
+  functionVerifyJwt?: boolean;
 }
 
 export interface SupabaseStack {
@@ -71,6 +73,7 @@ export async function startSupabaseStack(options: SupabaseStackOptions = {}): Pr
       sql: gatewaySql,
       jwtSecret,
       port: options.port,
+      verifyJwt: options.functionVerifyJwt,
       functionUrl: (name) => (name === FUNCTION_NAME ? (fn?.url ?? null) : undefined),
     });
     cleanups.push(() => gateway.stop());

@@ -58,3 +58,18 @@ drop policy if exists zoe_health_read on public.zoe_health;
 create policy zoe_health_read on public.zoe_health for select to anon, authenticated using (true);
 drop policy if exists zoe_state_read on public.zoe_state;
 create policy zoe_state_read on public.zoe_state for select to anon, authenticated using (true);
+
+-- A dashboard in REMOTE mode may subscribe with Supabase Realtime; publish
+-- the tables where the publication exists (every Supabase project has it;
+-- plain Postgres, such as the local test stack, does not).
+do $$
+declare t text;
+begin
+  if exists (select 1 from pg_publication where pubname = 'supabase_realtime') then
+    foreach t in array array['zoe_events', 'zoe_health', 'zoe_state'] loop
+      if not exists (select 1 from pg_publication_tables where pubname = 'supabase_realtime' and schemaname = 'public' and tablename = t) then
+        execute format('alter publication supabase_realtime add table public.%I', t);
+      end if;
+    end loop;
+  end if;
+end $$;

@@ -136,6 +136,14 @@ async function authorize(req: Request, config: IngestConfig): Promise<void> {
   const token = /^Bearer\s+(\S+)$/i.exec(req.headers.get("authorization") ?? "")?.[1];
   if (!token) throw new HttpError(401, "UNAUTHORIZED", "Missing Authorization: Bearer <service_role key> (or x-zoe-flush-secret)");
   if (config.serviceKeys.some((key) => timingSafeEqual(token, key))) return;
+  // Without a JWT secret the signature cannot be checked here. Reading the role
+  // unverified is only safe behind the platform's verify_jwt, and only needed
+  // when the service key itself is unknown: the platform injects it, so on
+  // Supabase a forged {role:"service_role"} never passes, even with
+  // verify_jwt = false.
+  if (!config.jwtSecret && config.serviceKeys.length > 0) {
+    throw new HttpError(401, "UNAUTHORIZED", "Bearer token is not this project's service_role key");
+  }
   let role: unknown;
   try {
     role = (config.jwtSecret ? await verifyJwt(token, config.jwtSecret) : decodeJwt(token)).role;
