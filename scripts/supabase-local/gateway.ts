@@ -136,6 +136,8 @@ export function startGateway(options: GatewayOptions): Gateway {
     hostname: options.hostname ?? "127.0.0.1",
     // Above the function's own 4 MiB limit, so the function (not the gateway) answers 413.
     maxRequestBodySize: 64 * 1024 * 1024,
+    // Bun's default 10 s would cut a request waiting on a lock before the function's own timeouts answer.
+    idleTimeout: 120,
     async fetch(req) {
       const { pathname } = new URL(req.url);
       if (req.method === "OPTIONS") return withCors(new Response(null, { status: 204 }));

@@ -163,7 +163,7 @@ export async function createStackDatabase(adminUrl: string, migrationsDir = MIGR
   try {
     await ensureRoles(admin);
     await dropStale(admin, stamp);
-    await admin.unsafe(`create database "${name}"`);
+    await admin.unsafe(`create database "${name}" template template0`);
   } finally {
     await admin.close();
   }
