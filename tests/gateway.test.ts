@@ -5,6 +5,7 @@ import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import { join } from "node:path";
 import { signJwt } from "../supabase/functions/_shared/jwt.ts";
 import { type SupabaseStack, startSupabaseStack } from "./helpers/supabase-stack.ts";
+import { waitFor } from "./helpers/tmp.ts";
 
 let stack: SupabaseStack;
 let anon: SupabaseClient;
@@ -269,6 +270,33 @@ describe("gateway: functions proxy", () => {
     const { data, error } = await service.functions.invoke("zoe-ingest", { body: { mode: "paper", events: [row(901, { mode: "paper" })] } });
     expect(error).toBeNull();
     expect(data.accepted).toBe(1);
+  });
+});
+
+describe("local stack processes", () => {
+  test("the Deno function exits by itself when the process that started it is SIGKILLed", async () => {
+    const owner = Bun.spawn(["bun", join(import.meta.dir, "fixtures", "function-owner.ts")], { stdout: "pipe", stderr: "inherit" });
+    let out = "";
+    const reader = owner.stdout.getReader();
+    while (!/function pid \d+/.test(out)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    const pid = Number(/function pid (\d+)/.exec(out)?.[1]);
+    const url = /url (\S+)/.exec(out)?.[1];
+    expect((await fetch(url!, { method: "POST" })).status).toBe(401);
+    owner.kill("SIGKILL");
+    await owner.exited;
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(() => !alive(), 10_000, `deno ${pid} to exit`);
   });
 });
 

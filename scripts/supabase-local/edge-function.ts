@@ -5,6 +5,7 @@
 import type { Subprocess } from "bun";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 
 export const REPO_ROOT = join(import.meta.dir, "..", "..");
 /**
@@ -25,6 +26,7 @@ export const FUNCTIONS_DIR = join(REPO_ROOT, "supabase", "functions");
 
 export interface EdgeFunctionProcess {
   name: string;
+  pid: number;
   /** Base URL of the Deno server, e.g. http://127.0.0.1:41234 */
   url: string;
   output(): string;
@@ -37,15 +39,27 @@ export interface StartEdgeFunctionOptions {
   timeoutMs?: number;
 }
 
-/** Deno's flags for a function: its own deno.json, network and env only. */
+/**
+ * Deno's flags for a function: its own deno.json, network and env, reading
+ * only the functions directory. function-host.ts imports the real index.ts.
+ */
 export function denoRunArgs(name: string): string[] {
   const dir = join(FUNCTIONS_DIR, name);
-  return ["run", "--no-prompt", `--config=${join(dir, "deno.json")}`, "--allow-net", "--allow-env", join(dir, "index.ts")];
+  return [
+    "run",
+    "--no-prompt",
+    `--config=${join(dir, "deno.json")}`,
+    "--allow-net",
+    "--allow-env",
+    `--allow-read=${FUNCTIONS_DIR}`,
+    join(import.meta.dir, "function-host.ts"),
+    pathToFileURL(join(dir, "index.ts")).href,
+  ];
 }
 
 export async function startEdgeFunction({ name, env, timeoutMs = 30_000 }: StartEdgeFunctionOptions): Promise<EdgeFunctionProcess> {
   if (!existsSync(join(FUNCTIONS_DIR, name, "index.ts"))) throw new Error(`No edge function ${name} in ${FUNCTIONS_DIR}`);
-  const proc: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn([denoBinary(), ...denoRunArgs(name)], {
+  const proc: Subprocess<"pipe", "pipe", "pipe"> = Bun.spawn([denoBinary(), ...denoRunArgs(name)], {
     cwd: join(FUNCTIONS_DIR, name),
     env: {
       PATH: process.env.PATH ?? "",
@@ -56,7 +70,8 @@ export async function startEdgeFunction({ name, env, timeoutMs = 30_000 }: Start
       DENO_SERVE_ADDRESS: "tcp:127.0.0.1:0",
       ...env,
     },
-    stdin: "ignore",
+    // Never written: it closes when this process dies, and function-host.ts exits then.
+    stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -87,6 +102,7 @@ export async function startEdgeFunction({ name, env, timeoutMs = 30_000 }: Start
     ]);
     return {
       name,
+      pid: proc.pid,
       url,
       output: () => out,
       async stop() {
