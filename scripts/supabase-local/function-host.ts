@@ -13,3 +13,4 @@ void (async () => {
   }
 })();
 await import(entry);
+export {};
