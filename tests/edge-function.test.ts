@@ -85,6 +85,11 @@ describe("zoe-ingest packaging", () => {
     expect(deno.imports["@sinclair/typebox/"]).toBe(`npm:/@sinclair/typebox@${pinned}/`);
   });
 
+  test("a bad setting stops the function at boot with the variable's name", async () => {
+    const attempt = startSupabaseStack({ functionEnv: { ZOE_INGEST_MAX_EVENTS: "lots" } });
+    await expect(attempt).rejects.toThrow(/ZOE_INGEST_MAX_EVENTS must be a positive integer/);
+  });
+
   test("the function imports the shared schema file, not a copy", () => {
     const source = readFileSync(join(FN_DIR, "ingest.ts"), "utf8");
     expect(source).toContain(`from "../_shared/event-schema.ts"`);

@@ -100,6 +100,14 @@ function secretKeys(raw: string | undefined): string[] {
   return [raw];
 }
 
+/** Timeouts for writer.ts, validated like the rest of the configuration. */
+export function timeoutsFromEnv(env: Env): { lockTimeoutMs: number; statementTimeoutMs: number } {
+  return {
+    lockTimeoutMs: positiveInt(env, "ZOE_INGEST_LOCK_TIMEOUT_MS", 5000),
+    statementTimeoutMs: positiveInt(env, "ZOE_INGEST_STATEMENT_TIMEOUT_MS", 20_000),
+  };
+}
+
 export function configFromEnv(env: Env): IngestConfig {
   const nonEmpty = (name: string) => env(name) || undefined;
   return {
