@@ -14,14 +14,28 @@ import type { Logger } from "./log.ts";
 import { apiReferences, routeDocs } from "./openapi.ts";
 import { eventsQuery, modeOnlyQuery, modeQuery, streamPosition } from "./query.ts";
 import { checkEventInput, type EventInput, type FieldError, MAX_BATCH_EVENTS, type Mode } from "./schema.ts";
-import { openEventStream, SSE_HEADERS } from "./sse.ts";
+import { openEventStream, SSE_HEADERS, type StreamCloseReason } from "./sse.ts";
 import { checkStateInput } from "./state.ts";
-import type { EventStore } from "./store.ts";
+import type { AppendResult, EventStore } from "./store.ts";
 import { checkRetryInput, type QuarantineSource } from "./quarantine.ts";
 
 export interface HealthSource {
   /** Per-mode health for GET /local/state and GET /health. */
   health(mode: Mode): Record<string, unknown>;
+}
+
+/**
+ * Admission control and observation of requests: src/operations.ts plugs the
+ * bounded store, the metrics, readiness and the 5xx log in here.
+ */
+export interface AppHooks {
+  /** Throws a 503 ZoeError to refuse a batch; the returned function runs once the append settled. */
+  admit?(events: EventInput[]): () => void;
+  /** The append committed; `ms` since the ingest handler started. */
+  ingested?(events: EventInput[], results: AppendResult[], ms: number): void;
+  /** A request on any route ended in this error answer. */
+  failed?(error: unknown, status: number, request: Request): void;
+  streamClosed?(mode: Mode, reason: StreamCloseReason): void;
 }
 
 export interface AppOptions {
@@ -39,6 +53,7 @@ export interface AppOptions {
   plugins?: Elysia<any, any, any, any, any, any, any>[];
   /** Poison events set aside by the flusher (GET /local/quarantine, POST /local/quarantine/retry). */
   quarantine?: QuarantineSource;
+  hooks?: AppHooks;
 }
 
 const PUBLIC_PATHS = /^\/(docs(\/.*)?)?$/;
@@ -62,6 +77,18 @@ export function createApp(options: AppOptions) {
     set.status = status;
     set.headers["content-type"] = "application/json";
     return JSON.stringify(body);
+  };
+
+  const errorAnswer = (error: unknown, code: unknown, request: Request): Response => {
+    if (error instanceof ZoeError) return errorResponse(error);
+    if (code === "NOT_FOUND") {
+      return errorResponse(new NotFoundError(`No route for ${request.method} ${new URL(request.url).pathname}`));
+    }
+    if (code === "PARSE" || code === "VALIDATION") {
+      return errorResponse(new ValidationError(`Cannot read request: ${(error as Error).message}`));
+    }
+    logger.error("unhandled error", { error, path: new URL(request.url).pathname });
+    return json({ error: { code: "internal", message: "Internal error", details: null } }, 500);
   };
 
   let app = new Elysia()
@@ -90,15 +117,9 @@ export function createApp(options: AppOptions) {
       }),
     )
     .onError(({ error, code, request }) => {
-      if (error instanceof ZoeError) return errorResponse(error);
-      if (code === "NOT_FOUND") {
-        return errorResponse(new NotFoundError(`No route for ${request.method} ${new URL(request.url).pathname}`));
-      }
-      if (code === "PARSE" || code === "VALIDATION") {
-        return errorResponse(new ValidationError(`Cannot read request: ${(error as Error).message}`));
-      }
-      logger.error("unhandled error", { error, path: new URL(request.url).pathname });
-      return json({ error: { code: "internal", message: "Internal error", details: null } }, 500);
+      const response = errorAnswer(error, code, request);
+      options.hooks?.failed?.(error, response.status, request);
+      return response;
     })
     .onRequest(({ request }) => {
       if (request.method === "OPTIONS") return;
@@ -117,6 +138,7 @@ export function createApp(options: AppOptions) {
     .post(
       "/local/events",
       async ({ request, set }) => {
+        const started = performance.now();
         const body = await readJsonBody(request, options.maxRequestBytes, "events");
         const single = !Array.isArray(body);
         const events = single ? [body] : (body as unknown[]);
@@ -139,7 +161,14 @@ export function createApp(options: AppOptions) {
           const where = single ? "the event" : `event ${errors[0]!.path.split("/")[1]}`;
           throw new ValidationError(`Cannot store events: ${where} is invalid at ${errors[0]!.path || "/"}: ${errors[0]!.message}`, errors);
         }
-        const results = await store.append(events as EventInput[]);
+        const release = options.hooks?.admit?.(events as EventInput[]);
+        let results: AppendResult[];
+        try {
+          results = await store.append(events as EventInput[]);
+        } finally {
+          release?.();
+        }
+        options.hooks?.ingested?.(events as EventInput[], results, performance.now() - started);
         const status = results.every((r) => r.duplicate) ? 200 : 201;
         return jsonText(set, single ? results[0] : { events: results }, status);
       },
@@ -234,6 +263,7 @@ export function createApp(options: AppOptions) {
           shutdown: options.shutdown,
           ...options.sse,
           onClose: (reason) => {
+            options.hooks?.streamClosed?.(mode, reason);
             if (reason === "slow") logger.warn("sse client cut off: too far behind", { mode });
           },
         });

@@ -2,6 +2,7 @@
 // value stops the service with a message naming the variable and what it accepts.
 import { ConfigError } from "./errors.ts";
 import { CRITICAL_SUBTYPES, type FlushSettings } from "./flusher.ts";
+import type { LimitsConfig } from "./limits.ts";
 import type { LogLevel } from "./log.ts";
 
 export type SynchronousLevel = "NORMAL" | "FULL" | "EXTRA";
@@ -22,6 +23,7 @@ export interface Config {
   logLevel: LogLevel;
   sse: { heartbeatMs: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number };
   flush: FlushConfig;
+  limits: LimitsConfig;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -117,7 +119,32 @@ export function loadConfig(env: Env): Config {
       coalesceMs: intVar(env, "ZOE_SSE_COALESCE_MS", 2, 0, 1000),
     },
     flush: loadFlushConfig(env),
+    limits: loadLimitsConfig(env),
   };
+}
+
+/** The configured values that must never reach a log line: the logger scrubs them wherever they appear. */
+export function configSecrets(config: Config): string[] {
+  return [config.apiToken, config.flush.remote?.serviceKey, config.flush.secret].filter((s): s is string => Boolean(s));
+}
+
+const MiB = 1_048_576;
+
+/** The bounded store (src/limits.ts): caps are hard limits, the reserves are kept for critical events; 0 turns a cap off. */
+export function loadLimitsConfig(env: Env): LimitsConfig {
+  const max = Number.MAX_SAFE_INTEGER;
+  const maxBacklogEvents = intVar(env, "ZOE_MAX_BACKLOG_EVENTS", 5_000_000, 0, max);
+  const maxBacklogBytes = intVar(env, "ZOE_MAX_BACKLOG_BYTES", 2048 * MiB, 0, max);
+  const minFreeDiskBytes = intVar(env, "ZOE_MIN_FREE_DISK_BYTES", 256 * MiB, 0, max);
+  const criticalReserveEvents = intVar(env, "ZOE_CRITICAL_RESERVE_EVENTS", Math.min(10_000, Math.floor(maxBacklogEvents / 10)), 0, max);
+  const criticalReserveBytes = intVar(env, "ZOE_CRITICAL_RESERVE_BYTES", maxBacklogBytes > 0 ? Math.min(64 * MiB, Math.floor(maxBacklogBytes / 10)) : 64 * MiB, 0, max);
+  if (maxBacklogEvents > 0 && criticalReserveEvents >= maxBacklogEvents) {
+    throw new ConfigError("ZOE_CRITICAL_RESERVE_EVENTS", `must be less than ZOE_MAX_BACKLOG_EVENTS (${maxBacklogEvents})`);
+  }
+  if (maxBacklogBytes > 0 && criticalReserveBytes >= maxBacklogBytes) {
+    throw new ConfigError("ZOE_CRITICAL_RESERVE_BYTES", `must be less than ZOE_MAX_BACKLOG_BYTES (${maxBacklogBytes})`);
+  }
+  return { maxBacklogEvents, maxBacklogBytes, minFreeDiskBytes, criticalReserveEvents, criticalReserveBytes };
 }
 
 export interface FlushConfig extends FlushSettings {

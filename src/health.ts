@@ -9,7 +9,14 @@ export interface FlushStatusSource {
   status(mode: Mode): Record<string, unknown>;
 }
 
-export function createHealth(options: { store: EventStore; clock: Clock; startedAt: number; flusher?: FlushStatusSource | null }): HealthSource {
+export function createHealth(options: {
+  store: EventStore;
+  clock: Clock;
+  startedAt: number;
+  flusher?: FlushStatusSource | null;
+  /** The bounded store: how close the backlog and disk are to their limits. */
+  limits?: { status(): Record<string, unknown> } | null;
+}): HealthSource {
   const { store, clock, startedAt } = options;
   return {
     health(mode) {
@@ -25,6 +32,7 @@ export function createHealth(options: { store: EventStore; clock: Clock; started
         remote: options.flusher ? undefined : "no remote configured",
         uptime_s: Math.round((clock.now() - startedAt) / 1000),
         ...options.flusher?.status(mode),
+        ...(options.limits ? { capacity: options.limits.status() } : {}),
       };
     },
   };

@@ -21,7 +21,12 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const min = RANK[options.level ?? "info"];
   const write = options.write ?? ((line: string) => process.stdout.write(line + "\n"));
-  const secrets = (options.secrets ?? []).filter((s) => s.length >= 4);
+  // Scrubbing runs on the JSON line, where a secret holding a quote, a
+  // backslash or a control character appears escaped: match that form too.
+  // Longest first, so a secret inside another cannot leave part of it behind.
+  const secrets = [...new Set((options.secrets ?? []).filter((s) => s.length >= 4).flatMap((s) => [JSON.stringify(s).slice(1, -1), s]))].sort(
+    (a, b) => b.length - a.length,
+  );
   const scrub = (text: string) => secrets.reduce((t, s) => t.split(s).join("[redacted]"), text);
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (RANK[level] < min) return;

@@ -2,7 +2,7 @@
 // the app, listen, and shut down cleanly on SIGTERM/SIGINT.
 import { createApp, serveApp } from "./app.ts";
 import { systemClock } from "./clock.ts";
-import { loadConfig } from "./config.ts";
+import { configSecrets, loadConfig } from "./config.ts";
 import { StartupError } from "./errors.ts";
 import { createHealth } from "./health.ts";
 import { createFlusher, type Flusher } from "./flusher.ts";
@@ -13,6 +13,7 @@ import type { Sink } from "./sink.ts";
 import { createDirectSink } from "./sinks/direct.ts";
 import { createEdgeFunctionSink } from "./sinks/edge-function.ts";
 import { openStore } from "./store.ts";
+import { createOperations } from "./operations.ts";
 import { buildDashboardAssets } from "./dashboard/build.ts";
 import { loadDashboardConfig } from "./dashboard/config.ts";
 import { dashboardPlugin } from "./dashboard/plugin.ts";
@@ -30,7 +31,7 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
   const flush = config.flush;
   const logger = createLogger({
     level: config.logLevel,
-    secrets: [config.apiToken ?? "", flush.remote?.serviceKey ?? "", flush.secret ?? ""],
+    secrets: configSecrets(config),
   });
   const clock = systemClock;
   const startedAt = clock.now();
@@ -45,30 +46,33 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
       groupCommit: config.groupCommit,
       checkpointIntervalMs: config.checkpointIntervalMs,
       clock,
+      onListenerError: (error) => logger.error("append listener failed", { error }),
     });
   } catch (error) {
     console.error(`zoe-local: refusing to start: ${(error as Error).message}`);
     process.exit(error instanceof StartupError ? 3 : 1);
   }
 
-  const hub = createHub();
+  const hub = createHub({ onSubscriberError: (error, mode) => logger.error("hub subscriber failed", { mode, error }) });
   store.onAppend((events) => hub.publish(events));
   const shutdown = new AbortController();
   // With no SUPABASE_URL there is no flusher: events stay local, health says so.
   let flusher: Flusher | null = null;
   let remoteLine = "no remote configured (events stay local)";
   const quarantine = new Quarantine(store, clock);
+  // Bounded store, /metrics, /ready, the 5xx log.
+  const ops = createOperations({ store, hub, clock, logger, limits: config.limits, criticalSubtypes: flush.criticalSubtypes, quarantine, flusher: () => flusher });
   if (flush.remote) {
     const { url, serviceKey } = flush.remote;
     const sink: Sink =
       flush.sink === "direct"
         ? createDirectSink({ url, serviceKey, timeoutMs: flush.timeoutMs, clock, distinguishDuplicates: true })
         : createEdgeFunctionSink({ url, serviceKey, functionName: flush.functionName, secret: flush.secret, timeoutMs: flush.timeoutMs, clock });
-    flusher = createFlusher({ store, sink, quarantine, clock, logger, config: flush });
+    flusher = createFlusher({ store, sink: ops.metrics.instrumentSink(sink), quarantine, clock, logger, config: flush });
     const target = flush.sink === "direct" ? `${url}/rest/v1/zoe_events (direct)` : `${url}/functions/v1/${flush.functionName} (edge function)`;
     remoteLine = `${target}, batch ${flush.batchSize}, every ${flush.activeIntervalMs / 1000} s in market hours / ${flush.offHoursIntervalMs / 1000} s off hours`;
   }
-  const health = createHealth({ store, clock, startedAt, flusher });
+  const health = createHealth({ store, clock, startedAt, flusher, limits: ops.limits });
   const app = createApp({
     store,
     hub,
@@ -79,7 +83,8 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
     maxRequestBytes: config.maxRequestBytes,
     sse: config.sse,
     shutdown: shutdown.signal,
-    plugins: [dashboardPlugin({ config: dashboardConfig, assets: () => buildDashboardAssets() })],
+    plugins: [dashboardPlugin({ config: dashboardConfig, assets: () => buildDashboardAssets() }), ops.plugin],
+    hooks: ops.hooks,
     quarantine: {
       list: (mode, o) => quarantine.list(mode, o),
       count: (mode) => quarantine.count(mode),
@@ -113,7 +118,7 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
   }
 
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
-  logger.info("zoe-local listening", { url, db: store.path, remote: remoteLine, synchronous: config.synchronous });
+  logger.info("zoe-local listening", { url, db: store.path, remote: remoteLine, synchronous: config.synchronous, limits: config.limits });
   console.log(`zoe-local listening on ${url}`);
   console.log(`database: ${store.path} (synchronous=${config.synchronous})`);
   console.log(`remote: ${remoteLine}`);
@@ -125,6 +130,14 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
     if (stopping) return;
     stopping = true;
     logger.info("shutting down", { signal });
+    ops.readiness.drain();
+    // Every step below is bounded; this is the backstop if one is not. Exiting
+    // without close() loses nothing: every acknowledged event is in the WAL.
+    const boundMs = 5_000 + (flusher ? flush.shutdownMs : 0) + 5_000;
+    setTimeout(() => {
+      logger.error("shutdown overran its bound: exiting anyway", { bound_ms: boundMs });
+      process.exit(1);
+    }, boundMs).unref();
     clearInterval(pruneTimer);
     shutdown.abort();
     // Streams end on the abort; a client that never reads must not hold the exit.

@@ -5,7 +5,7 @@
 import type { Clock } from "./clock.ts";
 import { ValidationError } from "./errors.ts";
 import { type FieldError, isUuid, MODES, type Mode, type StoredEvent } from "./schema.ts";
-import { type EventStore, rowToEvent, storeFailure } from "./store.ts";
+import { EVENT_BYTES_SQL, type EventStore, rowToEvent, storeFailure } from "./store.ts";
 
 export interface QuarantineInput {
   event: StoredEvent;
@@ -39,7 +39,8 @@ export class Quarantine {
     if (items.length === 0) return 0;
     const db = this.store.db;
     const now = new Date(this.clock.now()).toISOString();
-    const take = db.query("UPDATE local_events SET flushed = 2 WHERE id = ? AND flushed = 0");
+    // RETURNING the size keeps the store's in-memory backlog usage exact.
+    const take = db.query(`UPDATE local_events SET flushed = 2 WHERE id = ? AND flushed = 0 RETURNING mode, ${EVENT_BYTES_SQL} AS bytes`);
     const upsert = db.query(
       `INSERT INTO local_quarantine (event_id, mode, seq, reason, errors_json, remote_status, attempts, quarantined_at)
        VALUES (?, ?, ?, ?, ?, ?, 1, ?)
@@ -47,10 +48,13 @@ export class Quarantine {
          remote_status = excluded.remote_status, attempts = attempts + 1, quarantined_at = excluded.quarantined_at, released_at = NULL`,
     );
     let moved = 0;
+    const taken: { mode: Mode; bytes: number }[] = [];
     try {
       db.transaction(() => {
         for (const { event, reason, errors, remoteStatus } of items) {
-          if (take.run(event.id).changes === 0) continue;
+          const row = take.get(event.id) as { mode: Mode; bytes: number } | null;
+          if (!row) continue;
+          taken.push(row);
           moved++;
           upsert.run(event.id, event.mode, event.seq, reason.slice(0, 2000), JSON.stringify(errors ?? []), remoteStatus ?? null, now);
         }
@@ -58,6 +62,7 @@ export class Quarantine {
     } catch (error) {
       throw storeFailure("Cannot quarantine events", error);
     }
+    for (const r of taken) this.store.adjustBacklog(r.mode, -1, -r.bytes);
     return moved;
   }
 
@@ -102,18 +107,22 @@ export class Quarantine {
         (r) => r.event_id,
       );
     const free = db.query("UPDATE local_quarantine SET released_at = ? WHERE event_id = ? AND mode = ? AND released_at IS NULL");
-    const requeue = db.query("UPDATE local_events SET flushed = 0 WHERE id = ? AND flushed = 2");
+    const requeue = db.query(`UPDATE local_events SET flushed = 0 WHERE id = ? AND flushed = 2 RETURNING mode, ${EVENT_BYTES_SQL} AS bytes`);
+    const requeued: { mode: Mode; bytes: number }[] = [];
     let released = 0;
     try {
       db.transaction(() => {
         for (const id of targets) {
           if (free.run(now, id, mode).changes === 0) continue;
-          released += requeue.run(id).changes;
+          const row = requeue.get(id) as { mode: Mode; bytes: number } | null;
+          if (row) requeued.push(row);
+          released += row ? 1 : 0;
         }
       }).immediate();
     } catch (error) {
       throw storeFailure("Cannot release quarantined events", error);
     }
+    for (const r of requeued) this.store.adjustBacklog(r.mode, 1, r.bytes);
     return released;
   }
 }

@@ -76,6 +76,21 @@ interface PendingAppend {
 }
 
 const COLUMNS = "id, mode, ts, seq, source, type, subtype, symbol, severity, body, meta_json, idempotency_key";
+
+/** Unflushed events and their approximate size: what the backlog caps (src/limits.ts) bound. */
+export interface BacklogUsage {
+  events: number;
+  bytes: number;
+}
+
+/**
+ * The size an event is counted with in the backlog: body and meta in UTF-8
+ * plus a fixed share for the other columns and the indexes. EVENT_BYTES_SQL is
+ * the same sum over a stored row, so what append adds markFlushed subtracts.
+ */
+export const EVENT_OVERHEAD_BYTES = 200;
+export const EVENT_BYTES_SQL = `length(CAST(body AS BLOB)) + length(CAST(meta_json AS BLOB)) + ${EVENT_OVERHEAD_BYTES}`;
+
 /** Rows per multi-row INSERT (13 parameters each). */
 const INSERT_CHUNK = 32;
 
@@ -165,6 +180,8 @@ export class EventStore {
   private readonly onListenerError: (error: unknown) => void;
   private readonly counters = new Map<Mode, number>();
   private readonly listeners = new Set<AppendListener>();
+  // Kept in memory so the ingest path checks the caps without a COUNT(*).
+  private readonly usage = new Map<Mode, BacklogUsage>();
   private pending: PendingAppend[] = [];
   private scheduled = false;
   private closed = false;
@@ -210,7 +227,7 @@ export class EventStore {
         `SELECT * FROM (SELECT ${COLUMNS} FROM local_events WHERE mode = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
       ),
       unflushed: db.query(`SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND flushed = 0 ORDER BY seq LIMIT ?`),
-      markFlushed: db.query("UPDATE local_events SET flushed = 1, flushed_at = ? WHERE id = ? AND flushed = 0"),
+      markFlushed: db.query(`UPDATE local_events SET flushed = 1, flushed_at = ? WHERE id = ? AND flushed = 0 RETURNING mode, ${EVENT_BYTES_SQL} AS bytes`),
       backlog: db.query("SELECT COUNT(*) AS n FROM local_events WHERE mode = ? AND flushed = 0"),
       oldestUnflushed: db.query("SELECT created_at FROM local_events WHERE mode = ? AND flushed = 0 ORDER BY seq LIMIT 1"),
       logFlush: db.query("INSERT INTO local_flush_log (ts, mode, count, last_seq, status, error) VALUES (?, ?, ?, ?, ?, ?)"),
@@ -229,10 +246,40 @@ export class EventStore {
       rollbackTo: db.query("ROLLBACK TO request"),
     };
     for (const mode of MODES) this.counters.set(mode, (this.q.maxSeq.get(mode) as { seq: number }).seq);
+    this.recountBacklog();
     this.checkpointer =
       options.checkpointIntervalMs && options.path !== ":memory:"
         ? startCheckpointer({ path: options.path, intervalMs: options.checkpointIntervalMs })
         : null;
+  }
+
+  /** Recomputes the backlog usage from the table (at open; one pass over the unflushed rows). */
+  recountBacklog(): void {
+    for (const mode of MODES) this.usage.set(mode, { events: 0, bytes: 0 });
+    const rows = this.db
+      .query(`SELECT mode, COUNT(*) AS events, COALESCE(SUM(${EVENT_BYTES_SQL}), 0) AS bytes FROM local_events WHERE flushed = 0 GROUP BY mode`)
+      .all() as ({ mode: Mode } & BacklogUsage)[];
+    for (const r of rows) this.usage.set(r.mode, { events: r.events, bytes: r.bytes });
+  }
+
+  /** Unflushed events (and their bytes) of `mode`, or of all modes; kept in memory, no query. */
+  backlogUsage(mode?: Mode): BacklogUsage {
+    if (mode) return { ...(this.usage.get(mode) ?? { events: 0, bytes: 0 }) };
+    let events = 0;
+    let bytes = 0;
+    for (const u of this.usage.values()) {
+      events += u.events;
+      bytes += u.bytes;
+    }
+    return { events, bytes };
+  }
+
+  /** For code that moves events in or out of the queue itself (the quarantine): keeps backlogUsage exact. */
+  adjustBacklog(mode: Mode, events: number, bytes: number): void {
+    const u = this.usage.get(mode);
+    if (!u) return;
+    u.events = Math.max(0, u.events + events);
+    u.bytes = Math.max(0, u.bytes + bytes);
   }
 
   /** Highest seq assigned so far in `mode` (0 when none). */
@@ -296,6 +343,7 @@ export class EventStore {
     const before = new Map(this.counters);
     const now = new Date(this.clock.now()).toISOString();
     const stored: ZoeEvent[] = [];
+    const sizes: number[] = []; // backlog bytes of stored[i]
     const outcomes: (AppendResult[] | Error)[] = [];
     const db = this.db;
     try {
@@ -312,7 +360,7 @@ export class EventStore {
         const savepoint = request.events.length > 1;
         if (savepoint) this.tx.savepoint.run();
         try {
-          outcomes.push(this.insertRequest(request.events, now, stored));
+          outcomes.push(this.insertRequest(request.events, now, stored, sizes));
           if (savepoint) this.tx.release.run();
         } catch (error) {
           const failure = storeFailure("Cannot store events", error);
@@ -326,6 +374,7 @@ export class EventStore {
           }
           for (const [m, s] of requestBefore) this.counters.set(m, s);
           stored.length = storedBefore;
+          sizes.length = storedBefore;
           outcomes.push(failure);
         }
       }
@@ -338,6 +387,11 @@ export class EventStore {
       }
       for (const [m, s] of before) this.counters.set(m, s);
       throw storeFailure("Cannot store events", error);
+    }
+    for (let i = 0; i < stored.length; i++) {
+      const u = this.usage.get(stored[i]!.mode)!;
+      u.events++;
+      u.bytes += sizes[i]!;
     }
     if (stored.length > 0) {
       stored.sort((a, b) => (a.mode === b.mode ? a.seq - b.seq : a.mode < b.mode ? -1 : 1));
@@ -360,7 +414,7 @@ export class EventStore {
    * stored id and seq. The new rows go in with multi-row INSERTs after the
    * checks, which costs about a third less per row than a statement per row.
    */
-  private insertRequest(events: EventInput[], now: string, stored: ZoeEvent[]): AppendResult[] {
+  private insertRequest(events: EventInput[], now: string, stored: ZoeEvent[], sizes: number[]): AppendResult[] {
     const results: AppendResult[] = [];
     const fresh: ZoeEvent[] = [];
     // This request's new keys and ids, not in the database until insertRows.
@@ -401,12 +455,12 @@ export class EventStore {
       pendingKeys?.set(key, result);
       pendingIds?.add(id);
     });
-    this.insertRows(fresh, now);
+    this.insertRows(fresh, now, sizes);
     for (const e of fresh) stored.push(e);
     return results;
   }
 
-  private insertRows(rows: ZoeEvent[], now: string): void {
+  private insertRows(rows: ZoeEvent[], now: string, sizes: number[]): void {
     for (let i = 0; i < rows.length; ) {
       const n = Math.min(INSERT_CHUNK, rows.length - i);
       let statement = this.inserts.get(n);
@@ -418,7 +472,9 @@ export class EventStore {
       const params: (string | number | null)[] = [];
       for (let j = i; j < i + n; j++) {
         const e = rows[j]!;
-        params.push(e.id, e.mode, e.ts, e.seq, e.source, e.type, e.subtype, e.symbol, e.severity, e.body, JSON.stringify(e.meta), e.idempotency_key, now);
+        const meta = JSON.stringify(e.meta);
+        sizes.push(Buffer.byteLength(e.body) + Buffer.byteLength(meta) + EVENT_OVERHEAD_BYTES);
+        params.push(e.id, e.mode, e.ts, e.seq, e.source, e.type, e.subtype, e.symbol, e.severity, e.body, meta, e.idempotency_key, now);
       }
       statement.run(...params);
       i += n;
@@ -442,11 +498,15 @@ export class EventStore {
   /** Marks exactly these events flushed; returns how many changed. */
   markFlushed(ids: string[]): number {
     const at = new Date(this.clock.now()).toISOString();
-    let changed = 0;
+    const done: { mode: Mode; bytes: number }[] = [];
     this.db.transaction(() => {
-      for (const id of ids) changed += this.q.markFlushed.run(at, id).changes;
+      for (const id of ids) {
+        const row = this.q.markFlushed.get(at, id) as { mode: Mode; bytes: number } | null;
+        if (row) done.push(row);
+      }
     })();
-    return changed;
+    for (const r of done) this.adjustBacklog(r.mode, -1, -r.bytes);
+    return done.length;
   }
 
   backlog(mode: Mode): number {

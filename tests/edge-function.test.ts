@@ -7,7 +7,6 @@ import { join } from "node:path";
 import type { StoredEvent } from "../supabase/functions/_shared/event-schema.ts";
 import { signJwt } from "../supabase/functions/_shared/jwt.ts";
 import { type SupabaseStack, startSupabaseStack } from "./helpers/supabase-stack.ts";
-import { waitFor } from "./helpers/tmp.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const FN_DIR = join(ROOT, "supabase", "functions", "zoe-ingest");
@@ -255,17 +254,39 @@ describe("zoe-ingest idempotency and ordering", () => {
 
   test("a batch whose response was lost after commit is stored once when retried", async () => {
     const events = Array.from({ length: 20 }, (_, i) => event(200 + i));
-    const controller = new AbortController();
-    const lost = fetch(stack.functionUrl, {
+    // A TCP hop that delivers the request, waits for the committed answer, then drops the connection.
+    const upstream = new URL(stack.functionUrl);
+    const lossy = await Bun.listen<{ buf: Buffer }>({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open(socket) {
+          socket.data = { buf: Buffer.alloc(0) };
+        },
+        async data(socket, chunk) {
+          socket.data.buf = Buffer.concat([socket.data.buf, chunk]);
+          const text = socket.data.buf.toString("latin1");
+          const head = text.indexOf("\r\n\r\n");
+          const length = Number(/content-length:\s*(\d+)/i.exec(text)?.[1] ?? NaN);
+          if (head < 0 || socket.data.buf.length < head + 4 + length) return;
+          const body = socket.data.buf.subarray(head + 4, head + 4 + length);
+          const res = await fetch(upstream, { method: "POST", headers: { authorization: `Bearer ${stack.serviceKey}`, "content-type": "application/json" }, body: new Uint8Array(body) });
+          await res.arrayBuffer();
+          socket.end();
+        },
+      },
+    });
+    const lost = await fetch(`http://127.0.0.1:${lossy.port}${upstream.pathname}`, {
       method: "POST",
       headers: { authorization: `Bearer ${stack.serviceKey}`, "content-type": "application/json" },
       body: JSON.stringify({ mode: "live", events }),
-      signal: controller.signal,
-    }).catch(() => null);
-    // Drop the connection only once the remote has committed: the response is what is lost.
-    await waitFor(async () => (await rowsFor(keysOf(events))).length === 20, 10_000, "batch committed");
-    controller.abort();
-    await lost;
+    }).then(
+      (r) => `answered ${r.status}`,
+      () => "lost",
+    );
+    lossy.stop(true);
+    expect(lost).toBe("lost");
+    expect((await rowsFor(keysOf(events))).length).toBe(20);
     const retry = await flush({ mode: "live", events });
     expect(retry.status).toBe(200);
     expect(retry.body.duplicates).toBe(20);
