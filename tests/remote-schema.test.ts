@@ -2,11 +2,12 @@
 // Postgres database prepared like a Supabase project (roles, default grants).
 import { SQL } from "bun";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { functionVerifiesJwt } from "../scripts/supabase-local/gateway.ts";
 import { createStackDatabase, findPostgres, MIGRATIONS_DIR } from "../scripts/supabase-local/postgres.ts";
 import { type SupabaseStack, startSupabaseStack } from "./helpers/supabase-stack.ts";
+import { tempDir } from "./helpers/tmp.ts";
 
 let stack: SupabaseStack;
 beforeAll(async () => {
@@ -129,6 +130,17 @@ describe("remote schema", () => {
     const toml = readFileSync(join(MIGRATIONS_DIR, "..", "config.toml"), "utf8");
     expect(toml).toMatch(/^\[functions\.zoe-ingest\]$/m);
     expect(functionVerifiesJwt("zoe-ingest")).toBe(true);
+  });
+
+  test("the gateway reads verify_jwt per function from config.toml", () => {
+    const dir = tempDir();
+    try {
+      const path = dir.file("config.toml");
+      writeFileSync(path, '[functions.a]\nverify_jwt = false\n\n[functions.b]\nverify_jwt = true\n[functions.c]\n# verify_jwt = false\n');
+      expect(["a", "b", "c", "d"].map((n) => functionVerifiesJwt(n, path))).toEqual([false, true, true, true]);
+    } finally {
+      dir.cleanup();
+    }
   });
 });
 
