@@ -122,6 +122,8 @@ class ModeWorker {
   private cycleAbort: AbortController | null = null;
   private waiters: (() => void)[] = [];
   private sentStateTs: string | null = null;
+  /** Ids acknowledged by the remote, to be marked flushed during the next send. */
+  private deferred: string[] | null = null;
   private isolated = 0;
   /** The batch being sent, for the flush log when it fails. */
   private current = { count: 0, lastSeq: 0 };
@@ -228,6 +230,12 @@ class ModeWorker {
     } catch (error) {
       if (!signal.aborted && !(error instanceof SinkError)) this.f.logger.error("flush failed", { mode: this.mode, error });
     } finally {
+      try {
+        this.commitDeferred();
+      } catch (error) {
+        // Unmarked events are sent again next time: duplicates, never loss.
+        this.f.logger.error("cannot mark flushed events", { mode: this.mode, error });
+      }
       this.cycleAbort = null;
       this.lastCycleEndAt = this.lastActivityAt = this.f.clock.now();
       this.phase = "idle";
@@ -238,8 +246,16 @@ class ModeWorker {
   /** One batch: select, validate, send (splitting on poison), apply verdicts, log. */
   async attempt(signal: AbortSignal): Promise<{ tally: Tally; batch: number }> {
     const { store, quarantine, config } = this.f;
-    const events = store.unflushed(this.mode, config.batchSize);
-    if (events.length === 0) return { tally: EMPTY, batch: 0 };
+    const pending = this.deferred;
+    let events = store.unflushed(this.mode, config.batchSize + (pending?.length ?? 0));
+    if (pending) {
+      const skip = new Set(pending);
+      events = events.filter((e) => !skip.has(e.id)).slice(0, config.batchSize);
+    }
+    if (events.length === 0) {
+      this.commitDeferred();
+      return { tally: EMPTY, batch: 0 };
+    }
     // The snapshot rides with events (the Edge Function wants at least one).
     const latest = store.latestState(this.mode);
     const state = latest && latest.ts !== this.sentStateTs ? latest : null;
@@ -254,17 +270,35 @@ class ModeWorker {
       else bad.push({ event: e, reason: `fails the shared event schema locally: ${errors[0]!.path} ${errors[0]!.message}`, errors });
     }
     let tally: Tally = { ...EMPTY, quarantined: quarantine.add(bad) };
-    const backlog = Math.max(0, store.backlog(this.mode) - good.length);
+    // The in-memory count (a COUNT(*) per batch would cost milliseconds on a big backlog).
+    const backlog = Math.max(0, store.backlogUsage(this.mode).events - good.length - (pending?.length ?? 0));
     this.current = { count: events.length, lastSeq: events.at(-1)?.seq ?? 0 };
-    if (good.length > 0) tally = add(tally, await this.send(good, state, backlog, signal));
+    // A full batch means another follows at once: its marks can wait for that send.
+    const defer = events.length === config.batchSize && !this.f.stopping;
+    if (good.length > 0) tally = add(tally, await this.send(good, state, backlog, signal, defer));
+    else this.commitDeferred();
     this.succeeded(events, tally);
     return { tally, batch: events.length };
   }
 
-  private async send(events: StoredEvent[], state: StateSnapshot | null, backlog: number, signal: AbortSignal): Promise<Tally> {
+  /**
+   * Marks the previous full batch flushed. Called once the next request is on
+   * its way, so the SQLite writes overlap the remote's work instead of adding
+   * to it; a crash before this only means those events are sent again (duplicates).
+   */
+  commitDeferred(): void {
+    const acked = this.deferred;
+    this.deferred = null;
+    if (acked) this.f.store.markFlushed(acked);
+  }
+
+  private async send(events: StoredEvent[], state: StateSnapshot | null, backlog: number, signal: AbortSignal, defer = false): Promise<Tally> {
     let result: SinkResult;
     try {
-      result = await raceAbort(this.f.sink.send({ mode: this.mode, events, backlog, state, signal }), signal);
+      const sending = this.f.sink.send({ mode: this.mode, events, backlog, state, signal });
+      sending.catch(() => {});
+      this.commitDeferred();
+      result = await raceAbort(sending, signal);
     } catch (error) {
       if (!(error instanceof SinkError) || !error.poison || signal.aborted) throw error;
       if (events.length === 1) {
@@ -279,10 +313,10 @@ class ModeWorker {
       const second = await this.send(events.slice(mid), first.stateSent ? null : state, backlog, signal);
       return add(first, second);
     }
-    return this.apply(events, state, result);
+    return this.apply(events, state, result, defer);
   }
 
-  private apply(events: StoredEvent[], state: StateSnapshot | null, result: SinkResult): Tally {
+  private apply(events: StoredEvent[], state: StateSnapshot | null, result: SinkResult, defer: boolean): Tally {
     const byKey = new Map(events.map((e) => [e.idempotency_key, e]));
     const acked: string[] = [];
     const rejected: QuarantineInput[] = [];
@@ -299,7 +333,8 @@ class ModeWorker {
         if (r.status === "duplicate") duplicates++;
       }
     }
-    this.f.store.markFlushed(acked);
+    if (defer) this.deferred = acked;
+    else this.f.store.markFlushed(acked);
     const quarantined = this.f.quarantine.add(rejected);
     if (rejected.length > 0) this.f.logger.warn("events quarantined", { mode: this.mode, count: rejected.length, first: rejected[0]!.reason });
     for (const w of result.warnings ?? []) this.f.logger.warn("flush warning", { mode: this.mode, warning: w });
@@ -439,7 +474,7 @@ class FlusherImpl implements Flusher {
       }
       const now = this.clock.now();
       for (const w of this.workers.values()) {
-        if (this.stopping || now - w.lastActivityAt <= this.config.stallMs || this.store.backlog(w.mode) === 0) continue;
+        if (this.stopping || now - w.lastActivityAt <= this.config.stallMs || this.store.backlogUsage(w.mode).events === 0) continue;
         this.logger.warn("flusher stalled: restarting it", { mode: w.mode, idle_ms: now - w.lastActivityAt });
         w.lastActivityAt = now;
         w.restart("stalled");
@@ -474,6 +509,11 @@ class FlusherImpl implements Flusher {
           if (!this.hard.signal.aborted) this.logger.warn("last flush failed", { mode: w.mode, error });
           break;
         }
+      }
+      try {
+        w.commitDeferred();
+      } catch (error) {
+        this.logger.error("cannot mark flushed events", { mode: w.mode, error });
       }
     }
     deadline.abort();

@@ -184,6 +184,29 @@ describe("createFlusher()", () => {
     expect(t.store.backlog("live")).toBe(0);
   });
 
+  test("a full batch's marks are written while the next batch is out, and still when that one fails", async () => {
+    let headDuringSecondSend = 0;
+    const t = setup({
+      settings: { batchSize: 10 },
+      handler: async (b, call) => {
+        if (call === 2) {
+          await Promise.resolve();
+          headDuringSecondSend = t.store.unflushed("live", 100)[0]!.seq;
+          throw new RemoteAuthError("401");
+        }
+        return verdicts(b);
+      },
+    });
+    await t.append(25);
+    t.flusher.start();
+    await t.scheduler.settle();
+    expect(t.calls.map((c) => seqs(c.events)[0])).toEqual([1, 11]);
+    // The first batch was marked by the time the second request was out.
+    expect(headDuringSecondSend).toBe(11);
+    expect(t.store.backlog("live")).toBe(15);
+    expect(t.store.backlogUsage("live").events).toBe(15);
+  });
+
   test("marks exactly the acknowledged events flushed", async () => {
     const t = setup({
       handler: (b) => ({

@@ -56,6 +56,7 @@ describe("Quarantine", () => {
     expect(t.quarantine.add([{ event: second!, reason: "rejected by remote: /body bad", errors: [{ path: "/body", message: "bad" }], remoteStatus: 200 }])).toBe(1);
     expect(t.store.unflushed("live", 10).map((e) => e.seq)).toEqual([1, 3]);
     expect(t.store.backlog("live")).toBe(2);
+    expect(t.store.backlogUsage("live").events).toBe(2);
     expect(t.quarantine.count("live")).toBe(1);
     expect(t.quarantine.list("live", { limit: 10 })).toEqual([
       {
@@ -73,12 +74,15 @@ describe("Quarantine", () => {
     const t = setup();
     await t.append(3);
     const events = t.store.unflushed("live", 10);
+    const before = t.store.backlogUsage("live");
     t.quarantine.add([{ event: events[0]!, reason: "a" }, { event: events[2]!, reason: "b" }]);
+    expect(t.store.backlogUsage("live").events).toBe(1);
     expect(t.quarantine.release("live", [events[2]!.id])).toBe(1);
     expect(t.store.unflushed("live", 10).map((e) => e.seq)).toEqual([2, 3]);
     expect(t.quarantine.release("live")).toBe(1);
     expect(t.quarantine.release("live")).toBe(0);
     expect(t.store.unflushed("live", 10).map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(t.store.backlogUsage("live")).toEqual(before);
     t.quarantine.add([{ event: events[0]!, reason: "again" }]);
     expect(t.quarantine.list("live", { limit: 10 })[0]).toMatchObject({ reason: "again", attempts: 2 });
   });
