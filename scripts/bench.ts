@@ -9,12 +9,13 @@ import { join } from "node:path";
 import { machine, ROOT } from "./bench/lib.ts";
 import { renderReport, type RunReport } from "./bench/report.ts";
 import type { BenchContext, Section, SectionReport } from "./bench/section.ts";
+import { flushSection } from "./bench/section-flush.ts";
 import { batchedSection, ingestSection } from "./bench/section-ingest.ts";
 import { memorySection } from "./bench/section-memory.ts";
 import { rawSection } from "./bench/section-raw.ts";
 import { sseSection } from "./bench/section-sse.ts";
 
-export const SECTIONS: Section[] = [rawSection, ingestSection, batchedSection, sseSection, memorySection];
+export const SECTIONS: Section[] = [rawSection, ingestSection, batchedSection, sseSection, flushSection, memorySection];
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");

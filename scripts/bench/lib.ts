@@ -129,6 +129,21 @@ export function cpuSecondsOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
+/** Busy share of all CPUs since the call (from /proc/stat): how loaded the whole machine was. */
+export function machineBusyMeter(): () => number {
+  const read = () => {
+    const fields = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const idle = fields[3]! + (fields[4] ?? 0);
+    return { idle, total: fields.reduce((a, b) => a + b, 0) };
+  };
+  const start = read();
+  return () => {
+    const end = read();
+    const total = end.total - start.total;
+    return total > 0 ? 1 - (end.idle - start.idle) / total : NaN;
+  };
+}
+
 /** Measures how many cores `pid` used while `work` ran. */
 export async function withCpu<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; cores: number }> {
   const c0 = cpuSecondsOf(pid);

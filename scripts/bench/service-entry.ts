@@ -1,7 +1,9 @@
-// Runs the real service (src/main.ts) with a counter around the store's
-// commit, so the benchmark can see how well group commit batches: on SIGUSR2
-// it writes {commits, requests, events, commitMs, batch sizes and durations} since the last
-// signal to $ZOE_BENCH_STATS_FILE. Nothing else differs from `bun start`.
+// Runs the real service (src/main.ts) with timers around a few store methods,
+// so the benchmark can see how well group commit batches and what blocks the
+// event loop: on SIGUSR2 it writes, since the previous signal, the commits
+// (requests and events per commit, durations) and the calls and durations of
+// the flusher's store methods, and the event-loop lag to $ZOE_BENCH_STATS_FILE. Nothing else differs
+// from `bun start`.
 import { renameSync, writeFileSync } from "node:fs";
 import { main } from "../../src/main.ts";
 import { EventStore } from "../../src/store.ts";
@@ -10,33 +12,67 @@ interface Batch {
   events: unknown[];
 }
 
+/** Store methods the flusher calls on the event loop (timed when present). */
+const TIMED = ["unflushed", "markFlushed", "backlog", "latestState", "logFlush"] as const;
+
 const statsFile = process.env.ZOE_BENCH_STATS_FILE;
-const proto = EventStore.prototype as unknown as { commit?: (batch: Batch[]) => unknown };
-const original = proto.commit;
+const proto = EventStore.prototype as unknown as Record<string, ((...args: unknown[]) => unknown) | undefined>;
 let stats = fresh();
 
 function fresh() {
-  return { commits: 0, requests: 0, events: 0, commitMs: 0, maxRequests: 0, sizes: [] as number[], durations: [] as number[] };
+  return {
+    commits: 0,
+    requests: 0,
+    events: 0,
+    commitMs: 0,
+    maxRequests: 0,
+    sizes: [] as number[],
+    durations: [] as number[],
+    methods: {} as Record<string, number[]>,
+    /** Event-loop lag: how late each 5 ms timer tick fired, ms. */
+    lag: [] as number[],
+  };
 }
 
-if (statsFile && typeof original === "function") {
-  proto.commit = function (this: unknown, batch: Batch[]) {
+function wrap(name: string, record: (ms: number, args: unknown[]) => void): void {
+  const original = proto[name];
+  if (typeof original !== "function") return;
+  proto[name] = function (this: unknown, ...args: unknown[]) {
     const t0 = performance.now();
     try {
-      return original.call(this, batch);
+      return original.apply(this, args);
     } finally {
-      const ms = performance.now() - t0;
-      stats.commitMs += ms;
-      stats.commits++;
-      stats.requests += batch.length;
-      for (const r of batch) stats.events += r.events.length;
-      stats.maxRequests = Math.max(stats.maxRequests, batch.length);
-      if (stats.sizes.length < 200_000) {
-        stats.sizes.push(batch.length);
-        stats.durations.push(ms);
-      }
+      record(performance.now() - t0, args);
     }
   };
+}
+
+if (statsFile) {
+  wrap("commit", (ms, [batch]) => {
+    const requests = batch as Batch[];
+    stats.commitMs += ms;
+    stats.commits++;
+    stats.requests += requests.length;
+    for (const r of requests) stats.events += r.events.length;
+    stats.maxRequests = Math.max(stats.maxRequests, requests.length);
+    if (stats.sizes.length < 200_000) {
+      stats.sizes.push(requests.length);
+      stats.durations.push(ms);
+    }
+  });
+  for (const name of TIMED) {
+    wrap(name, (ms) => {
+      const list = (stats.methods[name] ??= []);
+      if (list.length < 200_000) list.push(ms);
+    });
+  }
+  const TICK_MS = 5;
+  let expected = performance.now() + TICK_MS;
+  setInterval(() => {
+    const now = performance.now();
+    if (stats.lag.length < 200_000) stats.lag.push(Math.max(0, now - expected));
+    expected = now + TICK_MS;
+  }, TICK_MS).unref();
   process.on("SIGUSR2", () => {
     const snapshot = stats;
     stats = fresh();

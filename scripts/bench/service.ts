@@ -15,6 +15,10 @@ export interface CommitStats {
   requestsPerCommit: ReturnType<typeof summarize>;
   /** Wall time of each commit (the event loop is blocked for it), ms. */
   commitDurationMs: ReturnType<typeof summarize>;
+  /** Durations (ms) of the flusher's store calls, by method name. */
+  methods: Record<string, ReturnType<typeof summarize> & { totalMs: number }>;
+  /** How late a 5 ms timer fired: the longest the event loop was held (or the process descheduled). */
+  eventLoopLagMs: ReturnType<typeof summarize>;
 }
 
 export interface BenchService extends ListeningChild {
@@ -53,12 +57,17 @@ export async function startBenchService(dir: string, name: string, env: Record<s
         if (performance.now() > deadline) return null;
         await Bun.sleep(10);
       }
-      const raw = JSON.parse(readFileSync(statsFile, "utf8")) as Omit<CommitStats, "requestsPerCommit" | "commitDurationMs"> & {
+      const raw = JSON.parse(readFileSync(statsFile, "utf8")) as Omit<CommitStats, "requestsPerCommit" | "commitDurationMs" | "methods" | "eventLoopLagMs"> & {
         sizes: number[];
         durations: number[];
+        methods: Record<string, number[]>;
+        lag: number[];
       };
-      const { sizes, durations, ...rest } = raw;
-      return { ...rest, requestsPerCommit: summarize(sizes), commitDurationMs: summarize(durations) };
+      const { sizes, durations, methods, lag, ...rest } = raw;
+      const timed = Object.fromEntries(
+        Object.entries(methods).map(([name, ms]) => [name, { ...summarize(ms), totalMs: ms.reduce((a, b) => a + b, 0) }]),
+      );
+      return { ...rest, requestsPerCommit: summarize(sizes), commitDurationMs: summarize(durations), methods: timed, eventLoopLagMs: summarize(lag) };
     },
   };
 }
