@@ -15,6 +15,7 @@ import { apiReferences, routeDocs } from "./openapi.ts";
 import { eventsQuery, modeOnlyQuery, modeQuery, streamPosition } from "./query.ts";
 import { checkEventInput, type EventInput, type FieldError, MAX_BATCH_EVENTS, type Mode } from "./schema.ts";
 import { openEventStream, SSE_HEADERS, type StreamCloseReason } from "./sse.ts";
+import { createSseLimiter, type SseLimits } from "./sse-limiter.ts";
 import { checkStateInput } from "./state.ts";
 import type { AppendResult, EventStore } from "./store.ts";
 import { checkRetryInput, type QuarantineSource } from "./quarantine.ts";
@@ -46,7 +47,8 @@ export interface AppOptions {
   apiToken: string | null;
   corsOrigins: string[];
   maxRequestBytes: number;
-  sse: { heartbeatMs: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number };
+  /** maxClients / maxClientsPerAddress: open-stream caps (none when absent). */
+  sse: { heartbeatMs: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number } & Partial<SseLimits>;
   /** Aborted at shutdown: open SSE streams end so the server can stop. */
   shutdown?: AbortSignal;
   /** Extra routes (dashboard, metrics) mounted by the caller. */
@@ -68,6 +70,11 @@ function errorResponse(error: ZoeError): Response {
 
 export function createApp(options: AppOptions) {
   const { store, hub, logger } = options;
+  const allowedOrigins = new Set(options.corsOrigins);
+  const streams = createSseLimiter({
+    maxClients: options.sse.maxClients ?? Number.POSITIVE_INFINITY,
+    maxClientsPerAddress: options.sse.maxClientsPerAddress ?? Number.POSITIVE_INFINITY,
+  });
   const json = (body: unknown, status = 200) =>
     new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
   // The ingest hot path answers with a string and `set`: Elysia then builds
@@ -94,7 +101,9 @@ export function createApp(options: AppOptions) {
   let app = new Elysia()
     .use(
       cors({
-        origin: options.corsOrigins,
+        // Exact match only. Given a list, @elysiajs/cors tests `origin in {…}`,
+        // which also reflects "constructor", "__proto__" and other Object.prototype names.
+        origin: (request) => allowedOrigins.has(request.headers.get("origin") ?? ""),
         credentials: false,
         methods: ["GET", "POST", "OPTIONS"],
         allowedHeaders: ["Content-Type", "Authorization", "Last-Event-ID"],
@@ -251,6 +260,7 @@ export function createApp(options: AppOptions) {
         const url = new URL(request.url);
         const mode = modeQuery(url);
         const after = streamPosition(request, url);
+        const release = streams.acquire(server?.requestIP(request)?.address ?? null);
         // Bun closes sockets idle for idleTimeout; a stream's liveness is the
         // heartbeat's business (which also cuts off stuck clients).
         server?.timeout(request, 0);
@@ -264,6 +274,7 @@ export function createApp(options: AppOptions) {
           ...options.sse,
           onClose: (reason) => {
             options.hooks?.streamClosed?.(mode, reason);
+            release();
             if (reason === "slow") logger.warn("sse client cut off: too far behind", { mode });
           },
         });
@@ -271,6 +282,15 @@ export function createApp(options: AppOptions) {
       },
       { detail: routeDocs["GET /local/stream"] },
     )
+    // Elysia answers a HEAD by running the GET handler and reading the whole
+    // body for Content-Length: on a stream that never ends it would buffer
+    // every live event until shutdown. A HEAD gets the headers, no stream.
+    .head("/local/stream", ({ request }) => {
+      const url = new URL(request.url);
+      modeQuery(url);
+      streamPosition(request, url);
+      return new Response(null, { headers: SSE_HEADERS });
+    })
     .get(
       "/health",
       () => {
@@ -298,6 +318,8 @@ export function withRoutablePath(request: Request): Request {
 export interface ServeOptions {
   hostname: string;
   port: number;
+  /** Seconds a connection may sit idle, or trickle a body, before Bun closes it (default 30). */
+  idleTimeoutS?: number;
 }
 
 /**
@@ -311,7 +333,7 @@ export function serveApp(app: App, options: ServeOptions) {
     hostname: options.hostname,
     port: options.port,
     maxRequestBodySize: 128 * 1_048_576,
-    idleTimeout: 30,
+    idleTimeout: options.idleTimeoutS ?? 30,
     fetch: (request) => app.fetch(withRoutablePath(request)),
   });
   app.server = server as never;

@@ -21,7 +21,9 @@ export interface Config {
   /** WAL checkpoint interval of the background checkpointer; 0 leaves checkpoints to SQLite's automatic one. */
   checkpointIntervalMs: number;
   logLevel: LogLevel;
-  sse: { heartbeatMs: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number };
+  /** Bun's idleTimeout: an idle connection, or one trickling a body (slowloris), is closed after it. */
+  idleTimeoutS: number;
+  sse: { heartbeatMs: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number; maxClients: number; maxClientsPerAddress: number };
   flush: FlushConfig;
   limits: LimitsConfig;
 }
@@ -112,11 +114,14 @@ export function loadConfig(env: Env): Config {
     groupCommit: boolVar(env, "ZOE_GROUP_COMMIT", true),
     checkpointIntervalMs: intVar(env, "ZOE_CHECKPOINT_INTERVAL_MS", 5, 0, 60_000),
     logLevel: enumVar(env, "ZOE_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
+    idleTimeoutS: intVar(env, "ZOE_IDLE_TIMEOUT_S", 30, 1, 255),
     sse: {
       heartbeatMs: intVar(env, "ZOE_SSE_HEARTBEAT_MS", 15_000, 10, 3_600_000),
       retryMs: intVar(env, "ZOE_SSE_RETRY_MS", 2_000, 0, 600_000),
       maxBufferedBytes: intVar(env, "ZOE_SSE_MAX_BUFFER_BYTES", 4 * 1_048_576, 1024, 1 << 30),
       coalesceMs: intVar(env, "ZOE_SSE_COALESCE_MS", 2, 0, 1000),
+      maxClients: intVar(env, "ZOE_SSE_MAX_CLIENTS", 1000, 1, 1_000_000),
+      maxClientsPerAddress: intVar(env, "ZOE_SSE_MAX_CLIENTS_PER_IP", 50, 1, 1_000_000),
     },
     flush: loadFlushConfig(env),
     limits: loadLimitsConfig(env),

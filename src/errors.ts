@@ -41,6 +41,13 @@ export class MalformedJsonError extends ZoeError {
   }
 }
 
+/** The connection closed (the client left, or stalled until the server hung up) before the body was complete. */
+export class IncompleteBodyError extends ZoeError {
+  constructor(message: string, options: ZoeErrorOptions = {}) {
+    super("incomplete_body", 400, message, options);
+  }
+}
+
 export class UnsupportedMediaTypeError extends ZoeError {
   constructor(message: string, options: ZoeErrorOptions = {}) {
     super("unsupported_media_type", 415, message, options);

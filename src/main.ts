@@ -110,7 +110,7 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
 
   let server: ReturnType<typeof serveApp>;
   try {
-    server = serveApp(app, { hostname: config.host, port: config.port });
+    server = serveApp(app, { hostname: config.host, port: config.port, idleTimeoutS: config.idleTimeoutS });
   } catch (error) {
     console.error(`zoe-local: refusing to start: cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
     store.close();

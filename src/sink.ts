@@ -134,3 +134,18 @@ export function fetchFailure(error: unknown, where: string, callerSignal: AbortS
   }
   return new RemoteUnreachableError(`${where}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
 }
+
+/**
+ * `value` (text or JSON) a remote sent back, with each credential replaced by
+ * "[redacted]": a proxy or gateway may echo the headers it got, and error
+ * messages end up in logs, the flush log and /health, often cut short (a
+ * truncated key would slip past the logger's literal scrubbing).
+ */
+export function redactCredentials<T>(value: T, credentials: readonly (string | null | undefined)[]): T {
+  const secrets = credentials.filter((c): c is string => typeof c === "string" && c.length >= 4);
+  if (value === null || value === undefined || secrets.length === 0) return value;
+  const scrub = (text: string) => secrets.reduce((t, s) => t.split(s).join("[redacted]"), text);
+  if (typeof value === "string") return scrub(value) as T;
+  const json = JSON.stringify(value);
+  return json === undefined ? value : (JSON.parse(scrub(json)) as T);
+}

@@ -13,8 +13,16 @@ export function checkStateInput(body: unknown): { mode: Mode; state: Record<stri
       { path: "/mode", message: `Expected one of: ${MODES.join(", ")}` },
     ]);
   }
-  if (JSON.stringify(state).includes("\\u0000")) {
+  // The same checks zoe-ingest makes on the snapshot (Postgres jsonb refuses
+  // both): one it refuses would fail every flush batch it rides with.
+  const json = JSON.stringify(state);
+  if (json.includes("\\u0000")) {
     throw new ValidationError("Cannot store state snapshot: NUL characters are not accepted", [{ path: "", message: "Expected no NUL characters" }]);
+  }
+  if (/\\ud[89a-f][0-9a-f]{2}/i.test(json)) {
+    throw new ValidationError("Cannot store state snapshot: lone surrogates are not accepted", [
+      { path: "", message: "Expected well-formed Unicode (lone surrogate found)" },
+    ]);
   }
   return { mode: mode as Mode, state };
 }

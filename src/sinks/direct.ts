@@ -9,6 +9,7 @@ import type { StoredEvent } from "../schema.ts";
 import {
   type EventResult,
   isRetryableStatus,
+  redactCredentials,
   RemoteAuthError,
   RemoteRejectedError,
   RemoteTimeoutError,
@@ -42,8 +43,9 @@ interface PostgrestFailure {
 // (42 privileges/undefined table, PGRST2xx schema cache) is systemic.
 const ROW_LEVEL_SQLSTATE = /^(22|23)[0-9A-Z]{3}$/;
 
-function toSinkError(where: string, result: PostgrestFailure, signal: AbortSignal, timeout: AbortSignal, timeoutMs: number): unknown {
-  const { error, status } = result;
+function toSinkError(where: string, result: PostgrestFailure, signal: AbortSignal, timeout: AbortSignal, timeoutMs: number, credentials: string[]): unknown {
+  const { status } = result;
+  const error = redactCredentials(result.error, credentials);
   const code = error?.code ?? "";
   const what = `${where}: ${status} ${code} ${error?.message ?? ""}`.replace(/\s+/g, " ").trim();
   const options = { remoteStatus: status, details: { code, details: error?.details ?? null, hint: error?.hint ?? null } };
@@ -98,7 +100,7 @@ export function createDirectSink(options: DirectSinkOptions): Sink {
           .upsert(unique.map(toRow), { onConflict: "idempotency_key", ignoreDuplicates: true })
           .abortSignal(signal);
         const result = options.distinguishDuplicates ? await query.select("idempotency_key") : await query;
-        if (result.error) throw toSinkError(where, result, batch.signal, timeout, options.timeoutMs);
+        if (result.error) throw toSinkError(where, result, batch.signal, timeout, options.timeoutMs, [options.serviceKey]);
         const inserted = options.distinguishDuplicates
           ? new Set(((result.data ?? []) as { idempotency_key: string }[]).map((r) => r.idempotency_key))
           : null;
@@ -113,7 +115,7 @@ export function createDirectSink(options: DirectSinkOptions): Sink {
         const signal = AbortSignal.any([batch.signal, timeout]);
         const result = await client.from(table).upsert(row, { onConflict: "mode" }).abortSignal(signal);
         if (result.error) {
-          const error = toSinkError(`upsert ${table} (${batch.mode})`, result, batch.signal, timeout, options.timeoutMs);
+          const error = toSinkError(`upsert ${table} (${batch.mode})`, result, batch.signal, timeout, options.timeoutMs, [options.serviceKey]);
           if (batch.signal.aborted) throw error;
           warnings.push((error as Error).message);
         }

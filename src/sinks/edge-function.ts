@@ -7,6 +7,7 @@ import {
   type EventResult,
   fetchFailure,
   isRetryableStatus,
+  redactCredentials,
   RemoteAuthError,
   RemoteProtocolError,
   RemoteRejectedError,
@@ -67,7 +68,7 @@ export function createEdgeFunctionSink(options: EdgeFunctionSinkOptions): Sink {
       let text: string;
       try {
         response = await doFetch(endpoint, { method: "POST", headers, body, signal });
-        text = await response.text();
+        text = redactCredentials(await response.text(), [options.serviceKey, options.secret]);
       } catch (error) {
         throw fetchFailure(error, where, batch.signal, options.timeoutMs);
       }

@@ -1,0 +1,143 @@
+// Open SSE streams are capped in total (503) and per client address (429),
+// both with Retry-After, so one host cannot take every socket of the box.
+import { afterEach, describe, expect, test } from "bun:test";
+import { networkInterfaces } from "node:os";
+import { serveApp } from "../../src/app.ts";
+import { loadConfig } from "../../src/config.ts";
+import { createSseLimiter, TooManyStreamsError } from "../../src/sse-limiter.ts";
+import { type TestApp, testApp } from "../helpers/app.ts";
+import { startService } from "../helpers/service.ts";
+import { tempDir, waitFor } from "../helpers/tmp.ts";
+
+function refusal(fn: () => unknown): TooManyStreamsError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof TooManyStreamsError) return error;
+    throw error;
+  }
+  throw new Error("expected TooManyStreamsError");
+}
+
+describe("createSseLimiter()", () => {
+  test("caps streams per address with a 429 and in total with a 503, both with Retry-After", () => {
+    const limiter = createSseLimiter({ maxClients: 5, maxClientsPerAddress: 2 });
+    limiter.acquire("192.168.1.7");
+    limiter.acquire("192.168.1.7");
+    const perAddress = refusal(() => limiter.acquire("192.168.1.7"));
+    expect({ status: perAddress.status, code: perAddress.code, retryAfter: perAddress.retryAfter }).toEqual({ status: 429, code: "too_many_streams", retryAfter: 5 });
+    expect(perAddress.message).toContain("192.168.1.7");
+    limiter.acquire("192.168.1.8");
+    limiter.acquire("fe80::1");
+    limiter.acquire(null);
+    expect(limiter.open).toBe(5);
+    const total = refusal(() => limiter.acquire("192.168.1.9"));
+    expect({ status: total.status, retryAfter: total.retryAfter }).toEqual({ status: 503, retryAfter: 5 });
+  });
+
+  test("a release frees exactly one slot, once; a refused acquire takes none", () => {
+    const limiter = createSseLimiter({ maxClients: 10, maxClientsPerAddress: 1 });
+    const release = limiter.acquire("10.0.0.1");
+    refusal(() => limiter.acquire("10.0.0.1"));
+    expect(limiter.open).toBe(1);
+    release();
+    release();
+    expect(limiter.open).toBe(0);
+    const again = limiter.acquire("10.0.0.1");
+    refusal(() => limiter.acquire("10.0.0.1"));
+    again();
+    expect(limiter.open).toBe(0);
+  });
+
+  test("loopback clients (the box itself, or a reverse proxy) are bound by the total only", () => {
+    const limiter = createSseLimiter({ maxClients: 8, maxClientsPerAddress: 1 });
+    for (const address of ["127.0.0.1", "127.0.0.1", "::1", "::1", "::ffff:127.0.0.1", "127.0.0.2", null, null]) limiter.acquire(address);
+    expect(refusal(() => limiter.acquire("127.0.0.1")).status).toBe(503);
+  });
+
+  test("config: ZOE_SSE_MAX_CLIENTS (default 1000) and ZOE_SSE_MAX_CLIENTS_PER_IP (default 50)", () => {
+    expect(loadConfig({}).sse).toMatchObject({ maxClients: 1000, maxClientsPerAddress: 50 });
+    expect(loadConfig({ ZOE_SSE_MAX_CLIENTS: "20", ZOE_SSE_MAX_CLIENTS_PER_IP: "3" }).sse).toMatchObject({ maxClients: 20, maxClientsPerAddress: 3 });
+    expect(() => loadConfig({ ZOE_SSE_MAX_CLIENTS: "0" })).toThrow(/ZOE_SSE_MAX_CLIENTS/);
+    expect(() => loadConfig({ ZOE_SSE_MAX_CLIENTS_PER_IP: "lots" })).toThrow(/ZOE_SSE_MAX_CLIENTS_PER_IP/);
+  });
+});
+
+describe("GET /local/stream over HTTP", () => {
+  let t: TestApp;
+  const opened: AbortController[] = [];
+  afterEach(async () => {
+    for (const c of opened.splice(0)) c.abort();
+    await t?.close();
+  });
+
+  async function open(base: string, path = "/local/stream?mode=live"): Promise<Response> {
+    const abort = new AbortController();
+    opened.push(abort);
+    return await fetch(`${base}${path}`, { signal: abort.signal, headers: { origin: "http://localhost:5173" } });
+  }
+
+  test("past the total cap: 503 JSON with Retry-After (and CORS); closed streams free their slots", async () => {
+    t = testApp({ sse: { maxClients: 3, maxClientsPerAddress: 1 } });
+    const base = t.listen();
+    const streams = [await open(base), await open(base), await open(base)];
+    expect(streams.map((r) => r.status)).toEqual([200, 200, 200]);
+    const refused = await open(base);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("5");
+    expect(refused.headers.get("access-control-allow-origin")).toBe("http://localhost:5173");
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("too_many_streams");
+    // Bad requests and HEADs take no slot.
+    expect((await open(base, "/local/stream?mode=nope")).status).toBe(400);
+    expect((await fetch(`${base}/local/stream?mode=live`, { method: "HEAD" })).status).toBe(200);
+    for (const c of opened.splice(0, 3)) c.abort();
+    await waitFor(async () => {
+      const r = await open(base);
+      return r.status === 200;
+    }, 5_000, "a freed slot");
+    expect((await open(base)).status).toBe(200);
+    expect((await open(base)).status).toBe(200);
+    expect((await open(base)).status).toBe(503);
+  });
+
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i && i.family === "IPv4" && !i.internal)?.address;
+
+  test.skipIf(!external)("past the per-address cap: 429 for that address, while loopback clients still get streams", async () => {
+    t = testApp({ sse: { maxClients: 100, maxClientsPerAddress: 2 } });
+    const server = serveApp(t.app, { hostname: external!, port: 0 });
+    try {
+      // Connecting to our own non-loopback address makes it the client address too.
+      const base = `http://${external}:${server.port}`;
+      expect([(await open(base)).status, (await open(base)).status]).toEqual([200, 200]);
+      const refused = await open(base);
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get("retry-after")).toBe("5");
+      expect(((await refused.json()) as { error: { message: string } }).error.message).toContain(external!);
+      const local = t.listen();
+      expect([(await open(local)).status, (await open(local)).status, (await open(local)).status]).toEqual([200, 200, 200]);
+    } finally {
+      for (const c of opened.splice(0)) c.abort();
+      await server.stop(true);
+    }
+  });
+});
+
+test("the service reads the caps from its environment", async () => {
+  const dir = tempDir("zoe-sse-cap-");
+  const svc = await startService({ dbPath: dir.file("zoe.db"), env: { ZOE_SSE_MAX_CLIENTS: "2" } });
+  const aborts = [new AbortController(), new AbortController()];
+  try {
+    const statuses: number[] = [];
+    for (const a of aborts) statuses.push((await fetch(`${svc.url}/local/stream?mode=paper`, { signal: a.signal })).status);
+    const third = await fetch(`${svc.url}/local/stream?mode=paper`);
+    statuses.push(third.status);
+    expect(statuses).toEqual([200, 200, 503]);
+    expect(third.headers.get("retry-after")).toBe("5");
+  } finally {
+    for (const a of aborts) a.abort();
+    await svc.kill("SIGTERM");
+    dir.cleanup();
+  }
+});
