@@ -74,6 +74,7 @@ export function createApp(options: AppOptions) {
   const streams = createSseLimiter({
     maxClients: options.sse.maxClients ?? Number.POSITIVE_INFINITY,
     maxClientsPerAddress: options.sse.maxClientsPerAddress ?? Number.POSITIVE_INFINITY,
+    exemptLoopback: options.sse.exemptLoopback,
   });
   const json = (body: unknown, status = 200) =>
     new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });

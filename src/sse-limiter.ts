@@ -11,6 +11,8 @@ export interface SseLimits {
   maxClients: number;
   /** Open streams from one non-loopback address. */
   maxClientsPerAddress: number;
+  /** Loopback clients count toward the total only (default true). */
+  exemptLoopback?: boolean;
 }
 
 /** Seconds a refused client should wait: about when a slot may have freed. */
@@ -44,7 +46,8 @@ export function createSseLimiter(limits: SseLimits): SseLimiter {
       if (open >= limits.maxClients) {
         throw new TooManyStreamsError(`Cannot open stream: ${open} streams are open, the limit is ${limits.maxClients}; retry later`, 503);
       }
-      const key = address !== null && !isLoopback(unmapped(address)) ? address : null;
+      const exempt = address === null || (limits.exemptLoopback !== false && isLoopback(unmapped(address)));
+      const key = exempt ? null : address;
       const mine = key === null ? 0 : (perAddress.get(key) ?? 0);
       if (key !== null && mine >= limits.maxClientsPerAddress) {
         throw new TooManyStreamsError(
