@@ -52,16 +52,21 @@ export async function startService(options: StartServiceOptions): Promise<Servic
   void pump(proc.stdout);
   void pump(proc.stderr);
   const timeoutMs = options.timeoutMs ?? 15_000;
+  let listening = false;
   const url = await Promise.race([
     urlPromise,
     proc.exited.then((code) => {
       throw new Error(`Service exited with code ${code} before listening:\n${out}`);
     }),
     Bun.sleep(timeoutMs).then(() => {
+      // Only if it never listened: this timer is not cancelled, and a service
+      // that did listen must not be killed timeoutMs after its start.
+      if (listening) return new Promise<never>(() => {});
       proc.kill("SIGKILL");
       throw new Error(`Service did not listen within ${timeoutMs} ms:\n${out}`);
     }),
   ]);
+  listening = true;
   return {
     url,
     port: Number(new URL(url).port),
