@@ -49,6 +49,7 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
       onListenerError: (error) => logger.error("append listener failed", { error }),
     });
   } catch (error) {
+    logger.error("refusing to start", { error });
     console.error(`zoe-local: refusing to start: ${(error as Error).message}`);
     process.exit(error instanceof StartupError ? 3 : 1);
   }
@@ -112,6 +113,7 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
   try {
     server = serveApp(app, { hostname: config.host, port: config.port, idleTimeoutS: config.idleTimeoutS });
   } catch (error) {
+    logger.error("refusing to start: cannot listen", { host: config.host, port: config.port, error });
     console.error(`zoe-local: refusing to start: cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
     store.close();
     process.exit(4);
