@@ -80,13 +80,13 @@ export function renderSoak(r: SoakReport): string {
   const p99Slope = slope(steady.map((row) => row.ingest!.p99)) * perMinute;
   const meanRss = steady.reduce((a, row) => a + row.rssMb, 0) / Math.max(1, steady.length);
   const minutes = (steady.length * c.windowMs) / 60_000;
-  // "Upward trend": both the fitted rise over the run and the last third's mean
-  // over the first third's exceed 5 MB or 5% (RSS), 2 ms or 25% (p99). Either
-  // alone is too easily moved by one noisy window on a shared machine.
+  // "Upward trend": both the fitted rise over the run and the last third's
+  // median over the first third's exceed 5 MB or 5% (RSS), 2 ms or 25% (p99).
+  // Either alone is too easily moved by one noisy window on a shared machine.
   const thirds = (ys: number[]) => {
     const k = Math.max(1, Math.floor(ys.length / 3));
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    return mean(ys.slice(-k)) - mean(ys.slice(0, k));
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    return median(ys.slice(-k)) - median(ys.slice(0, k));
   };
   const rssRise = Math.max(5, 0.05 * meanRss);
   const rssFlat = rssSlope * minutes <= rssRise || thirds(steady.map((row) => row.rssMb)) <= rssRise;
