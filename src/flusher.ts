@@ -118,7 +118,10 @@ class ModeWorker {
   nextAttemptAt: number | null = null;
   lastError: string | null = null;
   loop: Promise<void> | null = null;
-  private wake: { controller: AbortController; kind: "timer" | "backoff" } | null = null;
+  private wake: { controller: AbortController; kind: "timer" | "backoff" | "floor" } | null = null;
+  /** When a critical event last cut a backoff wait short (null: not in this failure streak). */
+  private lastUrgentRetryAt: number | null = null;
+  private urgentWake = false;
   private cycleAbort: AbortController | null = null;
   private waiters: (() => void)[] = [];
   private sentStateTs: string | null = null;
@@ -140,7 +143,10 @@ class ModeWorker {
     if (this.f.stopping) return Promise.resolve();
     this.requested = true;
     const done = new Promise<void>((resolve) => this.waiters.push(resolve));
-    if (this.wake && (urgent || this.wake.kind === "timer")) this.wake.controller.abort();
+    if (this.wake && this.wake.kind !== "floor" && (urgent || this.wake.kind === "timer")) {
+      if (this.wake.kind === "backoff") this.urgentWake = true;
+      this.wake.controller.abort();
+    }
     return done;
   }
 
@@ -156,7 +162,7 @@ class ModeWorker {
     if (!this.loop) this.loop = this.run();
   }
 
-  private async pause(ms: number, kind: "timer" | "backoff", signal?: AbortSignal): Promise<void> {
+  private async pause(ms: number, kind: "timer" | "backoff" | "floor", signal?: AbortSignal): Promise<void> {
     const controller = new AbortController();
     this.wake = { controller, kind };
     try {
@@ -220,7 +226,20 @@ class ModeWorker {
             const delay = backoffDelay(attemptNumber, this.f.config, this.f.random, error.retryAfterMs);
             this.nextAttemptAt = this.f.clock.now() + delay;
             this.phase = "backoff";
+            this.urgentWake = false;
             await this.pause(delay, "backoff", signal);
+            if (this.urgentWake) {
+              // A critical event retries at once, but a stream of them during an
+              // outage must not hammer the remote: such early retries are spaced
+              // at least backoffMinMs apart.
+              const now = this.f.clock.now();
+              const floor = this.lastUrgentRetryAt === null ? 0 : this.lastUrgentRetryAt + this.f.config.backoffMinMs - now;
+              if (floor > 0) {
+                this.nextAttemptAt = now + floor;
+                await this.pause(floor, "floor", signal);
+              }
+              this.lastUrgentRetryAt = this.f.clock.now();
+            }
             this.phase = "flushing";
             return !this.f.stopping;
           },
@@ -347,6 +366,7 @@ class ModeWorker {
     const now = this.f.clock.now();
     if (this.consecutiveFailures > 0) this.f.logger.info("flush recovered", { mode: this.mode, after_failures: this.consecutiveFailures });
     this.consecutiveFailures = 0;
+    this.lastUrgentRetryAt = null;
     this.lastSuccessAt = now;
     this.lastError = null;
     if (events.length === 0) return;

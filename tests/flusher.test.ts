@@ -354,6 +354,27 @@ describe("createFlusher()", () => {
     expect(seqs(t.calls[1]!.events)).toEqual([1, 2]);
   });
 
+  test("a stream of critical events during an outage retries at most once per backoffMinMs", async () => {
+    const t = setup({ settings: { backoffMinMs: 1_000, backoffMaxMs: 60_000 }, random: () => 0.999_999, handler: () => {
+      throw new RemoteUnavailableError("503");
+    } });
+    await t.append(1);
+    t.flusher.start();
+    await t.scheduler.settle();
+    // A fill every 250 ms for 5 s while the remote is down.
+    for (let i = 0; i < 20; i++) {
+      await t.append(1, "BUY_FILLED");
+      await t.scheduler.settle();
+      await t.scheduler.advance(250);
+    }
+    const gaps = t.calls.slice(1).map((c, i) => c.at - t.calls[i]!.at);
+    expect(t.calls.length).toBeGreaterThan(2);
+    expect(t.calls.length).toBeLessThanOrEqual(7);
+    // The first critical event retries at once; later early retries are spaced.
+    expect(gaps[0]).toBe(0);
+    expect(Math.min(...gaps.slice(1))).toBeGreaterThanOrEqual(1_000);
+  });
+
   test("a permanent error is not retried before the next interval", async () => {
     const t = setup({
       handler: (b, call) => {
