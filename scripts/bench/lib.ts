@@ -41,14 +41,17 @@ export function cpuMeter(): () => number {
   };
 }
 
-/** Runs `bun <script> <json args>` and returns the last JSON line it prints. */
-export async function runJson<T>(script: string, args: unknown, env: Record<string, string> = {}): Promise<T> {
+/** Runs `bun <script> <json args>` and returns the last JSON line it prints; a child still running after `timeoutMs` is killed. */
+export async function runJson<T>(script: string, args: unknown, env: Record<string, string> = {}, timeoutMs = 120_000): Promise<T> {
   const proc = Bun.spawn(["bun", join(BENCH_DIR, script), JSON.stringify(args)], {
     stdout: "pipe",
     stderr: "pipe",
     env: { ...process.env, ...env },
   });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]).finally(() =>
+    clearTimeout(timer),
+  );
   const line = out.trim().split("\n").reverse().find((l) => l.startsWith("{"));
   if (code !== 0 || !line) throw new Error(`bench child ${script} failed (exit ${code}):\n${out}\n${err}`);
   return JSON.parse(line) as T;
@@ -87,16 +90,19 @@ export async function spawnListening(cmd: string[], env: Record<string, string>,
   };
   void pump(proc.stdout);
   void pump(proc.stderr);
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const url = await Promise.race([
     found,
     proc.exited.then((code) => {
       throw new Error(`${cmd.join(" ")} exited with ${code} before listening:\n${out}`);
     }),
-    Bun.sleep(timeoutMs).then(() => {
-      proc.kill("SIGKILL");
-      throw new Error(`${cmd.join(" ")} did not listen within ${timeoutMs} ms:\n${out}`);
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        proc.kill("SIGKILL");
+        reject(new Error(`${cmd.join(" ")} did not listen within ${timeoutMs} ms:\n${out}`));
+      }, timeoutMs);
     }),
-  ]);
+  ]).finally(() => clearTimeout(timer));
   return {
     url,
     proc,
@@ -115,7 +121,8 @@ export async function spawnListening(cmd: string[], env: Record<string, string>,
 
 /** VmRSS / VmHWM of a process in MB, from /proc. */
 export function memoryOf(pid: number): { rssMb: number; peakMb: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const status = read(`/proc/${pid}/status`);
+  if (status === null) return { rssMb: NaN, peakMb: NaN }; // the process is gone
   const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
   return { rssMb: kb("VmRSS") / 1024, peakMb: kb("VmHWM") / 1024 };
 }

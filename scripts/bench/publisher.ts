@@ -58,7 +58,9 @@ if (import.meta.main) {
   const total = Math.round((args.ratePerSecond * args.durationMs) / 1000);
   // Each tick sends every event that is due by now; a 1 ms timer keeps the
   // spacing close to even at 1,000/s.
-  while (sent < total) {
+  // Stops at the end of the window even if connections died (their slots never come back).
+  const endBy = t0 + args.durationMs + 2000;
+  while (sent < total && performance.now() < endBy) {
     const due = Math.min(total, Math.floor(((performance.now() - t0) * args.ratePerSecond) / 1000));
     while (sent < due && idle.length > 0) {
       const slot = idle.pop()!;
