@@ -47,8 +47,8 @@ function rate(path: string, rows: number, perTransaction: number): number {
 if (import.meta.main) {
   const args = childArgs<BareSqliteArgs>();
   reply({
-    autocommitPerSecond: rate(join(args.dir, "bare-autocommit.db"), args.autocommitRows, 1),
-    batch500PerSecond: rate(join(args.dir, "bare-batch500.db"), args.batchedRows, 500),
+    autocommitPerSecond: rate(join(args.dir, `bare-autocommit-${process.pid}.db`), args.autocommitRows, 1),
+    batch500PerSecond: rate(join(args.dir, `bare-batch500-${process.pid}.db`), args.batchedRows, 500),
     memoryBatch500PerSecond: rate(":memory:", args.batchedRows, 500),
   } satisfies BareSqliteResult);
 }
