@@ -56,6 +56,7 @@ function env(rng: () => number): Record<string, string> {
     ZOE_FLUSH_TIMEOUT_MS: "3000",
     ZOE_CHECKPOINT_INTERVAL_MS: pick(["1", "5", "0"]),
     ZOE_SYNCHRONOUS: pick(["NORMAL", "FULL"]),
+    ZOE_GROUP_COMMIT: pick(["true", "true", "false"]),
   };
 }
 
