@@ -108,7 +108,9 @@ export function loadConfig(env: Env): Config {
     apiToken,
     corsOrigins: origins.map((o) => o.replace(/\/$/, "")),
     synchronous: enumVar(env, "ZOE_SYNCHRONOUS", "NORMAL", ["NORMAL", "FULL", "EXTRA"] as const),
-    retentionMs: numberVar(env, "ZOE_RETENTION_DAYS", 7, 0, 3650) * 86_400_000,
+    // At least a day: the retention period is also the idempotency window. A bot
+    // retry after its event was pruned would be stored again under a new seq.
+    retentionMs: numberVar(env, "ZOE_RETENTION_DAYS", 7, 1, 3650) * 86_400_000,
     stateKeep: intVar(env, "ZOE_STATE_KEEP", 100, 1, 1_000_000),
     maxRequestBytes: intVar(env, "ZOE_MAX_REQUEST_BYTES", 1_048_576, 1024, 16 * 1_048_576),
     groupCommit: boolVar(env, "ZOE_GROUP_COMMIT", true),
