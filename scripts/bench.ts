@@ -3,7 +3,7 @@
 // processes, measures the raw limits of this machine in the same run, and
 // writes BENCHMARKS.md. Sections run in the order of SECTIONS; add new ones
 // (e.g. the flush benchmark) there.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { machine, ROOT } from "./bench/lib.ts";
@@ -14,6 +14,7 @@ import { batchedSection, ingestSection } from "./bench/section-ingest.ts";
 import { memorySection } from "./bench/section-memory.ts";
 import { rawSection } from "./bench/section-raw.ts";
 import { sseSection } from "./bench/section-sse.ts";
+import { soakSection, spliceSection } from "./soak/report.ts";
 
 export const SECTIONS: Section[] = [rawSection, ingestSection, batchedSection, sseSection, flushSection, memorySection];
 
@@ -64,7 +65,11 @@ run.durationS = (performance.now() - started) / 1000;
 
 const markdown = renderReport(run);
 if (write) {
-  writeFileSync(join(ROOT, "BENCHMARKS.md"), markdown);
+  // The soak writes its own section (bun run bench:soak); keep it.
+  const path = join(ROOT, "BENCHMARKS.md");
+  const previous = existsSync(path) ? readFileSync(path, "utf8") : "";
+  const soak = soakSection(previous);
+  writeFileSync(path, soak ? spliceSection(markdown, soak) : markdown);
   ctx.log("wrote BENCHMARKS.md");
 }
 ctx.log(`done in ${run.durationS.toFixed(0)} s`);

@@ -147,6 +147,13 @@ export function renderSoak(r: SoakReport): string {
   return out.join("\n");
 }
 
+/** The soak section of `markdown`, markers included, or null. */
+export function soakSection(markdown: string): string | null {
+  const begin = markdown.indexOf(BEGIN);
+  const end = markdown.indexOf(END);
+  return begin >= 0 && end > begin ? markdown.slice(begin, end + END.length) : null;
+}
+
 /** `markdown` with the soak section replaced (or appended when absent). */
 export function spliceSection(markdown: string, section: string): string {
   const begin = markdown.indexOf(BEGIN);
