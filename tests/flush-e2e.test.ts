@@ -146,6 +146,11 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
     expect(listed.count).toBe(1);
     expect(listed.events[0]!.event.body).toBe("poison");
     expect(listed.events[0]!.reason).toContain("poison row refused");
+    // Rows are visible remotely a moment before the flusher marks them locally.
+    await waitFor(async () => {
+      const h = await health(svc);
+      return h.backlog === 0 && h.flusher !== "flushing" ? h : null;
+    }, 5_000, "the local marks");
     expect(await health(svc)).toMatchObject({ quarantined: 1, backlog: 0 });
 
     // The fix: let the row through, then retry the quarantine.
