@@ -142,15 +142,15 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
     await post(svc, [event(source, 1), event(source, 2, { body: "poison" }), event(source, 3), event(source, 4, { subtype: "KILL_SWITCH" })]);
     await waitFor(async () => (await remoteRows(source)).length === 3, 10_000, "the three good events");
     expect((await remoteRows(source)).map((r) => r.body)).toEqual(["event 1", "event 3", "event 4"]);
+    // Rows are visible remotely a moment before the flusher marks them locally.
+    await waitFor(async () => {
+      const h = await health(svc);
+      return h.backlog === 0 && h.quarantined === 1 && h.flusher !== "flushing" ? h : null;
+    }, 5_000, "the local marks and the quarantine");
     const listed = (await (await fetch(`${svc.url}/local/quarantine?mode=live`)).json()) as { count: number; events: { event: { body: string }; reason: string }[] };
     expect(listed.count).toBe(1);
     expect(listed.events[0]!.event.body).toBe("poison");
     expect(listed.events[0]!.reason).toContain("poison row refused");
-    // Rows are visible remotely a moment before the flusher marks them locally.
-    await waitFor(async () => {
-      const h = await health(svc);
-      return h.backlog === 0 && h.flusher !== "flushing" ? h : null;
-    }, 5_000, "the local marks");
     expect(await health(svc)).toMatchObject({ quarantined: 1, backlog: 0 });
 
     // The fix: let the row through, then retry the quarantine.
