@@ -106,6 +106,12 @@ const add = (a: Tally, b: Tally): Tally => ({
 // single-event rejections: past that, the remote is misconfigured, not the data.
 const MAX_ISOLATED_PER_ATTEMPT = 16;
 
+// The flusher shares the one JS thread with ingest: it reads, checks and marks
+// a batch in slices of this many rows (about 0.4 ms of SQLite work each) and
+// lets pending I/O run between them, so a POST never waits for a whole batch.
+const SLICE = 100;
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 class ModeWorker {
   phase: "idle" | "flushing" | "backoff" | "stopped" = "idle";
   requested = false;
@@ -125,8 +131,8 @@ class ModeWorker {
   private cycleAbort: AbortController | null = null;
   private waiters: (() => void)[] = [];
   private sentStateTs: string | null = null;
-  /** Ids acknowledged by the remote, to be marked flushed during the next send. */
-  private deferred: string[] | null = null;
+  /** Events acknowledged by the remote, to be marked flushed during the next send. */
+  private deferred: { ids: string[]; seqs: number[] } | null = null;
   private isolated = 0;
   /** The batch being sent, for the flush log when it fails. */
   private current = { count: 0, lastSeq: 0 };
@@ -250,7 +256,7 @@ class ModeWorker {
       if (!signal.aborted && !(error instanceof SinkError)) this.f.logger.error("flush failed", { mode: this.mode, error });
     } finally {
       try {
-        this.commitDeferred();
+        await this.commitDeferred();
       } catch (error) {
         // Unmarked events are sent again next time: duplicates, never loss.
         this.f.logger.error("cannot mark flushed events", { mode: this.mode, error });
@@ -266,13 +272,9 @@ class ModeWorker {
   async attempt(signal: AbortSignal): Promise<{ tally: Tally; batch: number }> {
     const { store, quarantine, config } = this.f;
     const pending = this.deferred;
-    let events = store.unflushed(this.mode, config.batchSize + (pending?.length ?? 0));
-    if (pending) {
-      const skip = new Set(pending);
-      events = events.filter((e) => !skip.has(e.id)).slice(0, config.batchSize);
-    }
+    const { events, good, bad } = await this.select(config.batchSize, pending, signal);
     if (events.length === 0) {
-      this.commitDeferred();
+      await this.commitDeferred();
       return { tally: EMPTY, batch: 0 };
     }
     // The snapshot rides with events (the Edge Function wants at least one).
@@ -281,23 +283,46 @@ class ModeWorker {
     this.lastAttemptAt = this.lastActivityAt = this.f.clock.now();
     this.nextAttemptAt = null;
     this.isolated = 0;
-    const good: StoredEvent[] = [];
-    const bad: QuarantineInput[] = [];
-    for (const e of events) {
-      const errors = checkStoredEvent(e);
-      if (errors.length === 0) good.push(e);
-      else bad.push({ event: e, reason: `fails the shared event schema locally: ${errors[0]!.path} ${errors[0]!.message}`, errors });
-    }
     let tally: Tally = { ...EMPTY, quarantined: quarantine.add(bad) };
     // The in-memory count (a COUNT(*) per batch would cost milliseconds on a big backlog).
-    const backlog = Math.max(0, store.backlogUsage(this.mode).events - good.length - (pending?.length ?? 0));
+    const backlog = Math.max(0, store.backlogUsage(this.mode).events - good.length - (pending?.ids.length ?? 0));
     this.current = { count: events.length, lastSeq: events.at(-1)?.seq ?? 0 };
     // A full batch means another follows at once: its marks can wait for that send.
     const defer = events.length === config.batchSize && !this.f.stopping;
     if (good.length > 0) tally = add(tally, await this.send(good, state, backlog, signal, defer));
-    else this.commitDeferred();
+    else await this.commitDeferred();
     this.succeeded(events, tally);
     return { tally, batch: events.length };
+  }
+
+  /**
+   * The oldest `limit` unflushed events but those in `skip` (acknowledged,
+   * marks pending), in seq order, read and schema-checked a slice at a time.
+   * Appends between slices get higher seqs, so the seq cursor misses none.
+   */
+  private async select(limit: number, skip: { seqs: number[] } | null, signal: AbortSignal) {
+    const events: StoredEvent[] = [];
+    const good: StoredEvent[] = [];
+    const bad: QuarantineInput[] = [];
+    let after = 0;
+    for (let first = true; events.length < limit; first = false) {
+      if (!first) {
+        await yieldToLoop();
+        // Cancelled meanwhile: nothing was sent, so stop here, as a send in flight would.
+        signal.throwIfAborted();
+      }
+      const want = Math.min(SLICE, limit - events.length);
+      const rows = this.f.store.unflushed(this.mode, want, { afterSeq: after, exceptSeqs: skip?.seqs.filter((s) => s > after) });
+      for (const e of rows) {
+        events.push(e);
+        const errors = checkStoredEvent(e);
+        if (errors.length === 0) good.push(e);
+        else bad.push({ event: e, reason: `fails the shared event schema locally: ${errors[0]!.path} ${errors[0]!.message}`, errors });
+      }
+      if (rows.length < want) break;
+      after = rows.at(-1)!.seq;
+    }
+    return { events, good, bad };
   }
 
   /**
@@ -305,10 +330,18 @@ class ModeWorker {
    * its way, so the SQLite writes overlap the remote's work instead of adding
    * to it; a crash before this only means those events are sent again (duplicates).
    */
-  commitDeferred(): void {
+  async commitDeferred(): Promise<void> {
     const acked = this.deferred;
     this.deferred = null;
-    if (acked) this.f.store.markFlushed(acked);
+    if (acked) await this.mark(acked.ids);
+  }
+
+  /** Marks in slices, each its own short transaction; the first one at once. */
+  private async mark(ids: string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += SLICE) {
+      if (i > 0) await yieldToLoop();
+      this.f.store.markFlushed(ids.slice(i, i + SLICE));
+    }
   }
 
   private async send(events: StoredEvent[], state: StateSnapshot | null, backlog: number, signal: AbortSignal, defer = false): Promise<Tally> {
@@ -316,7 +349,7 @@ class ModeWorker {
     try {
       const sending = this.f.sink.send({ mode: this.mode, events, backlog, state, signal });
       sending.catch(() => {});
-      this.commitDeferred();
+      await this.commitDeferred();
       result = await raceAbort(sending, signal);
     } catch (error) {
       if (!(error instanceof SinkError) || !error.poison || signal.aborted) throw error;
@@ -335,9 +368,10 @@ class ModeWorker {
     return this.apply(events, state, result, defer);
   }
 
-  private apply(events: StoredEvent[], state: StateSnapshot | null, result: SinkResult, defer: boolean): Tally {
+  private async apply(events: StoredEvent[], state: StateSnapshot | null, result: SinkResult, defer: boolean): Promise<Tally> {
     const byKey = new Map(events.map((e) => [e.idempotency_key, e]));
     const acked: string[] = [];
+    const ackedSeqs: number[] = [];
     const rejected: QuarantineInput[] = [];
     let duplicates = 0;
     for (const r of result.results as EventResult[]) {
@@ -349,11 +383,12 @@ class ModeWorker {
         rejected.push({ event: e, reason: `rejected by remote${first ? `: ${first.path} ${first.message}` : ""}`, errors: r.errors ?? [] });
       } else {
         acked.push(e.id);
+        ackedSeqs.push(e.seq);
         if (r.status === "duplicate") duplicates++;
       }
     }
-    if (defer) this.deferred = acked;
-    else this.f.store.markFlushed(acked);
+    if (defer) this.deferred = { ids: acked, seqs: ackedSeqs };
+    else await this.mark(acked);
     const quarantined = this.f.quarantine.add(rejected);
     if (rejected.length > 0) this.f.logger.warn("events quarantined", { mode: this.mode, count: rejected.length, first: rejected[0]!.reason });
     for (const w of result.warnings ?? []) this.f.logger.warn("flush warning", { mode: this.mode, warning: w });
@@ -531,7 +566,7 @@ class FlusherImpl implements Flusher {
         }
       }
       try {
-        w.commitDeferred();
+        await w.commitDeferred();
       } catch (error) {
         this.logger.error("cannot mark flushed events", { mode: w.mode, error });
       }

@@ -228,7 +228,11 @@ export class EventStore {
       latest: db.query(
         `SELECT * FROM (SELECT ${COLUMNS} FROM local_events WHERE mode = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
       ),
-      unflushed: db.query(`SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND flushed = 0 ORDER BY seq LIMIT ?`),
+      // The seqs to skip go in as a JSON array: the flusher's acknowledged
+      // events whose marks are still to be written.
+      unflushed: db.query(
+        `SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND flushed = 0 AND seq > ? AND seq NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
+      ),
       // One statement for the whole batch (ids as a JSON array): about 40% less
       // time holding the event loop than an UPDATE per id.
       markFlushed: db.query(
@@ -496,9 +500,10 @@ export class EventStore {
     return (rows as EventRow[]).map(rowToEvent);
   }
 
-  /** The oldest unflushed events of `mode`, in seq order (the flusher's queue). */
-  unflushed(mode: Mode, limit: number): ZoeEvent[] {
-    return (this.q.unflushed.all(mode, limit) as EventRow[]).map(rowToEvent);
+  /** The oldest unflushed events of `mode`, in seq order (the flusher's queue), after `afterSeq` and but for `exceptSeqs`. */
+  unflushed(mode: Mode, limit: number, options: { afterSeq?: number; exceptSeqs?: readonly number[] } = {}): ZoeEvent[] {
+    const except = options.exceptSeqs?.length ? JSON.stringify(options.exceptSeqs) : "[]";
+    return (this.q.unflushed.all(mode, options.afterSeq ?? 0, except, limit) as EventRow[]).map(rowToEvent);
   }
 
   /** Marks exactly these events flushed; returns how many changed. */

@@ -207,6 +207,17 @@ describe("createFlusher()", () => {
     expect(t.store.backlogUsage("live").events).toBe(15);
   });
 
+  test("a backlog bigger than a read slice goes out in seq order, each event once, with the marks written", async () => {
+    const t = setup({ settings: { batchSize: 250 } });
+    await t.append(640);
+    t.flusher.start();
+    await t.flusher.requestFlush("live");
+    expect(t.calls.map((c) => c.events.length)).toEqual([250, 250, 140]);
+    expect(t.calls.flatMap((c) => seqs(c.events))).toEqual(Array.from({ length: 640 }, (_, i) => i + 1));
+    expect(t.store.backlog("live")).toBe(0);
+    expect(t.store.backlogUsage("live").events).toBe(0);
+  });
+
   test("marks exactly the acknowledged events flushed", async () => {
     const t = setup({
       handler: (b) => ({

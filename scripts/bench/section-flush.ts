@@ -193,7 +193,7 @@ export const flushSection: Section = {
           ["critical event → row in Postgres p50 / p99 / max ms", `${fmt.ms(critical.edge.p50)} / ${fmt.ms(critical.edge.p99)} / ${fmt.ms(critical.edge.max)}`, `${fmt.ms(critical.direct.p50)} / ${fmt.ms(critical.direct.p99)} / ${fmt.ms(critical.direct.max)}`],
           [`drain of ${fmt.int(backlog)} events, wall (incl. service start)`, `${fmt.ms(drains[0]!.wallMs / 1000)} s = ${fmt.int((backlog / drains[0]!.wallMs) * 1000)}/s`, `${fmt.ms(drains[1]!.wallMs / 1000)} s = ${fmt.int((backlog / drains[1]!.wallMs) * 1000)}/s`],
           ["drain rate seen by Postgres (first → last batch)", `${fmt.int(drains[0]!.remoteRate)} events/s`, `${fmt.int(drains[1]!.remoteRate)} events/s`],
-          ["store calls per batch, p50 ms (event loop blocked)", perBatch(drains[0]!), perBatch(drains[1]!)],
+          ["store calls (100-row slices), p50 ms per call (event loop blocked)", perBatch(drains[0]!), perBatch(drains[1]!)],
           ["share of the drain the event loop spent in those calls", fmt.pct(blocked(drains[0]!)), fmt.pct(blocked(drains[1]!))],
           ["service cores / whole machine busy during the drain", `${fmt.cores(drains[0]!.serviceCores)} / ${fmt.pct(drains[0]!.machineBusy)}`, `${fmt.cores(drains[1]!.serviceCores)} / ${fmt.pct(drains[1]!.machineBusy)}`],
           ["event-loop lag p99 / max ms during the drain", lagText(drains[0]!), lagText(drains[1]!)],
@@ -213,7 +213,7 @@ export const flushSection: Section = {
         analysis: [
           `A critical event is flushed at once as a one-event batch: its trip is the POST and its commit, the flusher's wake-up, one HTTP round trip through the gateway (and the Deno function for the edge sink) and one Postgres transaction; p50 ${fmt.ms(critical.edge.p50)} ms (edge) against ${fmt.ms(critical.direct.p50)} ms (direct) is what the Edge Function hop costs.`,
           `The drain ships ${fmt.int(500)}-event batches one at a time per mode (at most one flush in flight per mode), so its rate is one batch per round trip: read 500 rows from SQLite, JSON, validation in the Edge Function, one INSERT … ON CONFLICT DO NOTHING, mark flushed locally.${drainedDuringLoad ? "" : " The drain finished before the ingest window ended, so the while-draining figure is not valid in this run."}`,
-          `Ingest while draining shares the service's one JS thread with the flusher: each batch runs ${perBatch(edge)} ms of synchronous SQLite work (plus schema checks and JSON for 500 events), and a POST that arrives meanwhile waits for it; that is the p99 while draining.`,
+          `Ingest while draining shares the service's one JS thread with the flusher: the flusher reads, schema-checks and marks each batch in 100-row slices (${perBatch(edge)} ms of synchronous SQLite work per call) and yields to the event loop between them, so a POST waits for at most one slice, not a whole batch; the rest of the p99 while draining is CPU shared with Postgres, Deno and the gateway.`,
         ],
       };
     } finally {
