@@ -109,6 +109,9 @@ const service = await startListening(
 );
 const pid = service.proc.pid;
 const rows = new Map<number, SoakRow>();
+// Per window: the sum and count of the 1 s RSS samples. RSS swings 20+ MB with
+// each GC cycle, so one sample per window (the last) made a trend out of noise.
+const rssSamples = new Map<number, { sum: number; n: number }>();
 const row = (index: number): SoakRow => {
   let r = rows.get(index);
   if (!r) rows.set(index, (r = { index, remoteDownS: 0, rssMb: 0, rssMaxMb: 0, backlogMax: 0, oldestMaxS: 0, flushFailures: 0, cpuCores: 0 }));
@@ -155,7 +158,13 @@ try {
         gone = true;
         return;
       }
-      r.rssMb = mem.rssMb;
+      const s = rssSamples.get(windowOf(now)) ?? { sum: 0, n: 0 };
+      if (!Number.isNaN(mem.rssMb)) {
+        s.sum += mem.rssMb;
+        s.n++;
+      }
+      rssSamples.set(windowOf(now), s);
+      r.rssMb = s.n > 0 ? s.sum / s.n : r.rssMb;
       r.rssMaxMb = Math.max(r.rssMaxMb, mem.rssMb);
       if (!remoteUp) r.remoteDownS += 1;
       const cpu = cpuSecondsOf(pid);

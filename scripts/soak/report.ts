@@ -121,7 +121,7 @@ export function renderSoak(r: SoakReport): string {
     ]),
     "",
     table([
-      [windowLabel, "remote down s", "sent/s", "ingest p50 ms", "ingest p99 ms", "ingest max ms", "SSE p99 ms", "SSE events", "RSS MB (max)", "service cores (peak 1 s)", "backlog max", "oldest unflushed max s", "flush failures"],
+      [windowLabel, "remote down s", "sent/s", "ingest p50 ms", "ingest p99 ms", "ingest max ms", "SSE p99 ms", "SSE events", "RSS MB mean (max)", "service cores (peak 1 s)", "backlog max", "oldest unflushed max s", "flush failures"],
       ...r.rows.map((row) => [
         String(row.index + 1),
         f(row.remoteDownS, 0),
