@@ -433,8 +433,12 @@ export class EventStore {
     events.forEach((input, index) => {
       const id = input.id ?? Bun.randomUUIDv7();
       const key = input.idempotency_key ?? id;
-      const existing =
-        pendingKeys?.get(key) ?? (this.q.byKey.get(key) as { id: string; seq: number; idempotency_key: string } | null);
+      // A key the store just generated (a fresh UUIDv7) cannot be stored yet:
+      // skip the lookup. UNIQUE(idempotency_key) still guards the impossible.
+      const generated = input.idempotency_key === undefined && input.id === undefined;
+      const existing = generated
+        ? null
+        : (pendingKeys?.get(key) ?? (this.q.byKey.get(key) as { id: string; seq: number; idempotency_key: string } | null));
       if (existing) {
         results.push({ id: existing.id, seq: existing.seq, idempotency_key: key, duplicate: true });
         return;

@@ -128,6 +128,8 @@ function compile(schema: TSchema): Checker {
   return c;
 }
 
+const utf8 = new TextEncoder();
+
 // Checks JSON Schema cannot express: byte length, well-formed UTF-16 (a lone
 // surrogate cannot be encoded as UTF-8), NUL inside meta.
 function extraErrors(value: Record<string, unknown>, prefix: string): FieldError[] {
@@ -137,7 +139,8 @@ function extraErrors(value: Record<string, unknown>, prefix: string): FieldError
       errors.push({ path: `${prefix}/${key}`, message: "Expected well-formed Unicode (lone surrogate found)" });
     }
   }
-  if (typeof value.body === "string" && new TextEncoder().encode(value.body).length > MAX_BODY_BYTES) {
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: only long bodies need encoding.
+  if (typeof value.body === "string" && value.body.length * 3 > MAX_BODY_BYTES && utf8.encode(value.body).length > MAX_BODY_BYTES) {
     errors.push({ path: `${prefix}/body`, message: `Expected at most ${MAX_BODY_BYTES} bytes of UTF-8` });
   }
   if (value.meta !== undefined && value.meta !== null && typeof value.meta === "object") {
