@@ -5,7 +5,7 @@ import { ConfigError } from "../src/errors.ts";
 import { BacklogFullError, isCritical } from "../src/limits.ts";
 import { Quarantine } from "../src/quarantine.ts";
 import { EVENT_BYTES_SQL, openStore } from "../src/store.ts";
-import { type OpsApp, opsApp } from "./helpers/ops.ts";
+import { opsAppsClosedAfterEach } from "./helpers/ops.ts";
 import { tempDir } from "./helpers/tmp.ts";
 
 const cleanups: (() => void)[] = [];
@@ -13,11 +13,7 @@ afterEach(() => {
   for (const c of cleanups.splice(0).reverse()) c();
 });
 
-function setup(options: Parameters<typeof opsApp>[0] = {}): OpsApp {
-  const t = opsApp(options);
-  cleanups.push(() => t.close());
-  return t;
-}
+const setup = opsAppsClosedAfterEach();
 
 const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; message: string; details: Record<string, unknown> } }).error;
 

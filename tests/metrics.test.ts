@@ -5,7 +5,7 @@ import { createMetrics, outcomeOf } from "../src/metrics.ts";
 import type { StoredEvent } from "../src/schema.ts";
 import { RemoteUnavailableError, type Sink, type SinkBatch } from "../src/sink.ts";
 import { openStore } from "../src/store.ts";
-import { type OpsApp, opsApp, parseMetrics } from "./helpers/ops.ts";
+import { opsAppsClosedAfterEach, parseMetrics } from "./helpers/ops.ts";
 import { tempDir } from "./helpers/tmp.ts";
 
 const cleanups: (() => void)[] = [];
@@ -13,11 +13,7 @@ afterEach(() => {
   for (const c of cleanups.splice(0).reverse()) c();
 });
 
-function setup(options: Parameters<typeof opsApp>[0] = {}): OpsApp {
-  const t = opsApp(options);
-  cleanups.push(() => t.close());
-  return t;
-}
+const setup = opsAppsClosedAfterEach();
 
 describe("GET /metrics", () => {
   test("answers in the Prometheus text format, every series present from the start", async () => {

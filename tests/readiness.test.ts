@@ -1,16 +1,8 @@
-import { afterEach, describe, expect, test } from "bun:test";
-import { type OpsApp, opsApp } from "./helpers/ops.ts";
+import { describe, expect, test } from "bun:test";
+import { type OpsApp, opsAppsClosedAfterEach } from "./helpers/ops.ts";
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0).reverse()) c();
-});
 
-function setup(options: Parameters<typeof opsApp>[0] = {}): OpsApp {
-  const t = opsApp(options);
-  cleanups.push(() => t.close());
-  return t;
-}
+const setup = opsAppsClosedAfterEach();
 
 async function ready(t: OpsApp) {
   const res = await t.handle("/ready");

@@ -1,6 +1,7 @@
 // The app with the operations wiring of src/main.ts (bounded store, metrics,
 // readiness) on a real SQLite file, a manual clock and a free-disk figure the
 // test sets, for route tests with app.handle.
+import { afterEach } from "bun:test";
 import { createApp } from "../../src/app.ts";
 import { manualClock } from "../../src/clock.ts";
 import { CRITICAL_SUBTYPES } from "../../src/flusher.ts";
@@ -101,3 +102,19 @@ export function parseMetrics(text: string): Map<string, number> {
 }
 
 export type OpsApp = ReturnType<typeof opsApp>;
+
+/**
+ * For a test file: returns a maker of ops apps that are all closed after each
+ * test. Call it once at the top level of the file.
+ */
+export function opsAppsClosedAfterEach(): (options?: OpsAppOptions) => OpsApp {
+  const made: OpsApp[] = [];
+  afterEach(() => {
+    for (const t of made.splice(0).reverse()) t.close();
+  });
+  return (options = {}) => {
+    const t = opsApp(options);
+    made.push(t);
+    return t;
+  };
+}
