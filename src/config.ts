@@ -1,9 +1,8 @@
 // Configuration is parsed once, at start, from an env-like record. A bad
 // value stops the service with a message naming the variable and what it accepts.
-import { ConfigError } from "./errors.ts";
-import { CRITICAL_SUBTYPES, type FlushSettings } from "./flusher.ts";
-import type { LimitsConfig } from "./limits.ts";
-import type { LogLevel } from "./log.ts";
+import { ConfigError } from "./domain/errors.ts";
+import { CRITICAL_SUBTYPES } from "./domain/events.ts";
+import type { LogLevel } from "./lib/log.ts";
 
 export type SynchronousLevel = "NORMAL" | "FULL" | "EXTRA";
 
@@ -27,6 +26,37 @@ export interface Config {
   flush: FlushConfig;
   limits: LimitsConfig;
 }
+
+export interface LimitsConfig {
+  /** Hard cap on unflushed events (all modes); 0: no cap. */
+  maxBacklogEvents: number;
+  /** Hard cap on unflushed bytes (see EVENT_BYTES_SQL); 0: no cap. */
+  maxBacklogBytes: number;
+  /** Free bytes left on the database's filesystem below which even critical events are refused; 0: no floor. */
+  minFreeDiskBytes: number;
+  /** Room under maxBacklogEvents only critical events may use. */
+  criticalReserveEvents: number;
+  /** Room under maxBacklogBytes, and above minFreeDiskBytes, only critical events may use. */
+  criticalReserveBytes: number;
+}
+
+
+export interface FlushSettings {
+  activeIntervalMs: number;
+  offHoursIntervalMs: number;
+  batchSize: number;
+  criticalImmediate: boolean;
+  criticalSubtypes: readonly string[];
+  /** false: the active interval around the clock. */
+  marketHours: boolean;
+  backoffMinMs: number;
+  backoffMaxMs: number;
+  /** A worker with a backlog and no activity for this long is restarted. */
+  stallMs: number;
+  /** Bound on SIGTERM: finish the flush in flight plus one last flush. */
+  shutdownMs: number;
+}
+
 
 export type Env = Record<string, string | undefined>;
 
@@ -137,7 +167,7 @@ export function configSecrets(config: Config): string[] {
 
 const MiB = 1_048_576;
 
-/** The bounded store (src/limits.ts): caps are hard limits, the reserves are kept for critical events; 0 turns a cap off. */
+/** The bounded store (src/store/limits.ts): caps are hard limits, the reserves are kept for critical events; 0 turns a cap off. */
 export function loadLimitsConfig(env: Env): LimitsConfig {
   const max = Number.MAX_SAFE_INTEGER;
   const maxBacklogEvents = intVar(env, "ZOE_MAX_BACKLOG_EVENTS", 5_000_000, 0, max);

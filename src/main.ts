@@ -1,19 +1,19 @@
 // Composition root: parse config once, open the store, wire the hub, build
 // the app, listen, and shut down cleanly on SIGTERM/SIGINT.
-import { createApp, serveApp } from "./app.ts";
-import { systemClock } from "./clock.ts";
+import { createApp, serveApp } from "./http/app.ts";
+import { systemClock } from "./lib/clock.ts";
 import { configSecrets, loadConfig } from "./config.ts";
-import { StartupError } from "./errors.ts";
-import { createHealth } from "./health.ts";
-import { createFlusher, type Flusher } from "./flusher.ts";
-import { createHub } from "./hub.ts";
-import { createLogger } from "./log.ts";
-import { Quarantine } from "./quarantine.ts";
-import type { Sink } from "./sink.ts";
-import { createDirectSink } from "./sinks/direct.ts";
-import { createEdgeFunctionSink } from "./sinks/edge-function.ts";
-import { openStore } from "./store.ts";
-import { createOperations } from "./operations.ts";
+import { StartupError } from "./domain/errors.ts";
+import { createHealth } from "./ops/health.ts";
+import { createFlusher, type Flusher } from "./flush/flusher.ts";
+import { createHub } from "./stream/hub.ts";
+import { createLogger } from "./lib/log.ts";
+import { Quarantine } from "./flush/quarantine.ts";
+import type { Sink } from "./flush/sink.ts";
+import { createDirectSink } from "./flush/sinks/direct.ts";
+import { createEdgeFunctionSink } from "./flush/sinks/edge-function.ts";
+import { openStore } from "./store/store.ts";
+import { createOperations } from "./http/operations.ts";
 import { buildDashboardAssets } from "./dashboard/build.ts";
 import { loadDashboardConfig } from "./dashboard/config.ts";
 import { dashboardPlugin } from "./dashboard/plugin.ts";

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { boolVar, enumVar, intVar, isLoopback, loadConfig, numberVar } from "../src/config.ts";
-import { ConfigError } from "../src/errors.ts";
+import { ConfigError } from "../src/domain/errors.ts";
 
 function configError(env: Record<string, string>): ConfigError {
   try {

@@ -4,7 +4,7 @@
 // row; 500 per transaction shows what batching buys; :memory: shows the CPU
 // cost alone. Prints one JSON line of rates (rows/s).
 import { join } from "node:path";
-import { openStore } from "../../src/store.ts";
+import { openStore } from "../../src/store/store.ts";
 import { childArgs, reply } from "./lib.ts";
 
 export interface BareSqliteArgs {

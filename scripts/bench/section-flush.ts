@@ -134,7 +134,7 @@ export const flushSection: Section = {
   id: "flush",
   title: "Flush to Supabase (local stack: Postgres, zoe-ingest under Deno, PostgREST-subset gateway)",
   unavailable() {
-    for (const f of ["src/flusher.ts", "tests/helpers/supabase-stack.ts"]) {
+    for (const f of ["src/flush/flusher.ts", "tests/helpers/supabase-stack.ts"]) {
       if (!existsSync(join(ROOT, f))) return `${f} does not exist yet`;
     }
     return null;

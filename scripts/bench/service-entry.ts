@@ -6,7 +6,7 @@
 // from `bun start`.
 import { renameSync, writeFileSync } from "node:fs";
 import { main } from "../../src/main.ts";
-import { EventStore } from "../../src/store.ts";
+import { EventStore } from "../../src/store/store.ts";
 
 interface Batch {
   events: unknown[];

@@ -4,7 +4,7 @@
 // only: the Supabase anon key, never the service-role key, and never the API
 // token (the page takes that from its own URL or asks for it).
 import { boolVar, type Env, intVar } from "../config.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError } from "../domain/errors.ts";
 
 export interface DashboardConfig {
   /** Base URL of the local API; "" = the origin that served the page. */

@@ -4,7 +4,7 @@
 // byte-level corruption, and header variants (content type, length lies,
 // Authorization forms). Shared by the fuzz tests.
 import fc from "fast-check";
-import { checkEventInput, MODES, SEVERITIES } from "../../src/schema.ts";
+import { checkEventInput, MODES, SEVERITIES } from "../../src/domain/schema.ts";
 
 export const TOKEN = "fuzz-token-0123456789abcdef";
 
@@ -206,7 +206,7 @@ export const CONTENT_TYPES: (string | null)[] = [
   "application/json, text/plain",
 ];
 
-/** What a route must accept as JSON (the rule in src/body.ts, written independently). */
+/** What a route must accept as JSON (the rule in src/http/body.ts, written independently). */
 export const isJsonType = (type: string | null) => type !== null && /^application\/json(;|$)/i.test(type.trim().replace(/\s*;/, ";"));
 
 export type LengthLie = "none" | "exact" | "smaller" | "larger" | "negative" | "garbage" | "huge";

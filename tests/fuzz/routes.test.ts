@@ -5,8 +5,8 @@
 // with gapless per-mode seqs. ZOE_FUZZ_RUNS / ZOE_FUZZ_SEED scale and move it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { createLogger } from "../../src/log.ts";
-import { checkStoredEvent, MODES, type Mode } from "../../src/schema.ts";
+import { createLogger } from "../../src/lib/log.ts";
+import { checkStoredEvent, MODES, type Mode } from "../../src/domain/schema.ts";
 import { type TestApp, testApp } from "../helpers/app.ts";
 import {
   auth,

@@ -1,12 +1,12 @@
 // Builds the real app on a real SQLite file in a temp dir, for route tests
 // (app.handle) and wire tests (serveApp on port 0).
-import { type AppOptions, createApp, serveApp } from "../../src/app.ts";
-import { type Clock, systemClock } from "../../src/clock.ts";
-import { createHealth } from "../../src/health.ts";
-import { createHub, type Hub } from "../../src/hub.ts";
-import { silentLogger } from "../../src/log.ts";
-import type { EventInput, Mode } from "../../src/schema.ts";
-import { type EventStore, openStore, type StoreOptions } from "../../src/store.ts";
+import { type AppOptions, createApp, serveApp } from "../../src/http/app.ts";
+import { type Clock, systemClock } from "../../src/lib/clock.ts";
+import { createHealth } from "../../src/ops/health.ts";
+import { createHub, type Hub } from "../../src/stream/hub.ts";
+import { silentLogger } from "../../src/lib/log.ts";
+import type { EventInput, Mode } from "../../src/domain/schema.ts";
+import { type EventStore, openStore, type StoreOptions } from "../../src/store/store.ts";
 import { tempDir } from "./tmp.ts";
 
 export interface TestAppOptions extends Partial<Omit<AppOptions, "store" | "hub" | "health" | "sse">> {

@@ -2,17 +2,17 @@
 // readiness) on a real SQLite file, a manual clock and a free-disk figure the
 // test sets, for route tests with app.handle.
 import { afterEach } from "bun:test";
-import { createApp } from "../../src/app.ts";
-import { manualClock } from "../../src/clock.ts";
-import { CRITICAL_SUBTYPES } from "../../src/flusher.ts";
-import { createHealth } from "../../src/health.ts";
-import { createHub } from "../../src/hub.ts";
-import type { LimitsConfig } from "../../src/limits.ts";
-import { createLogger, type Logger, silentLogger } from "../../src/log.ts";
-import { createOperations, type OperationsOptions } from "../../src/operations.ts";
-import { Quarantine } from "../../src/quarantine.ts";
-import type { EventInput } from "../../src/schema.ts";
-import { openStore } from "../../src/store.ts";
+import { createApp } from "../../src/http/app.ts";
+import { manualClock } from "../../src/lib/clock.ts";
+import { CRITICAL_SUBTYPES } from "../../src/domain/events.ts";
+import { createHealth } from "../../src/ops/health.ts";
+import { createHub } from "../../src/stream/hub.ts";
+import type { LimitsConfig } from "../../src/store/limits.ts";
+import { createLogger, type Logger, silentLogger } from "../../src/lib/log.ts";
+import { createOperations, type OperationsOptions } from "../../src/http/operations.ts";
+import { Quarantine } from "../../src/flush/quarantine.ts";
+import type { EventInput } from "../../src/domain/schema.ts";
+import { openStore } from "../../src/store/store.ts";
 import { tempDir } from "./tmp.ts";
 
 export const NO_LIMITS: LimitsConfig = { maxBacklogEvents: 0, maxBacklogBytes: 0, minFreeDiskBytes: 0, criticalReserveEvents: 0, criticalReserveBytes: 0 };

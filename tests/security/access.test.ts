@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { tokensEqual } from "../../src/auth.ts";
+import { tokensEqual } from "../../src/http/auth.ts";
 import { event, postJson, testApp } from "../helpers/app.ts";
 import { type ServiceProcess, startService } from "../helpers/service.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -71,7 +71,7 @@ describe("the API token", () => {
   });
 
   test("tokensEqual() compares fixed-length SHA-256 digests with crypto.timingSafeEqual, never the strings", () => {
-    const source = readFileSync(join(import.meta.dir, "..", "..", "src", "auth.ts"), "utf8");
+    const source = readFileSync(join(import.meta.dir, "..", "..", "src", "http", "auth.ts"), "utf8");
     expect(source).toMatch(/import \{[^}]*\btimingSafeEqual\b[^}]*\} from "node:crypto"/);
     expect(source).toMatch(/timingSafeEqual\(digest\(given\), digest\(expected\)\)/);
     expect(source).toMatch(/CryptoHasher\("sha256"\)/);

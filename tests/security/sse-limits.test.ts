@@ -1,9 +1,9 @@
 // Open SSE streams are capped in total (503) and per client address (429),
 // both with Retry-After, so one host cannot take every socket of the box.
 import { afterEach, describe, expect, test } from "bun:test";
-import { serveApp } from "../../src/app.ts";
+import { serveApp } from "../../src/http/app.ts";
 import { loadConfig } from "../../src/config.ts";
-import { createSseLimiter, TooManyStreamsError } from "../../src/sse-limiter.ts";
+import { createSseLimiter, TooManyStreamsError } from "../../src/stream/sse-limiter.ts";
 import { type TestApp, testApp } from "../helpers/app.ts";
 import { startService } from "../helpers/service.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";

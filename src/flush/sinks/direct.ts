@@ -1,0 +1,140 @@
+// Ships batches straight to PostgREST with supabase-js, as the seed does:
+// upsert(rows, {onConflict: "idempotency_key", ignoreDuplicates: true}), then
+// the zoe_health and zoe_state rows. supabase-js answers errors as plain
+// objects and never retries a POST; this module turns them into SinkErrors so
+// the flusher's p-retry loop can decide.
+import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import type { Clock } from "../../lib/clock.ts";
+import type { StoredEvent } from "../../domain/schema.ts";
+import {
+  type EventResult,
+  isRetryableStatus,
+  redactCredentials,
+  RemoteAuthError,
+  RemoteRejectedError,
+  RemoteTimeoutError,
+  RemoteUnavailableError,
+  RemoteUnreachableError,
+  type Sink,
+  type SinkBatch,
+  type SinkResult,
+} from "../sink.ts";
+
+export interface DirectSinkOptions {
+  url: string;
+  serviceKey: string;
+  timeoutMs: number;
+  clock: Clock;
+  fetch?: typeof fetch;
+  /**
+   * Ask PostgREST for the inserted keys (return=representation), so
+   * duplicates are told apart from new rows. Costs a response body.
+   */
+  distinguishDuplicates?: boolean;
+}
+
+interface PostgrestFailure {
+  error: { message?: string; code?: string; details?: unknown; hint?: string } | null;
+  status: number;
+}
+
+// SQLSTATE classes that point at one row's data (22 data exception, 23
+// integrity violation): splitting the batch isolates it. Anything else
+// (42 privileges/undefined table, PGRST2xx schema cache) is systemic.
+const ROW_LEVEL_SQLSTATE = /^(22|23)[0-9A-Z]{3}$/;
+
+function toSinkError(where: string, result: PostgrestFailure, signal: AbortSignal, timeout: AbortSignal, timeoutMs: number, credentials: string[]): unknown {
+  const { status } = result;
+  const error = redactCredentials(result.error, credentials);
+  const code = error?.code ?? "";
+  const what = `${where}: ${status} ${code} ${error?.message ?? ""}`.replace(/\s+/g, " ").trim();
+  const options = { remoteStatus: status, details: { code, details: error?.details ?? null, hint: error?.hint ?? null } };
+  if (status === 0) {
+    if (signal.aborted) return signal.reason;
+    if (timeout.aborted) return new RemoteTimeoutError(`${where}: no response within ${timeoutMs} ms`, options);
+    return new RemoteUnreachableError(what, options);
+  }
+  if (isRetryableStatus(status)) return new RemoteUnavailableError(what, options);
+  if (status === 401 || status === 403) return new RemoteAuthError(what, options);
+  return new RemoteRejectedError(what, status === 413 || ROW_LEVEL_SQLSTATE.test(code), options);
+}
+
+function toRow(e: StoredEvent) {
+  return {
+    id: e.id,
+    mode: e.mode,
+    ts: e.ts,
+    seq: e.seq,
+    source: e.source,
+    type: e.type,
+    subtype: e.subtype,
+    symbol: e.symbol,
+    severity: e.severity,
+    body: e.body,
+    meta: e.meta,
+    idempotency_key: e.idempotency_key,
+  };
+}
+
+export function createDirectSink(options: DirectSinkOptions): Sink {
+  const client: SupabaseClient = createClient(options.url, options.serviceKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    global: options.fetch ? { fetch: options.fetch } : {},
+  });
+  const base = options.url.replace(/\/+$/, "");
+  const lastSeq = new Map<string, number>();
+
+  return {
+    name: "direct",
+    async send(batch: SinkBatch): Promise<SinkResult> {
+      const warnings: string[] = [];
+      const results: EventResult[] = [];
+      // A duplicate key inside one upsert fails the whole statement (21000).
+      const unique = [...new Map(batch.events.map((e) => [e.idempotency_key, e])).values()];
+      if (unique.length > 0) {
+        const timeout = AbortSignal.timeout(options.timeoutMs);
+        const signal = AbortSignal.any([batch.signal, timeout]);
+        const where = `upsert ${base}/rest/v1/zoe_events (${batch.mode}, ${unique.length} rows)`;
+        const query = client
+          .from("zoe_events")
+          .upsert(unique.map(toRow), { onConflict: "idempotency_key", ignoreDuplicates: true })
+          .abortSignal(signal);
+        const result = options.distinguishDuplicates ? await query.select("idempotency_key") : await query;
+        if (result.error) throw toSinkError(where, result, batch.signal, timeout, options.timeoutMs, [options.serviceKey]);
+        const inserted = options.distinguishDuplicates
+          ? new Set(((result.data ?? []) as { idempotency_key: string }[]).map((r) => r.idempotency_key))
+          : null;
+        for (const e of batch.events) {
+          const status = inserted === null || inserted.has(e.idempotency_key) ? "accepted" : "duplicate";
+          results.push({ idempotency_key: e.idempotency_key, seq: e.seq, status });
+        }
+      }
+      // The events are committed; a failed health/state row must not send them again.
+      const side = async (table: "zoe_health" | "zoe_state", row: Record<string, unknown>) => {
+        const timeout = AbortSignal.timeout(options.timeoutMs);
+        const signal = AbortSignal.any([batch.signal, timeout]);
+        const result = await client.from(table).upsert(row, { onConflict: "mode" }).abortSignal(signal);
+        if (result.error) {
+          const error = toSinkError(`upsert ${table} (${batch.mode})`, result, batch.signal, timeout, options.timeoutMs, [options.serviceKey]);
+          if (batch.signal.aborted) throw error;
+          warnings.push((error as Error).message);
+        }
+      };
+      const now = new Date(options.clock.now()).toISOString();
+      if (unique.length > 0) {
+        const seq = Math.max(lastSeq.get(batch.mode) ?? 0, ...unique.map((e) => e.seq));
+        lastSeq.set(batch.mode, seq);
+        await side("zoe_health", {
+          mode: batch.mode,
+          last_flush_ts: now,
+          last_seq: seq,
+          last_batch_count: unique.length,
+          backlog: batch.backlog,
+          updated_at: now,
+        });
+      }
+      if (batch.state) await side("zoe_state", { mode: batch.mode, ts: batch.state.ts, state: batch.state.state, updated_at: now });
+      return warnings.length > 0 ? { results, warnings } : { results };
+    },
+  };
+}

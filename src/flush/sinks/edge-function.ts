@@ -1,0 +1,101 @@
+// Ships batches to the zoe-ingest Edge Function, which validates every event
+// with the shared schema and writes the batch in one transaction. Contract:
+// POST {url}/functions/v1/{name} {mode, events, backlog, state} →
+// 200 {results:[{idempotency_key, seq, status, errors?}], accepted, duplicates, rejected}.
+import type { Clock } from "../../lib/clock.ts";
+import {
+  type EventResult,
+  fetchFailure,
+  isRetryableStatus,
+  redactCredentials,
+  RemoteAuthError,
+  RemoteProtocolError,
+  RemoteRejectedError,
+  RemoteUnavailableError,
+  retryAfterMs,
+  type Sink,
+  type SinkBatch,
+  type SinkResult,
+} from "../sink.ts";
+
+export interface EdgeFunctionSinkOptions {
+  /** SUPABASE_URL, e.g. https://xyz.supabase.co */
+  url: string;
+  /** Service-role key: sent as Bearer token and apikey. */
+  serviceKey: string;
+  functionName?: string;
+  /** Optional shared secret the function also accepts (x-zoe-flush-secret). */
+  secret?: string | null;
+  timeoutMs: number;
+  clock: Clock;
+  fetch?: typeof fetch;
+}
+
+const VERDICTS = new Set(["accepted", "duplicate", "rejected"]);
+
+// results[i] answers events[i]; the key is checked where present (the
+// function answers null for an event it could not read one from).
+function parseResults(body: unknown, events: SinkBatch["events"], where: string): EventResult[] {
+  const results = (body as { results?: unknown })?.results;
+  if (!Array.isArray(results)) throw new RemoteProtocolError(`${where}: 2xx without a results array`);
+  if (results.length !== events.length) throw new RemoteProtocolError(`${where}: ${results.length} results for ${events.length} events`);
+  return (results as Record<string, unknown>[]).map((r, i) => {
+    const key = r?.idempotency_key ?? events[i]!.idempotency_key;
+    if (key !== events[i]!.idempotency_key || typeof r.status !== "string" || !VERDICTS.has(r.status)) {
+      throw new RemoteProtocolError(`${where}: result ${i} does not answer event seq ${events[i]!.seq}: ${JSON.stringify(r).slice(0, 200)}`);
+    }
+    return { ...(r as unknown as EventResult), idempotency_key: key };
+  });
+}
+
+export function createEdgeFunctionSink(options: EdgeFunctionSinkOptions): Sink {
+  const endpoint = `${options.url.replace(/\/+$/, "")}/functions/v1/${options.functionName ?? "zoe-ingest"}`;
+  const doFetch = options.fetch ?? fetch;
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    authorization: `Bearer ${options.serviceKey}`,
+    apikey: options.serviceKey,
+  };
+  if (options.secret) headers["x-zoe-flush-secret"] = options.secret;
+
+  return {
+    name: "edge",
+    async send(batch: SinkBatch): Promise<SinkResult> {
+      const where = `POST ${endpoint} (${batch.mode}, ${batch.events.length} events)`;
+      const body = JSON.stringify({ mode: batch.mode, events: batch.events, backlog: batch.backlog, state: batch.state });
+      const signal = AbortSignal.any([batch.signal, AbortSignal.timeout(options.timeoutMs)]);
+      let response: Response;
+      let text: string;
+      try {
+        response = await doFetch(endpoint, { method: "POST", headers, body, signal });
+        text = redactCredentials(await response.text(), [options.serviceKey, options.secret]);
+      } catch (error) {
+        throw fetchFailure(error, where, batch.signal, options.timeoutMs);
+      }
+      const status = response.status;
+      let json: unknown;
+      try {
+        json = text === "" ? null : JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      if (status >= 200 && status < 300) {
+        if (json === undefined) throw new RemoteProtocolError(`${where}: ${status} with a body that is not JSON: ${text.slice(0, 200)}`, { remoteStatus: status });
+        return { results: parseResults(json, batch.events, where) };
+      }
+      const remote = (json as { error?: { code?: string; message?: string; details?: unknown } })?.error;
+      const what = `${where}: ${status} ${remote?.code ?? ""} ${remote?.message ?? text.slice(0, 200)}`.replace(/\s+/g, " ").trim();
+      const common = { remoteStatus: status, details: remote?.details };
+      if (isRetryableStatus(status)) {
+        throw new RemoteUnavailableError(what, { ...common, retryAfterMs: retryAfterMs(response.headers.get("retry-after"), options.clock.now()) });
+      }
+      if (status === 401 || status === 403) throw new RemoteAuthError(what, common);
+      // Too large or too many: a smaller batch will pass, so let the flusher split.
+      if (status === 413 || (status === 400 && /too_large|too_many|batch_limit|limit/i.test(remote?.code ?? ""))) {
+        throw new RemoteRejectedError(what, true, common);
+      }
+      if (status >= 400 && status < 500) throw new RemoteRejectedError(what, false, common);
+      throw new RemoteProtocolError(what, common);
+    },
+  };
+}

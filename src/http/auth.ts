@@ -1,0 +1,34 @@
+// Bearer-token check for the API. Tokens are compared in constant time over
+// their SHA-256 digests, so neither content nor length leaks through timing.
+import { timingSafeEqual } from "node:crypto";
+import { UnauthorizedError } from "../domain/errors.ts";
+
+function digest(value: string): Buffer {
+  return Buffer.from(new Bun.CryptoHasher("sha256").update(value).digest());
+}
+
+export function tokensEqual(given: string, expected: string): boolean {
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+/** The token a request presents: `Authorization: Bearer`, or `?token=` on reads. */
+export function presentedToken(request: Request, url: URL, allowQuery: boolean): string | null {
+  const header = request.headers.get("authorization");
+  if (header) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return m ? m[1]! : null;
+  }
+  return allowQuery ? url.searchParams.get("token") : null;
+}
+
+/** Throws UnauthorizedError unless the request carries `expected`. */
+export function assertAuthorized(request: Request, url: URL, expected: string | null): void {
+  if (expected === null) return;
+  const isRead = request.method === "GET" || request.method === "HEAD";
+  const token = presentedToken(request, url, isRead);
+  if (token === null || !tokensEqual(token, expected)) {
+    throw new UnauthorizedError(
+      isRead ? "Missing or invalid API token: send Authorization: Bearer <token> or ?token=<token>" : "Missing or invalid API token: send Authorization: Bearer <token>",
+    );
+  }
+}

@@ -1,0 +1,118 @@
+// Reads a JSON request body with the checks a public endpoint needs: content
+// type, a byte limit enforced while streaming (a missing or lying
+// Content-Length cannot get past it), and a clear error for malformed JSON.
+import { IncompleteBodyError, MalformedJsonError, PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError, ZoeError } from "../domain/errors.ts";
+
+/**
+ * JSON nested deeper than this is refused: walking it (our checks,
+ * JSON.stringify, Postgres' jsonb) would overflow a stack. Bots' data is flat.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** JSON pointer of the first container nested deeper than `maxDepth`, or null. */
+export function tooDeepAt(value: unknown, maxDepth = MAX_JSON_DEPTH): string | null {
+  const stack: [unknown, string, number][] = [[value, "", 0]];
+  while (stack.length > 0) {
+    const [v, path, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth >= maxDepth) return path;
+    for (const [key, child] of Object.entries(v)) {
+      stack.push([child, `${path}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`, depth + 1]);
+    }
+  }
+  return null;
+}
+
+async function readBytes(request: Request, declared: number, maxBytes: number, what: string): Promise<Uint8Array> {
+  if (!request.body) return new Uint8Array(0);
+  if (Number.isInteger(declared) && declared >= 0 && !request.headers.has("transfer-encoding")) {
+    // A declared length frames the body on the wire, so the server reads no
+    // more than `declared` (≤ maxBytes) bytes: read it whole, without the
+    // streaming reader, which costs about 10 µs per request in Bun.
+    const bytes = new Uint8Array(await request.arrayBuffer());
+    if (bytes.byteLength > maxBytes) {
+      throw new PayloadTooLargeError(`Cannot read ${what}: body exceeds ${maxBytes} bytes`);
+    }
+    return bytes;
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw new PayloadTooLargeError(`Cannot read ${what}: body exceeds ${maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+export async function readJsonBody(request: Request, maxBytes: number, what: string): Promise<unknown> {
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new UnsupportedMediaTypeError(`Cannot read ${what}: expected Content-Type application/json, got ${type ? `"${type}"` : "none"}`);
+  }
+  const declared = Number(request.headers.get("content-length") ?? NaN);
+  if (declared > maxBytes) {
+    throw new PayloadTooLargeError(`Cannot read ${what}: body of ${declared} bytes exceeds ${maxBytes} bytes`);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBytes(request, declared, maxBytes, what);
+  } catch (error) {
+    if (error instanceof ZoeError) throw error;
+    // The client left, or stalled until Bun's idle timeout hung up: a bad
+    // request, not a server fault (nobody is there to read the answer).
+    throw new IncompleteBodyError(`Cannot read ${what}: the connection closed before the body was complete`, { cause: error });
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (cause) {
+    throw new MalformedJsonError(`Cannot read ${what}: body is not valid UTF-8`, { cause });
+  }
+  if (text.trim() === "") throw new MalformedJsonError(`Cannot read ${what}: body is empty`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new MalformedJsonError(`Cannot read ${what}: malformed JSON (${(cause as Error).message})`, { cause });
+  }
+  const deep = tooDeepAt(value);
+  if (deep !== null) {
+    throw new ValidationError(`Cannot read ${what}: JSON nested more than ${MAX_JSON_DEPTH} levels deep at ${deep}`, [
+      { path: deep, message: `Expected at most ${MAX_JSON_DEPTH} levels of nesting` },
+    ]);
+  }
+  // JSON.parse turns a number beyond ±1.8e308 into Infinity, which would be
+  // stored as null: refuse it rather than keep something else than was sent.
+  // Only a 3-digit exponent or 210+ integer digits (with e99) can overflow, so
+  // most bodies skip the walk.
+  if (/[eE]\+?\d{3}|\d{200}/.test(text)) {
+    const huge = nonFiniteAt(value);
+    if (huge !== null) {
+      throw new ValidationError(`Cannot read ${what}: number out of range at ${huge || "/"}`, [
+        { path: huge, message: "Expected a number within ±1.7976931348623157e308" },
+      ]);
+    }
+  }
+  return value;
+}
+
+/** JSON pointer of the first number that is not finite (1e400 parses as Infinity), or null. */
+export function nonFiniteAt(value: unknown): string | null {
+  const stack: [unknown, string][] = [[value, ""]];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (typeof v === "number" && !Number.isFinite(v)) return path;
+    if (v === null || typeof v !== "object") continue;
+    for (const [key, child] of Object.entries(v)) {
+      stack.push([child, `${path}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`]);
+    }
+  }
+  return null;
+}

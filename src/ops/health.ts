@@ -1,0 +1,43 @@
+// Per-mode health: what the local store knows, plus whatever the flusher
+// reports once a remote is configured.
+import type { FlushStatusSource } from "../flush/flusher.ts";
+import type { Clock } from "../lib/clock.ts";
+import type { Mode } from "../domain/schema.ts";
+import type { EventStore } from "../store/store.ts";
+
+export interface HealthSource {
+  /** Per-mode health for GET /local/state and GET /health. */
+  health(mode: Mode): Record<string, unknown>;
+}
+
+
+export type { FlushStatusSource };
+
+export function createHealth(options: {
+  store: EventStore;
+  clock: Clock;
+  startedAt: number;
+  flusher?: FlushStatusSource | null;
+  /** The bounded store: how close the backlog and disk are to their limits. */
+  limits?: { status(): Record<string, unknown> } | null;
+}): HealthSource {
+  const { store, clock, startedAt } = options;
+  return {
+    health(mode) {
+      const last = store.lastFlush(mode);
+      const oldest = store.oldestUnflushedAt(mode);
+      return {
+        backlog: store.backlog(mode),
+        oldest_unflushed_age_ms: oldest ? Math.max(0, clock.now() - Date.parse(oldest)) : null,
+        last_flush_ts: last?.ts ?? null,
+        last_flush_status: last?.status ?? null,
+        last_flush_error: last?.error ?? null,
+        remote_configured: Boolean(options.flusher),
+        remote: options.flusher ? undefined : "no remote configured",
+        uptime_s: Math.round((clock.now() - startedAt) / 1000),
+        ...options.flusher?.status(mode),
+        ...(options.limits ? { capacity: options.limits.status() } : {}),
+      };
+    },
+  };
+}
