@@ -2,6 +2,7 @@
 // CI reads, `tests: N passed, N failed`. Extra arguments go to bun test.
 import { spawn, spawnSync } from "bun";
 import { existsSync } from "node:fs";
+import { ensureFunctionDependencies } from "./supabase-local/deno.ts";
 
 // The dashboard's browser tests drive Debian's Chromium; install it when missing
 // (apt as root; never a downloaded browser build).
@@ -10,6 +11,13 @@ if (!existsSync("/usr/bin/chromium")) {
   const apt = spawnSync(["bash", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium"], { stdout: "inherit", stderr: "inherit" });
   if (apt.exitCode !== 0) console.error("test: could not install chromium; the browser tests will fail");
 }
+
+// The Edge Function's npm packages, fetched before the suite (a cold Deno cache
+// on a new machine): if Deno cannot reach or trust the registry, this says which
+// package and why up front and again above the summary, so the Deno test files
+// failing with that same message are not a mystery.
+const denoProblem = await ensureFunctionDependencies("zoe-ingest").then(() => null, (e: Error) => e.message);
+if (denoProblem) console.error(`test: ${denoProblem}\n`);
 
 const args = process.argv.slice(2);
 // bunfig's [test] timeout is not honoured by Bun 1.4.5; real servers, Postgres
@@ -37,5 +45,6 @@ const passed = count("pass");
 const failed = count("fail");
 // A crash before bun printed its summary still has to count as a failure.
 const failures = code !== 0 && failed === 0 ? 1 : failed;
+if (denoProblem) console.error(`test: the tests that run the Edge Function failed because: ${denoProblem.split("\n")[0]}`);
 console.log(`tests: ${passed} passed, ${failures} failed`);
 process.exit(code === 0 && failures === 0 && passed > 0 ? 0 : 1);

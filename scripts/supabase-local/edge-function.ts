@@ -3,26 +3,12 @@
 // environment Supabase injects. Deno.serve() takes its address from
 // DENO_SERVE_ADDRESS; port 0 lets the kernel pick, and Deno prints it.
 import type { Subprocess } from "bun";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { denoBinary, denoEnv, ensureFunctionDependencies, FUNCTIONS_DIR } from "./deno.ts";
 
-export const REPO_ROOT = join(import.meta.dir, "..", "..");
-/**
- * The real Deno executable. node_modules/.bin/deno is a Node wrapper that
- * spawnSync()s it and does not forward signals, so killing the wrapper would
- * orphan the server: use the binary the npm package installs (or its
- * platform package), and the wrapper only as a last resort.
- */
-export function denoBinary(): string {
-  const nm = join(REPO_ROOT, "node_modules");
-  const candidates = [join(nm, "deno", "deno")];
-  if (existsSync(join(nm, "@deno"))) {
-    for (const dir of readdirSync(join(nm, "@deno"))) candidates.push(join(nm, "@deno", dir, "deno"));
-  }
-  return candidates.find((c) => existsSync(c)) ?? join(nm, ".bin", "deno");
-}
-export const FUNCTIONS_DIR = join(REPO_ROOT, "supabase", "functions");
+export { REPO_ROOT, FUNCTIONS_DIR, denoBinary } from "./deno.ts";
 
 export interface EdgeFunctionProcess {
   name: string;
@@ -48,6 +34,8 @@ export function denoRunArgs(name: string): string[] {
   return [
     "run",
     "--no-prompt",
+    // Never rewrite deno.lock from a test run: what runs is what the lock pins.
+    "--frozen",
     `--config=${join(dir, "deno.json")}`,
     "--allow-net",
     "--allow-env",
@@ -59,14 +47,14 @@ export function denoRunArgs(name: string): string[] {
 
 export async function startEdgeFunction({ name, env, timeoutMs = 30_000 }: StartEdgeFunctionOptions): Promise<EdgeFunctionProcess> {
   if (!existsSync(join(FUNCTIONS_DIR, name, "index.ts"))) throw new Error(`No edge function ${name} in ${FUNCTIONS_DIR}`);
+  const baseEnv = denoEnv();
+  // A cold cache is filled here, once per process, so a registry Deno cannot
+  // use is one clear error rather than a server that exits before listening.
+  await ensureFunctionDependencies(name, baseEnv);
   const proc: Subprocess<"pipe", "pipe", "pipe"> = Bun.spawn([denoBinary(), ...denoRunArgs(name)], {
     cwd: join(FUNCTIONS_DIR, name),
     env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "/tmp",
-      ...(process.env.DENO_DIR ? { DENO_DIR: process.env.DENO_DIR } : {}),
-      NO_COLOR: "1",
-      DENO_NO_UPDATE_CHECK: "1",
+      ...baseEnv,
       DENO_SERVE_ADDRESS: "tcp:127.0.0.1:0",
       ...env,
     },

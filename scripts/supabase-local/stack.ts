@@ -3,6 +3,7 @@
 // the gateway serving /rest/v1 and /functions/v1 — all on loopback, free ports.
 import { SQL } from "bun";
 import { signJwt } from "../../supabase/functions/_shared/jwt.ts";
+import { ensureFunctionDependencies } from "./deno.ts";
 import { type EdgeFunctionProcess, startEdgeFunction } from "./edge-function.ts";
 import { startGateway } from "./gateway.ts";
 import { createStackDatabase, findPostgres } from "./postgres.ts";
@@ -50,6 +51,9 @@ function randomSecret(): string {
 }
 
 export async function startSupabaseStack(options: SupabaseStackOptions = {}): Promise<SupabaseStack> {
+  // Before any database is made: a cold Deno cache is filled once per process,
+  // and a registry Deno cannot use fails here with the package and the cause.
+  await ensureFunctionDependencies(FUNCTION_NAME);
   const jwtSecret = options.jwtSecret ?? randomSecret();
   const [anonKey, serviceKey] = await Promise.all([
     signJwt({ iss: "supabase-local", role: "anon" }, jwtSecret),

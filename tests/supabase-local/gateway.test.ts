@@ -5,7 +5,7 @@ import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import { join } from "node:path";
 import { signJwt } from "../../supabase/functions/_shared/jwt.ts";
 import { type SupabaseStack, startSupabaseStack } from "../helpers/supabase-stack.ts";
-import { waitFor } from "../helpers/tmp.ts";
+import { tempDir, waitFor } from "../helpers/tmp.ts";
 
 let stack: SupabaseStack;
 let anon: SupabaseClient;
@@ -301,29 +301,55 @@ describe("local stack processes", () => {
 });
 
 describe("bun run supabase:local", () => {
-  test("starts a stack, prints the variables to export, and drops its database on SIGINT", async () => {
+  test("on an empty Deno cache, starts a stack whose Edge Function stores a batch, prints the variables to export, and drops its database on SIGINT", async () => {
+    // A new machine: nothing cached, so the function's npm packages are fetched by this start.
+    const denoDir = tempDir("zoe-supabase-local-deno-");
     const proc = Bun.spawn(["bun", join(import.meta.dir, "..", "..", "scripts", "supabase-local.ts")], {
-      env: { ...process.env, PORT: "0" },
+      env: { ...process.env, PORT: "0", DENO_DIR: denoDir.path },
       stdout: "pipe",
       stderr: "pipe",
     });
-    let out = "";
-    const reader = proc.stdout.getReader();
-    const deadline = Date.now() + 30_000;
-    while (!out.includes("Ctrl-C") && Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += new TextDecoder().decode(value);
+    try {
+      let out = "";
+      const reader = proc.stdout.getReader();
+      while (!out.includes("Ctrl-C")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`supabase:local exited before it was up: ${out}${await new Response(proc.stderr).text()}`);
+        out += new TextDecoder().decode(value);
+      }
+      const url = /export SUPABASE_URL=(\S+)/.exec(out)?.[1];
+      const anonKey = /export SUPABASE_ANON_KEY=(\S+)/.exec(out)?.[1];
+      const serviceKey = /export SUPABASE_SERVICE_ROLE_KEY=(\S+)/.exec(out)?.[1];
+      const db = new URL(/export SUPABASE_DB_URL=(\S+)/.exec(out)![1]!).pathname.slice(1);
+      const res = await fetch(`${url}/rest/v1/zoe_events?select=seq&limit=1`, { headers: { apikey: anonKey! } });
+      expect(res.status).toBe(200);
+      const event = {
+        id: "0190a6f0-0000-7000-8000-5ba5e10ca100",
+        mode: "paper",
+        seq: 1,
+        ts: "2026-03-09T14:30:00.000Z",
+        source: "bot",
+        type: "SIGNAL",
+        subtype: "ENTRY",
+        symbol: null,
+        severity: "info",
+        body: "cold cache",
+        meta: {},
+        idempotency_key: "supabase-local-cold-cache",
+      };
+      const flushed = await fetch(`${url}/functions/v1/zoe-ingest`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${serviceKey}`, apikey: serviceKey! },
+        body: JSON.stringify({ mode: "paper", events: [event], backlog: 0 }),
+      });
+      expect({ status: flushed.status, body: await flushed.json() }).toMatchObject({ status: 200, body: { accepted: 1, rejected: 0 } });
+      proc.kill("SIGINT");
+      expect(await proc.exited).toBe(0);
+      const left = await stack.sql`select count(*)::int as n from pg_database where datname = ${db}`;
+      expect(left[0].n).toBe(0);
+    } finally {
+      if (proc.exitCode === null) proc.kill("SIGKILL");
+      denoDir.cleanup();
     }
-    const url = /export SUPABASE_URL=(\S+)/.exec(out)?.[1];
-    const anonKey = /export SUPABASE_ANON_KEY=(\S+)/.exec(out)?.[1];
-    expect(/export SUPABASE_SERVICE_ROLE_KEY=\S+/.test(out)).toBe(true);
-    const db = new URL(/export SUPABASE_DB_URL=(\S+)/.exec(out)![1]!).pathname.slice(1);
-    const res = await fetch(`${url}/rest/v1/zoe_events?select=seq&limit=1`, { headers: { apikey: anonKey! } });
-    expect(res.status).toBe(200);
-    proc.kill("SIGINT");
-    expect(await proc.exited).toBe(0);
-    const left = await stack.sql`select count(*)::int as n from pg_database where datname = ${db}`;
-    expect(left[0].n).toBe(0);
   });
 });

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import { signJwt } from "../../supabase/functions/_shared/jwt.ts";
 import { type SupabaseStack, startSupabaseStack } from "../helpers/supabase-stack.ts";
+import { denoBinary, denoEnv } from "../../scripts/supabase-local/deno.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const FN_DIR = join(ROOT, "supabase", "functions", "zoe-ingest");
@@ -66,10 +67,10 @@ async function rowsFor(keys: string[]): Promise<{ idempotency_key: string; seq: 
 
 describe("zoe-ingest packaging", () => {
   test("deno check passes on the function", async () => {
-    const proc = Bun.spawn([join(ROOT, "node_modules", ".bin", "deno"), "check", `--config=${join(FN_DIR, "deno.json")}`, join(FN_DIR, "index.ts")], {
+    const proc = Bun.spawn([denoBinary(), "check", "--frozen", `--config=${join(FN_DIR, "deno.json")}`, join(FN_DIR, "index.ts")], {
       stdout: "pipe",
       stderr: "pipe",
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+      env: denoEnv(),
     });
     const [err, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
     expect({ code, err: code === 0 ? "" : err }).toEqual({ code: 0, err: "" });

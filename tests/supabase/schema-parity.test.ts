@@ -7,9 +7,9 @@ import { join } from "node:path";
 // Loads Elysia and everything the service registers with TypeBox first.
 import "../../src/http/app.ts";
 import { checkEventInput, checkStoredEvent, MAX_BODY_BYTES } from "../../supabase/functions/_shared/event-schema.ts";
+import { denoBinary, denoEnv, ensureFunctionDependencies } from "../../scripts/supabase-local/deno.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
-const DENO = join(ROOT, "node_modules", ".bin", "deno");
 const DENO_CONFIG = join(ROOT, "supabase", "functions", "zoe-ingest", "deno.json");
 
 const base = {
@@ -120,11 +120,13 @@ const corpus: [string, unknown, "valid" | "invalid"][] = [
 ];
 
 async function denoVerdicts(values: unknown[]): Promise<{ stored: unknown[]; input: unknown[] }[]> {
-  const proc = Bun.spawn([DENO, "run", "--no-prompt", `--config=${DENO_CONFIG}`, join(import.meta.dir, "..", "fixtures", "schema-verdicts.deno.ts")], {
+  // The fixture imports the same npm packages as the function: fetched (or refused, clearly) once.
+  await ensureFunctionDependencies("zoe-ingest");
+  const proc = Bun.spawn([denoBinary(), "run", "--no-prompt", "--frozen", `--config=${DENO_CONFIG}`, join(import.meta.dir, "..", "fixtures", "schema-verdicts.deno.ts")], {
     stdin: new TextEncoder().encode(JSON.stringify(values)),
     stdout: "pipe",
     stderr: "pipe",
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+    env: denoEnv(),
   });
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   if (code !== 0) throw new Error(`deno exited ${code}: ${err}`);
