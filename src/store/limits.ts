@@ -14,7 +14,8 @@ import type { LimitsConfig } from "../config.ts";
 import type { Clock } from "../lib/clock.ts";
 import { ZoeError, type ZoeErrorOptions } from "../domain/errors.ts";
 import type { EventInput } from "../domain/schema.ts";
-import { EVENT_OVERHEAD_BYTES, type EventStore } from "./store.ts";
+import { EVENT_OVERHEAD_BYTES } from "./rows.ts";
+import type { EventStore } from "./store.ts";
 
 
 /** Seconds a refused client should wait: the flusher needs a cycle or two to make room. */

@@ -1,0 +1,91 @@
+// Reads of stored events, the flush log and the state snapshots (each a
+// prepared statement bounded by an index and a LIMIT).
+import type { Database } from "bun:sqlite";
+import type { Clock } from "../lib/clock.ts";
+import type { ZoeEvent } from "../domain/events.ts";
+import type { Mode } from "../domain/schema.ts";
+import { COLUMNS, type EventRow, rowToEvent, storeFailure } from "./rows.ts";
+
+export interface FlushLogEntry {
+  mode: Mode;
+  count: number;
+  last_seq: number;
+  status: "ok" | "partial" | "error";
+  error?: string | null;
+}
+
+export interface StateSnapshot {
+  ts: string;
+  state: Record<string, unknown>;
+}
+
+type Statement = ReturnType<Database["query"]>;
+
+export class Queries {
+  private readonly db: Database;
+  private readonly clock: Clock;
+  private readonly stateKeep: number;
+  private readonly q: Record<"since" | "latest" | "logFlush" | "lastFlush" | "putState" | "trimState" | "latestState", Statement>;
+
+  constructor(db: Database, options: { clock: Clock; stateKeep: number }) {
+    this.db = db;
+    this.clock = options.clock;
+    this.stateKeep = options.stateKeep;
+    this.q = {
+      since: db.query(`SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND seq > ? ORDER BY seq LIMIT ?`),
+      latest: db.query(
+        `SELECT * FROM (SELECT ${COLUMNS} FROM local_events WHERE mode = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
+      ),
+      logFlush: db.query("INSERT INTO local_flush_log (ts, mode, count, last_seq, status, error) VALUES (?, ?, ?, ?, ?, ?)"),
+      lastFlush: db.query("SELECT ts, count, last_seq, status, error FROM local_flush_log WHERE mode = ? ORDER BY id DESC LIMIT 1"),
+      putState: db.query("INSERT INTO local_state_snapshots (mode, ts, state_json) VALUES (?, ?, ?)"),
+      trimState: db.query(
+        "DELETE FROM local_state_snapshots WHERE mode = ? AND id <= (SELECT id FROM local_state_snapshots WHERE mode = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+      ),
+      latestState: db.query("SELECT ts, state_json FROM local_state_snapshots WHERE mode = ? ORDER BY id DESC LIMIT 1"),
+    };
+  }
+
+  /** Events with seq > sinceSeq ascending; without sinceSeq the newest `limit`, ascending. */
+  list(mode: Mode, options: { sinceSeq?: number; limit: number }): ZoeEvent[] {
+    const rows =
+      options.sinceSeq === undefined
+        ? this.q.latest.all(mode, options.limit)
+        : this.q.since.all(mode, options.sinceSeq, options.limit);
+    return (rows as EventRow[]).map(rowToEvent);
+  }
+
+  logFlush(entry: FlushLogEntry): void {
+    this.q.logFlush.run(
+      new Date(this.clock.now()).toISOString(),
+      entry.mode,
+      entry.count,
+      entry.last_seq,
+      entry.status,
+      entry.error ?? null,
+    );
+  }
+
+  lastFlush(mode: Mode): (FlushLogEntry & { ts: string }) | null {
+    const row = this.q.lastFlush.get(mode) as (Omit<FlushLogEntry, "mode"> & { ts: string }) | null;
+    return row ? { mode, ...row } : null;
+  }
+
+  putState(mode: Mode, state: Record<string, unknown>): StateSnapshot {
+    const ts = new Date(this.clock.now()).toISOString();
+    try {
+      this.db.transaction(() => {
+        this.q.putState.run(mode, ts, JSON.stringify(state));
+        this.q.trimState.run(mode, mode, this.stateKeep);
+      }).immediate();
+    } catch (error) {
+      throw storeFailure(`Cannot store state snapshot for ${mode}`, error);
+    }
+    return { ts, state };
+  }
+
+  latestState(mode: Mode): StateSnapshot | null {
+    const row = this.q.latestState.get(mode) as { ts: string; state_json: string } | null;
+    return row ? { ts: row.ts, state: JSON.parse(row.state_json) as Record<string, unknown> } : null;
+  }
+}

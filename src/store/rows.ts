@@ -1,0 +1,62 @@
+// The stored row and its conversions: the column list every query selects,
+// the row-to-event mapping, the size an event is counted with in the backlog,
+// and how a SQLite failure becomes an answer (503 when the disk or database is
+// unavailable).
+import { StoreUnavailableError, ZoeError } from "../domain/errors.ts";
+import type { ZoeEvent } from "../domain/events.ts";
+import type { Mode } from "../domain/schema.ts";
+
+export interface EventRow {
+  id: string;
+  mode: Mode;
+  ts: string;
+  seq: number;
+  source: string;
+  type: string;
+  subtype: string;
+  symbol: string | null;
+  severity: ZoeEvent["severity"];
+  body: string;
+  meta_json: string;
+  idempotency_key: string;
+}
+
+export const COLUMNS = "id, mode, ts, seq, source, type, subtype, symbol, severity, body, meta_json, idempotency_key";
+
+/**
+ * The size an event is counted with in the backlog: body and meta in UTF-8
+ * plus a fixed share for the other columns and the indexes. EVENT_BYTES_SQL is
+ * the same sum over a stored row, so what append adds markFlushed subtracts.
+ */
+export const EVENT_OVERHEAD_BYTES = 200;
+export const EVENT_BYTES_SQL = `length(CAST(body AS BLOB)) + length(CAST(meta_json AS BLOB)) + ${EVENT_OVERHEAD_BYTES}`;
+
+export function rowToEvent(row: EventRow): ZoeEvent {
+  return {
+    id: row.id,
+    mode: row.mode,
+    ts: row.ts,
+    seq: row.seq,
+    source: row.source,
+    type: row.type,
+    subtype: row.subtype,
+    symbol: row.symbol,
+    severity: row.severity,
+    body: row.body,
+    meta: JSON.parse(row.meta_json) as Record<string, unknown>,
+    idempotency_key: row.idempotency_key,
+  };
+}
+
+const UNAVAILABLE = /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|BUSY|LOCKED|NOMEM|CORRUPT|NOTADB|PROTOCOL)/;
+
+/** Maps a disk/database failure to a 503; anything else is rethrown as is. */
+export function storeFailure(action: string, error: unknown): Error {
+  if (error instanceof ZoeError) return error;
+  const code = String((error as { code?: unknown })?.code ?? "");
+  if (UNAVAILABLE.test(code)) {
+    const reason = code.startsWith("SQLITE_FULL") ? "disk or database is full" : code.startsWith("SQLITE_READONLY") ? "database is read-only" : code;
+    return new StoreUnavailableError(`${action}: ${reason}`, { cause: error });
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}
