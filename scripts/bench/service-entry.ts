@@ -7,6 +7,7 @@
 import { renameSync, writeFileSync } from "node:fs";
 import { main } from "../../src/main.ts";
 import { EventStore } from "../../src/store/store.ts";
+import { Writer } from "../../src/store/writer.ts";
 
 interface Batch {
   events: unknown[];
@@ -16,7 +17,10 @@ interface Batch {
 const TIMED = ["unflushed", "markFlushed", "backlog", "latestState", "logFlush"] as const;
 
 const statsFile = process.env.ZOE_BENCH_STATS_FILE;
-const proto = EventStore.prototype as unknown as Record<string, ((...args: unknown[]) => unknown) | undefined>;
+type Methods = Record<string, ((...args: unknown[]) => unknown) | undefined>;
+const proto = EventStore.prototype as unknown as Methods;
+// The group commit lives in the store's writer (src/store/writer.ts).
+const writerProto = Writer.prototype as unknown as Methods;
 let stats = fresh();
 
 function fresh() {
@@ -34,10 +38,10 @@ function fresh() {
   };
 }
 
-function wrap(name: string, record: (ms: number, args: unknown[]) => void): void {
-  const original = proto[name];
+function wrap(name: string, record: (ms: number, args: unknown[]) => void, on: Methods = proto): void {
+  const original = on[name];
   if (typeof original !== "function") return;
-  proto[name] = function (this: unknown, ...args: unknown[]) {
+  on[name] = function (this: unknown, ...args: unknown[]) {
     const t0 = performance.now();
     try {
       return original.apply(this, args);
@@ -59,7 +63,7 @@ if (statsFile) {
       stats.sizes.push(requests.length);
       stats.durations.push(ms);
     }
-  });
+  }, writerProto);
   for (const name of TIMED) {
     wrap(name, (ms) => {
       const list = (stats.methods[name] ??= []);
