@@ -4,28 +4,12 @@
 // changes and midnight need no special cases.
 import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/log.ts";
+import { nyseDay } from "./nyse-calendar.ts";
 
 export const MARKET_TIME_ZONE = "America/New_York";
 const OPEN_MINUTE = 9 * 60 + 30;
 const CLOSE_MINUTE = 16 * 60;
 const EARLY_CLOSE_MINUTE = 13 * 60;
-
-/**
- * NYSE full-day closures and 13:00 early closes (NYSE Rule 7.2 as published
- * by NYSE for 2026–2027). Saturday holidays are observed on the Friday before,
- * Sunday holidays on the Monday after; New Year's Day on a Saturday is not
- * observed (Dec 31 is a year-end accounting day). Early closes: the day after
- * Thanksgiving, Christmas Eve on a weekday, and July 3 on a weekday unless
- * July 3 itself is the observed holiday.
- */
-export const NYSE_HOLIDAYS: Readonly<Record<number, readonly string[]>> = {
-  2026: ["2026-01-01", "2026-01-19", "2026-02-16", "2026-04-03", "2026-05-25", "2026-06-19", "2026-07-03", "2026-09-07", "2026-11-26", "2026-12-25"],
-  2027: ["2027-01-01", "2027-01-18", "2027-02-15", "2027-03-26", "2027-05-31", "2027-06-18", "2027-07-05", "2027-09-06", "2027-11-25", "2027-12-24"],
-};
-export const NYSE_EARLY_CLOSES: Readonly<Record<number, readonly string[]>> = {
-  2026: ["2026-11-27", "2026-12-24"],
-  2027: ["2027-11-26"],
-};
 
 export interface WallClock {
   year: number;
@@ -46,8 +30,6 @@ export interface MarketSession {
   day: DayKind;
   /** Next instant (epoch ms) at which `open` flips. */
   nextTransition: number;
-  /** False when the year is outside the holiday table (weekdays assumed open). */
-  calendarKnown: boolean;
 }
 
 const formatter = new Intl.DateTimeFormat("en-US", {
@@ -83,18 +65,11 @@ export function newYorkToEpoch(year: number, month: number, day: number, minuteO
   return second;
 }
 
-const pad = (n: number) => String(n).padStart(2, "0");
-const isoDate = (y: number, m: number, d: number) => `${y}-${pad(m)}-${pad(d)}`;
+const isoDate = (y: number, m: number, d: number) => `${y}-${String(m).padStart(2, "0")}-${String(d).padStart(2, "0")}`;
 
-/** Classifies a New York calendar date; `known` is false outside the table. */
-export function dayKind(year: number, month: number, day: number): { kind: DayKind; known: boolean } {
-  const weekday = new Date(Date.UTC(year, month - 1, day)).getUTCDay();
-  const known = year in NYSE_HOLIDAYS;
-  if (weekday === 0 || weekday === 6) return { kind: "weekend", known };
-  const date = isoDate(year, month, day);
-  if (NYSE_HOLIDAYS[year]?.includes(date)) return { kind: "holiday", known };
-  if (NYSE_EARLY_CLOSES[year]?.includes(date)) return { kind: "early_close", known };
-  return { kind: "trading", known };
+/** Classifies a New York calendar date by the NYSE rules (any year). */
+export function dayKind(year: number, month: number, day: number): DayKind {
+  return nyseDay(year, month, day);
 }
 
 const closeMinute = (kind: DayKind) => (kind === "early_close" ? EARLY_CLOSE_MINUTE : CLOSE_MINUTE);
@@ -103,14 +78,14 @@ const isTradingDay = (kind: DayKind) => kind === "trading" || kind === "early_cl
 /** Whether the NYSE regular session is open at `at`, and when that next changes. */
 export function marketSession(at: number): MarketSession {
   const w = newYorkWallClock(at);
-  const { kind, known } = dayKind(w.year, w.month, w.day);
+  const kind = dayKind(w.year, w.month, w.day);
   const minute = w.hour * 60 + w.minute + w.second / 60;
   if (isTradingDay(kind)) {
     if (minute < OPEN_MINUTE) {
-      return { open: false, day: kind, nextTransition: newYorkToEpoch(w.year, w.month, w.day, OPEN_MINUTE), calendarKnown: known };
+      return { open: false, day: kind, nextTransition: newYorkToEpoch(w.year, w.month, w.day, OPEN_MINUTE) };
     }
     if (minute < closeMinute(kind)) {
-      return { open: true, day: kind, nextTransition: newYorkToEpoch(w.year, w.month, w.day, closeMinute(kind)), calendarKnown: known };
+      return { open: true, day: kind, nextTransition: newYorkToEpoch(w.year, w.month, w.day, closeMinute(kind)) };
     }
   }
   // Closed for the rest of the day: the next open is on the next trading day.
@@ -118,8 +93,8 @@ export function marketSession(at: number): MarketSession {
   for (let i = 1; i <= 14; i++) {
     const d = new Date(Date.UTC(w.year, w.month - 1, w.day + i));
     const [y, m, dd] = [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate()];
-    if (isTradingDay(dayKind(y, m, dd).kind)) {
-      return { open: false, day: kind, nextTransition: newYorkToEpoch(y, m, dd, OPEN_MINUTE), calendarKnown: known };
+    if (isTradingDay(dayKind(y, m, dd))) {
+      return { open: false, day: kind, nextTransition: newYorkToEpoch(y, m, dd, OPEN_MINUTE) };
     }
   }
   throw new Error(`No NYSE trading day within 14 days after ${isoDate(w.year, w.month, w.day)}`);
@@ -145,20 +120,10 @@ export function createMarketClock(options: {
   offHoursIntervalMs: number;
   /** false: always the active interval (e.g. crypto or tests). */
   marketHours?: boolean;
+  /** Unused: the calendar is computed for every year, so there is nothing left to warn about. */
   logger?: Logger;
 }): MarketClock {
-  const warned = new Set<number>();
-  const session = (at = options.clock.now()) => {
-    const s = marketSession(at);
-    if (!s.calendarKnown) {
-      const year = newYorkWallClock(at).year;
-      if (!warned.has(year)) {
-        warned.add(year);
-        options.logger?.warn("NYSE holiday table does not cover this year: treating every weekday as a trading day", { year });
-      }
-    }
-    return s;
-  };
+  const session = (at = options.clock.now()) => marketSession(at);
   return {
     session,
     cadence(at = options.clock.now()) {

@@ -5,8 +5,6 @@ import {
   createMarketClock,
   dayKind,
   marketSession,
-  NYSE_EARLY_CLOSES,
-  NYSE_HOLIDAYS,
   newYorkToEpoch,
   newYorkWallClock,
 } from "../../src/flush/market-clock.ts";
@@ -42,81 +40,22 @@ describe("newYorkToEpoch()", () => {
   });
 });
 
-describe("holiday table", () => {
-  test("every full closure and early close is a weekday of its own year", () => {
-    for (const table of [NYSE_HOLIDAYS, NYSE_EARLY_CLOSES]) {
-      for (const [year, dates] of Object.entries(table)) {
-        for (const d of dates) {
-          expect(d.startsWith(year)).toBe(true);
-          const weekday = new Date(`${d}T12:00:00Z`).getUTCDay();
-          expect(weekday === 0 || weekday === 6).toBe(false);
-        }
-      }
-    }
-  });
-
-  test("matches the NYSE rules computed independently (nth weekdays, Easter, weekend observance)", () => {
-    const ymd = (y: number, m: number, d: number) => new Date(Date.UTC(y, m - 1, d)).toISOString().slice(0, 10);
-    const nth = (y: number, m: number, weekday: number, n: number) => {
-      const first = new Date(Date.UTC(y, m - 1, 1)).getUTCDay();
-      return ymd(y, m, 1 + ((weekday - first + 7) % 7) + 7 * (n - 1));
-    };
-    const lastMonday = (y: number, m: number) => {
-      const last = new Date(Date.UTC(y, m, 0));
-      return ymd(y, m, last.getUTCDate() - ((last.getUTCDay() + 6) % 7));
-    };
-    const easter = (y: number) => {
-      // Anonymous Gregorian algorithm.
-      const a = y % 19, b = Math.floor(y / 100), c = y % 100, d = Math.floor(b / 4), e = b % 4;
-      const f = Math.floor((b + 8) / 25), g = Math.floor((b - f + 1) / 3), h = (19 * a + b - d - g + 15) % 30;
-      const i = Math.floor(c / 4), k = c % 4, l = (32 + 2 * e + 2 * i - h - k) % 7, m = Math.floor((a + 11 * h + 22 * l) / 451);
-      const month = Math.floor((h + l - 7 * m + 114) / 31), day = ((h + l - 7 * m + 114) % 31) + 1;
-      return Date.UTC(y, month - 1, day);
-    };
-    const observed = (y: number, m: number, d: number) => {
-      const w = new Date(Date.UTC(y, m - 1, d)).getUTCDay();
-      return w === 6 ? ymd(y, m, d - 1) : w === 0 ? ymd(y, m, d + 1) : ymd(y, m, d);
-    };
-    for (const y of [2026, 2027]) {
-      const newYear = new Date(Date.UTC(y, 0, 1)).getUTCDay() === 6 ? [] : [observed(y, 1, 1)];
-      const expected = [
-        ...newYear,
-        nth(y, 1, 1, 3),
-        nth(y, 2, 1, 3),
-        new Date(easter(y) - 2 * 86_400_000).toISOString().slice(0, 10),
-        lastMonday(y, 5),
-        observed(y, 6, 19),
-        observed(y, 7, 4),
-        nth(y, 9, 1, 1),
-        nth(y, 11, 4, 4),
-        observed(y, 12, 25),
-      ];
-      expect([...NYSE_HOLIDAYS[y]!]).toEqual(expected);
-      const thanksgiving = nth(y, 11, 4, 4);
-      const early = [ymd(y, 11, Number(thanksgiving.slice(8)) + 1)];
-      const eve = new Date(Date.UTC(y, 11, 24)).getUTCDay();
-      if (eve >= 1 && eve <= 4) early.push(ymd(y, 12, 24));
-      const july3 = new Date(Date.UTC(y, 6, 3)).getUTCDay();
-      if (july3 >= 1 && july3 <= 4) early.unshift(ymd(y, 7, 3));
-      expect([...NYSE_EARLY_CLOSES[y]!]).toEqual(early);
-    }
-  });
-
+describe("dayKind()", () => {
   test("classifies observed holidays, early closes, weekends and ordinary days", () => {
-    expect(dayKind(2026, 7, 3).kind).toBe("holiday"); // July 4 is a Saturday
-    expect(dayKind(2026, 7, 2).kind).toBe("trading");
-    expect(dayKind(2027, 6, 18).kind).toBe("holiday"); // Juneteenth on a Saturday
-    expect(dayKind(2027, 7, 5).kind).toBe("holiday"); // July 4 on a Sunday
-    expect(dayKind(2027, 12, 24).kind).toBe("holiday"); // Christmas on a Saturday
-    expect(dayKind(2027, 12, 23).kind).toBe("trading");
-    expect(dayKind(2027, 12, 31).kind).toBe("trading"); // New Year 2028 falls on a Saturday: not observed
-    expect(dayKind(2026, 4, 3).kind).toBe("holiday"); // Good Friday
-    expect(dayKind(2027, 3, 26).kind).toBe("holiday");
-    expect(dayKind(2026, 11, 27).kind).toBe("early_close");
-    expect(dayKind(2026, 12, 24).kind).toBe("early_close");
-    expect(dayKind(2027, 11, 26).kind).toBe("early_close");
-    expect(dayKind(2026, 3, 7).kind).toBe("weekend");
-    expect(dayKind(2028, 1, 17)).toEqual({ kind: "trading", known: false }); // MLK 2028: outside the table
+    expect(dayKind(2026, 7, 3)).toBe("holiday"); // July 4 is a Saturday
+    expect(dayKind(2026, 7, 2)).toBe("trading");
+    expect(dayKind(2027, 6, 18)).toBe("holiday"); // Juneteenth on a Saturday
+    expect(dayKind(2027, 7, 5)).toBe("holiday"); // July 4 on a Sunday
+    expect(dayKind(2027, 12, 24)).toBe("holiday"); // Christmas on a Saturday
+    expect(dayKind(2027, 12, 23)).toBe("trading");
+    expect(dayKind(2027, 12, 31)).toBe("trading"); // New Year 2028 falls on a Saturday: not observed
+    expect(dayKind(2026, 4, 3)).toBe("holiday"); // Good Friday
+    expect(dayKind(2027, 3, 26)).toBe("holiday");
+    expect(dayKind(2026, 11, 27)).toBe("early_close");
+    expect(dayKind(2026, 12, 24)).toBe("early_close");
+    expect(dayKind(2027, 11, 26)).toBe("early_close");
+    expect(dayKind(2026, 3, 7)).toBe("weekend");
+    expect(dayKind(2028, 1, 17)).toBe("holiday"); // MLK Day 2028: computed, no table to run out
   });
 });
 
@@ -184,9 +123,9 @@ describe("marketSession()", () => {
     }
   });
 
-  test("outside the table's years every weekday counts as a trading day", () => {
-    const s = marketSession(at("2028-01-17T15:00:00Z"));
-    expect(s).toMatchObject({ open: true, calendarKnown: false });
+  test("knows holidays of any year: closed on Thanksgiving 2100, 13:00 close the day after", () => {
+    expect(marketSession(at("2100-11-25T16:00:00Z"))).toMatchObject({ open: false, day: "holiday", nextTransition: at("2100-11-26T14:30:00Z") });
+    expect(marketSession(at("2100-11-26T17:59:00Z"))).toMatchObject({ open: true, day: "early_close", nextTransition: at("2100-11-26T18:00:00Z") });
   });
 });
 
@@ -205,13 +144,11 @@ describe("createMarketClock()", () => {
     expect(mc.cadence()).toMatchObject({ active: true, intervalMs: 15_000 });
   });
 
-  test("logs once per year when the holiday table does not cover it", () => {
+  test("a year without any table (2028 and later) logs nothing and keeps the holiday cadence", () => {
     const lines: string[] = [];
-    const clock = manualClock("2028-03-01T15:00:00Z");
+    const clock = manualClock("2028-01-17T15:00:00Z"); // MLK Day 2028, 10:00 New York
     const mc = createMarketClock({ clock, activeIntervalMs: 1, offHoursIntervalMs: 2, logger: createLogger({ write: (l) => lines.push(l) }) });
-    mc.cadence();
-    mc.cadence(at("2028-05-01T15:00:00Z"));
-    expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0]!)).toMatchObject({ level: "warn", year: 2028 });
+    expect(mc.cadence()).toMatchObject({ active: false, intervalMs: 2, nextTransition: at("2028-01-18T14:30:00Z") });
+    expect(lines).toEqual([]);
   });
 });
