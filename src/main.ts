@@ -1,10 +1,12 @@
 // Composition root: parse config once, open the store, wire the hub, build
 // the app, listen, and shut down cleanly on SIGTERM/SIGINT.
+import { join } from "node:path";
 import { createApp, serveApp } from "./http/app.ts";
 import { systemClock } from "./lib/clock.ts";
 import { configSecrets, loadConfig } from "./config.ts";
 import { StartupError } from "./domain/errors.ts";
 import { createHealth } from "./ops/health.ts";
+import { readBuildInfo } from "./ops/build-info.ts";
 import { createFlusher, type Flusher } from "./flush/flusher.ts";
 import { createHub } from "./stream/hub.ts";
 import { createLogger } from "./lib/log.ts";
@@ -62,7 +64,19 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
   let remoteLine = "no remote configured (events stay local)";
   const quarantine = new Quarantine(store, clock);
   // Bounded store, /metrics, /ready, the 5xx log.
-  const ops = createOperations({ store, hub, clock, logger, limits: config.limits, criticalSubtypes: flush.criticalSubtypes, quarantine, flusher: () => flusher });
+  const build = readBuildInfo(join(import.meta.dir, ".."));
+  const ops = createOperations({
+    store,
+    hub,
+    clock,
+    logger,
+    limits: config.limits,
+    criticalSubtypes: flush.criticalSubtypes,
+    quarantine,
+    flusher: () => flusher,
+    build,
+    remoteConfigured: flush.remote !== null,
+  });
   if (flush.remote) {
     const { url, serviceKey } = flush.remote;
     const sink: Sink =
@@ -120,7 +134,7 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
   }
 
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
-  logger.info("zoe-local listening", { url, db: store.path, remote: remoteLine, synchronous: config.synchronous, limits: config.limits });
+  logger.info("zoe-local listening", { url, version: build.version, commit: build.commit, db: store.path, remote: remoteLine, synchronous: config.synchronous, limits: config.limits });
   console.log(`zoe-local listening on ${url}`);
   console.log(`database: ${store.path} (synchronous=${config.synchronous})`);
   console.log(`remote: ${remoteLine}`);

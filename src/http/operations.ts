@@ -5,6 +5,7 @@
 // the other reads: the app's onRequest guard covers plugins too).
 import { Elysia } from "elysia";
 import type { AppHooks } from "./app.ts";
+import type { BuildInfo } from "../ops/build-info.ts";
 import type { Clock } from "../lib/clock.ts";
 import { ZoeError } from "../domain/errors.ts";
 import type { FlushStatusSource } from "../ops/health.ts";
@@ -30,6 +31,10 @@ export interface OperationsOptions {
   /** Free bytes on the database's filesystem (tests); default statfs. */
   freeDiskBytes?: () => number | null;
   processMetrics?: boolean;
+  /** zoe_build_info's labels (main.ts reads them once). */
+  build?: BuildInfo | null;
+  /** Whether SUPABASE_URL is set (zoe_remote_configured). */
+  remoteConfigured?: boolean;
   /** At most one log line per error code per this interval (default 10 s). */
   errorLogIntervalMs?: number;
 }
@@ -55,6 +60,9 @@ export function createOperations(options: OperationsOptions): Operations {
     quarantine: options.quarantine,
     flusher: { status: (mode) => flusher()?.status(mode) ?? {} },
     processMetrics: options.processMetrics,
+    build: options.build,
+    ready: () => readiness.check().ready,
+    remoteConfigured: options.remoteConfigured,
   });
 
   // A full backlog or disk refuses thousands of requests a second: log the

@@ -6,6 +6,7 @@
 import { statSync } from "node:fs";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Clock } from "../lib/clock.ts";
+import type { BuildInfo } from "./build-info.ts";
 import type { Hub } from "../stream/hub.ts";
 import type { Limits } from "../store/limits.ts";
 import { type EventInput, MODES, type Mode } from "../domain/schema.ts";
@@ -22,6 +23,12 @@ export interface MetricsSources {
   flusher?: { status(mode: Mode): Record<string, unknown> } | null;
   /** Process metrics (RSS, CPU, event-loop lag, open fds); default true. */
   processMetrics?: boolean;
+  /** zoe_build_info's labels. */
+  build?: BuildInfo | null;
+  /** Readiness as GET /ready answers it (zoe_ready). */
+  ready?: (() => boolean) | null;
+  /** Whether a remote is configured (zoe_remote_configured); a local-only box never flushes. */
+  remoteConfigured?: boolean;
 }
 
 /** How an ingest request ended, as a label. */
@@ -46,6 +53,24 @@ export interface Metrics {
 const INGEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const FLUSH_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+// prom-client's defaults that mislead under Bun: nodejs_version_info reports the
+// Node version Bun emulates (not a Node that runs), V8 heap spaces read 0 under
+// JavaScriptCore, Bun reports no active handles/requests/resources and emits no
+// GC performance entries. zoe_build_info says what runs instead.
+const MISLEADING_UNDER_BUN = [
+  "nodejs_version_info",
+  "nodejs_heap_space_size_total_bytes",
+  "nodejs_heap_space_size_used_bytes",
+  "nodejs_heap_space_size_available_bytes",
+  "nodejs_active_resources",
+  "nodejs_active_resources_total",
+  "nodejs_active_handles",
+  "nodejs_active_handles_total",
+  "nodejs_active_requests",
+  "nodejs_active_requests_total",
+  "nodejs_gc_duration_seconds",
+];
+
 function fileSize(path: string): number {
   try {
     return statSync(path).size;
@@ -64,7 +89,21 @@ export function createMetrics(sources: MetricsSources): Metrics {
   const { store, hub, clock } = sources;
   const registry = new Registry();
   const registers = [registry];
-  if (sources.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  if (sources.processMetrics ?? true) {
+    collectDefaultMetrics({ register: registry });
+    for (const name of MISLEADING_UNDER_BUN) registry.removeSingleMetric(name);
+  }
+  if (sources.build) {
+    const { version, commit, bun, sqlite } = sources.build;
+    new Gauge({
+      name: "zoe_build_info",
+      help: "Always 1; the labels say which build runs (package version, git commit, Bun and SQLite versions)",
+      labelNames: ["version", "commit", "bun", "sqlite"],
+      registers,
+    })
+      .labels(version, commit, bun, sqlite)
+      .set(1);
+  }
 
   const requests = new Counter({
     name: "zoe_ingest_requests_total",
@@ -153,6 +192,14 @@ export function createMetrics(sources: MetricsSources): Metrics {
       const at = f.status(m).last_success_at;
       return typeof at === "string" ? Date.parse(at) / 1000 : 0;
     });
+  }
+  if (sources.ready) {
+    const ready = sources.ready;
+    single("zoe_ready", "1 when GET /ready answers 200 (this instance takes events now)", () => (ready() ? 1 : 0));
+  }
+  if (sources.remoteConfigured !== undefined) {
+    const configured = sources.remoteConfigured ? 1 : 0;
+    single("zoe_remote_configured", "1 when a remote (SUPABASE_URL) is configured; 0: events stay local and the backlog only grows", () => configured);
   }
   single("zoe_db_size_bytes", "Size of the SQLite database file", () => (store.path === ":memory:" ? null : fileSize(store.path)));
   single("zoe_wal_size_bytes", "Size of the SQLite write-ahead log", () => (store.path === ":memory:" ? null : fileSize(`${store.path}-wal`)));

@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { readBuildInfo } from "../../src/ops/build-info.ts";
 import { manualClock } from "../../src/lib/clock.ts";
 import { createHub } from "../../src/stream/hub.ts";
 import { createMetrics, outcomeOf } from "../../src/ops/metrics.ts";
@@ -170,4 +172,39 @@ test("outcomeOf() tells refusals by the bounded store from an unavailable databa
   expect(outcomeOf(503, "store_unavailable")).toBe("unavailable");
   expect(outcomeOf(500, "internal")).toBe("error");
   expect(outcomeOf(413, "payload_too_large")).toBe("invalid");
+});
+
+describe("build and process metrics", () => {
+  function registry(extra: Partial<Parameters<typeof createMetrics>[0]> = {}) {
+    const dir = tempDir();
+    const store = openStore({ path: dir.file("zoe.db") });
+    cleanups.push(() => (store.close(), dir.cleanup()));
+    return createMetrics({ store, hub: createHub(), clock: manualClock(0), ...extra });
+  }
+
+  test("zoe_build_info carries the version, commit, Bun and SQLite versions of what runs", async () => {
+    const build = readBuildInfo(join(import.meta.dir, "..", ".."));
+    const m = parseMetrics(await registry({ processMetrics: false, build }).text());
+    expect(m.get(`zoe_build_info{version="${build.version}",commit="${build.commit}",bun="${Bun.version}",sqlite="${build.sqlite}"}`)).toBe(1);
+  });
+
+  test("prom-client's Node-only metrics that mislead under Bun are dropped; the meaningful process metrics stay", async () => {
+    const text = await registry().text();
+    for (const name of ["nodejs_version_info", "nodejs_heap_space_size_used_bytes", "nodejs_active_handles_total", "nodejs_gc_duration_seconds"]) {
+      expect(text).not.toContain(`# TYPE ${name} `);
+    }
+    for (const name of ["process_resident_memory_bytes", "process_cpu_seconds_total", "nodejs_eventloop_lag_p99_seconds", "nodejs_heap_size_used_bytes"]) {
+      expect(text).toContain(`# TYPE ${name} `);
+    }
+  });
+
+  test("zoe_ready follows readiness and zoe_remote_configured says whether anything is ever flushed", async () => {
+    let ready = true;
+    const metrics = registry({ processMetrics: false, ready: () => ready, remoteConfigured: false });
+    expect(parseMetrics(await metrics.text()).get("zoe_ready")).toBe(1);
+    ready = false;
+    const m = parseMetrics(await metrics.text());
+    expect(m.get("zoe_ready")).toBe(0);
+    expect(m.get("zoe_remote_configured")).toBe(0);
+  });
 });
