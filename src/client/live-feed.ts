@@ -105,9 +105,12 @@ export function localState(body: Record<string, unknown>): FeedState {
   return { cash: body.cash ?? null, holdings: body.holdings ?? null, positions: body.positions ?? null, ts: str(body.state_ts), lastSeq: num(body.last_seq) };
 }
 
+// No parameter properties in src/client: dashboards vendor it under Vite's default erasableSyntaxOnly.
 class LocalRefused extends Error {
-  constructor(readonly status: number) {
+  readonly status: number;
+  constructor(status: number) {
     super(status === 401 ? "the local API refused the token (401)" : `the local API answered ${status}`);
+    this.status = status;
   }
 }
 
