@@ -1,4 +1,4 @@
-// Online backup of the zoe-local database: `bun scripts/backup.ts [db] [dest]`.
+// Online backup of the zoe-local database: `bun scripts/backup.ts <database> [<backup file>]`.
 // VACUUM INTO writes a compact, consistent snapshot (one read transaction)
 // while the service keeps writing through the WAL; the copy is then checked
 // with PRAGMA integrity_check and its counts printed. Safe to run any time,
@@ -46,15 +46,35 @@ export function backupDatabase(dbPath: string, destPath: string): BackupResult {
   return { path: destPath, bytes: Bun.file(destPath).size, ...result };
 }
 
-if (import.meta.main) {
-  const db = process.argv[2] ?? process.env.ZOE_DB_PATH ?? "./data/zoe-local.db";
+export const USAGE = `usage: bun scripts/backup.ts <database> [<backup file>]
+
+Copies a zoe-local database while the service runs (VACUUM INTO: one consistent
+snapshot, integrity-checked, renamed into place only when sound; never overwrites).
+  <database>     the service's ZOE_DB_PATH, e.g. /var/lib/zoe-local/zoe-local.db
+  <backup file>  where to write the copy (must not exist);
+                 default: zoe-local-backup-<UTC time>.db next to the database`;
+
+/** The command line: usage (exit 2) unless a database is named, so a typo never backs up a guessed path. */
+function main(args: string[]): number {
+  if (args.includes("-h") || args.includes("--help")) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (args.length < 1 || args.length > 2 || args.some((a) => a === "" || a.startsWith("-"))) {
+    console.error(USAGE);
+    return 2;
+  }
+  const db = args[0]!;
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-  const dest = process.argv[3] ?? join(dirname(db), `zoe-local-backup-${stamp}.db`);
+  const dest = args[1] ?? join(dirname(db), `zoe-local-backup-${stamp}.db`);
   try {
     const r = backupDatabase(db, dest);
     console.log(`backup: ${r.path} (${r.bytes} bytes, integrity ok): ${r.events} events, ${r.unflushed} unflushed, last seq ${JSON.stringify(r.maxSeq)}`);
+    return 0;
   } catch (error) {
     console.error(`backup failed: ${(error as Error).message}`);
-    process.exit(1);
+    return 1;
   }
 }
+
+if (import.meta.main) process.exit(main(process.argv.slice(2)));

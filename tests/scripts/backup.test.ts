@@ -1,8 +1,10 @@
 // scripts/backup.ts against the real service while it takes writes.
 import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { backupDatabase } from "../../scripts/backup.ts";
+import { backupDatabase, USAGE } from "../../scripts/backup.ts";
+import { openStore } from "../../src/store/store.ts";
 import { type ServiceProcess, startService } from "../helpers/service.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -49,3 +51,36 @@ test("backs up a running service's database while it takes writes: a consistent,
   // The service is unharmed and its own database still counts on.
   expect((await fetch(`${svc.url}/health`)).status).toBe(200);
 }, 60_000);
+
+const BACKUP = join(import.meta.dir, "..", "..", "scripts", "backup.ts");
+
+test("bun scripts/backup.ts with no arguments prints its usage and exits 2, backing up nothing (not even ./data/zoe-local.db)", () => {
+  const dir = tempDir("zoe-backup-usage-");
+  cleanups.push(() => dir.cleanup());
+  // A database where the old default looked: it must not be touched.
+  openStore({ path: join(dir.path, "data", "zoe-local.db") }).close();
+  const before = readdirSync(join(dir.path, "data")).sort();
+  const cli = Bun.spawnSync(["bun", BACKUP], { cwd: dir.path, stdout: "pipe", stderr: "pipe" });
+  expect(cli.exitCode).toBe(2);
+  expect(cli.stderr.toString().trim()).toBe(USAGE);
+  expect(cli.stderr.toString()).toStartWith("usage: bun scripts/backup.ts <database> [<backup file>]");
+  expect(cli.stdout.toString()).toBe("");
+  expect(readdirSync(join(dir.path, "data")).sort()).toEqual(before);
+  // Too many arguments or an option it does not know: the same.
+  expect(Bun.spawnSync(["bun", BACKUP, "a.db", "b.db", "c.db"], { cwd: dir.path }).exitCode).toBe(2);
+  expect(Bun.spawnSync(["bun", BACKUP, "--to", "b.db"], { cwd: dir.path }).exitCode).toBe(2);
+  const help = Bun.spawnSync(["bun", BACKUP, "--help"], { cwd: dir.path, stdout: "pipe" });
+  expect({ code: help.exitCode, out: help.stdout.toString().trim() }).toEqual({ code: 0, out: USAGE });
+});
+
+test("bun scripts/backup.ts <database> alone writes zoe-local-backup-<time>.db next to it", () => {
+  const dir = tempDir("zoe-backup-default-");
+  cleanups.push(() => dir.cleanup());
+  openStore({ path: dir.file("zoe.db") }).close();
+  const cli = Bun.spawnSync(["bun", BACKUP, dir.file("zoe.db")], { stdout: "pipe", stderr: "pipe" });
+  expect({ code: cli.exitCode, err: cli.stderr.toString() }).toEqual({ code: 0, err: "" });
+  const written = readdirSync(dir.path).filter((f) => f.startsWith("zoe-local-backup-"));
+  expect(written).toHaveLength(1);
+  expect(written[0]).toMatch(/^zoe-local-backup-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z\.db$/);
+  expect(cli.stdout.toString()).toContain(`backup: ${dir.file(written[0]!)} (`);
+});
