@@ -5,6 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { startService } from "../helpers/service.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -79,4 +80,28 @@ describe.skipIf(!analyzable)("the systemd unit where README's install step puts 
       b.dir.cleanup();
     }
   });
+});
+
+test("the env template README's step 3 installs starts the service as it is (only the path and port moved for the test)", async () => {
+  // systemd's EnvironmentFile: KEY=VALUE lines, # comments.
+  const template = readFileSync(join(ROOT, "scripts", "systemd", "zoe-local.env.example"), "utf8");
+  const settings = Object.fromEntries(
+    template
+      .split("\n")
+      .filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
+  expect(settings.ZOE_DB_PATH).toBe("/var/lib/zoe-local/zoe-local.db");
+  const dir = tempDir("zoe-env-template-");
+  try {
+    const svc = await startService({ dbPath: dir.file("zoe.db"), env: { ...settings, ZOE_DB_PATH: dir.file("zoe.db"), PORT: "0" } });
+    try {
+      expect(svc.output()).toContain("synchronous=FULL");
+      expect((await fetch(`${svc.url}/ready`)).status).toBe(200);
+    } finally {
+      await svc.kill("SIGTERM");
+    }
+  } finally {
+    dir.cleanup();
+  }
 });
