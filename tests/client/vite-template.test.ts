@@ -45,9 +45,9 @@ function templateProject(dir: string, extra: Record<string, string> = {}): strin
   return dir;
 }
 
-/** `tsc -b`, as the template's `npm run build` runs it. */
+/** `tsc -b`, as the template's `npm run build` runs it (plain text: tsc colours its output under scripts/test.ts's FORCE_COLOR=0). */
 function typecheck(dir: string): { code: number; out: string } {
-  const r = Bun.spawnSync([join(ROOT, "node_modules", ".bin", "tsc"), "-b", "tsconfig.app.json"], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync([join(ROOT, "node_modules", ".bin", "tsc"), "-b", "tsconfig.app.json", "--pretty", "false"], { cwd: dir, stdout: "pipe", stderr: "pipe" });
   return { code: r.exitCode, out: `${r.stdout}${r.stderr}`.trim() };
 }
 
