@@ -2,6 +2,7 @@
 // value stops the service with a message naming the variable and what it accepts.
 import { ConfigError } from "./domain/errors.ts";
 import { CRITICAL_SUBTYPES } from "./domain/events.ts";
+import { nearest } from "./lib/edit-distance.ts";
 import type { LogLevel } from "./lib/log.ts";
 
 export type SynchronousLevel = "NORMAL" | "FULL" | "EXTRA";
@@ -137,7 +138,8 @@ export function loadConfig(env: Env): Config {
     dbPath: read(env, "ZOE_DB_PATH") ?? "./data/zoe-local.db",
     apiToken,
     corsOrigins: origins.map((o) => o.replace(/\/$/, "")),
-    synchronous: enumVar(env, "ZOE_SYNCHRONOUS", "NORMAL", ["NORMAL", "FULL", "EXTRA"] as const),
+    // FULL by default: an acknowledged event must survive a power cut, not only a crash.
+    synchronous: enumVar(env, "ZOE_SYNCHRONOUS", "FULL", ["NORMAL", "FULL", "EXTRA"] as const),
     // At least a day: the retention period is also the idempotency window. A bot
     // retry after its event was pruned would be stored again under a new seq.
     retentionMs: numberVar(env, "ZOE_RETENTION_DAYS", 7, 1, 3650) * 86_400_000,
@@ -157,6 +159,96 @@ export function loadConfig(env: Env): Config {
     },
     flush: loadFlushConfig(env),
     limits: loadLimitsConfig(env),
+  };
+}
+
+/** A `ZOE_*` variable that no setting reads: most likely a typo that leaves the intended setting at its default. */
+export interface ConfigWarning {
+  variable: string;
+  message: string;
+  /** The nearest known variable by edit distance. */
+  suggestion: string | null;
+}
+
+/**
+ * The names `load` reads from the environment, found by running it over an
+ * empty environment that records every lookup. Every setting is read on that
+ * all-defaults path, so the list cannot drift from the loaders.
+ */
+export function variablesRead(load: (env: Env) => unknown): string[] {
+  const names = new Set<string>();
+  const recorder = new Proxy({} as Env, {
+    get(_target, property) {
+      if (typeof property === "string") names.add(property);
+      return undefined;
+    },
+  });
+  load(recorder);
+  return [...names];
+}
+
+/** `ZOE_*` names that belong to other parts of the project: not a typo when they turn up here. */
+const READ_ELSEWHERE: [RegExp, string | null][] = [
+  [/^ZOE_INGEST_/, "is read by the zoe-ingest Edge Function, not by this service: set it in the function's secrets"],
+  // Test, fuzz, benchmark and local-stack tooling (README: Tests, Benchmark).
+  [/^ZOE_(FUZZ|PG|BENCH)_|^ZOE_CHROMIUM$|^ZOE_LOCAL_JWT_SECRET$/, null],
+];
+
+/** One warning per `ZOE_*` variable in `env` that is not in `known`, naming the nearest known one. */
+export function unknownVariables(env: Env, known: readonly string[]): ConfigWarning[] {
+  const knownSet = new Set(known);
+  const warnings: ConfigWarning[] = [];
+  for (const variable of Object.keys(env).sort()) {
+    if (!variable.startsWith("ZOE_") || knownSet.has(variable)) continue;
+    const elsewhere = READ_ELSEWHERE.find(([pattern]) => pattern.test(variable));
+    if (elsewhere) {
+      if (elsewhere[1] !== null) warnings.push({ variable, message: `${variable} ${elsewhere[1]}`, suggestion: null });
+      continue;
+    }
+    const suggestion = nearest(variable, known)?.name ?? null;
+    const hint = suggestion ? `; did you mean ${suggestion}?` : "";
+    warnings.push({ variable, message: `${variable} is not a zoe-local setting and is ignored${hint}`, suggestion });
+  }
+  return warnings;
+}
+
+/**
+ * Runs `load` and, instead of stopping at the first bad variable, reports
+ * each: after an error it retries with that variable unset (its default),
+ * until `load` succeeds or an error names a variable that is not set. The
+ * value is null unless there was no error at all.
+ */
+export function collectConfigErrors<T>(env: Env, load: (env: Env) => T): { value: T | null; errors: ConfigError[] } {
+  const current: Env = { ...env };
+  const errors: ConfigError[] = [];
+  for (;;) {
+    try {
+      const value = load(current);
+      // With errors, that value holds defaults in place of the bad settings: not the configuration asked for.
+      return { value: errors.length === 0 ? value : null, errors };
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      errors.push(error);
+      if (read(current, error.variable) === undefined) return { value: null, errors };
+      delete current[error.variable];
+    }
+  }
+}
+
+/** A secret as it may be printed: that it is set, and its length, never a character of it. */
+export const maskSecret = (secret: string | null | undefined) => (secret ? `<set, ${secret.length} characters>` : null);
+
+/** The effective configuration with every secret masked, for `--check-config` and similar output. */
+export function maskedConfig(config: Config): Config {
+  const { flush } = config;
+  return {
+    ...config,
+    apiToken: maskSecret(config.apiToken),
+    flush: {
+      ...flush,
+      secret: maskSecret(flush.secret),
+      remote: flush.remote && { ...flush.remote, serviceKey: maskSecret(flush.remote.serviceKey)! },
+    },
   };
 }
 

@@ -1,10 +1,24 @@
 // Composition root: parse config once, open the store, wire the hub, build
 // the app, listen, and shut down cleanly on SIGTERM/SIGINT.
-import { join } from "node:path";
+import { accessSync, constants, existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { createApp, serveApp } from "./http/app.ts";
 import { systemClock } from "./lib/clock.ts";
-import { configSecrets, loadConfig } from "./config.ts";
-import { StartupError } from "./domain/errors.ts";
+import {
+  collectConfigErrors,
+  type Config,
+  type ConfigWarning,
+  configSecrets,
+  type Env,
+  loadConfig,
+  loadFlushConfig,
+  loadLimitsConfig,
+  maskedConfig,
+  maskSecret,
+  unknownVariables,
+  variablesRead,
+} from "./config.ts";
+import { type ConfigError, StartupError } from "./domain/errors.ts";
 import { createHealth } from "./ops/health.ts";
 import { readBuildInfo } from "./ops/build-info.ts";
 import { createFlusher, type Flusher } from "./flush/flusher.ts";
@@ -17,24 +31,98 @@ import { createEdgeFunctionSink } from "./flush/sinks/edge-function.ts";
 import { openStore } from "./store/store.ts";
 import { createOperations } from "./http/operations.ts";
 import { buildDashboardAssets } from "./dashboard/build.ts";
-import { loadDashboardConfig } from "./dashboard/config.ts";
+import { type DashboardConfig, loadDashboardConfig } from "./dashboard/config.ts";
 import { dashboardPlugin } from "./dashboard/plugin.ts";
 
-export async function main(env: Record<string, string | undefined>): Promise<void> {
-  let config;
-  let dashboardConfig;
+export interface ConfigCheck {
+  ok: boolean;
+  /** Every bad setting, each naming its variable (the service refuses to start on any). */
+  errors: { variable: string; message: string }[];
+  /** Misspelt or misplaced variables and settings that will not work as given; the service starts anyway. */
+  warnings: ConfigWarning[];
+  /** The effective settings (null unless ok). Holds secrets: print it through maskedConfig(). */
+  config: Config | null;
+  dashboard: DashboardConfig | null;
+}
+
+/** Every variable the service reads (settings of the service and of its dashboard). */
+export function knownVariables(): string[] {
+  return [...new Set([...variablesRead(loadConfig), ...variablesRead(loadDashboardConfig)])].sort();
+}
+
+/**
+ * Validates the settings in `env` without starting anything: all errors, not
+ * just the first, and warnings for unknown `ZOE_*` variables. What the service
+ * runs at start, and what `--check-config` prints.
+ */
+export function checkConfig(env: Env): ConfigCheck {
+  const service = collectConfigErrors(env, loadConfig);
+  const dashboard = collectConfigErrors(env, loadDashboardConfig);
+  // loadConfig stops at an error it cannot step past; the sections it
+  // composes are checked on their own too so their errors are all found.
+  const sections = [collectConfigErrors(env, loadFlushConfig), collectConfigErrors(env, loadLimitsConfig)];
+  const seen = new Set<string>();
+  const errors: ConfigCheck["errors"] = [];
+  for (const e of [service, ...sections, dashboard].flatMap((r) => r.errors as ConfigError[])) {
+    if (seen.has(e.message)) continue;
+    seen.add(e.message);
+    errors.push({ variable: e.variable, message: e.message });
+  }
+  const warnings = unknownVariables(env, knownVariables());
+  if (service.value) warnings.push(...databaseFolderWarnings(service.value.dbPath));
+  const ok = errors.length === 0;
+  return { ok, errors, warnings, config: ok ? service.value : null, dashboard: ok ? dashboard.value : null };
+}
+
+/** The service creates the database's folder; warn now if this user could not. */
+function databaseFolderWarnings(dbPath: string): ConfigWarning[] {
+  const target = existsSync(dbPath) ? resolve(dbPath) : nearestExisting(dirname(resolve(dbPath)));
   try {
-    config = loadConfig(env);
-    dashboardConfig = loadDashboardConfig(env);
-  } catch (error) {
-    console.error(`zoe-local: refusing to start: ${(error as Error).message}`);
+    accessSync(target, constants.W_OK);
+    return [];
+  } catch {
+    const message = `ZOE_DB_PATH: ${target} is not writable by this user: the service would fail to open ${dbPath}`;
+    return [{ variable: "ZOE_DB_PATH", message, suggestion: null }];
+  }
+}
+
+function nearestExisting(path: string): string {
+  while (!existsSync(path) && dirname(path) !== path) path = dirname(path);
+  return path;
+}
+
+/** What `bun src/main.ts --check-config` prints: errors, warnings, then the effective settings with secrets masked. */
+export function formatConfigCheck(check: ConfigCheck): string {
+  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+  const lines = [
+    `zoe-local: configuration is ${check.ok ? "valid" : "invalid"} (${count(check.errors.length, "error")}, ${count(check.warnings.length, "warning")})`,
+    ...check.errors.map((e) => `error: ${e.message}`),
+    ...check.warnings.map((w) => `warning: ${w.message}`),
+  ];
+  if (check.config && check.dashboard) {
+    const dashboard = { ...check.dashboard, supabaseAnonKey: maskSecret(check.dashboard.supabaseAnonKey) };
+    lines.push("effective configuration (secrets masked):", JSON.stringify({ ...maskedConfig(check.config), dashboard }, null, 2));
+  }
+  return lines.join("\n");
+}
+
+export async function main(env: Env): Promise<void> {
+  const check = checkConfig(env);
+  if (!check.config || !check.dashboard) {
+    for (const e of check.errors) console.error(`zoe-local: refusing to start: ${e.message}`);
     process.exit(2);
   }
+  const config = check.config;
+  const dashboardConfig = check.dashboard;
   const flush = config.flush;
   const logger = createLogger({
     level: config.logLevel,
     secrets: configSecrets(config),
   });
+  for (const w of check.warnings) {
+    logger.warn("configuration warning", { variable: w.variable, message: w.message, suggestion: w.suggestion });
+    console.error(`zoe-local: warning: ${w.message}`);
+  }
   const clock = systemClock;
   const startedAt = clock.now();
 
@@ -173,4 +261,19 @@ export async function main(env: Record<string, string | undefined>): Promise<voi
   process.on("SIGINT", () => void stop("SIGINT"));
 }
 
-if (import.meta.main) await main(process.env);
+/** `bun src/main.ts [--check-config]`: start the service, or only validate its settings (exit 0 valid, 2 invalid). */
+async function cli(args: string[], env: Env): Promise<void> {
+  const unknown = args.filter((a) => a !== "--check-config");
+  if (unknown.length > 0) {
+    console.error(`zoe-local: unknown argument ${unknown[0]} (the only option is --check-config; settings come from the environment)`);
+    process.exit(2);
+  }
+  if (args.includes("--check-config")) {
+    const check = checkConfig(env);
+    console.log(formatConfigCheck(check));
+    process.exit(check.ok ? 0 : 2);
+  }
+  await main(env);
+}
+
+if (import.meta.main) await cli(process.argv.slice(2), process.env);

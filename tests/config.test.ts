@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { boolVar, enumVar, intVar, isLoopback, loadConfig, numberVar } from "../src/config.ts";
+import { boolVar, collectConfigErrors, enumVar, intVar, isLoopback, loadConfig, maskedConfig, numberVar, unknownVariables, variablesRead } from "../src/config.ts";
 import { ConfigError } from "../src/domain/errors.ts";
 
 function configError(env: Record<string, string>): ConfigError {
@@ -15,7 +15,7 @@ function configError(env: Record<string, string>): ConfigError {
 const TOKEN = "0123456789abcdef-token";
 
 describe("loadConfig()", () => {
-  test("defaults: 127.0.0.1:8765, ./data/zoe-local.db, no token, the two dev origins, synchronous NORMAL, 7 days retention", () => {
+  test("defaults: 127.0.0.1:8765, ./data/zoe-local.db, no token, the two dev origins, synchronous FULL, 7 days retention", () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
       host: "127.0.0.1",
@@ -23,7 +23,7 @@ describe("loadConfig()", () => {
       dbPath: "./data/zoe-local.db",
       apiToken: null,
       corsOrigins: ["http://localhost:5173", "http://localhost:8765"],
-      synchronous: "NORMAL",
+      synchronous: "FULL",
       retentionMs: 7 * 86_400_000,
       stateKeep: 100,
       maxRequestBytes: 1_048_576,
@@ -40,7 +40,7 @@ describe("loadConfig()", () => {
       ZOE_API_TOKEN: TOKEN,
       ZOE_DB_PATH: "/var/lib/zoe/events.db",
       ZOE_CORS_ORIGINS: "http://192.168.1.5:5173, https://dash.example/ ",
-      ZOE_SYNCHRONOUS: "full",
+      ZOE_SYNCHRONOUS: "normal",
       ZOE_RETENTION_DAYS: "1.5",
       ZOE_STATE_KEEP: "10",
       ZOE_MAX_REQUEST_BYTES: "2048",
@@ -57,7 +57,7 @@ describe("loadConfig()", () => {
       apiToken: TOKEN,
       dbPath: "/var/lib/zoe/events.db",
       corsOrigins: ["http://192.168.1.5:5173", "https://dash.example"],
-      synchronous: "FULL",
+      synchronous: "NORMAL",
       retentionMs: 129_600_000,
       stateKeep: 10,
       maxRequestBytes: 2048,
@@ -119,5 +119,58 @@ describe("helpers", () => {
     expect(boolVar({ B: "YES" }, "B", false)).toBe(true);
     expect(() => intVar({ N: "1.5" }, "N", 5, 0, 10)).toThrow(/^N: /);
     expect(() => numberVar({ X: "3" }, "X", 0, 0, 2)).toThrow(/^X: /);
+  });
+});
+
+describe("unknown variables", () => {
+  const known = ["HOST", "PORT", "ZOE_SYNCHRONOUS", "ZOE_SSE_HEARTBEAT_MS", "ZOE_DB_PATH"];
+
+  test("a misspelt ZOE_* variable is reported, naming the nearest known variable", () => {
+    expect(unknownVariables({ ZOE_SYNCRONOUS: "FULL", ZOE_SSE_HEARTBAET_MS: "2000" }, known)).toEqual([
+      { variable: "ZOE_SSE_HEARTBAET_MS", message: "ZOE_SSE_HEARTBAET_MS is not a zoe-local setting and is ignored; did you mean ZOE_SSE_HEARTBEAT_MS?", suggestion: "ZOE_SSE_HEARTBEAT_MS" },
+      { variable: "ZOE_SYNCRONOUS", message: "ZOE_SYNCRONOUS is not a zoe-local setting and is ignored; did you mean ZOE_SYNCHRONOUS?", suggestion: "ZOE_SYNCHRONOUS" },
+    ]);
+  });
+
+  test("known variables, other prefixes and the project's tooling variables are not reported", () => {
+    expect(unknownVariables({ ZOE_SYNCHRONOUS: "FULL", PATH: "/bin", HOME: "/root", ZOE_FUZZ_RUNS: "5", ZOE_PG_ADMIN_URL: "x", ZOE_CHROMIUM: "y" }, known)).toEqual([]);
+  });
+
+  test("an Edge Function setting given to the service is reported as misplaced", () => {
+    const [w] = unknownVariables({ ZOE_INGEST_MAX_EVENTS: "500" }, known);
+    expect(w?.message).toBe("ZOE_INGEST_MAX_EVENTS is read by the zoe-ingest Edge Function, not by this service: set it in the function's secrets");
+  });
+
+  test("variablesRead() finds every variable a loader reads", () => {
+    const names = variablesRead(loadConfig);
+    for (const n of ["HOST", "PORT", "ZOE_SYNCHRONOUS", "SUPABASE_SERVICE_ROLE_KEY", "ZOE_FLUSH_STALL_MS", "ZOE_CRITICAL_RESERVE_BYTES"]) expect(names).toContain(n);
+  });
+});
+
+describe("collectConfigErrors()", () => {
+  test("reports every bad variable, not only the first", () => {
+    const { value, errors } = collectConfigErrors({ PORT: "x", ZOE_SYNCHRONOUS: "OFF", ZOE_FLUSH_BATCH_SIZE: "0" }, loadConfig);
+    expect(value).toBeNull();
+    expect(errors.map((e) => e.variable)).toEqual(["PORT", "ZOE_SYNCHRONOUS", "ZOE_FLUSH_BATCH_SIZE"]);
+  });
+
+  test("stops at an error naming a variable that is not set (nothing to step past)", () => {
+    const { errors } = collectConfigErrors({ SUPABASE_URL: "https://x.supabase.co", PORT: "x" }, loadConfig);
+    expect(errors.map((e) => e.variable)).toEqual(["PORT", "SUPABASE_SERVICE_ROLE_KEY"]);
+  });
+
+  test("gives the value when everything is valid", () => {
+    expect(collectConfigErrors({ PORT: "1" }, loadConfig)).toMatchObject({ value: { port: 1 }, errors: [] });
+  });
+});
+
+describe("maskedConfig()", () => {
+  test("shows that each secret is set and its length, never a character of it", () => {
+    const secret = "s3cr3t-service-role-key-value";
+    const c = loadConfig({ ZOE_API_TOKEN: TOKEN, SUPABASE_URL: "https://x.supabase.co", SUPABASE_SERVICE_ROLE_KEY: secret, ZOE_FLUSH_SECRET: "flush-secret-123" });
+    const printed = JSON.stringify(maskedConfig(c));
+    for (const s of [TOKEN, secret, "flush-secret-123"]) expect(printed).not.toContain(s);
+    expect(maskedConfig(c)).toMatchObject({ apiToken: `<set, ${TOKEN.length} characters>`, flush: { remote: { url: "https://x.supabase.co", serviceKey: `<set, ${secret.length} characters>` }, secret: "<set, 16 characters>" } });
+    expect(c.apiToken).toBe(TOKEN); // the original is untouched
   });
 });

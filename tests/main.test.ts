@@ -2,8 +2,9 @@
 // single instance, graceful stop.
 import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { knownVariables } from "../src/main.ts";
 import { type ServiceProcess, startService } from "./helpers/service.ts";
 import { tempDir, waitFor } from "./helpers/tmp.ts";
 
@@ -26,8 +27,8 @@ async function start(env: Record<string, string> = {}, dbPath = dir.file("zoe.db
 }
 
 /** Runs src/main.ts to its exit; for startups that must be refused. */
-async function runToExit(env: Record<string, string>, timeoutMs = 15_000): Promise<{ code: number | null; output: string }> {
-  const proc = Bun.spawn(["bun", MAIN], {
+async function runToExit(env: Record<string, string>, timeoutMs = 15_000, args: string[] = []): Promise<{ code: number | null; output: string }> {
+  const proc = Bun.spawn(["bun", MAIN, ...args], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", HOST: "127.0.0.1", PORT: "0", ZOE_LOG_LEVEL: "warn", ZOE_DB_PATH: dir.file("zoe.db"), ...env },
     stdin: "ignore",
     stdout: "pipe",
@@ -107,6 +108,63 @@ describe("startup", () => {
     await first.kill("SIGKILL");
     const second = await start();
     expect((await fetch(`${second.url}/health`)).status).toBe(200);
+  });
+});
+
+describe("configuration check", () => {
+  test("a misspelt ZOE_* variable is reported at start, naming the nearest known one, and the service still serves", async () => {
+    const s = await start({ ZOE_SYNCRONOUS: "NORMAL" });
+    await waitFor(() => /did you mean ZOE_SYNCHRONOUS/.test(s.output()) && /^database: /m.test(s.output()), 5_000, "the warning and the database line");
+    expect(s.output()).toContain("zoe-local: warning: ZOE_SYNCRONOUS is not a zoe-local setting and is ignored; did you mean ZOE_SYNCHRONOUS?");
+    expect(s.output()).toContain("(synchronous=FULL)"); // the misspelt value did not apply
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+  });
+
+  test("a refused start names every bad variable, not only the first", async () => {
+    const { code, output } = await runToExit({ PORT: "eighty", ZOE_LOG_LEVEL: "loud" });
+    expect(code).toBe(2);
+    expect(output).toContain("refusing to start: PORT: expected an integer");
+    expect(output).toContain("refusing to start: ZOE_LOG_LEVEL: expected one of debug, info, warn, error");
+  });
+
+  test("--check-config prints the effective settings with secrets masked and exits 0 without starting", async () => {
+    const token = "check-config-token-0123456789";
+    const { code, output } = await runToExit({ ZOE_API_TOKEN: token, ZOE_SYNCRONOUS: "NORMAL" }, 15_000, ["--check-config"]);
+    expect(code).toBe(0);
+    expect(output).toContain("zoe-local: configuration is valid (0 errors, 1 warning)");
+    expect(output).toContain("warning: ZOE_SYNCRONOUS is not a zoe-local setting and is ignored; did you mean ZOE_SYNCHRONOUS?");
+    const json = JSON.parse(output.slice(output.indexOf("{"))) as Record<string, unknown>;
+    expect(json).toMatchObject({ synchronous: "FULL", apiToken: `<set, ${token.length} characters>`, dbPath: dir.file("zoe.db") });
+    expect(output).not.toContain(token);
+    expect(output).not.toContain("listening on");
+    expect(existsSync(dir.file("zoe.db"))).toBe(false); // nothing opened
+  });
+
+  test("--check-config exits 2 on bad settings, listing each", async () => {
+    const { code, output } = await runToExit({ PORT: "eighty", ZOE_SSE_HEARTBEAT_MS: "1" }, 15_000, ["--check-config"]);
+    expect(code).toBe(2);
+    expect(output).toContain("zoe-local: configuration is invalid (2 errors, 0 warnings)");
+    expect(output).toContain("error: PORT: expected an integer from 0 to 65535");
+    expect(output).toContain("error: ZOE_SSE_HEARTBEAT_MS: expected an integer");
+    expect(output).not.toContain("effective configuration");
+  });
+
+  test("an unknown argument is refused with exit 2", async () => {
+    const { code, output } = await runToExit({}, 15_000, ["--chek-config"]);
+    expect(code).toBe(2);
+    expect(output).toContain("zoe-local: unknown argument --chek-config");
+  });
+
+  test("`bun run check-config` runs the same check", async () => {
+    const proc = Bun.spawn(["bun", "run", "check-config"], {
+      cwd: join(import.meta.dir, ".."),
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ZOE_DB_PATH: dir.file("zoe.db"), ZOE_FLUSH_BACH_SIZE: "10" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+    expect(code).toBe(0);
+    expect(out).toContain("did you mean ZOE_FLUSH_BATCH_SIZE?");
   });
 });
 
@@ -208,4 +266,15 @@ describe("concurrent ingest over HTTP", () => {
     db.close();
     expect(byRowid).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
   }, 60_000);
+});
+
+describe("knownVariables()", () => {
+  test("every variable the service reads is documented in a README table, and every documented ZOE_* setting is read", () => {
+    const readme = readFileSync(join(import.meta.dir, "..", "README.md"), "utf8");
+    const documented = new Set<string>();
+    for (const row of readme.matchAll(/^\| ([^|]+)\|/gm)) for (const m of row[1]!.matchAll(/`([A-Z][A-Z0-9_]+)`/g)) documented.add(m[1]!);
+    const known = knownVariables();
+    expect(known.filter((v) => !documented.has(v))).toEqual([]);
+    expect([...documented].filter((v) => v.startsWith("ZOE_") && !known.includes(v))).toEqual([]);
+  });
 });

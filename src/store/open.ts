@@ -51,7 +51,7 @@ export function openDatabase(options: OpenOptions): OpenDatabase {
     const db = new Database(options.path, { create: true, strict: true });
     db.run(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     db.run("PRAGMA journal_mode = WAL");
-    db.run(`PRAGMA synchronous = ${options.synchronous ?? "NORMAL"}`);
+    db.run(`PRAGMA synchronous = ${options.synchronous ?? "FULL"}`);
     db.run("PRAGMA wal_autocheckpoint = 1000");
     // 8 MB: appends touch only the right edge of each B-tree, and the bench
     // showed no gain from 32 MB, only ~20 MB more resident memory.

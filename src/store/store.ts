@@ -21,6 +21,7 @@ export type { AppendResult, BacklogUsage, FlushLogEntry, StateSnapshot, ZoeEvent
 
 export interface StoreOptions {
   path: string;
+  /** Default FULL: an acknowledged commit survives power loss (NORMAL: only a process crash). */
   synchronous?: SynchronousLevel;
   busyTimeoutMs?: number;
   /** Flushed events older than this are pruned; unflushed ones never are. */
