@@ -23,6 +23,8 @@ export interface Config {
   logLevel: LogLevel;
   /** Bun's idleTimeout: an idle connection, or one trickling a body (slowloris), is closed after it. */
   idleTimeoutS: number;
+  /** Sampling interval of the in-memory hour of history (GET /local/history, the dashboard's charts). */
+  historyIntervalMs: number;
   sse: { heartbeatMs: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number; maxClients: number; maxClientsPerAddress: number };
   flush: FlushConfig;
   limits: LimitsConfig;
@@ -149,6 +151,7 @@ export function loadConfig(env: Env): Config {
     checkpointIntervalMs: intVar(env, "ZOE_CHECKPOINT_INTERVAL_MS", 5, 0, 60_000),
     logLevel: enumVar(env, "ZOE_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
     idleTimeoutS: intVar(env, "ZOE_IDLE_TIMEOUT_S", 30, 1, 255),
+    historyIntervalMs: intVar(env, "ZOE_HISTORY_INTERVAL_MS", 10_000, 100, 600_000),
     sse: {
       heartbeatMs: intVar(env, "ZOE_SSE_HEARTBEAT_MS", 15_000, 10, 3_600_000),
       retryMs: intVar(env, "ZOE_SSE_RETRY_MS", 2_000, 0, 600_000),

@@ -21,6 +21,8 @@ import {
 import { type ConfigError, StartupError } from "./domain/errors.ts";
 import { createHealth } from "./ops/health.ts";
 import { readBuildInfo } from "./ops/build-info.ts";
+import { createHistory } from "./ops/history.ts";
+import { operatorRoutes } from "./http/operator.ts";
 import { createFlusher, type Flusher } from "./flush/flusher.ts";
 import { createHub } from "./stream/hub.ts";
 import { createLogger } from "./lib/log.ts";
@@ -165,14 +167,18 @@ export async function main(env: Env): Promise<void> {
     build,
     remoteConfigured: flush.remote !== null,
   });
+  // The last hour for the dashboard's charts, sampled in memory.
+  const history = createHistory({ store, clock, intervalMs: config.historyIntervalMs });
+  let remoteTarget: string | null = null;
   if (flush.remote) {
     const { url, serviceKey } = flush.remote;
     const sink: Sink =
       flush.sink === "direct"
         ? createDirectSink({ url, serviceKey, timeoutMs: flush.timeoutMs, clock, distinguishDuplicates: true })
         : createEdgeFunctionSink({ url, serviceKey, functionName: flush.functionName, secret: flush.secret, timeoutMs: flush.timeoutMs, clock });
-    flusher = createFlusher({ store, sink: ops.metrics.instrumentSink(sink), quarantine, clock, logger, config: flush });
+    flusher = createFlusher({ store, sink: history.instrumentSink(ops.metrics.instrumentSink(sink)), quarantine, clock, logger, config: flush });
     const target = flush.sink === "direct" ? `${url}/rest/v1/zoe_events (direct)` : `${url}/functions/v1/${flush.functionName} (edge function)`;
+    remoteTarget = target;
     remoteLine = `${target}, batch ${flush.batchSize}, every ${flush.activeIntervalMs / 1000} s in market hours / ${flush.offHoursIntervalMs / 1000} s off hours`;
   }
   const health = createHealth({ store, clock, startedAt, flusher, limits: ops.limits });
@@ -186,7 +192,23 @@ export async function main(env: Env): Promise<void> {
     maxRequestBytes: config.maxRequestBytes,
     sse: config.sse,
     shutdown: shutdown.signal,
-    plugins: [dashboardPlugin({ config: dashboardConfig, assets: () => buildDashboardAssets() }), ops.plugin],
+    plugins: [
+      dashboardPlugin({ config: dashboardConfig, assets: () => buildDashboardAssets() }),
+      ops.plugin,
+      operatorRoutes({
+        store,
+        hub,
+        health,
+        readiness: ops.readiness,
+        limits: ops.limits,
+        history,
+        build,
+        clock,
+        startedAt,
+        flusher: () => flusher,
+        remoteTarget,
+      }),
+    ],
     hooks: ops.hooks,
     quarantine: {
       list: (mode, o) => quarantine.list(mode, o),
@@ -228,6 +250,7 @@ export async function main(env: Env): Promise<void> {
   console.log(`remote: ${remoteLine}`);
   // Crash recovery: events a previous run left unflushed go out now.
   flusher?.start();
+  history.start(shutdown.signal);
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -78,6 +78,20 @@ export class ConflictError extends ZoeError {
   }
 }
 
+/** An operation that needs the remote (a flush) on a service that has none (no SUPABASE_URL). */
+export class NoRemoteError extends ZoeError {
+  constructor(message: string, options: ZoeErrorOptions = {}) {
+    super("no_remote", 409, message, options);
+  }
+}
+
+/** A flush asked for with ?wait=true failed; the flusher keeps retrying on its own. */
+export class FlushFailedError extends ZoeError {
+  constructor(message: string, options: ZoeErrorOptions = {}) {
+    super("flush_failed", 502, message, options);
+  }
+}
+
 /** The disk or database cannot take writes; nothing of the request was stored. */
 export class StoreUnavailableError extends ZoeError {
   constructor(message: string, options: ZoeErrorOptions = {}) {

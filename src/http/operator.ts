@@ -1,0 +1,195 @@
+// Routes for the operator (and the `zoe-local` CLI, which uses nothing else):
+// GET /local/status is everything `zoe-local status` prints in one answer,
+// with the problems already named; POST /local/flush flushes now (and waits
+// with ?wait=true); GET /local/history is the last hour the dashboard plots.
+// Every figure here comes from running counters or indexed lookups, so
+// polling them during a big drain costs the event loop nothing measurable.
+import { statSync } from "node:fs";
+import { resolve } from "node:path";
+import { Elysia } from "elysia";
+import { FlushFailedError, NoRemoteError, ValidationError, ZoeError } from "../domain/errors.ts";
+import { MODES, type Mode } from "../domain/schema.ts";
+import type { Flusher } from "../flush/flusher.ts";
+import type { Clock } from "../lib/clock.ts";
+import type { BuildInfo } from "../ops/build-info.ts";
+import type { HealthSource } from "../ops/health.ts";
+import type { History } from "../ops/history.ts";
+import type { Readiness } from "../ops/readiness.ts";
+import type { Limits } from "../store/limits.ts";
+import type { EventStore } from "../store/store.ts";
+import type { Hub } from "../stream/hub.ts";
+import { modeOnlyQuery, modeQuery, onlyParams } from "./query.ts";
+
+export interface OperatorRoutesOptions {
+  store: EventStore;
+  hub: Hub;
+  health: HealthSource;
+  readiness: Readiness;
+  limits: Limits;
+  history: History;
+  build: BuildInfo;
+  clock: Clock;
+  startedAt: number;
+  /** The flusher, once there is one; null: no remote configured. */
+  flusher: () => Flusher | null;
+  /** Where batches go, for display (no secret): e.g. "https://x.supabase.co/functions/v1/zoe-ingest (edge function)". */
+  remoteTarget: string | null;
+  /** How often a waiting flush checks for a failed attempt (default 100 ms). */
+  flushPollMs?: number;
+}
+
+/** An event older than this still waiting for the remote is worth a line in `problems`. */
+const STALE_UNFLUSHED_MS = 15 * 60_000;
+
+function fileSize(path: string): number | null {
+  try {
+    return statSync(path).size;
+  } catch {
+    return null;
+  }
+}
+
+const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+
+function flushQuery(url: URL): { modes: Mode[]; wait: boolean } {
+  onlyParams(url, ["mode", "wait"]);
+  const modes = url.searchParams.has("mode") ? [modeQuery(url)] : [...MODES];
+  const raw = url.searchParams.get("wait");
+  if (raw !== null && !["true", "false", "1", "0"].includes(raw)) {
+    throw new ValidationError(`Invalid query parameter wait: expected true or false, got "${raw}"`, [{ path: "?wait", message: "expected true or false" }]);
+  }
+  return { modes, wait: raw === "true" || raw === "1" };
+}
+
+export function operatorRoutes(options: OperatorRoutesOptions) {
+  const { store, hub, health, readiness, limits, history, build, clock } = options;
+  const pollMs = options.flushPollMs ?? 100;
+  const dbPath = store.path === ":memory:" ? store.path : resolve(store.path);
+
+  const modeStatus = (mode: Mode) => ({ ...health.health(mode), last_seq: store.lastSeq(mode), sse_clients: hub.subscriberCount(mode) });
+
+  /** What is wrong, one line each, worst first; empty when all is well. */
+  const problems = (ready: ReturnType<Readiness["check"]>, modes: Record<Mode, Record<string, unknown>>, capacity: ReturnType<Limits["status"]>) => {
+    const lines = [...ready.reasons];
+    for (const mode of MODES) {
+      const m = modes[mode];
+      const failures = Number(m.consecutive_failures ?? 0);
+      if (failures > 0) lines.push(`${mode}: the last ${failures} flush attempt${failures === 1 ? "" : "s"} failed: ${m.last_error ?? "unknown error"}`);
+      const age = m.oldest_unflushed_age_ms;
+      if (options.flusher() && typeof age === "number" && age > STALE_UNFLUSHED_MS) {
+        lines.push(`${mode}: the oldest unflushed event waits for ${Math.round(age / 60_000)} min`);
+      }
+      const quarantined = Number(m.quarantined ?? 0);
+      if (quarantined > 0) lines.push(`${mode}: ${quarantined} event${quarantined === 1 ? "" : "s"} quarantined, waiting for a fix and a release`);
+    }
+    if (capacity.fill_ratio >= 0.8 && capacity.accepting === "all") lines.push(`backlog or disk at ${Math.round(capacity.fill_ratio * 100)}% of where ordinary events are refused`);
+    return lines;
+  };
+
+  const status = () => {
+    const ready = readiness.check();
+    const capacity = limits.status();
+    const modes = Object.fromEntries(MODES.map((m) => [m, modeStatus(m)])) as unknown as Record<Mode, Record<string, unknown>>;
+    const found = problems(ready, modes, capacity);
+    const now = clock.now();
+    return {
+      status: !ready.ready ? "not_ready" : found.length > 0 ? "degraded" : "ok",
+      problems: found,
+      service: {
+        ...build,
+        pid: process.pid,
+        started_at: new Date(options.startedAt).toISOString(),
+        uptime_s: Math.round((now - options.startedAt) / 1000),
+      },
+      ready: { ready: ready.ready, reasons: ready.reasons },
+      db: {
+        path: dbPath,
+        size_bytes: dbPath === ":memory:" ? null : fileSize(dbPath),
+        wal_bytes: dbPath === ":memory:" ? null : (fileSize(`${dbPath}-wal`) ?? 0),
+        free_disk_bytes: capacity.free_disk_bytes,
+      },
+      remote: { configured: options.flusher() !== null, target: options.remoteTarget },
+      capacity,
+      modes,
+    };
+  };
+
+  const failures = (flusher: Flusher, mode: Mode) => Number(flusher.status(mode).consecutive_failures ?? 0);
+
+  /**
+   * Waits for the flushes asked for to end, or for one of their attempts to
+   * fail (during an outage the flusher retries for as long as it takes, which
+   * is no reason to keep the caller waiting without news).
+   */
+  const waitFor = async (flusher: Flusher, done: Promise<unknown>, before: Map<Mode, number>, signal: AbortSignal): Promise<Mode | null> => {
+    let finished = false;
+    void done.then(() => (finished = true));
+    const failedMode = () => [...before].find(([m, n]) => failures(flusher, m) > n)?.[0] ?? null;
+    while (!finished && !signal.aborted) {
+      const failed = failedMode();
+      if (failed) return failed;
+      await Promise.race([done, Bun.sleep(pollMs)]);
+    }
+    // A refusal that is not retried (401, a missing table) ends the flush at once: still a failure.
+    return failedMode();
+  };
+
+  return new Elysia({ name: "zoe-operator" })
+    .get("/local/status", () => json(status()), {
+      detail: {
+        summary: "Service status for operators",
+        description:
+          "Everything `zoe-local status` prints: overall status (ok, degraded, not_ready) and the problems found, build and uptime, readiness, " +
+          "database path and size, free disk, remote, capacity against the limits, and per mode the backlog, oldest unflushed age, last flush, flusher state, quarantine, last seq and stream clients.",
+      },
+    })
+    .post(
+      "/local/flush",
+      async ({ request, server }) => {
+        const { modes, wait } = flushQuery(new URL(request.url));
+        const flusher = options.flusher();
+        if (!flusher) throw new NoRemoteError("Cannot flush: no remote is configured (SUPABASE_URL is unset), so events stay local");
+        if (readiness.check().checks.draining) throw new ZoeError("draining", 503, "Cannot flush: the service is shutting down (it makes one last flush on its own)", { retryAfter: 5 });
+        const before = new Map(modes.map((m) => [m, failures(flusher, m)]));
+        const backlogBefore = new Map(modes.map((m) => [m, store.backlogUsage(m).events]));
+        const started = clock.now();
+        const done = Promise.all(modes.map((m) => flusher.requestFlush(m, { urgent: true })));
+        const view = (m: Mode) => {
+          const h = health.health(m);
+          return { backlog_before: backlogBefore.get(m)!, backlog: store.backlogUsage(m).events, flusher: h.flusher, last_flush_ts: h.last_flush_ts, last_flush_status: h.last_flush_status, quarantined: h.quarantined };
+        };
+        const answer = () => Object.fromEntries(modes.map((m) => [m, view(m)]));
+        if (!wait) return json({ waited: false, modes: answer() }, 202);
+        // A drain of a big backlog takes longer than the idle timeout.
+        server?.timeout(request, 0);
+        const failed = await waitFor(flusher, done, before, request.signal);
+        if (failed) {
+          const s = flusher.status(failed);
+          throw new FlushFailedError(
+            `Cannot flush ${failed}: ${s.last_error ?? "the attempt failed"} (${s.consecutive_failures} failed attempt${s.consecutive_failures === 1 ? "" : "s"} in a row); the flusher keeps retrying on its own${s.next_attempt_at ? `, next at ${s.next_attempt_at}` : ""}`,
+            { details: { mode: failed, modes: answer() } },
+          );
+        }
+        return json({ waited: true, took_ms: clock.now() - started, modes: answer() });
+      },
+      {
+        parse: "none",
+        detail: {
+          summary: "Flush now",
+          description:
+            "Asks the flusher to send the backlog of `mode` (both modes without it) now, cutting a backoff wait short. 202 at once; with ?wait=true, 200 once the flush has drained the queue, " +
+            "or 502 flush_failed as soon as an attempt fails (the flusher keeps retrying on its own). 409 no_remote without SUPABASE_URL.",
+        },
+      },
+    )
+    .get(
+      "/local/history",
+      ({ request }) => json(history.read(modeOnlyQuery(new URL(request.url)))),
+      {
+        detail: {
+          summary: "The last hour, for charts",
+          description: `Per interval (${history.intervalMs / 1000} s) of the last hour, kept in memory since the start: backlog, ingest and drain rates, mean and longest send to the remote, failed sends, oldest unflushed age. One array per series, aligned on t (epoch ms).`,
+        },
+      },
+    );
+}

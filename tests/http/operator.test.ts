@@ -1,0 +1,201 @@
+// The operator routes (GET /local/status, POST /local/flush, GET /local/history)
+// on the wiring of src/main.ts: a real SQLite file, the bounded store, and for
+// flushes the real Edge Function of the local Supabase stack.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { loadFlushConfig } from "../../src/config.ts";
+import { CRITICAL_SUBTYPES } from "../../src/domain/events.ts";
+import type { EventInput } from "../../src/domain/schema.ts";
+import { createFlusher, type Flusher } from "../../src/flush/flusher.ts";
+import { Quarantine } from "../../src/flush/quarantine.ts";
+import { createEdgeFunctionSink } from "../../src/flush/sinks/edge-function.ts";
+import { createApp } from "../../src/http/app.ts";
+import { createOperations } from "../../src/http/operations.ts";
+import { operatorRoutes } from "../../src/http/operator.ts";
+import { systemClock } from "../../src/lib/clock.ts";
+import { silentLogger } from "../../src/lib/log.ts";
+import { readBuildInfo } from "../../src/ops/build-info.ts";
+import { createHealth } from "../../src/ops/health.ts";
+import { createHistory } from "../../src/ops/history.ts";
+import { openStore } from "../../src/store/store.ts";
+import { createHub } from "../../src/stream/hub.ts";
+import { NO_LIMITS } from "../helpers/ops.ts";
+import { type SupabaseStack, startSupabaseStack } from "../helpers/supabase-stack.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+const TOKEN = "operator-token-0123456789";
+const BUILD = readBuildInfo(join(import.meta.dir, "..", ".."));
+let stack: SupabaseStack;
+beforeAll(async () => {
+  stack = await startSupabaseStack();
+}, 60_000);
+afterAll(() => stack?.stop());
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function setup(options: { remote?: boolean; apiToken?: string | null; url?: string } = {}) {
+  const dir = tempDir("zoe-operator-");
+  const clock = systemClock;
+  const store = openStore({ path: dir.file("zoe.db"), clock });
+  const hub = createHub();
+  store.onAppend((events) => hub.publish(events));
+  const quarantine = new Quarantine(store, clock);
+  let flusher: Flusher | null = null;
+  const ops = createOperations({ store, hub, clock, logger: silentLogger, limits: NO_LIMITS, criticalSubtypes: CRITICAL_SUBTYPES, quarantine, flusher: () => flusher, processMetrics: false });
+  const history = createHistory({ store, clock, intervalMs: 1000 });
+  const shutdown = new AbortController();
+  if (options.remote) {
+    const settings = loadFlushConfig({ ZOE_FLUSH_BACKOFF_MIN_MS: "50", ZOE_FLUSH_BACKOFF_MAX_MS: "200", ZOE_FLUSH_TIMEOUT_MS: "2000" });
+    const url = options.url ?? stack.url;
+    const sink = createEdgeFunctionSink({ url, serviceKey: stack.serviceKey, timeoutMs: settings.timeoutMs, clock });
+    flusher = createFlusher({ store, sink: history.instrumentSink(sink), quarantine, clock, config: settings, signal: shutdown.signal });
+    flusher.start();
+  }
+  const health = createHealth({ store, clock, startedAt: clock.now() - 5_000, flusher, limits: ops.limits });
+  const app = createApp({
+    store,
+    hub,
+    health,
+    logger: silentLogger,
+    apiToken: options.apiToken ?? null,
+    corsOrigins: [],
+    maxRequestBytes: 1_048_576,
+    sse: { heartbeatMs: 60_000, retryMs: 1000, maxBufferedBytes: 1 << 20, coalesceMs: 0 },
+    shutdown: shutdown.signal,
+    plugins: [
+      ops.plugin,
+      operatorRoutes({ store, hub, health, readiness: ops.readiness, limits: ops.limits, history, build: BUILD, clock, startedAt: clock.now() - 5_000, flusher: () => flusher, remoteTarget: options.remote ? "the test stack" : null, flushPollMs: 20 }),
+    ],
+    hooks: ops.hooks,
+  });
+  cleanups.push(async () => {
+    shutdown.abort();
+    await flusher?.stop();
+    store.close();
+    dir.cleanup();
+  });
+  let n = 0;
+  const events = (count: number, mode: "live" | "paper" = "live") =>
+    Array.from({ length: count }, (): EventInput => ({ mode, source: "bot", type: "T", subtype: "TICK", body: `operator ${++n} ${crypto.randomUUID()}` }));
+  const handle = (path: string, init?: RequestInit) => app.handle(new Request(`http://localhost${path}`, init));
+  return { store, quarantine, history, handle, events };
+}
+
+describe("GET /local/status", () => {
+  test("answers build, uptime, database path and size, readiness and per-mode figures, status ok when nothing is wrong", async () => {
+    const t = setup();
+    await t.store.append(t.events(3));
+    const res = await t.handle("/local/status");
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, any>;
+    expect(body.status).toBe("ok");
+    expect(body.problems).toEqual([]);
+    expect(body.service).toMatchObject({ version: BUILD.version, commit: BUILD.commit, bun: Bun.version, pid: process.pid });
+    expect(body.service.uptime_s).toBeGreaterThanOrEqual(5);
+    expect(body.db.path).toBe(t.store.path);
+    expect(body.db.path.startsWith("/")).toBe(true);
+    expect(body.db.size_bytes).toBeGreaterThan(0);
+    expect(body.remote).toEqual({ configured: false, target: null });
+    expect(body.ready).toEqual({ ready: true, reasons: [] });
+    expect(body.modes.live).toMatchObject({ backlog: 3, last_seq: 3, sse_clients: 0, remote: "no remote configured" });
+    expect(body.modes.paper).toMatchObject({ backlog: 0, last_seq: 0 });
+  });
+
+  test("names each problem: quarantined events make the status degraded", async () => {
+    const t = setup({ remote: true });
+    await t.store.append(t.events(2));
+    t.quarantine.add([{ event: t.store.unflushed("live", 1)[0]!, reason: "poison" }]);
+    const body = (await (await t.handle("/local/status")).json()) as Record<string, any>;
+    expect(body.status).toBe("degraded");
+    expect(body.problems).toEqual(["live: 1 event quarantined, waiting for a fix and a release"]);
+    expect(body.remote).toEqual({ configured: true, target: "the test stack" });
+    expect(body.modes.live).toMatchObject({ backlog: 1, quarantined: 1, flusher: "idle" });
+  });
+
+  test("needs the token like every read", async () => {
+    const t = setup({ apiToken: TOKEN });
+    expect((await t.handle("/local/status")).status).toBe(401);
+    expect((await t.handle(`/local/status?token=${TOKEN}`)).status).toBe(200);
+  });
+});
+
+describe("POST /local/flush", () => {
+  test("?wait=true answers once the backlog is in Postgres, with the backlog before and after", async () => {
+    const t = setup({ remote: true });
+    await t.store.append(t.events(1200));
+    await t.store.append(t.events(7, "paper"));
+    const res = await t.handle("/local/flush?wait=true", { method: "POST" });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, any>;
+    expect(body.waited).toBe(true);
+    expect(body.modes.live).toMatchObject({ backlog_before: 1200, backlog: 0, last_flush_status: "ok", quarantined: 0 });
+    expect(body.modes.paper).toMatchObject({ backlog_before: 7, backlog: 0 });
+    const [row] = await stack.sql`select count(*)::int as n from zoe_events where body like 'operator %'`;
+    expect(row.n).toBeGreaterThanOrEqual(1207);
+  }, 60_000);
+
+  test("without wait answers 202 at once; ?mode= flushes only that mode", async () => {
+    const t = setup({ remote: true });
+    await t.store.append(t.events(5));
+    await t.store.append(t.events(4, "paper"));
+    const res = await t.handle("/local/flush?mode=paper", { method: "POST" });
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as Record<string, any>;
+    expect(Object.keys(body.modes)).toEqual(["paper"]);
+    expect(body.modes.paper.backlog_before).toBe(4);
+    while (t.store.backlogUsage("paper").events > 0) await Bun.sleep(10);
+    expect(t.store.backlogUsage("live").events).toBe(5);
+  }, 30_000);
+
+  test("?wait=true answers 502 flush_failed as soon as an attempt fails, naming the error; the events stay queued", async () => {
+    // Nothing listens on port 9 of loopback: every send fails to connect.
+    const t = setup({ remote: true, url: "http://127.0.0.1:9" });
+    await t.store.append(t.events(3));
+    const res = await t.handle("/local/flush?mode=live&wait=true", { method: "POST" });
+    expect(res.status).toBe(502);
+    const body = (await res.json()) as { error: { code: string; message: string; details: Record<string, any> } };
+    expect(body.error.code).toBe("flush_failed");
+    expect(body.error.message).toStartWith("Cannot flush live: ");
+    expect(body.error.message).toContain("the flusher keeps retrying on its own");
+    expect(body.error.details.modes.live.backlog).toBe(3);
+  }, 30_000);
+
+  test("without a remote answers 409 no_remote", async () => {
+    const t = setup();
+    const res = await t.handle("/local/flush", { method: "POST" });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: "no_remote",
+      message: "Cannot flush: no remote is configured (SUPABASE_URL is unset), so events stay local",
+    });
+  });
+
+  test("is a write: it needs the bearer token, ?token= is not enough", async () => {
+    const t = setup({ apiToken: TOKEN });
+    expect((await t.handle(`/local/flush?token=${TOKEN}`, { method: "POST" })).status).toBe(401);
+    expect((await t.handle("/local/flush", { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(409);
+  });
+
+  test("refuses an unknown mode or parameter with a 400 naming it", async () => {
+    const t = setup({ remote: true });
+    const bad = async (q: string) => ((await (await t.handle(`/local/flush?${q}`, { method: "POST" })).json()) as { error: { details: { path: string }[] } }).error.details[0]!.path;
+    expect(await bad("mode=demo")).toBe("?mode");
+    expect(await bad("wait=soon")).toBe("?wait");
+    expect(await bad("mdoe=live")).toBe("?mdoe");
+  });
+});
+
+test("GET /local/history answers the sampled columns of one mode", async () => {
+  const t = setup();
+  await t.store.append(t.events(10));
+  t.history.sample();
+  const res = await t.handle("/local/history?mode=live");
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as Record<string, any>;
+  expect(body).toMatchObject({ mode: "live", interval_ms: 1000, window_ms: 3_600_000, backlog: [10], flush_ms_max: [null] });
+  expect(body.t).toHaveLength(1);
+  expect((await t.handle("/local/history")).status).toBe(400);
+});
