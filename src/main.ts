@@ -28,9 +28,10 @@ import { createHub } from "./stream/hub.ts";
 import { createLogger } from "./lib/log.ts";
 import { Quarantine } from "./flush/quarantine.ts";
 import type { Sink } from "./flush/sink.ts";
-import { createDirectSink } from "./flush/sinks/direct.ts";
 import { createEdgeFunctionSink } from "./flush/sinks/edge-function.ts";
+import { runRetention } from "./store/retention.ts";
 import { openStore } from "./store/store.ts";
+import { systemScheduler } from "./lib/scheduler.ts";
 import { createOperations } from "./http/operations.ts";
 import { buildDashboardAssets } from "./dashboard/build.ts";
 import { type DashboardConfig, loadDashboardConfig } from "./dashboard/config.ts";
@@ -174,7 +175,8 @@ export async function main(env: Env): Promise<void> {
     const { url, serviceKey } = flush.remote;
     const sink: Sink =
       flush.sink === "direct"
-        ? createDirectSink({ url, serviceKey, timeoutMs: flush.timeoutMs, clock, distinguishDuplicates: true })
+        ? // Loaded only when chosen: supabase-js alone is ~35 ms of every start-up.
+          (await import("./flush/sinks/direct.ts")).createDirectSink({ url, serviceKey, timeoutMs: flush.timeoutMs, clock, distinguishDuplicates: true })
         : createEdgeFunctionSink({ url, serviceKey, functionName: flush.functionName, secret: flush.secret, timeoutMs: flush.timeoutMs, clock });
     flusher = createFlusher({ store, sink: history.instrumentSink(ops.metrics.instrumentSink(sink)), quarantine, clock, logger, config: flush });
     const target = flush.sink === "direct" ? `${url}/rest/v1/zoe_events (direct)` : `${url}/functions/v1/${flush.functionName} (edge function)`;
@@ -221,18 +223,6 @@ export async function main(env: Env): Promise<void> {
     },
   });
 
-  const pruneEveryMs = 3_600_000;
-  const prune = () => {
-    try {
-      const n = store.prune();
-      if (n > 0) logger.info("pruned flushed events past retention", { count: n });
-    } catch (error) {
-      logger.warn("prune failed", { error });
-    }
-  };
-  prune();
-  const pruneTimer = setInterval(prune, pruneEveryMs);
-
   let server: ReturnType<typeof serveApp>;
   try {
     server = serveApp(app, { hostname: config.host, port: config.port, idleTimeoutS: config.idleTimeoutS });
@@ -251,6 +241,16 @@ export async function main(env: Env): Promise<void> {
   // Crash recovery: events a previous run left unflushed go out now.
   flusher?.start();
   history.start(shutdown.signal);
+  // Retention in the background, chunk by chunk: after a long downtime there
+  // may be millions of expired rows, and start-up must not wait for them.
+  void runRetention({
+    step: (limit) => store.pruneSome(limit),
+    scheduler: systemScheduler,
+    signal: shutdown.signal,
+    intervalMs: 3_600_000,
+    onPruned: (count) => logger.info("pruned flushed events past retention", { count }),
+    onError: (error) => logger.warn("prune failed", { error }),
+  });
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -265,7 +265,6 @@ export async function main(env: Env): Promise<void> {
       logger.error("shutdown overran its bound: exiting anyway", { bound_ms: boundMs });
       process.exit(1);
     }, boundMs).unref();
-    clearInterval(pruneTimer);
     shutdown.abort();
     // Streams end on the abort; a client that never reads must not hold the exit.
     // Ingest stops here, before the last flush, so it carries every stored event.

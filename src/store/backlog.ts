@@ -1,6 +1,9 @@
 // The flush queue and its accounting: the unflushed events in seq order, the
-// marks that take them out, and the running count and size of what is left
-// (kept in memory, so the ingest path checks the caps without a COUNT(*)).
+// marks that take them out, and the count and size of what is left. Those
+// live in local_backlog (sql/local/003), changed in the transaction that
+// changes the rows, so opening a store reads two rows instead of counting the
+// backlog; a copy is kept in memory, so the ingest path checks the caps
+// without a query.
 import type { Database } from "bun:sqlite";
 import type { Clock } from "../lib/clock.ts";
 import type { ZoeEvent } from "../domain/events.ts";
@@ -19,7 +22,7 @@ export class Backlog {
   private readonly db: Database;
   private readonly clock: Clock;
   private readonly usage = new Map<Mode, BacklogUsage>();
-  private readonly q: Record<"unflushed" | "markFlushed" | "count" | "oldest", Statement>;
+  private readonly q: Record<"unflushed" | "markFlushed" | "counters" | "add" | "oldest", Statement>;
 
   constructor(db: Database, clock: Clock) {
     this.db = db;
@@ -32,22 +35,32 @@ export class Backlog {
       ),
       // One statement for the whole batch (ids as a JSON array): about 40% less
       // time holding the event loop than an UPDATE per id.
-      markFlushed: db.query(
-        `UPDATE local_events SET flushed = 1, flushed_at = ? WHERE id IN (SELECT value FROM json_each(?)) AND flushed = 0 RETURNING mode, ${EVENT_BYTES_SQL} AS bytes`,
-      ),
-      count: db.query("SELECT COUNT(*) AS n FROM local_events WHERE mode = ? AND flushed = 0"),
+      markFlushed: db.query("UPDATE local_events SET flushed = 1, flushed_at = ? WHERE id IN (SELECT value FROM json_each(?)) AND flushed = 0"),
+      counters: db.query("SELECT mode, events, bytes FROM local_backlog"),
+      add: db.query("UPDATE local_backlog SET events = events + ?, bytes = bytes + ? WHERE mode = ?"),
       oldest: db.query("SELECT created_at FROM local_events WHERE mode = ? AND flushed = 0 ORDER BY seq LIMIT 1"),
     };
-    this.recount();
+    this.refresh();
   }
 
-  /** Recomputes the usage from the table (at open; one pass over the unflushed rows). */
-  recount(): void {
+  /** Reloads the in-memory copy from local_backlog (two rows). */
+  refresh(): void {
     for (const mode of MODES) this.usage.set(mode, { events: 0, bytes: 0 });
-    const rows = this.db
-      .query(`SELECT mode, COUNT(*) AS events, COALESCE(SUM(${EVENT_BYTES_SQL}), 0) AS bytes FROM local_events WHERE flushed = 0 GROUP BY mode`)
-      .all() as ({ mode: Mode } & BacklogUsage)[];
-    for (const r of rows) this.usage.set(r.mode, { events: r.events, bytes: r.bytes });
+    for (const r of this.q.counters.all() as ({ mode: Mode } & BacklogUsage)[]) this.usage.set(r.mode, { events: r.events, bytes: r.bytes });
+  }
+
+  /**
+   * Recomputes local_backlog from the rows: one pass over the unflushed ones
+   * (the partial index). A repair tool; nothing on the start or ingest path.
+   */
+  recount(): void {
+    this.db.transaction(() => {
+      this.db.run("UPDATE local_backlog SET events = 0, bytes = 0");
+      this.db.run(
+        `UPDATE local_backlog SET events = c.events, bytes = c.bytes FROM (SELECT mode, COUNT(*) AS events, COALESCE(SUM(${EVENT_BYTES_SQL}), 0) AS bytes FROM local_events WHERE flushed = 0 GROUP BY mode) AS c WHERE local_backlog.mode = c.mode`,
+      );
+    }).immediate();
+    this.refresh();
   }
 
   /** Unflushed events (and their bytes) of `mode`, or of all modes; no query. */
@@ -62,20 +75,30 @@ export class Backlog {
     return { events, bytes };
   }
 
-  /** Counts events moved in or out of the queue (new events, marks, quarantine). */
-  adjust(mode: Mode, events: number, bytes: number): void {
-    const u = this.usage.get(mode);
-    if (!u) return;
-    u.events = Math.max(0, u.events + events);
-    u.bytes = Math.max(0, u.bytes + bytes);
+  /**
+   * Inside the writer's transaction: adds a commit's new events to
+   * local_backlog, one UPDATE per mode (`sizes[i]` the backlog bytes of
+   * `stored[i]`). Returns the per-mode sums for `added` once committed.
+   */
+  record(stored: readonly ZoeEvent[], sizes: readonly number[]): Map<Mode, BacklogUsage> {
+    const sums = new Map<Mode, BacklogUsage>();
+    for (let i = 0; i < stored.length; i++) {
+      const mode = stored[i]!.mode;
+      let s = sums.get(mode);
+      if (!s) sums.set(mode, (s = { events: 0, bytes: 0 }));
+      s.events++;
+      s.bytes += sizes[i]!;
+    }
+    for (const [mode, s] of sums) this.q.add.run(s.events, s.bytes, mode);
+    return sums;
   }
 
-  /** Counts the events of a commit, `sizes[i]` the backlog bytes of `stored[i]`. */
-  added(stored: readonly ZoeEvent[], sizes: readonly number[]): void {
-    for (let i = 0; i < stored.length; i++) {
-      const u = this.usage.get(stored[i]!.mode)!;
-      u.events++;
-      u.bytes += sizes[i]!;
+  /** After the commit that `record` was part of: the in-memory copy follows. */
+  added(sums: ReadonlyMap<Mode, BacklogUsage>): void {
+    for (const [mode, s] of sums) {
+      const u = this.usage.get(mode)!;
+      u.events += s.events;
+      u.bytes += s.bytes;
     }
   }
 
@@ -89,14 +112,10 @@ export class Backlog {
   markFlushed(ids: string[]): number {
     const at = new Date(this.clock.now()).toISOString();
     if (ids.length === 0) return 0;
-    const done = this.q.markFlushed.all(at, JSON.stringify(ids)) as { mode: Mode; bytes: number }[];
-    for (const r of done) this.adjust(r.mode, -1, -r.bytes);
-    return done.length;
-  }
-
-  /** Unflushed events of `mode`, counted in the table. */
-  count(mode: Mode): number {
-    return (this.q.count.get(mode) as { n: number }).n;
+    // The triggers on local_events took the marked rows out of local_backlog.
+    const done = this.q.markFlushed.run(at, JSON.stringify(ids)).changes;
+    this.refresh();
+    return done;
   }
 
   /** When the oldest unflushed event of `mode` was stored, or null. */

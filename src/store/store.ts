@@ -13,7 +13,7 @@ import { type EventInput, MODES, type Mode } from "../domain/schema.ts";
 import { Backlog, type BacklogUsage } from "./backlog.ts";
 import { openDatabase } from "./open.ts";
 import { type FlushLogEntry, Queries, type StateSnapshot } from "./queries.ts";
-import { pruneFlushed } from "./retention.ts";
+import { pruneAll, type PruneStep, pruneStep } from "./retention.ts";
 import { type AppendResult, Writer } from "./writer.ts";
 
 export { EVENT_BYTES_SQL, EVENT_OVERHEAD_BYTES, rowToEvent, storeFailure } from "./rows.ts";
@@ -56,6 +56,7 @@ export class EventStore {
   private readonly backlogs: Backlog;
   private readonly queries: Queries;
   private readonly checkpointer: Checkpointer | null;
+  private readonly pruneOne: PruneStep;
   private closed = false;
 
   constructor(db: Database, lock: Database | null, options: StoreOptions) {
@@ -70,21 +71,29 @@ export class EventStore {
     for (const mode of MODES) lastSeqs.set(mode, (maxSeq.get(mode) as { seq: number }).seq);
     this.backlogs = new Backlog(db, this.clock);
     this.queries = new Queries(db, { clock: this.clock, stateKeep: options.stateKeep ?? 100 });
+    let counted = new Map<Mode, BacklogUsage>();
     this.writer = new Writer(db, {
       clock: this.clock,
       groupCommit: options.groupCommit ?? true,
       lastSeqs,
-      onCommit: (stored, sizes) => this.committed(stored, sizes),
+      beforeCommit: (stored, sizes) => {
+        counted = this.backlogs.record(stored, sizes);
+      },
+      onCommit: (stored) => {
+        this.backlogs.added(counted);
+        counted = new Map();
+        this.committed(stored);
+      },
     });
+    this.pruneOne = pruneStep(db, () => new Date(this.clock.now() - this.retentionMs).toISOString(), (mode) => this.lastSeq(mode));
     this.checkpointer =
       options.checkpointIntervalMs && options.path !== ":memory:"
         ? startCheckpointer({ path: options.path, intervalMs: options.checkpointIntervalMs })
         : null;
   }
 
-  /** After each commit, before the callers hear back: count the backlog, tell the listeners. */
-  private committed(stored: ZoeEvent[], sizes: number[]): void {
-    this.backlogs.added(stored, sizes);
+  /** After each commit, before the callers hear back: tell the listeners. */
+  private committed(stored: ZoeEvent[]): void {
     if (stored.length === 0) return;
     stored.sort((a, b) => (a.mode === b.mode ? a.seq - b.seq : a.mode < b.mode ? -1 : 1));
     // The events are durable now: a failing listener must not turn their
@@ -98,7 +107,7 @@ export class EventStore {
     }
   }
 
-  /** Recomputes the backlog usage from the table (at open; one pass over the unflushed rows). */
+  /** Recomputes the backlog counters from the rows (a repair tool: one pass over the unflushed rows). */
   recountBacklog(): void {
     this.backlogs.recount();
   }
@@ -108,9 +117,13 @@ export class EventStore {
     return this.backlogs.get(mode);
   }
 
-  /** For code that moves events in or out of the queue itself (the quarantine): keeps backlogUsage exact. */
-  adjustBacklog(mode: Mode, events: number, bytes: number): void {
-    this.backlogs.adjust(mode, events, bytes);
+  /**
+   * For code that moves events in or out of the queue itself (the quarantine):
+   * keeps backlogUsage exact. The triggers on local_events have already
+   * counted the change in local_backlog; this reloads the in-memory copy.
+   */
+  adjustBacklog(_mode: Mode, _events: number, _bytes: number): void {
+    this.backlogs.refresh();
   }
 
   /** Highest seq assigned so far in `mode` (0 when none). */
@@ -149,8 +162,9 @@ export class EventStore {
     return this.backlogs.markFlushed(ids);
   }
 
+  /** Unflushed events of `mode` (the counter, no COUNT). */
   backlog(mode: Mode): number {
-    return this.backlogs.count(mode);
+    return this.backlogs.get(mode).events;
   }
 
   /** When the oldest unflushed event of `mode` was stored, or null. */
@@ -174,10 +188,14 @@ export class EventStore {
     return this.queries.latestState(mode);
   }
 
-  /** Deletes flushed events older than the retention period (src/store/retention.ts). */
+  /** Deletes every flushed event older than the retention period, in chunks, at once (src/store/retention.ts). */
   prune(): number {
-    const cutoff = new Date(this.clock.now() - this.retentionMs).toISOString();
-    return pruneFlushed(this.db, cutoff, (mode) => this.lastSeq(mode));
+    return pruneAll(this.pruneOne);
+  }
+
+  /** Deletes at most `limit` flushed events past retention: one step, for a caller that yields between steps. */
+  pruneSome(limit?: number): number {
+    return this.pruneOne(limit);
   }
 
   /** Runs `PRAGMA quick_check`; true when the database file is sound. */

@@ -34,14 +34,17 @@ export interface WriterOptions {
   groupCommit: boolean;
   /** The highest stored seq of each mode, where the counters continue. */
   lastSeqs: ReadonlyMap<Mode, number>;
-  /** Called after each commit with the new events (unsorted) and their backlog bytes, before any caller hears back. */
-  onCommit(stored: ZoeEvent[], sizes: number[]): void;
+  /** Called inside each transaction, before COMMIT, with the new events (unsorted) and their backlog bytes. */
+  beforeCommit(stored: ZoeEvent[], sizes: number[]): void;
+  /** Called after each commit with the new events (unsorted), before any caller hears back. */
+  onCommit(stored: ZoeEvent[]): void;
 }
 
 export class Writer {
   private readonly db: Database;
   private readonly clock: Clock;
   private readonly groupCommit: boolean;
+  private readonly beforeCommit: WriterOptions["beforeCommit"];
   private readonly onCommit: WriterOptions["onCommit"];
   private readonly counters: Map<Mode, number>;
   private pending: PendingAppend[] = [];
@@ -58,6 +61,7 @@ export class Writer {
     this.db = db;
     this.clock = options.clock;
     this.groupCommit = options.groupCommit;
+    this.beforeCommit = options.beforeCommit;
     this.onCommit = options.onCommit;
     this.counters = new Map(options.lastSeqs);
     this.byKey = db.query("SELECT id, seq, idempotency_key FROM local_events WHERE idempotency_key = ?");
@@ -160,6 +164,7 @@ export class Writer {
           outcomes.push(failure);
         }
       }
+      if (stored.length > 0) this.beforeCommit(stored, sizes);
       this.tx.commit.run();
     } catch (error) {
       try {
@@ -170,7 +175,7 @@ export class Writer {
       for (const [m, s] of before) this.counters.set(m, s);
       throw storeFailure("Cannot store events", error);
     }
-    this.onCommit(stored, sizes);
+    this.onCommit(stored);
     return outcomes;
   }
 
