@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { LOCAL_MIGRATIONS_DIR, migrate } from "../../src/store/migrate.ts";
+import { EVENT_BYTES_SQL } from "../../src/store/rows.ts";
 import { childArgs, reply, ROOT } from "./lib.ts";
 
 export interface ScaleDbArgs {
@@ -71,6 +72,10 @@ function build(path: string, flushed: number, unflushed: number): void {
       if (to > flushed) insertChunk(db, Math.max(from, flushed + 1), to, false, startJd, stepDays);
     })();
   }
+  // The rows went in past the writer: count the backlog as the writer would have.
+  db.run(
+    `UPDATE local_backlog SET events = c.events, bytes = c.bytes FROM (SELECT mode, COUNT(*) AS events, COALESCE(SUM(${EVENT_BYTES_SQL}), 0) AS bytes FROM local_events WHERE flushed = 0 GROUP BY mode) AS c WHERE local_backlog.mode = c.mode`,
+  );
   db.run("PRAGMA journal_mode = WAL");
   db.close();
   renameSync(tmp, path);
