@@ -25,7 +25,7 @@ export class Queries {
   private readonly db: Database;
   private readonly clock: Clock;
   private readonly stateKeep: number;
-  private readonly q: Record<"since" | "latest" | "logFlush" | "lastFlush" | "putState" | "trimState" | "latestState", Statement>;
+  private readonly q: Record<"since" | "sinceJson" | "latest" | "logFlush" | "lastFlush" | "putState" | "trimState" | "latestState", Statement>;
 
   constructor(db: Database, options: { clock: Clock; stateKeep: number }) {
     this.db = db;
@@ -33,6 +33,15 @@ export class Queries {
     this.stateKeep = options.stateKeep;
     this.q = {
       since: db.query(`SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND seq > ? ORDER BY seq LIMIT ?`),
+      // The event as JSON.stringify(rowToEvent(row)) would write it, built by
+      // SQLite: one string per row instead of twelve, and no JSON.parse of
+      // meta and stringify of the whole event in JS (the SSE replay's cost).
+      // meta_json is JSON.stringify's own output and json() keeps its text.
+      sinceJson: db.query(
+        `SELECT seq, json_object('id', id, 'mode', mode, 'ts', ts, 'seq', seq, 'source', source, 'type', type, 'subtype', subtype,
+           'symbol', symbol, 'severity', severity, 'body', body, 'meta', json(meta_json), 'idempotency_key', idempotency_key)
+         FROM local_events WHERE mode = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      ),
       latest: db.query(
         `SELECT * FROM (SELECT ${COLUMNS} FROM local_events WHERE mode = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
       ),
@@ -53,6 +62,16 @@ export class Queries {
         ? this.q.latest.all(mode, options.limit)
         : this.q.since.all(mode, options.sinceSeq, options.limit);
     return (rows as EventRow[]).map(rowToEvent);
+  }
+
+  /** As list() with sinceSeq, each event as [seq, its JSON text]; the text equals JSON.stringify of the event. */
+  listJson(mode: Mode, sinceSeq: number, limit: number): [seq: number, json: string][] {
+    try {
+      return this.q.sinceJson.values(mode, sinceSeq, limit) as [number, string][];
+    } catch {
+      // SQLite's JSON parser refused a meta (deeper than its limit, say): the slow way.
+      return this.list(mode, { sinceSeq, limit }).map((e) => [e.seq, JSON.stringify(e)]);
+    }
   }
 
   logFlush(entry: FlushLogEntry): void {

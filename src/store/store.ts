@@ -152,6 +152,11 @@ export class EventStore {
     return this.queries.list(mode, options);
   }
 
+  /** Events with seq > sinceSeq ascending, each as [seq, JSON text equal to JSON.stringify of the event]: the replay's fast path. */
+  listJson(mode: Mode, sinceSeq: number, limit: number): [seq: number, json: string][] {
+    return this.queries.listJson(mode, sinceSeq, limit);
+  }
+
   /** The oldest unflushed events of `mode`, in seq order (the flusher's queue), after `afterSeq` and but for `exceptSeqs`. */
   unflushed(mode: Mode, limit: number, options: { afterSeq?: number; exceptSeqs?: readonly number[] } = {}): ZoeEvent[] {
     return this.backlogs.unflushed(mode, limit, options);

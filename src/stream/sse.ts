@@ -36,7 +36,7 @@ export interface StreamOptions {
 // queued chunks into the socket as fast as the kernel takes them, so for a
 // reading client the queue stays near empty.
 const HIGH_WATER_MARK = 64 * 1024;
-const REPLAY_ROWS = 200;
+const REPLAY_ROWS = 500;
 const REPLAY_BYTES = 256 * 1024;
 const encoder = new TextEncoder();
 
@@ -120,12 +120,13 @@ export function openEventStream(options: StreamOptions): ReadableStream<Uint8Arr
     if (!replaying || done) return;
     // Synchronous read: no commit can land between this page and
     // `replaying = false`, so the seam has no gap and no duplicate.
-    const page = store.list(mode, { sinceSeq: cursor, limit: REPLAY_ROWS });
+    // Each event comes as its JSON text, built by SQLite (formatEvent's data, unparsed).
+    const page = store.listJson(mode, cursor, REPLAY_ROWS);
     let text = "";
     let taken = 0;
-    for (const e of page) {
-      text += formatEvent(e);
-      cursor = e.seq;
+    for (const [seq, json] of page) {
+      text += `id: ${seq}\ndata: ${json}\n\n`;
+      cursor = seq;
       taken++;
       if (text.length >= REPLAY_BYTES) break;
     }
