@@ -209,6 +209,7 @@ export async function main(env: Env): Promise<void> {
         startedAt,
         flusher: () => flusher,
         remoteTarget,
+        quarantine,
       }),
     ],
     hooks: ops.hooks,

@@ -68,13 +68,21 @@ export class Quarantine {
 
   /** Quarantined events of `mode`, oldest seq first. */
   list(mode: Mode, options: { limit: number; afterSeq?: number }): QuarantineEntry[] {
+    return this.select("q.mode = ? AND q.released_at IS NULL AND q.seq > ? ORDER BY q.seq LIMIT ?", mode, options.afterSeq ?? 0, options.limit);
+  }
+
+  /** One quarantined event by id, or null (never quarantined, or released). */
+  get(id: string): QuarantineEntry | null {
+    return this.select("q.event_id = ? AND q.released_at IS NULL", id)[0] ?? null;
+  }
+
+  private select(where: string, ...params: (string | number)[]): QuarantineEntry[] {
     const rows = this.store.db
       .query(
         `SELECT ${EVENT_COLUMNS}, q.reason, q.errors_json, q.remote_status, q.attempts, q.quarantined_at
-         FROM local_quarantine q JOIN local_events e ON e.id = q.event_id
-         WHERE q.mode = ? AND q.released_at IS NULL AND q.seq > ? ORDER BY q.seq LIMIT ?`,
+         FROM local_quarantine q JOIN local_events e ON e.id = q.event_id WHERE ${where}`,
       )
-      .all(mode, options.afterSeq ?? 0, options.limit) as (Parameters<typeof rowToEvent>[0] & {
+      .all(...params) as (Parameters<typeof rowToEvent>[0] & {
       reason: string;
       errors_json: string;
       remote_status: number | null;
@@ -130,6 +138,8 @@ export class Quarantine {
 /** What the HTTP routes need: list, count, and retry (release + flush). */
 export interface QuarantineSource {
   list(mode: Mode, options: { limit: number; afterSeq?: number }): QuarantineEntry[];
+  /** One quarantined event by id, or null. */
+  get?(id: string): QuarantineEntry | null;
   count(mode: Mode): number;
   /** Puts quarantined events back in the flush queue and asks for a flush; returns how many. */
   retry(mode: Mode, ids?: string[]): number;

@@ -1,15 +1,17 @@
 // Routes for the operator (and the `zoe-local` CLI, which uses nothing else):
 // GET /local/status is everything `zoe-local status` prints in one answer,
 // with the problems already named; POST /local/flush flushes now (and waits
-// with ?wait=true); GET /local/history is the last hour the dashboard plots.
+// with ?wait=true); GET /local/history is the last hour the dashboard plots;
+// GET /local/quarantine/:id is one quarantined event in full.
 // Every figure here comes from running counters or indexed lookups, so
 // polling them during a big drain costs the event loop nothing measurable.
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { Elysia } from "elysia";
-import { FlushFailedError, NoRemoteError, ValidationError, ZoeError } from "../domain/errors.ts";
-import { MODES, type Mode } from "../domain/schema.ts";
+import { FlushFailedError, NoRemoteError, NotFoundError, ValidationError, ZoeError } from "../domain/errors.ts";
+import { isUuid, MODES, type Mode } from "../domain/schema.ts";
 import type { Flusher } from "../flush/flusher.ts";
+import type { QuarantineEntry } from "../flush/quarantine.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { BuildInfo } from "../ops/build-info.ts";
 import type { HealthSource } from "../ops/health.ts";
@@ -34,6 +36,8 @@ export interface OperatorRoutesOptions {
   flusher: () => Flusher | null;
   /** Where batches go, for display (no secret): e.g. "https://x.supabase.co/functions/v1/zoe-ingest (edge function)". */
   remoteTarget: string | null;
+  /** One quarantined event by id (GET /local/quarantine/:id). */
+  quarantine: { get(id: string): QuarantineEntry | null };
   /** How often a waiting flush checks for a failed attempt (default 100 ms). */
   flushPollMs?: number;
 }
@@ -179,6 +183,22 @@ export function operatorRoutes(options: OperatorRoutesOptions) {
           description:
             "Asks the flusher to send the backlog of `mode` (both modes without it) now, cutting a backoff wait short. 202 at once; with ?wait=true, 200 once the flush has drained the queue, " +
             "or 502 flush_failed as soon as an attempt fails (the flusher keeps retrying on its own). 409 no_remote without SUPABASE_URL.",
+        },
+      },
+    )
+    .get(
+      "/local/quarantine/:id",
+      ({ request, params }) => {
+        onlyParams(new URL(request.url), ["token"]);
+        if (!isUuid(params.id)) throw new ValidationError(`Invalid event id "${params.id.slice(0, 64)}": expected a lower-case UUID`, [{ path: "id", message: "expected a lower-case UUID" }]);
+        const entry = options.quarantine.get(params.id);
+        if (!entry) throw new NotFoundError(`Event ${params.id} is not in the quarantine (never quarantined, or released)`);
+        return json(entry);
+      },
+      {
+        detail: {
+          summary: "One quarantined event",
+          description: "{event, reason, errors, remote_status, attempts, quarantined_at} of a quarantined event; 404 when it is not (or no longer) quarantined.",
         },
       },
     )

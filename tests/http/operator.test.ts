@@ -67,7 +67,7 @@ function setup(options: { remote?: boolean; apiToken?: string | null; url?: stri
     shutdown: shutdown.signal,
     plugins: [
       ops.plugin,
-      operatorRoutes({ store, hub, health, readiness: ops.readiness, limits: ops.limits, history, build: BUILD, clock, startedAt: clock.now() - 5_000, flusher: () => flusher, remoteTarget: options.remote ? "the test stack" : null, flushPollMs: 20 }),
+      operatorRoutes({ store, hub, health, readiness: ops.readiness, limits: ops.limits, history, build: BUILD, clock, startedAt: clock.now() - 5_000, flusher: () => flusher, remoteTarget: options.remote ? "the test stack" : null, quarantine, flushPollMs: 20 }),
     ],
     hooks: ops.hooks,
   });
