@@ -195,6 +195,8 @@ const READ_ELSEWHERE: [RegExp, string | null][] = [
   [/^ZOE_INGEST_/, "is read by the zoe-ingest Edge Function, not by this service: set it in the function's secrets"],
   // Test, fuzz, benchmark and local-stack tooling (README: Tests, Benchmark).
   [/^ZOE_(FUZZ|PG|BENCH)_|^ZOE_CHROMIUM$|^ZOE_LOCAL_JWT_SECRET$/, null],
+  // The zoe-local CLI's address of the service (README: The zoe-local command); an env file may hold it.
+  [/^ZOE_URL$/, null],
 ];
 
 /** One warning per `ZOE_*` variable in `env` that is not in `known`, naming the nearest known one. */

@@ -28,6 +28,7 @@ export const LAYERS: Layer[] = [
   { rank: 6, name: "http", paths: ["src/http/"] },
   { rank: 6, name: "dashboard", paths: ["src/dashboard/"] },
   { rank: 7, name: "main", paths: ["src/main.ts"] },
+  { rank: 8, name: "cli", paths: ["src/cli/"] },
 ];
 
 /** The one place outside src/ a module may import: the schema shared with the Edge Function, from domain only. */

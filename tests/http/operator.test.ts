@@ -199,3 +199,18 @@ test("GET /local/history answers the sampled columns of one mode", async () => {
   expect(body.t).toHaveLength(1);
   expect((await t.handle("/local/history")).status).toBe(400);
 });
+
+test("GET /local/quarantine/:id answers one quarantined event in full, 404 when it is not quarantined, 400 for a bad id", async () => {
+  const t = setup();
+  const [stored] = await t.store.append(t.events(1));
+  expect((await t.handle(`/local/quarantine/${stored!.id}`)).status).toBe(404);
+  t.quarantine.add([{ event: t.store.unflushed("live", 1)[0]!, reason: "rejected by remote: /body too long", errors: [{ path: "/body", message: "too long" }], remoteStatus: 200 }]);
+  const res = await t.handle(`/local/quarantine/${stored!.id}`);
+  expect(res.status).toBe(200);
+  expect(await res.json()).toMatchObject({ event: { id: stored!.id, seq: 1 }, reason: "rejected by remote: /body too long", errors: [{ path: "/body", message: "too long" }], remote_status: 200, attempts: 1 });
+  const bad = await t.handle("/local/quarantine/not-a-uuid");
+  expect(bad.status).toBe(400);
+  expect(((await bad.json()) as { error: { message: string } }).error.message).toBe('Invalid event id "not-a-uuid": expected a lower-case UUID');
+  t.quarantine.release("live");
+  expect((await t.handle(`/local/quarantine/${stored!.id}`)).status).toBe(404);
+});
