@@ -92,6 +92,16 @@ export class FlushFailedError extends ZoeError {
   }
 }
 
+/**
+ * An idempotency_key reused for a different event: the stored event stands,
+ * the request is refused (a true repeat is a duplicate, not this).
+ */
+export class IdempotencyConflictError extends ZoeError {
+  constructor(message: string, options: ZoeErrorOptions = {}) {
+    super("idempotency_conflict", 409, message, options);
+  }
+}
+
 /** The disk or database cannot take writes; nothing of the request was stored. */
 export class StoreUnavailableError extends ZoeError {
   constructor(message: string, options: ZoeErrorOptions = {}) {

@@ -32,7 +32,7 @@ export interface MetricsSources {
 }
 
 /** How an ingest request ended, as a label. */
-export type IngestOutcome = "created" | "duplicate" | "invalid" | "refused" | "unavailable" | "error";
+export type IngestOutcome = "created" | "duplicate" | "conflict" | "invalid" | "refused" | "unavailable" | "error";
 
 export interface Metrics {
   readonly registry: Registry;
@@ -82,6 +82,8 @@ function fileSize(path: string): number {
 export function outcomeOf(status: number, code: string): IngestOutcome {
   if (status === 503) return code === "backlog_full" || code === "disk_low" ? "refused" : "unavailable";
   if (status >= 500) return "error";
+  // A key (or id) reused for another event: the bot is losing an event, worth its own alert.
+  if (status === 409) return "conflict";
   return "invalid";
 }
 
@@ -107,7 +109,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
 
   const requests = new Counter({
     name: "zoe_ingest_requests_total",
-    help: "POST /local/events requests by outcome (created, duplicate, invalid, refused = bounded store, unavailable = database, error)",
+    help: "POST /local/events requests by outcome (created, duplicate, conflict = a key or id reused for another event, invalid, refused = bounded store, unavailable = database, error)",
     labelNames: ["outcome"],
     registers,
   });

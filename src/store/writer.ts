@@ -5,10 +5,11 @@
 // holds its events.
 import type { Database } from "bun:sqlite";
 import type { Clock } from "../lib/clock.ts";
-import { ConflictError, StoreUnavailableError } from "../domain/errors.ts";
+import { ConflictError, IdempotencyConflictError, StoreUnavailableError } from "../domain/errors.ts";
 import type { ZoeEvent } from "../domain/events.ts";
+import { conflictMessage, idempotencyDifferences } from "../domain/idempotency.ts";
 import type { EventInput, Mode } from "../domain/schema.ts";
-import { COLUMNS, EVENT_OVERHEAD_BYTES, storeFailure } from "./rows.ts";
+import { COLUMNS, EVENT_OVERHEAD_BYTES, type EventRow, rowToEvent, storeFailure } from "./rows.ts";
 
 export interface AppendResult {
   id: string;
@@ -64,7 +65,9 @@ export class Writer {
     this.beforeCommit = options.beforeCommit;
     this.onCommit = options.onCommit;
     this.counters = new Map(options.lastSeqs);
-    this.byKey = db.query("SELECT id, seq, idempotency_key FROM local_events WHERE idempotency_key = ?");
+    // The whole row, to compare a repeat with what is stored; it is read only
+    // when the key exists, so the hot path (a new key) pays nothing for it.
+    this.byKey = db.query(`SELECT ${COLUMNS} FROM local_events WHERE idempotency_key = ?`);
     this.byId = db.query("SELECT idempotency_key FROM local_events WHERE id = ?");
     this.tx = {
       begin: db.query("BEGIN IMMEDIATE"),
@@ -182,14 +185,16 @@ export class Writer {
   /**
    * Stores one request's events. An event whose idempotency_key is already
    * stored (or came earlier in this request) is a duplicate carrying the
-   * stored id and seq. The new rows go in with multi-row INSERTs after the
-   * checks, which costs about a third less per row than a statement per row.
+   * stored id and seq when it is the same event, and refuses the whole request
+   * (IdempotencyConflictError) when it differs (shared/idempotency.ts says
+   * in what). The new rows go in with multi-row INSERTs after the checks,
+   * which costs about a third less per row than a statement per row.
    */
   private insertRequest(events: EventInput[], now: string, stored: ZoeEvent[], sizes: number[]): AppendResult[] {
     const results: AppendResult[] = [];
     const fresh: ZoeEvent[] = [];
     // This request's new keys and ids, not in the database until insertRows.
-    const pendingKeys = events.length > 1 ? new Map<string, AppendResult>() : null;
+    const pendingKeys = events.length > 1 ? new Map<string, ZoeEvent>() : null;
     const pendingIds = events.length > 1 ? new Set<string>() : null;
     events.forEach((input, index) => {
       const id = input.id ?? Bun.randomUUIDv7();
@@ -197,10 +202,9 @@ export class Writer {
       // A key the store just generated (a fresh UUIDv7) cannot be stored yet:
       // skip the lookup. UNIQUE(idempotency_key) still guards the impossible.
       const generated = input.idempotency_key === undefined && input.id === undefined;
-      const existing = generated
-        ? null
-        : (pendingKeys?.get(key) ?? (this.byKey.get(key) as { id: string; seq: number; idempotency_key: string } | null));
+      const existing = generated ? null : (pendingKeys?.get(key) ?? this.storedByKey(key));
       if (existing) {
+        assertSameEvent(existing, input, index, key);
         results.push({ id: existing.id, seq: existing.seq, idempotency_key: key, duplicate: true });
         return;
       }
@@ -211,7 +215,7 @@ export class Writer {
       }
       const seq = (this.counters.get(input.mode) ?? 0) + 1;
       this.counters.set(input.mode, seq);
-      fresh.push({
+      const event: ZoeEvent = {
         id,
         mode: input.mode,
         ts: input.ts ?? now,
@@ -224,15 +228,20 @@ export class Writer {
         body: input.body,
         meta: input.meta ?? {},
         idempotency_key: key,
-      });
-      const result = { id, seq, idempotency_key: key, duplicate: false };
-      results.push(result);
-      pendingKeys?.set(key, result);
+      };
+      fresh.push(event);
+      results.push({ id, seq, idempotency_key: key, duplicate: false });
+      pendingKeys?.set(key, event);
       pendingIds?.add(id);
     });
     this.insertRows(fresh, now, sizes);
     for (const e of fresh) stored.push(e);
     return results;
+  }
+
+  private storedByKey(key: string): ZoeEvent | null {
+    const row = this.byKey.get(key) as EventRow | null;
+    return row ? rowToEvent(row) : null;
   }
 
   private insertRows(rows: ZoeEvent[], now: string, sizes: number[]): void {
@@ -255,4 +264,16 @@ export class Writer {
       i += n;
     }
   }
+}
+
+/** Refuses `input` (event `index` of its request) when it is not a repeat of `stored`, the event that holds its key. */
+function assertSameEvent(stored: ZoeEvent, input: EventInput, index: number, key: string): void {
+  const candidate = { ...input, symbol: input.symbol ?? null, severity: input.severity ?? "info", meta: input.meta ?? {} };
+  const fields = idempotencyDifferences(stored, candidate);
+  if (fields.length === 0) return;
+  const ref = { id: stored.id, mode: stored.mode, seq: stored.seq };
+  const message = conflictMessage(key, ref, fields);
+  throw new IdempotencyConflictError(`Cannot store event ${index}: ${message}; reuse a key only to retry the same event`, {
+    details: [{ path: `/${index}/idempotency_key`, message, stored_event: ref, fields }],
+  });
 }

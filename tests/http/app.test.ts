@@ -65,7 +65,8 @@ describe("POST /local/events", () => {
       [2, true],
       [1, true],
     ]);
-    const mixed = await t.handle("/local/events", postJson([a, event("live", { idempotency_key: "c" }), event("live", { idempotency_key: "c" })]));
+    const c = event("live", { idempotency_key: "c" });
+    const mixed = await t.handle("/local/events", postJson([a, c, c]));
     expect(mixed.status).toBe(201);
     const m = (await mixed.json()) as { events: { seq: number; duplicate: boolean }[] };
     expect(m.events.map((e) => [e.seq, e.duplicate])).toEqual([

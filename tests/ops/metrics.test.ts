@@ -54,15 +54,18 @@ describe("GET /metrics", () => {
 
   test("counts ingest requests by outcome and events by mode, and times the acknowledged ones", async () => {
     const t = setup({ limits: { maxBacklogEvents: 6, criticalReserveEvents: 1 } });
-    await t.post([t.ev(), t.ev({ mode: "paper" }), t.ev({ idempotency_key: "same" })]);
-    await t.post(t.ev({ idempotency_key: "same" }));
-    await t.post([t.ev({ idempotency_key: "same" }), t.ev()]);
+    const same = t.ev({ idempotency_key: "same" });
+    await t.post([t.ev(), t.ev({ mode: "paper" }), same]);
+    await t.post(same);
+    await t.post([same, t.ev()]);
+    await t.post({ ...same, body: "another event under the same key" });
     await t.post({ mode: "live" });
     await t.handle("/local/events", { method: "POST", headers: { "content-type": "text/plain" }, body: "x" });
     await t.post([t.ev(), t.ev()]); // refused: 5 + 2 > 6 - 1
     const m = await t.metrics();
     expect(m.get('zoe_ingest_requests_total{outcome="created"}')).toBe(2);
     expect(m.get('zoe_ingest_requests_total{outcome="duplicate"}')).toBe(1);
+    expect(m.get('zoe_ingest_requests_total{outcome="conflict"}')).toBe(1);
     expect(m.get('zoe_ingest_requests_total{outcome="invalid"}')).toBe(2);
     expect(m.get('zoe_ingest_requests_total{outcome="refused"}')).toBe(1);
     expect(m.get('zoe_ingest_events_total{mode="live",outcome="created"}')).toBe(3);

@@ -1,7 +1,7 @@
 import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { manualClock } from "../../src/lib/clock.ts";
-import { ConflictError, StartupError, StoreUnavailableError } from "../../src/domain/errors.ts";
+import { ConflictError, IdempotencyConflictError, StartupError, StoreUnavailableError } from "../../src/domain/errors.ts";
 import type { EventInput, Mode } from "../../src/domain/schema.ts";
 import { type EventStore, openStore, type StoreOptions, storeFailure, type ZoeEvent } from "../../src/store/store.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -146,12 +146,63 @@ describe("stored shape", () => {
 describe("idempotency", () => {
   test("a repeated idempotency_key returns the stored id and seq with duplicate: true and stores nothing", async () => {
     const s = store();
-    const [first] = await s.append([ev("live", { idempotency_key: "k1" })]);
-    const [again] = await s.append([ev("live", { idempotency_key: "k1", body: "different body" })]);
+    const input = ev("live", { idempotency_key: "k1", meta: { qty: 10, price: 187.5 } });
+    const [first] = await s.append([input]);
+    // A retry may carry a new ts or id, and meta keys in another order: still the same event.
+    const [again] = await s.append([{ ...input, ts: "2026-06-02T14:00:00Z", meta: { price: 187.5, qty: 10 } }]);
+    const [withDefaults] = await s.append([{ ...input, severity: "info", symbol: null }]);
     expect(again).toEqual({ ...first!, duplicate: true });
+    expect(withDefaults).toEqual({ ...first!, duplicate: true });
     expect(count(s)).toBe(1);
     expect(s.lastSeq("live")).toBe(1);
-    expect(s.list("live", { limit: 5 })[0]!.body).not.toBe("different body");
+  });
+
+  const changes: [string, Partial<EventInput>][] = [
+    ["mode", { mode: "paper" }],
+    ["body", { body: "Bought 11 AAPL" }],
+    ["type", { type: "SIGNAL" }],
+    ["subtype", { subtype: "SELL_FILLED" }],
+    ["symbol", { symbol: "MSFT" }],
+    ["severity", { severity: "critical" }],
+    ["meta", { meta: { qty: 11 } }],
+    ["source", { source: "other-bot" }],
+  ];
+  for (const [field, change] of changes) {
+    test(`reusing a key with another ${field} is refused as idempotency_conflict naming the stored event`, async () => {
+      const s = store();
+      const input = ev("live", { idempotency_key: "order-1", symbol: "AAPL", meta: { qty: 10 } });
+      const [first] = await s.append([input]);
+      const error = await s.append([{ ...input, ...change }]).then(() => null, (e: unknown) => e);
+      expect(error).toBeInstanceOf(IdempotencyConflictError);
+      const conflict = error as IdempotencyConflictError;
+      expect([conflict.status, conflict.code]).toEqual([409, "idempotency_conflict"]);
+      expect(conflict.message).toBe(
+        `Cannot store event 0: idempotency_key "order-1" is already used by event ${first!.id} (mode live, seq 1), which differs in ${field}; reuse a key only to retry the same event`,
+      );
+      expect(conflict.details).toEqual([
+        { path: "/0/idempotency_key", message: expect.stringContaining(`differs in ${field}`), stored_event: { id: first!.id, mode: "live", seq: 1 }, fields: [field] },
+      ]);
+      expect(count(s)).toBe(1);
+      expect([s.lastSeq("live"), s.lastSeq("paper")]).toEqual([1, 0]);
+    });
+  }
+
+  test("a conflict in an array refuses the whole request, naming the event's index, and advances no counter", async () => {
+    const s = store();
+    const [stored] = await s.append([ev("live", { idempotency_key: "taken" })]);
+    const error = await s.append([ev("live"), ev("paper"), ev("paper", { idempotency_key: "taken" })]).then(() => null, (e: unknown) => e);
+    expect((error as IdempotencyConflictError).code).toBe("idempotency_conflict");
+    expect((error as IdempotencyConflictError).details).toMatchObject([{ path: "/2/idempotency_key", stored_event: { id: stored!.id, mode: "live", seq: 1 }, fields: ["mode", "body"] }]);
+    expect(count(s)).toBe(1);
+    expect([s.lastSeq("live"), s.lastSeq("paper")]).toEqual([1, 0]);
+    expect((await s.append([ev("paper")]))[0]!.seq).toBe(1);
+  });
+
+  test("two different events under one key inside one array conflict with the first", async () => {
+    const s = store();
+    const error = await s.append([ev("live", { idempotency_key: "x" }), ev("live", { idempotency_key: "x" })]).then(() => null, (e: unknown) => e);
+    expect((error as IdempotencyConflictError).details).toMatchObject([{ path: "/1/idempotency_key", stored_event: { mode: "live", seq: 1 }, fields: ["body"] }]);
+    expect(count(s)).toBe(0);
   });
 
   test("an event retried with its own id (no key) is a duplicate too", async () => {
@@ -164,7 +215,8 @@ describe("idempotency", () => {
 
   test("duplicates inside one array resolve to the first occurrence", async () => {
     const s = store();
-    const results = await s.append([ev("live", { idempotency_key: "a" }), ev("live", { idempotency_key: "b" }), ev("live", { idempotency_key: "a" })]);
+    const a = ev("live", { idempotency_key: "a" });
+    const results = await s.append([a, ev("live", { idempotency_key: "b" }), { ...a }]);
     expect(results.map((r) => [r.seq, r.duplicate])).toEqual([
       [1, false],
       [2, false],
@@ -176,7 +228,8 @@ describe("idempotency", () => {
 
   test("concurrent requests carrying the same key store it once", async () => {
     const s = store();
-    const results = await Promise.all(Array.from({ length: 10 }, () => s.append([ev("live", { idempotency_key: "same" })])));
+    const same = ev("live", { idempotency_key: "same" });
+    const results = await Promise.all(Array.from({ length: 10 }, () => s.append([{ ...same }])));
     expect(results.filter((r) => !r[0]!.duplicate)).toHaveLength(1);
     expect(new Set(results.map((r) => r[0]!.seq))).toEqual(new Set([1]));
     expect(count(s)).toBe(1);
@@ -291,7 +344,8 @@ describe("listeners and lifecycle", () => {
     const s = store();
     const seen: string[] = [];
     const off = s.onAppend((events) => seen.push(...events.map((e) => e.idempotency_key)));
-    await s.append([ev("live", { idempotency_key: "a" }), ev("live", { idempotency_key: "a" })]);
+    const a = ev("live", { idempotency_key: "a" });
+    await s.append([a, { ...a }]);
     off();
     await s.append([ev("live", { idempotency_key: "b" })]);
     expect(seen).toEqual(["a"]);
