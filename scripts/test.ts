@@ -12,6 +12,19 @@ if (!existsSync("/usr/bin/chromium")) {
   if (apt.exitCode !== 0) console.error("test: could not install chromium; the browser tests will fail");
 }
 
+// The alert rules and /metrics are checked with promtool (Debian's prometheus
+// package); a policy-rc.d keeps apt from starting a Prometheus server.
+if (!Bun.which("promtool")) {
+  console.log("test: installing prometheus for promtool");
+  const script = [
+    "own=''; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own=1; fi",
+    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; rc=$?",
+    "if [ -n \"$own\" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $rc",
+  ].join("\n");
+  const apt = spawnSync(["bash", "-c", script], { stdout: "inherit", stderr: "inherit" });
+  if (apt.exitCode !== 0) console.error("test: could not install prometheus; the promtool tests will be skipped (and fail under CI)");
+}
+
 // The Edge Function's npm packages, fetched before the suite (a cold Deno cache
 // on a new machine): if Deno cannot reach or trust the registry, this says which
 // package and why up front and again above the summary, so the Deno test files
