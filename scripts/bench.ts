@@ -13,10 +13,11 @@ import { flushSection } from "./bench/section-flush.ts";
 import { batchedSection, ingestSection } from "./bench/section-ingest.ts";
 import { memorySection } from "./bench/section-memory.ts";
 import { rawSection } from "./bench/section-raw.ts";
+import { scaleSection } from "./bench/section-scale.ts";
 import { sseSection } from "./bench/section-sse.ts";
 import { soakSection, spliceSection } from "./soak/report.ts";
 
-export const SECTIONS: Section[] = [rawSection, ingestSection, batchedSection, sseSection, flushSection, memorySection];
+export const SECTIONS: Section[] = [rawSection, ingestSection, batchedSection, sseSection, flushSection, scaleSection, memorySection];
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");

@@ -9,7 +9,26 @@ import { join } from "node:path";
 
 export interface RawResults {
   bareHttp: LoadResult;
+  /** The naive per-request-commit Elysia server (scripts/bench/naive-elysia.ts), 64 connections. */
+  naiveElysia: LoadResult;
   sqlite: BareSqliteResult;
+}
+
+async function loadOf(ctx: BenchContext, cmd: string[], marker: RegExp, path: string, body: string): Promise<LoadResult> {
+  const server = await spawnListening(cmd, { PATH: process.env.PATH ?? "" }, marker);
+  try {
+    return await runJson<LoadResult>("http-load.ts", {
+      url: server.url,
+      path,
+      body,
+      connections: 64,
+      warmupMs: ctx.ms(1000, 500),
+      durationMs: ctx.ms(4000, 2000),
+      watchPid: server.proc.pid,
+    });
+  } finally {
+    await server.stop();
+  }
 }
 
 export const rawSection: Section = {
@@ -17,32 +36,29 @@ export const rawSection: Section = {
   title: "Raw limits (same run)",
   async run(ctx: BenchContext) {
     ctx.log("bare Bun.serve JSON handler, 64 connections");
-    const server = await spawnListening(["bun", join(BENCH_DIR, "bare-server.ts")], { PATH: process.env.PATH ?? "" }, /listening on (http:\/\/\S+)/);
-    let bareHttp: LoadResult;
-    try {
-      bareHttp = await runJson<LoadResult>("http-load.ts", {
-        url: server.url,
-        path: "/",
-        body: JSON.stringify(sampleEvent(1)),
-        connections: 64,
-        warmupMs: ctx.ms(1000, 500),
-        durationMs: ctx.ms(4000, 2000),
-        watchPid: server.proc.pid,
-      });
-    } finally {
-      await server.stop();
-    }
+    const body = JSON.stringify(sampleEvent(1));
+    const bareHttp = await loadOf(ctx, ["bun", join(BENCH_DIR, "bare-server.ts")], /listening on (http:\/\/\S+)/, "/", body);
+    ctx.log("naive Elysia server, one commit per request, 64 connections");
+    const naiveElysia = await loadOf(
+      ctx,
+      ["bun", join(BENCH_DIR, "naive-elysia.ts"), JSON.stringify({ path: join(ctx.dir, "naive-elysia.db") })],
+      /listening on (http:\/\/\S+)/,
+      "/local/events",
+      body,
+    );
+    if (naiveElysia.errors > 0) ctx.log(`  naive server: ${naiveElysia.errors} errors, first: ${naiveElysia.firstError}`);
     ctx.log("bare bun:sqlite prepared inserts (autocommit, 500 per transaction, :memory:)");
     const sqlite = await runJson<BareSqliteResult>("bare-sqlite.ts", {
       dir: ctx.dir,
       autocommitRows: ctx.quick ? 3000 : 10_000,
       batchedRows: ctx.quick ? 50_000 : 200_000,
     });
-    ctx.results.raw = { bareHttp, sqlite } satisfies RawResults;
+    ctx.results.raw = { bareHttp, naiveElysia, sqlite } satisfies RawResults;
     return {
       table: [
         ["raw limit", "rate", "p50 ms", "p99 ms", "server cores", "generator cores"],
         ["bare Bun.serve JSON handler, 64 conns", `${fmt.int(bareHttp.requestsPerSecond)} req/s`, fmt.ms(bareHttp.latencyMs.p50), fmt.ms(bareHttp.latencyMs.p99), fmt.cores(bareHttp.watchedCores), fmt.cores(bareHttp.generatorCores)],
+        ["naive Elysia server, one commit per request, 64 conns", `${fmt.int(naiveElysia.requestsPerSecond)} req/s`, fmt.ms(naiveElysia.latencyMs.p50), fmt.ms(naiveElysia.latencyMs.p99), fmt.cores(naiveElysia.watchedCores), fmt.cores(naiveElysia.generatorCores)],
         ["bare bun:sqlite insert, autocommit", `${fmt.int(sqlite.autocommitPerSecond)} rows/s`, "", "", "", ""],
         ["bare bun:sqlite insert, 500 per transaction", `${fmt.int(sqlite.batch500PerSecond)} rows/s`, "", "", "", ""],
         ["bare bun:sqlite insert, 500 per transaction, :memory:", `${fmt.int(sqlite.memoryBatch500PerSecond)} rows/s`, "", "", "", ""],

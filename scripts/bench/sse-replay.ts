@@ -1,0 +1,68 @@
+// A resuming SSE client for the scale section: GET /local/stream with
+// Last-Event-ID, read as fast as the socket gives, until the event with seq
+// `untilSeq` arrives. Counts frames without parsing them (the client's own
+// cost stays small next to the service's) and checks the last id.
+// Args (JSON): { url, mode, after, untilSeq, timeoutMs }. Prints one JSON line.
+import { childArgs, cpuMeter, reply } from "./lib.ts";
+
+export interface SseReplayArgs {
+  url: string;
+  mode: string;
+  after: number;
+  untilSeq: number;
+  timeoutMs: number;
+}
+
+export interface SseReplayResult {
+  events: number;
+  bytes: number;
+  /** Request sent → first byte of the body. */
+  firstByteMs: number;
+  /** Request sent → the frame with id untilSeq received. */
+  totalMs: number;
+  lastId: number | null;
+  complete: boolean;
+  clientCores: number;
+}
+
+const FRAME = Buffer.from("\n\nid: ");
+
+if (import.meta.main) {
+  const args = childArgs<SseReplayArgs>();
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), args.timeoutMs);
+  const cpu = cpuMeter();
+  const t0 = performance.now();
+  const response = await fetch(`${args.url}/local/stream?mode=${args.mode}`, { headers: { "last-event-id": String(args.after) }, signal: abort.signal });
+  if (response.status !== 200 || !response.body) throw new Error(`GET /local/stream answered ${response.status}`);
+  const expected = args.untilSeq - args.after;
+  const target = Buffer.from(`id: ${args.untilSeq}\n`);
+  let events = 0;
+  let bytes = 0;
+  let firstByteMs = NaN;
+  let tail = Buffer.alloc(0);
+  let complete = false;
+  let lastId: number | null = null;
+  try {
+    for await (const chunk of response.body) {
+      if (Number.isNaN(firstByteMs)) firstByteMs = performance.now() - t0;
+      bytes += chunk.byteLength;
+      // A frame marker split across chunks is found in tail + chunk; tail is shorter than the marker.
+      const buf = tail.length ? Buffer.concat([tail, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      for (let at = buf.indexOf(FRAME); at >= 0; at = buf.indexOf(FRAME, at + FRAME.length)) events++;
+      if (events >= expected && buf.includes(target)) {
+        complete = true;
+        const last = buf.lastIndexOf(FRAME);
+        lastId = last >= 0 ? Number(buf.subarray(last + FRAME.length, buf.indexOf(10, last + FRAME.length)).toString()) : null;
+        break;
+      }
+      tail = Buffer.from(buf.subarray(Math.max(0, buf.length - (FRAME.length - 1))));
+    }
+  } catch (error) {
+    if (!abort.signal.aborted) throw error;
+  }
+  const totalMs = performance.now() - t0;
+  clearTimeout(timer);
+  abort.abort();
+  reply({ events, bytes, firstByteMs, totalMs, lastId, complete, clientCores: cpu() } satisfies SseReplayResult);
+}
