@@ -4,11 +4,17 @@
 // Wire contract (the service's flusher codes against exactly this):
 //   POST /functions/v1/zoe-ingest
 //   Authorization: Bearer <service_role JWT>   or   x-zoe-flush-secret: <ZOE_FLUSH_SECRET>
-//   {"mode":"live","events":[StoredEvent…],"backlog":N,"state":{"ts":"…","state":{…}}|null}
+//   {"mode":"live","events":[StoredEvent…],"backlog":N,"state":{"ts":"…","state":{…}}|null,"after_key":"…"|null}
+//       after_key (optional): the idempotency key of the last event of the batch sent before this
+//       one; this batch commits only once that event is stored, so a flusher with several batches
+//       in flight keeps the mode's rows visible in seq order. Bounded by ZOE_INGEST_ORDER_WAIT_MS.
 //   200 {"results":[{idempotency_key,seq,status:"accepted"|"duplicate"|"rejected",errors?}],accepted,duplicates,rejected}
 //       results[i] answers events[i]; error paths are JSON pointers into that event.
 //   401 no service role / bad secret · 405 not POST · 413 body too large · 400 malformed JSON or bad envelope
+//   409 PREDECESSOR_NOT_COMMITTED: the after_key event was not stored in time; nothing written,
+//       send again once the earlier batch is settled (without after_key).
 //   503 database error: nothing of the batch was written, retry later.
+//   Server-Timing: read, parse, check and db durations (ms) of a 200 answer.
 //   Error bodies: {"error":{"code","message","details"}}.
 import { type FieldError, checkStoredEvent, isIsoTimestamp, MODES, type Mode, type StoredEvent } from "../_shared/event-schema.ts";
 import { decodeJwt, timingSafeEqual, verifyJwt } from "../_shared/jwt.ts";
@@ -40,6 +46,10 @@ export interface BatchWrite {
   batchCount: number;
   backlog: number | null;
   state: StateSnapshot | null;
+  /** Commit only once the event with this idempotency key is stored (see the wire contract). */
+  afterKey: string | null;
+  /** Idempotency key of the request's last event: the lock a successor waits on. */
+  lastKey: string | null;
 }
 
 export interface BatchWriteResult {
@@ -62,6 +72,18 @@ export class DatabaseError extends Error {
   ) {
     super(message, options);
     this.name = "DatabaseError";
+  }
+}
+
+/** The batch named by after_key did not commit within the order wait: nothing was written. */
+export class PredecessorNotCommittedError extends Error {
+  readonly code = "PREDECESSOR_NOT_COMMITTED";
+  readonly status = 409;
+  constructor(mode: Mode, afterKey: string, waitedMs: number) {
+    super(
+      `Batch not written: the ${mode} batch ending with event ${JSON.stringify(afterKey.slice(0, 300))} has not committed after ${waitedMs} ms; send this batch again once that one is settled`,
+    );
+    this.name = "PredecessorNotCommittedError";
   }
 }
 
@@ -100,11 +122,18 @@ function secretKeys(raw: string | undefined): string[] {
   return [raw];
 }
 
-/** Timeouts for writer.ts, validated like the rest of the configuration. */
-export function timeoutsFromEnv(env: Env): { lockTimeoutMs: number; statementTimeoutMs: number } {
+/** Timeouts and pool size for writer.ts, validated like the rest of the configuration. */
+export function timeoutsFromEnv(env: Env): { lockTimeoutMs: number; statementTimeoutMs: number; orderWaitMs: number; maxConnections: number } {
   return {
     lockTimeoutMs: positiveInt(env, "ZOE_INGEST_LOCK_TIMEOUT_MS", 5000),
     statementTimeoutMs: positiveInt(env, "ZOE_INGEST_STATEMENT_TIMEOUT_MS", 20_000),
+    // Below the lock timeout: a batch waiting for a predecessor that never
+    // comes gives up (and frees its rows' keys) before a resend of the same
+    // events, blocked on those keys, would hit the lock timeout.
+    orderWaitMs: positiveInt(env, "ZOE_INGEST_ORDER_WAIT_MS", 3000),
+    // Each batch waiting for its predecessor holds a connection: room for a
+    // flusher window of 4 in both modes without a batch queueing behind them.
+    maxConnections: positiveInt(env, "ZOE_INGEST_MAX_CONNECTIONS", 10),
   };
 }
 
@@ -214,9 +243,10 @@ interface Envelope {
   events: unknown[];
   backlog: number | null;
   state: StateSnapshot | null;
+  afterKey: string | null;
 }
 
-const ENVELOPE_KEYS = new Set(["mode", "events", "backlog", "state"]);
+const ENVELOPE_KEYS = new Set(["mode", "events", "backlog", "state", "after_key"]);
 
 function checkEnvelope(body: unknown, config: IngestConfig): Envelope {
   const errors: FieldError[] = [];
@@ -230,6 +260,10 @@ function checkEnvelope(body: unknown, config: IngestConfig): Envelope {
   const backlog = body.backlog ?? null;
   if (backlog !== null && !(Number.isSafeInteger(backlog) && (backlog as number) >= 0)) {
     errors.push({ path: "/backlog", message: "Expected a non-negative integer" });
+  }
+  const afterKey = body.after_key ?? null;
+  if (afterKey !== null && !(typeof afterKey === "string" && afterKey.length >= 1 && afterKey.length <= 256)) {
+    errors.push({ path: "/after_key", message: "Expected an idempotency key (1 to 256 characters) or null" });
   }
   const state = body.state ?? null;
   if (state !== null) {
@@ -251,7 +285,7 @@ function checkEnvelope(body: unknown, config: IngestConfig): Envelope {
       maxEvents: config.maxEvents,
     });
   }
-  return { mode: body.mode as Mode, events: events as unknown[], backlog: backlog as number | null, state: state as StateSnapshot | null };
+  return { mode: body.mode as Mode, events: events as unknown[], backlog: backlog as number | null, state: state as StateSnapshot | null, afterKey: afterKey as string | null };
 }
 
 function field<T>(event: unknown, key: string, type: "string" | "number"): T | null {
@@ -270,7 +304,11 @@ export function createIngestHandler({ config, write, log = () => {} }: IngestHan
     if (req.method !== "POST") throw new HttpError(405, "METHOD_NOT_ALLOWED", `${req.method} is not supported; POST a batch`, undefined, { allow: "POST" });
     await authorize(req, config);
     if (!write) throw new HttpError(500, "NOT_CONFIGURED", "SUPABASE_DB_URL is not set for this function");
-    const envelope = checkEnvelope(parseJson(await readBody(req, config.maxBodyBytes)), config);
+    const t0 = performance.now();
+    const bytes = await readBody(req, config.maxBodyBytes);
+    const t1 = performance.now();
+    const envelope = checkEnvelope(parseJson(bytes), config);
+    const t2 = performance.now();
 
     const results: EventResult[] = [];
     const valid: StoredEvent[] = [];
@@ -292,7 +330,16 @@ export function createIngestHandler({ config, write, log = () => {} }: IngestHan
       }
     });
 
-    const outcome = await write({ mode: envelope.mode, events: valid, batchCount: envelope.events.length, backlog: envelope.backlog, state: envelope.state });
+    const t3 = performance.now();
+    const outcome = await write({
+      mode: envelope.mode,
+      events: valid,
+      batchCount: envelope.events.length,
+      backlog: envelope.backlog,
+      state: envelope.state,
+      afterKey: envelope.afterKey,
+      lastKey: field<string>(envelope.events.at(-1), "idempotency_key", "string"),
+    });
 
     const claimed = new Set<string>();
     valid.forEach((event, j) => {
@@ -309,7 +356,9 @@ export function createIngestHandler({ config, write, log = () => {} }: IngestHan
     });
     const count = (status: EventResult["status"]) => results.filter((r) => r.status === status).length;
     const response: IngestResponse = { results, accepted: count("accepted"), duplicates: count("duplicate"), rejected: count("rejected") };
-    return json(200, response);
+    const t4 = performance.now();
+    const timing = `read;dur=${(t1 - t0).toFixed(2)}, parse;dur=${(t2 - t1).toFixed(2)}, check;dur=${(t3 - t2).toFixed(2)}, db;dur=${(t4 - t3).toFixed(2)}`;
+    return json(200, response, { "server-timing": timing });
   }
 
   return async (req) => {
@@ -318,6 +367,9 @@ export function createIngestHandler({ config, write, log = () => {} }: IngestHan
     } catch (error) {
       if (error instanceof HttpError) {
         return json(error.status, { error: { code: error.code, message: error.message, details: error.details ?? null } }, error.headers);
+      }
+      if (error instanceof PredecessorNotCommittedError) {
+        return json(error.status, { error: { code: error.code, message: error.message, details: null } });
       }
       if (error instanceof DatabaseError) {
         log(`zoe-ingest: database error, batch not written (sqlstate ${error.sqlstate ?? "n/a"}): ${error.message}`);
