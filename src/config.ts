@@ -48,6 +48,11 @@ export interface FlushSettings {
   activeIntervalMs: number;
   offHoursIntervalMs: number;
   batchSize: number;
+  /**
+   * Batches of a mode in flight at once when the sink commits in seq order
+   * (the Edge Function); 1 sends one at a time.
+   */
+  window: number;
   criticalImmediate: boolean;
   criticalSubtypes: readonly string[];
   /** false: the active interval around the clock. */
@@ -327,6 +332,7 @@ export function loadFlushConfig(env: Env): FlushConfig {
     activeIntervalMs: intVar(env, "ZOE_FLUSH_ACTIVE_MS", 15_000, 10, 86_400_000),
     offHoursIntervalMs,
     batchSize: intVar(env, "ZOE_FLUSH_BATCH_SIZE", 500, 1, 1000),
+    window: intVar(env, "ZOE_FLUSH_WINDOW", 3, 1, 8),
     criticalImmediate: boolVar(env, "ZOE_FLUSH_CRITICAL_IMMEDIATE", true),
     criticalSubtypes: subtypes === undefined ? [...CRITICAL_SUBTYPES] : subtypes.split(",").map((s) => s.trim()).filter(Boolean),
     marketHours: boolVar(env, "ZOE_FLUSH_MARKET_HOURS", true),

@@ -42,15 +42,16 @@ export interface ReadBatch {
 }
 
 /**
- * The oldest `limit` unflushed events of `mode` but those in `skip`
- * (acknowledged, marks pending), in seq order, read and schema-checked a slice
- * at a time. Appends between slices get higher seqs, so the seq cursor misses none.
+ * The oldest `limit` unflushed events of `mode` after seq `afterSeq` (the
+ * batches before it are in flight or acknowledged), in seq order, read and
+ * schema-checked a slice at a time. Appends between slices get higher seqs,
+ * so the seq cursor misses none.
  */
-export async function readBatch(store: EventStore, mode: Mode, limit: number, skip: { seqs: number[] } | null, signal: AbortSignal): Promise<ReadBatch> {
+export async function readBatch(store: EventStore, mode: Mode, limit: number, afterSeq: number, signal: AbortSignal): Promise<ReadBatch> {
   const events: StoredEvent[] = [];
   const good: StoredEvent[] = [];
   const bad: QuarantineInput[] = [];
-  let after = 0;
+  let after = afterSeq;
   for (let first = true; events.length < limit; first = false) {
     if (!first) {
       await yieldToLoop();
@@ -58,7 +59,7 @@ export async function readBatch(store: EventStore, mode: Mode, limit: number, sk
       signal.throwIfAborted();
     }
     const want = Math.min(SLICE, limit - events.length);
-    const rows = store.unflushed(mode, want, { afterSeq: after, exceptSeqs: skip?.seqs.filter((s) => s > after) });
+    const rows = store.unflushed(mode, want, { afterSeq: after });
     for (const e of rows) {
       events.push(e);
       const errors = checkStoredEvent(e);

@@ -1,22 +1,23 @@
 // One mode's flush worker. It waits for its cadence (market clock), a
-// critical event, or a full batch; then drains the queue batch by batch. A
-// batch is retried by p-retry with the backoff policy; only events the remote
-// acknowledged are marked flushed; poison events are quarantined so the queue
-// never blocks.
-import pRetry from "p-retry";
+// critical event, or a full batch; then drains the queue (pipeline.ts: in seq
+// order, several batches in flight when the sink allows). A failed batch is
+// retried with the backoff policy, cut short by critical events but never
+// more often than backoffMinMs; only events the remote acknowledged are
+// marked flushed; poison events are quarantined so the queue never blocks.
 import type { FlushSettings } from "../config.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/log.ts";
 import type { Scheduler } from "../lib/scheduler.ts";
 import type { Mode, StoredEvent } from "../domain/schema.ts";
-import type { EventStore, StateSnapshot } from "../store/store.ts";
+import type { EventStore } from "../store/store.ts";
 import { backoffDelay, urgentRetryFloor } from "./backoff.ts";
-import { addTally, EMPTY_TALLY, markInSlices, readBatch, sortVerdicts, type Tally } from "./batch.ts";
-import { FlushCancelled, raceAbort } from "./cancel.ts";
+import type { Tally } from "./batch.ts";
+import { FlushCancelled } from "./cancel.ts";
 import type { MarketClock } from "./market-clock.ts";
+import { Pipeline } from "./pipeline.ts";
 import type { Quarantine } from "./quarantine.ts";
-import { type Sink, SinkError, type SinkResult } from "./sink.ts";
-import { type WorkerPhase, workerStatus } from "./status.ts";
+import { type Sink, SinkError } from "./sink.ts";
+import { flushedThrough, type WorkerPhase, workerStatus } from "./status.ts";
 
 /** What every worker shares: the flusher's dependencies and its stop state. */
 export interface WorkerContext {
@@ -33,10 +34,6 @@ export interface WorkerContext {
   readonly hard: AbortController;
   readonly stopping: boolean;
 }
-
-// Bisecting a batch that keeps failing as a whole stops after this many
-// single-event rejections: past that, the remote is misconfigured, not the data.
-const MAX_ISOLATED_PER_ATTEMPT = 16;
 
 export class ModeWorker {
   phase: WorkerPhase = "idle";
@@ -56,12 +53,7 @@ export class ModeWorker {
   private urgentWake = false;
   private cycleAbort: AbortController | null = null;
   private waiters: (() => void)[] = [];
-  private sentStateTs: string | null = null;
-  /** Events acknowledged by the remote, to be marked flushed during the next send. */
-  private deferred: { ids: string[]; seqs: number[] } | null = null;
-  private isolated = 0;
-  /** The batch being sent, for the flush log when it fails. */
-  private current = { count: 0, lastSeq: 0 };
+  private readonly pipeline: Pipeline;
 
   constructor(
     readonly mode: Mode,
@@ -69,6 +61,15 @@ export class ModeWorker {
   ) {
     this.lastCycleEndAt = f.clock.now();
     this.lastActivityAt = f.clock.now();
+    this.pipeline = new Pipeline(mode, f, {
+      attempting: () => {
+        this.lastAttemptAt = this.lastActivityAt = this.f.clock.now();
+        this.nextAttemptAt = null;
+      },
+      succeeded: (events, tally) => this.succeeded(events, tally),
+      failed: (error, attempt, batch) => this.failed(error, attempt, batch),
+      retry: (error, attempt, signal) => this.backoff(error, attempt, signal),
+    });
   }
 
   request(urgent: boolean): Promise<void> {
@@ -145,18 +146,7 @@ export class ModeWorker {
     const signal = AbortSignal.any([abort.signal, this.f.hard.signal]);
     this.phase = "flushing";
     try {
-      for (;;) {
-        const { tally, batch } = await pRetry(() => this.attempt(signal), {
-          retries: Number.POSITIVE_INFINITY,
-          // Delays are ours (full jitter, injectable scheduler, cut short by
-          // critical events), taken in shouldRetry; p-retry adds none.
-          minTimeout: 0,
-          signal,
-          onFailedAttempt: ({ error, attemptNumber }) => this.failed(error, attemptNumber),
-          shouldRetry: ({ error, attemptNumber }) => this.backoff(error, attemptNumber, signal),
-        });
-        if (batch < this.f.config.batchSize || tally.acked + tally.quarantined === 0 || this.f.stopping) break;
-      }
+      await this.pipeline.drain(signal, { retry: true, more: () => !this.f.stopping });
     } catch (error) {
       if (!signal.aborted && !(error instanceof SinkError)) this.f.logger.error("flush failed", { mode: this.mode, error });
     } finally {
@@ -171,6 +161,11 @@ export class ModeWorker {
       this.phase = "idle";
       for (const w of waiters) w();
     }
+  }
+
+  /** The last flush at shutdown: no backoff, the first failure ends it (thrown). */
+  lastFlush(signal: AbortSignal): Promise<void> {
+    return this.pipeline.drain(signal, { retry: false, more: () => true });
   }
 
   /** Waits out the backoff before a retry; false when the error cannot be retried. */
@@ -194,78 +189,9 @@ export class ModeWorker {
     return !this.f.stopping;
   }
 
-  /** One batch: select, validate, send (splitting on poison), apply verdicts, log. */
-  async attempt(signal: AbortSignal): Promise<{ tally: Tally; batch: number }> {
-    const { store, quarantine, config } = this.f;
-    const pending = this.deferred;
-    const { events, good, bad } = await readBatch(store, this.mode, config.batchSize, pending, signal);
-    if (events.length === 0) {
-      await this.commitDeferred();
-      return { tally: EMPTY_TALLY, batch: 0 };
-    }
-    // The snapshot rides with events (the Edge Function wants at least one).
-    const latest = store.latestState(this.mode);
-    const state = latest && latest.ts !== this.sentStateTs ? latest : null;
-    this.lastAttemptAt = this.lastActivityAt = this.f.clock.now();
-    this.nextAttemptAt = null;
-    this.isolated = 0;
-    let tally: Tally = { ...EMPTY_TALLY, quarantined: quarantine.add(bad) };
-    // The in-memory count (a COUNT(*) per batch would cost milliseconds on a big backlog).
-    const backlog = Math.max(0, store.backlogUsage(this.mode).events - good.length - (pending?.ids.length ?? 0));
-    this.current = { count: events.length, lastSeq: events.at(-1)?.seq ?? 0 };
-    // A full batch means another follows at once: its marks can wait for that send.
-    const defer = events.length === config.batchSize && !this.f.stopping;
-    if (good.length > 0) tally = addTally(tally, await this.send(good, state, backlog, signal, defer));
-    else await this.commitDeferred();
-    this.succeeded(events, tally);
-    return { tally, batch: events.length };
-  }
-
-  /**
-   * Marks the previous full batch flushed. Called once the next request is on
-   * its way, so the SQLite writes overlap the remote's work instead of adding
-   * to it; a crash before this only means those events are sent again (duplicates).
-   */
-  async commitDeferred(): Promise<void> {
-    const acked = this.deferred;
-    this.deferred = null;
-    if (acked) await markInSlices(this.f.store, acked.ids);
-  }
-
-  private async send(events: StoredEvent[], state: StateSnapshot | null, backlog: number, signal: AbortSignal, defer = false): Promise<Tally> {
-    let result: SinkResult;
-    try {
-      const sending = this.f.sink.send({ mode: this.mode, events, backlog, state, signal });
-      sending.catch(() => {});
-      await this.commitDeferred();
-      result = await raceAbort(sending, signal);
-    } catch (error) {
-      if (!(error instanceof SinkError) || !error.poison || signal.aborted) throw error;
-      if (events.length === 1) {
-        if (++this.isolated > MAX_ISOLATED_PER_ATTEMPT) throw error;
-        const moved = this.f.quarantine.add([{ event: events[0]!, reason: error.message, remoteStatus: error.remoteStatus }]);
-        this.f.logger.warn("event quarantined", { mode: this.mode, seq: events[0]!.seq, reason: error.message });
-        return { ...EMPTY_TALLY, quarantined: moved };
-      }
-      // Bisect: the half that passes is applied before the other is tried.
-      const mid = Math.ceil(events.length / 2);
-      const first = await this.send(events.slice(0, mid), state, backlog + events.length - mid, signal);
-      const second = await this.send(events.slice(mid), first.stateSent ? null : state, backlog, signal);
-      return addTally(first, second);
-    }
-    return this.apply(events, state, result, defer);
-  }
-
-  private async apply(events: StoredEvent[], state: StateSnapshot | null, result: SinkResult, defer: boolean): Promise<Tally> {
-    const { acked, rejected, duplicates, missing } = sortVerdicts(events, result);
-    if (defer) this.deferred = acked;
-    else await markInSlices(this.f.store, acked.ids);
-    const quarantined = this.f.quarantine.add(rejected);
-    if (rejected.length > 0) this.f.logger.warn("events quarantined", { mode: this.mode, count: rejected.length, first: rejected[0]!.reason });
-    for (const w of result.warnings ?? []) this.f.logger.warn("flush warning", { mode: this.mode, warning: w });
-    const stateSent = state !== null && !(result.warnings?.length ?? 0);
-    if (stateSent) this.sentStateTs = state.ts;
-    return { sent: events.length, acked: acked.ids.length, duplicates, quarantined, missing, stateSent };
+  /** Marks what the remote acknowledged and is not marked yet. */
+  commitDeferred(): Promise<void> {
+    return this.pipeline.commitDeferred();
   }
 
   private succeeded(events: StoredEvent[], tally: Tally): void {
@@ -281,11 +207,11 @@ export class ModeWorker {
     this.f.store.logFlush({ mode: this.mode, count: tally.acked, last_seq: events.at(-1)!.seq, status: partial ? "partial" : "ok", error });
   }
 
-  private failed(error: Error, attempt: number): void {
+  private failed(error: Error, attempt: number, batch: { count: number; lastSeq: number }): void {
     this.consecutiveFailures++;
     this.lastError = error.message;
     try {
-      this.f.store.logFlush({ mode: this.mode, count: this.current.count, last_seq: this.current.lastSeq, status: "error", error: error.message.slice(0, 2000) });
+      this.f.store.logFlush({ mode: this.mode, count: batch.count, last_seq: batch.lastSeq, status: "error", error: error.message.slice(0, 2000) });
     } catch {
       // The flush log is an audit trail; a full disk must not stop the retries.
     }
@@ -296,6 +222,14 @@ export class ModeWorker {
   }
 
   status(): Record<string, unknown> {
-    return workerStatus(this, { now: this.f.clock.now(), market: this.f.market, remote: this.f.sink.name, quarantined: this.f.quarantine.count(this.mode) });
+    return workerStatus(this, {
+      now: this.f.clock.now(),
+      market: this.f.market,
+      remote: this.f.sink.name,
+      quarantined: this.f.quarantine.count(this.mode),
+      inFlight: this.pipeline.inFlight,
+      window: this.pipeline.windowSize(),
+      flushedThroughSeq: flushedThrough(this.f.store, this.mode),
+    });
   }
 }

@@ -15,14 +15,10 @@ export async function shutdownWorkers(f: WorkerContext, workers: readonly ModeWo
   await raceAbort(Promise.all(loops), f.hard.signal).catch(() => {});
   // One last flush: no backoff, stop at the first failure or the deadline.
   for (const w of workers) {
-    while (!f.hard.signal.aborted) {
-      try {
-        const { tally, batch } = await w.attempt(f.hard.signal);
-        if (batch === 0 || tally.acked + tally.quarantined === 0) break;
-      } catch (error) {
-        if (!f.hard.signal.aborted) f.logger.warn("last flush failed", { mode: w.mode, error });
-        break;
-      }
+    try {
+      if (!f.hard.signal.aborted) await w.lastFlush(f.hard.signal);
+    } catch (error) {
+      if (!f.hard.signal.aborted) f.logger.warn("last flush failed", { mode: w.mode, error });
     }
     try {
       await w.commitDeferred();

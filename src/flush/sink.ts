@@ -26,6 +26,13 @@ export interface SinkBatch {
   state: StateSnapshot | null;
   /** Aborted on shutdown or by the stall watchdog. */
   signal: AbortSignal;
+  /**
+   * Set when earlier batches of this mode are still in flight: the idempotency
+   * key of the previous batch's last event. An ordered sink commits this batch
+   * only once that event is stored, or answers RemoteOutOfOrderError. Null or
+   * absent: no condition.
+   */
+  afterKey?: string | null;
 }
 
 export interface SinkResult {
@@ -37,6 +44,13 @@ export interface SinkResult {
 
 export interface Sink {
   readonly name: "edge" | "direct" | (string & {});
+  /**
+   * True when the remote honours SinkBatch.afterKey, so the flusher may keep
+   * several batches of a mode in flight and still have them commit in seq
+   * order. Absent or false: one batch at a time. May turn false at run time
+   * (a remote too old to know afterKey).
+   */
+  readonly ordered?: boolean;
   send(batch: SinkBatch): Promise<SinkResult>;
 }
 
@@ -106,6 +120,17 @@ export class RemoteAuthError extends SinkError {
 export class RemoteRejectedError extends SinkError {
   constructor(message: string, poison: boolean, options: SinkErrorOptions = {}) {
     super("remote_rejected", message, { retryable: false, poison, status: 502 }, options);
+  }
+}
+
+/**
+ * An ordered remote did not see the batch's predecessor commit in time (it
+ * failed, or never arrived): nothing was written. Send it again once the
+ * predecessor is settled, without afterKey; not a failure of the remote.
+ */
+export class RemoteOutOfOrderError extends SinkError {
+  constructor(message: string, options: SinkErrorOptions = {}) {
+    super("remote_out_of_order", message, { retryable: true, status: 502 }, options);
   }
 }
 

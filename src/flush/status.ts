@@ -1,5 +1,8 @@
 // What one mode's flusher reports into /health: phase, cadence, the last
-// attempt and success, the next attempt, the last error and the quarantine.
+// attempt and success, the next attempt, the last error, the quarantine, how
+// far the queue is flushed without gaps, and the batches in flight.
+import type { Mode } from "../domain/schema.ts";
+import type { EventStore } from "../store/store.ts";
 import type { MarketClock } from "./market-clock.ts";
 
 export type WorkerPhase = "idle" | "flushing" | "backoff" | "stopped";
@@ -13,7 +16,29 @@ export interface WorkerView {
   lastError: string | null;
 }
 
-export function workerStatus(w: WorkerView, o: { now: number; market: MarketClock; remote: string; quarantined: number }): Record<string, unknown> {
+export interface StatusExtras {
+  now: number;
+  market: MarketClock;
+  remote: string;
+  quarantined: number;
+  /** Batches sent and not yet settled. */
+  inFlight: number;
+  /** Batches allowed in flight now. */
+  window: number;
+  flushedThroughSeq: number;
+}
+
+/**
+ * The highest seq up to which every event of `mode` is flushed (or
+ * quarantined): with several batches in flight a later one may be answered
+ * first, so the newest acknowledged seq is not what Postgres holds without gaps.
+ */
+export function flushedThrough(store: EventStore, mode: Mode): number {
+  const oldest = store.unflushed(mode, 1)[0];
+  return oldest ? oldest.seq - 1 : store.lastSeq(mode);
+}
+
+export function workerStatus(w: WorkerView, o: StatusExtras): Record<string, unknown> {
   const cadence = o.market.cadence(o.now);
   const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
   return {
@@ -27,5 +52,8 @@ export function workerStatus(w: WorkerView, o: { now: number; market: MarketCloc
     next_attempt_at: w.phase === "flushing" ? null : iso(w.nextAttemptAt),
     last_error: w.lastError,
     quarantined: o.quarantined,
+    flushed_through_seq: o.flushedThroughSeq,
+    in_flight_batches: o.inFlight,
+    window: o.window,
   };
 }

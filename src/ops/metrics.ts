@@ -256,6 +256,9 @@ export function createMetrics(sources: MetricsSources): Metrics {
     instrumentSink(sink) {
       return {
         name: sink.name,
+        get ordered() {
+          return sink.ordered;
+        },
         async send(batch) {
           const end = flushDuration.startTimer({ mode: batch.mode });
           try {

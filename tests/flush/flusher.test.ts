@@ -25,6 +25,7 @@ const SETTINGS: FlushSettings = {
   activeIntervalMs: 15_000,
   offHoursIntervalMs: 120_000,
   batchSize: 500,
+  window: 3,
   criticalImmediate: true,
   criticalSubtypes: ["BUY_FILLED", "SELL_FILLED", "PNL_REALIZED", "TRADING_HALTED", "KILL_SWITCH", "RECONCILIATION_MISMATCH"],
   marketHours: true,
@@ -41,12 +42,13 @@ const verdicts = (b: SinkBatch, status: EventResult["status"] = "accepted"): Sin
 type Handler = (batch: SinkBatch, call: number) => SinkResult | Promise<SinkResult>;
 
 function fakeSink(handler: Handler = (b) => verdicts(b)) {
-  const calls: { at: number; events: StoredEvent[]; backlog: number; state: SinkBatch["state"] }[] = [];
-  const sink: Sink & { handler: Handler } = {
+  const calls: { at: number; events: StoredEvent[]; backlog: number; state: SinkBatch["state"]; afterKey: string | null }[] = [];
+  const sink: Sink & { handler: Handler; ordered: boolean } = {
     name: "fake",
     handler,
+    ordered: false,
     async send(batch) {
-      calls.push({ at: clockNow(), events: [...batch.events], backlog: batch.backlog, state: batch.state });
+      calls.push({ at: clockNow(), events: [...batch.events], backlog: batch.backlog, state: batch.state, afterKey: batch.afterKey ?? null });
       return sink.handler(batch, calls.length);
     },
   };
@@ -69,13 +71,14 @@ afterEach(async () => {
 /** Tuesday 2026-06-02 10:00 New York: the market is open. */
 const MARKET_OPEN = "2026-06-02T14:00:00Z";
 
-function setup(options: { at?: string; settings?: Partial<FlushSettings>; handler?: Handler; random?: () => number } = {}) {
+function setup(options: { at?: string; settings?: Partial<FlushSettings>; handler?: Handler; random?: () => number; ordered?: boolean } = {}) {
   const dir = tempDir();
   const clock = manualClock(options.at ?? MARKET_OPEN);
   const store = openStore({ path: dir.file("zoe.db"), clock, groupCommit: false });
   const quarantine = new Quarantine(store, clock);
   const scheduler = manualScheduler(clock);
   const fake = fakeSink(options.handler);
+  fake.sink.ordered = options.ordered ?? false;
   fake.bindClock(clock);
   const abort = new AbortController();
   const flusher = createFlusher({
@@ -426,6 +429,55 @@ describe("createFlusher()", () => {
     expect(t.calls).toHaveLength(2);
     expect(seqs(t.calls[1]!.events)).toEqual([2, 3, 4]);
     expect(t.store.backlog("live")).toBe(0);
+  });
+
+  test("an ordered sink gets up to `window` batches before the first answer, each naming the last event of the one before", async () => {
+    const gates = [deferred<void>(), deferred<void>(), deferred<void>()];
+    const t = setup({
+      ordered: true,
+      settings: { batchSize: 10, window: 3 },
+      handler: async (b, call) => {
+        if (call <= 3) await gates[call - 1]!.promise;
+        return verdicts(b);
+      },
+    });
+    await t.append(45);
+    t.flusher.start();
+    await t.scheduler.settle();
+    expect(t.calls.map((c) => seqs(c.events)[0])).toEqual([1, 11, 21]);
+    expect(t.calls.map((c) => c.afterKey)).toEqual([null, t.calls[0]!.events.at(-1)!.idempotency_key, t.calls[1]!.events.at(-1)!.idempotency_key]);
+    expect(t.flusher.status("live")).toMatchObject({ in_flight_batches: 3, window: 3, flushed_through_seq: 0 });
+    // Answers in reverse: nothing is applied before the oldest batch's answer.
+    gates[2]!.resolve();
+    gates[1]!.resolve();
+    await t.scheduler.settle();
+    expect(t.store.backlog("live")).toBe(45);
+    gates[0]!.resolve();
+    await t.scheduler.settle();
+    expect(t.calls.map((c) => seqs(c.events)[0])).toEqual([1, 11, 21, 31, 41]);
+    expect(t.store.backlog("live")).toBe(0);
+    const log = t.store.db.query("SELECT last_seq FROM local_flush_log ORDER BY id").all() as { last_seq: number }[];
+    expect(log.map((r) => r.last_seq)).toEqual([10, 20, 30, 40, 45]);
+    expect(t.flusher.status("live")).toMatchObject({ in_flight_batches: 0, flushed_through_seq: 45 });
+  });
+
+  test("a sink that does not commit in order gets one batch at a time whatever the window", async () => {
+    const gate = deferred<void>();
+    const t = setup({
+      settings: { batchSize: 10, window: 3 },
+      handler: async (b, call) => {
+        if (call === 1) await gate.promise;
+        return verdicts(b);
+      },
+    });
+    await t.append(30);
+    t.flusher.start();
+    await t.scheduler.settle();
+    expect(t.calls).toHaveLength(1);
+    expect(t.flusher.status("live")).toMatchObject({ in_flight_batches: 1, window: 1 });
+    gate.resolve();
+    await t.scheduler.settle();
+    expect(t.calls.map((c) => c.afterKey)).toEqual([null, null, null]);
   });
 
   test("ingest does not wait for a remote that hangs", async () => {

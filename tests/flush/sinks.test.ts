@@ -3,6 +3,7 @@ import { systemClock } from "../../src/lib/clock.ts";
 import type { StoredEvent } from "../../src/domain/schema.ts";
 import {
   RemoteAuthError,
+  RemoteOutOfOrderError,
   RemoteProtocolError,
   RemoteRejectedError,
   RemoteTimeoutError,
@@ -177,6 +178,53 @@ describe("createEdgeFunctionSink() against a misbehaving remote", () => {
       expect(seen!.path).toBe("/functions/v1/zoe-ingest");
       expect(seen!.headers).toMatchObject({ authorization: "Bearer key-123456", apikey: "key-123456", "x-zoe-flush-secret": "s-123456", "content-type": "application/json" });
       expect(seen!.body).toEqual({ mode: "live", events: [e], backlog: 3, state: { ts: "2026-06-02T14:00:00.000Z", state: { cash: 1 } } });
+    } finally {
+      await remote.stop();
+    }
+  });
+
+  test("names the previous batch's last event as after_key only when given", async () => {
+    const bodies: Record<string, unknown>[] = [];
+    const remote = fakeRemote(async (req) => {
+      const body = (await req.json()) as { events: StoredEvent[] };
+      bodies.push(body);
+      return Response.json({ results: body.events.map((e) => ({ idempotency_key: e.idempotency_key, seq: e.seq, status: "accepted" })) });
+    });
+    try {
+      const sink = sinkFor(remote.url);
+      await sink.send(batch([storedEvent()]));
+      await sink.send(batch([storedEvent()], { afterKey: "key-of-the-last-event-before" }));
+      expect(bodies.map((b) => b.after_key)).toEqual([undefined, "key-of-the-last-event-before"]);
+      expect(sink.ordered).toBe(true);
+    } finally {
+      await remote.stop();
+    }
+  });
+
+  test("a function that predates after_key: the sink stops claiming order, and the batch is to be sent again without it", async () => {
+    const remote = fakeRemote(() =>
+      Response.json(
+        { error: { code: "INVALID_BATCH", message: "Invalid batch: /after_key Unexpected property", details: { errors: [{ path: "/after_key", message: "Unexpected property" }] } } },
+        { status: 400 },
+      ),
+    );
+    try {
+      const sink = sinkFor(remote.url);
+      const error = await rejection(sink.send(batch([storedEvent()], { afterKey: "k" })));
+      expect(error).toBeInstanceOf(RemoteOutOfOrderError);
+      expect((error as SinkError).message).toContain("deploy it again");
+      expect(sink.ordered).toBe(false);
+    } finally {
+      await remote.stop();
+    }
+  });
+
+  test("409 PREDECESSOR_NOT_COMMITTED is a RemoteOutOfOrderError, retryable", async () => {
+    const remote = fakeRemote(() => Response.json({ error: { code: "PREDECESSOR_NOT_COMMITTED", message: "not yet", details: null } }, { status: 409 }));
+    try {
+      const error = await rejection(sinkFor(remote.url).send(batch([storedEvent()], { afterKey: "k" })));
+      expect(error).toBeInstanceOf(RemoteOutOfOrderError);
+      expect((error as SinkError).retryable).toBe(true);
     } finally {
       await remote.stop();
     }

@@ -9,6 +9,7 @@ import {
   isRetryableStatus,
   redactCredentials,
   RemoteAuthError,
+  RemoteOutOfOrderError,
   RemoteProtocolError,
   RemoteRejectedError,
   RemoteUnavailableError,
@@ -48,6 +49,12 @@ function parseResults(body: unknown, events: SinkBatch["events"], where: string)
   });
 }
 
+/** The 400 an older function answers to an envelope with after_key. */
+function refusesAfterKey(details: unknown): boolean {
+  const errors = (details as { errors?: { path?: unknown; message?: unknown }[] } | null)?.errors;
+  return Array.isArray(errors) && errors.some((e) => e?.path === "/after_key" && e?.message === "Unexpected property");
+}
+
 export function createEdgeFunctionSink(options: EdgeFunctionSinkOptions): Sink {
   const endpoint = `${options.url.replace(/\/+$/, "")}/functions/v1/${options.functionName ?? "zoe-ingest"}`;
   const doFetch = options.fetch ?? fetch;
@@ -58,11 +65,20 @@ export function createEdgeFunctionSink(options: EdgeFunctionSinkOptions): Sink {
   };
   if (options.secret) headers["x-zoe-flush-secret"] = options.secret;
 
+  // Until the function says it does not know after_key (a deployment older
+  // than this service): then the flusher goes back to one batch at a time.
+  let ordered = true;
+
   return {
     name: "edge",
+    get ordered() {
+      return ordered;
+    },
     async send(batch: SinkBatch): Promise<SinkResult> {
-      const where = `POST ${endpoint} (${batch.mode}, ${batch.events.length} events)`;
-      const body = JSON.stringify({ mode: batch.mode, events: batch.events, backlog: batch.backlog, state: batch.state });
+      const where = `POST ${endpoint} (${batch.mode}, ${batch.events.length} events${batch.afterKey == null ? "" : ", after the batch before"})`;
+      const envelope: Record<string, unknown> = { mode: batch.mode, events: batch.events, backlog: batch.backlog, state: batch.state };
+      if (batch.afterKey != null) envelope.after_key = batch.afterKey;
+      const body = JSON.stringify(envelope);
       const signal = AbortSignal.any([batch.signal, AbortSignal.timeout(options.timeoutMs)]);
       let response: Response;
       let text: string;
@@ -86,6 +102,11 @@ export function createEdgeFunctionSink(options: EdgeFunctionSinkOptions): Sink {
       const remote = (json as { error?: { code?: string; message?: string; details?: unknown } })?.error;
       const what = `${where}: ${status} ${remote?.code ?? ""} ${remote?.message ?? text.slice(0, 200)}`.replace(/\s+/g, " ").trim();
       const common = { remoteStatus: status, details: remote?.details };
+      if (status === 409 && remote?.code === "PREDECESSOR_NOT_COMMITTED") throw new RemoteOutOfOrderError(what, common);
+      if (status === 400 && batch.afterKey != null && refusesAfterKey(remote?.details)) {
+        ordered = false;
+        throw new RemoteOutOfOrderError(`${what} (the deployed ${options.functionName ?? "zoe-ingest"} predates after_key: deploy it again for several batches in flight; one at a time until then)`, common);
+      }
       if (isRetryableStatus(status)) {
         throw new RemoteUnavailableError(what, { ...common, retryAfterMs: retryAfterMs(response.headers.get("retry-after"), options.clock.now()) });
       }

@@ -1,0 +1,252 @@
+// How one mode's queue is drained: batches are read in seq order and sent
+// with up to `window` of them in flight when the sink commits in order (each
+// later batch names the last event of the one before it, and the remote holds
+// its commit until that one has committed), one at a time otherwise. Batches
+// are settled strictly in seq order: the oldest one's verdicts are applied
+// (and retried, split on poison, logged) before the next one's, so local
+// marks, the flush log and the quarantine read as if they had gone one by one.
+import type { FlushSettings } from "../config.ts";
+import type { Logger } from "../lib/log.ts";
+import type { Mode, StoredEvent } from "../domain/schema.ts";
+import type { EventStore, StateSnapshot } from "../store/store.ts";
+import pRetry from "p-retry";
+import { addTally, EMPTY_TALLY, markInSlices, readBatch, sortVerdicts, type Tally } from "./batch.ts";
+import { raceAbort } from "./cancel.ts";
+import type { Quarantine } from "./quarantine.ts";
+import { RemoteOutOfOrderError, type Sink, SinkError, type SinkResult } from "./sink.ts";
+
+export interface PipelineContext {
+  readonly store: EventStore;
+  readonly sink: Sink;
+  readonly quarantine: Quarantine;
+  readonly config: FlushSettings;
+  readonly logger: Logger;
+}
+
+/** What the pipeline tells its worker, and asks it. */
+export interface PipelineHooks {
+  /** A batch is being tried: read, or a request about to go out. */
+  attempting(): void;
+  /** A batch is settled: every verdict applied. */
+  succeeded(events: StoredEvent[], tally: Tally): void;
+  /** An attempt at a batch failed. */
+  failed(error: Error, attempt: number, batch: { count: number; lastSeq: number }): void;
+  /** Waits out the backoff; false when the failure is final. */
+  retry(error: Error, attempt: number, signal: AbortSignal): Promise<boolean>;
+}
+
+export interface DrainOptions {
+  /** false: one attempt per batch, the first failure ends the drain (the last flush at shutdown). */
+  retry: boolean;
+  /** Asked before each new batch is read; false stops reading (the batches in flight still settle). */
+  more(): boolean;
+}
+
+interface Slot {
+  /** The seq the batch was read after. */
+  from: number;
+  /** Everything read, in seq order. */
+  events: StoredEvent[];
+  /** The events sent (those that pass the shared schema). */
+  good: StoredEvent[];
+  /** Events that failed the schema locally and went to the quarantine. */
+  quarantined: number;
+  state: StateSnapshot | null;
+  backlog: number;
+  /** The first attempt, sent when the slot was opened; null when nothing was sent. */
+  sending: Promise<SinkResult> | null;
+}
+
+// Bisecting a batch that keeps failing as a whole stops after this many
+// single-event rejections: past that, the remote is misconfigured, not the data.
+const MAX_ISOLATED_PER_ATTEMPT = 16;
+
+export class Pipeline {
+  /** Batches sent and not yet settled (for /health). */
+  inFlight = 0;
+  private sentStateTs: string | null = null;
+  /** Events acknowledged by the remote, marked flushed once the next requests are out. */
+  private deferred: string[] = [];
+  private isolated = 0;
+
+  constructor(
+    readonly mode: Mode,
+    private readonly f: PipelineContext,
+    private readonly hooks: PipelineHooks,
+  ) {}
+
+  /** Batches allowed in flight now: the window only for a sink that commits in order. */
+  windowSize(): number {
+    return this.f.sink.ordered ? Math.max(1, this.f.config.window) : 1;
+  }
+
+  /**
+   * Drains full batches until the queue is short, a batch makes no progress,
+   * `more()` says stop, or a batch fails for good (thrown). Batches still in
+   * flight then are abandoned unsettled: whatever they committed is sent again
+   * later and answered as duplicates.
+   */
+  async drain(signal: AbortSignal, options: DrainOptions): Promise<void> {
+    const window: Slot[] = [];
+    let cursor = 0;
+    let more = true;
+    try {
+      for (;;) {
+        while (more && window.length < this.windowSize() && options.more()) {
+          const slot = await this.open(cursor, window, signal);
+          if (!slot) {
+            more = false;
+            break;
+          }
+          window.push(slot);
+          cursor = slot.events.at(-1)!.seq;
+          if (slot.events.length < this.f.config.batchSize) more = false;
+        }
+        // The requests above are on their way: the marks overlap the remote's work.
+        await this.commitDeferred();
+        const head = window.shift();
+        if (!head) break;
+        const tally = await this.settle(head, signal, options.retry, () => window.length === 0);
+        if (window.length === 0) {
+          // A retry may have read further than the first attempt.
+          cursor = head.events.at(-1)!.seq;
+          more = head.events.length >= this.f.config.batchSize;
+        }
+        if (tally.acked + tally.quarantined === 0) more = false;
+      }
+    } finally {
+      this.inFlight = 0;
+    }
+  }
+
+  /** Marks what the remote acknowledged; a crash before this only means duplicates later. */
+  async commitDeferred(): Promise<void> {
+    const ids = this.deferred;
+    this.deferred = [];
+    if (ids.length > 0) await markInSlices(this.f.store, ids);
+  }
+
+  /** Reads the batch after seq `from`; events failing the schema go to the quarantine. */
+  private async read(from: number, window: readonly Slot[], signal: AbortSignal): Promise<Slot | null> {
+    const { store, quarantine, config } = this.f;
+    const { events, good, bad } = await readBatch(store, this.mode, config.batchSize, from, signal);
+    if (events.length === 0) return null;
+    const quarantined = quarantine.add(bad);
+    // The snapshot rides with events (the Edge Function wants at least one),
+    // once: not again with the other batches of the window.
+    const latest = good.length > 0 ? store.latestState(this.mode) : null;
+    const state = latest && latest.ts !== this.sentStateTs && !window.some((s) => s.state?.ts === latest.ts) ? latest : null;
+    // The in-memory count (a COUNT(*) per batch would cost milliseconds on a big backlog).
+    const ahead = window.reduce((n, s) => n + s.good.length, 0) + this.deferred.length + good.length;
+    const backlog = Math.max(0, store.backlogUsage(this.mode).events - ahead);
+    return { from, events, good, quarantined, state, backlog, sending: null };
+  }
+
+  /** Reads the next batch after `cursor` and sends it at once, conditioned on the batch before it. */
+  private async open(cursor: number, window: readonly Slot[], signal: AbortSignal): Promise<Slot | null> {
+    const slot = await this.read(cursor, window, signal);
+    if (!slot) return null;
+    if (slot.good.length === 0) {
+      this.hooks.attempting();
+      return slot;
+    }
+    const before = window.findLast((s) => s.sending !== null);
+    slot.sending = this.post(slot.good, slot.state, slot.backlog, before ? before.good.at(-1)!.idempotency_key : null, signal);
+    this.inFlight++;
+    // In the same tick as the send: the marks overlap the remote's work.
+    await this.commitDeferred();
+    return slot;
+  }
+
+  private post(events: StoredEvent[], state: StateSnapshot | null, backlog: number, afterKey: string | null, signal: AbortSignal): Promise<SinkResult> {
+    this.hooks.attempting();
+    const sending = this.f.sink.send({ mode: this.mode, events, backlog, state, signal, afterKey });
+    sending.catch(() => {}); // settled (or abandoned) later
+    return sending;
+  }
+
+  /** Applies the oldest batch's verdicts, retrying it (alone, unconditioned) as the worker's backoff allows. */
+  private async settle(slot: Slot, signal: AbortSignal, retry: boolean, alone: () => boolean): Promise<Tally> {
+    let first = true;
+    const attempt = async () => {
+      const pipelined = first ? slot.sending : null;
+      if (!first && alone()) {
+        // A retry with nothing after it in flight takes in what arrived
+        // meanwhile (up to a full batch), as a fresh read would.
+        const fresh = await this.read(slot.from, [], signal);
+        if (fresh) Object.assign(slot, { events: fresh.events, good: fresh.good, quarantined: slot.quarantined + fresh.quarantined, state: fresh.state, backlog: fresh.backlog });
+      }
+      first = false;
+      this.isolated = 0;
+      let tally: Tally = { ...EMPTY_TALLY, quarantined: slot.quarantined };
+      if (slot.good.length > 0) tally = addTally(tally, await this.deliver(slot, pipelined, signal));
+      this.hooks.succeeded(slot.events, tally);
+      return tally;
+    };
+    try {
+      if (!retry) return await attempt();
+      const batch = { count: slot.events.length, lastSeq: slot.events.at(-1)!.seq };
+      return await pRetry(attempt, {
+        retries: Number.POSITIVE_INFINITY,
+        // Delays are the worker's (full jitter, injectable scheduler, cut
+        // short by critical events), taken in retry(); p-retry adds none.
+        minTimeout: 0,
+        signal,
+        onFailedAttempt: ({ error, attemptNumber }) => this.hooks.failed(error, attemptNumber, batch),
+        shouldRetry: ({ error, attemptNumber }) => this.hooks.retry(error, attemptNumber, signal),
+      });
+    } finally {
+      if (slot.sending) this.inFlight = Math.max(0, this.inFlight - 1);
+    }
+  }
+
+  private async deliver(slot: Slot, pipelined: Promise<SinkResult> | null, signal: AbortSignal): Promise<Tally> {
+    if (pipelined) {
+      try {
+        return await this.send(slot.good, slot.state, slot.backlog, signal, pipelined);
+      } catch (error) {
+        // Its predecessor is settled now (the remote waited for it in vain):
+        // the condition has done its job, so send again without it.
+        if (!(error instanceof RemoteOutOfOrderError) || signal.aborted) throw error;
+      }
+    }
+    return await this.send(slot.good, slot.state, slot.backlog, signal);
+  }
+
+  private async send(events: StoredEvent[], state: StateSnapshot | null, backlog: number, signal: AbortSignal, pipelined?: Promise<SinkResult>): Promise<Tally> {
+    let result: SinkResult;
+    try {
+      let sending = pipelined;
+      if (!sending) {
+        sending = this.post(events, state, backlog, null, signal);
+        await this.commitDeferred();
+      }
+      result = await raceAbort(sending, signal);
+    } catch (error) {
+      if (!(error instanceof SinkError) || !error.poison || signal.aborted) throw error;
+      if (events.length === 1) {
+        if (++this.isolated > MAX_ISOLATED_PER_ATTEMPT) throw error;
+        const moved = this.f.quarantine.add([{ event: events[0]!, reason: error.message, remoteStatus: error.remoteStatus }]);
+        this.f.logger.warn("event quarantined", { mode: this.mode, seq: events[0]!.seq, reason: error.message });
+        return { ...EMPTY_TALLY, quarantined: moved };
+      }
+      // Bisect: the half that passes is applied before the other is tried.
+      const mid = Math.ceil(events.length / 2);
+      const first = await this.send(events.slice(0, mid), state, backlog + events.length - mid, signal);
+      const second = await this.send(events.slice(mid), first.stateSent ? null : state, backlog, signal);
+      return addTally(first, second);
+    }
+    return this.apply(events, state, result);
+  }
+
+  private apply(events: StoredEvent[], state: StateSnapshot | null, result: SinkResult): Tally {
+    const { acked, rejected, duplicates, missing } = sortVerdicts(events, result);
+    for (const id of acked.ids) this.deferred.push(id);
+    const quarantined = this.f.quarantine.add(rejected);
+    if (rejected.length > 0) this.f.logger.warn("events quarantined", { mode: this.mode, count: rejected.length, first: rejected[0]!.reason });
+    for (const w of result.warnings ?? []) this.f.logger.warn("flush warning", { mode: this.mode, warning: w });
+    const stateSent = state !== null && !(result.warnings?.length ?? 0);
+    if (stateSent) this.sentStateTs = state.ts;
+    return { sent: events.length, acked: acked.ids.length, duplicates, quarantined, missing, stateSent };
+  }
+}
