@@ -54,6 +54,15 @@ export interface Sink {
   send(batch: SinkBatch): Promise<SinkResult>;
 }
 
+/**
+ * `sink` with its send() wrapped (metrics, history): everything else — the
+ * name, whether it is ordered (which may change at run time) — still reads
+ * from the sink itself.
+ */
+export function wrapSink(sink: Sink, send: Sink["send"]): Sink {
+  return Object.create(sink, { send: { value: send, enumerable: true } }) as Sink;
+}
+
 export interface SinkErrorOptions {
   cause?: unknown;
   /** HTTP status the remote answered; 0 when no response arrived. */

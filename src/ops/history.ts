@@ -6,7 +6,7 @@
 // restart (Prometheus keeps the long history, see ops/).
 import type { Clock } from "../lib/clock.ts";
 import { MODES, type Mode } from "../domain/schema.ts";
-import type { Sink } from "../flush/sink.ts";
+import { type Sink, wrapSink } from "../flush/sink.ts";
 import type { EventStore } from "../store/store.ts";
 
 export interface HistoryOptions {
@@ -109,28 +109,25 @@ export function createHistory(options: HistoryOptions): History {
   return {
     intervalMs,
     instrumentSink(sink) {
-      return {
-        name: sink.name,
-        async send(batch) {
-          const started = performance.now();
-          const w = window.get(batch.mode);
-          try {
-            const result = await sink.send(batch);
-            if (w) for (const r of result.results) if (r.status !== "rejected") w.flushed++;
-            return result;
-          } catch (error) {
-            if (w && !batch.signal.aborted) w.failures++;
-            throw error;
-          } finally {
-            if (w) {
-              const ms = performance.now() - started;
-              w.sends++;
-              w.totalMs += ms;
-              w.maxMs = Math.max(w.maxMs, ms);
-            }
+      return wrapSink(sink, async (batch) => {
+        const started = performance.now();
+        const w = window.get(batch.mode);
+        try {
+          const result = await sink.send(batch);
+          if (w) for (const r of result.results) if (r.status !== "rejected") w.flushed++;
+          return result;
+        } catch (error) {
+          if (w && !batch.signal.aborted) w.failures++;
+          throw error;
+        } finally {
+          if (w) {
+            const ms = performance.now() - started;
+            w.sends++;
+            w.totalMs += ms;
+            w.maxMs = Math.max(w.maxMs, ms);
           }
-        },
-      };
+        }
+      });
     },
     sample,
     start(signal) {

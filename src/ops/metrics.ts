@@ -10,7 +10,7 @@ import type { BuildInfo } from "./build-info.ts";
 import type { Hub } from "../stream/hub.ts";
 import type { Limits } from "../store/limits.ts";
 import { type EventInput, MODES, type Mode } from "../domain/schema.ts";
-import type { Sink, SinkError } from "../flush/sink.ts";
+import { type Sink, type SinkError, wrapSink } from "../flush/sink.ts";
 import type { StreamCloseReason } from "../stream/sse.ts";
 import type { AppendResult, EventStore } from "../store/store.ts";
 
@@ -254,30 +254,24 @@ export function createMetrics(sources: MetricsSources): Metrics {
       sseClosed.labels(mode, reason).inc();
     },
     instrumentSink(sink) {
-      return {
-        name: sink.name,
-        get ordered() {
-          return sink.ordered;
-        },
-        async send(batch) {
-          const end = flushDuration.startTimer({ mode: batch.mode });
-          try {
-            const result = await sink.send(batch);
-            flushes.labels(batch.mode, "ok").inc();
-            const verdicts = { accepted: 0, duplicate: 0, rejected: 0 };
-            for (const r of result.results) verdicts[r.status]++;
-            for (const [verdict, n] of Object.entries(verdicts)) if (n > 0) flushed.labels(batch.mode, verdict).inc(n);
-            return result;
-          } catch (error) {
-            const code = (error as SinkError)?.code;
-            flushes.labels(batch.mode, batch.signal.aborted ? "aborted" : typeof code === "string" ? code : "error").inc();
-            if (!batch.signal.aborted) flushFailures.labels(batch.mode).inc();
-            throw error;
-          } finally {
-            end();
-          }
-        },
-      };
+      return wrapSink(sink, async (batch) => {
+        const end = flushDuration.startTimer({ mode: batch.mode });
+        try {
+          const result = await sink.send(batch);
+          flushes.labels(batch.mode, "ok").inc();
+          const verdicts = { accepted: 0, duplicate: 0, rejected: 0 };
+          for (const r of result.results) verdicts[r.status]++;
+          for (const [verdict, n] of Object.entries(verdicts)) if (n > 0) flushed.labels(batch.mode, verdict).inc(n);
+          return result;
+        } catch (error) {
+          const code = (error as SinkError)?.code;
+          flushes.labels(batch.mode, batch.signal.aborted ? "aborted" : typeof code === "string" ? code : "error").inc();
+          if (!batch.signal.aborted) flushFailures.labels(batch.mode).inc();
+          throw error;
+        } finally {
+          end();
+        }
+      });
     },
     text: () => registry.metrics(),
   };

@@ -152,6 +152,22 @@ describe("createMetrics().instrumentSink()", () => {
     expect(m.get('zoe_flush_duration_seconds_count{mode="live"}')).toBe(2);
   });
 
+  test("the wrapped sink still says whether it commits in order, also when that changes", async () => {
+    const { metrics } = harness();
+    let ordered = true;
+    const sink: Sink = {
+      name: "edge",
+      get ordered() {
+        return ordered;
+      },
+      send: async () => ({ results: [] }),
+    };
+    const wrapped = metrics.instrumentSink(sink);
+    expect(wrapped.ordered).toBe(true);
+    ordered = false;
+    expect(wrapped.ordered).toBe(false);
+  });
+
   test("a send cut short by shutdown is 'aborted', not a failure", async () => {
     const { metrics, read } = harness();
     const controller = new AbortController();
