@@ -24,14 +24,18 @@ export class Backlog {
   private readonly usage = new Map<Mode, BacklogUsage>();
   private readonly q: Record<"unflushed" | "markFlushed" | "counters" | "add" | "oldest", Statement>;
 
-  constructor(db: Database, clock: Clock) {
+  /** The flusher sends only durable events (writer.ts): one lost to a power cut must not reach the remote. */
+  private readonly lastSeq: (mode: Mode) => number;
+
+  constructor(db: Database, clock: Clock, lastSeq: (mode: Mode) => number) {
     this.db = db;
+    this.lastSeq = lastSeq;
     this.clock = clock;
     this.q = {
       // The seqs to skip go in as a JSON array: the flusher's acknowledged
       // events whose marks are still to be written.
       unflushed: db.query(
-        `SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND flushed = 0 AND seq > ? AND seq NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
+        `SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND flushed = 0 AND seq > ? AND seq <= ? AND seq NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
       ),
       // One statement for the whole batch (ids as a JSON array): about 40% less
       // time holding the event loop than an UPDATE per id.
@@ -105,7 +109,7 @@ export class Backlog {
   /** The oldest unflushed events of `mode`, in seq order, after `afterSeq` and but for `exceptSeqs`. */
   unflushed(mode: Mode, limit: number, options: { afterSeq?: number; exceptSeqs?: readonly number[] } = {}): ZoeEvent[] {
     const except = options.exceptSeqs?.length ? JSON.stringify(options.exceptSeqs) : "[]";
-    return (this.q.unflushed.all(mode, options.afterSeq ?? 0, except, limit) as EventRow[]).map(rowToEvent);
+    return (this.q.unflushed.all(mode, options.afterSeq ?? 0, this.lastSeq(mode), except, limit) as EventRow[]).map(rowToEvent);
   }
 
   /** Marks exactly these events flushed; returns how many changed. */

@@ -27,12 +27,16 @@ export class Queries {
   private readonly stateKeep: number;
   private readonly q: Record<"since" | "sinceJson" | "latest" | "logFlush" | "lastFlush" | "putState" | "trimState" | "latestState", Statement>;
 
-  constructor(db: Database, options: { clock: Clock; stateKeep: number }) {
+  /** Readers see events up to the durable seq of each mode (writer.ts), never one still being synced. */
+  private readonly lastSeq: (mode: Mode) => number;
+
+  constructor(db: Database, options: { clock: Clock; stateKeep: number; lastSeq: (mode: Mode) => number }) {
     this.db = db;
+    this.lastSeq = options.lastSeq;
     this.clock = options.clock;
     this.stateKeep = options.stateKeep;
     this.q = {
-      since: db.query(`SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND seq > ? ORDER BY seq LIMIT ?`),
+      since: db.query(`SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`),
       // The event as JSON.stringify(rowToEvent(row)) would write it, built by
       // SQLite: one string per row instead of twelve, and no JSON.parse of
       // meta and stringify of the whole event in JS (the SSE replay's cost).
@@ -40,10 +44,10 @@ export class Queries {
       sinceJson: db.query(
         `SELECT seq, json_object('id', id, 'mode', mode, 'ts', ts, 'seq', seq, 'source', source, 'type', type, 'subtype', subtype,
            'symbol', symbol, 'severity', severity, 'body', body, 'meta', json(meta_json), 'idempotency_key', idempotency_key)
-         FROM local_events WHERE mode = ? AND seq > ? ORDER BY seq LIMIT ?`,
+         FROM local_events WHERE mode = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
       ),
       latest: db.query(
-        `SELECT * FROM (SELECT ${COLUMNS} FROM local_events WHERE mode = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
+        `SELECT * FROM (SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND seq <= ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
       ),
       logFlush: db.query("INSERT INTO local_flush_log (ts, mode, count, last_seq, status, error) VALUES (?, ?, ?, ?, ?, ?)"),
       lastFlush: db.query("SELECT ts, count, last_seq, status, error FROM local_flush_log WHERE mode = ? ORDER BY id DESC LIMIT 1"),
@@ -59,15 +63,15 @@ export class Queries {
   list(mode: Mode, options: { sinceSeq?: number; limit: number }): ZoeEvent[] {
     const rows =
       options.sinceSeq === undefined
-        ? this.q.latest.all(mode, options.limit)
-        : this.q.since.all(mode, options.sinceSeq, options.limit);
+        ? this.q.latest.all(mode, this.lastSeq(mode), options.limit)
+        : this.q.since.all(mode, options.sinceSeq, this.lastSeq(mode), options.limit);
     return (rows as EventRow[]).map(rowToEvent);
   }
 
   /** As list() with sinceSeq, each event as [seq, its JSON text]; the text equals JSON.stringify of the event. */
   listJson(mode: Mode, sinceSeq: number, limit: number): [seq: number, json: string][] {
     try {
-      return this.q.sinceJson.values(mode, sinceSeq, limit) as [number, string][];
+      return this.q.sinceJson.values(mode, sinceSeq, this.lastSeq(mode), limit) as [number, string][];
     } catch {
       // SQLite's JSON parser refused a meta (deeper than its limit, say): the slow way.
       return this.list(mode, { sinceSeq, limit }).map((e) => [e.seq, JSON.stringify(e)]);

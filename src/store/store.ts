@@ -14,6 +14,7 @@ import { Backlog, type BacklogUsage } from "./backlog.ts";
 import { openDatabase } from "./open.ts";
 import { type FlushLogEntry, Queries, type StateSnapshot } from "./queries.ts";
 import { pruneAll, type PruneStep, pruneStep } from "./retention.ts";
+import { WalSync } from "./wal-sync.ts";
 import { type AppendResult, Writer } from "./writer.ts";
 
 export { EVENT_BYTES_SQL, EVENT_OVERHEAD_BYTES, rowToEvent, storeFailure } from "./rows.ts";
@@ -53,6 +54,7 @@ export class EventStore {
   private readonly onListenerError: (error: unknown) => void;
   private readonly listeners = new Set<AppendListener>();
   private readonly writer: Writer;
+  private readonly walSync: WalSync | null;
   private readonly backlogs: Backlog;
   private readonly queries: Queries;
   private readonly checkpointer: Checkpointer | null;
@@ -69,8 +71,11 @@ export class EventStore {
     const maxSeq = db.query("SELECT COALESCE(MAX(seq), 0) AS seq FROM local_events WHERE mode = ?");
     const lastSeqs = new Map<Mode, number>();
     for (const mode of MODES) lastSeqs.set(mode, (maxSeq.get(mode) as { seq: number }).seq);
-    this.backlogs = new Backlog(db, this.clock);
-    this.queries = new Queries(db, { clock: this.clock, stateKeep: options.stateKeep ?? 100 });
+    this.backlogs = new Backlog(db, this.clock, (mode) => this.lastSeq(mode));
+    this.queries = new Queries(db, { clock: this.clock, stateKeep: options.stateKeep ?? 100, lastSeq: (mode) => this.lastSeq(mode) });
+    // FULL and EXTRA: the group commit's fsync runs off the event loop (wal-sync.ts).
+    const full = options.synchronous === "FULL" || options.synchronous === "EXTRA";
+    this.walSync = full && (options.groupCommit ?? true) && options.path !== ":memory:" ? new WalSync(options.path) : null;
     let counted = new Map<Mode, BacklogUsage>();
     this.writer = new Writer(db, {
       clock: this.clock,
@@ -79,11 +84,12 @@ export class EventStore {
       beforeCommit: (stored, sizes) => {
         counted = this.backlogs.record(stored, sizes);
       },
-      onCommit: (stored) => {
+      onCommit: () => {
         this.backlogs.added(counted);
         counted = new Map();
-        this.committed(stored);
       },
+      onDurable: (stored) => this.committed(stored),
+      walSync: this.walSync ? { sync: this.walSync, synchronous: options.synchronous ?? "NORMAL" } : null,
     });
     this.pruneOne = pruneStep(db, () => new Date(this.clock.now() - this.retentionMs).toISOString(), (mode) => this.lastSeq(mode));
     this.checkpointer =
@@ -126,7 +132,7 @@ export class EventStore {
     this.backlogs.refresh();
   }
 
-  /** Highest seq assigned so far in `mode` (0 when none). */
+  /** Highest seq of `mode` whose commit is durable and answered (0 when none); readers see no further. */
   lastSeq(mode: Mode): number {
     return this.writer.lastSeq(mode);
   }
@@ -226,6 +232,7 @@ export class EventStore {
     if (this.closed) return;
     this.closed = true;
     this.writer.flushPending();
+    this.walSync?.close();
     this.checkpointer?.stop();
     try {
       this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");

@@ -2,14 +2,18 @@
 // transaction that inserts the event. Concurrent appends are group-committed:
 // every request that arrives while the event loop is busy shares one
 // transaction, and each caller's promise settles only after the commit that
-// holds its events.
+// holds its events is durable (with a WalSync: after the WAL's fdatasync on
+// the thread pool, see wal-sync.ts). Only then do readers and listeners see
+// the events: the durable seq of each mode is the readers' upper bound.
 import type { Database } from "bun:sqlite";
 import type { Clock } from "../lib/clock.ts";
+import type { SynchronousLevel } from "../config.ts";
 import { ConflictError, IdempotencyConflictError, StoreUnavailableError } from "../domain/errors.ts";
 import type { ZoeEvent } from "../domain/events.ts";
 import { conflictMessage, idempotencyDifferences } from "../domain/idempotency.ts";
 import type { EventInput, Mode } from "../domain/schema.ts";
 import { COLUMNS, EVENT_OVERHEAD_BYTES, type EventRow, rowToEvent, storeFailure } from "./rows.ts";
+import type { WalSync } from "./wal-sync.ts";
 
 export interface AppendResult {
   id: string;
@@ -37,8 +41,17 @@ export interface WriterOptions {
   lastSeqs: ReadonlyMap<Mode, number>;
   /** Called inside each transaction, before COMMIT, with the new events (unsorted) and their backlog bytes. */
   beforeCommit(stored: ZoeEvent[], sizes: number[]): void;
-  /** Called after each commit with the new events (unsorted), before any caller hears back. */
+  /** Called after each commit with the new events (unsorted). */
   onCommit(stored: ZoeEvent[]): void;
+  /** Called once a commit is durable, with its new events (unsorted), before any of its callers hears back. */
+  onDurable(stored: ZoeEvent[]): void;
+  /**
+   * Syncs the WAL off the event loop after each group commit; the group's
+   * transaction then runs with synchronous=NORMAL, and `synchronous` is the
+   * level the connection returns to for every other write. Null: SQLite's
+   * own synchronous setting decides, inside COMMIT.
+   */
+  walSync?: { sync: WalSync; synchronous: SynchronousLevel } | null;
 }
 
 export class Writer {
@@ -47,7 +60,13 @@ export class Writer {
   private readonly groupCommit: boolean;
   private readonly beforeCommit: WriterOptions["beforeCommit"];
   private readonly onCommit: WriterOptions["onCommit"];
+  private readonly onDurable: WriterOptions["onDurable"];
+  private readonly walSync: WalSync | null;
   private readonly counters: Map<Mode, number>;
+  /** Highest seq per mode whose commit is durable and answered: what readers may see. */
+  private readonly durable: Map<Mode, number>;
+  /** Set when a WAL sync failed: what is in the WAL may not be on disk, so nothing more is acknowledged. */
+  private broken: Error | null = null;
   private pending: PendingAppend[] = [];
   private scheduled = false;
   private readonly byKey: Statement;
@@ -55,6 +74,8 @@ export class Writer {
   // Transaction control as cached statements: db.run() would compile the SQL
   // again on every call, several times per request on the ingest path.
   private readonly tx: Record<"begin" | "commit" | "savepoint" | "release" | "rollbackTo", Statement>;
+  /** synchronous=NORMAL for the group's transaction and back, with a WalSync. */
+  private readonly syncLevel: { relaxed: Statement; restored: Statement } | null;
   /** Multi-row INSERT statements by row count, prepared on first use. */
   private readonly inserts = new Map<number, Statement>();
 
@@ -64,7 +85,13 @@ export class Writer {
     this.groupCommit = options.groupCommit;
     this.beforeCommit = options.beforeCommit;
     this.onCommit = options.onCommit;
+    this.onDurable = options.onDurable;
+    this.walSync = options.walSync?.sync ?? null;
+    this.syncLevel = options.walSync
+      ? { relaxed: db.query("PRAGMA synchronous = NORMAL"), restored: db.query(`PRAGMA synchronous = ${options.walSync.synchronous}`) }
+      : null;
     this.counters = new Map(options.lastSeqs);
+    this.durable = new Map(options.lastSeqs);
     // The whole row, to compare a repeat with what is stored; it is read only
     // when the key exists, so the hot path (a new key) pays nothing for it.
     this.byKey = db.query(`SELECT ${COLUMNS} FROM local_events WHERE idempotency_key = ?`);
@@ -78,16 +105,19 @@ export class Writer {
     };
   }
 
-  /** Highest seq assigned so far in `mode` (0 when none). */
+  /** Highest seq of `mode` committed durably and answered (0 when none): readers see no further. */
   lastSeq(mode: Mode): number {
-    return this.counters.get(mode) ?? 0;
+    return this.durable.get(mode) ?? 0;
   }
 
-  /** Stores the events of one request atomically; resolves after the commit that holds them. */
+  /** Stores the events of one request atomically; resolves once the commit that holds them is durable. */
   append(events: EventInput[]): Promise<AppendResult[]> {
+    if (this.broken) return Promise.reject(this.broken);
     if (!this.groupCommit) {
       try {
-        const outcome = this.commit([{ events, resolve() {}, reject() {} }])[0]!;
+        const { outcomes, stored } = this.commit([{ events, resolve() {}, reject() {} }]);
+        this.durableNow(stored);
+        const outcome = outcomes[0]!;
         return outcome instanceof Error ? Promise.reject(outcome) : Promise.resolve(outcome);
       } catch (error) {
         return Promise.reject(error);
@@ -106,38 +136,76 @@ export class Writer {
 
   /** Commits what is waiting now (at close), instead of on the next loop turn. */
   flushPending(): void {
-    if (this.pending.length > 0) this.drain();
+    if (this.pending.length > 0) this.drain(true);
   }
 
-  private drain(): void {
+  private drain(now = false): void {
     this.scheduled = false;
     if (this.pending.length === 0) return; // close() already drained it
+    // While the previous group's sync runs, its successor keeps gathering:
+    // the loop stays free to read requests, and one commit and one sync then
+    // carry all of them (committing now would wait for a sync of its own anyway).
+    if (!now && this.walSync && !this.walSync.idle()) return;
     const batch = this.pending;
     this.pending = [];
-    let outcomes: (AppendResult[] | Error)[];
+    let committed: { outcomes: (AppendResult[] | Error)[]; stored: ZoeEvent[] };
     try {
-      outcomes = this.commit(batch);
+      committed = this.commit(batch);
     } catch (error) {
       for (const p of batch) p.reject(error);
       return;
     }
-    batch.forEach((p, i) => {
-      const o = outcomes[i]!;
-      if (o instanceof Error) p.reject(o);
-      else p.resolve(o);
+    const settle = () =>
+      batch.forEach((p, i) => {
+        const o = committed.outcomes[i]!;
+        if (o instanceof Error) p.reject(o);
+        else p.resolve(o);
+      });
+    // A group with no new rows (repeats, refusals) still waits for a sync in
+    // flight: a repeat's answer names an event that may not be on disk yet.
+    if (!this.walSync || (committed.stored.length === 0 && this.walSync.idle())) {
+      this.durableNow(committed.stored);
+      settle();
+      return;
+    }
+    this.walSync.after((error) => {
+      if (error) {
+        // The frames may never reach the disk: refuse these and every later
+        // append; a restart reopens the database as it is on disk.
+        this.broken ??= new StoreUnavailableError(`Cannot store events: syncing the WAL to disk failed (${error.message}); restart the service`, {
+          cause: error,
+        });
+        for (const p of [...batch, ...this.pending.splice(0)]) p.reject(this.broken);
+        return;
+      }
+      this.durableNow(committed.stored);
+      settle();
+      if (this.pending.length > 0 && !this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.drain());
+      }
     });
   }
 
+  /** `stored` is durable: readers may see it, listeners hear of it. */
+  private durableNow(stored: ZoeEvent[]): void {
+    if (stored.length === 0) return;
+    for (const e of stored) if (e.seq > (this.durable.get(e.mode) ?? 0)) this.durable.set(e.mode, e.seq);
+    this.onDurable(stored);
+  }
+
   /** One transaction for all `batch` requests; a failing request rolls back alone. */
-  private commit(batch: PendingAppend[]): (AppendResult[] | Error)[] {
+  private commit(batch: PendingAppend[]): { outcomes: (AppendResult[] | Error)[]; stored: ZoeEvent[] } {
     const before = new Map(this.counters);
     const now = new Date(this.clock.now()).toISOString();
     const stored: ZoeEvent[] = [];
     const sizes: number[] = []; // backlog bytes of stored[i]
     const outcomes: (AppendResult[] | Error)[] = [];
     try {
+      this.syncLevel?.relaxed.run();
       this.tx.begin.run();
     } catch (error) {
+      this.restoreSyncLevel();
       throw storeFailure("Cannot store events", error);
     }
     try {
@@ -176,10 +244,20 @@ export class Writer {
         // SQLite may already have rolled back (e.g. on SQLITE_FULL).
       }
       for (const [m, s] of before) this.counters.set(m, s);
+      this.restoreSyncLevel();
       throw storeFailure("Cannot store events", error);
     }
+    this.restoreSyncLevel();
     this.onCommit(stored);
-    return outcomes;
+    return { outcomes, stored };
+  }
+
+  private restoreSyncLevel(): void {
+    try {
+      this.syncLevel?.restored.run();
+    } catch {
+      // Setting a pragma fails only on a closed connection: nothing to restore.
+    }
   }
 
   /**

@@ -35,9 +35,12 @@ function recordSql(work: () => void | Promise<void>): Promise<string[]> {
 function walks(db: Database, sql: string): string[] {
   if (!/^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)/i.test(sql)) return []; // pragmas, BEGIN/COMMIT, savepoints
   const plan = db.query(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[];
+  // An upper bound on seq alone walks from the mode's first row, unless the
+  // statement reads down from the bound (ORDER BY seq DESC with a LIMIT).
+  const readsDown = /ORDER BY seq DESC LIMIT/i.test(sql);
   return plan
     .map((p) => p.detail)
-    .filter((d) => /\bSCAN local_events\b/.test(d) || /SEARCH local_events USING (COVERING )?INDEX idx_local_events_mode_seq \(mode=\? AND seq<\?\)/.test(d))
+    .filter((d) => /\bSCAN local_events\b/.test(d) || (!readsDown && /SEARCH local_events USING (COVERING )?INDEX idx_local_events_mode_seq \(mode=\? AND seq<\?\)/.test(d)))
     .map((d) => `${d}  <-  ${sql.replace(/\s+/g, " ").slice(0, 160)}`);
 }
 
