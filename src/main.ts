@@ -29,6 +29,7 @@ import { createLogger } from "./lib/log.ts";
 import { Quarantine } from "./flush/quarantine.ts";
 import type { Sink } from "./flush/sink.ts";
 import { createEdgeFunctionSink } from "./flush/sinks/edge-function.ts";
+import { inlineReader, type ReaderWorker, startReaderWorker } from "./flush/reader.ts";
 import { runRetention } from "./store/retention.ts";
 import { openStore } from "./store/store.ts";
 import { systemScheduler } from "./lib/scheduler.ts";
@@ -171,6 +172,7 @@ export async function main(env: Env): Promise<void> {
   // The last hour for the dashboard's charts, sampled in memory.
   const history = createHistory({ store, clock, intervalMs: config.historyIntervalMs });
   let remoteTarget: string | null = null;
+  let reader: ReaderWorker | null = null;
   if (flush.remote) {
     const { url, serviceKey } = flush.remote;
     const sink: Sink =
@@ -178,7 +180,10 @@ export async function main(env: Env): Promise<void> {
         ? // Loaded only when chosen: supabase-js alone is ~35 ms of every start-up.
           (await import("./flush/sinks/direct.ts")).createDirectSink({ url, serviceKey, timeoutMs: flush.timeoutMs, clock, distinguishDuplicates: true })
         : createEdgeFunctionSink({ url, serviceKey, functionName: flush.functionName, secret: flush.secret, timeoutMs: flush.timeoutMs, clock });
-    flusher = createFlusher({ store, sink: history.instrumentSink(ops.metrics.instrumentSink(sink)), quarantine, clock, logger, config: flush });
+    // The edge sink posts JSON: a worker thread reads, checks and encodes its
+    // batches, off the thread that answers ingest.
+    if (flush.sink === "edge" && store.path !== ":memory:") reader = startReaderWorker({ path: store.path, fallback: inlineReader(store), logger });
+    flusher = createFlusher({ store, sink: history.instrumentSink(ops.metrics.instrumentSink(sink)), quarantine, clock, logger, config: flush, reader: reader ?? undefined });
     const target = flush.sink === "direct" ? `${url}/rest/v1/zoe_events (direct)` : `${url}/functions/v1/${flush.functionName} (edge function)`;
     remoteTarget = target;
     remoteLine = `${target}, batch ${flush.batchSize}, every ${flush.activeIntervalMs / 1000} s in market hours / ${flush.offHoursIntervalMs / 1000} s off hours`;
@@ -276,6 +281,7 @@ export async function main(env: Env): Promise<void> {
       const { left } = await flusher.stop();
       logger.info("flusher stopped", { unflushed_left: left });
     }
+    reader?.close();
     store.close();
     logger.info("stopped");
     process.exit(0);

@@ -14,7 +14,7 @@ interface Batch {
 }
 
 /** Store methods the flusher calls on the event loop (timed when present). */
-const TIMED = ["unflushed", "markFlushed", "backlog", "latestState", "logFlush"] as const;
+const TIMED = ["unflushed", "markFlushed", "markFlushedRange", "backlog", "latestState", "logFlush"] as const;
 
 const statsFile = process.env.ZOE_BENCH_STATS_FILE;
 type Methods = Record<string, ((...args: unknown[]) => unknown) | undefined>;

@@ -1,11 +1,12 @@
 // One batch's local side: read the oldest unflushed events and check them
-// against the shared schema, sort the remote's verdicts into acknowledged and
-// rejected, and mark the acknowledged ones flushed. All of it in short slices:
-// the flusher shares the one JS thread with ingest.
+// against the shared schema (here, on the event loop, or in the reader worker:
+// reader.ts), sort the remote's verdicts into acknowledged and rejected, and
+// mark the acknowledged ones flushed. All of it in short slices: the flusher
+// shares the one JS thread with ingest.
 import { checkStoredEvent, type Mode, type StoredEvent } from "../domain/schema.ts";
 import type { EventStore } from "../store/store.ts";
 import type { QuarantineInput } from "./quarantine.ts";
-import type { EventResult, SinkResult } from "./sink.ts";
+import type { EventRef, EventResult, SinkResult } from "./sink.ts";
 
 /** What one batch (or one half of a bisected batch) came to. */
 export interface Tally {
@@ -33,11 +34,16 @@ const SLICE = 100;
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface ReadBatch {
-  /** Everything read, in seq order. */
-  events: StoredEvent[];
-  /** Those that pass the shared schema. */
-  good: StoredEvent[];
-  /** Those that do not, ready for the quarantine. */
+  /** How many events were read (sent or not); the next read starts after `lastSeq`. */
+  count: number;
+  lastSeq: number;
+  /** The events that pass the shared schema, in seq order: what is sent. */
+  good: EventRef[];
+  /** The same events as objects (read on the event loop), or null … */
+  events: StoredEvent[] | null;
+  /** … when they come as their JSON array instead (read and encoded by the reader worker). */
+  json: string | null;
+  /** Those that fail the schema, ready for the quarantine. */
   bad: QuarantineInput[];
 }
 
@@ -48,41 +54,55 @@ export interface ReadBatch {
  * so the seq cursor misses none.
  */
 export async function readBatch(store: EventStore, mode: Mode, limit: number, afterSeq: number, signal: AbortSignal): Promise<ReadBatch> {
-  const events: StoredEvent[] = [];
   const good: StoredEvent[] = [];
   const bad: QuarantineInput[] = [];
+  let count = 0;
   let after = afterSeq;
-  for (let first = true; events.length < limit; first = false) {
+  for (let first = true; count < limit; first = false) {
     if (!first) {
       await yieldToLoop();
       // Cancelled meanwhile: nothing was sent, so stop here, as a send in flight would.
       signal.throwIfAborted();
     }
-    const want = Math.min(SLICE, limit - events.length);
+    const want = Math.min(SLICE, limit - count);
     const rows = store.unflushed(mode, want, { afterSeq: after });
     for (const e of rows) {
-      events.push(e);
-      const errors = checkStoredEvent(e);
-      if (errors.length === 0) good.push(e);
-      else bad.push({ event: e, reason: `fails the shared event schema locally: ${errors[0]!.path} ${errors[0]!.message}`, errors });
+      const failure = schemaFailure(e);
+      if (failure) bad.push(failure);
+      else good.push(e);
     }
+    count += rows.length;
+    if (rows.length > 0) after = rows.at(-1)!.seq;
     if (rows.length < want) break;
-    after = rows.at(-1)!.seq;
   }
-  return { events, good, bad };
+  return { count, lastSeq: after, good, events: good, json: null, bad };
 }
 
-/** Marks in slices, each its own short transaction; the first one at once. */
-export async function markInSlices(store: EventStore, ids: string[]): Promise<void> {
-  for (let i = 0; i < ids.length; i += SLICE) {
+/** Null when `e` passes the shared schema; else its quarantine entry. */
+export function schemaFailure(e: StoredEvent): QuarantineInput | null {
+  const errors = checkStoredEvent(e);
+  return errors.length === 0 ? null : { event: e, reason: `fails the shared event schema locally: ${errors[0]!.path} ${errors[0]!.message}`, errors };
+}
+
+// Marks go by seq range (one UPDATE on the unflushed index) in slices of this
+// many events, each its own short transaction: ~1 ms of the event loop each.
+const MARK_SLICE = 250;
+
+/** Marks these acknowledged events (in seq order) flushed; by seq range where the range holds exactly them, else by id. */
+export async function markAcked(store: EventStore, acked: readonly EventRef[]): Promise<void> {
+  for (let i = 0; i < acked.length; i += MARK_SLICE) {
     if (i > 0) await yieldToLoop();
-    store.markFlushed(ids.slice(i, i + SLICE));
+    const chunk = acked.slice(i, i + MARK_SLICE);
+    const first = chunk[0]!;
+    const ascending = chunk.every((e, j) => j === 0 || (e.seq > chunk[j - 1]!.seq && e.mode === first.mode));
+    if (ascending && store.markFlushedRange(first.mode, first.seq - 1, chunk.at(-1)!.seq, chunk.length)) continue;
+    store.markFlushed(chunk.map((e) => e.id));
   }
 }
 
 export interface Verdicts {
-  /** Ids and seqs of events the remote stored (now or before). */
-  acked: { ids: string[]; seqs: number[] };
+  /** Events the remote stored (now or before), in the order sent. */
+  acked: EventRef[];
   rejected: QuarantineInput[];
   duplicates: number;
   /** Events the remote gave no verdict for: they stay queued. */
@@ -90,24 +110,23 @@ export interface Verdicts {
 }
 
 /** Sorts the remote's answer by event; verdicts for events not sent are ignored. */
-export function sortVerdicts(events: StoredEvent[], result: SinkResult): Verdicts {
+export function sortVerdicts(events: readonly EventRef[], result: SinkResult): Verdicts {
   const byKey = new Map(events.map((e) => [e.idempotency_key, e]));
-  const ids: string[] = [];
-  const seqs: number[] = [];
+  const status = new Map<string, EventResult>();
+  for (const r of result.results as EventResult[]) if (byKey.has(r.idempotency_key) && !status.has(r.idempotency_key)) status.set(r.idempotency_key, r);
+  const acked: EventRef[] = [];
   const rejected: QuarantineInput[] = [];
   let duplicates = 0;
-  for (const r of result.results as EventResult[]) {
-    const e = byKey.get(r.idempotency_key);
-    if (!e) continue;
-    byKey.delete(r.idempotency_key);
+  for (const e of events) {
+    const r = status.get(e.idempotency_key);
+    if (!r) continue;
     if (r.status === "rejected") {
       const first = r.errors?.[0];
       rejected.push({ event: e, reason: `rejected by remote${first ? `: ${first.path} ${first.message}` : ""}`, errors: r.errors ?? [] });
     } else {
-      ids.push(e.id);
-      seqs.push(e.seq);
+      acked.push(e);
       if (r.status === "duplicate") duplicates++;
     }
   }
-  return { acked: { ids, seqs }, rejected, duplicates, missing: byKey.size };
+  return { acked, rejected, duplicates, missing: events.length - acked.length - rejected.length };
 }

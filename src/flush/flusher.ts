@@ -14,6 +14,7 @@ import { FlushCancelled } from "./cancel.ts";
 import { createMarketClock, type MarketClock } from "./market-clock.ts";
 import { ModeWorker, type WorkerContext } from "./mode-worker.ts";
 import type { Quarantine } from "./quarantine.ts";
+import { type BatchReader, inlineReader } from "./reader.ts";
 import { shutdownWorkers } from "./shutdown.ts";
 import type { Sink } from "./sink.ts";
 
@@ -31,6 +32,8 @@ export interface FlusherOptions {
   /** Jitter source in [0, 1). */
   random?: () => number;
   marketClock?: MarketClock;
+  /** Where batches are read (default: on the event loop); e.g. startReaderWorker() for the edge sink. */
+  reader?: BatchReader;
 }
 
 /** What the flusher reports per mode into /health. */
@@ -57,6 +60,7 @@ class FlusherImpl implements Flusher, WorkerContext {
   readonly random: () => number;
   readonly market: MarketClock;
   readonly hard = new AbortController();
+  readonly reader: BatchReader;
   stopping = false;
   private readonly workers = new Map<Mode, ModeWorker>();
   private readonly stopWatchdog = new AbortController();
@@ -72,6 +76,7 @@ class FlusherImpl implements Flusher, WorkerContext {
     this.scheduler = o.scheduler ?? systemScheduler;
     this.logger = o.logger ?? silentLogger;
     this.random = o.random ?? Math.random;
+    this.reader = o.reader ?? inlineReader(o.store);
     this.market =
       o.marketClock ??
       createMarketClock({

@@ -8,13 +8,14 @@ import type { FlushSettings } from "../config.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/log.ts";
 import type { Scheduler } from "../lib/scheduler.ts";
-import type { Mode, StoredEvent } from "../domain/schema.ts";
+import type { Mode } from "../domain/schema.ts";
 import type { EventStore } from "../store/store.ts";
 import { backoffDelay, urgentRetryFloor } from "./backoff.ts";
 import type { Tally } from "./batch.ts";
 import { FlushCancelled } from "./cancel.ts";
 import type { MarketClock } from "./market-clock.ts";
 import { Pipeline } from "./pipeline.ts";
+import type { BatchReader } from "./reader.ts";
 import type { Quarantine } from "./quarantine.ts";
 import { type Sink, SinkError } from "./sink.ts";
 import { flushedThrough, type WorkerPhase, workerStatus } from "./status.ts";
@@ -32,6 +33,7 @@ export interface WorkerContext {
   readonly market: MarketClock;
   /** Aborts sends in flight: hard stop or the shutdown deadline. */
   readonly hard: AbortController;
+  readonly reader: BatchReader;
   readonly stopping: boolean;
 }
 
@@ -66,7 +68,7 @@ export class ModeWorker {
         this.lastAttemptAt = this.lastActivityAt = this.f.clock.now();
         this.nextAttemptAt = null;
       },
-      succeeded: (events, tally) => this.succeeded(events, tally),
+      succeeded: (batch, tally) => this.succeeded(batch, tally),
       failed: (error, attempt, batch) => this.failed(error, attempt, batch),
       retry: (error, attempt, signal) => this.backoff(error, attempt, signal),
     });
@@ -194,17 +196,17 @@ export class ModeWorker {
     return this.pipeline.commitDeferred();
   }
 
-  private succeeded(events: StoredEvent[], tally: Tally): void {
+  private succeeded(batch: { count: number; lastSeq: number }, tally: Tally): void {
     const now = this.f.clock.now();
     if (this.consecutiveFailures > 0) this.f.logger.info("flush recovered", { mode: this.mode, after_failures: this.consecutiveFailures });
     this.consecutiveFailures = 0;
     this.lastUrgentRetryAt = null;
     this.lastSuccessAt = now;
     this.lastError = null;
-    if (events.length === 0) return;
+    if (batch.count === 0) return;
     const partial = tally.quarantined > 0 || tally.missing > 0;
     const error = partial ? `${tally.quarantined} quarantined, ${tally.missing} unacknowledged` : null;
-    this.f.store.logFlush({ mode: this.mode, count: tally.acked, last_seq: events.at(-1)!.seq, status: partial ? "partial" : "ok", error });
+    this.f.store.logFlush({ mode: this.mode, count: tally.acked, last_seq: batch.lastSeq, status: partial ? "partial" : "ok", error });
   }
 
   private failed(error: Error, attempt: number, batch: { count: number; lastSeq: number }): void {

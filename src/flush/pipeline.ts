@@ -5,15 +5,16 @@
 // are settled strictly in seq order: the oldest one's verdicts are applied
 // (and retried, split on poison, logged) before the next one's, so local
 // marks, the flush log and the quarantine read as if they had gone one by one.
+import pRetry from "p-retry";
 import type { FlushSettings } from "../config.ts";
 import type { Logger } from "../lib/log.ts";
 import type { Mode, StoredEvent } from "../domain/schema.ts";
 import type { EventStore, StateSnapshot } from "../store/store.ts";
-import pRetry from "p-retry";
-import { addTally, EMPTY_TALLY, markInSlices, readBatch, sortVerdicts, type Tally } from "./batch.ts";
+import { addTally, EMPTY_TALLY, markAcked, type ReadBatch, sortVerdicts, type Tally } from "./batch.ts";
 import { raceAbort } from "./cancel.ts";
 import type { Quarantine } from "./quarantine.ts";
-import { RemoteOutOfOrderError, type Sink, SinkError, type SinkResult } from "./sink.ts";
+import type { BatchReader } from "./reader.ts";
+import { type EventRef, RemoteOutOfOrderError, type Sink, SinkError, type SinkResult } from "./sink.ts";
 
 export interface PipelineContext {
   readonly store: EventStore;
@@ -21,6 +22,7 @@ export interface PipelineContext {
   readonly quarantine: Quarantine;
   readonly config: FlushSettings;
   readonly logger: Logger;
+  readonly reader: BatchReader;
 }
 
 /** What the pipeline tells its worker, and asks it. */
@@ -28,7 +30,7 @@ export interface PipelineHooks {
   /** A batch is being tried: read, or a request about to go out. */
   attempting(): void;
   /** A batch is settled: every verdict applied. */
-  succeeded(events: StoredEvent[], tally: Tally): void;
+  succeeded(batch: { count: number; lastSeq: number }, tally: Tally): void;
   /** An attempt at a batch failed. */
   failed(error: Error, attempt: number, batch: { count: number; lastSeq: number }): void;
   /** Waits out the backoff; false when the failure is final. */
@@ -42,13 +44,9 @@ export interface DrainOptions {
   more(): boolean;
 }
 
-interface Slot {
+interface Slot extends ReadBatch {
   /** The seq the batch was read after. */
   from: number;
-  /** Everything read, in seq order. */
-  events: StoredEvent[];
-  /** The events sent (those that pass the shared schema). */
-  good: StoredEvent[];
   /** Events that failed the schema locally and went to the quarantine. */
   quarantined: number;
   state: StateSnapshot | null;
@@ -65,8 +63,8 @@ export class Pipeline {
   /** Batches sent and not yet settled (for /health). */
   inFlight = 0;
   private sentStateTs: string | null = null;
-  /** Events acknowledged by the remote, marked flushed once the next requests are out. */
-  private deferred: string[] = [];
+  /** Events acknowledged by the remote, in seq order, marked flushed once the next requests are out. */
+  private deferred: EventRef[] = [];
   private isolated = 0;
 
   constructor(
@@ -99,8 +97,8 @@ export class Pipeline {
             break;
           }
           window.push(slot);
-          cursor = slot.events.at(-1)!.seq;
-          if (slot.events.length < this.f.config.batchSize) more = false;
+          cursor = slot.lastSeq;
+          if (slot.count < this.f.config.batchSize) more = false;
         }
         // The requests above are on their way: the marks overlap the remote's work.
         await this.commitDeferred();
@@ -109,8 +107,8 @@ export class Pipeline {
         const tally = await this.settle(head, signal, options.retry, () => window.length === 0);
         if (window.length === 0) {
           // A retry may have read further than the first attempt.
-          cursor = head.events.at(-1)!.seq;
-          more = head.events.length >= this.f.config.batchSize;
+          cursor = head.lastSeq;
+          more = head.count >= this.f.config.batchSize;
         }
         if (tally.acked + tally.quarantined === 0) more = false;
       }
@@ -121,25 +119,25 @@ export class Pipeline {
 
   /** Marks what the remote acknowledged; a crash before this only means duplicates later. */
   async commitDeferred(): Promise<void> {
-    const ids = this.deferred;
+    const acked = this.deferred;
     this.deferred = [];
-    if (ids.length > 0) await markInSlices(this.f.store, ids);
+    if (acked.length > 0) await markAcked(this.f.store, acked);
   }
 
   /** Reads the batch after seq `from`; events failing the schema go to the quarantine. */
   private async read(from: number, window: readonly Slot[], signal: AbortSignal): Promise<Slot | null> {
     const { store, quarantine, config } = this.f;
-    const { events, good, bad } = await readBatch(store, this.mode, config.batchSize, from, signal);
-    if (events.length === 0) return null;
-    const quarantined = quarantine.add(bad);
+    const batch = await this.f.reader.read(this.mode, config.batchSize, from, signal);
+    if (batch.count === 0) return null;
+    const quarantined = quarantine.add(batch.bad);
     // The snapshot rides with events (the Edge Function wants at least one),
     // once: not again with the other batches of the window.
-    const latest = good.length > 0 ? store.latestState(this.mode) : null;
+    const latest = batch.good.length > 0 ? store.latestState(this.mode) : null;
     const state = latest && latest.ts !== this.sentStateTs && !window.some((s) => s.state?.ts === latest.ts) ? latest : null;
     // The in-memory count (a COUNT(*) per batch would cost milliseconds on a big backlog).
-    const ahead = window.reduce((n, s) => n + s.good.length, 0) + this.deferred.length + good.length;
+    const ahead = window.reduce((n, s) => n + s.good.length, 0) + this.deferred.length + batch.good.length;
     const backlog = Math.max(0, store.backlogUsage(this.mode).events - ahead);
-    return { from, events, good, quarantined, state, backlog, sending: null };
+    return { ...batch, from, quarantined, state, backlog, sending: null };
   }
 
   /** Reads the next batch after `cursor` and sends it at once, conditioned on the batch before it. */
@@ -151,17 +149,27 @@ export class Pipeline {
       return slot;
     }
     const before = window.findLast((s) => s.sending !== null);
-    slot.sending = this.post(slot.good, slot.state, slot.backlog, before ? before.good.at(-1)!.idempotency_key : null, signal);
+    slot.sending = this.post(slot, before ? before.good.at(-1)!.idempotency_key : null, signal);
     this.inFlight++;
     // In the same tick as the send: the marks overlap the remote's work.
     await this.commitDeferred();
     return slot;
   }
 
-  private post(events: StoredEvent[], state: StateSnapshot | null, backlog: number, afterKey: string | null, signal: AbortSignal): Promise<SinkResult> {
+  /** Sends a slot's events as read: pre-encoded when the reader encoded them and the sink takes that. */
+  private post(slot: Slot, afterKey: string | null, signal: AbortSignal): Promise<SinkResult> {
+    const common = { mode: this.mode, backlog: slot.backlog, state: slot.state, signal, afterKey };
     this.hooks.attempting();
-    const sending = this.f.sink.send({ mode: this.mode, events, backlog, state, signal, afterKey });
+    const { sink } = this.f;
+    const sending = slot.json !== null && sink.sendEncoded ? sink.sendEncoded({ ...common, refs: slot.good, json: slot.json }) : sink.send({ ...common, events: eventsOf(slot) });
     sending.catch(() => {}); // settled (or abandoned) later
+    return sending;
+  }
+
+  private postEvents(events: StoredEvent[], state: StateSnapshot | null, backlog: number, signal: AbortSignal): Promise<SinkResult> {
+    this.hooks.attempting();
+    const sending = this.f.sink.send({ mode: this.mode, events, backlog, state, signal, afterKey: null });
+    sending.catch(() => {});
     return sending;
   }
 
@@ -174,18 +182,18 @@ export class Pipeline {
         // A retry with nothing after it in flight takes in what arrived
         // meanwhile (up to a full batch), as a fresh read would.
         const fresh = await this.read(slot.from, [], signal);
-        if (fresh) Object.assign(slot, { events: fresh.events, good: fresh.good, quarantined: slot.quarantined + fresh.quarantined, state: fresh.state, backlog: fresh.backlog });
+        if (fresh) Object.assign(slot, { ...fresh, quarantined: slot.quarantined + fresh.quarantined, sending: slot.sending });
       }
       first = false;
       this.isolated = 0;
       let tally: Tally = { ...EMPTY_TALLY, quarantined: slot.quarantined };
       if (slot.good.length > 0) tally = addTally(tally, await this.deliver(slot, pipelined, signal));
-      this.hooks.succeeded(slot.events, tally);
+      this.hooks.succeeded(slot, tally);
       return tally;
     };
     try {
       if (!retry) return await attempt();
-      const batch = { count: slot.events.length, lastSeq: slot.events.at(-1)!.seq };
+      const batch = { count: slot.count, lastSeq: slot.lastSeq };
       return await pRetry(attempt, {
         retries: Number.POSITIVE_INFINITY,
         // Delays are the worker's (full jitter, injectable scheduler, cut
@@ -203,50 +211,61 @@ export class Pipeline {
   private async deliver(slot: Slot, pipelined: Promise<SinkResult> | null, signal: AbortSignal): Promise<Tally> {
     if (pipelined) {
       try {
-        return await this.send(slot.good, slot.state, slot.backlog, signal, pipelined);
+        return this.apply(slot.good, slot.state, await raceAbort(pipelined, signal));
       } catch (error) {
+        if (!(error instanceof SinkError) || signal.aborted) throw error;
         // Its predecessor is settled now (the remote waited for it in vain):
         // the condition has done its job, so send again without it.
-        if (!(error instanceof RemoteOutOfOrderError) || signal.aborted) throw error;
+        if (error instanceof RemoteOutOfOrderError) return await this.send(eventsOf(slot), slot.state, slot.backlog, signal);
+        if (error.poison) return await this.split(eventsOf(slot), slot.state, slot.backlog, signal, error);
+        throw error;
       }
     }
-    return await this.send(slot.good, slot.state, slot.backlog, signal);
+    return await this.send(eventsOf(slot), slot.state, slot.backlog, signal);
   }
 
-  private async send(events: StoredEvent[], state: StateSnapshot | null, backlog: number, signal: AbortSignal, pipelined?: Promise<SinkResult>): Promise<Tally> {
+  private async send(events: StoredEvent[], state: StateSnapshot | null, backlog: number, signal: AbortSignal): Promise<Tally> {
     let result: SinkResult;
     try {
-      let sending = pipelined;
-      if (!sending) {
-        sending = this.post(events, state, backlog, null, signal);
-        await this.commitDeferred();
-      }
+      const sending = this.postEvents(events, state, backlog, signal);
+      await this.commitDeferred();
       result = await raceAbort(sending, signal);
     } catch (error) {
       if (!(error instanceof SinkError) || !error.poison || signal.aborted) throw error;
-      if (events.length === 1) {
-        if (++this.isolated > MAX_ISOLATED_PER_ATTEMPT) throw error;
-        const moved = this.f.quarantine.add([{ event: events[0]!, reason: error.message, remoteStatus: error.remoteStatus }]);
-        this.f.logger.warn("event quarantined", { mode: this.mode, seq: events[0]!.seq, reason: error.message });
-        return { ...EMPTY_TALLY, quarantined: moved };
-      }
-      // Bisect: the half that passes is applied before the other is tried.
-      const mid = Math.ceil(events.length / 2);
-      const first = await this.send(events.slice(0, mid), state, backlog + events.length - mid, signal);
-      const second = await this.send(events.slice(mid), first.stateSent ? null : state, backlog, signal);
-      return addTally(first, second);
+      return await this.split(events, state, backlog, signal, error);
     }
     return this.apply(events, state, result);
   }
 
-  private apply(events: StoredEvent[], state: StateSnapshot | null, result: SinkResult): Tally {
+  /** A refused batch whose content may be to blame: halves until the culprit is alone, then it is quarantined. */
+  private async split(events: StoredEvent[], state: StateSnapshot | null, backlog: number, signal: AbortSignal, error: SinkError): Promise<Tally> {
+    if (events.length === 1) {
+      if (++this.isolated > MAX_ISOLATED_PER_ATTEMPT) throw error;
+      const moved = this.f.quarantine.add([{ event: events[0]!, reason: error.message, remoteStatus: error.remoteStatus }]);
+      this.f.logger.warn("event quarantined", { mode: this.mode, seq: events[0]!.seq, reason: error.message });
+      return { ...EMPTY_TALLY, quarantined: moved };
+    }
+    // Bisect: the half that passes is applied before the other is tried.
+    const mid = Math.ceil(events.length / 2);
+    const first = await this.send(events.slice(0, mid), state, backlog + events.length - mid, signal);
+    const second = await this.send(events.slice(mid), first.stateSent ? null : state, backlog, signal);
+    return addTally(first, second);
+  }
+
+  private apply(events: readonly EventRef[], state: StateSnapshot | null, result: SinkResult): Tally {
     const { acked, rejected, duplicates, missing } = sortVerdicts(events, result);
-    for (const id of acked.ids) this.deferred.push(id);
+    for (const e of acked) this.deferred.push(e);
     const quarantined = this.f.quarantine.add(rejected);
     if (rejected.length > 0) this.f.logger.warn("events quarantined", { mode: this.mode, count: rejected.length, first: rejected[0]!.reason });
     for (const w of result.warnings ?? []) this.f.logger.warn("flush warning", { mode: this.mode, warning: w });
     const stateSent = state !== null && !(result.warnings?.length ?? 0);
     if (stateSent) this.sentStateTs = state.ts;
-    return { sent: events.length, acked: acked.ids.length, duplicates, quarantined, missing, stateSent };
+    return { sent: events.length, acked: acked.length, duplicates, quarantined, missing, stateSent };
   }
+}
+
+/** A slot's events as objects: decoded from the reader worker's JSON only when needed (a retry, a split, a sink that wants objects). */
+function eventsOf(slot: Slot): StoredEvent[] {
+  slot.events ??= JSON.parse(slot.json!) as StoredEvent[];
+  return slot.events;
 }

@@ -8,7 +8,8 @@ import { type FieldError, isUuid, MODES, type Mode, type StoredEvent } from "../
 import { EVENT_BYTES_SQL, type EventStore, rowToEvent, storeFailure } from "../store/store.ts";
 
 export interface QuarantineInput {
-  event: StoredEvent;
+  /** What setting it aside needs of the event. */
+  event: Pick<StoredEvent, "id" | "mode" | "seq">;
   reason: string;
   errors?: FieldError[];
   remoteStatus?: number | null;

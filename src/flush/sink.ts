@@ -16,6 +16,9 @@ export interface EventResult {
   errors?: FieldError[];
 }
 
+/** What the verdicts and the marks need of an event. */
+export type EventRef = Pick<StoredEvent, "id" | "mode" | "seq" | "idempotency_key">;
+
 export interface SinkBatch {
   mode: Mode;
   /** In seq order, unique idempotency keys. May be empty when only `state` is new. */
@@ -42,6 +45,14 @@ export interface SinkResult {
   warnings?: string[];
 }
 
+/** A batch whose events are already a JSON array (encoded by the reader worker, off the event loop). */
+export interface EncodedSinkBatch extends Omit<SinkBatch, "events"> {
+  /** The events in seq order: what the verdicts must answer. */
+  refs: readonly EventRef[];
+  /** The same events as a JSON array, in that order. */
+  json: string;
+}
+
 export interface Sink {
   readonly name: "edge" | "direct" | (string & {});
   /**
@@ -52,15 +63,21 @@ export interface Sink {
    */
   readonly ordered?: boolean;
   send(batch: SinkBatch): Promise<SinkResult>;
+  /** The same for pre-encoded events; a sink without it gets objects. */
+  sendEncoded?(batch: EncodedSinkBatch): Promise<SinkResult>;
 }
 
 /**
- * `sink` with its send() wrapped (metrics, history): everything else — the
- * name, whether it is ordered (which may change at run time) — still reads
- * from the sink itself.
+ * `sink` with every send wrapped in `around` (metrics, history): everything
+ * else — the name, whether it is ordered (which may change at run time) —
+ * still reads from the sink itself.
  */
-export function wrapSink(sink: Sink, send: Sink["send"]): Sink {
-  return Object.create(sink, { send: { value: send, enumerable: true } }) as Sink;
+export function wrapSink(sink: Sink, around: (batch: Pick<SinkBatch, "mode" | "signal">, send: () => Promise<SinkResult>) => Promise<SinkResult>): Sink {
+  const wrapped = Object.create(sink, { send: { value: (batch: SinkBatch) => around(batch, () => sink.send(batch)), enumerable: true } }) as Sink;
+  if (sink.sendEncoded) {
+    Object.defineProperty(wrapped, "sendEncoded", { value: (batch: EncodedSinkBatch) => around(batch, () => sink.sendEncoded!(batch)), enumerable: true });
+  }
+  return wrapped;
 }
 
 export interface SinkErrorOptions {
@@ -178,7 +195,7 @@ export function fetchFailure(error: unknown, where: string, callerSignal: AbortS
 export function redactCredentials<T>(value: T, credentials: readonly (string | null | undefined)[]): T {
   const secrets = credentials.filter((c): c is string => typeof c === "string" && c.length >= 4);
   if (value === null || value === undefined || secrets.length === 0) return value;
-  const scrub = (text: string) => secrets.reduce((t, s) => t.split(s).join("[redacted]"), text);
+  const scrub = (text: string) => secrets.reduce((t, s) => (t.includes(s) ? t.split(s).join("[redacted]") : t), text);
   if (typeof value === "string") return scrub(value) as T;
   const json = JSON.stringify(value);
   return json === undefined ? value : (JSON.parse(scrub(json)) as T);

@@ -109,11 +109,11 @@ export function createHistory(options: HistoryOptions): History {
   return {
     intervalMs,
     instrumentSink(sink) {
-      return wrapSink(sink, async (batch) => {
+      return wrapSink(sink, async (batch, send) => {
         const started = performance.now();
         const w = window.get(batch.mode);
         try {
-          const result = await sink.send(batch);
+          const result = await send();
           if (w) for (const r of result.results) if (r.status !== "rejected") w.flushed++;
           return result;
         } catch (error) {

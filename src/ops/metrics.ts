@@ -254,10 +254,10 @@ export function createMetrics(sources: MetricsSources): Metrics {
       sseClosed.labels(mode, reason).inc();
     },
     instrumentSink(sink) {
-      return wrapSink(sink, async (batch) => {
+      return wrapSink(sink, async (batch, send) => {
         const end = flushDuration.startTimer({ mode: batch.mode });
         try {
-          const result = await sink.send(batch);
+          const result = await send();
           flushes.labels(batch.mode, "ok").inc();
           const verdicts = { accepted: 0, duplicate: 0, rejected: 0 };
           for (const r of result.results) verdicts[r.status]++;

@@ -5,6 +5,7 @@ import type { Clock } from "../lib/clock.ts";
 import type { ZoeEvent } from "../domain/events.ts";
 import type { Mode } from "../domain/schema.ts";
 import { COLUMNS, type EventRow, rowToEvent, storeFailure } from "./rows.ts";
+import { withoutSync } from "./sync.ts";
 
 export interface FlushLogEntry {
   mode: Mode;
@@ -78,15 +79,10 @@ export class Queries {
     }
   }
 
+  /** An audit row: written without waiting for fsync (sync.ts). */
   logFlush(entry: FlushLogEntry): void {
-    this.q.logFlush.run(
-      new Date(this.clock.now()).toISOString(),
-      entry.mode,
-      entry.count,
-      entry.last_seq,
-      entry.status,
-      entry.error ?? null,
-    );
+    const at = new Date(this.clock.now()).toISOString();
+    withoutSync(this.db, () => this.q.logFlush.run(at, entry.mode, entry.count, entry.last_seq, entry.status, entry.error ?? null));
   }
 
   lastFlush(mode: Mode): (FlushLogEntry & { ts: string }) | null {

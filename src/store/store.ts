@@ -173,6 +173,11 @@ export class EventStore {
     return this.backlogs.markFlushed(ids);
   }
 
+  /** Marks the unflushed events of `mode` in (afterSeq, throughSeq] flushed if there are exactly `expected`; false (nothing changed) otherwise. */
+  markFlushedRange(mode: Mode, afterSeq: number, throughSeq: number, expected: number): boolean {
+    return this.backlogs.markFlushedRange(mode, afterSeq, throughSeq, expected);
+  }
+
   /** Unflushed events of `mode` (the counter, no COUNT). */
   backlog(mode: Mode): number {
     return this.backlogs.get(mode).events;

@@ -100,3 +100,46 @@ test("recountBacklog() repairs counters that drifted from the rows", async () =>
     store.close();
   }
 });
+
+test("markFlushedRange() marks a seq range that holds exactly the expected events, and the counters follow", async () => {
+  const store = openStore({ path: dir.file("zoe.db") });
+  try {
+    await store.append(Array.from({ length: 30 }, (_, i) => ({ mode: "live" as const, source: "bot", type: "T", subtype: "X", body: `e${i}` })));
+    expect(store.markFlushedRange("live", 10, 20, 10)).toBe(true);
+    const flushed = store.db.query("SELECT seq FROM local_events WHERE flushed = 1 ORDER BY seq").all() as { seq: number }[];
+    expect(flushed.map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => 11 + i));
+    expect(store.backlog("live")).toBe(20);
+    expect(counters(store.db)).toEqual(truth(store.db));
+  } finally {
+    store.close();
+  }
+});
+
+test("markFlushedRange() changes nothing when the range holds an event it was not told of (one released from the quarantine)", async () => {
+  const store = openStore({ path: dir.file("zoe.db") });
+  const quarantine = new Quarantine(store, { now: () => Date.now() });
+  try {
+    const events = await store.append(Array.from({ length: 10 }, (_, i) => ({ mode: "live" as const, source: "bot", type: "T", subtype: "X", body: `e${i}` })));
+    const fifth = store.unflushed("live", 10)[4]!;
+    quarantine.add([{ event: fifth, reason: "test" }]);
+    quarantine.release("live");
+    // The flusher acknowledged the nine it sent; the released fifth is queued again, unsent.
+    expect(store.markFlushedRange("live", 0, 10, 9)).toBe(false);
+    expect(store.backlog("live")).toBe(10);
+    expect(store.db.query("SELECT COUNT(*) AS n FROM local_events WHERE flushed = 1").get()).toEqual({ n: 0 });
+    expect(events).toHaveLength(10);
+  } finally {
+    store.close();
+  }
+});
+
+test("a flush mark under synchronous=FULL (run without its fsync) leaves the connection at FULL afterwards", async () => {
+  const store = openStore({ path: dir.file("zoe.db"), synchronous: "FULL" });
+  try {
+    await store.append([{ mode: "live", source: "bot", type: "T", subtype: "X", body: "e" }]);
+    store.markFlushed([store.unflushed("live", 1)[0]!.id]);
+    expect(store.db.query("PRAGMA synchronous").get()).toEqual({ synchronous: 2 });
+  } finally {
+    store.close();
+  }
+});

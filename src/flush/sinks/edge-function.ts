@@ -4,6 +4,8 @@
 // 200 {results:[{idempotency_key, seq, status, errors?}], accepted, duplicates, rejected}.
 import type { Clock } from "../../lib/clock.ts";
 import {
+  type EncodedSinkBatch,
+  type EventRef,
   type EventResult,
   fetchFailure,
   isRetryableStatus,
@@ -36,17 +38,19 @@ const VERDICTS = new Set(["accepted", "duplicate", "rejected"]);
 
 // results[i] answers events[i]; the key is checked where present (the
 // function answers null for an event it could not read one from).
-function parseResults(body: unknown, events: SinkBatch["events"], where: string): EventResult[] {
+function parseResults(body: unknown, events: readonly EventRef[], where: string): EventResult[] {
   const results = (body as { results?: unknown })?.results;
   if (!Array.isArray(results)) throw new RemoteProtocolError(`${where}: 2xx without a results array`);
   if (results.length !== events.length) throw new RemoteProtocolError(`${where}: ${results.length} results for ${events.length} events`);
-  return (results as Record<string, unknown>[]).map((r, i) => {
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i] as Record<string, unknown> | null;
     const key = r?.idempotency_key ?? events[i]!.idempotency_key;
-    if (key !== events[i]!.idempotency_key || typeof r.status !== "string" || !VERDICTS.has(r.status)) {
+    if (key !== events[i]!.idempotency_key || typeof r?.status !== "string" || !VERDICTS.has(r.status)) {
       throw new RemoteProtocolError(`${where}: result ${i} does not answer event seq ${events[i]!.seq}: ${JSON.stringify(r).slice(0, 200)}`);
     }
-    return { ...(r as unknown as EventResult), idempotency_key: key };
-  });
+    r.idempotency_key = key;
+  }
+  return results as EventResult[];
 }
 
 /** The 400 an older function answers to an envelope with after_key. */
@@ -69,54 +73,62 @@ export function createEdgeFunctionSink(options: EdgeFunctionSinkOptions): Sink {
   // than this service): then the flusher goes back to one batch at a time.
   let ordered = true;
 
+  // The envelope around an events array already in JSON: one string concat,
+  // no second encoding of the events.
+  const envelope = (batch: EncodedSinkBatch) =>
+    `{"mode":${JSON.stringify(batch.mode)},"events":${batch.json},"backlog":${JSON.stringify(batch.backlog)},"state":${JSON.stringify(batch.state)}${
+      batch.afterKey == null ? "" : `,"after_key":${JSON.stringify(batch.afterKey)}`
+    }}`;
+
+  async function post(batch: EncodedSinkBatch): Promise<SinkResult> {
+    const where = `POST ${endpoint} (${batch.mode}, ${batch.refs.length} events${batch.afterKey == null ? "" : ", after the batch before"})`;
+    const body = envelope(batch);
+    const signal = AbortSignal.any([batch.signal, AbortSignal.timeout(options.timeoutMs)]);
+    let response: Response;
+    let text: string;
+    try {
+      response = await doFetch(endpoint, { method: "POST", headers, body, signal });
+      text = redactCredentials(await response.text(), [options.serviceKey, options.secret]);
+    } catch (error) {
+      throw fetchFailure(error, where, batch.signal, options.timeoutMs);
+    }
+    const status = response.status;
+    let json: unknown;
+    try {
+      json = text === "" ? null : JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (status >= 200 && status < 300) {
+      if (json === undefined) throw new RemoteProtocolError(`${where}: ${status} with a body that is not JSON: ${text.slice(0, 200)}`, { remoteStatus: status });
+      return { results: parseResults(json, batch.refs, where) };
+    }
+    const remote = (json as { error?: { code?: string; message?: string; details?: unknown } })?.error;
+    const what = `${where}: ${status} ${remote?.code ?? ""} ${remote?.message ?? text.slice(0, 200)}`.replace(/\s+/g, " ").trim();
+    const common = { remoteStatus: status, details: remote?.details };
+    if (status === 409 && remote?.code === "PREDECESSOR_NOT_COMMITTED") throw new RemoteOutOfOrderError(what, common);
+    if (status === 400 && batch.afterKey != null && refusesAfterKey(remote?.details)) {
+      ordered = false;
+      throw new RemoteOutOfOrderError(`${what} (the deployed ${options.functionName ?? "zoe-ingest"} predates after_key: deploy it again for several batches in flight; one at a time until then)`, common);
+    }
+    if (isRetryableStatus(status)) {
+      throw new RemoteUnavailableError(what, { ...common, retryAfterMs: retryAfterMs(response.headers.get("retry-after"), options.clock.now()) });
+    }
+    if (status === 401 || status === 403) throw new RemoteAuthError(what, common);
+    // Too large or too many: a smaller batch will pass, so let the flusher split.
+    if (status === 413 || (status === 400 && /too_large|too_many|batch_limit|limit/i.test(remote?.code ?? ""))) {
+      throw new RemoteRejectedError(what, true, common);
+    }
+    if (status >= 400 && status < 500) throw new RemoteRejectedError(what, false, common);
+    throw new RemoteProtocolError(what, common);
+  }
+
   return {
     name: "edge",
     get ordered() {
       return ordered;
     },
-    async send(batch: SinkBatch): Promise<SinkResult> {
-      const where = `POST ${endpoint} (${batch.mode}, ${batch.events.length} events${batch.afterKey == null ? "" : ", after the batch before"})`;
-      const envelope: Record<string, unknown> = { mode: batch.mode, events: batch.events, backlog: batch.backlog, state: batch.state };
-      if (batch.afterKey != null) envelope.after_key = batch.afterKey;
-      const body = JSON.stringify(envelope);
-      const signal = AbortSignal.any([batch.signal, AbortSignal.timeout(options.timeoutMs)]);
-      let response: Response;
-      let text: string;
-      try {
-        response = await doFetch(endpoint, { method: "POST", headers, body, signal });
-        text = redactCredentials(await response.text(), [options.serviceKey, options.secret]);
-      } catch (error) {
-        throw fetchFailure(error, where, batch.signal, options.timeoutMs);
-      }
-      const status = response.status;
-      let json: unknown;
-      try {
-        json = text === "" ? null : JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-      if (status >= 200 && status < 300) {
-        if (json === undefined) throw new RemoteProtocolError(`${where}: ${status} with a body that is not JSON: ${text.slice(0, 200)}`, { remoteStatus: status });
-        return { results: parseResults(json, batch.events, where) };
-      }
-      const remote = (json as { error?: { code?: string; message?: string; details?: unknown } })?.error;
-      const what = `${where}: ${status} ${remote?.code ?? ""} ${remote?.message ?? text.slice(0, 200)}`.replace(/\s+/g, " ").trim();
-      const common = { remoteStatus: status, details: remote?.details };
-      if (status === 409 && remote?.code === "PREDECESSOR_NOT_COMMITTED") throw new RemoteOutOfOrderError(what, common);
-      if (status === 400 && batch.afterKey != null && refusesAfterKey(remote?.details)) {
-        ordered = false;
-        throw new RemoteOutOfOrderError(`${what} (the deployed ${options.functionName ?? "zoe-ingest"} predates after_key: deploy it again for several batches in flight; one at a time until then)`, common);
-      }
-      if (isRetryableStatus(status)) {
-        throw new RemoteUnavailableError(what, { ...common, retryAfterMs: retryAfterMs(response.headers.get("retry-after"), options.clock.now()) });
-      }
-      if (status === 401 || status === 403) throw new RemoteAuthError(what, common);
-      // Too large or too many: a smaller batch will pass, so let the flusher split.
-      if (status === 413 || (status === 400 && /too_large|too_many|batch_limit|limit/i.test(remote?.code ?? ""))) {
-        throw new RemoteRejectedError(what, true, common);
-      }
-      if (status >= 400 && status < 500) throw new RemoteRejectedError(what, false, common);
-      throw new RemoteProtocolError(what, common);
-    },
+    send: ({ events, ...rest }: SinkBatch) => post({ ...rest, refs: events, json: JSON.stringify(events) }),
+    sendEncoded: post,
   };
 }

@@ -1,0 +1,25 @@
+// A second, read-only connection to the flush queue, for a worker thread that
+// reads and encodes batches off the event loop (src/flush/reader-worker.ts).
+// WAL lets it read while the service's connection writes; each read is its
+// own short transaction, so it never holds a checkpoint back for long.
+import { Database } from "bun:sqlite";
+import type { ZoeEvent } from "../domain/events.ts";
+import type { Mode } from "../domain/schema.ts";
+import { COLUMNS, type EventRow, rowToEvent } from "./rows.ts";
+
+export interface QueueReader {
+  /** The oldest unflushed events of `mode` after seq `afterSeq`, in seq order. */
+  unflushed(mode: Mode, limit: number, afterSeq: number): ZoeEvent[];
+  close(): void;
+}
+
+export function openQueueReader(path: string): QueueReader {
+  const db = new Database(path, { readonly: true, strict: true });
+  db.run("PRAGMA busy_timeout = 5000");
+  db.run("PRAGMA cache_size = -4000");
+  const unflushed = db.query(`SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND flushed = 0 AND seq > ? ORDER BY seq LIMIT ?`);
+  return {
+    unflushed: (mode, limit, afterSeq) => (unflushed.all(mode, afterSeq, limit) as EventRow[]).map(rowToEvent),
+    close: () => db.close(),
+  };
+}
