@@ -122,7 +122,12 @@ export function sortVerdicts(events: readonly EventRef[], result: SinkResult): V
     if (!r) continue;
     if (r.status === "rejected") {
       const first = r.errors?.[0];
-      rejected.push({ event: e, reason: `rejected by remote${first ? `: ${first.path} ${first.message}` : ""}`, errors: r.errors ?? [] });
+      // Never counted as delivered: Supabase holds another event under this key.
+      const reason =
+        r.code === "idempotency_conflict"
+          ? `idempotency_conflict: in Supabase, ${first?.message ?? `idempotency_key ${JSON.stringify(e.idempotency_key)} is stored for a different event`}`
+          : `rejected by remote${first ? `: ${first.path} ${first.message}` : ""}`;
+      rejected.push({ event: e, reason, errors: r.errors ?? [] });
     } else {
       acked.push(e);
       if (r.status === "duplicate") duplicates++;

@@ -4,6 +4,7 @@
 // (`retryable`) and whether the batch's content may be to blame (`poison`:
 // splitting the batch isolates the bad event), so the flusher never guesses.
 import { ZoeError } from "../domain/errors.ts";
+import type { StoredEventRef } from "../domain/idempotency.ts";
 import type { FieldError, Mode, StoredEvent } from "../domain/schema.ts";
 import type { StateSnapshot } from "../store/store.ts";
 
@@ -13,6 +14,10 @@ export interface EventResult {
   idempotency_key: string;
   seq: number;
   status: EventVerdict;
+  /** With status rejected: "idempotency_conflict" when the remote holds the key for a different event. */
+  code?: string;
+  /** With code idempotency_conflict: the remote event that holds the key. */
+  stored_event?: StoredEventRef;
   errors?: FieldError[];
 }
 

@@ -164,6 +164,41 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
       await stack.sql.unsafe("alter table public.zoe_events enable trigger refuse_poison");
     }
   }, 30_000);
+
+  test("an event whose key Supabase holds for a different event is quarantined as idempotency_conflict, never counted as delivered", async () => {
+    const source = nextSource();
+    // Another box (or this one before a restore) already stored an event under the key.
+    const key = `fill-${source}`;
+    const remoteId = Bun.randomUUIDv7();
+    await stack.sql`insert into zoe_events (id, mode, ts, seq, source, type, subtype, symbol, severity, body, meta, idempotency_key)
+      values (${remoteId}, 'live', now(), 7, ${source}, 'ORDER', 'TICK', null, 'info', 'the other fill', '{}'::jsonb, ${key})`;
+    const svc = await service(flushEnv(sink));
+    await post(svc, [event(source, 1), event(source, 2, { idempotency_key: key }), event(source, 3, { subtype: "KILL_SWITCH" })]);
+    const h = await waitFor(async () => {
+      const h = await health(svc);
+      return h.backlog === 0 && h.quarantined === 1 && h.flusher !== "flushing" ? h : null;
+    }, 10_000, "the flush and the quarantine");
+    expect(h).toMatchObject({ backlog: 0, quarantined: 1 });
+    // By seq: local 1 and 3 arrived, local 2 did not; the other box's event (seq 7) stands unchanged.
+    expect((await remoteRows(source)).map((r) => [r.seq, r.id === remoteId, r.body])).toEqual([
+      [1, false, "event 1"],
+      [3, false, "event 3"],
+      [7, true, "the other fill"],
+    ]);
+    const listed = (await (await fetch(`${svc.url}/local/quarantine?mode=live`)).json()) as { count: number; events: { event: { body: string }; reason: string }[] };
+    expect(listed.count).toBe(1);
+    expect(listed.events[0]!.event.body).toBe("event 2");
+    expect(listed.events[0]!.reason).toStartWith(`idempotency_conflict: in Supabase, idempotency_key "${key}" is already used by event ${remoteId} (mode live, seq 7), which differs in body`);
+    // Not marked flushed: it stays in local_events, set aside (flushed = 2), until an operator decides.
+    await svc.kill("SIGKILL");
+    const db = openStore({ path: svc.dbPath });
+    try {
+      const row = db.db.query("SELECT flushed FROM local_events WHERE idempotency_key = ?").get(key) as { flushed: number };
+      expect(row.flushed).toBe(2);
+    } finally {
+      db.close();
+    }
+  }, 30_000);
 });
 
 describe("flush through the edge sink", () => {

@@ -287,6 +287,34 @@ describe("createEdgeFunctionSink() against a misbehaving remote", () => {
   });
 });
 
+describe("both sinks judge a key stored remotely for another event as an idempotency conflict", () => {
+  for (const [name, make] of [["edge", () => edge()], ["direct", () => direct()]] as const) {
+    test(`${name}: the same event again is a duplicate; another event under the key is rejected with code idempotency_conflict`, async () => {
+      const sink = make();
+      const keys = ["plain-key-1", 'quoted "key", with (reserved) chars \\'].map((k) => `${k}-${name}-${Bun.randomUUIDv7()}`);
+      const stored = keys.map((k) => storedEvent({ idempotency_key: k, meta: { a: 1, b: 2 } }));
+      await sink.send(batch(stored));
+      // Another box (or a restored local store) reuses the keys: once for the same events, once for others.
+      const same = stored.map((e) => ({ ...storedEvent(), ...e, id: Bun.randomUUIDv7(), seq: e.seq + 1000, meta: { b: 2, a: 1 } }));
+      expect((await sink.send(batch(same))).results.map((r) => r.status)).toEqual(["duplicate", "duplicate"]);
+      const other = stored.map((e) => ({ ...e, id: Bun.randomUUIDv7(), seq: e.seq + 2000, body: "a different fill" }));
+      const { results } = await sink.send(batch(other));
+      expect(results).toEqual(
+        other.map((e, i) => ({
+          idempotency_key: e.idempotency_key,
+          seq: e.seq,
+          status: "rejected",
+          code: "idempotency_conflict",
+          stored_event: { id: stored[i]!.id, mode: "live", seq: stored[i]!.seq },
+          errors: [{ path: "/idempotency_key", message: expect.stringContaining(`is already used by event ${stored[i]!.id} (mode live, seq ${stored[i]!.seq}), which differs in body`) }],
+        })),
+      );
+      const bodies = await stack.sql`select body from zoe_events where idempotency_key in ${stack.sql(keys)}`;
+      expect(bodies.map((r: { body: string }) => r.body).sort()).toEqual(stored.map((e) => e.body).sort());
+    });
+  }
+});
+
 describe("createDirectSink() against the PostgREST gateway", () => {
   test("upserts rows, tells duplicates apart, and writes zoe_health and zoe_state", async () => {
     const events = [storedEvent({ mode: "paper" }), storedEvent({ mode: "paper", symbol: "AAPL", meta: { px: 1.5 } })];

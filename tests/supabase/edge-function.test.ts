@@ -44,10 +44,18 @@ function event(seq: number, patch: Partial<StoredEvent> = {}): StoredEvent {
 }
 
 interface IngestBody {
-  results: { idempotency_key: string | null; seq: number | null; status: string; errors?: { path: string; message: string }[] }[];
+  results: {
+    idempotency_key: string | null;
+    seq: number | null;
+    status: string;
+    code?: string;
+    stored_event?: { id: string; mode: string; seq: number };
+    errors?: { path: string; message: string }[];
+  }[];
   accepted: number;
   duplicates: number;
   rejected: number;
+  conflicts: number;
   error?: { code: string; message: string; details: unknown };
 }
 
@@ -240,6 +248,59 @@ describe("zoe-ingest per-event verdicts", () => {
     const res = await flush({ mode: "live", events: [clash] });
     expect(res.body.results[0]!.status).toBe("rejected");
     expect(res.body.results[0]!.errors![0]!.message).toContain("different idempotency_key");
+  });
+});
+
+describe("zoe-ingest idempotency conflicts", () => {
+  const changes: [string, Partial<StoredEvent>][] = [
+    ["mode", { mode: "paper" }],
+    ["body", { body: "another body" }],
+    ["type", { type: "SIGNAL" }],
+    ["subtype", { subtype: "SELL_FILLED" }],
+    ["symbol", { symbol: "MSFT" }],
+    ["severity", { severity: "critical" }],
+    ["meta", { meta: { n: -1 } }],
+    ["source", { source: "other-bot" }],
+  ];
+  for (const [field, change] of changes) {
+    test(`a stored key sent with another ${field} is rejected as idempotency_conflict naming the stored event`, async () => {
+      const stored = event(500);
+      await flush({ mode: "live", events: [stored] });
+      const other = { ...stored, id: event(0).id, seq: 501, ...change };
+      const res = await flush({ mode: other.mode, events: [other], backlog: 0 });
+      expect(res.status).toBe(200);
+      expect(res.body.results[0]).toEqual({
+        idempotency_key: stored.idempotency_key,
+        seq: 501,
+        status: "rejected",
+        code: "idempotency_conflict",
+        stored_event: { id: stored.id, mode: "live", seq: 500 },
+        errors: [{ path: "/idempotency_key", message: `idempotency_key "${stored.idempotency_key}" is already used by event ${stored.id} (mode live, seq 500), which differs in ${field}` }],
+      });
+      expect([res.body.accepted, res.body.duplicates, res.body.rejected, res.body.conflicts]).toEqual([0, 0, 1, 1]);
+      const [row] = await stack.sql`select id::text, body, mode from zoe_events where idempotency_key = ${stored.idempotency_key}`;
+      expect(row).toEqual({ id: stored.id, body: stored.body, mode: "live" }); // the stored event stands
+    });
+  }
+
+  test("a repeat with another id, ts or seq (a restored local store) is still a duplicate; meta key order does not matter", async () => {
+    const stored = event(510, { meta: { a: 1, b: { c: [1, 2] } } });
+    await flush({ mode: "live", events: [stored] });
+    const repeat = { ...stored, id: event(0).id, seq: 9, ts: "2027-01-04T15:00:00.000Z", meta: { b: { c: [1, 2] }, a: 1 } };
+    const res = await flush({ mode: "live", events: [repeat] });
+    expect(res.body.results.map((r) => r.status)).toEqual(["duplicate"]);
+  });
+
+  test("inside one batch: a true repeat of a key is a duplicate, a different event under it a conflict; health counts only what was stored", async () => {
+    const a = event(520, { mode: "paper" });
+    const res = await flush({ mode: "paper", events: [a, { ...a }, { ...a, seq: 521, body: "not the same", id: event(0).id }], backlog: 3 });
+    expect(res.body.results.map((r) => [r.status, r.code ?? null])).toEqual([
+      ["accepted", null],
+      ["duplicate", null],
+      ["rejected", "idempotency_conflict"],
+    ]);
+    const [health] = await stack.sql`select last_seq::int from zoe_health where mode = 'paper'`;
+    expect(health!.last_seq).toBeLessThan(521);
   });
 });
 

@@ -5,6 +5,7 @@
 // the flusher's p-retry loop can decide.
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import type { Clock } from "../../lib/clock.ts";
+import { type ComparableEvent, conflictMessage, idempotencyDifferences } from "../../domain/idempotency.ts";
 import type { StoredEvent } from "../../domain/schema.ts";
 import {
   type EventResult,
@@ -76,6 +77,41 @@ function toRow(e: StoredEvent) {
   };
 }
 
+type StoredRow = ComparableEvent & { idempotency_key: string; id: string; seq: number | string };
+
+// Only plain keys travel in PostgREST's in.(…) list: supabase-js quotes a
+// comma or parenthesis but escapes no quote or backslash, and unquoted items
+// may be trimmed. Any other key is read on its own with eq., which is literal.
+const PLAIN_KEY = /^[\w.:@/+=#-]+$/;
+const READ_CHUNK = 20;
+
+/**
+ * The stored rows of events the upsert did not insert, to tell a duplicate
+ * (the same event) from an idempotency conflict. Rare (a replay after a lost
+ * answer), so a few small reads. A failed read leaves those events without a
+ * verdict, never with a wrong one.
+ */
+async function storedRows(client: SupabaseClient, events: StoredEvent[], batch: SinkBatch, options: DirectSinkOptions, warnings: string[]): Promise<Map<string, StoredRow>> {
+  const rows = new Map<string, StoredRow>();
+  const keys = events.map((e) => e.idempotency_key);
+  const plain = keys.filter((k) => PLAIN_KEY.test(k));
+  const groups = [...Array.from({ length: Math.ceil(plain.length / READ_CHUNK) }, (_, i) => plain.slice(i * READ_CHUNK, (i + 1) * READ_CHUNK)), ...keys.filter((k) => !PLAIN_KEY.test(k)).map((k) => [k])];
+  for (const group of groups) {
+    const timeout = AbortSignal.timeout(options.timeoutMs);
+    const signal = AbortSignal.any([batch.signal, timeout]);
+    const query = client.from("zoe_events").select("idempotency_key,id,mode,seq,source,type,subtype,symbol,severity,body,meta");
+    const result = await (group.length === 1 ? query.eq("idempotency_key", group[0]!) : query.in("idempotency_key", group)).abortSignal(signal);
+    if (result.error) {
+      const error = toSinkError(`read back zoe_events (${batch.mode}, ${group.length} keys)`, result, batch.signal, timeout, options.timeoutMs, [options.serviceKey]);
+      if (batch.signal.aborted) throw error;
+      warnings.push((error as Error).message);
+      continue;
+    }
+    for (const r of (result.data ?? []) as StoredRow[]) rows.set(r.idempotency_key, r);
+  }
+  return rows;
+}
+
 export function createDirectSink(options: DirectSinkOptions): Sink {
   const client: SupabaseClient = createClient(options.url, options.serviceKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
@@ -104,9 +140,22 @@ export function createDirectSink(options: DirectSinkOptions): Sink {
         const inserted = options.distinguishDuplicates
           ? new Set(((result.data ?? []) as { idempotency_key: string }[]).map((r) => r.idempotency_key))
           : null;
+        const repeats = inserted === null ? null : await storedRows(client, unique.filter((e) => !inserted.has(e.idempotency_key)), batch, options, warnings);
         for (const e of batch.events) {
-          const status = inserted === null || inserted.has(e.idempotency_key) ? "accepted" : "duplicate";
-          results.push({ idempotency_key: e.idempotency_key, seq: e.seq, status });
+          if (inserted === null || inserted.has(e.idempotency_key)) {
+            results.push({ idempotency_key: e.idempotency_key, seq: e.seq, status: "accepted" });
+            continue;
+          }
+          const row = repeats?.get(e.idempotency_key);
+          if (!row) continue; // not read back: no verdict, the event stays queued and is sent again
+          const fields = idempotencyDifferences(row, e);
+          if (fields.length === 0) {
+            results.push({ idempotency_key: e.idempotency_key, seq: e.seq, status: "duplicate" });
+            continue;
+          }
+          const stored = { id: row.id, mode: row.mode as string, seq: Number(row.seq) };
+          const message = conflictMessage(e.idempotency_key, stored, fields);
+          results.push({ idempotency_key: e.idempotency_key, seq: e.seq, status: "rejected", code: "idempotency_conflict", stored_event: stored, errors: [{ path: "/idempotency_key", message }] });
         }
       }
       // The events are committed; a failed health/state row must not send them again.

@@ -8,8 +8,10 @@
 //       after_key (optional): the idempotency key of the last event of the batch sent before this
 //       one; this batch commits only once that event is stored, so a flusher with several batches
 //       in flight keeps the mode's rows visible in seq order. Bounded by ZOE_INGEST_ORDER_WAIT_MS.
-//   200 {"results":[{idempotency_key,seq,status:"accepted"|"duplicate"|"rejected",errors?}],accepted,duplicates,rejected}
-//       results[i] answers events[i]; error paths are JSON pointers into that event.
+//   200 {"results":[{idempotency_key,seq,status:"accepted"|"duplicate"|"rejected",code?,stored_event?,errors?}],accepted,duplicates,rejected,conflicts}
+//       results[i] answers events[i]; error paths are JSON pointers into that event. A key already
+//       stored for a different event (shared/idempotency.ts) is rejected with code "idempotency_conflict"
+//       and stored_event {id, mode, seq}; only a true repeat is a duplicate.
 //   401 no service role / bad secret · 405 not POST · 413 body too large · 400 malformed JSON or bad envelope
 //   409 PREDECESSOR_NOT_COMMITTED: the after_key event was not stored in time; nothing written,
 //       send again once the earlier batch is settled (without after_key).
@@ -17,6 +19,7 @@
 //   Server-Timing: read, parse, check and db durations (ms) of a 200 answer.
 //   Error bodies: {"error":{"code","message","details"}}.
 import { type FieldError, checkStoredEvent, isIsoTimestamp, MODES, type Mode, type StoredEvent } from "../_shared/event-schema.ts";
+import { conflictMessage, type StoredEventRef } from "../_shared/idempotency.ts";
 import { decodeJwt, timingSafeEqual, verifyJwt } from "../_shared/jwt.ts";
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -57,6 +60,8 @@ export interface BatchWriteResult {
   inserted: Set<string>;
   /** Events Postgres itself refused, by index into BatchWrite.events. */
   refused: Map<number, string>;
+  /** Events whose idempotency_key is stored for a different event, by index into BatchWrite.events. */
+  conflicts: Map<number, { stored: StoredEventRef; fields: string[] }>;
 }
 
 /** Writes one batch in one transaction; throws DatabaseError and writes nothing on failure. */
@@ -91,6 +96,10 @@ export interface EventResult {
   idempotency_key: string | null;
   seq: number | null;
   status: "accepted" | "duplicate" | "rejected";
+  /** Why a rejected event was refused, when it is not its content: "idempotency_conflict". */
+  code?: "idempotency_conflict";
+  /** With code idempotency_conflict: the event that holds the key. */
+  stored_event?: StoredEventRef;
   errors?: FieldError[];
 }
 
@@ -98,7 +107,9 @@ export interface IngestResponse {
   results: EventResult[];
   accepted: number;
   duplicates: number;
+  /** Includes the conflicts. */
   rejected: number;
+  conflicts: number;
 }
 
 type Env = (name: string) => string | undefined;
@@ -345,9 +356,15 @@ export function createIngestHandler({ config, write, log = () => {} }: IngestHan
     valid.forEach((event, j) => {
       const result = results[validIndex[j]!]!;
       const refusal = outcome.refused.get(j);
+      const conflict = outcome.conflicts.get(j);
       if (refusal !== undefined) {
         result.status = "rejected";
         result.errors = [{ path: "", message: refusal }];
+      } else if (conflict !== undefined) {
+        result.status = "rejected";
+        result.code = "idempotency_conflict";
+        result.stored_event = conflict.stored;
+        result.errors = [{ path: "/idempotency_key", message: conflictMessage(event.idempotency_key, conflict.stored, conflict.fields) }];
       } else if (outcome.inserted.has(event.idempotency_key) && !claimed.has(event.idempotency_key)) {
         claimed.add(event.idempotency_key);
       } else {
@@ -355,7 +372,8 @@ export function createIngestHandler({ config, write, log = () => {} }: IngestHan
       }
     });
     const count = (status: EventResult["status"]) => results.filter((r) => r.status === status).length;
-    const response: IngestResponse = { results, accepted: count("accepted"), duplicates: count("duplicate"), rejected: count("rejected") };
+    const conflicts = results.filter((r) => r.code === "idempotency_conflict").length;
+    const response: IngestResponse = { results, accepted: count("accepted"), duplicates: count("duplicate"), rejected: count("rejected"), conflicts };
     const t4 = performance.now();
     const timing = `read;dur=${(t1 - t0).toFixed(2)}, parse;dur=${(t2 - t1).toFixed(2)}, check;dur=${(t3 - t2).toFixed(2)}, db;dur=${(t4 - t3).toFixed(2)}`;
     return json(200, response, { "server-timing": timing });

@@ -7,6 +7,7 @@
 // accepted from duplicate per event in one round trip.
 import postgres from "postgres";
 import type { StoredEvent } from "../_shared/event-schema.ts";
+import { type ComparableEvent, idempotencyDifferences } from "../_shared/idempotency.ts";
 import { type BatchWrite, type BatchWriteResult, DatabaseError, PredecessorNotCommittedError, type WriteBatch } from "./ingest.ts";
 
 export interface WriterOptions {
@@ -78,10 +79,12 @@ async function insertEvents(sql: Sql, events: StoredEvent[], mode: InsertMode): 
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The highest seq of the batch's valid events: what zoe_health.last_seq becomes. */
-function lastSeqOf(batch: BatchWrite): number | null {
+/** The highest seq of the batch's events that are stored (not `skipped`): what zoe_health.last_seq becomes. */
+function lastSeqOf(batch: BatchWrite, skipped: (index: number) => boolean): number | null {
   let last: number | null = null;
-  for (const e of batch.events) if (last === null || e.seq > last) last = e.seq;
+  batch.events.forEach((e, i) => {
+    if (!skipped(i) && (last === null || e.seq > last)) last = e.seq;
+  });
   return last;
 }
 
@@ -147,21 +150,9 @@ async function writeInTransaction(sql: Sql, batch: BatchWrite, mode: WriteMode, 
       }
     }
   }
-  const missing = [...new Set(batch.events.map((e, i) => (refused.has(i) || inserted.has(e.idempotency_key) ? null : e.idempotency_key)))].filter(
-    (k): k is string => k !== null,
-  );
-  if (missing.length) {
-    const existing = new Set(
-      (await sql<{ idempotency_key: string }[]>`select idempotency_key from public.zoe_events where idempotency_key = any(${missing})`).map((r) => r.idempotency_key),
-    );
-    batch.events.forEach((e, i) => {
-      if (!refused.has(i) && !inserted.has(e.idempotency_key) && !existing.has(e.idempotency_key)) {
-        refused.set(i, `id ${e.id} is already stored under a different idempotency_key`);
-      }
-    });
-  }
+  const conflicts = await judgeRepeats(sql, batch.events, inserted, refused);
   if (batch.afterKey !== null) await awaitPredecessor(sql, batch as BatchWrite & { afterKey: string }, limits.orderWaitMs, limits.lockTimeout);
-  const lastSeq = lastSeqOf(batch);
+  const lastSeq = lastSeqOf(batch, (i) => refused.has(i) || conflicts.has(i));
   const health = sql`
     insert into public.zoe_health as h (mode, last_flush_ts, last_seq, last_batch_count, backlog, updated_at)
     values (${batch.mode}, now(), ${lastSeq}, ${batch.batchCount}, ${batch.backlog ?? 0}, now())
@@ -181,7 +172,44 @@ async function writeInTransaction(sql: Sql, batch: BatchWrite, mode: WriteMode, 
       where s.ts <= excluded.ts`;
   }
   await health;
-  return { inserted, refused };
+  return { inserted, refused, conflicts };
+}
+
+type StoredRow = ComparableEvent & { idempotency_key: string; id: string; seq: string | number };
+
+/**
+ * Every event this write did not insert (or that repeats a key inserted
+ * earlier in the batch) is compared with the row holding its key: the same
+ * event is a duplicate, a different one an idempotency conflict, no row at all
+ * an id clash (refused). Only these keys are read back, so a batch of new
+ * events costs no extra query.
+ */
+async function judgeRepeats(sql: Sql, events: StoredEvent[], inserted: Set<string>, refused: Map<number, string>): Promise<BatchWriteResult["conflicts"]> {
+  const conflicts: BatchWriteResult["conflicts"] = new Map();
+  const first = new Set<string>();
+  const repeats: number[] = [];
+  events.forEach((e, i) => {
+    if (refused.has(i)) return;
+    if (inserted.has(e.idempotency_key) && !first.has(e.idempotency_key)) first.add(e.idempotency_key);
+    else repeats.push(i);
+  });
+  if (repeats.length === 0) return conflicts;
+  const keys = [...new Set(repeats.map((i) => events[i]!.idempotency_key))];
+  const rows = await sql<StoredRow[]>`
+    select idempotency_key, id, mode, seq, source, type, subtype, symbol, severity, body, meta
+    from public.zoe_events where idempotency_key = any(${keys})`;
+  const byKey = new Map(rows.map((r) => [r.idempotency_key, r]));
+  for (const i of repeats) {
+    const e = events[i]!;
+    const row = byKey.get(e.idempotency_key);
+    if (!row) {
+      refused.set(i, `id ${e.id} is already stored under a different idempotency_key`);
+      continue;
+    }
+    const fields = idempotencyDifferences(row, e);
+    if (fields.length > 0) conflicts.set(i, { stored: { id: row.id, mode: row.mode as string, seq: Number(row.seq) }, fields });
+  }
+  return conflicts;
 }
 
 export function createPgWriter(dbUrl: string, options: WriterOptions = {}): PgWriter {
