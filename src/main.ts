@@ -182,7 +182,7 @@ export async function main(env: Env): Promise<void> {
         : createEdgeFunctionSink({ url, serviceKey, functionName: flush.functionName, secret: flush.secret, timeoutMs: flush.timeoutMs, clock });
     // The edge sink posts JSON: a worker thread reads, checks and encodes its
     // batches, off the thread that answers ingest.
-    if (flush.sink === "edge" && store.path !== ":memory:") reader = startReaderWorker({ path: store.path, fallback: inlineReader(store), logger });
+    if (flush.sink === "edge" && store.path !== ":memory:") reader = startReaderWorker({ path: store.path, fallback: inlineReader(store), logger, lastSeq: (mode) => store.lastSeq(mode) });
     flusher = createFlusher({ store, sink: history.instrumentSink(ops.metrics.instrumentSink(sink)), quarantine, clock, logger, config: flush, reader: reader ?? undefined });
     const target = flush.sink === "direct" ? `${url}/rest/v1/zoe_events (direct)` : `${url}/functions/v1/${flush.functionName} (edge function)`;
     remoteTarget = target;

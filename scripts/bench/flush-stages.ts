@@ -29,7 +29,7 @@ export async function measureStages(dir: string, template: string, remote: Remot
   copyFileSync(template, path);
   const store = openStore({ path });
   const loop = inlineReader(store);
-  const worker = startReaderWorker({ path, fallback: loop, logger: silentLogger });
+  const worker = startReaderWorker({ path, fallback: loop, logger: silentLogger, lastSeq: (mode) => store.lastSeq(mode) });
   const t: Record<string, number[]> = {};
   const time = async <T>(stage: string, fn: () => T | Promise<T>): Promise<T> => {
     const t0 = performance.now();

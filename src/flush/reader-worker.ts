@@ -32,7 +32,7 @@ function lowerPriority(): void {
   }
 }
 
-self.onmessage = (message: MessageEvent<{ path: string } | { id: number; mode: Mode; limit: number; afterSeq: number }>) => {
+self.onmessage = (message: MessageEvent<{ path: string } | { id: number; mode: Mode; limit: number; afterSeq: number; untilSeq: number }>) => {
   const data = message.data;
   if ("path" in data) {
     lowerPriority();
@@ -41,7 +41,7 @@ self.onmessage = (message: MessageEvent<{ path: string } | { id: number; mode: M
   }
   let answer: WorkerAnswer;
   try {
-    const rows = reader!.unflushed(data.mode, data.limit, data.afterSeq);
+    const rows = reader!.unflushed(data.mode, data.limit, data.afterSeq, data.untilSeq);
     const good: StoredEvent[] = [];
     const bad: QuarantineInput[] = [];
     for (const e of rows) {

@@ -28,6 +28,8 @@ export interface ReaderWorkerOptions {
   path: string;
   /** Reads from here once the worker has failed. */
   fallback: BatchReader;
+  /** The store's durable seq of a mode (EventStore.lastSeq): the worker reads no further. */
+  lastSeq(mode: Mode): number;
   logger: Logger;
 }
 
@@ -63,7 +65,7 @@ export function startReaderWorker(options: ReaderWorkerOptions): ReaderWorker {
         try {
           return await new Promise<ReadBatch>((resolve, reject) => {
             pending.set(id, { resolve, reject, mode });
-            worker.postMessage({ id, mode, limit, afterSeq });
+            worker.postMessage({ id, mode, limit, afterSeq, untilSeq: options.lastSeq(mode) });
           });
         } catch (error) {
           fail(error as Error);

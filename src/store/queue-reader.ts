@@ -8,8 +8,13 @@ import type { Mode } from "../domain/schema.ts";
 import { COLUMNS, type EventRow, rowToEvent } from "./rows.ts";
 
 export interface QueueReader {
-  /** The oldest unflushed events of `mode` after seq `afterSeq`, in seq order. */
-  unflushed(mode: Mode, limit: number, afterSeq: number): ZoeEvent[];
+  /**
+   * The oldest unflushed events of `mode` after seq `afterSeq` and up to
+   * `untilSeq`, in seq order. `untilSeq` is the store's durable seq
+   * (EventStore.lastSeq): this connection also sees a group committed but not
+   * yet synced (src/store/wal-sync.ts), which must not reach the remote.
+   */
+  unflushed(mode: Mode, limit: number, afterSeq: number, untilSeq: number): ZoeEvent[];
   close(): void;
 }
 
@@ -17,9 +22,9 @@ export function openQueueReader(path: string): QueueReader {
   const db = new Database(path, { readonly: true, strict: true });
   db.run("PRAGMA busy_timeout = 5000");
   db.run("PRAGMA cache_size = -4000");
-  const unflushed = db.query(`SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND flushed = 0 AND seq > ? ORDER BY seq LIMIT ?`);
+  const unflushed = db.query(`SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND flushed = 0 AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`);
   return {
-    unflushed: (mode, limit, afterSeq) => (unflushed.all(mode, afterSeq, limit) as EventRow[]).map(rowToEvent),
+    unflushed: (mode, limit, afterSeq, untilSeq) => (unflushed.all(mode, afterSeq, untilSeq, limit) as EventRow[]).map(rowToEvent),
     close: () => db.close(),
   };
 }

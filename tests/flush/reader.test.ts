@@ -28,7 +28,7 @@ describe("startReaderWorker()", () => {
     // One stored row the shared schema refuses (as a row from an older version might be).
     store.db.run("UPDATE local_events SET ts = 'not a timestamp' WHERE seq = 7");
     const loop = inlineReader(store);
-    const worker = startReaderWorker({ path: store.path, fallback: loop, logger: silentLogger });
+    const worker = startReaderWorker({ path: store.path, fallback: loop, logger: silentLogger, lastSeq: (mode) => store.lastSeq(mode) });
     cleanups.push(() => worker.close());
     const a = await loop.read("live", 25, 3, signal);
     const b = await worker.read("live", 25, 3, signal);
@@ -45,7 +45,7 @@ describe("startReaderWorker()", () => {
 
   test("sees what the service's connection committed a moment ago, and an empty read past the end", async () => {
     const { store } = await storeWith(3);
-    const worker = startReaderWorker({ path: store.path, fallback: inlineReader(store), logger: silentLogger });
+    const worker = startReaderWorker({ path: store.path, fallback: inlineReader(store), logger: silentLogger, lastSeq: (mode) => store.lastSeq(mode) });
     cleanups.push(() => worker.close());
     expect((await worker.read("live", 10, 0, signal)).count).toBe(3);
     await store.append([{ mode: "live", source: "bot", type: "T", subtype: "X", body: "late" }]);
@@ -58,7 +58,7 @@ describe("startReaderWorker()", () => {
     const { store, dir } = await storeWith(5);
     const errors: string[] = [];
     const logger = { ...silentLogger, error: (message: string) => void errors.push(message) };
-    const worker = startReaderWorker({ path: dir.file("not-there/zoe.db"), fallback: inlineReader(store), logger });
+    const worker = startReaderWorker({ path: dir.file("not-there/zoe.db"), fallback: inlineReader(store), logger, lastSeq: (mode) => store.lastSeq(mode) });
     cleanups.push(() => worker.close());
     const first = await worker.read("live", 10, 0, signal);
     const second = await worker.read("live", 10, 0, signal);
@@ -67,4 +67,17 @@ describe("startReaderWorker()", () => {
     expect(second.count).toBe(5);
     expect(errors).toEqual(["flush reader worker failed: reading on the event loop from now on"]);
   });
+});
+
+test("the worker reads no further than the store's durable seq: a group committed but not yet synced stays out of the batch", async () => {
+  const { store } = await storeWith(5);
+  // The worker's connection sees every commit; the store answers (and lets the
+  // flusher read) only what is on disk. A bound below the table's end stands
+  // for that moment between a group's commit and its fdatasync.
+  let bound = 3;
+  const worker = startReaderWorker({ path: store.path, fallback: inlineReader(store), logger: silentLogger, lastSeq: () => bound });
+  cleanups.push(() => worker.close());
+  expect((await worker.read("live", 10, 0, signal)).good.map((e) => e.seq)).toEqual([1, 2, 3]);
+  bound = store.lastSeq("live");
+  expect((await worker.read("live", 10, 3, signal)).good.map((e) => e.seq)).toEqual([4, 5]);
 });
