@@ -62,7 +62,8 @@ const MAX_ISOLATED_PER_ATTEMPT = 16;
 export class Pipeline {
   /** Batches sent and not yet settled (for /health). */
   inFlight = 0;
-  private sentStateTs: string | null = null;
+  /** The snapshot last delivered (its ts and JSON: two snapshots may share a millisecond). */
+  private sentState: string | null = null;
   /** Events acknowledged by the remote, in seq order, marked flushed once the next requests are out. */
   private deferred: EventRef[] = [];
   private isolated = 0;
@@ -112,9 +113,36 @@ export class Pipeline {
         }
         if (tally.acked + tally.quarantined === 0) more = false;
       }
+      // No batch carried the newest snapshot (no event was pending): it goes alone.
+      await this.flushState(signal, options.retry);
     } finally {
       this.inFlight = 0;
     }
+  }
+
+  /**
+   * Sends the newest state snapshot on its own when no batch has carried it,
+   * so it reaches the remote within one flush interval even when no event is
+   * pending. Retried like a batch; the flush log records only failures.
+   */
+  private async flushState(signal: AbortSignal, retry: boolean): Promise<void> {
+    const { store } = this.f;
+    const latest = store.latestState(this.mode);
+    if (!latest || stateKey(latest) === this.sentState) return;
+    const batch = { count: 0, lastSeq: store.lastSeq(this.mode) };
+    const attempt = async () => {
+      const backlog = store.backlogUsage(this.mode).events;
+      const tally = this.apply([], latest, await raceAbort(this.postEvents([], latest, backlog, signal), signal));
+      this.hooks.succeeded(batch, tally);
+    };
+    if (!retry) return await attempt();
+    await pRetry(attempt, {
+      retries: Number.POSITIVE_INFINITY,
+      minTimeout: 0,
+      signal,
+      onFailedAttempt: ({ error, attemptNumber }) => this.hooks.failed(error, attemptNumber, batch),
+      shouldRetry: ({ error, attemptNumber }) => this.hooks.retry(error, attemptNumber, signal),
+    });
   }
 
   /** Marks what the remote acknowledged; a crash before this only means duplicates later. */
@@ -130,10 +158,10 @@ export class Pipeline {
     const batch = await this.f.reader.read(this.mode, config.batchSize, from, signal);
     if (batch.count === 0) return null;
     const quarantined = quarantine.add(batch.bad);
-    // The snapshot rides with events (the Edge Function wants at least one),
-    // once: not again with the other batches of the window.
+    // The snapshot rides with events once: not again with the other batches
+    // of the window (with no event pending, flushState() sends it alone).
     const latest = batch.good.length > 0 ? store.latestState(this.mode) : null;
-    const state = latest && latest.ts !== this.sentStateTs && !window.some((s) => s.state?.ts === latest.ts) ? latest : null;
+    const state = latest && stateKey(latest) !== this.sentState && !window.some((s) => s.state && stateKey(s.state) === stateKey(latest)) ? latest : null;
     // The in-memory count (a COUNT(*) per batch would cost milliseconds on a big backlog).
     const ahead = window.reduce((n, s) => n + s.good.length, 0) + this.deferred.length + batch.good.length;
     const backlog = Math.max(0, store.backlogUsage(this.mode).events - ahead);
@@ -259,10 +287,12 @@ export class Pipeline {
     if (rejected.length > 0) this.f.logger.warn("events quarantined", { mode: this.mode, count: rejected.length, first: rejected[0]!.reason });
     for (const w of result.warnings ?? []) this.f.logger.warn("flush warning", { mode: this.mode, warning: w });
     const stateSent = state !== null && !(result.warnings?.length ?? 0);
-    if (stateSent) this.sentStateTs = state.ts;
+    if (stateSent) this.sentState = stateKey(state);
     return { sent: events.length, acked: acked.length, duplicates, quarantined, missing, stateSent };
   }
 }
+
+const stateKey = (s: StateSnapshot) => `${s.ts} ${JSON.stringify(s.state)}`;
 
 /** A slot's events as objects: decoded from the reader worker's JSON only when needed (a retry, a split, a sink that wants objects). */
 function eventsOf(slot: Slot): StoredEvent[] {

@@ -165,6 +165,23 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
     }
   }, 30_000);
 
+  test("a state snapshot reaches zoe_state on its own within one flush interval, with no event pending", async () => {
+    const intervalMs = 1_500;
+    const svc = await service(flushEnv(sink, stack.url, { ZOE_FLUSH_ACTIVE_MS: String(intervalMs), ZOE_FLUSH_OFFHOURS_MS: String(intervalMs) }));
+    const mode = sink === "edge" ? "paper" : "live"; // the two sinks' runs must not read each other's row
+    // The cadence itself is tested on a fake clock (flusher.test.ts); here: it arrives with no event to carry it.
+    for (const cash of [1234.5, 1300]) {
+      const res = await fetch(`${svc.url}/local/state`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ mode, cash, positions: { AAPL: 10 } }) });
+      expect(res.status).toBe(201);
+      const row = await waitFor(async () => {
+        const [r] = await stack.sql`select state from zoe_state where mode = ${mode}`;
+        return (r?.state as { cash?: number } | undefined)?.cash === cash ? r : null;
+      }, intervalMs + 3_000, "the snapshot in zoe_state");
+      expect(row.state).toEqual({ cash, positions: { AAPL: 10 } });
+    }
+    expect(await health(svc)).toMatchObject({ backlog: 0, consecutive_failures: 0 });
+  }, 30_000);
+
   test("an event whose key Supabase holds for a different event is quarantined as idempotency_conflict, never counted as delivered", async () => {
     const source = nextSource();
     // Another box (or this one before a restore) already stored an event under the key.

@@ -551,16 +551,66 @@ describe("createFlusher()", () => {
 
   test("the newest state snapshot rides along with the next batch, once", async () => {
     const t = setup();
-    t.store.putState("live", { cash: 100 });
     t.flusher.start();
     await t.scheduler.settle();
     expect(t.calls).toHaveLength(0);
+    t.store.putState("live", { cash: 100 });
     await t.append(1, "BUY_FILLED");
     await t.scheduler.settle();
     expect(t.calls[0]).toMatchObject({ state: { state: { cash: 100 } } });
     await t.append(1, "SELL_FILLED");
     await t.scheduler.settle();
     expect(t.calls[1]).toMatchObject({ state: null });
+  });
+
+  test("a new snapshot with no event pending goes out on its own within one flush interval, and only when it changed", async () => {
+    const t = setup();
+    t.flusher.start();
+    await t.scheduler.settle();
+    t.clock.advance(5_000);
+    t.store.putState("live", { cash: 100 });
+    await t.scheduler.advance(9_999);
+    expect(t.calls).toHaveLength(0);
+    await t.scheduler.advance(1); // 15 s after the last cycle
+    expect(t.calls).toEqual([{ at: Date.parse(MARKET_OPEN) + 15_000, events: [], backlog: 0, state: { ts: new Date(Date.parse(MARKET_OPEN) + 5_000).toISOString(), state: { cash: 100 } }, afterKey: null }]);
+    await t.scheduler.advance(15_000);
+    expect(t.calls).toHaveLength(1); // unchanged: nothing to send
+    t.store.putState("live", { cash: 100, positions: { AAPL: 1 } });
+    await t.scheduler.advance(15_000);
+    expect(t.calls.map((c) => c.state?.state)).toEqual([{ cash: 100 }, { cash: 100, positions: { AAPL: 1 } }]);
+    expect(t.flusher.status("live")).toMatchObject({ consecutive_failures: 0 });
+  });
+
+  test("on start a stored snapshot goes out at once; off hours it waits for the 120 s cadence", async () => {
+    const t = setup({ at: "2026-06-06T15:00:00Z" });
+    t.store.putState("live", { cash: 1 });
+    t.flusher.start();
+    await t.scheduler.settle();
+    expect(t.calls.map((c) => [c.events.length, c.state?.state])).toEqual([[0, { cash: 1 }]]);
+    t.store.putState("live", { cash: 2 });
+    await t.scheduler.advance(119_999);
+    expect(t.calls).toHaveLength(1);
+    await t.scheduler.advance(1);
+    expect(t.calls.map((c) => c.state?.state)).toEqual([{ cash: 1 }, { cash: 2 }]);
+  });
+
+  test("a state-only send that fails is retried with backoff until the remote takes it", async () => {
+    const t = setup({
+      handler: (b, call) => {
+        if (call <= 2) throw new RemoteUnavailableError("503 from the remote");
+        return verdicts(b);
+      },
+    });
+    t.store.putState("live", { cash: 7 });
+    t.flusher.start();
+    await t.scheduler.settle();
+    expect(t.calls).toHaveLength(1);
+    expect(t.flusher.status("live")).toMatchObject({ flusher: "backoff", consecutive_failures: 1 });
+    await t.scheduler.advance(60_000);
+    expect(t.calls.map((c) => c.state?.state)).toEqual([{ cash: 7 }, { cash: 7 }, { cash: 7 }]);
+    expect(t.flusher.status("live")).toMatchObject({ flusher: "idle", consecutive_failures: 0 });
+    await t.scheduler.advance(15_000);
+    expect(t.calls).toHaveLength(3); // delivered: not sent again
   });
 
   test("health shows backlog, oldest age, failures, next attempt and quarantined count", async () => {

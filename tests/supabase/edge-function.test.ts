@@ -381,6 +381,20 @@ describe("zoe-ingest health and state", () => {
     const [state] = await stack.sql`select ts = ${newer.ts}::timestamptz as same_ts, state from zoe_state where mode = 'paper'`;
     expect(state).toEqual({ same_ts: true, state: newer.state });
   });
+
+  test("a batch with no events and a state snapshot writes the snapshot and zoe_health, last_seq untouched", async () => {
+    const [before] = await stack.sql`select last_seq from zoe_health where mode = 'live'`;
+    const snapshot = { ts: new Date().toISOString(), state: { cash: 42.5, positions: { AAPL: 3 } } };
+    const res = await flush({ mode: "live", events: [], backlog: 0, state: snapshot });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ results: [], accepted: 0, duplicates: 0, rejected: 0, conflicts: 0 });
+    const [state] = await stack.sql`select ts = ${snapshot.ts}::timestamptz as same_ts, state from zoe_state where mode = 'live'`;
+    expect(state).toEqual({ same_ts: true, state: snapshot.state });
+    const [health] = await stack.sql`select last_seq, last_batch_count, backlog::int, last_flush_ts > now() - interval '1 minute' as fresh from zoe_health where mode = 'live'`;
+    expect(health).toEqual({ last_seq: before?.last_seq ?? null, last_batch_count: 0, backlog: 0, fresh: true });
+    // Without a state, an empty batch is still a mistake.
+    expect((await flush({ mode: "live", events: [] })).status).toBe(400);
+  });
 });
 
 describe("zoe-ingest on database failure", () => {

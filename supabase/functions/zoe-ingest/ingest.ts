@@ -12,6 +12,7 @@
 //       results[i] answers events[i]; error paths are JSON pointers into that event. A key already
 //       stored for a different event (shared/idempotency.ts) is rejected with code "idempotency_conflict"
 //       and stored_event {id, mode, seq}; only a true repeat is a duplicate.
+//   "events" may be empty when "state" is set: a state-only flush (health and state are written).
 //   401 no service role / bad secret · 405 not POST · 413 body too large · 400 malformed JSON or bad envelope
 //   409 PREDECESSOR_NOT_COMMITTED: the after_key event was not stored in time; nothing written,
 //       send again once the earlier batch is settled (without after_key).
@@ -266,7 +267,8 @@ function checkEnvelope(body: unknown, config: IngestConfig): Envelope {
   if (!MODES.includes(body.mode as Mode)) errors.push({ path: "/mode", message: `Expected one of: ${MODES.join(", ")}` });
   const events = body.events;
   if (!Array.isArray(events)) errors.push({ path: "/events", message: "Expected array" });
-  else if (events.length < 1) errors.push({ path: "/events", message: "Expected at least 1 event" });
+  // No events is a state-only flush: the snapshot must reach the remote when no event is pending.
+  else if (events.length < 1 && (body.state ?? null) === null) errors.push({ path: "/events", message: "Expected at least 1 event, or a state snapshot" });
   else if (events.length > config.maxEvents) errors.push({ path: "/events", message: `Expected at most ${config.maxEvents} events, got ${events.length}` });
   const backlog = body.backlog ?? null;
   if (backlog !== null && !(Number.isSafeInteger(backlog) && (backlog as number) >= 0)) {
