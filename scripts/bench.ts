@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { machine, ROOT } from "./bench/lib.ts";
-import { renderReport, type RunReport } from "./bench/report.ts";
+import { mergeReport, renderReport, type RunReport } from "./bench/report.ts";
 import type { BenchContext, Section, SectionReport } from "./bench/section.ts";
 import { flushSection } from "./bench/section-flush.ts";
 import { batchedSection, ingestSection } from "./bench/section-ingest.ts";
@@ -70,7 +70,9 @@ if (write) {
   const path = join(ROOT, "BENCHMARKS.md");
   const previous = existsSync(path) ? readFileSync(path, "utf8") : "";
   const soak = soakSection(previous);
-  writeFileSync(path, soak ? spliceSection(markdown, soak) : markdown);
+  // --only: only the sections that ran are replaced; the others keep their figures.
+  const merged = only ? mergeReport(previous, markdown, run) : markdown;
+  writeFileSync(path, soak ? spliceSection(merged, soak) : merged);
   ctx.log("wrote BENCHMARKS.md");
 }
 ctx.log(`done in ${run.durationS.toFixed(0)} s`);

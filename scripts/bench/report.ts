@@ -63,3 +63,47 @@ export function renderReport(run: RunReport): string {
   }
   return out.join("\n");
 }
+
+/** `## title` blocks of a rendered report, in order (the soak section, written elsewhere, excluded). */
+function blocks(markdown: string): { head: string; sections: { title: string; text: string }[] } {
+  const body = markdown.split("<!-- soak:begin")[0]!;
+  const parts = body.split(/^(?=## )/m);
+  return {
+    head: parts[0]!,
+    sections: parts.slice(1).map((text) => ({ title: text.slice(3, text.indexOf("\n")).trim(), text: `${text.trimEnd()}\n\n` })),
+  };
+}
+
+// A target row is the same target across runs when its words (not its
+// figures or parenthesised details) match.
+const targetKey = (row: string) => row.split(" | ")[0]!.replace(/\([^)]*\)/g, "").replace(/[\d,.]+/g, "#").replace(/\s+/g, " ").trim();
+
+/**
+ * A `--only` run's report merged into the previous BENCHMARKS.md: its
+ * sections and target rows replace theirs, every other section stays as it
+ * was, and each replaced section says when and on what load it was measured.
+ */
+export function mergeReport(previous: string, fresh: string, run: RunReport): string {
+  const old = blocks(previous);
+  const now = blocks(fresh);
+  if (old.sections.length === 0) return fresh;
+  const note = `_This section is from \`bun run bench -- --only=${run.sections.filter((s) => s.id !== "memory").map((s) => s.id).join(",")}\` on ${run.date}, load average before / after ${run.machine.loadBefore.join(" ")} / ${run.loadAfter.join(" ")}; the other sections are from the full run above._\n\n`;
+  const fresher = new Map(now.sections.map((s) => [s.title, s.text]));
+  const rows = (text: string | undefined) => (text ?? "").split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| target |") && !l.startsWith("| ---"));
+  const freshTargets = rows(now.sections.find((s) => s.title === "Targets")?.text);
+  const replaced = new Set(freshTargets.map(targetKey));
+  const out = [old.head.trimEnd(), ""];
+  for (const s of old.sections) {
+    if (s.title === "Targets") {
+      const kept = rows(s.text).filter((r) => !replaced.has(targetKey(r)));
+      out.push("## Targets", "", "| target | measured | goal | verdict |", "| --- | --- | --- | --- |", ...kept, ...freshTargets, "");
+    } else if (fresher.has(s.title) && s.title !== "Service memory (RSS)") {
+      const text = fresher.get(s.title)!;
+      const nl = text.indexOf("\n\n");
+      out.push(`${text.slice(0, nl + 2)}${note}${text.slice(nl + 2)}`.trimEnd(), "");
+      fresher.delete(s.title);
+    } else out.push(s.text.trimEnd(), "");
+  }
+  for (const [title, text] of fresher) if (title !== "Targets" && title !== "Service memory (RSS)") out.push(text.trimEnd(), "");
+  return `${out.join("\n").trimEnd()}\n`;
+}

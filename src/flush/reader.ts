@@ -34,7 +34,8 @@ export interface ReaderWorkerOptions {
 }
 
 export function startReaderWorker(options: ReaderWorkerOptions): ReaderWorker {
-  const worker = new Worker(new URL("./reader-worker.ts", import.meta.url).href);
+  // smol: a smaller heap for a thread that holds one batch at a time.
+  const worker = new Worker(new URL("./reader-worker.ts", import.meta.url).href, { smol: true } as WorkerOptions);
   // The thread must not keep the process alive on its own.
   (worker as unknown as { unref(): void }).unref();
   worker.postMessage({ path: options.path });

@@ -130,11 +130,26 @@ function compile(schema: TSchema): Checker {
 
 const utf8 = new TextEncoder();
 
+/**
+ * Whether JSON.stringify(v) could hold a `\u0000` or `\udXXX` escape: only
+ * if some string in it (keys too) has a NUL, a backslash or a lone surrogate.
+ * Walking a small meta is much cheaper than encoding it, and most have none.
+ */
+function mayEscape(v: unknown, depth: number): boolean {
+  if (typeof v === "string") return v.includes("\0") || v.includes("\\") || !v.isWellFormed();
+  if (v === null || typeof v !== "object") return false;
+  if (depth > 32) return true; // deep: let the encoding decide
+  if (Array.isArray(v)) return v.some((x) => mayEscape(x, depth + 1));
+  for (const k in v) if (Object.hasOwn(v, k) && (mayEscape(k, depth + 1) || mayEscape((v as Record<string, unknown>)[k], depth + 1))) return true;
+  return false;
+}
+
 // Checks JSON Schema cannot express: byte length, well-formed UTF-16 (a lone
 // surrogate cannot be encoded as UTF-8), NUL inside meta.
 function extraErrors(value: Record<string, unknown>, prefix: string): FieldError[] {
   const errors: FieldError[] = [];
-  for (const [key, v] of Object.entries(value)) {
+  for (const key in value) {
+    const v = value[key];
     if (typeof v === "string" && !v.isWellFormed()) {
       errors.push({ path: `${prefix}/${key}`, message: "Expected well-formed Unicode (lone surrogate found)" });
     }
@@ -143,7 +158,7 @@ function extraErrors(value: Record<string, unknown>, prefix: string): FieldError
   if (typeof value.body === "string" && value.body.length * 3 > MAX_BODY_BYTES && utf8.encode(value.body).length > MAX_BODY_BYTES) {
     errors.push({ path: `${prefix}/body`, message: `Expected at most ${MAX_BODY_BYTES} bytes of UTF-8` });
   }
-  if (value.meta !== undefined && value.meta !== null && typeof value.meta === "object") {
+  if (value.meta !== undefined && value.meta !== null && typeof value.meta === "object" && mayEscape(value.meta, 0)) {
     const json = JSON.stringify(value.meta);
     if (json.includes("\\u0000")) errors.push({ path: `${prefix}/meta`, message: "Expected no NUL characters" });
     if (/\\ud[89a-f][0-9a-f]{2}/i.test(json)) {
