@@ -9,8 +9,22 @@ import { IncompleteBodyError, MalformedJsonError, PayloadTooLargeError, Unsuppor
  */
 export const MAX_JSON_DEPTH = 64;
 
+/** Whether any container in `value` is nested `maxDepth` levels deep (no paths built: the common case). */
+function deeperThan(value: unknown, maxDepth: number, depth = 0): boolean {
+  if (value === null || typeof value !== "object") return false;
+  if (depth >= maxDepth) return true;
+  if (Array.isArray(value)) {
+    for (const child of value) if (deeperThan(child, maxDepth, depth + 1)) return true;
+    return false;
+  }
+  for (const key in value) if (deeperThan((value as Record<string, unknown>)[key], maxDepth, depth + 1)) return true;
+  return false;
+}
+
 /** JSON pointer of the first container nested deeper than `maxDepth`, or null. */
 export function tooDeepAt(value: unknown, maxDepth = MAX_JSON_DEPTH): string | null {
+  // Recursion stays within maxDepth (64) frames; the pointer is built only for a body that is too deep.
+  if (!deeperThan(value, maxDepth)) return null;
   const stack: [unknown, string, number][] = [[value, "", 0]];
   while (stack.length > 0) {
     const [v, path, depth] = stack.pop()!;
@@ -51,6 +65,9 @@ async function readBytes(request: Request, declared: number, maxBytes: number, w
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
+// Stateless between calls (no `stream` option): one decoder serves every request.
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 export async function readJsonBody(request: Request, maxBytes: number, what: string): Promise<unknown> {
   const type = request.headers.get("content-type") ?? "";
   if (!/^application\/json\s*(;|$)/i.test(type)) {
@@ -71,7 +88,7 @@ export async function readJsonBody(request: Request, maxBytes: number, what: str
   }
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = utf8.decode(bytes);
   } catch (cause) {
     throw new MalformedJsonError(`Cannot read ${what}: body is not valid UTF-8`, { cause });
   }
