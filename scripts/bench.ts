@@ -10,6 +10,7 @@ import { machine, ROOT } from "./bench/lib.ts";
 import { mergeReport, renderReport, type RunReport } from "./bench/report.ts";
 import type { BenchContext, Section, SectionReport } from "./bench/section.ts";
 import { flushSection } from "./bench/section-flush.ts";
+import { budgetSection } from "./bench/section-budget.ts";
 import { batchedSection, ingestSection } from "./bench/section-ingest.ts";
 import { memorySection } from "./bench/section-memory.ts";
 import { rawSection } from "./bench/section-raw.ts";
@@ -17,7 +18,7 @@ import { scaleSection } from "./bench/section-scale.ts";
 import { sseSection } from "./bench/section-sse.ts";
 import { soakSection, spliceSection } from "./soak/report.ts";
 
-export const SECTIONS: Section[] = [rawSection, ingestSection, batchedSection, sseSection, flushSection, scaleSection, memorySection];
+export const SECTIONS: Section[] = [rawSection, ingestSection, budgetSection, batchedSection, sseSection, flushSection, scaleSection, memorySection];
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
