@@ -25,7 +25,7 @@ export interface Config {
   idleTimeoutS: number;
   /** Sampling interval of the in-memory hour of history (GET /local/history, the dashboard's charts). */
   historyIntervalMs: number;
-  sse: { heartbeatMs: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number; maxClients: number; maxClientsPerAddress: number };
+  sse: { heartbeatMs: number; stallMs: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number; maxClients: number; maxClientsPerAddress: number };
   flush: FlushConfig;
   limits: LimitsConfig;
 }
@@ -158,7 +158,9 @@ export function loadConfig(env: Env): Config {
     idleTimeoutS: intVar(env, "ZOE_IDLE_TIMEOUT_S", 30, 1, 255),
     historyIntervalMs: intVar(env, "ZOE_HISTORY_INTERVAL_MS", 10_000, 100, 600_000),
     sse: {
-      heartbeatMs: intVar(env, "ZOE_SSE_HEARTBEAT_MS", 15_000, 10, 3_600_000),
+      // Often enough that a page notices a hung link within seconds (src/client watches it).
+      heartbeatMs: intVar(env, "ZOE_SSE_HEARTBEAT_MS", 2_000, 10, 3_600_000),
+      stallMs: intVar(env, "ZOE_SSE_STALL_MS", 15_000, 100, 3_600_000),
       retryMs: intVar(env, "ZOE_SSE_RETRY_MS", 2_000, 0, 600_000),
       maxBufferedBytes: intVar(env, "ZOE_SSE_MAX_BUFFER_BYTES", 4 * 1_048_576, 1024, 1 << 30),
       coalesceMs: intVar(env, "ZOE_SSE_COALESCE_MS", 2, 0, 1000),

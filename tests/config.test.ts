@@ -29,7 +29,7 @@ describe("loadConfig()", () => {
       maxRequestBytes: 1_048_576,
       groupCommit: true,
       logLevel: "info",
-      sse: { heartbeatMs: 15_000, retryMs: 2_000, maxBufferedBytes: 4 * 1_048_576, coalesceMs: 2 },
+      sse: { heartbeatMs: 2_000, stallMs: 15_000, retryMs: 2_000, maxBufferedBytes: 4 * 1_048_576, coalesceMs: 2 },
     });
   });
 

@@ -13,7 +13,7 @@ import type { Hub } from "../stream/hub.ts";
 import type { HealthSource } from "../ops/health.ts";
 import type { Logger } from "../lib/log.ts";
 import { apiReferences, routeDocs } from "./openapi.ts";
-import { eventsQuery, modeOnlyQuery, modeQuery, streamPosition } from "./query.ts";
+import { eventsQuery, modeOnlyQuery, modeQuery, streamHeartbeatEvents, streamPosition } from "./query.ts";
 import type { EventInput, Mode } from "../domain/schema.ts";
 import { createIngest } from "./ingest.ts";
 import { openEventStream, SSE_HEADERS, type StreamCloseReason } from "../stream/sse.ts";
@@ -46,7 +46,7 @@ export interface AppOptions {
   corsOrigins: string[];
   maxRequestBytes: number;
   /** maxClients / maxClientsPerAddress: open-stream caps (none when absent). */
-  sse: { heartbeatMs: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number } & Partial<SseLimits>;
+  sse: { heartbeatMs: number; stallMs?: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number } & Partial<SseLimits>;
   /** Aborted at shutdown: open SSE streams end so the server can stop. */
   shutdown?: AbortSignal;
   /** Extra routes (dashboard, metrics) mounted by the caller. */
@@ -232,6 +232,7 @@ export function createApp(options: AppOptions) {
           hub,
           mode,
           after,
+          heartbeatEvents: streamHeartbeatEvents(url),
           signal: request.signal,
           shutdown: options.shutdown,
           ...options.sse,

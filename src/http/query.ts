@@ -52,7 +52,8 @@ export function eventsQuery(url: URL): { mode: Mode; sinceSeq: number | undefine
  * cannot set headers). null means live only.
  */
 export function streamPosition(request: Request, url: URL): number | null {
-  onlyParams(url, ["mode", "last_event_id", "since_seq", "token"]);
+  onlyParams(url, ["mode", "last_event_id", "since_seq", "heartbeat", "token"]);
+  streamHeartbeatEvents(url);
   const header = request.headers.get("last-event-id");
   if (header !== null && header.trim() !== "") {
     const n = intParam(header.trim(), "Last-Event-ID", 0, Number.MAX_SAFE_INTEGER);
@@ -63,4 +64,12 @@ export function streamPosition(request: Request, url: URL): number | null {
     if (n !== undefined) return n;
   }
   return null;
+}
+
+/** `?heartbeat=event`: heartbeats as named events a page can watch (EventSource hides `:` comments); `comment` (default) otherwise. */
+export function streamHeartbeatEvents(url: URL): boolean {
+  const value = url.searchParams.get("heartbeat");
+  if (value === null || value === "comment") return false;
+  if (value === "event") return true;
+  throw bad("heartbeat", `expected event or comment, got "${value}"`);
 }

@@ -5,8 +5,12 @@
 // Memory per client is bounded (about twice maxBufferedBytes: coalesced plus
 // queued): a live burst bigger than the bound sends the stream back to paging
 // from SQLite, and a client whose queued bytes pass the bound, or that takes
-// nothing for a whole heartbeat interval while data waits, is cut off. It
-// resumes with Last-Event-ID.
+// nothing for stallMs while data waits, is cut off. It resumes with
+// Last-Event-ID. A position beyond the newest seq (a database restored from a
+// backup, a client of another box) is answered with an `event: reset`
+// carrying the newest seq, then the stream goes on live from there. Heartbeats
+// are `:` comments, or `event: heartbeat` for a client that asks
+// (EventSource hides comments, so only events let a page notice a hung link).
 import type { Hub } from "./hub.ts";
 import type { Mode } from "../domain/schema.ts";
 import type { EventStore, ZoeEvent } from "../store/store.ts";
@@ -24,6 +28,12 @@ export interface StreamOptions {
   /** Aborted when the service stops: the stream ends cleanly. */
   shutdown?: AbortSignal;
   heartbeatMs: number;
+  /** Heartbeats as `event: heartbeat` (data {newest_seq}) instead of `:` comments. */
+  heartbeatEvents?: boolean;
+  /** A client that takes no byte for this long while data waits is cut off (default 15 s). */
+  stallMs?: number;
+  /** Epoch ms, for the stall check (default Date.now). */
+  now?: () => number;
   retryMs: number;
   /** Unsent bytes a client may have queued before it is cut off. */
   maxBufferedBytes: number;
@@ -56,6 +66,17 @@ function formatLive(e: ZoeEvent): string {
   return text;
 }
 
+/**
+ * The signal for a position beyond the newest stored seq: the client's
+ * position is invalid here (restored or replaced database). `id:` moves an
+ * EventSource's Last-Event-ID to the newest seq, so its own reconnects resume
+ * from there; the client should drop what it holds past `newest_seq` and
+ * resync (state, newest events).
+ */
+export function formatReset(newestSeq: number, requestedSeq: number): string {
+  return `id: ${newestSeq}\nevent: reset\ndata: ${JSON.stringify({ newest_seq: newestSeq, requested_seq: requestedSeq })}\n\n`;
+}
+
 export const SSE_HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
   "cache-control": "no-cache, no-transform",
@@ -66,9 +87,11 @@ export const SSE_HEADERS = {
 export function openEventStream(options: StreamOptions): ReadableStream<Uint8Array> {
   const { store, hub, mode, signal, shutdown } = options;
   // `cursor`: newest seq queued or pending; `written`: newest seq enqueued.
-  let cursor = options.after ?? store.lastSeq(mode);
+  const newest = store.lastSeq(mode);
+  const beyond = options.after !== null && options.after > newest;
+  let cursor = options.after === null || beyond ? newest : options.after;
   let written = cursor;
-  let replaying = options.after !== null;
+  let replaying = options.after !== null && !beyond;
   let pending = "";
   let flushTimer: ReturnType<typeof setTimeout> | null = null;
   let heartbeat: ReturnType<typeof setInterval> | null = null;
@@ -76,6 +99,9 @@ export function openEventStream(options: StreamOptions): ReadableStream<Uint8Arr
   let done = false;
   let enqueuedBytes = 0;
   let consumedAtLastBeat = -1;
+  const now = options.now ?? Date.now;
+  let lastProgressAt = now();
+  const stallMs = options.stallMs ?? 15_000;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
 
   const queuedBytes = () => HIGH_WATER_MARK - (controller.desiredSize ?? HIGH_WATER_MARK);
@@ -167,14 +193,22 @@ export function openEventStream(options: StreamOptions): ReadableStream<Uint8Arr
   };
 
   const beat = () => {
-    // Data waiting and not one byte taken for a whole interval: the client is stuck.
+    // Data waiting and not one byte taken for stallMs: the client is stuck.
     const consumed = enqueuedBytes - queuedBytes();
-    if (queuedBytes() > 0 && consumed === consumedAtLastBeat) {
+    const at = now();
+    if (queuedBytes() === 0 || consumed !== consumedAtLastBeat) lastProgressAt = at;
+    else if (at - lastProgressAt >= stallMs) {
       finish("slow");
       return;
     }
     consumedAtLastBeat = consumed;
-    writeLive(":\n\n");
+    // Pending live events first: a heartbeat never overtakes data.
+    if (flushTimer) {
+      clearTimeout(flushTimer);
+      flushPending();
+      if (done) return;
+    }
+    writeLive(options.heartbeatEvents ? `event: heartbeat\ndata: {"newest_seq":${store.lastSeq(mode)}}\n\n` : ":\n\n");
   };
 
   return new ReadableStream<Uint8Array>(
@@ -190,6 +224,7 @@ export function openEventStream(options: StreamOptions): ReadableStream<Uint8Arr
         unsubscribe = hub.subscribe(mode, onLive);
         heartbeat = setInterval(beat, options.heartbeatMs);
         enqueue(`retry: ${options.retryMs}\n\n`);
+        if (beyond) enqueue(formatReset(newest, options.after!));
       },
       pull() {
         replayStep();

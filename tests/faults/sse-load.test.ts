@@ -94,6 +94,7 @@ test(`${IDLE} idle SSE clients and ${STUCK} that never read: memory stays bounde
       ZOE_SSE_MAX_CLIENTS_PER_IP: "5000",
       ZOE_SSE_MAX_BUFFER_BYTES: String(256 * 1024),
       ZOE_SSE_HEARTBEAT_MS: "1000",
+      ZOE_SSE_STALL_MS: "1000",
     },
   });
   const pid = svc.proc.pid;
@@ -136,7 +137,7 @@ test(`${IDLE} idle SSE clients and ${STUCK} that never read: memory stays bounde
   };
 
   const peakFirst = await publish(12, 1);
-  // Stuck clients are cut off once their unsent data passes the bound (or a heartbeat finds them stalled).
+  // Stuck clients are cut off once their unsent data passes the bound (or a heartbeat finds them stalled for ZOE_SSE_STALL_MS).
   await waitFor(async () => (await metric(url, "zoe_sse_disconnects_total", 'reason="slow"')) >= STUCK, 15_000, `${STUCK} stuck clients cut off`);
   const peakSecond = await publish(24, 2);
 

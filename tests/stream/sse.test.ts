@@ -192,15 +192,48 @@ describe("stream format and positions", () => {
     expect(c.seqs()).toEqual([6]);
   });
 
-  test("a position beyond the newest seq waits for it", async () => {
+  test("a position beyond the newest seq gets `event: reset` with the newest seq, then the stream goes on live from there", async () => {
     t = testApp();
     const base = t.listen();
     await seed("live", 2);
-    const c = new SseClient(`${base}/local/stream?mode=live&since_seq=3`);
+    for (const [query, headers] of [["since_seq=40", {}], ["last_event_id=40", {}], ["", { "Last-Event-ID": "40" }]] as const) {
+      const c = new SseClient(`${base}/local/stream?mode=live&${query}`, headers);
+      await c.until(() => c.messages.length >= 1, "the reset");
+      expect(c.messages[0]).toEqual({ id: "2", event: "reset", data: JSON.stringify({ newest_seq: 2, requested_seq: 40 }) });
+      c.close();
+    }
+    const c = new SseClient(`${base}/local/stream?mode=live&since_seq=40`);
+    await c.until(() => c.messages.length >= 1, "the reset");
+    await seed("live", 2);
+    await c.until(() => c.messages.length >= 3, "two live events");
+    expect(c.messages.map((m) => [m.id, m.event])).toEqual([
+      ["2", "reset"],
+      ["3", null],
+      ["4", null],
+    ]);
+    // Per mode: the same position is valid where the mode has that many events.
+    await seed("paper", 3);
+    const paper = new SseClient(`${base}/local/stream?mode=paper&since_seq=2`);
+    await paper.untilSeq(3);
+    expect(paper.messages.map((m) => [m.id, m.event])).toEqual([["3", null]]);
+  });
+
+  test("a position equal to the newest seq is valid: no reset, live from there", async () => {
+    t = testApp();
+    const base = t.listen();
+    await seed("live", 2);
+    const c = new SseClient(`${base}/local/stream?mode=live&since_seq=2`);
     await c.untilOpen();
-    await seed("live", 3);
-    await c.untilSeq(5);
-    expect(c.seqs()).toEqual([4, 5]);
+    await seed("live", 1);
+    await c.untilSeq(3);
+    expect(c.messages.map((m) => [m.id, m.event])).toEqual([["3", null]]);
+  });
+
+  test("an empty database answers any position but 0 with a reset to 0", async () => {
+    t = testApp();
+    const c = new SseClient(`${t.listen()}/local/stream?mode=live&since_seq=7`);
+    await c.until(() => c.messages.length >= 1, "the reset");
+    expect(c.messages[0]).toEqual({ id: "0", event: "reset", data: JSON.stringify({ newest_seq: 0, requested_seq: 7 }) });
   });
 
   test("a bad position or mode is a 400 JSON error, not a stream", async () => {
@@ -212,6 +245,7 @@ describe("stream format and positions", () => {
       ["mode=live&last_event_id=1e3", {}],
       ["mode=both", {}],
       ["mode=live&from=3", {}],
+      ["mode=live&heartbeat=often", {}],
     ] as const) {
       const res = await fetch(`${base}/local/stream?${query}`, { headers });
       expect(res.status).toBe(400);
@@ -280,7 +314,25 @@ describe("keep-alive and cleanup", () => {
     const c = new SseClient(`${t.listen()}/local/stream?mode=live`);
     await c.until(() => c.comments.length >= 3, "3 heartbeats");
     expect(c.comments.every((l) => l === ":")).toBe(true);
+    expect(c.messages).toEqual([]);
     expect(c.ended).toBe(false);
+  });
+
+  test("?heartbeat=event sends heartbeats as `event: heartbeat` with the newest seq, never ahead of pending data", async () => {
+    t = testApp({ sse: { heartbeatMs: 40, coalesceMs: 30 } });
+    const base = t.listen();
+    await seed("live", 1);
+    const c = new SseClient(`${base}/local/stream?mode=live&since_seq=0&heartbeat=event`);
+    await c.until(() => c.messages.filter((m) => m.event === "heartbeat").length >= 2, "2 heartbeat events");
+    for (let i = 0; i < 5; i++) await seed("live", 1);
+    await c.until(() => c.messages.some((m) => m.event === "heartbeat" && JSON.parse(m.data).newest_seq === 6), "a heartbeat naming seq 6");
+    expect(c.comments).toEqual([]);
+    // Every event a heartbeat names as stored came before it on the stream.
+    let seen = 0;
+    for (const m of c.messages) {
+      if (m.event === null) seen = JSON.parse(m.data).seq;
+      else expect({ heartbeat: JSON.parse(m.data).newest_seq, seenBefore: seen }).toEqual({ heartbeat: seen, seenBefore: seen });
+    }
   });
 
   test("closed connections are unsubscribed at once", async () => {
@@ -401,12 +453,12 @@ describe("slow clients", () => {
     expect(healthy.seqs()).toEqual(range(1, seq + 1));
   }, 60_000);
 
-  test("a replaying client that takes nothing for a whole heartbeat interval is cut off", async () => {
+  test("a replaying client that takes nothing for ZOE_SSE_STALL_MS is cut off", async () => {
     // The stream's own close is awaited, not sampled: on a loaded machine a
     // 100 ms heartbeat can cut the client off before the test gets to look.
     let streamClosed!: (reason: StreamCloseReason) => void;
     const closedAs = new Promise<StreamCloseReason>((resolve) => (streamClosed = resolve));
-    t = testApp({ sse: { maxBufferedBytes: BOUND, heartbeatMs: 100 }, hooks: { streamClosed: (_mode, reason) => streamClosed(reason) } });
+    t = testApp({ sse: { maxBufferedBytes: BOUND, heartbeatMs: 50, stallMs: 100 }, hooks: { streamClosed: (_mode, reason) => streamClosed(reason) } });
     const base = t.listen();
     await seed("live", 2000, "r".repeat(8 * 1024)); // ~16 MiB: more than the kernel holds
     const stuck = await stuckClient(base, "/local/stream?mode=live&since_seq=0");
