@@ -4,6 +4,7 @@
 // close(). Everything with a side effect (EventSource, fetch, timers, frame
 // scheduling, Supabase) is injected so tests can drive it by hand.
 import { type BackoffOptions, DEFAULT_BACKOFF, probeDelay } from "./backoff.ts";
+import { createLinkWatchdog } from "./link-watchdog.ts";
 import { mergeEvents, toEvent } from "./merge.ts";
 import type { RemoteReader, RemoteSubscription } from "./remote.ts";
 import type { FeedSnapshot, FeedState, FeedStatus, FlushHealth, Mode, RemoteStatus, ZoeEvent } from "./types.ts";
@@ -12,6 +13,8 @@ export interface EventSourceLike {
   onopen: ((event: Event) => void) | null;
   onmessage: ((event: MessageEvent) => void) | null;
   onerror: ((event: Event) => void) | null;
+  /** Named events: `heartbeat` and `reset` (a real EventSource has it). */
+  addEventListener?(type: string, listener: (event: MessageEvent) => void): void;
   close(): void;
 }
 
@@ -41,6 +44,12 @@ export interface LiveFeedOptions {
   probeTimeoutMs?: number;
   /** How often the state panel is refreshed from the local API while LOCAL (default 5 s). */
   stateRefreshMs?: number;
+  /**
+   * Silence on the local stream (no event, no heartbeat) after which the link
+   * counts as hung and the feed goes REMOTE (default 3.5 s; never less than
+   * 1.5 heartbeat intervals + 0.5 s of what the server says it sends).
+   */
+  linkTimeoutMs?: number;
   eventSource?: (url: string) => EventSourceLike;
   fetch?: (url: string, init?: { signal?: AbortSignal }) => Promise<Response>;
   timers?: Timers;
@@ -114,6 +123,14 @@ class LocalRefused extends Error {
   }
 }
 
+function parseData(message: MessageEvent): unknown {
+  try {
+    return JSON.parse(String(message.data));
+  } catch {
+    return null;
+  }
+}
+
 export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
   const mode = options.mode;
   const base = (options.localApiUrl ?? DEFAULT_LOCAL_API_URL).replace(/\/+$/, "");
@@ -122,6 +139,7 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
   const connectTimeoutMs = options.connectTimeoutMs ?? 3_000;
   const probeTimeoutMs = options.probeTimeoutMs ?? 3_000;
   const stateRefreshMs = options.stateRefreshMs ?? 5_000;
+  const linkTimeoutMs = options.linkTimeoutMs ?? 3_500;
   const backoff: BackoffOptions = { ...DEFAULT_BACKOFF, ...options.probe };
   const timers = options.timers ?? defaultTimers;
   const now = options.now ?? (() => Date.now());
@@ -156,6 +174,14 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
   let remoteActive = false;
   let probeAttempt = 0;
   let closed = false;
+  // Armed by the stream's first heartbeat (an older server sends none); fed by
+  // every event, heartbeat and answered state probe.
+  const watchdog = createLinkWatchdog({
+    timers,
+    now,
+    silenceMs: linkTimeoutMs,
+    onSilent: (ms) => localFailed(`the local stream went silent for ${Math.round(ms / 100) / 10} s (no event, no heartbeat): the link is hung`),
+  });
 
   const listeners = new Set<() => void>();
   let snapshot: FeedSnapshot | null = null;
@@ -211,6 +237,7 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
     }
     localAbort?.abort();
     localAbort = null;
+    watchdog.stop();
     connectTimer = clear(connectTimer);
     refreshTimer = clear(refreshTimer);
     requestTimer = clear(requestTimer);
@@ -245,10 +272,11 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
     // Resume after what we have; after a long absence only the newest window.
     const head = num(body.last_seq) ?? 0;
     const from = Math.max(lastSeq, head - maxEvents, 0);
-    const source = openEventSource(withToken(`/local/stream?mode=${mode}&last_event_id=${from}`));
+    const source = openEventSource(withToken(`/local/stream?mode=${mode}&last_event_id=${from}&heartbeat=event`));
     stream = source;
     source.onopen = () => {
       if (stream !== source) return;
+      watchdog.alive();
       connectTimer = clear(connectTimer);
       status = "local";
       localError = null;
@@ -260,6 +288,7 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
     };
     source.onmessage = (message) => {
       if (stream !== source) return;
+      watchdog.alive();
       let parsed: unknown;
       try {
         parsed = JSON.parse(String(message.data));
@@ -269,6 +298,18 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
       const e = toEvent(parsed);
       if (e) addEvents([e]);
     };
+    source.addEventListener?.("heartbeat", (message) => {
+      if (stream !== source) return;
+      const interval = num((parseData(message) as { interval_ms?: unknown } | null)?.interval_ms);
+      watchdog.alive();
+      watchdog.arm(Math.max(linkTimeoutMs, interval === null ? 0 : 1.5 * interval + 500));
+    });
+    source.addEventListener?.("reset", (message) => {
+      if (stream !== source) return;
+      watchdog.alive();
+      const newest = num((parseData(message) as { newest_seq?: unknown } | null)?.newest_seq) ?? 0;
+      resync(newest);
+    });
     source.onerror = () => {
       if (stream !== source) return;
       // A browser would retry by itself, but a non-200 answer ends an
@@ -277,17 +318,43 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
     };
   }
 
+  /**
+   * The stream says our position is not in the local database (restored or
+   * replaced): what we hold past `newest` does not exist there. Start over
+   * from the newest state and events, as on first load.
+   */
+  function resync(newest: number) {
+    events.length = 0;
+    lastSeq = 0;
+    localError = `the local database restarted its seqs (newest ${newest}): reloaded`;
+    changed();
+    void connectLocal(null);
+  }
+
   function scheduleRefresh(epoch: number) {
     refreshTimer = timers.setTimeout(async () => {
       refreshTimer = null;
       if (epoch !== localEpoch || closed) return;
       const abort = (localAbort = new AbortController());
-      requestTimer = timers.setTimeout(() => abort.abort(), probeTimeoutMs);
+      let timedOut = false;
+      const startedAt = now();
+      requestTimer = timers.setTimeout(() => {
+        timedOut = true;
+        abort.abort();
+      }, probeTimeoutMs);
       try {
         const body = await fetchLocalState(abort.signal);
-        if (epoch === localEpoch && !closed) applyLocalState(body);
+        if (epoch === localEpoch && !closed) {
+          watchdog.alive();
+          applyLocalState(body);
+        }
       } catch {
-        // The stream's own error decides about falling back.
+        // A probe that got no answer while the stream, too, stayed silent all
+        // along is a hung link; otherwise the stream decides.
+        if (epoch === localEpoch && !closed && timedOut && watchdog.lastAliveAt < startedAt) {
+          localFailed(`the local API did not answer within ${probeTimeoutMs} ms and the stream was silent: the link is hung`);
+          return;
+        }
       }
       if (epoch !== localEpoch || closed) return;
       requestTimer = clear(requestTimer);

@@ -28,7 +28,7 @@ export interface StreamOptions {
   /** Aborted when the service stops: the stream ends cleanly. */
   shutdown?: AbortSignal;
   heartbeatMs: number;
-  /** Heartbeats as `event: heartbeat` (data {newest_seq}) instead of `:` comments. */
+  /** Heartbeats as `event: heartbeat` (data {newest_seq, interval_ms}) instead of `:` comments. */
   heartbeatEvents?: boolean;
   /** A client that takes no byte for this long while data waits is cut off (default 15 s). */
   stallMs?: number;
@@ -208,8 +208,10 @@ export function openEventStream(options: StreamOptions): ReadableStream<Uint8Arr
       flushPending();
       if (done) return;
     }
-    writeLive(options.heartbeatEvents ? `event: heartbeat\ndata: {"newest_seq":${store.lastSeq(mode)}}\n\n` : ":\n\n");
+    writeLive(heartbeatText());
   };
+  const heartbeatText = () =>
+    options.heartbeatEvents ? `event: heartbeat\ndata: {"newest_seq":${store.lastSeq(mode)},"interval_ms":${options.heartbeatMs}}\n\n` : ":\n\n";
 
   return new ReadableStream<Uint8Array>(
     {
@@ -225,6 +227,8 @@ export function openEventStream(options: StreamOptions): ReadableStream<Uint8Arr
         heartbeat = setInterval(beat, options.heartbeatMs);
         enqueue(`retry: ${options.retryMs}\n\n`);
         if (beyond) enqueue(formatReset(newest, options.after!));
+        // A first heartbeat at once: the client knows from the start that they come, and how often.
+        if (options.heartbeatEvents) enqueue(heartbeatText());
       },
       pull() {
         replayStep();

@@ -28,7 +28,19 @@ export class FakeEventSource implements EventSourceLike {
   onmessage: ((event: MessageEvent) => void) | null = null;
   onerror: ((event: Event) => void) | null = null;
   closed = false;
+  private readonly named = new Map<string, ((event: MessageEvent) => void)[]>();
   constructor(readonly url: string) {}
+  addEventListener(type: string, listener: (event: MessageEvent) => void) {
+    this.named.set(type, [...(this.named.get(type) ?? []), listener]);
+  }
+  /** Dispatches a named event (`heartbeat`, `reset`) as the server would send it. */
+  emit(type: string, data: unknown, id?: number) {
+    const message = new MessageEvent(type, { data: JSON.stringify(data), lastEventId: id === undefined ? "" : String(id) });
+    for (const l of this.named.get(type) ?? []) l(message);
+  }
+  heartbeat(newestSeq = 0, intervalMs = 2000) {
+    this.emit("heartbeat", { newest_seq: newestSeq, interval_ms: intervalMs });
+  }
   open() {
     this.onopen?.(new Event("open"));
   }

@@ -52,7 +52,7 @@ describe("createLiveFeed()", () => {
     const { feed, sources } = setup({ head: 1000, maxEvents: 200 });
     await settle();
     expect(feed.getSnapshot().status).toBe("connecting");
-    expect(sources.last.url).toBe("http://box:8765/local/stream?mode=paper&last_event_id=800");
+    expect(sources.last.url).toBe("http://box:8765/local/stream?mode=paper&last_event_id=800&heartbeat=event");
     expect(feed.getSnapshot().isLocal).toBe(false);
     sources.last.open();
     const snap = feed.getSnapshot();
@@ -67,7 +67,7 @@ describe("createLiveFeed()", () => {
     const { feed, sources, fetch } = setup({ apiToken: "s3cret token/1" });
     await settle();
     expect(fetch.calls[0]).toBe("http://box:8765/local/state?mode=paper&token=s3cret%20token%2F1");
-    expect(sources.last.url).toBe("http://box:8765/local/stream?mode=paper&last_event_id=0&token=s3cret%20token%2F1");
+    expect(sources.last.url).toBe("http://box:8765/local/stream?mode=paper&last_event_id=0&heartbeat=event&token=s3cret%20token%2F1");
     feed.close();
   });
 
@@ -287,6 +287,150 @@ describe("createLiveFeed()", () => {
     await settle();
     expect(feed.getSnapshot().events.map((e) => `${e.mode}:${e.seq}`)).toEqual(["live:1", "live:2"]);
     feed.close();
+  });
+});
+
+describe("hung local link", () => {
+  async function localWithHeartbeats(options: Parameters<typeof setup>[0] = {}) {
+    const s = setup({ head: 5, ...options });
+    await settle();
+    s.sources.last.open();
+    s.sources.last.heartbeat(5);
+    return s;
+  }
+
+  test("heartbeats every 2 s keep it LOCAL; silence goes REMOTE 3.5 s after the last sign of life", async () => {
+    const { feed, timers, sources, remote } = await localWithHeartbeats();
+    const es = sources.last;
+    for (let i = 0; i < 10; i++) {
+      await timers.advance(2_000);
+      es.heartbeat(5);
+    }
+    expect(feed.getSnapshot().status).toBe("local");
+    const lastSign = timers.now;
+    // The box hangs (SIGSTOP): no error, no data, nothing.
+    await timers.advance(3_499);
+    expect(feed.getSnapshot().status).toBe("local");
+    await timers.advance(1);
+    expect(timers.now - lastSign).toBe(3_500);
+    const snap = feed.getSnapshot();
+    expect(snap.status).toBe("remote");
+    expect(snap.localError).toContain("the link is hung");
+    expect(es.closed).toBe(true);
+    expect(remote.calls.some((c) => c.startsWith("events"))).toBe(true);
+    feed.close();
+  });
+
+  test("events count as signs of life as much as heartbeats", async () => {
+    const { feed, timers, sources } = await localWithHeartbeats();
+    for (let i = 6; i < 20; i++) {
+      await timers.advance(1_000);
+      sources.last.send(event(i));
+    }
+    expect(feed.getSnapshot().status).toBe("local");
+    feed.close();
+  });
+
+  test("a blip under a second (a heartbeat late) does not flap the badge", async () => {
+    const { feed, timers, sources, frames } = await localWithHeartbeats();
+    const statuses: string[] = [];
+    feed.subscribe(() => statuses.push(feed.getSnapshot().status));
+    await timers.advance(2_000);
+    sources.last.heartbeat(5);
+    await timers.advance(2_900); // due at 2 s, 900 ms late
+    sources.last.heartbeat(5);
+    await timers.advance(2_000);
+    sources.last.heartbeat(5);
+    frames.flush();
+    expect(feed.getSnapshot().status).toBe("local");
+    expect(statuses.filter((s) => s !== "local")).toEqual([]);
+    feed.close();
+  });
+
+  test("back to LOCAL when the link answers again: the next probe reconnects from the last seq seen", async () => {
+    const { feed, timers, sources, local } = await localWithHeartbeats();
+    sources.last.send(event(6));
+    local.answer = "hang"; // SIGSTOP: connections are accepted, nothing is answered
+    await timers.advance(3_500);
+    expect(feed.getSnapshot().status).toBe("remote");
+    await timers.advance(4_000); // a probe went out at 1 s and timed out at 3 s
+    expect(feed.getSnapshot().status).toBe("remote");
+    local.answer = "up"; // SIGCONT
+    local.head = 9;
+    const before = sources.all.length;
+    const sigcontAt = timers.now;
+    while (sources.all.length === before && timers.now - sigcontAt < 15_000) await timers.advance(100);
+    expect(sources.all.length).toBe(before + 1); // within the probe backoff (first 1 s, doubling, cap 15 s)
+    expect(sources.last.from).toBe(6);
+    sources.last.open();
+    expect(feed.getSnapshot().status).toBe("local");
+    feed.close();
+  });
+
+  test("without heartbeats (an older server) only a state probe that times out while the stream is silent means hung", async () => {
+    const s = setup({ head: 5, stateRefreshMs: 5_000, probeTimeoutMs: 3_000 });
+    await settle();
+    s.sources.last.open();
+    await s.timers.advance(20_000); // quiet market, probes answer
+    expect(s.feed.getSnapshot().status).toBe("local");
+    s.local.answer = "hang";
+    await s.timers.advance(5_000 + 2_999);
+    expect(s.feed.getSnapshot().status).toBe("local");
+    await s.timers.advance(1);
+    expect(s.feed.getSnapshot().status).toBe("remote");
+    expect(s.feed.getSnapshot().localError).toContain("did not answer within 3000 ms");
+    s.feed.close();
+  });
+
+  test("a slow state probe while the stream is alive is not a hang", async () => {
+    const s = await localWithHeartbeats({ stateRefreshMs: 5_000, probeTimeoutMs: 3_000 });
+    s.local.answer = "hang"; // e.g. a busy /local/state; the stream keeps flowing
+    for (let i = 0; i < 10; i++) {
+      await s.timers.advance(1_500);
+      s.sources.last.heartbeat(5);
+    }
+    expect(s.feed.getSnapshot().status).toBe("local");
+    s.feed.close();
+  });
+
+  test("a server with a longer heartbeat interval gets a longer bound (1.5 intervals + 0.5 s)", async () => {
+    const s = setup({ head: 5, stateRefreshMs: 600_000 }); // only the stream speaks
+    await settle();
+    s.sources.last.open();
+    s.sources.last.heartbeat(5, 10_000);
+    await s.timers.advance(15_499);
+    expect(s.feed.getSnapshot().status).toBe("local");
+    await s.timers.advance(1);
+    expect(s.feed.getSnapshot().status).toBe("remote");
+    s.feed.close();
+  });
+});
+
+describe("event: reset", () => {
+  test("drops what the feed holds and resyncs from the newest state and events", async () => {
+    const s = setup({ head: 50, maxEvents: 10 });
+    await settle();
+    s.sources.last.open();
+    for (let i = 41; i <= 50; i++) s.sources.last.send(event(i));
+    expect(s.feed.getSnapshot().lastSeq).toBe(50);
+    // The box's database was restored from a backup: its newest seq is 20 now.
+    s.local.head = 20;
+    s.sources.last.emit("reset", { newest_seq: 20, requested_seq: 50 }, 20);
+    const old = s.sources.all.at(-1)!;
+    await settle();
+    expect(s.feed.getSnapshot()).toMatchObject({ events: [], lastSeq: 0 });
+    expect(s.feed.getSnapshot().localError).toContain("newest 20");
+    expect(old.closed).toBe(true);
+    const fresh = s.sources.last;
+    expect(fresh).not.toBe(old);
+    expect(fresh.from).toBe(10); // the newest window: 20 - maxEvents
+    fresh.open();
+    for (let i = 11; i <= 21; i++) fresh.send(event(i, "paper", { body: `restored ${i}` }));
+    const snap = s.feed.getSnapshot();
+    expect(snap.status).toBe("local");
+    expect(snap.events.map((e) => e.seq)).toEqual([12, 13, 14, 15, 16, 17, 18, 19, 20, 21]);
+    expect(snap.events.every((e) => e.body.startsWith("restored"))).toBe(true);
+    s.feed.close();
   });
 });
 

@@ -318,7 +318,7 @@ describe("keep-alive and cleanup", () => {
     expect(c.ended).toBe(false);
   });
 
-  test("?heartbeat=event sends heartbeats as `event: heartbeat` with the newest seq, never ahead of pending data", async () => {
+  test("?heartbeat=event sends a heartbeat at once, then every interval, as `event: heartbeat` with the newest seq, never ahead of pending live data", async () => {
     t = testApp({ sse: { heartbeatMs: 40, coalesceMs: 30 } });
     const base = t.listen();
     await seed("live", 1);
@@ -327,9 +327,11 @@ describe("keep-alive and cleanup", () => {
     for (let i = 0; i < 5; i++) await seed("live", 1);
     await c.until(() => c.messages.some((m) => m.event === "heartbeat" && JSON.parse(m.data).newest_seq === 6), "a heartbeat naming seq 6");
     expect(c.comments).toEqual([]);
-    // Every event a heartbeat names as stored came before it on the stream.
+    // The first comes before the replay (it names the newest stored seq, 1, not yet sent).
+    expect(c.messages[0]).toEqual({ id: null, event: "heartbeat", data: JSON.stringify({ newest_seq: 1, interval_ms: 40 }) });
+    // Once live, every event a heartbeat names as stored came before it on the stream.
     let seen = 0;
-    for (const m of c.messages) {
+    for (const m of c.messages.slice(1)) {
       if (m.event === null) seen = JSON.parse(m.data).seq;
       else expect({ heartbeat: JSON.parse(m.data).newest_seq, seenBefore: seen }).toEqual({ heartbeat: seen, seenBefore: seen });
     }
