@@ -1,7 +1,10 @@
-// Bearer-token check for the API. Tokens are compared in constant time over
-// their SHA-256 digests, so neither content nor length leaks through timing.
+// Bearer-token check for the API, and the guard that applies it to every
+// request but the docs and CORS preflights. Tokens are compared in constant
+// time over their SHA-256 digests, so neither content nor length leaks through timing.
 import { timingSafeEqual } from "node:crypto";
-import { UnauthorizedError } from "../domain/errors.ts";
+import { Elysia } from "elysia";
+import { UnauthorizedError, type ZoeError } from "../domain/errors.ts";
+import { errorResponse } from "./responses.ts";
 
 function digest(value: string): Buffer {
   return Buffer.from(new Bun.CryptoHasher("sha256").update(value).digest());
@@ -31,4 +34,24 @@ export function assertAuthorized(request: Request, url: URL, expected: string | 
       isRead ? "Missing or invalid API token: send Authorization: Bearer <token> or ?token=<token>" : "Missing or invalid API token: send Authorization: Bearer <token>",
     );
   }
+}
+
+const PUBLIC_PATHS = /^\/(docs(\/.*)?)?$/;
+
+/**
+ * Refuses unauthorized requests before routing. Elysia runs every plugin's
+ * onRequest hooks app-wide (they come before any route is known), so the
+ * guard covers the routes and the plugins mounted beside it alike.
+ */
+export function authGuard(apiToken: string | null) {
+  return new Elysia({ name: "zoe-auth" }).onRequest(({ request }) => {
+    if (request.method === "OPTIONS") return;
+    const url = new URL(request.url);
+    if (PUBLIC_PATHS.test(url.pathname)) return;
+    try {
+      assertAuthorized(request, url, apiToken);
+    } catch (error) {
+      return errorResponse(error as ZoeError);
+    }
+  });
 }

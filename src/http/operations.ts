@@ -4,7 +4,7 @@
 // hooks; the plugin mounts GET /metrics and GET /ready (same token rules as
 // the other reads: the app's onRequest guard covers plugins too).
 import { Elysia } from "elysia";
-import type { AppHooks } from "./app.ts";
+import type { AppHooks } from "./hooks.ts";
 import type { BuildInfo } from "../ops/build-info.ts";
 import type { Clock } from "../lib/clock.ts";
 import { ZoeError } from "../domain/errors.ts";
