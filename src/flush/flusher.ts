@@ -84,7 +84,6 @@ class FlusherImpl implements Flusher, WorkerContext {
         activeIntervalMs: o.config.activeIntervalMs,
         offHoursIntervalMs: o.config.offHoursIntervalMs,
         marketHours: o.config.marketHours,
-        logger: this.logger,
       });
     for (const mode of o.modes ?? MODES) this.workers.set(mode, new ModeWorker(mode, this));
     o.signal?.addEventListener(

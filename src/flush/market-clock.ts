@@ -3,7 +3,6 @@
 // come from Intl (never from the host zone or fixed UTC offsets), so DST
 // changes and midnight need no special cases.
 import type { Clock } from "../lib/clock.ts";
-import type { Logger } from "../lib/log.ts";
 import { nyseDay } from "./nyse-calendar.ts";
 
 export const MARKET_TIME_ZONE = "America/New_York";
@@ -120,8 +119,6 @@ export function createMarketClock(options: {
   offHoursIntervalMs: number;
   /** false: always the active interval (e.g. crypto or tests). */
   marketHours?: boolean;
-  /** Unused: the calendar is computed for every year, so there is nothing left to warn about. */
-  logger?: Logger;
 }): MarketClock {
   const session = (at = options.clock.now()) => marketSession(at);
   return {

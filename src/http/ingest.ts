@@ -127,6 +127,8 @@ export function createIngest(options: IngestOptions): (request: Request) => Prom
       let results: AppendResult[];
       try {
         results = await store.append(events);
+      } catch (error) {
+        throw single ? asSingleEvent(error) : error;
       } finally {
         release?.();
       }
@@ -138,4 +140,16 @@ export function createIngest(options: IngestOptions): (request: Request) => Prom
       return failure(error, request);
     }
   };
+}
+
+/**
+ * The store names events by index ("/0/idempotency_key"); a request that
+ * posted one object, not an array, gets paths into that object instead, as its
+ * validation errors do.
+ */
+function asSingleEvent(error: unknown): unknown {
+  if (!(error instanceof ZoeError) || !Array.isArray(error.details)) return error;
+  const details = (error.details as { path?: unknown }[]).map((d) => (typeof d.path === "string" ? { ...d, path: d.path.replace(/^\/0(?=\/|$)/, "") } : d));
+  const message = error.message.replace(/^Cannot store event 0: /, "Cannot store the event: ");
+  return new ZoeError(error.code, error.status, message, { details, cause: error, retryAfter: error.retryAfter });
 }

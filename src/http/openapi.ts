@@ -66,7 +66,9 @@ export const routeDocs = {
     description:
       `One event object, or an array of 1..${MAX_BATCH_EVENTS}. Atomic: all are committed or none. ` +
       "Answers after the commit: 201 with {id, seq, idempotency_key, duplicate} (or {events:[...]} in request order); " +
-      "an event whose idempotency_key is already stored comes back with the stored id and seq and duplicate:true (200 when all are duplicates). " +
+      "an event whose idempotency_key is already stored for the same event comes back with the stored id and seq and duplicate:true (200 when all are duplicates); " +
+      "the key stored for a different event (mode, source, type, subtype, symbol, severity, body or meta differ; ts and id are not compared) refuses the request: " +
+      "409 idempotency_conflict, details [{path, message, stored_event: {id, mode, seq}, fields}]. idempotency_key: 1 to 256 characters. " +
       "Unknown fields are rejected; the request body may be at most 1 MiB (413). A failing disk answers 503 with Retry-After.",
     requestBody: jsonBody(EventsRequestBody, "An event, or an array of events."),
   },
@@ -88,7 +90,10 @@ export const routeDocs = {
     description:
       "Server-Sent Events. Each event is an unnamed message with `id: <seq>` and `data: <event JSON>`. " +
       "Replays the events after the position (Last-Event-ID header, or ?last_event_id= / ?since_seq=), then goes live " +
-      "with no gap and no duplicate; no position means live only. Sends `retry:` once and `:` heartbeats. " +
+      "with no gap and no duplicate; no position means live only. A position beyond the newest seq is answered with " +
+      "`id: <newest>` + `event: reset` + `data: {newest_seq, requested_seq}`, then the stream goes on live from the newest seq. " +
+      "Sends `retry:` once and a heartbeat every ZOE_SSE_HEARTBEAT_MS (2 s): a `:` comment, or with ?heartbeat=event an " +
+      "`event: heartbeat` with data {newest_seq, interval_ms}, the first at once. " +
       "A client that falls too far behind is disconnected and resumes with Last-Event-ID.",
   },
   "GET /health": { summary: "Liveness", description: "200 while the process serves and the database answers, else 503." },
@@ -145,12 +150,13 @@ const routes: Record<string, Record<string, Route>> = {
         mode: ModeSchema,
         last_event_id: Type.Optional(Type.Integer({ minimum: 0 })),
         since_seq: Type.Optional(Type.Integer({ minimum: 0 })),
+        heartbeat: Type.Optional(Type.Union([Type.Literal("comment"), Type.Literal("event")], { description: "event: heartbeats as `event: heartbeat` (EventSource cannot see comments)." })),
         token: Type.Optional(Type.String()),
       }),
       response: {
         200: Type.String({
           description:
-            "text/event-stream: each event as `id: <seq>` + `data: <event JSON>`; resumes from Last-Event-ID; `:` heartbeats.",
+            "text/event-stream: each event as `id: <seq>` + `data: <event JSON>`; resumes from Last-Event-ID; `event: reset` for a position beyond the newest seq; heartbeats.",
         }),
       },
     },

@@ -19,7 +19,7 @@ async function expectError(res: Response, status: number, code: string) {
   expect(typeof body.error.message).toBe("string");
   expect(body.error.message.length).toBeGreaterThan(10);
   expect("details" in body.error).toBe(true);
-  return body.error as { code: string; message: string; details: { path: string; message: string }[] | null };
+  return body.error as { code: string; message: string; details: ({ path: string; message: string } & Record<string, unknown>)[] | null };
 }
 
 describe("POST /local/events", () => {
@@ -97,6 +97,24 @@ describe("POST /local/events", () => {
     expect([t.store.lastSeq("live"), t.store.lastSeq("paper")]).toEqual([1, 0]);
     const next = (await (await t.handle("/local/events", postJson(event("live")))).json()) as { seq: number };
     expect(next.seq).toBe(2);
+  });
+
+  test("a key reused for another event answers 409 idempotency_conflict naming the stored event; paths point into what was posted", async () => {
+    t = testApp();
+    const fill = event("live", { idempotency_key: "order-4711-fill", symbol: "AAPL" });
+    const first = (await (await t.handle("/local/events", postJson(fill))).json()) as { id: string; seq: number };
+    // The same key for a paper event: refused, not answered as a duplicate of the live one.
+    const single = await t.handle("/local/events", postJson({ ...fill, mode: "paper" }));
+    const error = await expectError(single, 409, "idempotency_conflict");
+    expect(error.message).toStartWith(`Cannot store the event: idempotency_key "order-4711-fill" is already used by event ${first.id} (mode live, seq 1), which differs in mode`);
+    expect(error.details).toEqual([{ path: "/idempotency_key", message: expect.any(String), stored_event: { id: first.id, mode: "live", seq: 1 }, fields: ["mode"] }]);
+    const batch = await t.handle("/local/events", postJson([event("paper"), { ...fill, body: "Bought 11 AAPL" }]));
+    expect((await expectError(batch, 409, "idempotency_conflict")).details).toMatchObject([{ path: "/1/idempotency_key", fields: ["body"] }]);
+    expect(stored()).toBe(1);
+    expect([t.store.lastSeq("live"), t.store.lastSeq("paper")]).toEqual([1, 0]);
+    // A true repeat is still a duplicate.
+    const again = await t.handle("/local/events", postJson(fill));
+    expect([again.status, await again.json()]).toEqual([200, { ...first, idempotency_key: "order-4711-fill", duplicate: true }]);
   });
 
   test("exactly 1000 events and a body of exactly 64 KiB are accepted", async () => {
