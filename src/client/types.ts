@@ -81,3 +81,9 @@ export interface FeedSnapshot {
   /** Delay before the next local probe while REMOTE, for display. */
   nextProbeAt: number | null;
 }
+
+/** setTimeout/clearTimeout, injectable so tests drive time by hand. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}

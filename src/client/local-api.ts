@@ -1,0 +1,89 @@
+// The local API as the feed reads it: URLs with the read token (as ?token=:
+// EventSource cannot set headers), GET /local/state, and its answer turned
+// into the feed's types. Refusals and network failures become the one-line
+// reasons the page shows.
+import type { FeedState, FlushHealth, Mode } from "./types.ts";
+
+export const DEFAULT_LOCAL_API_URL = "http://localhost:8765";
+
+export const num = (v: unknown): number | null => (v === null || v === undefined || v === "" || !Number.isFinite(Number(v)) ? null : Number(v));
+const str = (v: unknown): string | null => (typeof v === "string" && v !== "" ? v : null);
+
+/** The `health` object of GET /local/state → FlushHealth. */
+export function localHealth(h: Record<string, unknown>): FlushHealth {
+  const lastFlushTs = str(h.last_flush_ts);
+  const lastFlushStatus = str(h.last_flush_status);
+  // The flusher reports its last successful flush; the flush log only the latest attempt.
+  const okTs = str(h.last_success_at) ?? str(h.last_ok_flush_ts);
+  return {
+    backlog: num(h.backlog),
+    lastFlushTs,
+    lastFlushStatus,
+    lastFlushError: str(h.last_flush_error),
+    lastBatchCount: num(h.last_flush_count ?? h.last_batch_count),
+    syncedAt: okTs ?? (lastFlushStatus === "ok" ? lastFlushTs : null),
+    remoteConfigured: typeof h.remote_configured === "boolean" ? h.remote_configured : null,
+    source: "local",
+  };
+}
+
+/** GET /local/state → FeedState. */
+export function localState(body: Record<string, unknown>): FeedState {
+  return { cash: body.cash ?? null, holdings: body.holdings ?? null, positions: body.positions ?? null, ts: str(body.state_ts), lastSeq: num(body.last_seq) };
+}
+
+// No parameter properties in src/client: dashboards vendor it under Vite's default erasableSyntaxOnly.
+export class LocalRefused extends Error {
+  readonly status: number;
+  constructor(status: number) {
+    super(status === 401 ? "the local API refused the token (401)" : `the local API answered ${status}`);
+    this.status = status;
+  }
+}
+
+/** Why a request to the local API failed, for the page. */
+export function describeLocalError(error: unknown): string {
+  if (error instanceof LocalRefused) return error.message;
+  return `the local API is unreachable (${error instanceof Error ? error.message : String(error)})`;
+}
+
+/** An SSE message's JSON data, or null. */
+export function parseData(message: MessageEvent): unknown {
+  try {
+    return JSON.parse(String(message.data));
+  } catch {
+    return null;
+  }
+}
+
+export interface LocalApiOptions {
+  mode: Mode;
+  /** Base URL of the local API; "" means the page's own origin. */
+  baseUrl: string;
+  apiToken: string | null;
+  fetch: (url: string, init?: { signal?: AbortSignal }) => Promise<Response>;
+}
+
+export interface LocalApi {
+  /** The stream of the mode after `from`, with heartbeats as named events. */
+  streamUrl(from: number): string;
+  /** GET /local/state of the mode; throws LocalRefused on a non-2xx answer. */
+  fetchState(signal: AbortSignal): Promise<Record<string, unknown>>;
+}
+
+export function createLocalApi(options: LocalApiOptions): LocalApi {
+  const { mode } = options;
+  const base = options.baseUrl.replace(/\/+$/, "");
+  const withToken = (path: string) => {
+    const url = `${base}${path}`;
+    return options.apiToken ? `${url}&token=${encodeURIComponent(options.apiToken)}` : url;
+  };
+  return {
+    streamUrl: (from) => withToken(`/local/stream?mode=${mode}&last_event_id=${from}&heartbeat=event`),
+    async fetchState(signal) {
+      const res = await options.fetch(withToken(`/local/state?mode=${mode}`), { signal });
+      if (!res.ok) throw new LocalRefused(res.status);
+      return (await res.json()) as Record<string, unknown>;
+    },
+  };
+}
