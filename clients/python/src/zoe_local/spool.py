@@ -1,0 +1,271 @@
+"""The durable spool: a SQLite file (WAL) holding every event from shortly after
+``emit()`` until the service acknowledged it, plus the dead-letter table.
+
+Rows carry an explicit ``seq`` in emit order; the sender sends them in that
+order with the payload (and so the id and idempotency key) they were given at
+``emit()``. One process at a time: an OS lock on ``<path>.lock`` (released by
+the kernel when the process dies, so a crash never leaves it behind) stops a
+second client from sending the same rows.
+
+Appends commit with ``synchronous`` (FULL by default: on the disk before the
+commit returns, so a spooled event survives a power loss). Removals after an
+acknowledgement commit with NORMAL: losing one to a power cut only means the
+event is sent again, and the service answers that resend as a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from operator import itemgetter
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+from .errors import SpoolError
+from .models import DeadLetter
+
+#: What emit() queues and the spool stores: (payload JSON, critical, len(payload)).
+Item = Tuple[bytes, bool, int]
+
+_SCHEMA = """
+-- AUTOINCREMENT: a seq is never given twice, even after the spool ran empty.
+CREATE TABLE IF NOT EXISTS spool (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  payload BLOB NOT NULL,
+  critical INTEGER NOT NULL,
+  size INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spool_critical ON spool (seq) WHERE critical = 1;
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id INTEGER PRIMARY KEY,
+  payload BLOB NOT NULL,
+  status INTEGER NOT NULL,
+  code TEXT NOT NULL,
+  message TEXT NOT NULL,
+  details TEXT NOT NULL,
+  dead_at TEXT NOT NULL
+);
+"""
+SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+
+
+class _FileLock:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # Windows
+            import msvcrt
+
+            try:
+                msvcrt.locking(self.fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+            except OSError:
+                os.close(self.fd)
+                raise BlockingIOError(path) from None
+        except OSError:
+            os.close(self.fd)
+            raise BlockingIOError(path) from None
+
+    def release(self) -> None:
+        os.close(self.fd)  # closing the descriptor drops the lock
+
+
+class Spool:
+    """Thread-safe (one lock around one connection); the sender thread is its main user."""
+
+    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+        if synchronous not in SYNCHRONOUS:
+            raise ValueError(f"spool_synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}")
+        self.path = path
+        self.durable = path != ":memory:"
+        self._lock = threading.Lock()
+        self._file_lock: Optional[_FileLock] = None
+        if self.durable:
+            folder = os.path.dirname(os.path.abspath(path))
+            try:
+                os.makedirs(folder, exist_ok=True)
+                self._file_lock = _FileLock(path + ".lock")
+            except BlockingIOError:
+                raise SpoolError(
+                    f"Cannot open spool {path}: another process (or Client) is using it (lock {path}.lock is held); "
+                    "give each Client its own spool_path"
+                ) from None
+            except OSError as error:
+                raise SpoolError(f"Cannot open spool {path}: {error}") from error
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.executescript(_SCHEMA)
+            self.events, self.bytes = self._db.execute(
+                "SELECT count(*), coalesce(sum(length(payload)), 0) FROM spool"
+            ).fetchone()
+            self.next_seq = self._db.execute(
+                "SELECT max(coalesce((SELECT max(seq) FROM spool), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'spool'), 0)) + 1"
+            ).fetchone()[0]
+            self.dead = self._db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+        except sqlite3.Error as error:
+            self._release_file_lock()
+            raise SpoolError(f"Cannot open spool {path}: {error}") from error
+        self._sync = synchronous
+
+    # -- the sender's side ---------------------------------------------------
+
+    def append(self, items: Sequence[Item]) -> int:
+        """Stores ``items`` in one transaction; they get consecutive seqs from the returned one."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                first = self._insert(items)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            self._added(items)
+            return first
+
+    def _insert(self, items: Sequence[Item]) -> int:
+        first = self.next_seq
+        self._db.executemany("INSERT INTO spool (payload, critical, size) VALUES (?, ?, ?)", items)
+        last = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        if last != first + len(items) - 1:  # only this process writes: cannot happen
+            raise SpoolError(f"spool {self.path}: seqs {first}..{last} for {len(items)} rows")
+        return first
+
+    def _added(self, items: Sequence[Item]) -> None:
+        self.next_seq += len(items)
+        self.events += len(items)
+        self.bytes += sum(map(itemgetter(2), items))
+
+    def head(self, after_seq: int, limit: int) -> Tuple[List[int], List[Item]]:
+        """Up to ``limit`` rows with seq > ``after_seq``, in seq order: (seqs, items)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, payload, critical, size FROM spool WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+            ).fetchall()
+        return [r[0] for r in rows], [(bytes(r[1]), bool(r[2]), r[3]) for r in rows]
+
+    def critical(self, limit: int) -> Tuple[List[int], List[Item]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, payload, critical, size FROM spool WHERE critical = 1 ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+        return [r[0] for r in rows], [(bytes(r[1]), True, r[3]) for r in rows]
+
+    def remove(self, seqs: Sequence[int], nbytes: int) -> None:
+        """Deletes acknowledged rows (a lost removal only causes a resend the service dedupes)."""
+        if not seqs:
+            return
+        with self._lock:
+            first, last = seqs[0], seqs[-1]
+            self._set_sync("NORMAL")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                if last - first + 1 == len(seqs):
+                    self._db.execute("DELETE FROM spool WHERE seq BETWEEN ? AND ?", (first, last))
+                else:
+                    self._db.executemany("DELETE FROM spool WHERE seq = ?", [(q,) for q in seqs])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            finally:
+                self._set_sync(self._sync)
+            self.events -= len(seqs)
+            self.bytes -= nbytes
+
+    def bury(self, rows: Sequence[Tuple[int, bytes]], status: int, code: str, message: str, details: Any) -> List[DeadLetter]:
+        """Moves (seq, payload) rows into the dead-letter table with the service's verdict, in one transaction."""
+        dead_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        details_json = json.dumps(details, ensure_ascii=False, default=str)
+        out: List[DeadLetter] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for seq, payload in rows:
+                    cur = self._db.execute(
+                        "INSERT INTO dead_letters (payload, status, code, message, details, dead_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (payload, status, code, message, details_json, dead_at),
+                    )
+                    self._db.execute("DELETE FROM spool WHERE seq = ?", (seq,))
+                    out.append(DeadLetter(int(cur.lastrowid or 0), _loads(payload), status, code, message, details, dead_at))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            self.events -= len(rows)
+            self.bytes -= sum(len(p) for _, p in rows)
+            self.dead += len(rows)
+        return out
+
+    # -- the caller's side -----------------------------------------------------
+
+    def dead_letters(self, limit: int) -> List[DeadLetter]:
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT id, payload, status, code, message, details, dead_at FROM dead_letters ORDER BY id LIMIT ?",
+                (limit,),
+            )
+            return [DeadLetter(i, _loads(p), s, c, m, json.loads(d), t) for i, p, s, c, m, d, t in cur.fetchall()]
+
+    def requeue(self, ids: Optional[Sequence[int]], critical_of: Callable[[bytes], bool]) -> Tuple[int, List[Item]]:
+        """Moves dead letters back to the end of the spool: (first seq, items)."""
+        with self._lock:
+            if ids is None:
+                rows = self._db.execute("SELECT id, payload FROM dead_letters ORDER BY id").fetchall()
+            elif ids:
+                marks = ",".join("?" * len(ids))
+                sql = f"SELECT id, payload FROM dead_letters WHERE id IN ({marks}) ORDER BY id"
+                rows = self._db.execute(sql, list(ids)).fetchall()
+            else:
+                rows = []
+            if not rows:
+                return self.next_seq, []
+            items = [(bytes(p), bool(critical_of(bytes(p))), len(p)) for _, p in rows]
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                first = self._insert(items)
+                self._db.executemany("DELETE FROM dead_letters WHERE id = ?", [(i,) for i, _ in rows])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            self._added(items)
+            self.dead -= len(rows)
+            return first, items
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._db.close()
+            finally:
+                self._release_file_lock()
+
+    # -- internals -------------------------------------------------------------
+
+    def _set_sync(self, level: str) -> None:
+        if self._sync != "NORMAL":
+            self._db.execute(f"PRAGMA synchronous={level}")
+
+    def _rollback(self) -> None:
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def _release_file_lock(self) -> None:
+        if self._file_lock is not None:
+            self._file_lock.release()
+            self._file_lock = None
+
+
+def _loads(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return {"raw": payload.decode("utf-8", "replace")}

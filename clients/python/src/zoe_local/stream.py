@@ -1,0 +1,288 @@
+"""``follow()``: the service's SSE stream as an iterator of events that survives
+disconnects, service restarts and hung links.
+
+The parser follows the WHATWG event-stream rules: a block without ``data`` is
+no event (the ``retry:``-only block the service sends first, the ``:``
+heartbeat comments), ``id:`` and ``retry:`` are remembered. Stored events are
+unnamed messages; a named ``reset`` event means the position is beyond the
+newest seq; other names are skipped, so a newer service can add kinds.
+
+The iterator resumes from the seq of the last event it yielded with
+``Last-Event-ID``, and drops seqs it already yielded, so a reconnect neither
+loses nor repeats an event. No byte for ``idle_timeout`` seconds (the service
+sends a heartbeat every 15 s by default) counts as a dead link: it reconnects.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import random
+import socket
+import threading
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional
+from urllib.parse import urlencode
+
+from .errors import ServiceError, ServiceUnreachable, StreamReset
+from .models import ResetEvent, StoredEvent
+from .transport import USER_AGENT, BaseUrl, Response, Transport, call_json, describe
+
+
+class SseMessage(NamedTuple):
+    event: str
+    data: str
+    id: Optional[str]
+
+
+class SseParser:
+    """Feeds one decoded line at a time (without its line ending)."""
+
+    def __init__(self) -> None:
+        self._data: List[str] = []
+        self._event = ""
+        self._has_data = False
+        self.last_id: Optional[str] = None
+        self.retry_ms: Optional[int] = None
+
+    def line(self, line: str) -> Optional[SseMessage]:
+        if line == "":
+            if not self._has_data:
+                self._event = ""
+                return None
+            msg = SseMessage(self._event or "message", "\n".join(self._data), self.last_id)
+            self._data, self._event, self._has_data = [], "", False
+            return msg
+        if line.startswith(":"):
+            return None
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+            self._has_data = True
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\x00" not in value:
+                self.last_id = value
+        elif name == "retry":
+            if value.isdigit():
+                self.retry_ms = int(value)
+        return None
+
+
+def split_lines(raw: bytes) -> List[str]:
+    """One ``readline()`` chunk as lines: CRLF, LF and lone CR all end a line."""
+    text = raw.decode("utf-8", "replace")
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n") or text.endswith("\r"):
+        text = text[:-1]
+    return text.split("\r") if "\r" in text else [text]
+
+
+class EventStream(Iterator[StoredEvent]):
+    """Iterator of stored events of one mode; ``close()`` ends it from any thread."""
+
+    def __init__(
+        self,
+        base: BaseUrl,
+        token: Optional[str],
+        mode: str,
+        since_seq: Optional[int],
+        *,
+        on_reset: Optional[Callable[[ResetEvent], Optional[int]]],
+        idle_timeout: float,
+        reconnect_delay: Optional[float],
+        max_reconnect_delay: float,
+        timeout: float,
+        logger: logging.Logger,
+    ) -> None:
+        self._base = base
+        self._token = token
+        self.mode = mode
+        #: Seq of the last event yielded (the resume point); None until known.
+        self.position: Optional[int] = since_seq
+        self._on_reset = on_reset
+        self._idle_timeout = idle_timeout
+        self._reconnect_delay = reconnect_delay
+        self._max_delay = max_reconnect_delay
+        self._timeout = timeout
+        self._log = logger
+        self._parser = SseParser()
+        self._retry_ms: Optional[int] = None
+        self._conn: Optional[http.client.HTTPConnection] = None
+        self._resp: Optional[http.client.HTTPResponse] = None
+        self._closed = threading.Event()
+        self._failures = 0
+        self._rng = random.Random()
+        #: Connections opened, heartbeats (comments) seen, reconnects after a failure.
+        self.connects = 0
+        self.heartbeats = 0
+        self.reconnects = 0
+
+    def __iter__(self) -> "EventStream":
+        return self
+
+    def __enter__(self) -> "EventStream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        conn = self._conn
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __next__(self) -> StoredEvent:
+        while True:
+            if self._closed.is_set():
+                self._disconnect()
+                raise StopIteration
+            if self._resp is None:
+                self._open()
+                continue
+            try:
+                raw = self._resp.readline()
+            except (OSError, http.client.HTTPException, ValueError) as error:
+                self._lost(describe(error) if not isinstance(error, socket.timeout) else f"no data for {self._idle_timeout} s")
+                continue
+            if not raw:
+                self._lost("the stream ended")
+                continue
+            self._failures = 0
+            for line in split_lines(raw):
+                event = self._line(line)
+                if event is not None:
+                    return event
+
+    def _line(self, line: str) -> Optional[StoredEvent]:
+        if line.startswith(":"):
+            self.heartbeats += 1
+            return None
+        msg = self._parser.line(line)
+        if self._parser.retry_ms is not None:
+            self._retry_ms = self._parser.retry_ms
+        if msg is None:
+            return None
+        if msg.event == "message":
+            try:
+                event = json.loads(msg.data)
+                seq = int(event["seq"])
+            except (ValueError, KeyError, TypeError):
+                self._log.warning("zoe-local: follow(): skipped a message that is not a stored event: %.200r", msg.data)
+                return None
+            if self.position is not None and seq <= self.position:
+                return None  # already yielded before a reconnect
+            self.position = seq
+            return event  # type: ignore[no-any-return]
+        if msg.event == "reset":
+            self._reset(msg)
+            return None
+        self._log.debug("zoe-local: follow(): ignored an SSE event named %r", msg.event)
+        return None
+
+    def _reset(self, msg: SseMessage) -> None:
+        newest = _reset_seq(msg)
+        if newest is None:
+            self._log.warning("zoe-local: follow(): a reset event without a seq: %.200r", msg.data)
+            return
+        event = ResetEvent(position=self.position if self.position is not None else 0, newest_seq=newest)
+        if self._on_reset is None:
+            self.close()
+            self._disconnect()
+            raise StreamReset(event.position, newest)
+        chosen = self._on_reset(event)
+        self.position = newest if chosen is None else int(chosen)
+        if self.position != newest:
+            self._disconnect()  # resume from the chosen seq on a new connection
+
+    def _open(self) -> None:
+        try:
+            if self.position is None:
+                self.position = self._newest_seq()
+            headers = {"User-Agent": USER_AGENT, "Accept": "text/event-stream", "Cache-Control": "no-cache"}
+            if self._token:
+                headers["Authorization"] = f"Bearer {self._token}"
+            headers["Last-Event-ID"] = str(self.position)
+            cls = http.client.HTTPSConnection if self._base.scheme == "https" else http.client.HTTPConnection
+            conn = cls(self._base.host, self._base.port, timeout=self._timeout)
+            self._conn = conn
+            if self._closed.is_set():
+                return
+            conn.request("GET", f"{self._base.prefix}/local/stream?{urlencode({'mode': self.mode})}", headers=headers)
+            resp = conn.getresponse()
+        except ServiceError as error:
+            if error.status < 500 and error.status not in (408, 429):
+                raise
+            self._lost(str(error), error.retry_after)
+            return
+        except (OSError, http.client.HTTPException, ServiceUnreachable) as error:
+            self._lost(describe(error))
+            return
+        if resp.status != 200:
+            err = Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()).error()
+            if resp.status in (408, 429) or resp.status >= 500:
+                self._lost(str(err), err.retry_after)
+                return
+            self._disconnect()
+            raise err
+        if conn.sock is not None:
+            conn.sock.settimeout(self._idle_timeout)
+        self._resp = resp
+        self._parser = SseParser()
+        self.connects += 1
+
+    def _newest_seq(self) -> int:
+        transport = Transport(self._base, self._token, self._timeout)
+        try:
+            state = call_json(transport, "GET", f"/local/state?{urlencode({'mode': self.mode})}")
+        finally:
+            transport.close()
+        return int(state.get("last_seq") or 0)
+
+    def _lost(self, why: str, retry_after: Optional[float] = None) -> None:
+        self._disconnect()
+        if self._closed.is_set():
+            return
+        self._failures += 1
+        self.reconnects += 1
+        base = self._reconnect_delay if self._reconnect_delay is not None else (self._retry_ms or 2000) / 1000
+        delay = min(self._max_delay, base * 2 ** (self._failures - 1)) * self._rng.uniform(0.5, 1.0)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        self._log.info("zoe-local: follow(%s): %s; reconnecting in %.1f s from seq %s", self.mode, why, delay, self.position)
+        self._closed.wait(delay)
+
+    def _disconnect(self) -> None:
+        conn, self._conn, self._resp = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+def _reset_seq(msg: SseMessage) -> Optional[int]:
+    """The newest seq a reset event carries: its data as a number, or a
+    ``newest_seq``/``last_seq``/``seq`` field, else its ``id:``."""
+    try:
+        data = json.loads(msg.data)
+    except ValueError:
+        data = None
+    if isinstance(data, int) and not isinstance(data, bool):
+        return data
+    if isinstance(data, dict):
+        for key in ("newest_seq", "last_seq", "seq"):
+            if isinstance(data.get(key), int):
+                return int(data[key])
+    if msg.id is not None and msg.id.isdigit():
+        return int(msg.id)
+    return None
