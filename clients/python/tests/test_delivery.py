@@ -1,0 +1,85 @@
+"""Events emitted are stored once, in emit order, as they were emitted; reads and state snapshots."""
+
+from __future__ import annotations
+
+import json
+from typing import List
+
+import pytest
+
+from conftest import Service
+from zoe_local import Client, DeliveryProblem, ServiceError
+
+
+def test_emitted_events_are_stored_once_in_emit_order_as_emitted(service: Service, spool: str):
+    with Client(service.url, mode="live", spool_path=spool) as zoe:
+        ids = []
+        for i in range(500):
+            mode = "paper" if i % 3 == 0 else None
+            ids.append(zoe.emit("TICK", "PRICE", f"tick {i}", symbol="AAPL", meta={"i": i}, mode=mode))
+        fill = zoe.emit("ORDER", "BUY_FILLED", "Bought 10 AAPL @ 187.50", symbol="AAPL",
+                        meta={"qty": 10, "price": 187.5}, idempotency_key="order-4711-fill")  # fmt: skip
+        assert zoe.flush(10) == 0
+        stats = zoe.stats()
+        assert (stats.delivered, stats.spooled, stats.queued, stats.status) == (501, 0, 0, "ok")
+        assert zoe.events(limit=1)[0]["idempotency_key"] == "order-4711-fill"
+    stored = service.stored()
+    assert len(stored) == 501
+    by_id = {e["id"]: e for e in stored}
+    assert set(by_id) == set(ids) | {fill}
+    for mode in ("paper", "live"):
+        in_mode = [by_id[i] for i in ids if by_id[i]["mode"] == mode]
+        assert [e["seq"] for e in in_mode] == list(range(1, len(in_mode) + 1))  # emit order, gapless
+        assert [json.loads(e["meta_json"])["i"] for e in in_mode] == sorted(json.loads(e["meta_json"])["i"] for e in in_mode)
+    assert by_id[fill]["idempotency_key"] == "order-4711-fill" and by_id[fill]["seq"] == sum(1 for i in range(500) if i % 3) + 1
+    assert all(e["idempotency_key"] == e["id"] for e in stored if e["id"] != fill)
+
+
+def test_reads_return_what_the_service_holds(service: Service, spool: str):
+    with Client(service.url, mode="paper", spool_path=spool) as zoe:
+        for i in range(30):
+            zoe.emit("SIGNAL", "ENTRY", f"signal {i}")
+        assert zoe.flush(10) == 0
+        newest = zoe.events(limit=5)
+        assert [e["seq"] for e in newest] == [26, 27, 28, 29, 30]
+        page = zoe.events(since_seq=10, limit=3)
+        assert [e["body"] for e in page] == ["signal 10", "signal 11", "signal 12"]
+        assert zoe.events(mode="live") == []
+        assert zoe.state()["last_seq"] == 30
+        with pytest.raises(ServiceError) as info:
+            zoe.events(limit=5000)
+        assert info.value.status == 400 and info.value.code == "invalid_request"
+
+
+def test_post_state_queued_and_waited_keeps_the_newest_snapshot(service: Service, spool: str):
+    with Client(service.url, mode="live", spool_path=spool) as zoe:
+        assert zoe.post_state(cash=100.0, positions={"AAPL": 1}) is None  # queued
+        ack = zoe.post_state({"cash": 101.0, "holdings": [{"symbol": "AAPL", "qty": 2}]}, positions={"AAPL": 2}, wait=True)
+        assert ack is not None and ack["mode"] == "live"
+        assert zoe.flush(5) == 0
+        state = zoe.state()
+        assert (state["cash"], state["positions"], state["holdings"]) == (101.0, {"AAPL": 2}, [{"symbol": "AAPL", "qty": 2}])
+        zoe.post_state(cash=102.5, positions={})
+        zoe.post_state(cash=103.5, positions={})  # replaces the one before if it was not sent yet
+        zoe.emit("T", "S", "after the snapshots")
+        assert zoe.flush(5) == 0
+        assert zoe.state()["cash"] == 103.5
+
+
+def test_a_wrong_token_keeps_events_spooled_until_a_client_with_the_right_one_sends_them(service_factory, spool: str):
+    token = "s3cret-token-0123456789"
+    service: Service = service_factory({"ZOE_API_TOKEN": token})
+    problems: List[DeliveryProblem] = []
+    zoe = Client(service.url, "wrong-token-0123456789", mode="live", spool_path=spool, on_problem=problems.append, backoff_max=0.2)
+    for i in range(20):
+        zoe.emit("T", "S", f"event {i}")
+    assert zoe.flush(1.0) == 20
+    stats = zoe.stats()
+    assert stats.status == "rejected" and stats.dead_letters == 0 and stats.spooled == 20
+    assert "401 unauthorized" in (stats.last_error or "")
+    assert [p.kind for p in problems] == ["rejected"] and problems[0].status == 401
+    assert token not in repr(zoe) and "wrong-token" not in repr(zoe)
+    assert zoe.close(0.5) == 20
+    with Client(service.url, token, mode="live", spool_path=spool) as fixed:
+        assert fixed.flush(10) == 0
+    assert [e["body"] for e in service.stored()] == [f"event {i}" for i in range(20)]

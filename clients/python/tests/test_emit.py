@@ -1,0 +1,154 @@
+"""emit() refuses misuse at once, in the caller's thread, with an error naming the field."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port
+from zoe_local import Client, ClientClosed, InvalidEvent, SpoolError, uuid7
+from zoe_local.event import is_iso_timestamp
+
+
+@pytest.fixture
+def client(spool: str):
+    # Nothing listens on this port: misuse must be caught without a service.
+    c = Client(f"http://127.0.0.1:{free_port()}", mode="paper", spool_path=spool, exit_timeout=None)
+    yield c
+    c.close(0.5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"severity": "fatal"}, "/severity"),
+        ({"mode": "backtest"}, "/mode"),
+        ({"type": ""}, "/type"),
+        ({"type": 7}, "/type"),
+        ({"subtype": "X" * 129}, "/subtype"),
+        ({"subtype": "😀" * 65}, "/subtype"),  # 130 UTF-16 units, as the service counts
+        ({"body": ""}, "/body"),
+        ({"body": b"bytes"}, "/body"),
+        ({"body": "a\x00b"}, "/body"),
+        ({"body": "é" * 32769}, "/body"),  # 65,538 bytes of UTF-8
+        ({"symbol": "S" * 65}, "/symbol"),
+        ({"source": ""}, "/source"),
+        ({"idempotency_key": "k" * 257}, "/idempotency_key"),
+        ({"ts": "2026-03-02 09:30:00"}, "/ts"),
+        ({"ts": "2026-02-30T09:30:00Z"}, "/ts"),
+        ({"ts": "2026-03-02T09:30:00+16:00"}, "/ts"),
+        ({"ts": datetime(2026, 3, 2, 9, 30)}, "/ts"),
+        ({"meta": ["not", "a", "dict"]}, "/meta"),
+        ({"meta": {"x": math.nan}}, "/meta"),
+        ({"meta": {"x": {1, 2}}}, "/meta"),
+        ({"meta": {"order_id": 2**53}}, "/meta/order_id"),
+        ({"meta": {"text": "a\x00b"}}, "/meta"),
+        ({"body": "lone \ud800 surrogate"}, "/body"),
+    ],
+)
+def test_emit_raises_invalid_event_naming_the_field(client: Client, kwargs, field):
+    args = {"type": "ORDER", "subtype": "BUY_FILLED", "body": "Bought 10 AAPL"}
+    args.update(kwargs)
+    with pytest.raises(InvalidEvent) as info:
+        client.emit(args.pop("type"), args.pop("subtype"), args.pop("body"), **args)
+    assert info.value.field == field
+    assert isinstance(info.value, ValueError)
+    assert client.stats().queued == 0 and client.stats().spooled == 0
+
+
+def test_emit_refuses_meta_nested_deeper_than_the_service_accepts(client: Client):
+    meta: dict = {}
+    inner = meta
+    for _ in range(70):
+        inner["a"] = {}
+        inner = inner["a"]
+    with pytest.raises(InvalidEvent, match="nested more than 64 levels"):
+        client.emit("T", "S", "deep", meta=meta)
+
+
+def test_emit_refuses_an_event_larger_than_the_request_limit(spool: str):
+    c = Client(f"http://127.0.0.1:{free_port()}", mode="live", spool_path=spool, max_request_bytes=4096, exit_timeout=None)
+    try:
+        with pytest.raises(InvalidEvent, match="over the service's request limit of 4096 bytes"):
+            c.emit("T", "S", "x" * 5000)
+    finally:
+        c.close(0.5)
+
+
+def test_emit_without_a_mode_anywhere_raises(spool: str):
+    c = Client(f"http://127.0.0.1:{free_port()}", spool_path=spool, exit_timeout=None)
+    try:
+        with pytest.raises(InvalidEvent, match="no mode"):
+            c.emit("T", "S", "b")
+        assert re.fullmatch(r"[0-9a-f-]{36}", c.emit("T", "S", "b", mode="live"))
+    finally:
+        c.close(0.5)
+
+
+def test_client_refuses_bad_settings_at_construction(spool: str):
+    with pytest.raises(ValueError, match="mode"):
+        Client("http://127.0.0.1:1", mode="demo", spool_path=spool)
+    with pytest.raises(ValueError, match="url"):
+        Client("127.0.0.1:8765", spool_path=spool)
+    with pytest.raises(ValueError, match="max_batch"):
+        Client("http://127.0.0.1:1", spool_path=spool, max_batch=5000)
+    with pytest.raises(ValueError, match="spool_synchronous"):
+        Client("http://127.0.0.1:1", spool_path=spool, spool_synchronous="OFF")
+
+
+def test_a_second_client_on_the_same_spool_is_refused(client: Client, spool: str):
+    with pytest.raises(SpoolError, match="another process"):
+        Client("http://127.0.0.1:1", mode="paper", spool_path=spool)
+
+
+def test_emit_after_close_raises_client_closed(client: Client):
+    client.close(0.5)
+    with pytest.raises(ClientClosed):
+        client.emit("T", "S", "b")
+    with pytest.raises(ClientClosed):
+        client.post_state(cash=1.0)
+
+
+def test_emit_returns_a_uuidv7_that_is_also_the_idempotency_key(client: Client, spool: str):
+    before = datetime.now(timezone.utc)
+    event_id = client.emit("ORDER", "BUY_FILLED", "Bought", meta={"qty": 10, "price": 187.5, "note": "Zürich"})
+    assert uuid.UUID(event_id).version == 7
+    client.close(0.5)  # nothing listens: the event stays in the spool, as emitted
+    import sqlite3
+
+    payload = json.loads(sqlite3.connect(spool).execute("SELECT payload FROM spool").fetchone()[0])
+    assert payload["id"] == payload["idempotency_key"] == event_id
+    stamped = datetime.fromisoformat(payload["ts"].replace("Z", "+00:00"))
+    assert before - timedelta(seconds=1) <= stamped <= datetime.now(timezone.utc)
+    assert payload["meta"] == {"qty": 10, "price": 187.5, "note": "Zürich"}
+    assert is_iso_timestamp(payload["ts"])
+
+
+def test_uuid7_ids_of_a_forked_child_never_repeat_the_parents(tmp_path: Path):
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read)
+        os.write(write, "\n".join(uuid7() for _ in range(1000)).encode())
+        os._exit(0)
+    os.close(write)
+    mine = {uuid7() for _ in range(1000)}
+    chunks = []
+    while True:
+        chunk = os.read(read, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.waitpid(pid, 0)
+    theirs = set(b"".join(chunks).decode().split("\n"))
+    assert len(theirs) == 1000 and len(mine) == 1000
+    assert not mine & theirs

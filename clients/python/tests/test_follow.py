@@ -1,0 +1,110 @@
+"""follow(): every stored event once, in seq order, across reconnects and service restarts."""
+
+from __future__ import annotations
+
+import threading
+from typing import List
+
+import pytest
+
+from conftest import Service, wait_until
+from zoe_local import Client, ServiceError, StoredEvent
+from zoe_local.stream import SseParser, split_lines
+
+
+def parse(text: str):
+    parser = SseParser()
+    out = []
+    for raw in text.encode().splitlines(keepends=True):
+        for line in split_lines(raw):
+            msg = parser.line(line)
+            if msg is not None:
+                out.append(msg)
+    return out, parser
+
+
+def test_the_sse_parser_skips_retry_only_and_comment_blocks():
+    # What the service sends first: a retry-only block, then heartbeats.
+    msgs, parser = parse("retry: 2000\n\n:\n\n: heartbeat\n\nid: 7\ndata: {\"seq\":7}\n\n")
+    assert [(m.event, m.data, m.id) for m in msgs] == [("message", '{"seq":7}', "7")]
+    assert parser.retry_ms == 2000
+
+
+def test_the_sse_parser_reads_crlf_multiline_data_and_named_events():
+    msgs, _ = parse("event: reset\r\ndata: {\"newest_seq\": 3}\r\n\r\ndata: a\ndata:b\n\nevent: future-kind\ndata: x\n\n")
+    assert [(m.event, m.data) for m in msgs] == [("reset", '{"newest_seq": 3}'), ("message", "a\nb"), ("future-kind", "x")]
+
+
+def collect(stream, into: List[StoredEvent], want: int) -> threading.Thread:
+    def run() -> None:
+        for event in stream:
+            into.append(event)
+            if len(into) >= want:
+                break
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def wait_for(n: int, events: List[StoredEvent]) -> None:
+    wait_until(lambda: len(events) >= n, what=f"{n} events followed (got {len(events)})")
+
+
+def test_follow_resumes_across_a_service_restart_without_loss_or_repeat(service_factory, spool: str):
+    service: Service = service_factory({"ZOE_SSE_HEARTBEAT_MS": "200", "ZOE_SSE_RETRY_MS": "100"})
+    zoe = Client(service.url, mode="live", spool_path=spool, backoff_max=0.3, exit_timeout=None)
+    stream = zoe.follow(since_seq=0, idle_timeout=5)
+    got: List[StoredEvent] = []
+    reader = collect(stream, got, 600)
+    for i in range(300):
+        zoe.emit("TICK", "PRICE", f"tick {i}")
+    wait_for(300, got)
+    wait_until(lambda: stream.heartbeats > 0, what="a heartbeat on the idle stream")
+    service.kill()
+    for i in range(300, 600):
+        zoe.emit("TICK", "PRICE", f"tick {i}")  # spooled while the service is down
+    service.start()
+    assert zoe.flush(30) == 0
+    wait_for(600, got)
+    reader.join(5)
+    stream.close()
+    zoe.close(1)
+    assert [e["seq"] for e in got] == list(range(1, 601))
+    assert [e["body"] for e in got] == [f"tick {i}" for i in range(600)]
+    assert stream.connects >= 2 and stream.reconnects >= 1 and stream.position == 600
+
+
+def test_follow_without_since_seq_starts_at_the_newest_event(service: Service, spool: str):
+    with Client(service.url, mode="paper", spool_path=spool) as zoe:
+        for i in range(5):
+            zoe.emit("T", "S", f"old {i}")
+        assert zoe.flush(10) == 0
+        with zoe.follow() as stream:
+            got: List[StoredEvent] = []
+            reader = collect(stream, got, 2)
+            wait_until(lambda: stream.connects > 0, what="the stream to connect")
+            zoe.emit("T", "S", "new 0")
+            zoe.emit("T", "S", "new 1")
+            wait_for(2, got)
+            reader.join(5)
+        assert [e["body"] for e in got] == ["new 0", "new 1"]
+
+
+def test_close_ends_a_follow_blocked_on_a_quiet_stream(service: Service, spool: str):
+    with Client(service.url, mode="live", spool_path=spool) as zoe:
+        stream = zoe.follow(since_seq=0)
+        got: List[StoredEvent] = []
+        reader = collect(stream, got, 1)
+        wait_until(lambda: stream.connects > 0, what="the stream to connect")
+        stream.close()
+        reader.join(5)
+        assert not reader.is_alive() and got == []
+
+
+def test_follow_raises_for_a_wrong_token(service_factory, spool: str):
+    service: Service = service_factory({"ZOE_API_TOKEN": "right-token-0123456789"})
+    with Client(service.url, "wrong-token-0123456789", mode="live", spool_path=spool) as zoe:
+        with pytest.raises(ServiceError) as info:
+            next(zoe.follow(since_seq=0))
+        assert info.value.status == 401
