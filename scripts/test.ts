@@ -1,8 +1,12 @@
-// `bun run test`: runs every test with `bun test` and ends with the one line
-// CI reads, `tests: N passed, N failed`. Extra arguments go to bun test.
+// `bun run test`: runs every test with `bun test`, then the Python client's
+// pytest suite, and ends with the one line CI reads, `tests: N passed, N failed`
+// (both suites counted). Extra arguments go to bun test; arguments starting
+// with clients/python select Python tests instead, and any other argument
+// (a file, a folder) runs only bun test.
 import { spawn, spawnSync } from "bun";
 import { existsSync } from "node:fs";
 import { ensureFunctionDependencies } from "./supabase-local/deno.ts";
+import { runPythonTests } from "./python-tests.ts";
 
 // The dashboard's browser tests drive Debian's Chromium; install it when missing
 // (apt as root; never a downloaded browser build).
@@ -32,11 +36,15 @@ if (!Bun.which("promtool")) {
 const denoProblem = await ensureFunctionDependencies("zoe-ingest").then(() => null, (e: Error) => e.message);
 if (denoProblem) console.error(`test: ${denoProblem}\n`);
 
-const args = process.argv.slice(2);
+const allArgs = process.argv.slice(2);
+const pythonPaths = allArgs.filter((a) => a.startsWith("clients/python")).map((a) => a.replace(/^clients\/python\/?/, ""));
+const args = allArgs.filter((a) => !a.startsWith("clients/python"));
+const runBun = args.length > 0 || pythonPaths.length === 0;
+const runPython = allArgs.length === 0 || pythonPaths.length > 0;
 // bunfig's [test] timeout is not honoured by Bun 1.4.5; real servers, Postgres
 // and Chromium need more than the 5 s default on 2 cores.
 const timeout = args.some((a) => a.startsWith("--timeout")) ? [] : ["--timeout", "60000"];
-const proc = spawn(["bun", "test", ...timeout, ...args], {
+const proc = spawn(runBun ? ["bun", "test", ...timeout, ...args] : ["true"], {
   stdout: "pipe",
   stderr: "pipe",
   env: { ...process.env, FORCE_COLOR: "0" },
@@ -54,10 +62,12 @@ await Promise.all([pump(proc.stdout, process.stdout), pump(proc.stderr, process.
 const code = await proc.exited;
 
 const count = (word: string) => Number(/^\s*(\d+) (pass|fail)\s*$/m.exec(text.split("\n").filter((l) => new RegExp(`^\\s*\\d+ ${word}\\s*$`).test(l)).at(-1) ?? "")?.[1] ?? 0);
-const passed = count("pass");
-const failed = count("fail");
+const python = runPython ? await runPythonTests(pythonPaths.filter((p) => p !== "")) : { passed: 0, failed: 0, problem: null };
+const passed = count("pass") + python.passed;
+const bunFailed = count("fail");
 // A crash before bun printed its summary still has to count as a failure.
-const failures = code !== 0 && failed === 0 ? 1 : failed;
+const failures = (code !== 0 && bunFailed === 0 ? 1 : bunFailed) + python.failed;
+if (python.problem) console.error(`test: Python client tests: ${python.problem}`);
 if (denoProblem) console.error(`test: the tests that run the Edge Function failed because: ${denoProblem.split("\n")[0]}`);
 console.log(`tests: ${passed} passed, ${failures} failed`);
 process.exit(code === 0 && failures === 0 && passed > 0 ? 0 : 1);

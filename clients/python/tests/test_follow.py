@@ -8,7 +8,7 @@ from typing import List
 import pytest
 
 from conftest import Service, wait_until
-from zoe_local import Client, ServiceError, StoredEvent
+from zoe_local import Client, ResetEvent, ServiceError, StoredEvent, StreamReset
 from zoe_local.stream import SseParser, split_lines
 
 
@@ -108,3 +108,54 @@ def test_follow_raises_for_a_wrong_token(service_factory, spool: str):
         with pytest.raises(ServiceError) as info:
             next(zoe.follow(since_seq=0))
         assert info.value.status == 401
+
+
+def test_follow_raises_stream_reset_for_a_position_beyond_the_newest_seq(service: Service, spool: str):
+    with Client(service.url, mode="live", spool_path=spool) as zoe:
+        for i in range(5):
+            zoe.emit("T", "S", f"event {i}")
+        assert zoe.flush(10) == 0
+        # A follower whose seqs came from another database (e.g. before a restore from backup).
+        with pytest.raises(StreamReset) as info:
+            next(zoe.follow(since_seq=1_000))
+        assert (info.value.position, info.value.newest_seq) == (1_000, 5)
+
+
+def test_follow_with_on_reset_goes_on_from_the_seq_the_callback_returns(service: Service, spool: str):
+    with Client(service.url, mode="live", spool_path=spool) as zoe:
+        for i in range(5):
+            zoe.emit("T", "S", f"event {i}")
+        assert zoe.flush(10) == 0
+        resets: List[ResetEvent] = []
+
+        def resync(reset: ResetEvent) -> int:
+            resets.append(reset)
+            return 3  # re-read from seq 3 on, e.g. after reloading state()
+
+        with zoe.follow(since_seq=1_000, on_reset=resync) as stream:
+            got: List[StoredEvent] = []
+            reader = collect(stream, got, 3)
+            wait_until(lambda: resets, what="the reset")
+            zoe.emit("T", "S", "after the reset")
+            wait_for(3, got)
+            reader.join(5)
+        assert resets == [ResetEvent(position=1_000, newest_seq=5)]
+        assert [e["body"] for e in got] == ["event 3", "event 4", "after the reset"]
+
+
+def test_follow_reconnects_when_the_link_hangs_and_resumes_when_it_answers(service: Service, spool: str):
+    with Client(service.url, mode="live", spool_path=spool) as zoe:
+        with zoe.follow(since_seq=0, idle_timeout=1.0, reconnect_delay=0.2) as stream:
+            got: List[StoredEvent] = []
+            reader = collect(stream, got, 2)
+            zoe.emit("T", "S", "before")
+            wait_for(1, got)
+            service.pause()  # SIGSTOP: no reset, no close; only silence
+            try:
+                wait_until(lambda: stream.reconnects >= 1, 10, "the follower to give up on the silent link")
+            finally:
+                service.resume()
+            zoe.emit("T", "S", "after")
+            wait_for(2, got)
+            reader.join(5)
+        assert [e["body"] for e in got] == ["before", "after"]

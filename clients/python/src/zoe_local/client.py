@@ -398,7 +398,7 @@ class Client:
         *,
         mode: Optional[str] = None,
         on_reset: Optional[Callable[[ResetEvent], Optional[int]]] = None,
-        idle_timeout: float = 45.0,
+        idle_timeout: float = 10.0,
         reconnect_delay: Optional[float] = None,
         max_reconnect_delay: float = 30.0,
     ) -> EventStream:

@@ -10,7 +10,9 @@ newest seq; other names are skipped, so a newer service can add kinds.
 The iterator resumes from the seq of the last event it yielded with
 ``Last-Event-ID``, and drops seqs it already yielded, so a reconnect neither
 loses nor repeats an event. No byte for ``idle_timeout`` seconds (the service
-sends a heartbeat every 15 s by default) counts as a dead link: it reconnects.
+sends a heartbeat every 2 s by default, ZOE_SSE_HEARTBEAT_MS) counts as a dead
+link, e.g. a service stopped with SIGSTOP or a path that drops packets: it
+reconnects, and keeps trying until the service answers again.
 """
 
 from __future__ import annotations
@@ -185,6 +187,9 @@ class EventStream(Iterator[StoredEvent]):
             return event  # type: ignore[no-any-return]
         if msg.event == "reset":
             self._reset(msg)
+            return None
+        if msg.event == "heartbeat":  # the service's ?heartbeat=event form
+            self.heartbeats += 1
             return None
         self._log.debug("zoe-local: follow(): ignored an SSE event named %r", msg.event)
         return None
