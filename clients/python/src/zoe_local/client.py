@@ -39,6 +39,7 @@ from .models import (
 from .sender import FlushMarker, Requeue, Sender, StateSnapshot
 from .failures import Backoff
 from .spool import Item, Spool
+from .writer import Writer
 from .stream import EventStream
 from .transport import BaseUrl, Transport, call_json
 
@@ -119,11 +120,7 @@ class Client:
         self._spool = Spool(spool_path or default_spool_path(mode), spool_synchronous)
         self._queue: Deque[Item] = deque()
         self._control: Deque[Any] = deque()
-        self._waiters: Deque[threading.Event] = deque()
         self._sender = Sender(
-            self._queue,
-            self._control,
-            self._waiters,
             self._spool,
             Transport(self._base, token, timeout),
             max_batch=max_batch,
@@ -133,7 +130,9 @@ class Client:
             on_problem=on_problem,
             logger=self._log,
         )
+        self._writer = Writer(self._queue, self._control, self._spool, self._sender, self._log)
         self._sender.start()
+        self._writer.start()
         self._exit_timeout = exit_timeout
         if exit_timeout is not None:
             atexit.register(self._at_exit)
@@ -194,19 +193,19 @@ class Client:
             self._drop(event_id, event_mode, type, subtype, "queue_full" if len(queue) >= self._queue_max else "spool_full")
             return event_id
         if durable:
-            waiter = threading.Event()
+            # The commit runs here, in the caller's thread: handing it to the
+            # writer thread would cost one or two GIL switch intervals (5 ms
+            # each) whenever this thread is busy.
             queue.append((payload, critical, len(payload)))
-            self._waiters.append(waiter)
-            self._sender.wake.set()
-            if not waiter.wait(self._durable_timeout):
+            if not self._writer.ingest(force=True, timeout=self._durable_timeout):
                 raise SpoolError(
-                    f"Cannot confirm event {event_id}: not committed to spool {self._spool.path} within "
-                    f"{self._durable_timeout} s ({self._sender.last_error or 'the sender is busy'}); it stays queued"
+                    f"Cannot confirm event {event_id}: not committed to spool {self._spool.path} "
+                    f"({self._sender.last_error or f'the spool was busy for {self._durable_timeout} s'}); it stays queued"
                 )
             return event_id
         queue.append((payload, critical, len(payload)))
-        if self._sender.sleeping:
-            self._sender.wake.set()
+        if self._writer.sleeping:
+            self._writer.wake.set()
         return event_id
 
     def _drop(self, event_id: str, mode: str, etype: str, subtype: str, reason: str) -> None:
@@ -266,18 +265,18 @@ class Client:
             self._sender.state_floor[mode] = gen
             return call_json(self._reader(), "POST", "/local/state", body, timeout)  # type: ignore[no-any-return]
         self._control.append(StateSnapshot(mode, body, gen))
-        self._sender.wake.set()
+        self._writer.wake.set()
         return None
 
     def flush(self, timeout: float = 10.0) -> int:
         """Waits until every event emitted before the call is acknowledged by the
         service (or dead-lettered), at most ``timeout`` seconds. Returns 0, or
         the number of events still waiting (queued + spooled) at the deadline."""
-        if not self._sender.is_alive():
+        if not (self._sender.is_alive() and self._writer.is_alive()):
             return self.pending()
         marker = FlushMarker()
         self._control.append(marker)
-        self._sender.wake.set()
+        self._writer.wake.set()
         return 0 if marker.done.wait(timeout) else self.pending()
 
     def close(self, timeout: float = 5.0) -> int:
@@ -290,19 +289,23 @@ class Client:
                 return self._left
             self._closed = True
             deadline = time.monotonic() + timeout
-            if self._sender.is_alive():
+            if self._sender.is_alive() and self._writer.is_alive():
                 marker = FlushMarker()
                 self._control.append(marker)
-                self._sender.wake.set()
+                self._writer.wake.set()
                 marker.done.wait(max(0.0, timeout - min(0.5, timeout * 0.2)))
             self._sender.stop()
             self._sender.transport.abort()  # a request in flight must not hold the deadline
+            self._writer.stop()
+            self._writer.join(max(0.05, deadline - time.monotonic()))
             self._sender.join(max(0.05, deadline - time.monotonic()))
-            if self._sender.is_alive():
-                self._log.warning("zoe-local: close(): the sender did not stop within %.1f s; the spool stays open", timeout)
+            if self._sender.is_alive() or self._writer.is_alive():
+                self._log.warning("zoe-local: close(): a client thread did not stop within %.1f s; the spool stays open", timeout)
                 return self.pending()
-            self._sender.spool_retry_at = 0.0
-            self._sender.ingest()  # whatever emit() queued last goes to the spool
+            try:
+                self._writer.ingest(force=True)  # whatever emit() queued last goes to the spool
+            except Exception:
+                self._log.exception("zoe-local: close(): could not write the last queued events to the spool")
             left = self.pending()
             self._spool.close()
             self._left = left
@@ -330,6 +333,7 @@ class Client:
             spooled_bytes=self._spool.bytes,
             dead_letters=self._spool.dead,
             delivered=s.delivered,
+            batches=s.batches,
             duplicates=s.duplicates,
             dropped=self._dropped,
             retries=s.retries,
@@ -357,9 +361,9 @@ class Client:
                 return False
 
         request = Requeue(None if ids is None else list(ids), critical_of)
-        if self._sender.is_alive():
+        if self._writer.is_alive():
             self._control.append(request)
-            self._sender.wake.set()
+            self._writer.wake.set()
             if not request.done.wait(self._durable_timeout):
                 raise SpoolError(f"Cannot requeue dead letters: the sender did not get to it within {self._durable_timeout} s")
         else:

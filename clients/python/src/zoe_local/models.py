@@ -117,6 +117,8 @@ class ClientStats:
     dead_letters: int
     #: Acknowledged by the service since this client started (duplicates included).
     delivered: int
+    #: Requests the service acknowledged (delivered / batches = events per request).
+    batches: int
     #: Of those, answered ``duplicate: true`` (sent before, e.g. across a restart).
     duplicates: int
     #: Refused by ``emit()`` under the when-full policy since this client started.

@@ -1,5 +1,5 @@
-"""The background sender: moves what ``emit()`` queued into the spool in group
-commits, and sends the spool to the service in emit order.
+"""The background sender: sends the spool to the service in emit order (the
+spool writer thread, writer.py, fills it from what ``emit()`` queued).
 
 One batch is in flight at a time, oldest first, so the service assigns seqs in
 emit order. A batch the service acknowledged (201, or 200 = all duplicates) is
@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from . import failures
 from .errors import ServiceError, ServiceUnreachable
@@ -35,10 +35,7 @@ from .transport import Response, Transport
 from .window import Window, body, cut
 
 EVENTS_PATH = "/local/events"
-SPOOL_RETRY_S = 1.0
 IDLE_WAIT_S = 1.0
-LINGER_S = 0.001
-IDLE_AFTER_S = 0.25
 
 
 class FlushMarker:
@@ -77,9 +74,6 @@ class StateSnapshot:
 class Sender(threading.Thread):
     def __init__(
         self,
-        queue: Deque[Item],
-        control: Deque[Any],
-        waiters: Deque[threading.Event],
         spool: Spool,
         transport: Transport,
         *,
@@ -91,7 +85,6 @@ class Sender(threading.Thread):
         logger: logging.Logger,
     ) -> None:
         super().__init__(name="zoe-local-sender", daemon=True)
-        self.queue, self.control, self.waiters = queue, control, waiters
         self.spool = spool
         self.transport = transport
         self.window = Window(spool)
@@ -103,8 +96,9 @@ class Sender(threading.Thread):
         self.on_dead_letter = on_dead_letter
         self.on_problem = on_problem
         self.log = logger
+        # Guards window, markers and states, shared with the spool writer thread.
+        self.lock = threading.Lock()
         self.wake = threading.Event()
-        self.sleeping = False  # True: emit() must set `wake`
         self.stopping = threading.Event()
         self.markers: List[FlushMarker] = []
         self.states: Dict[str, StateSnapshot] = {}
@@ -115,10 +109,9 @@ class Sender(threading.Thread):
         self.critical_next_attempt = 0.0
         self.ordinary_refused_until = 0.0
         self.critical_pending = True  # the spool may hold critical rows from a previous run
-        self.spool_retry_at = 0.0
-        self.last_activity = 0.0
         # stats, read by Client.stats() from other threads
         self.delivered = 0
+        self.batches = 0
         self.duplicates = 0
         self.retries = 0
         self.status = "ok"
@@ -142,14 +135,13 @@ class Sender(threading.Thread):
 
     def _step(self) -> bool:
         """One unit of work; False when there is nothing to do before the next deadline."""
-        self.ingest()
-        if self.stopping.is_set():
-            return True
         now = time.monotonic()
         if self.states and now >= self.state_next_attempt:
             self._send_state()
             return True
-        if self.window.has_unsent():
+        with self.lock:
+            unsent = self.window.has_unsent()
+        if unsent:
             if now >= self.next_attempt:
                 self._send_batch()
                 self._settle_markers()
@@ -162,97 +154,69 @@ class Sender(threading.Thread):
         return False
 
     def _sleep(self) -> None:
-        """Waits for work. While events flow it polls every LINGER_S and emit()
-        does not signal it: waking a thread costs the caller a syscall, and on
-        a busy machine often its CPU. After IDLE_AFTER_S without events it
-        sleeps until emit() wakes it (once per idle spell)."""
+        """Until the next deadline, or until the writer spooled something."""
         now = time.monotonic()
-        if (self.queue or self.control) and now >= self.spool_retry_at:
-            return
         deadline = now + IDLE_WAIT_S
-        if self.window.has_unsent():
+        with self.lock:
+            unsent = self.window.has_unsent()
+        if unsent:
             deadline = min(deadline, self.next_attempt)
             if now < self.ordinary_refused_until and self.critical_pending:
                 deadline = min(deadline, self.critical_next_attempt)
         if self.states:
             deadline = min(deadline, self.state_next_attempt)
-        if self.queue:
-            deadline = min(deadline, self.spool_retry_at)
-        if now - self.last_activity < IDLE_AFTER_S:
-            self.wake.wait(max(0.0, min(deadline - now, LINGER_S)))
-        else:
-            self.sleeping = True
-            if not self.queue:
-                self.wake.wait(max(0.0, deadline - now))
-            self.sleeping = False
+        self.wake.wait(max(0.0, deadline - now))
         self.wake.clear()
 
     def stop(self) -> None:
         self.stopping.set()
         self.wake.set()
 
-    # -- queue → spool ---------------------------------------------------------
+    # -- from the spool writer ---------------------------------------------------
 
-    def ingest(self) -> None:
-        """Writes everything queued so far to the spool in one transaction.
-
-        Control entries and durable waiters are taken before the events: an
-        entry queued after an event then never sees that event unspooled."""
-        now = time.monotonic()
-        if now < self.spool_retry_at:
-            return
-        control = [self.control.popleft() for _ in range(len(self.control))]
-        waiters = [self.waiters.popleft() for _ in range(len(self.waiters))]
-        q = self.queue
-        if q:
-            pop = q.popleft
-            items = [pop() for _ in range(len(q))]
-            self.last_activity = now
-            try:
-                first = self.spool.append(items)
-            except Exception as error:
-                q.extendleft(reversed(items))  # keep emit order; try again shortly
-                self.control.extendleft(reversed(control))
-                self.waiters.extendleft(reversed(waiters))
-                self.spool_retry_at = now + SPOOL_RETRY_S
-                self._problem("spool", f"Cannot write spool {self.spool.path}: {error}")
-                return
+    def spooled(self, first: int, items: List[Item]) -> None:
+        """Rows just committed with seqs first, first+1, ..."""
+        with self.lock:
             self.window.appended(first, items)
-            if not self.critical_pending and any(it[1] for it in items):
-                self.critical_pending = True
-            if self.problem is not None and self.problem[0] == "spool":
-                self._recovered()
-        for w in waiters:
-            w.set()
-        for entry in control:
-            if isinstance(entry, FlushMarker):
-                entry.upto = self.spool.next_seq - 1
-                self.markers.append(entry)
-            elif isinstance(entry, Requeue):
-                self._requeue(entry)
-            else:
-                self.states[entry.mode] = entry  # the newest snapshot per mode wins
+        if not self.critical_pending and any(it[1] for it in items):
+            self.critical_pending = True
+        if self.problem is not None and self.problem[0] == "spool":
+            self._recovered()
+        self.wake.set()
 
-    def _requeue(self, request: Requeue) -> None:
+    def watch(self, marker: FlushMarker) -> None:
+        with self.lock:
+            self.markers.append(marker)
+        self._settle_markers()
+
+    def state(self, snapshot: StateSnapshot) -> None:
+        with self.lock:
+            self.states[snapshot.mode] = snapshot  # the newest snapshot per mode wins
+        self.wake.set()
+
+    def requeue(self, request: Requeue) -> None:
         try:
             first, items = self.spool.requeue(request.ids, request.critical_of)
             request.count = len(items)
-            self.window.appended(first, items)
-            self.critical_pending = self.critical_pending or any(it[1] for it in items)
+            self.spooled(first, items)
         finally:
             request.done.set()
+
+    def report(self, kind: str, message: str) -> None:
+        self._problem(kind, message)
 
     def _settle_markers(self) -> None:
         if not self.markers:
             return
-        low = self.window.lowest()
-        keep = []
-        for m in self.markers:
-            if m.upto is not None and m.upto < low:
-                m.done.set()
-            else:
-                keep.append(m)
-        self.markers = keep
+        with self.lock:
+            low = self.window.lowest()
+            keep = []
+            for m in self.markers:
+                if m.upto is not None and m.upto < low:
+                    m.done.set()
+                else:
+                    keep.append(m)
+            self.markers = keep
 
     # -- spool → service -------------------------------------------------------
 
@@ -264,14 +228,16 @@ class Sender(threading.Thread):
             return None
 
     def _send_batch(self) -> None:
-        k, nbytes = self.window.cut(self.batch_limit, self.max_bytes)
-        seqs, items = self.window.head(k)
+        with self.lock:
+            k, nbytes = self.window.cut(self.batch_limit, self.max_bytes)
+            seqs, items = self.window.head(k)
         resp = self._post(items)
         if resp is None:
             return
         if resp.status < 300:
             if self._acknowledged(seqs, nbytes, resp):
-                self.window.pop(k, nbytes)
+                with self.lock:
+                    self.window.pop(k, nbytes)
                 if self.suspect_end is not None and seqs[-1] >= self.suspect_end:
                     self.suspect_end = None
                     self.batch_limit = self.max_batch
@@ -298,7 +264,8 @@ class Sender(threading.Thread):
             self.critical_next_attempt = self.next_attempt
         elif resp.status < 300:
             if self._acknowledged(seqs, nbytes, resp):
-                self.window.discard(set(seqs))
+                with self.lock:
+                    self.window.discard(set(seqs))
         else:
             err = resp.error()
             if failures.is_verdict(err):
@@ -316,6 +283,7 @@ class Sender(threading.Thread):
             return False
         self.spool.remove(seqs, nbytes)
         self.delivered += len(seqs)
+        self.batches += 1
         self.duplicates += len(seqs) if resp.status == 200 else resp.body.count(b'"duplicate":true')
         self.last_delivery_at = time.time()
         self.backoff.reset()
@@ -336,17 +304,19 @@ class Sender(threading.Thread):
             return
         picked = sorted(named) if named else [0]
         letters = self.spool.bury([(seqs[i], items[i][0]) for i in picked], err.status, err.code, err.message, err.details)
-        self.window.discard({seqs[i] for i in picked})
+        with self.lock:
+            self.window.discard({seqs[i] for i in picked})
         for letter in letters:
             self.log.warning("zoe-local: event %s dead-lettered: %s %s: %s", letter.event.get("id"), err.status, err.code, err.message)
             if self.on_dead_letter is not None:
                 _call(self.on_dead_letter, letter, self.log)
 
     def _send_state(self) -> None:
-        mode, snap = next(iter(self.states.items()))
-        if snap.gen < self.state_floor.get(mode, 0):
-            del self.states[mode]
-            return
+        with self.lock:
+            mode, snap = next(iter(self.states.items()))
+            if snap.gen < self.state_floor.get(mode, 0):
+                del self.states[mode]
+                return
         try:
             resp = self.transport.request("POST", "/local/state", snap.body)
         except ServiceUnreachable as error:
@@ -354,8 +324,9 @@ class Sender(threading.Thread):
             self._problem("unreachable", str(error))
             return
         if resp.status < 300 or failures.kind(resp.status) == "rejected":
-            if self.states.get(mode) is snap:
-                del self.states[mode]
+            with self.lock:
+                if self.states.get(mode) is snap:
+                    del self.states[mode]
         if resp.status < 300:
             return
         err = resp.error()
