@@ -64,3 +64,23 @@ def test_a_spooled_event_the_service_finds_invalid_is_dead_lettered_with_its_jso
     assert letter.event["id"] == event["id"]
     assert any(d["path"].endswith("/severity") for d in letter.details)
     assert [e["body"] for e in service.stored()] == [f"tick {i}" for i in range(40) if i != 20]
+
+
+def test_a_reused_idempotency_key_for_another_event_is_dead_lettered_with_the_conflict(service: Service, spool: str):
+    letters: List[DeadLetter] = []
+    with Client(service.url, mode="live", spool_path=spool, on_dead_letter=letters.append) as zoe:
+        zoe.emit("ORDER", "BUY_FILLED", "Bought 10 AAPL @ 187.50", idempotency_key="order-4711-fill")
+        assert zoe.flush(10) == 0
+        for i in range(20):
+            zoe.emit("TICK", "PRICE", f"tick {i}")
+            if i == 10:  # the bot's bug: the same key for a different fill
+                wrong = zoe.emit("ORDER", "BUY_FILLED", "Bought 20 MSFT @ 410.00", idempotency_key="order-4711-fill")
+            if i == 12:  # a true retry of the first fill is no conflict: answered as a duplicate
+                zoe.emit("ORDER", "BUY_FILLED", "Bought 10 AAPL @ 187.50", idempotency_key="order-4711-fill")
+        assert zoe.flush(10) == 0
+        stats = zoe.stats()
+    [letter] = letters
+    assert (letter.status, letter.code, letter.event["id"]) == (409, "idempotency_conflict", wrong)
+    assert letter.details[0]["stored_event"]["seq"] == 1
+    assert stats.dead_letters == 1
+    assert [e["body"] for e in service.stored()] == ["Bought 10 AAPL @ 187.50"] + [f"tick {i}" for i in range(20)]
