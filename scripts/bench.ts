@@ -13,12 +13,13 @@ import { flushSection } from "./bench/section-flush.ts";
 import { budgetSection } from "./bench/section-budget.ts";
 import { batchedSection, ingestSection } from "./bench/section-ingest.ts";
 import { memorySection } from "./bench/section-memory.ts";
+import { pythonSection } from "./bench/section-python.ts";
 import { rawSection } from "./bench/section-raw.ts";
 import { scaleSection } from "./bench/section-scale.ts";
 import { sseSection } from "./bench/section-sse.ts";
 import { soakSection, spliceSection } from "./soak/report.ts";
 
-export const SECTIONS: Section[] = [rawSection, ingestSection, budgetSection, batchedSection, sseSection, flushSection, scaleSection, memorySection];
+export const SECTIONS: Section[] = [rawSection, ingestSection, budgetSection, batchedSection, sseSection, flushSection, scaleSection, pythonSection, memorySection];
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
