@@ -35,7 +35,9 @@ function existsOnPath(command: string): boolean {
 
 /** pytest's final line, e.g. "2 failed, 80 passed, 1 skipped, 1 error in 38.1s". */
 export function pytestCounts(output: string): { passed: number; failed: number } | null {
+  // bun run test sets FORCE_COLOR=0, which pytest reads as "force colour": strip any escapes.
   const summary = output
+    .replace(/\x1b\[[0-9;]*m/g, "")
     .split("\n")
     .reverse()
     .find((l) => /\b\d+ (passed|failed|errors?|skipped|deselected)\b.* in [\d.]+s/.test(l) || /no tests ran in [\d.]+s/.test(l));
@@ -49,7 +51,7 @@ export async function runPythonTests(paths: string[]): Promise<PythonResult> {
   const python = findPython();
   if (!python) return { passed: 0, failed: 1, problem: "no python3 with pytest (and apt-get could not install python3-pytest)" };
   console.log(`\ntest: Python client (clients/python) with ${python} -m pytest`);
-  const proc = spawn([python, "-m", "pytest", "-q", "-rfE", ...paths], {
+  const proc = spawn([python, "-m", "pytest", "-q", "-rfE", "--color=no", ...paths], {
     cwd: CLIENT_DIR,
     stdout: "pipe",
     stderr: "pipe",

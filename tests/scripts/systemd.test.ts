@@ -96,7 +96,7 @@ test("the env template README's step 3 installs starts the service as it is (onl
   try {
     const svc = await startService({ dbPath: dir.file("zoe.db"), env: { ...settings, ZOE_DB_PATH: dir.file("zoe.db"), PORT: "0" } });
     try {
-      expect(svc.output()).toContain("synchronous=FULL");
+      expect(svc.output()).toContain('"synchronous":"FULL"');
       expect((await fetch(`${svc.url}/ready`)).status).toBe(200);
     } finally {
       await svc.kill("SIGTERM");
