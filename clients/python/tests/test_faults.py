@@ -172,3 +172,33 @@ def test_the_spool_file_holds_unacknowledged_events_as_emitted(spool: str):
     rows = sqlite3.connect(spool).execute("SELECT payload, critical FROM spool ORDER BY seq").fetchall()
     assert [json.loads(p)["id"] for p, _ in rows] == ids
     assert all(c == 1 for _, c in rows)  # BUY_FILLED is critical
+
+
+def test_an_exit_during_a_slow_spool_commit_waits_for_the_commit_and_loses_nothing(service: Service, spool: str):
+    # The writer thread is inside a spool transaction (a slow disk: the commit
+    # takes 0.5 s) when the bot exits with a 0.05 s exit_timeout. A daemon
+    # thread killed mid-transaction rolls it back, so close() must wait for
+    # the commit, deadline or not, and then spool what is still queued.
+    code = """
+import sys, threading, time
+from zoe_local import Client
+from zoe_local.spool import Spool
+inside = threading.Event()
+insert = Spool._insert
+def slow_insert(self, items):
+    first = insert(self, items)
+    inside.set()
+    time.sleep(0.5)
+    return first
+Spool._insert = slow_insert
+zoe = Client("http://127.0.0.1:9", mode="paper", spool_path=sys.argv[1], exit_timeout=0.05)
+for i in range(200):
+    zoe.emit("T", "S", f"slow {i}")
+assert inside.wait(10), "the writer never began a commit"
+for i in range(200, 300):
+    zoe.emit("T", "S", f"slow {i}")
+"""
+    assert run_python(code, spool).wait(30) == 0
+    with Client(service.url, mode="paper", spool_path=spool, exit_timeout=None) as again:
+        assert again.flush(30) == 0
+    assert bodies_by_mode(service)["paper"] == [f"slow {i}" for i in range(300)]

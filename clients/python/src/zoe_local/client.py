@@ -298,14 +298,23 @@ class Client:
             self._sender.transport.abort()  # a request in flight must not hold the deadline
             self._writer.stop()
             self._writer.join(max(0.05, deadline - time.monotonic()))
+            # Whatever emit() queued last goes to the spool, here, past the
+            # deadline if need be: a spool commit is local work, and at exit a
+            # daemon writer killed inside its transaction would roll it back
+            # (events already taken off the queue, gone). ingest() first waits
+            # for a commit in progress (it holds the writer's lock).
+            try:
+                if not self._writer.ingest(force=True, timeout=max(deadline - time.monotonic(), self._durable_timeout)):
+                    self._log.error(
+                        "zoe-local: close(): %d queued events could not be written to the spool %s (%s); they are lost at exit",
+                        len(self._queue), self._spool.path, self._sender.last_error or "the spool stayed busy",
+                    )  # fmt: skip
+            except Exception:
+                self._log.exception("zoe-local: close(): could not write the last queued events to the spool")
             self._sender.join(max(0.05, deadline - time.monotonic()))
             if self._sender.is_alive() or self._writer.is_alive():
                 self._log.warning("zoe-local: close(): a client thread did not stop within %.1f s; the spool stays open", timeout)
                 return self.pending()
-            try:
-                self._writer.ingest(force=True)  # whatever emit() queued last goes to the spool
-            except Exception:
-                self._log.exception("zoe-local: close(): could not write the last queued events to the spool")
             left = self.pending()
             self._spool.close()
             self._left = left
