@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import os
 import re
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,6 +17,10 @@ import pytest
 from conftest import free_port
 from zoe_local import Client, ClientClosed, InvalidEvent, SpoolError, uuid7
 from zoe_local.event import is_iso_timestamp
+
+
+class _Big(enum.IntEnum):
+    ID = 2**60  # an int subclass: json encodes it as a number, so the ±2^53 rule applies
 
 
 @pytest.fixture
@@ -49,6 +55,10 @@ def client(spool: str):
         ({"meta": {"x": math.nan}}, "/meta"),
         ({"meta": {"x": {1, 2}}}, "/meta"),
         ({"meta": {"order_id": 2**53}}, "/meta/order_id"),
+        ({"meta": {"order_id": -(2**53)}}, "/meta/order_id"),
+        ({"meta": {"fills": [{"id": 1}, {"id": 2**60}]}}, "/meta/fills/1/id"),
+        ({"meta": {"order_id": _Big.ID}}, "/meta/order_id"),
+        ({"meta": {"x": [math.inf]}}, "/meta"),
         ({"meta": {"text": "a\x00b"}}, "/meta"),
         ({"body": "lone \ud800 surrogate"}, "/body"),
     ],
@@ -152,3 +162,14 @@ def test_uuid7_ids_of_a_forked_child_never_repeat_the_parents(tmp_path: Path):
     theirs = set(b"".join(chunks).decode().split("\n"))
     assert len(theirs) == 1000 and len(mine) == 1000
     assert not mine & theirs
+
+
+def test_uuid7_has_version_7_the_rfc_variant_and_the_call_time_in_its_first_48_bits():
+    ids = [uuid7() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    now_ms = time.time_ns() // 1_000_000
+    for text in ids[::97]:
+        u = uuid.UUID(text)
+        assert str(u) == text and u.version == 7 and u.variant == uuid.RFC_4122
+        assert 0 <= now_ms - (u.int >> 80) < 10_000
+    assert uuid7(1_764_000_000_123_456_789).startswith("019ab697-e87b-7")  # 1764000000123 ms

@@ -31,7 +31,6 @@ MAX_JSON_DEPTH = 64  # src/http/body.ts: containers nested this deep are refused
 MAX_SAFE_INTEGER = 2**53 - 1
 
 _ISO_8601 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$")
-_LONG_DIGITS = re.compile(r"\d{16}")
 _SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f][0-9a-f]{2}", re.IGNORECASE)
 _DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -115,7 +114,7 @@ def check_json_value(value: Any, path: str, depth: int) -> None:
         t = type(v)
         if t is str or t is bool or v is None:
             continue
-        if t is int:
+        if isinstance(v, int):  # int subclasses (IntEnum) are encoded as numbers too
             if -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
                 continue
             raise InvalidEvent(
@@ -220,7 +219,7 @@ class EventEncoder:
         return payload, event_id, mode, critical
 
     def _encode_meta(self, meta: Any) -> str:
-        if not isinstance(meta, dict):
+        if type(meta) is not dict and not isinstance(meta, dict):
             raise InvalidEvent(f"Cannot emit event: meta must be a dict, got {meta.__class__.__name__}", "/meta")
         if not meta:
             return "{}"
@@ -228,10 +227,18 @@ class EventEncoder:
             text = self._meta(meta)
         except (TypeError, ValueError, RecursionError) as error:
             raise InvalidEvent(f"Cannot emit event: meta is not JSON: {error}", "/meta") from error
-        # Walk the value only when its text could hide a problem: a 16-digit run
-        # (an integer past 2^53) or enough brackets to nest past the limit.
-        if _LONG_DIGITS.search(text) or text.count("{") + text.count("[") > MAX_JSON_DEPTH - 4:
+        # The encoder already refused NaN/Infinity and what is not JSON. Left:
+        # integers past 2^53 and nesting past the limit. A flat meta of plain
+        # values (the usual case) is checked here in one pass; anything else
+        # (containers, int subclasses, ...) gets the full walk.
+        for v in meta.values():
+            t = type(v)
+            if t is str or t is float or t is bool or v is None:
+                continue
+            if t is int and -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+                continue
             check_json_value(meta, "/meta", 2)  # the request array is depth 0, the event 1
+            break
         if "\\" in text:
             # The service checks the JSON text of meta, so a literal "\u0000" is refused too.
             if "\\u0000" in text:
@@ -239,7 +246,6 @@ class EventEncoder:
             if _SURROGATE_ESCAPE.search(text):
                 raise InvalidEvent("Cannot emit event: meta holds a lone surrogate (not valid Unicode)", "/meta")
         return text
-
 
 
 def _encodable(text: str) -> bool:

@@ -20,15 +20,26 @@ _bits = _rng.getrandbits
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(32)))
 
-_KEEP = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
-_SET = (0x7 << 76) | (0x2 << 62)  # version 7, variant 0b10
+_M62 = (1 << 62) - 1
+_VARIANT = 0x2 << 62  # 0b10, above the 62 random bits of the 4th and 5th groups
+
+# (millisecond, "tttttttt-tttt-7") of the last id, one tuple for the same
+# reason as _second below: a thread never pairs one ms with another's text.
+_ms: Tuple[int, str] = (-1, "")
 
 
 def uuid7(unix_ns: Optional[int] = None) -> str:
-    """A lower-case UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then 74 random bits."""
+    """A lower-case UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version 7, then 74 random bits."""
+    global _ms
     ms = (time.time_ns() if unix_ns is None else unix_ns) // 1_000_000
-    h = "%032x" % ((((ms & 0xFFFFFFFFFFFF) << 80) | _bits(80)) & _KEEP | _SET)
-    return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+    cached = _ms
+    if cached[0] != ms:
+        h = "%012x" % (ms & 0xFFFFFFFFFFFF)
+        cached = (ms, h[:8] + "-" + h[8:] + "-7")
+        _ms = cached
+    x = _bits(74)  # 12 bits rand_a, then 62 bits rand_b behind the variant
+    r = "%019x" % (((x >> 62) << 64) | _VARIANT | (x & _M62))
+    return cached[1] + r[:3] + "-" + r[3:7] + "-" + r[7:]
 
 
 # (second, "YYYY-MM-DDTHH:MM:SS") of the last stamp: one tuple, so a thread
