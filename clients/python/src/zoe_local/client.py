@@ -19,8 +19,7 @@ import threading
 import time
 from collections import deque
 from datetime import datetime
-from typing import Any, Callable, Deque, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Union
-from urllib.parse import urlencode
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from .errors import ClientClosed, InvalidEvent, SpoolError
 from .event import EventEncoder
@@ -31,16 +30,13 @@ from .models import (
     DeadLetter,
     DeliveryProblem,
     Dropped,
-    ResetEvent,
-    State,
     StateAck,
-    StoredEvent,
 )
 from .sender import FlushMarker, Requeue, Sender, StateSnapshot
 from .failures import Backoff
 from .spool import Item, Spool
 from .writer import Writer
-from .stream import EventStream
+from .reads import Reads
 from .transport import BaseUrl, Transport, call_json
 
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -60,7 +56,7 @@ def _positive(name: str, value: Any, integer: bool = False) -> None:
         raise ValueError(f"{name} must be a positive {'integer' if integer else 'number'}, got {value!r}")
 
 
-class Client:
+class Client(Reads):
     """See the package README for the guarantees; every argument but ``url`` is optional."""
 
     def __init__(
@@ -378,58 +374,3 @@ class Client:
         else:
             raise ClientClosed("Cannot requeue dead letters: the client is closed")
         return request.count
-
-    # -- reading ---------------------------------------------------------------
-
-    def _reader(self) -> Transport:
-        t = getattr(self._readers, "transport", None)
-        if t is None:
-            t = Transport(self._base, self._token, self._timeout)
-            self._readers.transport = t
-        return t  # type: ignore[no-any-return]
-
-    def _mode(self, mode: Optional[str]) -> str:
-        mode = mode or self.mode
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r} (pass mode= here or to Client())")
-        return mode
-
-    def events(self, since_seq: Optional[int] = None, limit: int = 50, *, mode: Optional[str] = None, timeout: Optional[float] = None) -> List[StoredEvent]:
-        """Stored events with seq > since_seq, ascending (without since_seq: the newest ``limit``)."""
-        query: Dict[str, Any] = {"mode": self._mode(mode), "limit": limit}
-        if since_seq is not None:
-            query["since_seq"] = since_seq
-        return call_json(self._reader(), "GET", f"/local/events?{urlencode(query)}", None, timeout)  # type: ignore[no-any-return]
-
-    def state(self, *, mode: Optional[str] = None, timeout: Optional[float] = None) -> State:
-        """The newest state snapshot with ``last_seq`` and the service's health."""
-        return call_json(self._reader(), "GET", f"/local/state?{urlencode({'mode': self._mode(mode)})}", None, timeout)  # type: ignore[no-any-return]
-
-    def follow(
-        self,
-        since_seq: Optional[int] = None,
-        *,
-        mode: Optional[str] = None,
-        on_reset: Optional[Callable[[ResetEvent], Optional[int]]] = None,
-        idle_timeout: float = 10.0,
-        reconnect_delay: Optional[float] = None,
-        max_reconnect_delay: float = 30.0,
-    ) -> EventStream:
-        """Stored events with seq > since_seq as they are committed, forever
-        (without since_seq: from the newest seq at the first connection).
-        Reconnects by itself; see stream.py. ``on_reset`` is called when the
-        position is beyond the newest seq; it returns the seq to resume from
-        (None: the newest). Without it :class:`StreamReset` is raised."""
-        _positive("idle_timeout", idle_timeout)
-        return EventStream(
-            self._base,
-            self._token,
-            self._mode(mode),
-            since_seq,
-            on_reset=on_reset,
-            idle_timeout=float(idle_timeout),
-            reconnect_delay=reconnect_delay,
-            max_reconnect_delay=float(max_reconnect_delay),
-            timeout=self._timeout,
-            logger=self._log,
-        )
