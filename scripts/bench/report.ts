@@ -90,7 +90,14 @@ export function mergeReport(previous: string, fresh: string, run: RunReport): st
   const note = `_This section is from \`bun run bench -- --only=${run.sections.filter((s) => s.id !== "memory").map((s) => s.id).join(",")}\` on ${run.date}, load average before / after ${run.machine.loadBefore.join(" ")} / ${run.loadAfter.join(" ")}; the other sections are from the full run above._\n\n`;
   const fresher = new Map(now.sections.map((s) => [s.title, s.text]));
   const rows = (text: string | undefined) => (text ?? "").split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| target |") && !l.startsWith("| ---"));
-  const freshTargets = rows(now.sections.find((s) => s.title === "Targets")?.text);
+  // The memory target is the peak over every section that ran: a partial
+  // run's peak is not the full run's, so like the memory table it stays.
+  const memoryKeys = new Set(
+    run.sections.filter((s) => s.id === "memory").flatMap((s) => s.report?.targets ?? []).map((t) => targetKey(`| ${t.what} | `)),
+  );
+  const oldTargets = rows(old.sections.find((s) => s.title === "Targets")?.text);
+  const keepMemory = oldTargets.some((r) => memoryKeys.has(targetKey(r)));
+  const freshTargets = rows(now.sections.find((s) => s.title === "Targets")?.text).filter((r) => !(keepMemory && memoryKeys.has(targetKey(r))));
   const replaced = new Set(freshTargets.map(targetKey));
   const out = [old.head.trimEnd(), ""];
   for (const s of old.sections) {

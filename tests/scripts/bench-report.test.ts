@@ -40,5 +40,8 @@ test("mergeReport() replaces the sections and target rows of an --only run and k
   expect(targets).toContain("| drain rate (999 events) |");
   expect(targets).not.toContain("drain rate (200 events)");
   expect(targets).toContain("| ingest rate (100 events) |");
+  // The partial run's peak RSS covers only its own sections: the full run's target row stays.
+  expect(targets).toContain("| peak RSS (50 events) |");
+  expect(targets).not.toContain("peak RSS (1 events)");
   expect(merged.indexOf("## Ingest")).toBeLessThan(merged.indexOf("## Flush"));
 });
