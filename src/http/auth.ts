@@ -4,7 +4,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
 import { UnauthorizedError, type ZoeError } from "../domain/errors.ts";
-import { errorResponse } from "./responses.ts";
+import { errorResponse, InvalidTokenError } from "./responses.ts";
 
 function digest(value: string): Buffer {
   return Buffer.from(new Bun.CryptoHasher("sha256").update(value).digest());
@@ -29,11 +29,10 @@ export function assertAuthorized(request: Request, url: URL, expected: string | 
   if (expected === null) return;
   const isRead = request.method === "GET" || request.method === "HEAD";
   const token = presentedToken(request, url, isRead);
-  if (token === null || !tokensEqual(token, expected)) {
-    throw new UnauthorizedError(
-      isRead ? "Missing or invalid API token: send Authorization: Bearer <token> or ?token=<token>" : "Missing or invalid API token: send Authorization: Bearer <token>",
-    );
-  }
+  if (token !== null && tokensEqual(token, expected)) return;
+  const message = isRead ? "Missing or invalid API token: send Authorization: Bearer <token> or ?token=<token>" : "Missing or invalid API token: send Authorization: Bearer <token>";
+  // The same message either way; only the challenge tells a wrong token (error="invalid_token") from none.
+  throw token === null ? new UnauthorizedError(message) : new InvalidTokenError(message);
 }
 
 const PUBLIC_PATHS = /^\/(docs(\/.*)?)?$/;

@@ -15,6 +15,7 @@ import { checkEventInput, type EventInput, type FieldError, MAX_BATCH_EVENTS } f
 import type { Logger } from "../lib/log.ts";
 import type { AppendResult, EventStore } from "../store/store.ts";
 import { readJsonBody } from "./body.ts";
+import { BEARER_CHALLENGE, INVALID_TOKEN_CHALLENGE, InvalidTokenError } from "./responses.ts";
 
 // Enough field errors to fix a request; a 1000-event batch could produce 20,000.
 const MAX_DETAILS = 100;
@@ -65,6 +66,7 @@ export function assertEventBatch(events: unknown[], single: boolean): asserts ev
 
 const sha256 = (value: string) => Buffer.from(new Bun.CryptoHasher("sha256").update(value).digest());
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
+const TOKEN_MESSAGE = "Missing or invalid API token: send Authorization: Bearer <token>";
 
 // The headers @elysiajs/cors (src/http/app.ts) puts on every answer: the same
 // here, built once per allowed origin instead of per request.
@@ -79,31 +81,34 @@ export function createIngest(options: IngestOptions): (request: Request) => Prom
   const { store, hooks, logger } = options;
   const expected = options.apiToken === null ? null : sha256(options.apiToken);
   const plain = { ...CORS_BASE, "content-type": "application/json" };
-  const byOrigin = new Map(options.corsOrigins.map((o) => [o, { ...plain, "access-control-allow-origin": o }]));
-  const headersFor = (request: Request) => {
-    const origin = request.headers.get("origin");
-    return (origin !== null && byOrigin.get(origin)) || plain;
+  // Every header set an answer can carry, built once per allowed origin: an
+  // answer's headers are one lookup, never a merge.
+  const perOrigin = <T>(extra: Record<string, string>, make: (headers: Record<string, string>) => T) => {
+    const base = make({ ...plain, ...extra });
+    const byOrigin = new Map(options.corsOrigins.map((o) => [o, make({ ...plain, ...extra, "access-control-allow-origin": o })]));
+    return (request: Request): T => {
+      const origin = request.headers.get("origin");
+      return (origin !== null && byOrigin.get(origin)) || base;
+    };
   };
+  const asObject = (h: Record<string, string>) => h;
+  const headersFor = perOrigin({}, asObject);
+  const challenged = perOrigin({ "www-authenticate": BEARER_CHALLENGE }, asObject);
+  const invalidToken = perOrigin({ "www-authenticate": INVALID_TOKEN_CHALLENGE }, asObject);
   // A Response copies the Headers it is given, so one instance serves every
   // answer: a third of the cost of building them from an object each time.
-  const plainHeaders = new Headers(plain);
-  const originHeaders = new Map([...byOrigin].map(([o, h]) => [o, new Headers(h)]));
-  const answerHeaders = (request: Request) => {
-    const origin = request.headers.get("origin");
-    return (origin !== null && originHeaders.get(origin)) || plainHeaders;
-  };
+  const answerHeaders = perOrigin({}, (h) => new Headers(h));
 
   const authorize = (request: Request) => {
     if (expected === null) return;
     const m = BEARER.exec(request.headers.get("authorization") ?? "");
     // Constant time over the digests: neither the token's content nor its length leaks.
-    if (!m || !timingSafeEqual(sha256(m[1]!), expected)) {
-      throw new UnauthorizedError("Missing or invalid API token: send Authorization: Bearer <token>");
-    }
+    if (!m) throw new UnauthorizedError(TOKEN_MESSAGE);
+    if (!timingSafeEqual(sha256(m[1]!), expected)) throw new InvalidTokenError(TOKEN_MESSAGE);
   };
 
   const failure = (error: unknown, request: Request): Response => {
-    const base = headersFor(request);
+    const base = error instanceof InvalidTokenError ? invalidToken(request) : error instanceof UnauthorizedError ? challenged(request) : headersFor(request);
     if (!(error instanceof ZoeError)) {
       logger.error("unhandled error", { error, path: "/local/events" });
       hooks?.failed?.(error, 500, request);

@@ -1,6 +1,8 @@
-import { describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { assertAuthorized, presentedToken, tokensEqual } from "../../src/http/auth.ts";
 import { UnauthorizedError } from "../../src/domain/errors.ts";
+import { InvalidTokenError } from "../../src/http/responses.ts";
+import { event, postJson, type TestApp, testApp } from "../helpers/app.ts";
 
 const TOKEN = "correct-horse-battery-staple";
 const req = (method: string, path: string, headers: Record<string, string> = {}) => {
@@ -57,5 +59,73 @@ describe("assertAuthorized()", () => {
     expect((error as UnauthorizedError).status).toBe(401);
     expect((error as Error).message).toContain("?token=<token>");
     expect((error as Error).message).not.toContain(TOKEN);
+  });
+});
+
+describe("the 401 challenge", () => {
+  let t: TestApp | null = null;
+  afterEach(async () => {
+    await t?.close();
+    t = null;
+  });
+  const NONE = 'Bearer realm="zoe-local"';
+  const INVALID = 'Bearer realm="zoe-local", error="invalid_token"';
+
+  test("assertAuthorized() throws InvalidTokenError only when a token was presented", () => {
+    expect(() => assertAuthorized(...req("GET", "/local/events?token=wrong"), TOKEN)).toThrow(InvalidTokenError);
+    expect(() => assertAuthorized(...req("POST", "/local/events", { authorization: "Bearer wrong" }), TOKEN)).toThrow(InvalidTokenError);
+    for (const [method, path, headers] of [
+      ["GET", "/local/events", {}],
+      ["POST", `/local/events?token=${TOKEN}`, {}],
+      ["GET", "/local/events", { authorization: `Basic ${btoa(`x:${TOKEN}`)}` }],
+    ] as const) {
+      let error: unknown;
+      try {
+        assertAuthorized(...req(method, path, headers), TOKEN);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(UnauthorizedError);
+      expect(error).not.toBeInstanceOf(InvalidTokenError);
+    }
+  });
+
+  test("every 401 answers WWW-Authenticate: Bearer realm=\"zoe-local\", with error=\"invalid_token\" when a wrong token was sent", async () => {
+    t = testApp({ apiToken: TOKEN });
+    const cases: [string, RequestInit, string][] = [
+      ["/local/events?mode=live", {}, NONE],
+      ["/local/events?mode=live&token=wrong", {}, INVALID],
+      ["/local/events?mode=live", { headers: { authorization: "Bearer wrong" } }, INVALID],
+      ["/local/events?mode=live", { headers: { authorization: `Basic ${btoa(`x:${TOKEN}`)}` } }, NONE],
+      ["/local/stream?mode=live", {}, NONE],
+      ["/local/stream?mode=live", { method: "HEAD", headers: { authorization: "Bearer wrong" } }, INVALID],
+      ["/local/nothing", {}, NONE],
+      ["/local/events", postJson(event()), NONE],
+      ["/local/events", postJson(event(), { authorization: "Bearer wrong" }), INVALID],
+      [`/local/events?token=${TOKEN}`, postJson(event()), NONE],
+      ["/local/state", postJson({ mode: "live" }, { authorization: "Bearer wrong" }), INVALID],
+      ["/local/events", { method: "PUT" }, NONE],
+    ];
+    for (const [path, init, challenge] of cases) {
+      const res = await t.handle(path, init);
+      const what = `${init.method ?? "GET"} ${path} ${JSON.stringify(init.headers ?? {})}`;
+      expect({ what, status: res.status, challenge: res.headers.get("www-authenticate") }).toEqual({ what, status: 401, challenge });
+      if (init.method !== "HEAD") expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unauthorized");
+    }
+  });
+
+  test("answers that are not 401 carry no challenge", async () => {
+    t = testApp({ apiToken: TOKEN });
+    const bearer = { authorization: `Bearer ${TOKEN}` };
+    for (const res of [
+      await t.handle("/local/events?mode=live", { headers: bearer }),
+      await t.handle("/local/events?mode=nope", { headers: bearer }),
+      await t.handle("/local/events", postJson(event(), bearer)),
+      await t.handle("/local/events", { method: "PUT", headers: bearer }),
+      await t.handle("/docs/json"),
+    ]) {
+      expect(res.status).not.toBe(401);
+      expect(res.headers.get("www-authenticate")).toBeNull();
+    }
   });
 });
