@@ -9,6 +9,7 @@ import { corsPolicy } from "./cors.ts";
 import { errorAnswers } from "./errors.ts";
 import type { AppHooks } from "./hooks.ts";
 import { createIngest } from "./ingest.ts";
+import { methodTable, type RouteEntry } from "./methods.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -50,10 +51,18 @@ export interface AppOptions {
  * come first and keep Elysia's own answers, as they always did).
  */
 export function createApp(options: AppOptions) {
+  // Read from the finished app's routes on the first miss, and again whenever
+  // routes were added since (the 405 must know every route, mounted anywhere).
+  let known: { count: number; allow: (path: string) => string | null } | null = null;
+  const allowedMethods = (path: string): string | null => {
+    const routes: readonly RouteEntry[] = built.routes;
+    if (known === null || known.count !== routes.length) known = { count: routes.length, allow: methodTable(routes) };
+    return known.allow(path);
+  };
   let app = new Elysia()
     .use(corsPolicy(options.corsOrigins))
     .use(docsRoutes())
-    .use(errorAnswers(options))
+    .use(errorAnswers({ ...options, allowedMethods }))
     .use(authGuard(options.apiToken));
 
   for (const plugin of options.plugins ?? []) app = app.use(plugin);

@@ -97,3 +97,37 @@ test("on the wire the hooks still run: refusals by the bounded store and invalid
     await server.stop(true);
   }
 });
+
+test("on the wire the ingest fast path challenges a 401 (error=\"invalid_token\" for a wrong token) and says Vary: Origin on every answer", async () => {
+  const t = testApp({ apiToken: TOKEN });
+  apps.push(t);
+  const url = t.listen();
+  const post = (headers: Record<string, string>, body = JSON.stringify(ev(1))) => fetch(`${url}/local/events`, { method: "POST", headers: { ...json, ...headers }, body });
+  const none = await post({ origin: "http://localhost:5173" });
+  expect(none.status).toBe(401);
+  expect(none.headers.get("www-authenticate")).toBe('Bearer realm="zoe-local"');
+  expect(none.headers.get("access-control-allow-origin")).toBe("http://localhost:5173");
+  const wrong = await post({ authorization: "Bearer wrong-token-wrong-token" });
+  expect(wrong.status).toBe(401);
+  expect(wrong.headers.get("www-authenticate")).toBe('Bearer realm="zoe-local", error="invalid_token"');
+  const created = await post({ authorization: `Bearer ${TOKEN}` });
+  const invalid = await post({ authorization: `Bearer ${TOKEN}`, origin: "http://evil.example" }, "[]");
+  expect([created.status, invalid.status]).toEqual([201, 400]);
+  for (const res of [none, wrong, created, invalid]) expect(res.headers.get("vary")).toBe("Origin");
+  for (const res of [created, invalid]) expect(res.headers.get("www-authenticate")).toBeNull();
+});
+
+test("on the wire a wrong method on /local/events is 405 with Allow (after the token check, as on every route), not the fast path", async () => {
+  const t = testApp({ apiToken: TOKEN });
+  apps.push(t);
+  const url = t.listen();
+  for (const method of ["PUT", "DELETE", "PATCH"]) {
+    const res = await fetch(`${url}/local/events`, { method, headers: { ...auth, origin: "http://localhost:5173" }, body: JSON.stringify(ev(1)) });
+    expect({ method, status: res.status, allow: res.headers.get("allow"), vary: res.headers.get("vary") }).toEqual({ method, status: 405, allow: "GET, HEAD, POST, OPTIONS", vary: "Origin" });
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("method_not_allowed");
+    const anonymous = await fetch(`${url}/local/events`, { method, headers: json, body: "{}" });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get("allow")).toBeNull();
+  }
+  expect(t.store.lastSeq("live")).toBe(0);
+});
