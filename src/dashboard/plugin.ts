@@ -49,7 +49,8 @@ export function dashboardPlugin(options: DashboardPluginOptions) {
         return new Response(page.gzip, { headers: { ...headers, "content-encoding": "gzip" } });
       }
       return new Response(page.html, { headers });
-    })
+      // A page for people, like /docs itself: not part of the API's description.
+    }, { detail: { hide: true } })
     .get(
       "/dashboard/config.json",
       () => new Response(JSON.stringify(options.config), { headers: { "content-type": "application/json", "cache-control": "no-cache" } }),

@@ -5,6 +5,7 @@
 // the other reads: the app's onRequest guard covers plugins too).
 import { Elysia } from "elysia";
 import type { AppHooks } from "./hooks.ts";
+import { routeDocs } from "./openapi.ts";
 import type { BuildInfo } from "../ops/build-info.ts";
 import type { Clock } from "../lib/clock.ts";
 import { ZoeError } from "../domain/errors.ts";
@@ -105,13 +106,7 @@ export function createOperations(options: OperationsOptions): Operations {
     .get(
       "/metrics",
       async () => new Response(await metrics.text(), { headers: { "content-type": metrics.contentType } }),
-      {
-        detail: {
-          summary: "Prometheus metrics",
-          description:
-            "Text exposition format: ingest counts and latency, backlog (events, bytes, oldest age) against its caps, flush sends, quarantine, SSE clients, DB and WAL size, process metrics.",
-        },
-      },
+      { detail: routeDocs["GET /metrics"] },
     )
     .get(
       "/ready",
@@ -122,13 +117,7 @@ export function createOperations(options: OperationsOptions): Operations {
           headers: { "content-type": "application/json" },
         });
       },
-      {
-        detail: {
-          summary: "Readiness",
-          description:
-            "200 when this instance takes events now; 503 with reasons while it drains for shutdown, the database cannot be written (repeated write failures within a minute), or the backlog/disk limits refuse ordinary events. GET /health is liveness.",
-        },
-      },
+      { detail: routeDocs["GET /ready"] },
     );
 
   return { limits, readiness, metrics, hooks, plugin };

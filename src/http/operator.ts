@@ -20,6 +20,7 @@ import type { Readiness } from "../ops/readiness.ts";
 import type { Limits } from "../store/limits.ts";
 import type { EventStore } from "../store/store.ts";
 import type { Hub } from "../stream/hub.ts";
+import { routeDocs } from "./openapi.ts";
 import { modeOnlyQuery, modeQuery, onlyParams } from "./query.ts";
 
 export interface OperatorRoutesOptions {
@@ -139,14 +140,7 @@ export function operatorRoutes(options: OperatorRoutesOptions) {
   };
 
   return new Elysia({ name: "zoe-operator" })
-    .get("/local/status", () => json(status()), {
-      detail: {
-        summary: "Service status for operators",
-        description:
-          "Everything `zoe-local status` prints: overall status (ok, degraded, not_ready) and the problems found, build and uptime, readiness, " +
-          "database path and size, free disk, remote, capacity against the limits, and per mode the backlog, oldest unflushed age, last flush, flusher state, quarantine, last seq and stream clients.",
-      },
-    })
+    .get("/local/status", () => json(status()), { detail: routeDocs["GET /local/status"] })
     .post(
       "/local/flush",
       async ({ request, server }) => {
@@ -178,12 +172,7 @@ export function operatorRoutes(options: OperatorRoutesOptions) {
       },
       {
         parse: "none",
-        detail: {
-          summary: "Flush now",
-          description:
-            "Asks the flusher to send the backlog of `mode` (both modes without it) now, cutting a backoff wait short. 202 at once; with ?wait=true, 200 once the flush has drained the queue, " +
-            "or 502 flush_failed as soon as an attempt fails (the flusher keeps retrying on its own). 409 no_remote without SUPABASE_URL.",
-        },
+        detail: routeDocs["POST /local/flush"],
       },
     )
     .get(
@@ -195,21 +184,11 @@ export function operatorRoutes(options: OperatorRoutesOptions) {
         if (!entry) throw new NotFoundError(`Event ${params.id} is not in the quarantine (never quarantined, or released)`);
         return json(entry);
       },
-      {
-        detail: {
-          summary: "One quarantined event",
-          description: "{event, reason, errors, remote_status, attempts, quarantined_at} of a quarantined event; 404 when it is not (or no longer) quarantined.",
-        },
-      },
+      { detail: routeDocs["GET /local/quarantine/:id"] },
     )
     .get(
       "/local/history",
       ({ request }) => json(history.read(modeOnlyQuery(new URL(request.url)))),
-      {
-        detail: {
-          summary: "The last hour, for charts",
-          description: `Per interval (${history.intervalMs / 1000} s) of the last hour, kept in memory since the start: backlog, ingest and drain rates, mean and longest send to the remote, failed sends, oldest unflushed age. One array per series, aligned on t (epoch ms).`,
-        },
-      },
+      { detail: routeDocs["GET /local/history"] },
     );
 }

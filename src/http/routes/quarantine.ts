@@ -6,6 +6,7 @@ import { NotFoundError } from "../../domain/errors.ts";
 import { checkRetryInput, type QuarantineSource } from "../../flush/quarantine.ts";
 import { readJsonBody } from "../body.ts";
 import { eventsQuery } from "../query.ts";
+import { routeDocs } from "../openapi.ts";
 import { json } from "../responses.ts";
 
 export interface QuarantineRoutesOptions {
@@ -23,14 +24,7 @@ export function quarantineRoutes(options: QuarantineRoutesOptions) {
         if (!source) throw new NotFoundError("No quarantine: this service has no flusher");
         return json({ mode: q.mode, count: source.count(q.mode), events: source.list(q.mode, { limit: q.limit, afterSeq: q.sinceSeq }) });
       },
-      {
-        detail: {
-          summary: "List quarantined events",
-          description:
-            "Events the remote rejected for good (or that fail the shared schema), set aside so the flush queue keeps moving: " +
-            "{mode, count, events:[{event, reason, errors, remote_status, attempts, quarantined_at}]}, by seq; since_seq pages.",
-        },
-      },
+      { detail: routeDocs["GET /local/quarantine"] },
     )
     .post(
       "/local/quarantine/retry",
@@ -43,10 +37,7 @@ export function quarantineRoutes(options: QuarantineRoutesOptions) {
       },
       {
         parse: "none",
-        detail: {
-          summary: "Retry quarantined events",
-          description: "Body {mode, ids?}: puts these quarantined events (all of the mode without ids) back in the flush queue after a fix, and flushes at once.",
-        },
+        detail: routeDocs["POST /local/quarantine/retry"],
       },
     );
 }

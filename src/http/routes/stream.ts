@@ -68,6 +68,6 @@ export function streamRoutes(options: StreamRoutesOptions) {
         modeQuery(url);
         streamPosition(request, url);
         return new Response(null, { headers: SSE_HEADERS });
-      })
+      }, { detail: routeDocs["HEAD /local/stream"] })
   );
 }
