@@ -1,6 +1,6 @@
-"""HTTP/1.1 to the service over ``http.client``: one keep-alive connection per
-Transport, the bearer token on every request, and an ``abort()`` another thread
-may call to cut a request short (``close()``'s deadline)."""
+"""HTTP/1.1 to the service (wire.py): one keep-alive connection per Transport,
+the bearer token on every request, and an ``abort()`` another thread may call
+to cut a request short (``close()``'s deadline)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 from .errors import ServiceError, ServiceUnreachable
+from .wire import Connection
 
 USER_AGENT = "zoe-local-python/0.1.0"
 # Failures a kept-alive connection shows when the server closed it while idle:
@@ -78,19 +79,18 @@ class Transport:
     def __init__(self, base: BaseUrl, token: Optional[str], timeout: float) -> None:
         self.base = base
         self.timeout = timeout
-        self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        host = f"[{base.host}]" if ":" in base.host else base.host
+        default_port = 443 if base.scheme == "https" else 80
+        fixed = [f"Host: {host}" if base.port == default_port else f"Host: {host}:{base.port}", f"User-Agent: {USER_AGENT}", "Accept: application/json"]
         if token:
-            self._headers["Authorization"] = f"Bearer {token}"
-        self._conn: Optional[http.client.HTTPConnection] = None
+            fixed.append(f"Authorization: Bearer {token}")
+        self._fixed = "\r\n".join(fixed)
+        self._conn: Optional[Connection] = None
         self._lock = threading.Lock()
         self._aborted = False
 
-    def _connect(self, timeout: float) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self.base.scheme == "https" else http.client.HTTPConnection
-        conn = cls(self.base.host, self.base.port, timeout=timeout)
-        conn.connect()
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn
+    def _connect(self, timeout: float) -> Connection:
+        return Connection(self.base.host, self.base.port, self.base.scheme == "https", timeout)
 
     def request(
         self,
@@ -101,12 +101,13 @@ class Transport:
         timeout: Optional[float] = None,
     ) -> Response:
         """One request; ServiceUnreachable when no complete answer arrived."""
-        all_headers = dict(self._headers)
+        lines = [f"{method} {self.base.prefix}{path} HTTP/1.1", self._fixed]
         if body is not None:
-            all_headers["Content-Type"] = "application/json"
+            lines.append(f"Content-Type: application/json\r\nContent-Length: {len(body)}")
         if headers:
-            all_headers.update(headers)
-        url = self.base.prefix + path
+            lines.extend(f"{k}: {v}" for k, v in headers.items())
+        lines.append("\r\n")
+        head = "\r\n".join(lines).encode("latin-1")
         for attempt in (0, 1):
             reused = self._conn is not None
             try:
@@ -118,13 +119,10 @@ class Transport:
                     elif timeout is not None:
                         self._conn.sock.settimeout(timeout)
                     conn = self._conn
-                conn.request(method, url, body=body, headers=all_headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                out = Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-                if resp.will_close:
+                status, answer_headers, data, closing = conn.exchange(head, body, method == "HEAD")
+                if closing:
                     self.reset()
-                return out
+                return Response(status, answer_headers, data)
             except ServiceUnreachable:
                 self.reset()
                 raise
