@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { runCli, spawnCli } from "../helpers/cli.ts";
 import { type ServiceProcess, startService } from "../helpers/service.ts";
-import { type SupabaseStack, startSupabaseStack } from "../helpers/supabase-stack.ts";
+import { refusePoisonRows, type SupabaseStack, startSupabaseStack } from "../helpers/supabase-stack.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
 
 const TOKEN = "cli-remote-token-0123456789abcdef";
@@ -17,15 +17,7 @@ const cleanups: (() => unknown)[] = [];
 
 beforeAll(async () => {
   stack = await startSupabaseStack();
-  // A poison row, as in the flush e2e test: Postgres refuses it, so the function answers `rejected`.
-  await stack.sql.unsafe(`
-    create function public.refuse_poison() returns trigger language plpgsql as $$
-    begin
-      if new.body = 'poison' then raise exception 'poison row refused' using errcode = '22023'; end if;
-      return new;
-    end $$;
-    create trigger refuse_poison before insert on public.zoe_events for each row execute function public.refuse_poison();
-  `);
+  await refusePoisonRows(stack);
   gate = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,

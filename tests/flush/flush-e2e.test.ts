@@ -6,7 +6,7 @@ import { openStore } from "../../src/store/store.ts";
 import { createEdgeFunctionSink } from "../../src/flush/sinks/edge-function.ts";
 import { systemClock } from "../../src/lib/clock.ts";
 import { type ServiceProcess, startService } from "../helpers/service.ts";
-import { startSupabaseStack, type SupabaseStack } from "../helpers/supabase-stack.ts";
+import { refusePoisonRows, startSupabaseStack, type SupabaseStack } from "../helpers/supabase-stack.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
 
 let stack: SupabaseStack;
@@ -14,15 +14,7 @@ const cleanups: (() => unknown)[] = [];
 
 beforeAll(async () => {
   stack = await startSupabaseStack();
-  // A row Postgres refuses although the shared schema accepts it: the poison event.
-  await stack.sql.unsafe(`
-    create function public.refuse_poison() returns trigger language plpgsql as $$
-    begin
-      if new.body = 'poison' then raise exception 'poison row refused' using errcode = '22023'; end if;
-      return new;
-    end $$;
-    create trigger refuse_poison before insert on public.zoe_events for each row execute function public.refuse_poison();
-  `);
+  await refusePoisonRows(stack);
 }, 60_000);
 
 afterAll(async () => {

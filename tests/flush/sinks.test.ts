@@ -15,22 +15,14 @@ import {
 } from "../../src/flush/sink.ts";
 import { createDirectSink } from "../../src/flush/sinks/direct.ts";
 import { createEdgeFunctionSink } from "../../src/flush/sinks/edge-function.ts";
-import { startSupabaseStack, type SupabaseStack } from "../helpers/supabase-stack.ts";
+import { refusePoisonRows, startSupabaseStack, type SupabaseStack } from "../helpers/supabase-stack.ts";
 
 const SECRET = "flush-secret-for-tests-0123456789";
 let stack: SupabaseStack;
 
 beforeAll(async () => {
   stack = await startSupabaseStack({ functionEnv: { ZOE_FLUSH_SECRET: SECRET, ZOE_INGEST_MAX_BODY_BYTES: "300000" } });
-  // A row Postgres refuses although the shared schema accepts it (class 22, like a bad value would be).
-  await stack.sql.unsafe(`
-    create function public.refuse_poison() returns trigger language plpgsql as $$
-    begin
-      if new.body = 'poison' then raise exception 'poison row refused' using errcode = '22023'; end if;
-      return new;
-    end $$;
-    create trigger refuse_poison before insert on public.zoe_events for each row execute function public.refuse_poison();
-  `);
+  await refusePoisonRows(stack);
 }, 60_000);
 
 afterAll(async () => {
