@@ -105,6 +105,25 @@ function setup(options: { at?: string; settings?: Partial<FlushSettings>; handle
 
 const seqs = (events: StoredEvent[]) => events.map((e) => e.seq);
 
+/**
+ * A flusher whose first send of `events` got a 503 and that now waits out a
+ * 30 s backoff (the top of its jitter); every later send is accepted.
+ */
+async function inBackoff(events: number) {
+  const t = setup({
+    settings: { backoffMinMs: 30_000 },
+    random: () => 0.999_999,
+    handler: (b, call) => {
+      if (call === 1) throw new RemoteUnavailableError("503");
+      return verdicts(b);
+    },
+  });
+  await t.append(events);
+  t.flusher.start();
+  await t.scheduler.settle();
+  return t;
+}
+
 describe("backoffDelay()", () => {
   const s = { backoffMinMs: 1_000, backoffMaxMs: 60_000 };
   test("doubles the ceiling per attempt up to the cap", () => {
@@ -351,17 +370,7 @@ describe("createFlusher()", () => {
   });
 
   test("a critical event cuts a pending backoff wait short", async () => {
-    const t = setup({
-      settings: { backoffMinMs: 30_000 },
-      random: () => 0.999_999,
-      handler: (b, call) => {
-        if (call === 1) throw new RemoteUnavailableError("503");
-        return verdicts(b);
-      },
-    });
-    await t.append(1);
-    t.flusher.start();
-    await t.scheduler.settle();
+    const t = await inBackoff(1);
     expect(t.flusher.status("live")).toMatchObject({ flusher: "backoff" });
     await t.append(1, "KILL_SWITCH");
     await t.scheduler.settle();
@@ -534,17 +543,7 @@ describe("createFlusher()", () => {
   });
 
   test("stop() during a backoff wait makes one last attempt at once", async () => {
-    const t = setup({
-      settings: { backoffMinMs: 30_000 },
-      random: () => 0.999_999,
-      handler: (b, call) => {
-        if (call === 1) throw new RemoteUnavailableError("503");
-        return verdicts(b);
-      },
-    });
-    await t.append(2);
-    t.flusher.start();
-    await t.scheduler.settle();
+    const t = await inBackoff(2);
     expect(await t.flusher.stop()).toEqual({ left: 0 });
     expect(t.calls).toHaveLength(2);
   });

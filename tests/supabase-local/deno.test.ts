@@ -10,7 +10,8 @@ import { tempDir } from "../helpers/tmp.ts";
 
 describe("denoEnv()", () => {
   test("passes the TLS, proxy, registry and cache variables to Deno and nothing else", () => {
-    const env = denoEnv({
+    // What Deno needs to reach a registry through a proxy and trust its certificate.
+    const passed = {
       PATH: "/usr/bin",
       HOME: "/home/u",
       DENO_DIR: "/cache/deno",
@@ -26,28 +27,9 @@ describe("denoEnv()", () => {
       no_proxy: "localhost,127.0.0.1",
       ALL_PROXY: "socks5://proxy:1080",
       NPM_CONFIG_REGISTRY: "https://npm.mirror.example/",
-      SUPABASE_SERVICE_ROLE_KEY: "must-not-leak",
-      ZOE_API_TOKEN: "must-not-leak-either",
-    });
-    expect(env).toEqual({
-      PATH: "/usr/bin",
-      HOME: "/home/u",
-      NO_COLOR: "1",
-      DENO_NO_UPDATE_CHECK: "1",
-      DENO_DIR: "/cache/deno",
-      SSL_CERT_FILE: "/etc/ssl/certs/ca-certificates.crt",
-      SSL_CERT_DIR: "/etc/ssl/certs",
-      DENO_CERT: "/etc/corp-ca.pem",
-      DENO_TLS_CA_STORE: "mozilla",
-      HTTPS_PROXY: "http://proxy:3128",
-      https_proxy: "http://proxy:3128",
-      HTTP_PROXY: "http://proxy:3128",
-      http_proxy: "http://proxy:3128",
-      NO_PROXY: "localhost,127.0.0.1",
-      no_proxy: "localhost,127.0.0.1",
-      ALL_PROXY: "socks5://proxy:1080",
-      NPM_CONFIG_REGISTRY: "https://npm.mirror.example/",
-    });
+    };
+    const env = denoEnv({ ...passed, SUPABASE_SERVICE_ROLE_KEY: "must-not-leak", ZOE_API_TOKEN: "must-not-leak-either" });
+    expect(env).toEqual({ ...passed, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" });
   });
 
   test("trusts the OS store as well as Deno's own unless the user chose a store, and only when the OS store can be read", () => {
