@@ -7,27 +7,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Value } from "@sinclair/typebox/value";
 import type { TSchema } from "@sinclair/typebox";
-import { join } from "node:path";
-import { loadFlushConfig } from "../../src/config.ts";
-import { CRITICAL_SUBTYPES } from "../../src/domain/events.ts";
 import type { EventInput } from "../../src/domain/schema.ts";
-import { createFlusher, type Flusher } from "../../src/flush/flusher.ts";
-import { Quarantine } from "../../src/flush/quarantine.ts";
-import { createEdgeFunctionSink } from "../../src/flush/sinks/edge-function.ts";
-import { createApp } from "../../src/http/app.ts";
 import { routeDocs } from "../../src/http/openapi.ts";
-import { createOperations } from "../../src/http/operations.ts";
-import { operatorRoutes } from "../../src/http/operator.ts";
-import { systemClock } from "../../src/lib/clock.ts";
-import { silentLogger } from "../../src/lib/log.ts";
-import { readBuildInfo } from "../../src/ops/build-info.ts";
-import { createHealth } from "../../src/ops/health.ts";
-import { createHistory } from "../../src/ops/history.ts";
-import { openStore } from "../../src/store/store.ts";
-import { createHub } from "../../src/stream/hub.ts";
-import { NO_LIMITS } from "../helpers/ops.ts";
 import { type SupabaseStack, startSupabaseStack } from "../helpers/supabase-stack.ts";
-import { tempDir } from "../helpers/tmp.ts";
+import { wiredApp } from "../helpers/wired-app.ts";
 
 const TOKEN = "openapi-token-0123456789";
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -42,48 +25,16 @@ afterAll(async () => {
 });
 
 function fullApp(options: { remote: boolean }) {
-  const dir = tempDir("zoe-openapi-");
-  const clock = systemClock;
-  const store = openStore({ path: dir.file("zoe.db"), clock });
-  const hub = createHub();
-  store.onAppend((events) => hub.publish(events));
-  const quarantine = new Quarantine(store, clock);
-  let flusher: Flusher | null = null;
-  const ops = createOperations({ store, hub, clock, logger: silentLogger, limits: NO_LIMITS, criticalSubtypes: CRITICAL_SUBTYPES, quarantine, flusher: () => flusher, processMetrics: false });
-  const history = createHistory({ store, clock, intervalMs: 1000 });
-  const shutdown = new AbortController();
-  if (options.remote) {
-    const settings = loadFlushConfig({ ZOE_FLUSH_BACKOFF_MIN_MS: "50", ZOE_FLUSH_BACKOFF_MAX_MS: "200", ZOE_FLUSH_TIMEOUT_MS: "2000" });
-    const sink = createEdgeFunctionSink({ url: stack.url, serviceKey: stack.serviceKey, timeoutMs: settings.timeoutMs, clock });
-    flusher = createFlusher({ store, sink: history.instrumentSink(sink), quarantine, clock, config: settings, signal: shutdown.signal });
-    flusher.start();
-  }
-  const health = createHealth({ store, clock, startedAt: clock.now(), flusher, limits: ops.limits });
-  const app = createApp({
-    store,
-    hub,
-    health,
-    logger: silentLogger,
+  const t = wiredApp({
+    remote: options.remote ? stack : null,
     apiToken: TOKEN,
-    corsOrigins: [],
+    // Small enough for a 413; one open stream, so the next one gets the cap's 503.
     maxRequestBytes: 4096,
-    sse: { heartbeatMs: 60_000, retryMs: 1000, maxBufferedBytes: 1 << 20, coalesceMs: 0, maxClients: 1 },
-    shutdown: shutdown.signal,
-    plugins: [
-      ops.plugin,
-      operatorRoutes({ store, hub, health, readiness: ops.readiness, limits: ops.limits, history, build: readBuildInfo(join(import.meta.dir, "..", "..")), clock, startedAt: clock.now(), flusher: () => flusher, remoteTarget: options.remote ? "the test stack" : null, quarantine, flushPollMs: 20 }),
-    ],
-    hooks: ops.hooks,
-    quarantine: { list: (m, o) => quarantine.list(m, o), count: (m) => quarantine.count(m), retry: (m, ids) => quarantine.release(m, ids) },
+    sse: { maxClients: 1 },
   });
-  cleanups.push(async () => {
-    shutdown.abort();
-    await flusher?.stop();
-    store.close();
-    dir.cleanup();
-  });
-  const handle = (path: string, init: RequestInit = {}) => app.handle(new Request(`http://localhost${path}`, { ...init, headers: { ...auth, ...(init.headers as Record<string, string>) } }));
-  return { app, store, quarantine, history, handle };
+  cleanups.push(t.close);
+  const handle = (path: string, init: RequestInit = {}) => t.handle(path, { ...init, headers: { ...auth, ...(init.headers as Record<string, string>) } });
+  return { ...t, handle };
 }
 
 type Doc = { paths: Record<string, Record<string, { responses: Record<string, { headers?: Record<string, unknown>; content?: Record<string, { schema: unknown }> }> }>> };

@@ -3,25 +3,10 @@
 // flushes the real Edge Function of the local Supabase stack.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { loadFlushConfig } from "../../src/config.ts";
-import { CRITICAL_SUBTYPES } from "../../src/domain/events.ts";
 import type { EventInput } from "../../src/domain/schema.ts";
-import { createFlusher, type Flusher } from "../../src/flush/flusher.ts";
-import { Quarantine } from "../../src/flush/quarantine.ts";
-import { createEdgeFunctionSink } from "../../src/flush/sinks/edge-function.ts";
-import { createApp } from "../../src/http/app.ts";
-import { createOperations } from "../../src/http/operations.ts";
-import { operatorRoutes } from "../../src/http/operator.ts";
-import { systemClock } from "../../src/lib/clock.ts";
-import { silentLogger } from "../../src/lib/log.ts";
 import { readBuildInfo } from "../../src/ops/build-info.ts";
-import { createHealth } from "../../src/ops/health.ts";
-import { createHistory } from "../../src/ops/history.ts";
-import { openStore } from "../../src/store/store.ts";
-import { createHub } from "../../src/stream/hub.ts";
-import { NO_LIMITS } from "../helpers/ops.ts";
 import { type SupabaseStack, startSupabaseStack } from "../helpers/supabase-stack.ts";
-import { tempDir } from "../helpers/tmp.ts";
+import { wiredApp } from "../helpers/wired-app.ts";
 
 const TOKEN = "operator-token-0123456789";
 const BUILD = readBuildInfo(join(import.meta.dir, "..", ".."));
@@ -37,51 +22,13 @@ afterEach(async () => {
 });
 
 function setup(options: { remote?: boolean; apiToken?: string | null; url?: string } = {}) {
-  const dir = tempDir("zoe-operator-");
-  const clock = systemClock;
-  const store = openStore({ path: dir.file("zoe.db"), clock });
-  const hub = createHub();
-  store.onAppend((events) => hub.publish(events));
-  const quarantine = new Quarantine(store, clock);
-  let flusher: Flusher | null = null;
-  const ops = createOperations({ store, hub, clock, logger: silentLogger, limits: NO_LIMITS, criticalSubtypes: CRITICAL_SUBTYPES, quarantine, flusher: () => flusher, processMetrics: false });
-  const history = createHistory({ store, clock, intervalMs: 1000 });
-  const shutdown = new AbortController();
-  if (options.remote) {
-    const settings = loadFlushConfig({ ZOE_FLUSH_BACKOFF_MIN_MS: "50", ZOE_FLUSH_BACKOFF_MAX_MS: "200", ZOE_FLUSH_TIMEOUT_MS: "2000" });
-    const url = options.url ?? stack.url;
-    const sink = createEdgeFunctionSink({ url, serviceKey: stack.serviceKey, timeoutMs: settings.timeoutMs, clock });
-    flusher = createFlusher({ store, sink: history.instrumentSink(sink), quarantine, clock, config: settings, signal: shutdown.signal });
-    flusher.start();
-  }
-  const health = createHealth({ store, clock, startedAt: clock.now() - 5_000, flusher, limits: ops.limits });
-  const app = createApp({
-    store,
-    hub,
-    health,
-    logger: silentLogger,
-    apiToken: options.apiToken ?? null,
-    corsOrigins: [],
-    maxRequestBytes: 1_048_576,
-    sse: { heartbeatMs: 60_000, retryMs: 1000, maxBufferedBytes: 1 << 20, coalesceMs: 0 },
-    shutdown: shutdown.signal,
-    plugins: [
-      ops.plugin,
-      operatorRoutes({ store, hub, health, readiness: ops.readiness, limits: ops.limits, history, build: BUILD, clock, startedAt: clock.now() - 5_000, flusher: () => flusher, remoteTarget: options.remote ? "the test stack" : null, quarantine, flushPollMs: 20 }),
-    ],
-    hooks: ops.hooks,
-  });
-  cleanups.push(async () => {
-    shutdown.abort();
-    await flusher?.stop();
-    store.close();
-    dir.cleanup();
-  });
+  // Started 5 s ago, so the uptime it reports has a floor to check.
+  const t = wiredApp({ remote: options.remote ? { url: options.url ?? stack.url, serviceKey: stack.serviceKey } : null, apiToken: options.apiToken, startedAgoMs: 5_000 });
+  cleanups.push(t.close);
   let n = 0;
   const events = (count: number, mode: "live" | "paper" = "live") =>
     Array.from({ length: count }, (): EventInput => ({ mode, source: "bot", type: "T", subtype: "TICK", body: `operator ${++n} ${crypto.randomUUID()}` }));
-  const handle = (path: string, init?: RequestInit) => app.handle(new Request(`http://localhost${path}`, init));
-  return { store, quarantine, history, handle, events };
+  return { ...t, events };
 }
 
 describe("GET /local/status", () => {
