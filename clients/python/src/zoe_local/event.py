@@ -29,6 +29,7 @@ from .models import MODES, SEVERITIES
 MAX_BODY_BYTES = 65_536
 MAX_JSON_DEPTH = 64  # src/http/body.ts: containers nested this deep are refused
 MAX_SAFE_INTEGER = 2**53 - 1
+_SEEN_MAX = 4096
 
 _ISO_8601 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$")
 _SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f][0-9a-f]{2}", re.IGNORECASE)
@@ -163,6 +164,23 @@ class EventEncoder:
         self.critical_subtypes = critical_subtypes
         self.max_request_bytes = max_request_bytes
         self._meta = _make_meta_encoder()
+        # A bot repeats its types, subtypes and symbols: each distinct string
+        # is checked and escaped once (plain str only, so a str subclass with
+        # its own __eq__ cannot stand in for a checked value).
+        self._seen: Dict[str, str] = {}
+        self._symbols: Dict[str, str] = {}
+
+    @staticmethod
+    def _remember_in(cache: Dict[str, str], value: str) -> str:
+        if len(cache) >= _SEEN_MAX:
+            cache.clear()  # a bot that never repeats itself: bounded, not an LRU
+        text = _escape(value)
+        if type(value) is str:
+            cache[value] = text
+        return text
+
+    def _remember(self, value: str, cache: Optional[Dict[str, str]] = None) -> str:
+        return self._remember_in(self._seen if cache is None else cache, value)
 
     def encode(
         self,
@@ -188,18 +206,28 @@ class EventEncoder:
             raise InvalidEvent(
                 f"Cannot emit event: severity must be one of {', '.join(SEVERITIES)}, got {severity!r}", "/severity"
             )
-        check_text(etype, "/type", 128)
-        check_text(subtype, "/subtype", 128)
+        seen = self._seen
+        type_json = seen.get(etype) if type(etype) is str else None
+        if type_json is None:
+            type_json = self._remember(check_text(etype, "/type", 128))
+        subtype_json = seen.get(subtype) if type(subtype) is str else None
+        if subtype_json is None:
+            subtype_json = self._remember(check_text(subtype, "/subtype", 128))
         check_body(body)
         source_json = self.source_json if source is None else _escape(check_text(source, "/source", 128))
-        symbol_json = "null" if symbol is None else _escape(check_text(symbol, "/symbol", 64))
+        if symbol is None:
+            symbol_json = "null"
+        else:
+            symbol_json = self._symbols.get(symbol) if type(symbol) is str else None
+            if symbol_json is None:
+                symbol_json = self._remember(check_text(symbol, "/symbol", 64), self._symbols)
         meta_json = "{}" if meta is None else self._encode_meta(meta)
         now = time.time_ns()
         ts_text = rfc3339(now) if ts is None else check_ts(ts)
         event_id = uuid7(now)
         key_json = f'"{event_id}"' if idempotency_key is None else _escape(check_text(idempotency_key, "/idempotency_key", 256))
         text = _TEMPLATE % (
-            event_id, key_json, mode, ts_text, source_json, _escape(etype), _escape(subtype),
+            event_id, key_json, mode, ts_text, source_json, type_json, subtype_json,
             symbol_json, severity, _escape(body), meta_json,
         )  # fmt: skip
         try:
