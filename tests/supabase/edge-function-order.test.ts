@@ -4,6 +4,7 @@
 // Real Deno behind the local gateway, a real Postgres database of its own.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
+import { remoteEvent } from "../helpers/remote-event.ts";
 import { type SupabaseStack, startSupabaseStack } from "../helpers/supabase-stack.ts";
 import { waitFor } from "../helpers/tmp.ts";
 
@@ -17,26 +18,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-let counter = 0;
-function event(seq: number, mode: "paper" | "live" = "live"): StoredEvent {
-  counter++;
-  const hex = counter.toString(16).padStart(12, "0");
-  return {
-    id: `0190a6f1-0000-7000-8000-${hex}`,
-    mode,
-    seq,
-    ts: "2026-03-09T14:30:00.000Z",
-    source: "bot",
-    type: "ORDER",
-    subtype: "BUY_SUBMITTED",
-    symbol: "AAPL",
-    severity: "info",
-    body: `event ${seq}`,
-    meta: { n: seq },
-    idempotency_key: `order-key-${hex}`,
-  };
-}
-const range = (from: number, to: number, mode: "paper" | "live" = "live") => Array.from({ length: to - from + 1 }, (_, i) => event(from + i, mode));
+const range = (from: number, to: number, mode: "paper" | "live" = "live") => Array.from({ length: to - from + 1 }, (_, i) => remoteEvent(from + i, { mode }));
 
 async function flush(body: Record<string, unknown>) {
   const res = await fetch(stack.functionUrl, {
@@ -125,10 +107,10 @@ describe("zoe-ingest after_key", () => {
 
   test("after_key must be an idempotency key or null", async () => {
     for (const bad of ["", "k".repeat(257), 10, true]) {
-      const res = await flush({ mode: "live", events: [event(60)], after_key: bad });
+      const res = await flush({ mode: "live", events: [remoteEvent(60)], after_key: bad });
       expect(res.status).toBe(400);
       expect(res.body.error?.details).toMatchObject({ errors: [{ path: "/after_key", message: "Expected an idempotency key (1 to 256 characters) or null" }] });
     }
-    expect((await flush({ mode: "live", events: [event(61)], after_key: null })).status).toBe(200);
+    expect((await flush({ mode: "live", events: [remoteEvent(61)], after_key: null })).status).toBe(200);
   });
 });

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import { signJwt } from "../../supabase/functions/_shared/jwt.ts";
+import { remoteEvent } from "../helpers/remote-event.ts";
 import { type SupabaseStack, startSupabaseStack } from "../helpers/supabase-stack.ts";
 import { denoBinary, denoEnv } from "../../scripts/supabase-local/deno.ts";
 
@@ -20,28 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
 });
-
-let counter = 0;
-/** A valid stored event; each call gets a fresh id and key unless overridden. */
-function event(seq: number, patch: Partial<StoredEvent> = {}): StoredEvent {
-  counter++;
-  const hex = counter.toString(16).padStart(12, "0");
-  return {
-    id: `0190a6f0-0000-7000-8000-${hex}`,
-    mode: "live",
-    seq,
-    ts: new Date(Date.UTC(2026, 2, 9, 14, 30, 0, seq % 1000)).toISOString(),
-    source: "bot",
-    type: "ORDER",
-    subtype: "BUY_FILLED",
-    symbol: "AAPL",
-    severity: "info",
-    body: `event ${seq}`,
-    meta: { n: seq },
-    idempotency_key: `key-${hex}`,
-    ...patch,
-  };
-}
 
 interface IngestBody {
   results: {
@@ -106,7 +85,7 @@ describe("zoe-ingest packaging", () => {
 });
 
 describe("zoe-ingest auth and request limits", () => {
-  const batch = () => ({ mode: "live", events: [event(1)], backlog: 0 });
+  const batch = () => ({ mode: "live", events: [remoteEvent(1)], backlog: 0 });
 
   test("refuses a caller without credentials (401)", async () => {
     // The gateway's verify_jwt answers first, as the platform does.
@@ -144,7 +123,7 @@ describe("zoe-ingest auth and request limits", () => {
   });
 
   test("refuses a body over 4 MiB with 413, declared or streamed", async () => {
-    const big = JSON.stringify({ mode: "live", events: [event(1, { meta: { pad: "x".repeat(4 * 1024 * 1024) } })] });
+    const big = JSON.stringify({ mode: "live", events: [remoteEvent(1, { meta: { pad: "x".repeat(4 * 1024 * 1024) } })] });
     const declared = await flush(big);
     expect(declared.status).toBe(413);
     expect(declared.body.error?.code).toBe("PAYLOAD_TOO_LARGE");
@@ -167,14 +146,14 @@ describe("zoe-ingest auth and request limits", () => {
 
   test("refuses a bad envelope with 400 and field paths", async () => {
     const cases: [unknown, string][] = [
-      [[event(1)], ""],
-      [{ mode: "demo", events: [event(1)] }, "/mode"],
+      [[remoteEvent(1)], ""],
+      [{ mode: "demo", events: [remoteEvent(1)] }, "/mode"],
       [{ mode: "live", events: [] }, "/events"],
       [{ mode: "live", events: {} }, "/events"],
-      [{ mode: "live", events: [event(1)], backlog: -1 }, "/backlog"],
-      [{ mode: "live", events: [event(1)], extra: true }, "/extra"],
-      [{ mode: "live", events: [event(1)], state: { ts: "yesterday", state: {} } }, "/state/ts"],
-      [{ mode: "live", events: [event(1)], state: { ts: "2026-01-01T00:00:00Z", state: { a: "\u0000" } } }, "/state/state"],
+      [{ mode: "live", events: [remoteEvent(1)], backlog: -1 }, "/backlog"],
+      [{ mode: "live", events: [remoteEvent(1)], extra: true }, "/extra"],
+      [{ mode: "live", events: [remoteEvent(1)], state: { ts: "yesterday", state: {} } }, "/state/ts"],
+      [{ mode: "live", events: [remoteEvent(1)], state: { ts: "2026-01-01T00:00:00Z", state: { a: "\u0000" } } }, "/state/state"],
     ];
     for (const [body, path] of cases) {
       const res = await flush(body);
@@ -184,7 +163,7 @@ describe("zoe-ingest auth and request limits", () => {
   });
 
   test("refuses more than 500 events per batch with 400 BATCH_TOO_LARGE", async () => {
-    const events = Array.from({ length: 501 }, (_, i) => event(i + 1));
+    const events = Array.from({ length: 501 }, (_, i) => remoteEvent(i + 1));
     const res = await flush({ mode: "live", events });
     expect(res.status).toBe(400);
     expect(res.body.error?.code).toBe("BATCH_TOO_LARGE");
@@ -197,10 +176,10 @@ describe("zoe-ingest auth and request limits", () => {
 
 describe("zoe-ingest per-event verdicts", () => {
   test("answers accepted, duplicate and rejected per event, in request order", async () => {
-    const a = event(10);
-    const b = event(11);
-    const bad = { ...event(12), seq: 0, extra: "x" };
-    const otherMode = event(13, { mode: "paper" });
+    const a = remoteEvent(10);
+    const b = remoteEvent(11);
+    const bad = { ...remoteEvent(12), seq: 0, extra: "x" };
+    const otherMode = remoteEvent(13, { mode: "paper" });
     const res = await flush({ mode: "live", events: [a, a, bad, b, otherMode], backlog: 7 });
     expect(res.status).toBe(200);
     expect(res.body.results.map((r) => r.status)).toEqual(["accepted", "duplicate", "rejected", "accepted", "rejected"]);
@@ -215,7 +194,7 @@ describe("zoe-ingest per-event verdicts", () => {
   });
 
   test("stores every field as sent", async () => {
-    const e = event(20, { ts: "2024-02-29T23:59:59.123456+05:30", symbol: null, severity: "critical", meta: { q: [1, { r: "ü😀" }] }, body: "Kauf — 📈" });
+    const e = remoteEvent(20, { ts: "2024-02-29T23:59:59.123456+05:30", symbol: null, severity: "critical", meta: { q: [1, { r: "ü😀" }] }, body: "Kauf — 📈" });
     expect((await flush({ mode: "live", events: [e] })).body.accepted).toBe(1);
     const [row] = await stack.sql`select id::text, mode, ts = ${e.ts}::timestamptz as same_ts, seq::int, source, type, subtype, symbol, severity, body, meta, idempotency_key
       from zoe_events where idempotency_key = ${e.idempotency_key}`;
@@ -229,8 +208,8 @@ describe("zoe-ingest per-event verdicts", () => {
       begin if new.body = 'poison' then raise exception 'poison body' using errcode = '22023'; end if; return new; end $$;
       create trigger test_refuse_poison before insert on zoe_events for each row execute function test_refuse_poison();`);
     try {
-      const good = [event(30), event(32)];
-      const poison = event(31, { body: "poison" });
+      const good = [remoteEvent(30), remoteEvent(32)];
+      const poison = remoteEvent(31, { body: "poison" });
       const res = await flush({ mode: "live", events: [good[0], poison, good[1]] });
       expect(res.status).toBe(200);
       expect(res.body.results.map((r) => r.status)).toEqual(["accepted", "rejected", "accepted"]);
@@ -242,9 +221,9 @@ describe("zoe-ingest per-event verdicts", () => {
   });
 
   test("an id already stored under another idempotency_key is rejected, not silently dropped", async () => {
-    const first = event(40);
+    const first = remoteEvent(40);
     await flush({ mode: "live", events: [first] });
-    const clash = event(41, { id: first.id });
+    const clash = remoteEvent(41, { id: first.id });
     const res = await flush({ mode: "live", events: [clash] });
     expect(res.body.results[0]!.status).toBe("rejected");
     expect(res.body.results[0]!.errors![0]!.message).toContain("different idempotency_key");
@@ -264,9 +243,9 @@ describe("zoe-ingest idempotency conflicts", () => {
   ];
   for (const [field, change] of changes) {
     test(`a stored key sent with another ${field} is rejected as idempotency_conflict naming the stored event`, async () => {
-      const stored = event(500);
+      const stored = remoteEvent(500);
       await flush({ mode: "live", events: [stored] });
-      const other = { ...stored, id: event(0).id, seq: 501, ...change };
+      const other = { ...stored, id: remoteEvent(0).id, seq: 501, ...change };
       const res = await flush({ mode: other.mode, events: [other], backlog: 0 });
       expect(res.status).toBe(200);
       expect(res.body.results[0]).toEqual({
@@ -284,16 +263,16 @@ describe("zoe-ingest idempotency conflicts", () => {
   }
 
   test("a repeat with another id, ts or seq (a restored local store) is still a duplicate; meta key order does not matter", async () => {
-    const stored = event(510, { meta: { a: 1, b: { c: [1, 2] } } });
+    const stored = remoteEvent(510, { meta: { a: 1, b: { c: [1, 2] } } });
     await flush({ mode: "live", events: [stored] });
-    const repeat = { ...stored, id: event(0).id, seq: 9, ts: "2027-01-04T15:00:00.000Z", meta: { b: { c: [1, 2] }, a: 1 } };
+    const repeat = { ...stored, id: remoteEvent(0).id, seq: 9, ts: "2027-01-04T15:00:00.000Z", meta: { b: { c: [1, 2] }, a: 1 } };
     const res = await flush({ mode: "live", events: [repeat] });
     expect(res.body.results.map((r) => r.status)).toEqual(["duplicate"]);
   });
 
   test("inside one batch: a true repeat of a key is a duplicate, a different event under it a conflict; health counts only what was stored", async () => {
-    const a = event(520, { mode: "paper" });
-    const res = await flush({ mode: "paper", events: [a, { ...a }, { ...a, seq: 521, body: "not the same", id: event(0).id }], backlog: 3 });
+    const a = remoteEvent(520, { mode: "paper" });
+    const res = await flush({ mode: "paper", events: [a, { ...a }, { ...a, seq: 521, body: "not the same", id: remoteEvent(0).id }], backlog: 3 });
     expect(res.body.results.map((r) => [r.status, r.code ?? null])).toEqual([
       ["accepted", null],
       ["duplicate", null],
@@ -306,7 +285,7 @@ describe("zoe-ingest idempotency conflicts", () => {
 
 describe("zoe-ingest idempotency and ordering", () => {
   test("the same batch flushed twice stores each event once", async () => {
-    const events = Array.from({ length: 50 }, (_, i) => event(100 + i));
+    const events = Array.from({ length: 50 }, (_, i) => remoteEvent(100 + i));
     const first = await flush({ mode: "live", events, backlog: 0 });
     const second = await flush({ mode: "live", events, backlog: 0 });
     expect([first.body.accepted, first.body.duplicates]).toEqual([50, 0]);
@@ -315,7 +294,7 @@ describe("zoe-ingest idempotency and ordering", () => {
   });
 
   test("a batch whose response was lost after commit is stored once when retried", async () => {
-    const events = Array.from({ length: 20 }, (_, i) => event(200 + i));
+    const events = Array.from({ length: 20 }, (_, i) => remoteEvent(200 + i));
     // A TCP hop that delivers the request, waits for the committed answer, then drops the connection.
     const upstream = new URL(stack.functionUrl);
     const lossy = await Bun.listen<{ buf: Buffer }>({
@@ -357,7 +336,7 @@ describe("zoe-ingest idempotency and ordering", () => {
   });
 
   test("batches delivered out of order and retried: ORDER BY seq reconstructs the local order", async () => {
-    const local = Array.from({ length: 30 }, (_, i) => event(1000 + i, { mode: "paper", body: `local ${i}` }));
+    const local = Array.from({ length: 30 }, (_, i) => remoteEvent(1000 + i, { mode: "paper", body: `local ${i}` }));
     const batches = [local.slice(0, 10), local.slice(10, 20), local.slice(20, 30)];
     for (const b of [batches[2]!, batches[0]!, batches[2]!, batches[1]!, batches[0]!]) {
       expect((await flush({ mode: "paper", events: b })).status).toBe(200);
@@ -371,11 +350,11 @@ describe("zoe-ingest health and state", () => {
   test("updates zoe_health and zoe_state in the same request; an older snapshot never replaces a newer one", async () => {
     const newer = { ts: "2026-03-09T15:00:00Z", state: { cash: 1000, positions: [{ symbol: "AAPL", qty: 10 }] } };
     const older = { ts: "2026-03-09T14:00:00Z", state: { cash: 5 } };
-    await flush({ mode: "paper", events: [event(5000, { mode: "paper" }), event(5001, { mode: "paper" })], backlog: 12, state: newer });
+    await flush({ mode: "paper", events: [remoteEvent(5000, { mode: "paper" }), remoteEvent(5001, { mode: "paper" })], backlog: 12, state: newer });
     let [health] = await stack.sql`select last_seq::int, last_batch_count, backlog::int, last_flush_ts > now() - interval '1 minute' as fresh from zoe_health where mode = 'paper'`;
     expect(health).toEqual({ last_seq: 5001, last_batch_count: 2, backlog: 12, fresh: true });
     // A retried older batch: last_seq never goes back, the older snapshot is ignored.
-    await flush({ mode: "paper", events: [event(4000, { mode: "paper" })], backlog: 3, state: older });
+    await flush({ mode: "paper", events: [remoteEvent(4000, { mode: "paper" })], backlog: 3, state: older });
     [health] = await stack.sql`select last_seq::int, last_batch_count, backlog::int from zoe_health where mode = 'paper'`;
     expect(health).toEqual({ last_seq: 5001, last_batch_count: 1, backlog: 3 });
     const [state] = await stack.sql`select ts = ${newer.ts}::timestamptz as same_ts, state from zoe_state where mode = 'paper'`;
@@ -404,7 +383,7 @@ describe("zoe-ingest on database failure", () => {
 
   test("a locked table → 503 after the lock timeout, and nothing of the batch is written", async () => {
     const before = await healthRow("live");
-    const events = [event(7000), event(7001)];
+    const events = [remoteEvent(7000), remoteEvent(7001)];
     const lock = stack.sql.begin(async (tx) => {
       await tx`lock table zoe_events in access exclusive mode`;
       const res = await flush({ mode: "live", events, backlog: 99 });
@@ -422,7 +401,7 @@ describe("zoe-ingest on database failure", () => {
       create or replace function test_fail_health() returns trigger language plpgsql as $$
       begin raise exception 'health write failed' using errcode = 'XX000'; end $$;
       create trigger test_fail_health before insert or update on zoe_health for each row execute function test_fail_health();`);
-    const events = [event(7100), event(7101)];
+    const events = [remoteEvent(7100), remoteEvent(7101)];
     try {
       const res = await flush({ mode: "live", events, state: { ts: "2030-01-01T00:00:00Z", state: { x: 1 } } });
       expect(res.status).toBe(503);
@@ -440,7 +419,7 @@ describe("zoe-ingest on database failure", () => {
     const adminUrl = new URL(stack.dbUrl);
     adminUrl.pathname = "/postgres";
     const admin = new SQL({ url: adminUrl.toString(), max: 1 });
-    const events = [event(7200)];
+    const events = [remoteEvent(7200)];
     await admin.unsafe(`alter database "${db}" allow_connections false`);
     try {
       await admin`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'zoe-ingest' and datname = ${db}`;
@@ -472,7 +451,7 @@ describe("zoe-ingest's own auth, with the platform's verify_jwt off", () => {
   });
 
   const post = (s: SupabaseStack, headers: Record<string, string>) =>
-    fetch(s.functionUrl, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ mode: "live", events: [event(1)] }) });
+    fetch(s.functionUrl, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ mode: "live", events: [remoteEvent(1)] }) });
 
   test("no credentials → 401 from the function itself", async () => {
     const res = await post(open, {});
