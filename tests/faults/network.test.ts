@@ -9,7 +9,7 @@
 // FAULT_NET_MS (default 4000 per sink; `bun run test:faults` runs 20000) sets
 // how long the faults last; FAULT_RESTARTS (default 3; 8) how many restarts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { faultSeed, Ledger, seededRandom, startBot } from "../helpers/bot.ts";
+import { type Bot, faultSeed, Ledger, seededRandom, startBot } from "../helpers/bot.ts";
 import { type FaultAction, type FaultProxy, startFaultProxy } from "../helpers/fault-proxy.ts";
 import { checkInvariant, waitForDrain } from "../helpers/invariant.ts";
 import { type ServiceProcess, startService } from "../helpers/service.ts";
@@ -119,6 +119,21 @@ async function diagnose(svc: ServiceProcess, proxy: FaultProxy): Promise<string>
   return `health: ${health}\nproxy (${proxy.inFlight()} in flight): ${recent.join("; ")}\nservice output:\n${svc.output().slice(-3000)}`;
 }
 
+/**
+ * Runs `faults` while the bot posts, then lets the bot finish and the service
+ * drain to the remote; a failure on the way carries diagnose()'s picture of the run.
+ */
+async function faultsThenDrain(run: { svc: ServiceProcess; proxy: FaultProxy; bot: Bot }, faults: () => Promise<void>): Promise<void> {
+  try {
+    await faults();
+    run.bot.stopProducing();
+    await run.bot.settled();
+    await waitForDrain(run.svc.url, 30_000);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n${await diagnose(run.svc, run.proxy)}`, { cause: error });
+  }
+}
+
 const FAULTS: [number, FaultAction][] = [
   [30, { kind: "forward" }],
   [8, { kind: "status", status: 500 }],
@@ -152,13 +167,10 @@ describe.each(["edge", "direct"] as const)("network faults, %s sink", (sink) => 
     const watch = watchBackoff(svc);
     const started = performance.now();
     try {
-      await Bun.sleep(FAULT_MS);
-      proxy.setPlan(undefined);
-      bot.stopProducing();
-      await bot.settled();
-      await waitForDrain(svc.url, 30_000);
-    } catch (error) {
-      throw new Error(`${(error as Error).message}\n${await diagnose(svc, proxy)}`, { cause: error });
+      await faultsThenDrain({ svc, proxy, bot }, async () => {
+        await Bun.sleep(FAULT_MS);
+        proxy.setPlan(undefined);
+      });
     } finally {
       await watch.stop();
       await bot.abort();
@@ -208,17 +220,14 @@ describe("the remote restarted mid-flush", () => {
     const bot = startBot({ url: () => svc.url, ledger, random: seededRandom(seed), workers: 3, paceMs: 30, maxBatch: 10, criticalShare: 0.2 });
     const statuses: number[] = [];
     try {
-      for (let i = 0; i < RESTARTS; i++) {
-        await flushInside(() => inside);
-        // Alternately the function process and its database sessions die under the batch.
-        if (i % 2 === 0) await stack.restartFunction();
-        else await stack.sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'zoe-ingest'`;
-      }
-      bot.stopProducing();
-      await bot.settled();
-      await waitForDrain(svc.url, 30_000);
-    } catch (error) {
-      throw new Error(`${(error as Error).message}\n${await diagnose(svc, proxy)}`, { cause: error });
+      await faultsThenDrain({ svc, proxy, bot }, async () => {
+        for (let i = 0; i < RESTARTS; i++) {
+          await flushInside(() => inside);
+          // Alternately the function process and its database sessions die under the batch.
+          if (i % 2 === 0) await stack.restartFunction();
+          else await stack.sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'zoe-ingest'`;
+        }
+      });
     } finally {
       await bot.abort();
     }
