@@ -4,6 +4,7 @@ import { manualClock } from "../../src/lib/clock.ts";
 import { ConflictError, IdempotencyConflictError, StartupError, StoreUnavailableError } from "../../src/domain/errors.ts";
 import type { EventInput, Mode } from "../../src/domain/schema.ts";
 import { type EventStore, openStore, type StoreOptions, storeFailure, type ZoeEvent } from "../../src/store/store.ts";
+import { CONFLICTING_CHANGES } from "../helpers/idempotency.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 let dir: ReturnType<typeof tempDir>;
@@ -157,17 +158,7 @@ describe("idempotency", () => {
     expect(s.lastSeq("live")).toBe(1);
   });
 
-  const changes: [string, Partial<EventInput>][] = [
-    ["mode", { mode: "paper" }],
-    ["body", { body: "Bought 11 AAPL" }],
-    ["type", { type: "SIGNAL" }],
-    ["subtype", { subtype: "SELL_FILLED" }],
-    ["symbol", { symbol: "MSFT" }],
-    ["severity", { severity: "critical" }],
-    ["meta", { meta: { qty: 11 } }],
-    ["source", { source: "other-bot" }],
-  ];
-  for (const [field, change] of changes) {
+  for (const [field, change] of CONFLICTING_CHANGES) {
     test(`reusing a key with another ${field} is refused as idempotency_conflict naming the stored event`, async () => {
       const s = store();
       const input = ev("live", { idempotency_key: "order-1", symbol: "AAPL", meta: { qty: 10 } });

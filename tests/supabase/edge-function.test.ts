@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import { signJwt } from "../../supabase/functions/_shared/jwt.ts";
+import { CONFLICTING_CHANGES } from "../helpers/idempotency.ts";
 import { remoteEvent } from "../helpers/remote-event.ts";
 import { type SupabaseStack, startSupabaseStack } from "../helpers/supabase-stack.ts";
 import { denoBinary, denoEnv } from "../../scripts/supabase-local/deno.ts";
@@ -231,17 +232,7 @@ describe("zoe-ingest per-event verdicts", () => {
 });
 
 describe("zoe-ingest idempotency conflicts", () => {
-  const changes: [string, Partial<StoredEvent>][] = [
-    ["mode", { mode: "paper" }],
-    ["body", { body: "another body" }],
-    ["type", { type: "SIGNAL" }],
-    ["subtype", { subtype: "SELL_FILLED" }],
-    ["symbol", { symbol: "MSFT" }],
-    ["severity", { severity: "critical" }],
-    ["meta", { meta: { n: -1 } }],
-    ["source", { source: "other-bot" }],
-  ];
-  for (const [field, change] of changes) {
+  for (const [field, change] of CONFLICTING_CHANGES) {
     test(`a stored key sent with another ${field} is rejected as idempotency_conflict naming the stored event`, async () => {
       const stored = remoteEvent(500);
       await flush({ mode: "live", events: [stored] });
