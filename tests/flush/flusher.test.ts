@@ -105,6 +105,14 @@ function setup(options: { at?: string; settings?: Partial<FlushSettings>; handle
 
 const seqs = (events: StoredEvent[]) => events.map((e) => e.seq);
 
+/** A sink handler that holds its first send until `gate` settles; every send is accepted. */
+const firstWaitsFor =
+  (gate: Promise<void>): Handler =>
+  async (b, call) => {
+    if (call === 1) await gate;
+    return verdicts(b);
+  };
+
 /**
  * A flusher whose first send of `events` got a 503 and that now waits out a
  * 30 s backoff (the top of its jitter); every later send is accepted.
@@ -420,12 +428,7 @@ describe("createFlusher()", () => {
 
   test("at most one flush is in flight per mode, and one more is queued", async () => {
     const gate = deferred<void>();
-    const t = setup({
-      handler: async (b, call) => {
-        if (call === 1) await gate.promise;
-        return verdicts(b);
-      },
-    });
+    const t = setup({ handler: firstWaitsFor(gate.promise) });
     t.flusher.start();
     await t.scheduler.settle();
     await t.append(1, "BUY_FILLED");
@@ -474,10 +477,7 @@ describe("createFlusher()", () => {
     const gate = deferred<void>();
     const t = setup({
       settings: { batchSize: 10, window: 3 },
-      handler: async (b, call) => {
-        if (call === 1) await gate.promise;
-        return verdicts(b);
-      },
+      handler: firstWaitsFor(gate.promise),
     });
     await t.append(30);
     t.flusher.start();
@@ -515,12 +515,7 @@ describe("createFlusher()", () => {
 
   test("stop() lets the flush in flight finish, then makes one last flush", async () => {
     const gate = deferred<void>();
-    const t = setup({
-      handler: async (b, call) => {
-        if (call === 1) await gate.promise;
-        return verdicts(b);
-      },
-    });
+    const t = setup({ handler: firstWaitsFor(gate.promise) });
     await t.append(2);
     t.flusher.start();
     await t.scheduler.settle();
