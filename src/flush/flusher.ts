@@ -49,48 +49,48 @@ export interface Flusher extends FlushStatusSource {
   stop(): Promise<{ left: number }>;
 }
 
-class FlusherImpl implements Flusher, WorkerContext {
-  readonly store: EventStore;
-  readonly sink: Sink;
-  readonly quarantine: Quarantine;
-  readonly clock: Clock;
-  readonly config: FlushSettings;
-  readonly scheduler: Scheduler;
-  readonly logger: Logger;
-  readonly random: () => number;
-  readonly market: MarketClock;
-  readonly hard = new AbortController();
-  readonly reader: BatchReader;
-  stopping = false;
-  private readonly workers = new Map<Mode, ModeWorker>();
-  private readonly stopWatchdog = new AbortController();
-  private unsubscribe: (() => void) | null = null;
-  private stopped: Promise<{ left: number }> | null = null;
+/** What the workers share, with the one flag only the flusher flips. */
+type SharedContext = Omit<WorkerContext, "stopping"> & { stopping: boolean };
 
-  constructor(o: FlusherOptions) {
-    this.store = o.store;
-    this.sink = o.sink;
-    this.quarantine = o.quarantine;
-    this.clock = o.clock;
-    this.config = o.config;
-    this.scheduler = o.scheduler ?? systemScheduler;
-    this.logger = o.logger ?? silentLogger;
-    this.random = o.random ?? Math.random;
-    this.reader = o.reader ?? inlineReader(o.store);
-    this.market =
+function sharedContext(o: FlusherOptions): SharedContext {
+  return {
+    store: o.store,
+    sink: o.sink,
+    quarantine: o.quarantine,
+    clock: o.clock,
+    config: o.config,
+    scheduler: o.scheduler ?? systemScheduler,
+    logger: o.logger ?? silentLogger,
+    random: o.random ?? Math.random,
+    reader: o.reader ?? inlineReader(o.store),
+    market:
       o.marketClock ??
       createMarketClock({
         clock: o.clock,
         activeIntervalMs: o.config.activeIntervalMs,
         offHoursIntervalMs: o.config.offHoursIntervalMs,
         marketHours: o.config.marketHours,
-      });
-    for (const mode of o.modes ?? MODES) this.workers.set(mode, new ModeWorker(mode, this));
+      }),
+    hard: new AbortController(),
+    stopping: false,
+  };
+}
+
+class FlusherImpl implements Flusher {
+  private readonly ctx: SharedContext;
+  private readonly workers = new Map<Mode, ModeWorker>();
+  private readonly stopWatchdog = new AbortController();
+  private unsubscribe: (() => void) | null = null;
+  private stopped: Promise<{ left: number }> | null = null;
+
+  constructor(o: FlusherOptions) {
+    this.ctx = sharedContext(o);
+    for (const mode of o.modes ?? MODES) this.workers.set(mode, new ModeWorker(mode, this.ctx));
     o.signal?.addEventListener(
       "abort",
       () => {
-        this.stopping = true;
-        this.hard.abort(new FlushCancelled("service aborted"));
+        this.ctx.stopping = true;
+        this.ctx.hard.abort(new FlushCancelled("service aborted"));
         this.stopWatchdog.abort();
         for (const w of this.workers.values()) w.interrupt();
       },
@@ -99,18 +99,18 @@ class FlusherImpl implements Flusher, WorkerContext {
   }
 
   start(): void {
-    const critical = new Set(this.config.criticalSubtypes);
-    this.unsubscribe = this.store.onAppend((events) => {
+    const critical = new Set(this.ctx.config.criticalSubtypes);
+    this.unsubscribe = this.ctx.store.onAppend((events) => {
       const urgent = new Set<Mode>();
       for (const e of events) {
         const w = this.workers.get(e.mode);
         if (!w) continue;
         w.appended++;
-        if (this.config.criticalImmediate && critical.has(e.subtype)) urgent.add(e.mode);
+        if (this.ctx.config.criticalImmediate && critical.has(e.subtype)) urgent.add(e.mode);
       }
       for (const [mode, w] of this.workers) {
         if (urgent.has(mode)) void w.request(true);
-        else if (w.appended >= this.config.batchSize && !w.requested) void w.request(false);
+        else if (w.appended >= this.ctx.config.batchSize && !w.requested) void w.request(false);
       }
     });
     // Crash recovery: whatever a previous run left unflushed goes out now.
@@ -126,17 +126,17 @@ class FlusherImpl implements Flusher, WorkerContext {
   }
 
   private async watchdog(): Promise<void> {
-    const every = Math.max(1000, Math.floor(this.config.stallMs / 4));
-    while (!this.stopping) {
+    const every = Math.max(1000, Math.floor(this.ctx.config.stallMs / 4));
+    while (!this.ctx.stopping) {
       try {
-        await this.scheduler.sleep(every, this.stopWatchdog.signal);
+        await this.ctx.scheduler.sleep(every, this.stopWatchdog.signal);
       } catch {
         return;
       }
-      const now = this.clock.now();
+      const now = this.ctx.clock.now();
       for (const w of this.workers.values()) {
-        if (this.stopping || now - w.lastActivityAt <= this.config.stallMs || this.store.backlogUsage(w.mode).events === 0) continue;
-        this.logger.warn("flusher stalled: restarting it", { mode: w.mode, idle_ms: now - w.lastActivityAt });
+        if (this.ctx.stopping || now - w.lastActivityAt <= this.ctx.config.stallMs || this.ctx.store.backlogUsage(w.mode).events === 0) continue;
+        this.ctx.logger.warn("flusher stalled: restarting it", { mode: w.mode, idle_ms: now - w.lastActivityAt });
         w.lastActivityAt = now;
         w.restart("stalled");
       }
@@ -149,15 +149,15 @@ class FlusherImpl implements Flusher, WorkerContext {
   }
 
   private async shutdown(): Promise<{ left: number }> {
-    this.stopping = true;
+    this.ctx.stopping = true;
     this.stopWatchdog.abort();
     this.unsubscribe?.();
-    return shutdownWorkers(this, [...this.workers.values()]);
+    return shutdownWorkers(this.ctx, [...this.workers.values()]);
   }
 
   status(mode: Mode): Record<string, unknown> {
     const w = this.workers.get(mode);
-    return w ? w.status() : { remote: this.sink.name, flusher: "disabled" };
+    return w ? w.status() : { remote: this.ctx.sink.name, flusher: "disabled" };
   }
 }
 
