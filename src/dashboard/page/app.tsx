@@ -1,4 +1,5 @@
-// The dashboard: badge, mode switch, state panel, flush status, event feed.
+// The dashboard: badge, mode switch, state panel, flush status, the last
+// hour's charts, event feed.
 // The feed batches updates per animation frame and keeps at most maxEvents,
 // so a burst of 1,000 events/s costs one render of a bounded list per frame.
 import { memo, type FormEvent, useState } from "react";
@@ -6,6 +7,8 @@ import type { RemoteReader } from "../../client/remote.ts";
 import type { FeedState, FlushHealth, Mode, ZoeEvent } from "../../client/types.ts";
 import { type LocalLive, useLocalLive } from "../../client/use-local-live.ts";
 import type { DashboardConfig } from "../config.ts";
+import { HistoryPanel } from "./charts.tsx";
+import { useHistory } from "./use-history.ts";
 import { agoText, everyText, moneyText, timeText, valueText } from "./format.ts";
 
 export interface AppProps {
@@ -28,6 +31,7 @@ export function App({ config, remote, initialMode, initialToken, onMode, onToken
     realtime: config.realtime,
     maxEvents: config.maxEvents,
   });
+  const history = useHistory({ baseUrl: config.localApiUrl, token, local: live.isLocal, refreshKey: live.health });
   const switchMode = (m: Mode) => {
     setMode(m);
     onMode(m);
@@ -50,6 +54,7 @@ export function App({ config, remote, initialMode, initialToken, onMode, onToken
       <main className="grid">
         <StatePanel state={live.state} lastSeq={live.lastSeq} />
         <FlushPanel health={live.health} syncedAgoS={live.syncedAgoS} live={live} />
+        <HistoryPanel state={history} mode={mode} />
         <Feed events={live.events} max={config.maxEvents} />
       </main>
     </div>

@@ -1,0 +1,141 @@
+// The "Last hour" panel: backlog of both modes, flush latency and ingest rate
+// of the page's mode, as hand-drawn SVG (React creates the elements through
+// the DOM, which the page's CSP allows; colours come from the stylesheet, no
+// style attributes). The geometry is chart-geometry.ts; this file only lays
+// it out. Each chart keeps a fixed set of elements per series, so refreshes
+// update attributes instead of piling up nodes.
+import type { Mode } from "../../client/types.ts";
+import type { HistoryView } from "../../ops/history.ts";
+import { chartGeometry, clockText, type SeriesInput, tickText } from "./chart-geometry.ts";
+import type { HistoryState } from "./use-history.ts";
+
+export const CHART_SIZE = { width: 360, height: 150 };
+
+interface ChartSpec {
+  id: "backlog" | "latency" | "ingest";
+  title: string;
+  unit: string;
+  series: SeriesInput[];
+}
+
+function specs(views: Record<Mode, HistoryView>, mode: Mode): ChartSpec[] {
+  const v = views[mode];
+  return [
+    {
+      id: "backlog",
+      title: "Backlog",
+      unit: "events",
+      series: (["paper", "live"] as const).map((m) => ({ name: m, t: views[m].t, values: views[m].backlog })),
+    },
+    {
+      id: "latency",
+      title: `Flush latency (${mode})`,
+      unit: "ms",
+      series: [
+        { name: "mean", t: v.t, values: v.flush_ms_avg },
+        { name: "max", t: v.t, values: v.flush_ms_max },
+      ],
+    },
+    {
+      id: "ingest",
+      title: `Ingest rate (${mode})`,
+      unit: "events/s",
+      series: [
+        { name: "stored", t: v.t, values: v.ingest_per_s },
+        { name: "flushed", t: v.t, values: v.flushed_per_s },
+      ],
+    },
+  ];
+}
+
+const EMPTY_SPECS: ChartSpec[] = [
+  { id: "backlog", title: "Backlog", unit: "events", series: [] },
+  { id: "latency", title: "Flush latency", unit: "ms", series: [] },
+  { id: "ingest", title: "Ingest rate", unit: "events/s", series: [] },
+];
+
+function unavailableText(state: HistoryState): string | null {
+  if (state.status === "unreachable") return "the local service is unreachable: its history is not available";
+  if (state.status === "loading") return "loading…";
+  if (state.status === "error") return `history not available: ${state.error}`;
+  return null;
+}
+
+export function HistoryPanel({ state, mode }: { state: HistoryState; mode: Mode }) {
+  const views = state.status === "ok" ? state.views : null;
+  const windowMs = views?.[mode].window_ms ?? 3_600_000;
+  const every = views ? ` · a sample every ${tickText(views[mode].interval_ms / 1000)} s` : "";
+  return (
+    <section className="panel history" data-testid="history" data-state={state.status}>
+      <h2>
+        Last hour <span className="muted small">from the local service's memory{every}</span>
+      </h2>
+      <div className="charts">
+        {(views ? specs(views, mode) : EMPTY_SPECS).map((spec) => (
+          <Chart key={spec.id} spec={spec} windowMs={windowMs} unavailable={unavailableText(state)} />
+        ))}
+      </div>
+    </section>
+  );
+}
+
+function currentText(spec: ChartSpec, lasts: ({ value: number } | null)[]): string {
+  const parts = spec.series.map((s, i) => `${s.name} ${lasts[i] ? tickText(lasts[i]!.value) : "—"}`);
+  return `${parts.join(" · ")} ${spec.unit}`;
+}
+
+function Chart({ spec, windowMs, unavailable }: { spec: ChartSpec; windowMs: number; unavailable: string | null }) {
+  const g = chartGeometry(spec.series, CHART_SIZE, { windowMs });
+  const message = unavailable ?? (g.empty ? "no data yet" : null);
+  const { plot } = g;
+  return (
+    <figure className={`chart chart-${spec.id}`} data-testid={`chart-${spec.id}`} data-empty={message !== null}>
+      <figcaption>
+        <b>{spec.title}</b> <span className="muted small">({spec.unit})</span>
+        <span className="now" data-testid={`chart-${spec.id}-now`}>
+          {message === null ? currentText(spec, g.series.map((s) => s.last)) : ""}
+        </span>
+      </figcaption>
+      <svg viewBox={`0 0 ${CHART_SIZE.width} ${CHART_SIZE.height}`} role="img" aria-label={`${spec.title} in ${spec.unit}, last hour`}>
+        <line className="axis" x1={plot.left} y1={plot.bottom} x2={plot.right} y2={plot.bottom} />
+        <line className="axis" x1={plot.left} y1={plot.top} x2={plot.left} y2={plot.bottom} />
+        {message === null &&
+          g.y.ticks.map((tick, i) => (
+            <g key={`y${i}`} className="tick">
+              <line className="grid-line" x1={plot.left} y1={tick.at} x2={plot.right} y2={tick.at} />
+              <text x={plot.left - 4} y={tick.at} textAnchor="end" dominantBaseline="middle">
+                {tickText(tick.value)}
+              </text>
+            </g>
+          ))}
+        {message === null &&
+          g.x.ticks.map((tick, i) => (
+            <text key={`x${i}`} className="tick" x={tick.at} y={CHART_SIZE.height - 4} textAnchor={i === 0 && g.x.ticks.length > 1 ? "start" : i === g.x.ticks.length - 1 ? "end" : "middle"}>
+              {clockText(tick.value)}
+            </text>
+          ))}
+        {message === null &&
+          g.series.map((s, i) => (
+            <g key={s.name} className={`series series-${i}`} data-series={s.name} data-points={s.points} data-last-t={s.last?.t ?? ""}>
+              <path d={s.d} />
+              {s.last && <circle cx={s.last.x} cy={s.last.y} r={2.5} />}
+            </g>
+          ))}
+        {message !== null && (
+          <text className="message" data-testid={`chart-${spec.id}-message`} x={(plot.left + plot.right) / 2} y={(plot.top + plot.bottom) / 2} textAnchor="middle" dominantBaseline="middle">
+            {message}
+          </text>
+        )}
+      </svg>
+      {message === null && (
+        <div className="legend">
+          {spec.series.map((s, i) => (
+            <span key={s.name} className={`key series-${i}`}>
+              {s.name}
+            </span>
+          ))}
+        </div>
+      )}
+    </figure>
+  );
+}
