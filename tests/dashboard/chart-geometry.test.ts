@@ -54,6 +54,12 @@ describe("chartGeometry()", () => {
     expect(g.x.max).toBe(30);
   });
 
+  test("spans the time axis over every sample, so leading nulls do not shift the line", () => {
+    const g = chartGeometry([{ name: "mean", t: [0, 10, 20], values: [null, null, 4] }], size, { margin });
+    expect(g.x.min).toBe(0);
+    expect(g.series[0]!.d).toBe("M100,10h0");
+  });
+
   test("shares one time axis and one value axis between series sampled at different times", () => {
     const g = chartGeometry(
       [

@@ -106,16 +106,20 @@ export function chartGeometry(input: readonly SeriesInput[], size: ChartSize, op
   const from = newest - windowMs;
   const inWindow = (i: number, s: SeriesInput) => s.t[i]! >= from && s.values[i] !== null && s.values[i] !== undefined && Number.isFinite(s.values[i]);
 
+  // The time axis spans every sample in the window, null or not, so the three
+  // charts line up even where one of them has nothing to draw yet.
   let oldest = Infinity;
   let top = 0;
+  let drawable = false;
   for (const s of input) {
     for (let i = 0; i < s.t.length; i++) {
+      if (s.t[i]! >= from) oldest = Math.min(oldest, s.t[i]!);
       if (!inWindow(i, s)) continue;
-      oldest = Math.min(oldest, s.t[i]!);
+      drawable = true;
       top = Math.max(top, s.values[i]!);
     }
   }
-  const empty = oldest === Infinity;
+  const empty = !drawable;
   const xMin = empty ? 0 : oldest;
   const xMax = empty ? 0 : newest;
   const yMax = niceCeil(top);

@@ -66,7 +66,8 @@ export function HistoryPanel({ state, mode }: { state: HistoryState; mode: Mode 
   const windowMs = views?.[mode].window_ms ?? 3_600_000;
   const every = views ? ` · a sample every ${tickText(views[mode].interval_ms / 1000)} s` : "";
   return (
-    <section className="panel history" data-testid="history" data-state={state.status}>
+    // The newest sample of each mode, so a test can ask the service for exactly the samples drawn.
+    <section className="panel history" data-testid="history" data-state={state.status} data-paper-t={views?.paper.t.at(-1) ?? ""} data-live-t={views?.live.t.at(-1) ?? ""}>
       <h2>
         Last hour <span className="muted small">from the local service's memory{every}</span>
       </h2>
