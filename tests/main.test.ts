@@ -4,7 +4,6 @@ import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { knownVariables } from "../src/main.ts";
 import { type ServiceProcess, startService } from "./helpers/service.ts";
 import { tempDir, waitFor } from "./helpers/tmp.ts";
 
@@ -266,15 +265,4 @@ describe("concurrent ingest over HTTP", () => {
     db.close();
     expect(byRowid).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
   }, 60_000);
-});
-
-describe("knownVariables()", () => {
-  test("every variable the service reads is documented in a README table, and every documented ZOE_* setting is read", () => {
-    const readme = readFileSync(join(import.meta.dir, "..", "README.md"), "utf8");
-    const documented = new Set<string>();
-    for (const row of readme.matchAll(/^\| ([^|]+)\|/gm)) for (const m of row[1]!.matchAll(/`([A-Z][A-Z0-9_]+)`/g)) documented.add(m[1]!);
-    const known = knownVariables();
-    expect(known.filter((v) => !documented.has(v))).toEqual([]);
-    expect([...documented].filter((v) => v.startsWith("ZOE_") && !known.includes(v))).toEqual([]);
-  });
 });

@@ -27,7 +27,7 @@ export const LAYERS: Layer[] = [
   { rank: 5, name: "ops", paths: ["src/ops/"] },
   { rank: 6, name: "http", paths: ["src/http/"] },
   { rank: 6, name: "dashboard", paths: ["src/dashboard/"] },
-  { rank: 7, name: "main", paths: ["src/main.ts"] },
+  { rank: 7, name: "main", paths: ["src/main.ts", "src/config-check.ts"] },
   { rank: 8, name: "cli", paths: ["src/cli/"] },
 ];
 

@@ -1,5 +1,5 @@
 // `zoe-local check-config`: validates settings without starting anything,
-// exactly as the service does at start (checkConfig in src/main.ts): every
+// exactly as the service does at start (checkConfig in src/config-check.ts): every
 // error, unknown ZOE_* variables, then the effective settings, secrets masked.
 import type { Command } from "../context.ts";
 import { EXIT } from "../exit.ts";
@@ -18,8 +18,8 @@ the effective settings with secrets masked. Talks to no service.
 Exits 0 when the settings are valid, 2 when they are not.`,
   options: {},
   async run(ctx) {
-    // The service's own check; loaded only for this command (it pulls in the whole service).
-    const { checkConfig, formatConfigCheck } = await import("../../main.ts");
+    // The service's own check; loaded only for this command (it pulls in every settings module).
+    const { checkConfig, formatConfigCheck } = await import("../../config-check.ts");
     const check = checkConfig(ctx.env);
     if (ctx.json) ctx.io.out(JSON.stringify({ ok: check.ok, errors: check.errors, warnings: check.warnings }, null, 2));
     else ctx.io.out(formatConfigCheck(check));
