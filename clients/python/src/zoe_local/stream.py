@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 from .errors import ServiceError, ServiceUnreachable, StreamReset
 from .models import ResetEvent, StoredEvent
 from .transport import USER_AGENT, BaseUrl, Response, Transport, call_json, describe
+from .wire import interrupt
 
 
 class SseMessage(NamedTuple):
@@ -135,13 +136,7 @@ class EventStream(Iterator[StoredEvent]):
 
     def close(self) -> None:
         self._closed.set()
-        conn = self._conn
-        sock = getattr(conn, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        interrupt(self._conn)
 
     def __next__(self) -> StoredEvent:
         while True:

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 from .errors import ServiceError, ServiceUnreachable
-from .wire import Connection
+from .wire import Connection, interrupt
 
 USER_AGENT = "zoe-local-python/0.1.0"
 # Failures a kept-alive connection shows when the server closed it while idle:
@@ -147,12 +147,7 @@ class Transport:
         with self._lock:
             self._aborted = True
             conn = self._conn
-        sock = getattr(conn, "sock", None) if conn is not None else None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        interrupt(conn)
 
     def close(self) -> None:
         self.reset()

@@ -21,6 +21,16 @@ MAX_HEAD = 65_536
 RECV = 262_144
 
 
+def interrupt(conn: object) -> None:
+    """From another thread: shuts down ``conn.sock`` (if any), so a blocked send or recv on it fails at once."""
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
 class Connection:
     """One TCP (or TLS) connection; ``sock`` may be shut down from another thread to abort."""
 
