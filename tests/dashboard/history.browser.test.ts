@@ -53,10 +53,25 @@ interface DrawnSeries {
   d: string;
   points: number;
 }
-const drawn = (chart: string): Promise<DrawnSeries[]> =>
-  page.$$eval(`[data-testid=chart-${chart}] [data-series]`, (gs) =>
-    gs.map((g) => ({ name: g.getAttribute("data-series")!, d: g.querySelector("path")!.getAttribute("d")!, points: Number(g.getAttribute("data-points")) })),
-  );
+interface Drawn {
+  paperT: number;
+  liveT: number;
+  charts: Record<string, { series: DrawnSeries[]; now: string }>;
+}
+/** Everything the panel shows, read in one go so a refresh cannot land between two reads. */
+const drawn = (): Promise<Drawn> =>
+  page.evaluate(() => {
+    const panel = document.querySelector("[data-testid=history]")!;
+    const charts: Drawn["charts"] = {};
+    for (const id of ["backlog", "latency", "ingest"]) {
+      const fig = panel.querySelector(`[data-testid=chart-${id}]`)!;
+      charts[id] = {
+        series: [...fig.querySelectorAll("[data-series]")].map((g) => ({ name: g.getAttribute("data-series")!, d: g.querySelector("path")!.getAttribute("d")!, points: Number(g.getAttribute("data-points")) })),
+        now: fig.querySelector(`[data-testid=chart-${id}-now]`)!.textContent ?? "",
+      };
+    }
+    return { paperT: Number(panel.getAttribute("data-paper-t")), liveT: Number(panel.getAttribute("data-live-t")), charts };
+  });
 const panelT = async (mode: Mode) => Number(await page.getAttribute("[data-testid=history]", `data-${mode}-t`));
 const nodeCount = () => page.$$eval("[data-testid=history] *", (all) => all.length);
 const cspViolations = () => page.evaluate(() => (window as unknown as { __csp: string[] }).__csp);
@@ -111,9 +126,11 @@ describe("the dashboard's last-hour charts in Chromium", () => {
     const drainedAt = (await history("paper")).t.at(-1)!;
     await waitFor(async () => (await panelT("paper")) > drainedAt && (await panelT("live")) > drainedAt, 15_000, "the page to draw samples after the flush");
 
+    const shown = await drawn();
+    // Asked after the page drew, the service's answer holds at least the samples drawn.
     const [paperNow, liveNow] = await Promise.all([history("paper"), history("live")]);
-    const paper = upTo(paperNow, await panelT("paper"));
-    const live = upTo(liveNow, await panelT("live"));
+    const paper = upTo(paperNow, shown.paperT);
+    const live = upTo(liveNow, shown.liveT);
     // Real data went in: events were stored, sends were timed, and everything drained.
     expect(Math.max(...paper.ingest_per_s)).toBeGreaterThan(0);
     expect(Math.max(...paper.backlog)).toBeGreaterThan(0);
@@ -121,16 +138,16 @@ describe("the dashboard's last-hour charts in Chromium", () => {
     expect(paper.backlog.at(-1)).toBe(0);
 
     const expected = (series: SeriesInput[]) => chartGeometry(series, CHART_SIZE, { windowMs: paper.window_ms }).series.map((s) => ({ name: s.name, d: s.d, points: s.points }));
-    expect(await drawn("backlog")).toEqual(expected([{ name: "paper", t: paper.t, values: paper.backlog }, { name: "live", t: live.t, values: live.backlog }]));
-    expect(await drawn("latency")).toEqual(expected([{ name: "mean", t: paper.t, values: paper.flush_ms_avg }, { name: "max", t: paper.t, values: paper.flush_ms_max }]));
-    expect(await drawn("ingest")).toEqual(expected([{ name: "stored", t: paper.t, values: paper.ingest_per_s }, { name: "flushed", t: paper.t, values: paper.flushed_per_s }]));
-    expect((await drawn("backlog"))[0]!.points).toBe(paper.t.length);
+    expect(shown.charts.backlog!.series).toEqual(expected([{ name: "paper", t: paper.t, values: paper.backlog }, { name: "live", t: live.t, values: live.backlog }]));
+    expect(shown.charts.latency!.series).toEqual(expected([{ name: "mean", t: paper.t, values: paper.flush_ms_avg }, { name: "max", t: paper.t, values: paper.flush_ms_max }]));
+    expect(shown.charts.ingest!.series).toEqual(expected([{ name: "stored", t: paper.t, values: paper.ingest_per_s }, { name: "flushed", t: paper.t, values: paper.flushed_per_s }]));
+    expect(shown.charts.backlog!.series[0]!.points).toBe(paper.t.length);
 
     // The current values are the newest samples'.
-    expect(await page.textContent("[data-testid=chart-backlog-now]")).toBe(`paper 0 · live ${live.backlog.at(-1)} events`);
+    expect(shown.charts.backlog!.now).toBe(`paper 0 · live ${live.backlog.at(-1)} events`);
     const lastMean = paper.flush_ms_avg.filter((v) => v !== null).at(-1)!;
-    expect(await page.textContent("[data-testid=chart-latency-now]")).toContain(`mean ${tickText(lastMean)}`);
-    expect(await page.textContent("[data-testid=chart-ingest]")).toContain("events/s");
+    expect(shown.charts.latency!.now).toContain(`mean ${tickText(lastMean)}`);
+    expect(shown.charts.ingest!.now).toBe(`stored ${tickText(paper.ingest_per_s.at(-1)!)} · flushed ${tickText(paper.flushed_per_s.at(-1)!)} events/s`);
 
     expect(await cspViolations()).toEqual([]);
     expect(browser.errors()).toEqual([]);
@@ -155,5 +172,13 @@ describe("the dashboard's last-hour charts in Chromium", () => {
       expect(await page.textContent(`[data-testid=chart-${chart}-now]`)).toBe("");
     }
     expect(await cspViolations()).toEqual([]);
+    // The listener does hear violations: an inline script the policy forbids is one.
+    await page.evaluate(() => {
+      const s = document.createElement("script");
+      s.textContent = "void 0";
+      document.body.append(s);
+    });
+    await waitFor(async () => (await cspViolations()).length === 1, 5_000, "the injected script's CSP violation");
+    expect((await cspViolations())[0]).toStartWith("script-src");
   }, 30_000);
 });
