@@ -5,22 +5,19 @@
 // holds its events is durable (with a WalSync: after the WAL's fdatasync on
 // the thread pool, see wal-sync.ts). Only then do readers and listeners see
 // the events: the durable seq of each mode is the readers' upper bound.
+// What one request's events become as rows (duplicates, seqs, INSERTs) is
+// inserter.ts; this module owns the transaction around them.
 import type { Database } from "bun:sqlite";
 import type { Clock } from "../lib/clock.ts";
 import type { SynchronousLevel } from "../config.ts";
-import { ConflictError, IdempotencyConflictError, StoreUnavailableError } from "../domain/errors.ts";
+import { StoreUnavailableError } from "../domain/errors.ts";
 import type { ZoeEvent } from "../domain/events.ts";
-import { conflictMessage, idempotencyDifferences } from "../domain/idempotency.ts";
 import type { EventInput, Mode } from "../domain/schema.ts";
-import { COLUMNS, EVENT_OVERHEAD_BYTES, type EventRow, rowToEvent, storeFailure } from "./rows.ts";
+import { type AppendResult, Inserter } from "./inserter.ts";
+import { storeFailure } from "./rows.ts";
 import type { WalSync } from "./wal-sync.ts";
 
-export interface AppendResult {
-  id: string;
-  seq: number;
-  idempotency_key: string;
-  duplicate: boolean;
-}
+export type { AppendResult };
 
 interface PendingAppend {
   events: EventInput[];
@@ -29,9 +26,6 @@ interface PendingAppend {
 }
 
 type Statement = ReturnType<Database["query"]>;
-
-/** Rows per multi-row INSERT (13 parameters each). */
-const INSERT_CHUNK = 32;
 
 export interface WriterOptions {
   clock: Clock;
@@ -69,15 +63,12 @@ export class Writer {
   private broken: Error | null = null;
   private pending: PendingAppend[] = [];
   private scheduled = false;
-  private readonly byKey: Statement;
-  private readonly byId: Statement;
+  private readonly inserter: Inserter;
   // Transaction control as cached statements: db.run() would compile the SQL
   // again on every call, several times per request on the ingest path.
   private readonly tx: Record<"begin" | "commit" | "savepoint" | "release" | "rollbackTo", Statement>;
   /** synchronous=NORMAL for the group's transaction and back, with a WalSync. */
   private readonly syncLevel: { relaxed: Statement; restored: Statement } | null;
-  /** Multi-row INSERT statements by row count, prepared on first use. */
-  private readonly inserts = new Map<number, Statement>();
 
   constructor(db: Database, options: WriterOptions) {
     this.db = db;
@@ -92,10 +83,7 @@ export class Writer {
       : null;
     this.counters = new Map(options.lastSeqs);
     this.durable = new Map(options.lastSeqs);
-    // The whole row, to compare a repeat with what is stored; it is read only
-    // when the key exists, so the hot path (a new key) pays nothing for it.
-    this.byKey = db.query(`SELECT ${COLUMNS} FROM local_events WHERE idempotency_key = ?`);
-    this.byId = db.query("SELECT idempotency_key FROM local_events WHERE id = ?");
+    this.inserter = new Inserter(db, this.counters);
     this.tx = {
       begin: db.query("BEGIN IMMEDIATE"),
       commit: db.query("COMMIT"),
@@ -217,7 +205,7 @@ export class Writer {
         const savepoint = request.events.length > 1;
         if (savepoint) this.tx.savepoint.run();
         try {
-          outcomes.push(this.insertRequest(request.events, now, stored, sizes));
+          outcomes.push(this.inserter.insertRequest(request.events, now, stored, sizes));
           if (savepoint) this.tx.release.run();
         } catch (error) {
           const failure = storeFailure("Cannot store events", error);
@@ -259,99 +247,4 @@ export class Writer {
       // Setting a pragma fails only on a closed connection: nothing to restore.
     }
   }
-
-  /**
-   * Stores one request's events. An event whose idempotency_key is already
-   * stored (or came earlier in this request) is a duplicate carrying the
-   * stored id and seq when it is the same event, and refuses the whole request
-   * (IdempotencyConflictError) when it differs (shared/idempotency.ts says
-   * in what). The new rows go in with multi-row INSERTs after the checks,
-   * which costs about a third less per row than a statement per row.
-   */
-  private insertRequest(events: EventInput[], now: string, stored: ZoeEvent[], sizes: number[]): AppendResult[] {
-    const results: AppendResult[] = [];
-    const fresh: ZoeEvent[] = [];
-    // This request's new keys and ids, not in the database until insertRows.
-    const pendingKeys = events.length > 1 ? new Map<string, ZoeEvent>() : null;
-    const pendingIds = events.length > 1 ? new Set<string>() : null;
-    events.forEach((input, index) => {
-      const id = input.id ?? Bun.randomUUIDv7();
-      const key = input.idempotency_key ?? id;
-      // A key the store just generated (a fresh UUIDv7) cannot be stored yet:
-      // skip the lookup. UNIQUE(idempotency_key) still guards the impossible.
-      const generated = input.idempotency_key === undefined && input.id === undefined;
-      const existing = generated ? null : (pendingKeys?.get(key) ?? this.storedByKey(key));
-      if (existing) {
-        assertSameEvent(existing, input, index, key);
-        results.push({ id: existing.id, seq: existing.seq, idempotency_key: key, duplicate: true });
-        return;
-      }
-      if (input.id !== undefined && (pendingIds?.has(id) || this.byId.get(id))) {
-        throw new ConflictError(`Cannot store event ${index}: id ${id} is already used by an event with another idempotency_key`, {
-          details: [{ path: `/${index}/id`, message: "Already used by another event" }],
-        });
-      }
-      const seq = (this.counters.get(input.mode) ?? 0) + 1;
-      this.counters.set(input.mode, seq);
-      const event: ZoeEvent = {
-        id,
-        mode: input.mode,
-        ts: input.ts ?? now,
-        seq,
-        source: input.source,
-        type: input.type,
-        subtype: input.subtype,
-        symbol: input.symbol ?? null,
-        severity: input.severity ?? "info",
-        body: input.body,
-        meta: input.meta ?? {},
-        idempotency_key: key,
-      };
-      fresh.push(event);
-      results.push({ id, seq, idempotency_key: key, duplicate: false });
-      pendingKeys?.set(key, event);
-      pendingIds?.add(id);
-    });
-    this.insertRows(fresh, now, sizes);
-    for (const e of fresh) stored.push(e);
-    return results;
-  }
-
-  private storedByKey(key: string): ZoeEvent | null {
-    const row = this.byKey.get(key) as EventRow | null;
-    return row ? rowToEvent(row) : null;
-  }
-
-  private insertRows(rows: ZoeEvent[], now: string, sizes: number[]): void {
-    for (let i = 0; i < rows.length; ) {
-      const n = Math.min(INSERT_CHUNK, rows.length - i);
-      let statement = this.inserts.get(n);
-      if (!statement) {
-        const values = Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ");
-        statement = this.db.query(`INSERT INTO local_events (${COLUMNS}, created_at) VALUES ${values}`);
-        this.inserts.set(n, statement);
-      }
-      const params: (string | number | null)[] = [];
-      for (let j = i; j < i + n; j++) {
-        const e = rows[j]!;
-        const meta = JSON.stringify(e.meta);
-        sizes.push(Buffer.byteLength(e.body) + Buffer.byteLength(meta) + EVENT_OVERHEAD_BYTES);
-        params.push(e.id, e.mode, e.ts, e.seq, e.source, e.type, e.subtype, e.symbol, e.severity, e.body, meta, e.idempotency_key, now);
-      }
-      statement.run(...params);
-      i += n;
-    }
-  }
-}
-
-/** Refuses `input` (event `index` of its request) when it is not a repeat of `stored`, the event that holds its key. */
-function assertSameEvent(stored: ZoeEvent, input: EventInput, index: number, key: string): void {
-  const candidate = { ...input, symbol: input.symbol ?? null, severity: input.severity ?? "info", meta: input.meta ?? {} };
-  const fields = idempotencyDifferences(stored, candidate);
-  if (fields.length === 0) return;
-  const ref = { id: stored.id, mode: stored.mode, seq: stored.seq };
-  const message = conflictMessage(key, ref, fields);
-  throw new IdempotencyConflictError(`Cannot store event ${index}: ${message}; reuse a key only to retry the same event`, {
-    details: [{ path: `/${index}/idempotency_key`, message, stored_event: ref, fields }],
-  });
 }
