@@ -88,9 +88,10 @@ describe("HistoryPanel", () => {
     expect(host.querySelectorAll("*").length).toBe(before);
   });
 
-  test("holds no line and says why when the local service is unreachable, loading, or refusing", () => {
+  test("holds no line and says why when the local service is unreachable, not yet found, loading, or refusing", () => {
     for (const [state, message] of [
       [{ status: "unreachable" }, "the local service is unreachable: its history is not available"],
+      [{ status: "connecting" }, "connecting to the local service…"],
       [{ status: "loading" }, "loading…"],
       [{ status: "error", error: "GET /local/history answered 401" }, "history not available: GET /local/history answered 401"],
     ] as [HistoryState, string][]) {

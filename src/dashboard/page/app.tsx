@@ -31,7 +31,7 @@ export function App({ config, remote, initialMode, initialToken, onMode, onToken
     realtime: config.realtime,
     maxEvents: config.maxEvents,
   });
-  const history = useHistory({ baseUrl: config.localApiUrl, token, local: live.isLocal, refreshKey: live.health });
+  const history = useHistory({ baseUrl: config.localApiUrl, token, local: live.isLocal, connecting: live.status === "connecting", refreshKey: live.health });
   const switchMode = (m: Mode) => {
     setMode(m);
     onMode(m);

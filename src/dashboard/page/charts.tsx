@@ -55,6 +55,7 @@ const EMPTY_SPECS: ChartSpec[] = [
 ];
 
 function unavailableText(state: HistoryState): string | null {
+  if (state.status === "connecting") return "connecting to the local service…";
   if (state.status === "unreachable") return "the local service is unreachable: its history is not available";
   if (state.status === "loading") return "loading…";
   if (state.status === "error") return `history not available: ${state.error}`;

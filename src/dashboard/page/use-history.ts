@@ -10,6 +10,7 @@ import type { Mode } from "../../client/types.ts";
 import type { HistoryView } from "../../ops/history.ts";
 
 export type HistoryState =
+  | { status: "connecting" }
   | { status: "unreachable" }
   | { status: "loading" }
   | { status: "error"; error: string }
@@ -21,6 +22,8 @@ export interface UseHistoryOptions {
   token: string | null;
   /** True while the page is LOCAL LIVE. */
   local: boolean;
+  /** True while the page has not yet found the local API or Supabase (its first connect). */
+  connecting?: boolean;
   refreshKey: unknown;
 }
 
@@ -37,11 +40,11 @@ async function fetchView(url: string, signal: AbortSignal): Promise<HistoryView>
   return (await res.json()) as HistoryView;
 }
 
-export function useHistory({ baseUrl, token, local, refreshKey }: UseHistoryOptions): HistoryState {
-  const [state, setState] = useState<HistoryState>(local ? { status: "loading" } : { status: "unreachable" });
+export function useHistory({ baseUrl, token, local, connecting = false, refreshKey }: UseHistoryOptions): HistoryState {
+  const [state, setState] = useState<HistoryState>(local ? { status: "loading" } : { status: connecting ? "connecting" : "unreachable" });
   useEffect(() => {
     if (!local) {
-      setState({ status: "unreachable" });
+      setState({ status: connecting ? "connecting" : "unreachable" });
       return;
     }
     const abort = new AbortController();
@@ -53,6 +56,6 @@ export function useHistory({ baseUrl, token, local, refreshKey }: UseHistoryOpti
         if (!abort.signal.aborted) setState({ status: "error", error: error instanceof Error ? error.message : String(error) });
       });
     return () => abort.abort();
-  }, [baseUrl, token, local, refreshKey]);
+  }, [baseUrl, token, local, connecting, refreshKey]);
   return state;
 }
