@@ -136,8 +136,15 @@ export class Pipeline {
       this.hooks.succeeded(batch, tally);
     };
     if (!retry) return await attempt();
-    await pRetry(attempt, {
+    await this.retried(attempt, batch, signal);
+  }
+
+  /** `attempt` until it succeeds or the worker's backoff says the failure is final. */
+  private retried<T>(attempt: () => Promise<T>, batch: { count: number; lastSeq: number }, signal: AbortSignal): Promise<T> {
+    return pRetry(attempt, {
       retries: Number.POSITIVE_INFINITY,
+      // Delays are the worker's (full jitter, injectable scheduler, cut
+      // short by critical events), taken in retry(); p-retry adds none.
       minTimeout: 0,
       signal,
       onFailedAttempt: ({ error, attemptNumber }) => this.hooks.failed(error, attemptNumber, batch),
@@ -221,16 +228,7 @@ export class Pipeline {
     };
     try {
       if (!retry) return await attempt();
-      const batch = { count: slot.count, lastSeq: slot.lastSeq };
-      return await pRetry(attempt, {
-        retries: Number.POSITIVE_INFINITY,
-        // Delays are the worker's (full jitter, injectable scheduler, cut
-        // short by critical events), taken in retry(); p-retry adds none.
-        minTimeout: 0,
-        signal,
-        onFailedAttempt: ({ error, attemptNumber }) => this.hooks.failed(error, attemptNumber, batch),
-        shouldRetry: ({ error, attemptNumber }) => this.hooks.retry(error, attemptNumber, signal),
-      });
+      return await this.retried(attempt, { count: slot.count, lastSeq: slot.lastSeq }, signal);
     } finally {
       if (slot.sending) this.inFlight = Math.max(0, this.inFlight - 1);
     }
