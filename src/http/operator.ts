@@ -2,11 +2,8 @@
 // GET /local/status is everything `zoe-local status` prints in one answer,
 // with the problems already named; POST /local/flush flushes now (and waits
 // with ?wait=true); GET /local/history is the last hour the dashboard plots;
-// GET /local/quarantine/:id is one quarantined event in full.
-// Every figure here comes from running counters or indexed lookups, so
-// polling them during a big drain costs the event loop nothing measurable.
-import { statSync } from "node:fs";
-import { resolve } from "node:path";
+// GET /local/quarantine/:id is one quarantined event in full. The status
+// report itself is src/ops/status.ts.
 import { Elysia } from "elysia";
 import { FlushFailedError, NoRemoteError, NotFoundError, ValidationError, ZoeError } from "../domain/errors.ts";
 import { isUuid, MODES, type Mode } from "../domain/schema.ts";
@@ -17,6 +14,7 @@ import type { BuildInfo } from "../ops/build-info.ts";
 import type { HealthSource } from "../ops/health.ts";
 import type { History } from "../ops/history.ts";
 import type { Readiness } from "../ops/readiness.ts";
+import { createStatusReport } from "../ops/status.ts";
 import type { Limits } from "../store/limits.ts";
 import type { EventStore } from "../store/store.ts";
 import type { Hub } from "../stream/hub.ts";
@@ -43,17 +41,6 @@ export interface OperatorRoutesOptions {
   flushPollMs?: number;
 }
 
-/** An event older than this still waiting for the remote is worth a line in `problems`. */
-const STALE_UNFLUSHED_MS = 15 * 60_000;
-
-function fileSize(path: string): number | null {
-  try {
-    return statSync(path).size;
-  } catch {
-    return null;
-  }
-}
-
 const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
 function flushQuery(url: URL): { modes: Mode[]; wait: boolean } {
@@ -66,78 +53,31 @@ function flushQuery(url: URL): { modes: Mode[]; wait: boolean } {
   return { modes, wait: raw === "true" || raw === "1" };
 }
 
+const failures = (flusher: Flusher, mode: Mode) => Number(flusher.status(mode).consecutive_failures ?? 0);
+
+/**
+ * Waits for the flushes asked for to end, or for one of their attempts to
+ * fail (during an outage the flusher retries for as long as it takes, which
+ * is no reason to keep the caller waiting without news).
+ */
+async function waitForFlush(flusher: Flusher, done: Promise<unknown>, before: Map<Mode, number>, signal: AbortSignal, pollMs: number): Promise<Mode | null> {
+  let finished = false;
+  void done.then(() => (finished = true));
+  const failedMode = () => [...before].find(([m, n]) => failures(flusher, m) > n)?.[0] ?? null;
+  while (!finished && !signal.aborted) {
+    const failed = failedMode();
+    if (failed) return failed;
+    await Promise.race([done, Bun.sleep(pollMs)]);
+  }
+  // A refusal that is not retried (401, a missing table) ends the flush at once: still a failure.
+  return failedMode();
+}
+
 export function operatorRoutes(options: OperatorRoutesOptions) {
   const { store, hub, health, readiness, limits, history, build, clock } = options;
   const pollMs = options.flushPollMs ?? 100;
-  const dbPath = store.path === ":memory:" ? store.path : resolve(store.path);
 
-  const modeStatus = (mode: Mode) => ({ ...health.health(mode), last_seq: store.lastSeq(mode), sse_clients: hub.subscriberCount(mode) });
-
-  /** What is wrong, one line each, worst first; empty when all is well. */
-  const problems = (ready: ReturnType<Readiness["check"]>, modes: Record<Mode, Record<string, unknown>>, capacity: ReturnType<Limits["status"]>) => {
-    const lines = [...ready.reasons];
-    for (const mode of MODES) {
-      const m = modes[mode];
-      const failures = Number(m.consecutive_failures ?? 0);
-      if (failures > 0) lines.push(`${mode}: the last ${failures} flush attempt${failures === 1 ? "" : "s"} failed: ${m.last_error ?? "unknown error"}`);
-      const age = m.oldest_unflushed_age_ms;
-      if (options.flusher() && typeof age === "number" && age > STALE_UNFLUSHED_MS) {
-        lines.push(`${mode}: the oldest unflushed event waits for ${Math.round(age / 60_000)} min`);
-      }
-      const quarantined = Number(m.quarantined ?? 0);
-      if (quarantined > 0) lines.push(`${mode}: ${quarantined} event${quarantined === 1 ? "" : "s"} quarantined, waiting for a fix and a release`);
-    }
-    if (capacity.fill_ratio >= 0.8 && capacity.accepting === "all") lines.push(`backlog or disk at ${Math.round(capacity.fill_ratio * 100)}% of where ordinary events are refused`);
-    return lines;
-  };
-
-  const status = () => {
-    const ready = readiness.check();
-    const capacity = limits.status();
-    const modes = Object.fromEntries(MODES.map((m) => [m, modeStatus(m)])) as unknown as Record<Mode, Record<string, unknown>>;
-    const found = problems(ready, modes, capacity);
-    const now = clock.now();
-    return {
-      status: !ready.ready ? "not_ready" : found.length > 0 ? "degraded" : "ok",
-      problems: found,
-      service: {
-        ...build,
-        pid: process.pid,
-        started_at: new Date(options.startedAt).toISOString(),
-        uptime_s: Math.round((now - options.startedAt) / 1000),
-      },
-      ready: { ready: ready.ready, reasons: ready.reasons },
-      db: {
-        path: dbPath,
-        size_bytes: dbPath === ":memory:" ? null : fileSize(dbPath),
-        wal_bytes: dbPath === ":memory:" ? null : (fileSize(`${dbPath}-wal`) ?? 0),
-        free_disk_bytes: capacity.free_disk_bytes,
-      },
-      remote: { configured: options.flusher() !== null, target: options.remoteTarget },
-      capacity,
-      modes,
-    };
-  };
-
-  const failures = (flusher: Flusher, mode: Mode) => Number(flusher.status(mode).consecutive_failures ?? 0);
-
-  /**
-   * Waits for the flushes asked for to end, or for one of their attempts to
-   * fail (during an outage the flusher retries for as long as it takes, which
-   * is no reason to keep the caller waiting without news).
-   */
-  const waitFor = async (flusher: Flusher, done: Promise<unknown>, before: Map<Mode, number>, signal: AbortSignal): Promise<Mode | null> => {
-    let finished = false;
-    void done.then(() => (finished = true));
-    const failedMode = () => [...before].find(([m, n]) => failures(flusher, m) > n)?.[0] ?? null;
-    while (!finished && !signal.aborted) {
-      const failed = failedMode();
-      if (failed) return failed;
-      await Promise.race([done, Bun.sleep(pollMs)]);
-    }
-    // A refusal that is not retried (401, a missing table) ends the flush at once: still a failure.
-    return failedMode();
-  };
+  const status = createStatusReport({ store, hub, health, readiness, limits, build, clock, startedAt: options.startedAt, flusher: options.flusher, remoteTarget: options.remoteTarget });
 
   return new Elysia({ name: "zoe-operator" })
     .get("/local/status", () => json(status()), { detail: routeDocs["GET /local/status"] })
@@ -160,7 +100,7 @@ export function operatorRoutes(options: OperatorRoutesOptions) {
         if (!wait) return json({ waited: false, modes: answer() }, 202);
         // A drain of a big backlog takes longer than the idle timeout.
         server?.timeout(request, 0);
-        const failed = await waitFor(flusher, done, before, request.signal);
+        const failed = await waitForFlush(flusher, done, before, request.signal, pollMs);
         if (failed) {
           const s = flusher.status(failed);
           throw new FlushFailedError(
