@@ -1,34 +1,21 @@
 // Prometheus metrics (GET /metrics), with prom-client. Counters and
 // histograms are updated where things happen (ingest, flush sends, SSE
 // closes); everything that is state (backlog, oldest age, quarantine, SSE
-// clients, file sizes, limits) is read at scrape time, so an idle service
-// costs nothing between scrapes.
-import { statSync } from "node:fs";
+// clients, file sizes, limits) is read at scrape time (gauges.ts), so an idle
+// service costs nothing between scrapes.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { Clock } from "../lib/clock.ts";
 import type { BuildInfo } from "./build-info.ts";
-import type { Hub } from "../stream/hub.ts";
-import type { Limits } from "../store/limits.ts";
+import { type GaugeSources, registerStateGauges } from "./gauges.ts";
 import { type EventInput, MODES, type Mode } from "../domain/schema.ts";
 import { type Sink, type SinkError, wrapSink } from "../flush/sink.ts";
 import type { StreamCloseReason } from "../stream/sse.ts";
-import type { AppendResult, EventStore } from "../store/store.ts";
+import type { AppendResult } from "../store/store.ts";
 
-export interface MetricsSources {
-  store: EventStore;
-  hub: Hub;
-  clock: Clock;
-  limits?: Limits | null;
-  quarantine?: { count(mode: Mode): number } | null;
-  flusher?: { status(mode: Mode): Record<string, unknown> } | null;
+export interface MetricsSources extends GaugeSources {
   /** Process metrics (RSS, CPU, event-loop lag, open fds); default true. */
   processMetrics?: boolean;
   /** zoe_build_info's labels. */
   build?: BuildInfo | null;
-  /** Readiness as GET /ready answers it (zoe_ready). */
-  ready?: (() => boolean) | null;
-  /** Whether a remote is configured (zoe_remote_configured); a local-only box never flushes. */
-  remoteConfigured?: boolean;
 }
 
 /** How an ingest request ended, as a label. */
@@ -71,14 +58,6 @@ const MISLEADING_UNDER_BUN = [
   "nodejs_gc_duration_seconds",
 ];
 
-function fileSize(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0; // no WAL right after a TRUNCATE checkpoint
-  }
-}
-
 export function outcomeOf(status: number, code: string): IngestOutcome {
   if (status === 503) return code === "backlog_full" || code === "disk_low" ? "refused" : "unavailable";
   if (status >= 500) return "error";
@@ -88,7 +67,6 @@ export function outcomeOf(status: number, code: string): IngestOutcome {
 }
 
 export function createMetrics(sources: MetricsSources): Metrics {
-  const { store, hub, clock } = sources;
   const registry = new Registry();
   const registers = [registry];
   if (sources.processMetrics ?? true) {
@@ -107,6 +85,30 @@ export function createMetrics(sources: MetricsSources): Metrics {
       .set(1);
   }
 
+  const ingest = ingestMetrics(registers);
+  const flush = flushMetrics(registers);
+  const serverErrors = new Counter({ name: "zoe_http_server_errors_total", help: "5xx answers on any route, by error code", labelNames: ["code"], registers });
+  const sseClosed = new Counter({ name: "zoe_sse_disconnects_total", help: "SSE streams ended, by mode and reason (client, slow = cut off, shutdown)", labelNames: ["mode", "reason"], registers });
+  registerStateGauges(registers, sources);
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    ingested: ingest.ingested,
+    ingestFailed: ingest.failed,
+    serverError(code) {
+      serverErrors.labels(code).inc();
+    },
+    streamClosed(mode, reason) {
+      sseClosed.labels(mode, reason).inc();
+    },
+    instrumentSink: flush.instrumentSink,
+    text: () => registry.metrics(),
+  };
+}
+
+/** The ingest counters and latency, and what the ingest path calls to update them. */
+function ingestMetrics(registers: Registry[]) {
   // The ingest path counts in plain numbers, handed to prom-client when a
   // scrape reads the counter: labels() and inc() cost about half a
   // microsecond each, and a request made several (BENCHMARKS.md, budget).
@@ -144,8 +146,32 @@ export function createMetrics(sources: MetricsSources): Metrics {
     buckets: INGEST_BUCKETS,
     registers,
   });
-  const serverErrors = new Counter({ name: "zoe_http_server_errors_total", help: "5xx answers on any route, by error code", labelNames: ["code"], registers });
-  const sseClosed = new Counter({ name: "zoe_sse_disconnects_total", help: "SSE streams ended, by mode and reason (client, slow = cut off, shutdown)", labelNames: ["mode", "reason"], registers });
+  // Pre-create the label sets so every series exists (at 0) from the first scrape.
+  for (const mode of MODES) for (const o of ["created", "duplicate"]) events.labels(mode, o).inc(0);
+  for (const o of ["created", "duplicate", "invalid", "refused", "unavailable", "error"]) requests.labels(o).inc(0);
+  return {
+    ingested(input: EventInput[], results: AppendResult[], ms: number): void {
+      let fresh = 0;
+      for (let i = 0; i < results.length; i++) {
+        const n = acknowledgedEvents.get(input[i]!.mode)!;
+        if (results[i]!.duplicate) n.duplicate++;
+        else {
+          n.created++;
+          fresh++;
+        }
+      }
+      if (fresh === 0) acknowledged.duplicate++;
+      else acknowledged.created++;
+      latency.observe(ms / 1000);
+    },
+    failed(status: number, code: string): void {
+      requests.labels(outcomeOf(status, code)).inc();
+    },
+  };
+}
+
+/** Sends to the remote counted by outcome and verdict, and timed, through instrumentSink(). */
+function flushMetrics(registers: Registry[]) {
   const flushes = new Counter({
     name: "zoe_flush_requests_total",
     help: "Batches sent to the remote, by mode and outcome (ok, or the failure's error code)",
@@ -161,116 +187,10 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers,
   });
 
-  // Pre-create the label sets so every series exists (at 0) from the first scrape.
-  for (const mode of MODES) {
-    for (const o of ["created", "duplicate"]) events.labels(mode, o).inc(0);
-    flushFailures.labels(mode).inc(0);
-  }
-  for (const o of ["created", "duplicate", "invalid", "refused", "unavailable", "error"]) requests.labels(o).inc(0);
-
-  const perMode = (name: string, help: string, value: (mode: Mode) => number | null) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: ["mode"],
-      registers,
-      collect() {
-        for (const mode of MODES) {
-          const v = value(mode);
-          if (v !== null) this.labels(mode).set(v);
-        }
-      },
-    });
-  const single = (name: string, help: string, value: () => number | null) =>
-    new Gauge({
-      name,
-      help,
-      registers,
-      collect() {
-        const v = value();
-        if (v !== null) this.set(v);
-      },
-    });
-
-  perMode("zoe_backlog_events", "Unflushed events", (m) => store.backlogUsage(m).events);
-  perMode("zoe_backlog_bytes", "Unflushed bytes (body + meta + a fixed share per row)", (m) => store.backlogUsage(m).bytes);
-  perMode("zoe_oldest_unflushed_age_seconds", "Age of the oldest unflushed event (0 when none)", (m) => {
-    const oldest = store.oldestUnflushedAt(m);
-    return oldest ? Math.max(0, (clock.now() - Date.parse(oldest)) / 1000) : 0;
-  });
-  perMode("zoe_last_seq", "Highest seq assigned", (m) => store.lastSeq(m));
-  perMode("zoe_sse_clients", "Open SSE streams", (m) => hub.subscriberCount(m));
-  if (sources.quarantine) {
-    const q = sources.quarantine;
-    perMode("zoe_quarantined_events", "Events set aside as poison, awaiting an operator", (m) => q.count(m));
-  }
-  if (sources.flusher) {
-    const f = sources.flusher;
-    perMode("zoe_flush_consecutive_failures", "Failed flush attempts since the last success", (m) => Number(f.status(m).consecutive_failures ?? 0));
-    perMode("zoe_flush_last_success_timestamp_seconds", "When the last flush succeeded (0: not since start)", (m) => {
-      const at = f.status(m).last_success_at;
-      return typeof at === "string" ? Date.parse(at) / 1000 : 0;
-    });
-  }
-  if (sources.ready) {
-    const ready = sources.ready;
-    single("zoe_ready", "1 when GET /ready answers 200 (this instance takes events now)", () => (ready() ? 1 : 0));
-  }
-  if (sources.remoteConfigured !== undefined) {
-    const configured = sources.remoteConfigured ? 1 : 0;
-    single("zoe_remote_configured", "1 when a remote (SUPABASE_URL) is configured; 0: events stay local and the backlog only grows", () => configured);
-  }
-  single("zoe_db_size_bytes", "Size of the SQLite database file", () => (store.path === ":memory:" ? null : fileSize(store.path)));
-  single("zoe_wal_size_bytes", "Size of the SQLite write-ahead log", () => (store.path === ":memory:" ? null : fileSize(`${store.path}-wal`)));
-  if (sources.limits) {
-    const limits = sources.limits;
-    single("zoe_backlog_max_events", "Cap on unflushed events (0: none)", () => limits.status().max_backlog_events ?? 0);
-    single("zoe_backlog_max_bytes", "Cap on unflushed bytes (0: none)", () => limits.status().max_backlog_bytes ?? 0);
-    single("zoe_critical_reserve_events", "Room under the event cap kept for critical events", () => limits.status().critical_reserve_events);
-    single("zoe_critical_reserve_bytes", "Room under the byte cap and above the disk floor kept for critical events", () => limits.status().critical_reserve_bytes);
-    single("zoe_disk_free_bytes", "Free bytes on the database's filesystem", () => limits.status().free_disk_bytes);
-    single("zoe_disk_min_free_bytes", "Free-disk floor (0: none)", () => limits.status().min_free_disk_bytes ?? 0);
-    single("zoe_backlog_fill_ratio", "Fullest limit as a fraction of where ordinary events are refused (1: refusing)", () => limits.status().fill_ratio);
-    new Gauge({
-      name: "zoe_ingest_accepting",
-      help: "1 when events of this class are accepted now (ordinary, critical)",
-      labelNames: ["class"],
-      registers,
-      collect() {
-        const a = limits.status().accepting;
-        this.labels("ordinary").set(a === "all" ? 1 : 0);
-        this.labels("critical").set(a === "none" ? 0 : 1);
-      },
-    });
-  }
-
+  // Every mode's failure series exists (at 0) from the first scrape, for rate() alerts.
+  for (const mode of MODES) flushFailures.labels(mode).inc(0);
   return {
-    registry,
-    contentType: registry.contentType,
-    ingested(input, results, ms) {
-      let fresh = 0;
-      for (let i = 0; i < results.length; i++) {
-        const n = acknowledgedEvents.get(input[i]!.mode)!;
-        if (results[i]!.duplicate) n.duplicate++;
-        else {
-          n.created++;
-          fresh++;
-        }
-      }
-      if (fresh === 0) acknowledged.duplicate++;
-      else acknowledged.created++;
-      latency.observe(ms / 1000);
-    },
-    ingestFailed(status, code) {
-      requests.labels(outcomeOf(status, code)).inc();
-    },
-    serverError(code) {
-      serverErrors.labels(code).inc();
-    },
-    streamClosed(mode, reason) {
-      sseClosed.labels(mode, reason).inc();
-    },
-    instrumentSink(sink) {
+    instrumentSink(sink: Sink): Sink {
       return wrapSink(sink, async (batch, send) => {
         const end = flushDuration.startTimer({ mode: batch.mode });
         try {
@@ -290,6 +210,5 @@ export function createMetrics(sources: MetricsSources): Metrics {
         }
       });
     },
-    text: () => registry.metrics(),
   };
 }
