@@ -84,159 +84,187 @@ export const SSE_HEADERS = {
   "x-accel-buffering": "no",
 };
 
-export function openEventStream(options: StreamOptions): ReadableStream<Uint8Array> {
-  const { store, hub, mode, signal, shutdown } = options;
-  // `cursor`: newest seq queued or pending; `written`: newest seq enqueued.
-  const newest = store.lastSeq(mode);
-  const beyond = options.after !== null && options.after > newest;
-  let cursor = options.after === null || beyond ? newest : options.after;
-  let written = cursor;
-  let replaying = options.after !== null && !beyond;
-  let pending = "";
-  let flushTimer: ReturnType<typeof setTimeout> | null = null;
-  let heartbeat: ReturnType<typeof setInterval> | null = null;
-  let unsubscribe: (() => void) | null = null;
-  let done = false;
-  let enqueuedBytes = 0;
-  let consumedAtLastBeat = -1;
-  const now = options.now ?? Date.now;
-  let lastProgressAt = now();
-  const stallMs = options.stallMs ?? 15_000;
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
+/**
+ * The stream's state (where it is, what is pending, its timers) and the steps
+ * that move it: replay a page, take live events, coalesce, beat, finish.
+ */
+class EventStream {
+  private readonly stallMs: number;
+  private readonly now: () => number;
+  /** The newest seq stored when the stream opened. */
+  private readonly newest: number;
+  /** The client's position is past `newest`: it gets an `event: reset` first. */
+  private readonly beyond: boolean;
+  /** Newest seq queued or pending. */
+  private cursor: number;
+  /** Newest seq enqueued. */
+  private written: number;
+  private replaying: boolean;
+  private pending = "";
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private done = false;
+  private enqueuedBytes = 0;
+  private consumedAtLastBeat = -1;
+  private lastProgressAt: number;
+  private controller!: ReadableStreamDefaultController<Uint8Array>;
 
-  const queuedBytes = () => HIGH_WATER_MARK - (controller.desiredSize ?? HIGH_WATER_MARK);
+  constructor(private readonly o: StreamOptions) {
+    this.newest = o.store.lastSeq(o.mode);
+    this.beyond = o.after !== null && o.after > this.newest;
+    this.cursor = o.after === null || this.beyond ? this.newest : o.after;
+    this.written = this.cursor;
+    this.replaying = o.after !== null && !this.beyond;
+    this.now = o.now ?? Date.now;
+    this.lastProgressAt = this.now();
+    this.stallMs = o.stallMs ?? 15_000;
+  }
 
-  const finish = (reason: StreamCloseReason) => {
-    if (done) return;
-    done = true;
-    unsubscribe?.();
-    if (flushTimer) clearTimeout(flushTimer);
-    if (heartbeat) clearInterval(heartbeat);
-    signal.removeEventListener("abort", onAbort);
-    shutdown?.removeEventListener("abort", onShutdown);
-    pending = "";
+  readable(): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>(
+      {
+        start: (c) => this.start(c),
+        pull: () => this.replayStep(),
+        cancel: () => this.finish("client"),
+      },
+      { highWaterMark: HIGH_WATER_MARK, size: (chunk) => chunk?.byteLength ?? 0 },
+    );
+  }
+
+  private start(c: ReadableStreamDefaultController<Uint8Array>): void {
+    const { signal, shutdown, hub, mode } = this.o;
+    this.controller = c;
+    if (signal.aborted || shutdown?.aborted) {
+      this.finish(signal.aborted ? "client" : "shutdown");
+      return;
+    }
+    signal.addEventListener("abort", this.onAbort, { once: true });
+    shutdown?.addEventListener("abort", this.onShutdown, { once: true });
+    this.unsubscribe = hub.subscribe(mode, this.onLive);
+    this.heartbeat = setInterval(this.beat, this.o.heartbeatMs);
+    this.enqueue(`retry: ${this.o.retryMs}\n\n`);
+    if (this.beyond) this.enqueue(formatReset(this.newest, this.o.after!));
+    // A first heartbeat at once: the client knows from the start that they come, and how often.
+    if (this.o.heartbeatEvents) this.enqueue(this.heartbeatText());
+  }
+
+  private queuedBytes(): number {
+    return HIGH_WATER_MARK - (this.controller.desiredSize ?? HIGH_WATER_MARK);
+  }
+
+  private finish(reason: StreamCloseReason): void {
+    if (this.done) return;
+    this.done = true;
+    this.unsubscribe?.();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.o.signal.removeEventListener("abort", this.onAbort);
+    this.o.shutdown?.removeEventListener("abort", this.onShutdown);
+    this.pending = "";
     try {
       // Erroring (not closing) drops the queued bytes and aborts the
       // connection; closing would keep them until a stuck client reads.
-      if (reason === "slow" || (reason === "shutdown" && queuedBytes() > 0)) controller.error();
-      else controller.close();
+      if (reason === "slow" || (reason === "shutdown" && this.queuedBytes() > 0)) this.controller.error();
+      else this.controller.close();
     } catch {
       // already closed or cancelled by the runtime
     }
-    options.onClose?.(reason);
-  };
-  const onAbort = () => finish("client");
-  const onShutdown = () => finish("shutdown");
+    this.o.onClose?.(reason);
+  }
 
-  const enqueue = (text: string) => {
+  private readonly onAbort = () => this.finish("client");
+  private readonly onShutdown = () => this.finish("shutdown");
+
+  private enqueue(text: string): void {
     const bytes = encoder.encode(text);
-    enqueuedBytes += bytes.byteLength;
-    controller.enqueue(bytes);
-  };
+    this.enqueuedBytes += bytes.byteLength;
+    this.controller.enqueue(bytes);
+  }
 
   /** Writes live data; a client that lets it pile up is cut off. */
-  const writeLive = (text: string) => {
-    if (done) return;
-    enqueue(text);
-    if (queuedBytes() > options.maxBufferedBytes) finish("slow");
-  };
+  private writeLive(text: string): void {
+    if (this.done) return;
+    this.enqueue(text);
+    if (this.queuedBytes() > this.o.maxBufferedBytes) this.finish("slow");
+  }
 
   /** One bounded page of catch-up from SQLite; runs only when the queue has room. */
-  const replayStep = () => {
-    if (!replaying || done) return;
+  private replayStep(): void {
+    if (!this.replaying || this.done) return;
     // Synchronous read: no commit can land between this page and
     // `replaying = false`, so the seam has no gap and no duplicate.
     // Each event comes as its JSON text, built by SQLite (formatEvent's data, unparsed).
-    const page = store.listJson(mode, cursor, REPLAY_ROWS);
+    const page = this.o.store.listJson(this.o.mode, this.cursor, REPLAY_ROWS);
     let text = "";
     let taken = 0;
     for (const [seq, json] of page) {
       text += `id: ${seq}\ndata: ${json}\n\n`;
-      cursor = seq;
+      this.cursor = seq;
       taken++;
       if (text.length >= REPLAY_BYTES) break;
     }
-    written = cursor;
-    if (taken === page.length && page.length < REPLAY_ROWS) replaying = false;
-    if (text !== "") enqueue(text);
+    this.written = this.cursor;
+    if (taken === page.length && page.length < REPLAY_ROWS) this.replaying = false;
+    if (text !== "") this.enqueue(text);
+  }
+
+  private readonly flushPending = () => {
+    this.flushTimer = null;
+    if (this.pending === "") return;
+    const text = this.pending;
+    this.pending = "";
+    this.written = this.cursor;
+    this.writeLive(text);
   };
 
-  const flushPending = () => {
-    flushTimer = null;
-    if (pending === "") return;
-    const text = pending;
-    pending = "";
-    written = cursor;
-    writeLive(text);
-  };
-
-  const onLive = (events: ZoeEvent[]) => {
-    if (replaying || done) return; // the replay will read them from SQLite
+  private readonly onLive = (events: ZoeEvent[]) => {
+    if (this.replaying || this.done) return; // the replay will read them from SQLite
     for (const e of events) {
-      if (e.seq <= cursor) continue;
-      pending += formatLive(e);
-      cursor = e.seq;
+      if (e.seq <= this.cursor) continue;
+      this.pending += formatLive(e);
+      this.cursor = e.seq;
     }
-    if (pending === "") return;
-    if (pending.length > options.maxBufferedBytes) {
+    if (this.pending === "") return;
+    if (this.pending.length > this.o.maxBufferedBytes) {
       // A burst bigger than the buffer: drop it and page it from SQLite at
       // the pace the socket drains, rather than holding it in memory.
-      pending = "";
-      cursor = written;
-      replaying = true;
-      if (flushTimer) clearTimeout(flushTimer);
-      flushTimer = null;
-      if ((controller.desiredSize ?? 0) > 0) replayStep();
+      this.pending = "";
+      this.cursor = this.written;
+      this.replaying = true;
+      if (this.flushTimer) clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+      if ((this.controller.desiredSize ?? 0) > 0) this.replayStep();
       return;
     }
-    if (!flushTimer) flushTimer = setTimeout(flushPending, options.coalesceMs);
+    if (!this.flushTimer) this.flushTimer = setTimeout(this.flushPending, this.o.coalesceMs);
   };
 
-  const beat = () => {
+  private readonly beat = () => {
     // Data waiting and not one byte taken for stallMs: the client is stuck.
-    const consumed = enqueuedBytes - queuedBytes();
-    const at = now();
-    if (queuedBytes() === 0 || consumed !== consumedAtLastBeat) lastProgressAt = at;
-    else if (at - lastProgressAt >= stallMs) {
-      finish("slow");
+    const consumed = this.enqueuedBytes - this.queuedBytes();
+    const at = this.now();
+    if (this.queuedBytes() === 0 || consumed !== this.consumedAtLastBeat) this.lastProgressAt = at;
+    else if (at - this.lastProgressAt >= this.stallMs) {
+      this.finish("slow");
       return;
     }
-    consumedAtLastBeat = consumed;
+    this.consumedAtLastBeat = consumed;
     // Pending live events first: a heartbeat never overtakes data.
-    if (flushTimer) {
-      clearTimeout(flushTimer);
-      flushPending();
-      if (done) return;
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushPending();
+      if (this.done) return;
     }
-    writeLive(heartbeatText());
+    this.writeLive(this.heartbeatText());
   };
-  const heartbeatText = () =>
-    options.heartbeatEvents ? `event: heartbeat\ndata: {"newest_seq":${store.lastSeq(mode)},"interval_ms":${options.heartbeatMs}}\n\n` : ":\n\n";
 
-  return new ReadableStream<Uint8Array>(
-    {
-      start(c) {
-        controller = c;
-        if (signal.aborted || shutdown?.aborted) {
-          finish(signal.aborted ? "client" : "shutdown");
-          return;
-        }
-        signal.addEventListener("abort", onAbort, { once: true });
-        shutdown?.addEventListener("abort", onShutdown, { once: true });
-        unsubscribe = hub.subscribe(mode, onLive);
-        heartbeat = setInterval(beat, options.heartbeatMs);
-        enqueue(`retry: ${options.retryMs}\n\n`);
-        if (beyond) enqueue(formatReset(newest, options.after!));
-        // A first heartbeat at once: the client knows from the start that they come, and how often.
-        if (options.heartbeatEvents) enqueue(heartbeatText());
-      },
-      pull() {
-        replayStep();
-      },
-      cancel() {
-        finish("client");
-      },
-    },
-    { highWaterMark: HIGH_WATER_MARK, size: (chunk) => chunk?.byteLength ?? 0 },
-  );
+  private heartbeatText(): string {
+    const { store, mode, heartbeatMs } = this.o;
+    return this.o.heartbeatEvents ? `event: heartbeat\ndata: {"newest_seq":${store.lastSeq(mode)},"interval_ms":${heartbeatMs}}\n\n` : ":\n\n";
+  }
+}
+
+export function openEventStream(options: StreamOptions): ReadableStream<Uint8Array> {
+  return new EventStream(options).readable();
 }
