@@ -63,18 +63,99 @@ export interface History {
 
 const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
 
+/** What happened to one mode's sends since the last sample. */
+interface SendWindow {
+  sends: number;
+  totalMs: number;
+  maxMs: number;
+  failures: number;
+  flushed: number;
+}
+
+const emptyWindow = (): SendWindow => ({ sends: 0, totalMs: 0, maxMs: 0, failures: 0, flushed: 0 });
+
+/** The last `capacity` samples, oldest first; older ones are overwritten. */
+class SampleRing {
+  private readonly ring: (Sample | undefined)[];
+  private next = 0;
+  private size = 0;
+
+  constructor(private readonly capacity: number) {
+    this.ring = new Array(capacity);
+  }
+
+  push(sample: Sample): void {
+    this.ring[this.next] = sample;
+    this.next = (this.next + 1) % this.capacity;
+    this.size = Math.min(this.capacity, this.size + 1);
+  }
+
+  *[Symbol.iterator](): Generator<Sample> {
+    for (let i = 0; i < this.size; i++) yield this.ring[(this.next - this.size + i + this.capacity) % this.capacity]!;
+  }
+}
+
+/** One mode's columns over the samples held. */
+function viewOf(mode: Mode, samples: Iterable<Sample>, intervalMs: number, windowMs: number): HistoryView {
+  const view: HistoryView = {
+    mode,
+    interval_ms: intervalMs,
+    window_ms: windowMs,
+    t: [],
+    backlog: [],
+    ingest_per_s: [],
+    flushed_per_s: [],
+    flush_ms_avg: [],
+    flush_ms_max: [],
+    flush_failures: [],
+    oldest_unflushed_s: [],
+  };
+  for (const s of samples) {
+    const v = s.modes.get(mode);
+    if (!v) continue;
+    view.t.push(s.t);
+    view.backlog.push(v.backlog);
+    view.ingest_per_s.push(v.ingestPerS);
+    view.flushed_per_s.push(v.flushedPerS);
+    view.flush_ms_avg.push(v.flushMsAvg);
+    view.flush_ms_max.push(v.flushMsMax);
+    view.flush_failures.push(v.flushFailures);
+    view.oldest_unflushed_s.push(v.oldestUnflushedS);
+  }
+  return view;
+}
+
+/** The same sink, counting each send's time, failure and flushed events into its mode's window. */
+function windowedSink(sink: Sink, windows: ReadonlyMap<Mode, SendWindow>): Sink {
+  return wrapSink(sink, async (batch, send) => {
+    const started = performance.now();
+    const w = windows.get(batch.mode);
+    try {
+      const result = await send();
+      if (w) for (const r of result.results) if (r.status !== "rejected") w.flushed++;
+      return result;
+    } catch (error) {
+      if (w && !batch.signal.aborted) w.failures++;
+      throw error;
+    } finally {
+      if (w) {
+        const ms = performance.now() - started;
+        w.sends++;
+        w.totalMs += ms;
+        w.maxMs = Math.max(w.maxMs, ms);
+      }
+    }
+  });
+}
+
 export function createHistory(options: HistoryOptions): History {
   const { store, clock } = options;
   const intervalMs = options.intervalMs ?? 10_000;
   const windowMs = options.windowMs ?? 3_600_000;
   const modes = options.modes ?? MODES;
-  const capacity = Math.max(1, Math.ceil(windowMs / intervalMs));
-  const ring: (Sample | undefined)[] = new Array(capacity);
-  let next = 0;
-  let size = 0;
-
+  const ring = new SampleRing(Math.max(1, Math.ceil(windowMs / intervalMs)));
   // What happened since the last sample.
-  const window = new Map(modes.map((m) => [m, { sends: 0, totalMs: 0, maxMs: 0, failures: 0, flushed: 0 }]));
+  const windows = new Map(modes.map((m) => [m, emptyWindow()]));
   const lastSeq = new Map(modes.map((m) => [m, store.lastSeq(m)]));
   let lastAt = clock.now();
 
@@ -84,7 +165,7 @@ export function createHistory(options: HistoryOptions): History {
     lastAt = now;
     const values = new Map<Mode, ModeSample>();
     for (const mode of modes) {
-      const w = window.get(mode)!;
+      const w = windows.get(mode)!;
       const seq = store.lastSeq(mode);
       // Seqs are gapless per mode: their advance is the number of events stored.
       const stored = Math.max(0, seq - lastSeq.get(mode)!);
@@ -99,36 +180,14 @@ export function createHistory(options: HistoryOptions): History {
         flushFailures: w.failures,
         oldestUnflushedS: oldest ? round(Math.max(0, now - Date.parse(oldest)) / 1000, 1) : 0,
       });
-      Object.assign(w, { sends: 0, totalMs: 0, maxMs: 0, failures: 0, flushed: 0 });
+      Object.assign(w, emptyWindow());
     }
-    ring[next] = { t: now, modes: values };
-    next = (next + 1) % capacity;
-    size = Math.min(capacity, size + 1);
+    ring.push({ t: now, modes: values });
   };
 
   return {
     intervalMs,
-    instrumentSink(sink) {
-      return wrapSink(sink, async (batch, send) => {
-        const started = performance.now();
-        const w = window.get(batch.mode);
-        try {
-          const result = await send();
-          if (w) for (const r of result.results) if (r.status !== "rejected") w.flushed++;
-          return result;
-        } catch (error) {
-          if (w && !batch.signal.aborted) w.failures++;
-          throw error;
-        } finally {
-          if (w) {
-            const ms = performance.now() - started;
-            w.sends++;
-            w.totalMs += ms;
-            w.maxMs = Math.max(w.maxMs, ms);
-          }
-        }
-      });
-    },
+    instrumentSink: (sink) => windowedSink(sink, windows),
     sample,
     start(signal) {
       if (signal.aborted) return;
@@ -137,34 +196,6 @@ export function createHistory(options: HistoryOptions): History {
       timer.unref?.();
       signal.addEventListener("abort", () => clearInterval(timer), { once: true });
     },
-    read(mode) {
-      const view: HistoryView = {
-        mode,
-        interval_ms: intervalMs,
-        window_ms: windowMs,
-        t: [],
-        backlog: [],
-        ingest_per_s: [],
-        flushed_per_s: [],
-        flush_ms_avg: [],
-        flush_ms_max: [],
-        flush_failures: [],
-        oldest_unflushed_s: [],
-      };
-      for (let i = 0; i < size; i++) {
-        const s = ring[(next - size + i + capacity) % capacity]!;
-        const v = s.modes.get(mode);
-        if (!v) continue;
-        view.t.push(s.t);
-        view.backlog.push(v.backlog);
-        view.ingest_per_s.push(v.ingestPerS);
-        view.flushed_per_s.push(v.flushedPerS);
-        view.flush_ms_avg.push(v.flushMsAvg);
-        view.flush_ms_max.push(v.flushMsMax);
-        view.flush_failures.push(v.flushFailures);
-        view.oldest_unflushed_s.push(v.oldestUnflushedS);
-      }
-      return view;
-    },
+    read: (mode) => viewOf(mode, ring, intervalMs, windowMs),
   };
 }
