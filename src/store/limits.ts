@@ -94,6 +94,41 @@ export function diskFreeBytes(dbPath: string): () => number | null {
   };
 }
 
+// The three limits for one class of event: ordinary events stop a reserve short of the cap.
+const eventLimit = (config: LimitsConfig, crit: boolean) => config.maxBacklogEvents - (crit ? 0 : config.criticalReserveEvents);
+const byteLimit = (config: LimitsConfig, crit: boolean) => config.maxBacklogBytes - (crit ? 0 : config.criticalReserveBytes);
+const diskFloor = (config: LimitsConfig, crit: boolean) => config.minFreeDiskBytes + (crit ? 0 : config.criticalReserveBytes);
+
+/**
+ * Why `adding` more (the request plus what is in flight) on top of the stored
+ * `usage` would break a limit for this class of event, or null. The disk is
+ * measured only when it has a floor.
+ */
+function refusalOf(config: LimitsConfig, crit: boolean, usage: { events: number; bytes: number }, adding: { events: number; bytes: number }, freeDisk: () => number | null): ZoeError | null {
+  const kind = crit ? "critical events" : "events";
+  const reserve = (n: number, unit: string) => (crit || n === 0 ? "" : `, ${n.toLocaleString("en")} ${unit} kept for critical events`);
+  if (config.maxBacklogEvents > 0 && usage.events + adding.events > eventLimit(config, crit)) {
+    return new BacklogFullError(
+      `Cannot store ${kind}: the unflushed backlog holds ${usage.events.toLocaleString("en")} events (cap ${config.maxBacklogEvents.toLocaleString("en")}${reserve(config.criticalReserveEvents, "events")}); retry once the flush to the remote catches up`,
+      { details: { backlog_events: usage.events, max_backlog_events: config.maxBacklogEvents, critical: crit } },
+    );
+  }
+  if (config.maxBacklogBytes > 0 && usage.bytes + adding.bytes > byteLimit(config, crit)) {
+    return new BacklogFullError(
+      `Cannot store ${kind}: the unflushed backlog holds ${usage.bytes.toLocaleString("en")} bytes (cap ${config.maxBacklogBytes.toLocaleString("en")}${reserve(config.criticalReserveBytes, "bytes")}); retry once the flush to the remote catches up`,
+      { details: { backlog_bytes: usage.bytes, max_backlog_bytes: config.maxBacklogBytes, critical: crit } },
+    );
+  }
+  const disk = config.minFreeDiskBytes > 0 ? freeDisk() : null;
+  if (disk !== null && disk < diskFloor(config, crit)) {
+    return new DiskLowError(
+      `Cannot store ${kind}: ${disk.toLocaleString("en")} bytes free on the database's filesystem (floor ${config.minFreeDiskBytes.toLocaleString("en")}${reserve(config.criticalReserveBytes, "bytes")}); free disk space`,
+      { details: { free_disk_bytes: disk, min_free_disk_bytes: config.minFreeDiskBytes, critical: crit } },
+    );
+  }
+  return null;
+}
+
 export function createLimits(options: LimitsOptions): Limits {
   const { store, config, clock } = options;
   const critical = new Set(options.criticalSubtypes);
@@ -112,37 +147,8 @@ export function createLimits(options: LimitsOptions): Limits {
     return free;
   };
 
-  // The three limits for one class of event: ordinary events stop a reserve short of the cap.
-  const eventLimit = (crit: boolean) => config.maxBacklogEvents - (crit ? 0 : config.criticalReserveEvents);
-  const byteLimit = (crit: boolean) => config.maxBacklogBytes - (crit ? 0 : config.criticalReserveBytes);
-  const diskFloor = (crit: boolean) => config.minFreeDiskBytes + (crit ? 0 : config.criticalReserveBytes);
-
-  /** Why `events` more events of `bytes` would break a limit for this class, or null. */
-  const refusal = (crit: boolean, events: number, bytes: number): ZoeError | null => {
-    const usage = store.backlogUsage();
-    const kind = crit ? "critical events" : "events";
-    const reserve = (n: number, unit: string) => (crit || n === 0 ? "" : `, ${n.toLocaleString("en")} ${unit} kept for critical events`);
-    if (config.maxBacklogEvents > 0 && usage.events + inflightEvents + events > eventLimit(crit)) {
-      return new BacklogFullError(
-        `Cannot store ${kind}: the unflushed backlog holds ${usage.events.toLocaleString("en")} events (cap ${config.maxBacklogEvents.toLocaleString("en")}${reserve(config.criticalReserveEvents, "events")}); retry once the flush to the remote catches up`,
-        { details: { backlog_events: usage.events, max_backlog_events: config.maxBacklogEvents, critical: crit } },
-      );
-    }
-    if (config.maxBacklogBytes > 0 && usage.bytes + inflightBytes + bytes > byteLimit(crit)) {
-      return new BacklogFullError(
-        `Cannot store ${kind}: the unflushed backlog holds ${usage.bytes.toLocaleString("en")} bytes (cap ${config.maxBacklogBytes.toLocaleString("en")}${reserve(config.criticalReserveBytes, "bytes")}); retry once the flush to the remote catches up`,
-        { details: { backlog_bytes: usage.bytes, max_backlog_bytes: config.maxBacklogBytes, critical: crit } },
-      );
-    }
-    const disk = config.minFreeDiskBytes > 0 ? freeDisk() : null;
-    if (disk !== null && disk < diskFloor(crit)) {
-      return new DiskLowError(
-        `Cannot store ${kind}: ${disk.toLocaleString("en")} bytes free on the database's filesystem (floor ${config.minFreeDiskBytes.toLocaleString("en")}${reserve(config.criticalReserveBytes, "bytes")}); free disk space`,
-        { details: { free_disk_bytes: disk, min_free_disk_bytes: config.minFreeDiskBytes, critical: crit } },
-      );
-    }
-    return null;
-  };
+  const refusal = (crit: boolean, events: number, bytes: number) =>
+    refusalOf(config, crit, store.backlogUsage(), { events: inflightEvents + events, bytes: inflightBytes + bytes }, freeDisk);
 
   return {
     admit(events) {
@@ -172,10 +178,10 @@ export function createLimits(options: LimitsOptions): Limits {
       const one = (crit: boolean) => refusal(crit, 1, EVENT_OVERHEAD_BYTES) === null;
       const accepting: Accepting = one(false) ? "all" : one(true) ? "critical" : "none";
       const ratios = [0];
-      if (config.maxBacklogEvents > 0) ratios.push(usage.events / Math.max(1, eventLimit(false)));
-      if (config.maxBacklogBytes > 0) ratios.push(usage.bytes / Math.max(1, byteLimit(false)));
+      if (config.maxBacklogEvents > 0) ratios.push(usage.events / Math.max(1, eventLimit(config, false)));
+      if (config.maxBacklogBytes > 0) ratios.push(usage.bytes / Math.max(1, byteLimit(config, false)));
       // Disk: 0 with the whole filesystem free, 1 at the ordinary floor.
-      if (config.minFreeDiskBytes > 0 && disk !== null) ratios.push(Math.min(1, diskFloor(false) / Math.max(1, disk)));
+      if (config.minFreeDiskBytes > 0 && disk !== null) ratios.push(Math.min(1, diskFloor(config, false) / Math.max(1, disk)));
       return {
         accepting,
         backlog_events: usage.events,
