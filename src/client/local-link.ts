@@ -46,101 +46,133 @@ export interface LocalLink {
   close(): void;
 }
 
-export function createLocalLink(options: LocalLinkOptions): LocalLink {
-  const { api, feed, remote, timers, now } = options;
-  const data = feed.data;
-  let stream: EventSourceLike | null = null;
-  let localAbort: AbortController | null = null;
-  let connectTimer: unknown = null;
-  let refreshTimer: unknown = null;
-  // Aborts a probe or state refresh that takes too long.
-  let requestTimer: unknown = null;
-  let probeTimer: unknown = null;
-  // Bumped whenever a local attempt is superseded, so late answers from an abandoned attempt are ignored.
-  let epoch = 0;
-  let probeAttempt = 0;
-  // Armed by the stream's first heartbeat (an older server sends none); fed by
-  // every event, heartbeat and answered state probe.
-  const watchdog = createLinkWatchdog({
-    timers,
-    now,
-    silenceMs: options.linkTimeoutMs,
-    onSilent: (ms) => failed(`the local stream went silent for ${Math.round(ms / 100) / 10} s (no event, no heartbeat): the link is hung`),
-  });
+/**
+ * One link's state (the stream, its timers, the attempt epoch) and the steps
+ * that move it: connect, watch the stream, refresh the state, fail over to
+ * the remote, probe with backoff until the local API answers again.
+ */
+class LocalLinkImpl implements LocalLink {
+  private stream: EventSourceLike | null = null;
+  private localAbort: AbortController | null = null;
+  private connectTimer: unknown = null;
+  private refreshTimer: unknown = null;
+  /** Aborts a probe or state refresh that takes too long. */
+  private requestTimer: unknown = null;
+  private probeTimer: unknown = null;
+  /** Bumped whenever a local attempt is superseded, so late answers from an abandoned attempt are ignored. */
+  private epoch = 0;
+  private probeAttempt = 0;
+  /**
+   * Armed by the stream's first heartbeat (an older server sends none); fed by
+   * every event, heartbeat and answered state probe.
+   */
+  private readonly watchdog: ReturnType<typeof createLinkWatchdog>;
 
-  const clear = (h: unknown) => {
-    if (h !== null) timers.clearTimeout(h);
+  private readonly o: LocalLinkOptions;
+
+  constructor(o: LocalLinkOptions) {
+    this.o = o;
+    this.watchdog = createLinkWatchdog({
+      timers: o.timers,
+      now: o.now,
+      silenceMs: o.linkTimeoutMs,
+      onSilent: (ms) => this.failed(`the local stream went silent for ${Math.round(ms / 100) / 10} s (no event, no heartbeat): the link is hung`),
+    });
+  }
+
+  private get data() {
+    return this.o.feed.data;
+  }
+
+  connect(): void {
+    void this.open(null);
+  }
+
+  close(): void {
+    this.drop();
+    this.probeTimer = this.clear(this.probeTimer);
+  }
+
+  private clear(h: unknown): null {
+    if (h !== null) this.o.timers.clearTimeout(h);
     return null;
-  };
-  const current = (at: number) => at === epoch && !feed.closed;
+  }
 
-  const applyState = (body: Record<string, unknown>) => {
+  private current(at: number): boolean {
+    return at === this.epoch && !this.o.feed.closed;
+  }
+
+  private applyState(body: Record<string, unknown>): void {
+    const data = this.data;
     data.state = localState(body);
     if (body.health && typeof body.health === "object") data.health = localHealth(body.health as Record<string, unknown>);
     data.unauthorized = false;
-    feed.changed();
-  };
-
-  /** Ends the current local attempt or stream without deciding what comes next. */
-  function drop() {
-    epoch++;
-    if (stream) {
-      stream.onopen = stream.onmessage = stream.onerror = null;
-      stream.close();
-      stream = null;
-    }
-    localAbort?.abort();
-    localAbort = null;
-    watchdog.stop();
-    connectTimer = clear(connectTimer);
-    refreshTimer = clear(refreshTimer);
-    requestTimer = clear(requestTimer);
+    this.o.feed.changed();
   }
 
-  async function connect(prefetched: Record<string, unknown> | null) {
-    drop();
-    const at = epoch;
-    const abort = (localAbort = new AbortController());
-    connectTimer = timers.setTimeout(() => {
-      connectTimer = null;
-      if (at === epoch) failed(`the local API did not open the stream within ${options.connectTimeoutMs} ms`);
-    }, options.connectTimeoutMs);
+  /** Ends the current local attempt or stream without deciding what comes next. */
+  private drop(): void {
+    this.epoch++;
+    if (this.stream) {
+      this.stream.onopen = this.stream.onmessage = this.stream.onerror = null;
+      this.stream.close();
+      this.stream = null;
+    }
+    this.localAbort?.abort();
+    this.localAbort = null;
+    this.watchdog.stop();
+    this.connectTimer = this.clear(this.connectTimer);
+    this.refreshTimer = this.clear(this.refreshTimer);
+    this.requestTimer = this.clear(this.requestTimer);
+  }
+
+  private async open(prefetched: Record<string, unknown> | null): Promise<void> {
+    const { api, timers, connectTimeoutMs } = this.o;
+    this.drop();
+    const at = this.epoch;
+    const abort = (this.localAbort = new AbortController());
+    this.connectTimer = timers.setTimeout(() => {
+      this.connectTimer = null;
+      if (at === this.epoch) this.failed(`the local API did not open the stream within ${connectTimeoutMs} ms`);
+    }, connectTimeoutMs);
     let body = prefetched;
     if (!body) {
       try {
         body = await api.fetchState(abort.signal);
       } catch (error) {
-        if (!current(at)) return;
-        if (error instanceof LocalRefused && error.status === 401) data.unauthorized = true;
-        failed(describeLocalError(error));
+        if (!this.current(at)) return;
+        if (error instanceof LocalRefused && error.status === 401) this.data.unauthorized = true;
+        this.failed(describeLocalError(error));
         return;
       }
-      if (!current(at)) return;
+      if (!this.current(at)) return;
     }
-    applyState(body);
+    this.applyState(body);
     // Resume after what we have; after a long absence only the newest window.
     const head = num(body.last_seq) ?? 0;
-    const from = Math.max(data.lastSeq, head - options.maxEvents, 0);
-    watch(options.eventSource(api.streamUrl(from)), at);
+    const from = Math.max(this.data.lastSeq, head - this.o.maxEvents, 0);
+    this.watch(this.o.eventSource(api.streamUrl(from)), at);
   }
 
   /** Follows `source` for attempt `at`: opening makes the feed LOCAL, anything it delivers proves the link. */
-  function watch(source: EventSourceLike, at: number) {
-    stream = source;
+  private watch(source: EventSourceLike, at: number): void {
+    const { feed } = this.o;
+    const watchdog = this.watchdog;
+    this.stream = source;
     source.onopen = () => {
-      if (stream !== source) return;
+      if (this.stream !== source) return;
       watchdog.alive();
-      connectTimer = clear(connectTimer);
-      data.status = "local";
-      data.localError = null;
-      probeAttempt = 0;
-      data.nextProbeAt = null;
-      remote.stop();
-      scheduleRefresh(at);
+      this.connectTimer = this.clear(this.connectTimer);
+      this.data.status = "local";
+      this.data.localError = null;
+      this.probeAttempt = 0;
+      this.data.nextProbeAt = null;
+      this.o.remote.stop();
+      this.scheduleRefresh(at);
       feed.changed();
     };
     source.onmessage = (message) => {
-      if (stream !== source) return;
+      if (this.stream !== source) return;
       watchdog.alive();
       let parsed: unknown;
       try {
@@ -152,22 +184,22 @@ export function createLocalLink(options: LocalLinkOptions): LocalLink {
       if (e) feed.addEvents([e]);
     };
     source.addEventListener?.("heartbeat", (message) => {
-      if (stream !== source) return;
+      if (this.stream !== source) return;
       const interval = num((parseData(message) as { interval_ms?: unknown } | null)?.interval_ms);
       watchdog.alive();
-      watchdog.arm(Math.max(options.linkTimeoutMs, interval === null ? 0 : 1.5 * interval + 500));
+      watchdog.arm(Math.max(this.o.linkTimeoutMs, interval === null ? 0 : 1.5 * interval + 500));
     });
     source.addEventListener?.("reset", (message) => {
-      if (stream !== source) return;
+      if (this.stream !== source) return;
       watchdog.alive();
       const newest = num((parseData(message) as { newest_seq?: unknown } | null)?.newest_seq) ?? 0;
-      resync(newest);
+      this.resync(newest);
     });
     source.onerror = () => {
-      if (stream !== source) return;
+      if (this.stream !== source) return;
       // A browser would retry by itself, but a non-200 answer ends an
       // EventSource for good: the feed owns every reconnect instead.
-      failed(data.status === "local" ? "the local stream closed" : "the local stream could not open");
+      this.failed(this.data.status === "local" ? "the local stream closed" : "the local stream could not open");
     };
   }
 
@@ -176,92 +208,89 @@ export function createLocalLink(options: LocalLinkOptions): LocalLink {
    * replaced): what we hold past `newest` does not exist there. Start over
    * from the newest state and events, as on first load.
    */
-  function resync(newest: number) {
-    feed.clearEvents();
-    data.localError = `the local database restarted its seqs (newest ${newest}): reloaded`;
-    feed.changed();
-    void connect(null);
+  private resync(newest: number): void {
+    this.o.feed.clearEvents();
+    this.data.localError = `the local database restarted its seqs (newest ${newest}): reloaded`;
+    this.o.feed.changed();
+    void this.open(null);
   }
 
-  function scheduleRefresh(at: number) {
-    refreshTimer = timers.setTimeout(async () => {
-      refreshTimer = null;
-      if (!current(at)) return;
-      const abort = (localAbort = new AbortController());
+  private scheduleRefresh(at: number): void {
+    const { api, timers, probeTimeoutMs, now } = this.o;
+    this.refreshTimer = timers.setTimeout(async () => {
+      this.refreshTimer = null;
+      if (!this.current(at)) return;
+      const abort = (this.localAbort = new AbortController());
       let timedOut = false;
       const startedAt = now();
-      requestTimer = timers.setTimeout(() => {
+      this.requestTimer = timers.setTimeout(() => {
         timedOut = true;
         abort.abort();
-      }, options.probeTimeoutMs);
+      }, probeTimeoutMs);
       try {
         const body = await api.fetchState(abort.signal);
-        if (current(at)) {
-          watchdog.alive();
-          applyState(body);
+        if (this.current(at)) {
+          this.watchdog.alive();
+          this.applyState(body);
         }
       } catch {
         // A probe that got no answer while the stream, too, stayed silent all
         // along is a hung link; otherwise the stream decides.
-        if (current(at) && timedOut && watchdog.lastAliveAt < startedAt) {
-          failed(`the local API did not answer within ${options.probeTimeoutMs} ms and the stream was silent: the link is hung`);
+        if (this.current(at) && timedOut && this.watchdog.lastAliveAt < startedAt) {
+          this.failed(`the local API did not answer within ${probeTimeoutMs} ms and the stream was silent: the link is hung`);
           return;
         }
       }
-      if (!current(at)) return;
-      requestTimer = clear(requestTimer);
-      scheduleRefresh(at);
-    }, options.stateRefreshMs);
+      if (!this.current(at)) return;
+      this.requestTimer = this.clear(this.requestTimer);
+      this.scheduleRefresh(at);
+    }, this.o.stateRefreshMs);
   }
 
-  function failed(reason: string) {
-    if (feed.closed) return;
-    drop();
-    data.status = "remote";
-    data.localError = reason;
-    remote.start();
-    scheduleProbe();
-    feed.changed();
+  private failed(reason: string): void {
+    if (this.o.feed.closed) return;
+    this.drop();
+    this.data.status = "remote";
+    this.data.localError = reason;
+    this.o.remote.start();
+    this.scheduleProbe();
+    this.o.feed.changed();
   }
 
-  function scheduleProbe() {
-    probeTimer = clear(probeTimer);
-    const delay = probeDelay(probeAttempt++, options.backoff, options.random);
-    data.nextProbeAt = now() + delay;
-    probeTimer = timers.setTimeout(() => {
-      probeTimer = null;
-      void probe();
+  private scheduleProbe(): void {
+    this.probeTimer = this.clear(this.probeTimer);
+    const delay = probeDelay(this.probeAttempt++, this.o.backoff, this.o.random);
+    this.data.nextProbeAt = this.o.now() + delay;
+    this.probeTimer = this.o.timers.setTimeout(() => {
+      this.probeTimer = null;
+      void this.probe();
     }, delay);
   }
 
-  async function probe() {
-    drop();
-    const at = epoch;
-    const abort = (localAbort = new AbortController());
-    requestTimer = timers.setTimeout(() => abort.abort(), options.probeTimeoutMs);
+  private async probe(): Promise<void> {
+    this.drop();
+    const at = this.epoch;
+    const abort = (this.localAbort = new AbortController());
+    this.requestTimer = this.o.timers.setTimeout(() => abort.abort(), this.o.probeTimeoutMs);
     let body: Record<string, unknown>;
     try {
-      body = await api.fetchState(abort.signal);
+      body = await this.o.api.fetchState(abort.signal);
     } catch (error) {
-      if (!current(at)) return;
-      requestTimer = clear(requestTimer);
-      data.unauthorized = error instanceof LocalRefused && error.status === 401;
-      data.localError = describeLocalError(error);
-      scheduleProbe();
-      feed.changed();
+      if (!this.current(at)) return;
+      this.requestTimer = this.clear(this.requestTimer);
+      this.data.unauthorized = error instanceof LocalRefused && error.status === 401;
+      this.data.localError = describeLocalError(error);
+      this.scheduleProbe();
+      this.o.feed.changed();
       return;
     }
-    if (!current(at)) return;
-    requestTimer = clear(requestTimer);
-    data.nextProbeAt = null;
-    void connect(body);
+    if (!this.current(at)) return;
+    this.requestTimer = this.clear(this.requestTimer);
+    this.data.nextProbeAt = null;
+    void this.open(body);
   }
+}
 
-  return {
-    connect: () => void connect(null),
-    close() {
-      drop();
-      probeTimer = clear(probeTimer);
-    },
-  };
+export function createLocalLink(options: LocalLinkOptions): LocalLink {
+  return new LocalLinkImpl(options);
 }
