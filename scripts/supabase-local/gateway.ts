@@ -72,64 +72,67 @@ function bearer(req: Request): string | null {
   return /^Bearer\s+(.+)$/i.exec(header)?.[1]?.trim() ?? "";
 }
 
+/** PostgREST's checks: an apikey that verifies, then the bearer token (if any) decides the role. */
+async function restRoute(req: Request, table: string, rest: ReturnType<typeof createRestHandler>, jwtSecret: string): Promise<Response> {
+  const url = new URL(req.url);
+  const apikey = req.headers.get("apikey") ?? url.searchParams.get("apikey");
+  url.searchParams.delete("apikey");
+  if (!apikey) return jsonResponse(401, { message: "No API key found in request", hint: "No `apikey` request header or url param was found." });
+  let apikeyClaims: JwtClaims;
+  try {
+    apikeyClaims = await verifyJwt(apikey, jwtSecret);
+  } catch {
+    return jsonResponse(401, { message: "Invalid API key", hint: "Double check your Supabase `anon` or `service_role` API key." });
+  }
+  const token = bearer(req);
+  let claims = apikeyClaims;
+  if (token !== null) {
+    try {
+      claims = await verifyJwt(token, jwtSecret);
+    } catch (error) {
+      return jsonResponse(401, { code: "PGRST301", details: (error as Error).message, hint: null, message: "JWT could not be verified" });
+    }
+  }
+  const role = typeof claims.role === "string" && claims.role ? claims.role : "anon";
+  const forwarded = new Request(url, req);
+  return await rest(forwarded, table, { role, claims });
+}
+
+/** The Functions relay: the JWT check the function's verify_jwt asks for, then the request forwarded to it. */
+async function functionRoute(req: Request, name: string, rest: string, options: GatewayOptions, verifyJwtConfig: Map<string, boolean>): Promise<Response> {
+  if (!verifyJwtConfig.has(name)) verifyJwtConfig.set(name, options.verifyJwt ?? functionVerifiesJwt(name));
+  if (verifyJwtConfig.get(name)) {
+    const token = bearer(req);
+    if (!token) return jsonResponse(401, { code: 401, message: "Missing authorization header" });
+    try {
+      await verifyJwt(token, options.jwtSecret);
+    } catch {
+      return jsonResponse(401, { code: 401, message: "Invalid JWT" });
+    }
+  }
+  const base = options.functionUrl(name);
+  if (base === undefined) return jsonResponse(404, { code: "NOT_FOUND", message: "Requested function was not found" });
+  if (base === null) return jsonResponse(502, { code: "BAD_GATEWAY", message: `Function ${name} is not running` });
+  const target = new URL(`/${name}${rest}${new URL(req.url).search}`, base);
+  const headers = new Headers(req.headers);
+  headers.delete("host");
+  headers.delete("content-length");
+  try {
+    const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer();
+    const res = await fetch(target, { method: req.method, headers, body, redirect: "manual" });
+    const out = new Headers(res.headers);
+    out.delete("content-encoding");
+    out.delete("content-length");
+    return new Response(await res.arrayBuffer(), { status: res.status, headers: out });
+  } catch (error) {
+    return jsonResponse(502, { code: "BAD_GATEWAY", message: `Function ${name} is not reachable: ${(error as Error).message}` });
+  }
+}
+
 export function startGateway(options: GatewayOptions): Gateway {
   const rest = createRestHandler({ sql: options.sql });
+  // verify_jwt per function, read from its config.toml once.
   const verifyJwtConfig = new Map<string, boolean>();
-
-  async function restRoute(req: Request, table: string): Promise<Response> {
-    const url = new URL(req.url);
-    const apikey = req.headers.get("apikey") ?? url.searchParams.get("apikey");
-    url.searchParams.delete("apikey");
-    if (!apikey) return jsonResponse(401, { message: "No API key found in request", hint: "No `apikey` request header or url param was found." });
-    let apikeyClaims: JwtClaims;
-    try {
-      apikeyClaims = await verifyJwt(apikey, options.jwtSecret);
-    } catch {
-      return jsonResponse(401, { message: "Invalid API key", hint: "Double check your Supabase `anon` or `service_role` API key." });
-    }
-    const token = bearer(req);
-    let claims = apikeyClaims;
-    if (token !== null) {
-      try {
-        claims = await verifyJwt(token, options.jwtSecret);
-      } catch (error) {
-        return jsonResponse(401, { code: "PGRST301", details: (error as Error).message, hint: null, message: "JWT could not be verified" });
-      }
-    }
-    const role = typeof claims.role === "string" && claims.role ? claims.role : "anon";
-    const forwarded = new Request(url, req);
-    return await rest(forwarded, table, { role, claims });
-  }
-
-  async function functionRoute(req: Request, name: string, rest: string): Promise<Response> {
-    if (!verifyJwtConfig.has(name)) verifyJwtConfig.set(name, options.verifyJwt ?? functionVerifiesJwt(name));
-    if (verifyJwtConfig.get(name)) {
-      const token = bearer(req);
-      if (!token) return jsonResponse(401, { code: 401, message: "Missing authorization header" });
-      try {
-        await verifyJwt(token, options.jwtSecret);
-      } catch {
-        return jsonResponse(401, { code: 401, message: "Invalid JWT" });
-      }
-    }
-    const base = options.functionUrl(name);
-    if (base === undefined) return jsonResponse(404, { code: "NOT_FOUND", message: "Requested function was not found" });
-    if (base === null) return jsonResponse(502, { code: "BAD_GATEWAY", message: `Function ${name} is not running` });
-    const target = new URL(`/${name}${rest}${new URL(req.url).search}`, base);
-    const headers = new Headers(req.headers);
-    headers.delete("host");
-    headers.delete("content-length");
-    try {
-      const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer();
-      const res = await fetch(target, { method: req.method, headers, body, redirect: "manual" });
-      const out = new Headers(res.headers);
-      out.delete("content-encoding");
-      out.delete("content-length");
-      return new Response(await res.arrayBuffer(), { status: res.status, headers: out });
-    } catch (error) {
-      return jsonResponse(502, { code: "BAD_GATEWAY", message: `Function ${name} is not reachable: ${(error as Error).message}` });
-    }
-  }
 
   const server = Bun.serve({
     port: options.port ?? 0,
@@ -144,8 +147,8 @@ export function startGateway(options: GatewayOptions): Gateway {
       let res: Response;
       const restMatch = /^\/rest\/v1\/([^/]+)\/?$/.exec(pathname);
       const fnMatch = /^\/functions\/v1\/([A-Za-z][A-Za-z0-9_-]*)(\/.*)?$/.exec(pathname);
-      if (restMatch) res = await restRoute(req, decodeURIComponent(restMatch[1]!));
-      else if (fnMatch) res = await functionRoute(req, fnMatch[1]!, fnMatch[2] ?? "");
+      if (restMatch) res = await restRoute(req, decodeURIComponent(restMatch[1]!), rest, options.jwtSecret);
+      else if (fnMatch) res = await functionRoute(req, fnMatch[1]!, fnMatch[2] ?? "", options, verifyJwtConfig);
       else if (pathname === "/health") res = jsonResponse(200, { ok: true });
       else res = jsonResponse(404, { message: "no Route matched with those values" });
       return withCors(res);
