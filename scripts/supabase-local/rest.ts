@@ -38,67 +38,68 @@ export interface RestHandlerOptions {
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
 const SINGULAR = "application/vnd.pgrst.object+json";
 
+/** One transaction with the role, claims and request settings PostgREST gives it. */
+async function inTransaction<T>(sql: SQL, ctx: RestRequestContext, req: Request, path: string, readOnly: boolean, fn: (tx: SQL) => Promise<T>): Promise<T> {
+  const headers: Record<string, string> = {};
+  req.headers.forEach((v, k) => {
+    headers[k.toLowerCase()] = v;
+  });
+  return (await sql.begin(async (tx) => {
+    if (readOnly) await tx.unsafe("set transaction read only");
+    await tx`select set_config('search_path', 'public', true), set_config('role', ${ctx.role}, true),
+      set_config('request.jwt.claims', ${JSON.stringify(ctx.claims)}, true), set_config('request.method', ${req.method}, true),
+      set_config('request.path', ${path}, true), set_config('request.headers', ${JSON.stringify(headers)}, true)`;
+    return await fn(tx as unknown as SQL);
+  })) as T;
+}
+
+/** GET / HEAD: 200 with Content-Range; a singular Accept wants exactly one row (else 406 PGRST116). */
+async function read(sql: SQL, t: Table, req: Request, url: URL, prefs: Map<string, string>, ctx: RestRequestContext): Promise<Response> {
+  const singular = (req.headers.get("accept") ?? "").includes(SINGULAR);
+  const q = buildRead(t, url.searchParams, prefs.get("count") === "exact");
+  const { body, n, total } = await inTransaction(sql, ctx, req, url.pathname, true, async (tx) => {
+    const [row] = await tx.unsafe(q.rows.text, q.rows.params);
+    const total = q.count ? ((await tx.unsafe(q.count.text, q.count.params))[0].n as number) : null;
+    return { body: row.body as string, n: row.n as number, total };
+  });
+  const range = `${n ? `${q.offset}-${q.offset + n - 1}` : "*"}/${total ?? "*"}`;
+  let text = body;
+  if (singular) {
+    if (n !== 1) {
+      throw new PostgrestError(406, "PGRST116", "JSON object requested, multiple (or no) rows returned", `The result contains ${n} rows`, null);
+    }
+    text = JSON.stringify(JSON.parse(body)[0]);
+  }
+  const headers = { ...JSON_HEADERS, "content-range": range, ...(singular ? { "content-type": `${SINGULAR}; charset=utf-8` } : {}) };
+  return new Response(req.method === "HEAD" ? null : text, { status: 200, headers });
+}
+
+// POST: 201 with Content-Range */N and Preference-Applied; the rows with return=representation.
+async function insert(sql: SQL, t: Table, req: Request, url: URL, prefs: Map<string, string>, ctx: RestRequestContext): Promise<Response> {
+  let body: unknown;
+  try {
+    body = JSON.parse(await req.text());
+  } catch (error) {
+    throw new PostgrestError(400, "PGRST102", "Empty or invalid json", (error as Error).message, null);
+  }
+  const q = buildInsert(t, url.searchParams, body, prefs);
+  const { text, n } = await inTransaction(sql, ctx, req, url.pathname, false, async (tx) => {
+    const [row] = await tx.unsafe(q.text, q.params);
+    return { text: row.body as string, n: row.n as number };
+  });
+  const applied = [...prefs].filter(([k]) => k === "resolution" || k === "missing" || k === "return" || k === "count").map(([k, v]) => `${k}=${v}`);
+  const headers: Record<string, string> = { "content-range": `*/${n}` };
+  if (applied.length) headers["preference-applied"] = applied.join(", ");
+  if (prefs.get("return") === "representation") {
+    const singular = (req.headers.get("accept") ?? "").includes(SINGULAR);
+    const out = singular ? JSON.stringify(JSON.parse(text)[0] ?? null) : text;
+    return new Response(out, { status: 201, headers: { ...JSON_HEADERS, ...headers } });
+  }
+  return new Response(null, { status: 201, headers });
+}
+
 export function createRestHandler({ sql, anonRole = "anon" }: RestHandlerOptions) {
   const schema = createSchemaCache(sql);
-
-  async function inTransaction<T>(ctx: RestRequestContext, req: Request, path: string, readOnly: boolean, fn: (tx: SQL) => Promise<T>): Promise<T> {
-    const headers: Record<string, string> = {};
-    req.headers.forEach((v, k) => {
-      headers[k.toLowerCase()] = v;
-    });
-    return (await sql.begin(async (tx) => {
-      if (readOnly) await tx.unsafe("set transaction read only");
-      await tx`select set_config('search_path', 'public', true), set_config('role', ${ctx.role}, true),
-        set_config('request.jwt.claims', ${JSON.stringify(ctx.claims)}, true), set_config('request.method', ${req.method}, true),
-        set_config('request.path', ${path}, true), set_config('request.headers', ${JSON.stringify(headers)}, true)`;
-      return await fn(tx as unknown as SQL);
-    })) as T;
-  }
-
-  /** GET / HEAD: 200 with Content-Range; a singular Accept wants exactly one row (else 406 PGRST116). */
-  async function read(t: Table, req: Request, url: URL, prefs: Map<string, string>, ctx: RestRequestContext): Promise<Response> {
-    const singular = (req.headers.get("accept") ?? "").includes(SINGULAR);
-    const q = buildRead(t, url.searchParams, prefs.get("count") === "exact");
-    const { body, n, total } = await inTransaction(ctx, req, url.pathname, true, async (tx) => {
-      const [row] = await tx.unsafe(q.rows.text, q.rows.params);
-      const total = q.count ? ((await tx.unsafe(q.count.text, q.count.params))[0].n as number) : null;
-      return { body: row.body as string, n: row.n as number, total };
-    });
-    const range = `${n ? `${q.offset}-${q.offset + n - 1}` : "*"}/${total ?? "*"}`;
-    let text = body;
-    if (singular) {
-      if (n !== 1) {
-        throw new PostgrestError(406, "PGRST116", "JSON object requested, multiple (or no) rows returned", `The result contains ${n} rows`, null);
-      }
-      text = JSON.stringify(JSON.parse(body)[0]);
-    }
-    const headers = { ...JSON_HEADERS, "content-range": range, ...(singular ? { "content-type": `${SINGULAR}; charset=utf-8` } : {}) };
-    return new Response(req.method === "HEAD" ? null : text, { status: 200, headers });
-  }
-
-  // POST: 201 with Content-Range */N and Preference-Applied; the rows with return=representation.
-  async function insert(t: Table, req: Request, url: URL, prefs: Map<string, string>, ctx: RestRequestContext): Promise<Response> {
-    let body: unknown;
-    try {
-      body = JSON.parse(await req.text());
-    } catch (error) {
-      throw new PostgrestError(400, "PGRST102", "Empty or invalid json", (error as Error).message, null);
-    }
-    const q = buildInsert(t, url.searchParams, body, prefs);
-    const { text, n } = await inTransaction(ctx, req, url.pathname, false, async (tx) => {
-      const [row] = await tx.unsafe(q.text, q.params);
-      return { text: row.body as string, n: row.n as number };
-    });
-    const applied = [...prefs].filter(([k]) => k === "resolution" || k === "missing" || k === "return" || k === "count").map(([k, v]) => `${k}=${v}`);
-    const headers: Record<string, string> = { "content-range": `*/${n}` };
-    if (applied.length) headers["preference-applied"] = applied.join(", ");
-    if (prefs.get("return") === "representation") {
-      const singular = (req.headers.get("accept") ?? "").includes(SINGULAR);
-      const out = singular ? JSON.stringify(JSON.parse(text)[0] ?? null) : text;
-      return new Response(out, { status: 201, headers: { ...JSON_HEADERS, ...headers } });
-    }
-    return new Response(null, { status: 201, headers });
-  }
 
   /** Serves /rest/v1/<tableName>; `ctx` comes from the gateway's JWT check. */
   return async function handle(req: Request, tableName: string, ctx: RestRequestContext): Promise<Response> {
@@ -110,8 +111,8 @@ export function createRestHandler({ sql, anonRole = "anon" }: RestHandlerOptions
         if (profile && profile !== "public") throw new PostgrestError(406, "PGRST106", "The schema must be one of the following: public", null, null);
       }
       const t = await schema.table(tableName);
-      if (req.method === "GET" || req.method === "HEAD") return await read(t, req, url, prefs, ctx);
-      if (req.method === "POST") return await insert(t, req, url, prefs, ctx);
+      if (req.method === "GET" || req.method === "HEAD") return await read(sql, t, req, url, prefs, ctx);
+      if (req.method === "POST") return await insert(sql, t, req, url, prefs, ctx);
       throw new PostgrestError(405, "PGRST117", `Unsupported HTTP method: ${req.method}`, "The local gateway implements GET, HEAD and POST only", null);
     } catch (error) {
       const e = error instanceof PostgrestError ? error : fromPgError(error, ctx.role, anonRole);
