@@ -81,6 +81,8 @@ export async function main(env: Env): Promise<void> {
   // Crash recovery: events a previous run left unflushed go out now.
   remote.flusher?.start();
   history.start(shutdown.signal);
+  // Off the start path (ops/prom.ts): loaded once the service answers.
+  ops.metrics.loadProcessMetrics().catch((error) => logger.error("cannot load the process metrics", { error }));
   // Retention in the background, chunk by chunk: after a long downtime there
   // may be millions of expired rows, and start-up must not wait for them.
   void runRetention({

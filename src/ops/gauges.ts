@@ -3,7 +3,7 @@
 // scrape time from its source, so an idle service costs nothing between
 // scrapes. metrics.ts registers them next to its counters.
 import { statSync } from "node:fs";
-import { Gauge, type Registry } from "prom-client";
+import { Gauge, type Registry } from "./prom.ts";
 import { MODES, type Mode } from "../domain/schema.ts";
 import type { Limits } from "../store/limits.ts";
 import type { Clock } from "../lib/clock.ts";

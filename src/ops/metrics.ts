@@ -3,7 +3,7 @@
 // closes); everything that is state (backlog, oldest age, quarantine, SSE
 // clients, file sizes, limits) is read at scrape time (gauges.ts), so an idle
 // service costs nothing between scrapes.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, loadCollectDefaultMetrics, Registry } from "./prom.ts";
 import type { BuildInfo } from "./build-info.ts";
 import { type GaugeSources, registerStateGauges } from "./gauges.ts";
 import { type EventInput, MODES, type Mode } from "../domain/schema.ts";
@@ -33,6 +33,8 @@ export interface Metrics {
   streamClosed(mode: Mode, reason: StreamCloseReason): void;
   /** The same sink, counting and timing every send. */
   instrumentSink(sink: Sink): Sink;
+  /** Registers the process metrics (RSS, CPU, event-loop lag, fds), once; text() does it at the latest. */
+  loadProcessMetrics(): Promise<void>;
   text(): Promise<string>;
 }
 
@@ -69,10 +71,14 @@ export function outcomeOf(status: number, code: string): IngestOutcome {
 export function createMetrics(sources: MetricsSources): Metrics {
   const registry = new Registry();
   const registers = [registry];
-  if (sources.processMetrics ?? true) {
-    collectDefaultMetrics({ register: registry });
-    for (const name of MISLEADING_UNDER_BUN) registry.removeSingleMetric(name);
-  }
+  let processMetrics: Promise<void> | null = null;
+  const loadProcessMetrics = () =>
+    (processMetrics ??= (sources.processMetrics ?? true)
+      ? loadCollectDefaultMetrics().then((collectDefaultMetrics) => {
+          collectDefaultMetrics({ register: registry });
+          for (const name of MISLEADING_UNDER_BUN) registry.removeSingleMetric(name);
+        })
+      : Promise.resolve());
   if (sources.build) {
     const { version, commit, bun, sqlite } = sources.build;
     new Gauge({
@@ -103,7 +109,11 @@ export function createMetrics(sources: MetricsSources): Metrics {
       sseClosed.labels(mode, reason).inc();
     },
     instrumentSink: flush.instrumentSink,
-    text: () => registry.metrics(),
+    loadProcessMetrics,
+    async text() {
+      await loadProcessMetrics();
+      return registry.metrics();
+    },
   };
 }
 
