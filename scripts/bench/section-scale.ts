@@ -162,9 +162,13 @@ interface ScaleMeasurements {
 
 /** The section's table, targets and analysis from what run() measured. */
 function scaleReport({ db, flushed, starts, crash, points, replay: r }: ScaleMeasurements): SectionReport {
-  const emptyRate = mean(points.filter((p) => p.db === "empty").map(eventsPerSecond));
-  const largeRate = mean(points.filter((p) => p.db === "large").map(eventsPerSecond));
-  const ratio = largeRate / emptyRate;
+  const emptyRate = median(points.filter((p) => p.db === "empty").map(eventsPerSecond));
+  const largeRate = median(points.filter((p) => p.db === "large").map(eventsPerSecond));
+  // Runs alternate empty, 10M, empty, 10M...: each pair shares the machine's
+  // state of the moment, and the median pair ratio ignores the one run a
+  // neighbour's burst of work disturbed (one such run moved a mean of two pairs from 111% to 82%).
+  const pairRatios = points.flatMap((p, i) => (p.db === "large" && points[i - 1]?.db === "empty" ? [eventsPerSecond(p) / eventsPerSecond(points[i - 1]!)] : []));
+  const ratio = median(pairRatios);
   const rss = (w: "empty" | "large") => mean(points.filter((p) => p.db === w).map((p) => p.rssMb));
   const health = { empty: median(starts.empty.map((s) => s.healthMs)), large: median(starts.large.map((s) => s.healthMs)) };
   const ready = { empty: median(starts.empty.map((s) => s.readyMs)), large: median(starts.large.map((s) => s.readyMs)) };
@@ -197,7 +201,7 @@ function scaleReport({ db, flushed, starts, crash, points, replay: r }: ScaleMea
     targets: [
       { what: "start-up to /health and /ready, 10M stored + 100k unflushed", measured: `${fmt.ms(health.large)} / ${fmt.ms(ready.large)} ms (empty DB ${fmt.ms(health.empty)} / ${fmt.ms(ready.empty)})`, target: "< 200 ms", met: ready.large < 200 },
       { what: "start-up to /ready after a SIGKILL under load, 10M stored", measured: `${fmt.ms(crash.readyMs)} ms`, target: "< 200 ms", met: crash.readyMs < 200 },
-      { what: "ingest at 10M rows / empty DB, 64 conns", measured: `${fmt.int(largeRate)} / ${fmt.int(emptyRate)} ev/s = ${fmt.pct(ratio)}`, target: "≥ 85%", met: ratio >= 0.85 },
+      { what: "ingest at 10M rows / empty DB, 64 conns", measured: `median of ${pairRatios.length} alternating pairs ${fmt.pct(ratio)} (median rates ${fmt.int(largeRate)} / ${fmt.int(emptyRate)} ev/s)`, target: "≥ 85%", met: ratio >= 0.85 },
       { what: "service RSS under ingest, 10M rows / empty DB", measured: `${fmt.int(rss("large"))} / ${fmt.int(rss("empty"))} MB`, target: "flat (within 10 MB)", met: Math.abs(rss("large") - rss("empty")) <= 10 },
       {
         what: `SSE replay of ${fmt.int(REPLAY)} events to a resuming client`,
@@ -250,9 +254,10 @@ export const scaleSection: Section = {
     ctx.log("scale: start-up after a SIGKILL under load, 10M");
     const crash = await crashThenStart(ctx, db.path);
 
-    ctx.log("scale: single-event ingest at 64 connections, empty / 10M / empty / 10M");
+    const pairs = ctx.quick ? 2 : 5;
+    ctx.log(`scale: single-event ingest at 64 connections, ${pairs} alternating pairs of empty / 10M`);
     const points: IngestPoint[] = [];
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < pairs; i++) {
       points.push(await ingest(ctx, "empty", join(ctx.dir, `scale-ingest-empty-${i}.db`)));
       points.push(await ingest(ctx, "large", db.path));
     }
