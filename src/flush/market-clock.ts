@@ -31,21 +31,25 @@ export interface MarketSession {
   nextTransition: number;
 }
 
-const formatter = new Intl.DateTimeFormat("en-US", {
-  timeZone: MARKET_TIME_ZONE,
-  hourCycle: "h23",
-  year: "numeric",
-  month: "2-digit",
-  day: "2-digit",
-  hour: "2-digit",
-  minute: "2-digit",
-  second: "2-digit",
-});
+// Made on first use: building a formatter for a named zone loads ICU's zone
+// data (~10 ms), and a service without a remote never asks for market hours.
+let formatter: Intl.DateTimeFormat | null = null;
+const newYorkFormatter = () =>
+  (formatter ??= new Intl.DateTimeFormat("en-US", {
+    timeZone: MARKET_TIME_ZONE,
+    hourCycle: "h23",
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+  }));
 
 /** The New York wall clock at `at` (epoch ms). */
 export function newYorkWallClock(at: number): WallClock {
   const f: Record<string, number> = {};
-  for (const p of formatter.formatToParts(new Date(at))) if (p.type !== "literal") f[p.type] = Number(p.value);
+  for (const p of newYorkFormatter().formatToParts(new Date(at))) if (p.type !== "literal") f[p.type] = Number(p.value);
   const { year, month, day, hour, minute, second } = f as Record<"year" | "month" | "day" | "hour" | "minute" | "second", number>;
   return { year, month, day, hour, minute, second, weekday: new Date(Date.UTC(year, month - 1, day)).getUTCDay() };
 }
