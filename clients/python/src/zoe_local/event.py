@@ -171,16 +171,14 @@ class EventEncoder:
         self._symbols: Dict[str, str] = {}
 
     @staticmethod
-    def _remember_in(cache: Dict[str, str], value: str) -> str:
-        if len(cache) >= _SEEN_MAX:
-            cache.clear()  # a bot that never repeats itself: bounded, not an LRU
-        text = _escape(value)
+    def _first_time(cache: Dict[str, str], value: Any, field: str, max_units: int) -> str:
+        """A string not in ``cache`` yet: checked, escaped, and remembered when it is a plain str."""
+        text = _escape(check_text(value, field, max_units))
         if type(value) is str:
+            if len(cache) >= _SEEN_MAX:
+                cache.clear()  # a bot that never repeats itself: bounded, not an LRU
             cache[value] = text
         return text
-
-    def _remember(self, value: str, cache: Optional[Dict[str, str]] = None) -> str:
-        return self._remember_in(self._seen if cache is None else cache, value)
 
     def encode(
         self,
@@ -206,13 +204,14 @@ class EventEncoder:
             raise InvalidEvent(
                 f"Cannot emit event: severity must be one of {', '.join(SEVERITIES)}, got {severity!r}", "/severity"
             )
+        # The lookups stay inline (a call each would cost more than they save).
         seen = self._seen
         type_json = seen.get(etype) if type(etype) is str else None
         if type_json is None:
-            type_json = self._remember(check_text(etype, "/type", 128))
+            type_json = self._first_time(seen, etype, "/type", 128)
         subtype_json = seen.get(subtype) if type(subtype) is str else None
         if subtype_json is None:
-            subtype_json = self._remember(check_text(subtype, "/subtype", 128))
+            subtype_json = self._first_time(seen, subtype, "/subtype", 128)
         check_body(body)
         source_json = self.source_json if source is None else _escape(check_text(source, "/source", 128))
         if symbol is None:
@@ -220,7 +219,7 @@ class EventEncoder:
         else:
             symbol_json = self._symbols.get(symbol) if type(symbol) is str else None
             if symbol_json is None:
-                symbol_json = self._remember(check_text(symbol, "/symbol", 64), self._symbols)
+                symbol_json = self._first_time(self._symbols, symbol, "/symbol", 64)
         meta_json = "{}" if meta is None else self._encode_meta(meta)
         now = time.time_ns()
         ts_text = rfc3339(now) if ts is None else check_ts(ts)
@@ -247,7 +246,7 @@ class EventEncoder:
         return payload, event_id, mode, critical
 
     def _encode_meta(self, meta: Any) -> str:
-        if type(meta) is not dict and not isinstance(meta, dict):
+        if not isinstance(meta, dict):
             raise InvalidEvent(f"Cannot emit event: meta must be a dict, got {meta.__class__.__name__}", "/meta")
         if not meta:
             return "{}"

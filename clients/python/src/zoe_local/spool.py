@@ -61,6 +61,17 @@ SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 _CHUNK = 4096 if sqlite3.sqlite_version_info >= (3, 32, 0) else 256
 
 
+def _pieces(n: int) -> List[int]:
+    """Rows per statement for an append of ``n``: powers of two of at most _CHUNK
+    (400: 256 + 128 + 16), so a handful of cached statements serves every size."""
+    out = []
+    while n > 0:
+        rows = min(_CHUNK, 1 << (n.bit_length() - 1))
+        out.append(rows)
+        n -= rows
+    return out
+
+
 @lru_cache(maxsize=None)
 def _insert_sql(rows: int) -> str:
     return "INSERT INTO spool (payload, critical, size) VALUES " + ",".join(("(?,?,?)",) * rows)
@@ -142,25 +153,23 @@ class Spool:
     def append(self, items: Sequence[Item]) -> int:
         """Stores ``items`` in one transaction; they get consecutive seqs from the returned one."""
         with self._lock:
-            if len(items) <= _CHUNK:  # one statement: its own transaction
-                first = self._insert(items)
-                self._added(items)
-                return first
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                first = self._insert(items)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
+            if len(_pieces(len(items))) == 1:
+                first = self._insert(items)  # one statement is its own transaction
+            else:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    first = self._insert(items)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
             self._added(items)
             return first
 
     def _insert(self, items: Sequence[Item]) -> int:
         first = self.next_seq
-        n, i, last = len(items), 0, 0
-        while i < n:
-            rows = min(_CHUNK, 1 << ((n - i).bit_length() - 1))  # 400 rows: 256 + 128 + 16
+        i, last = 0, 0
+        for rows in _pieces(len(items)):
             cur = self._db.execute(_insert_sql(rows), list(chain.from_iterable(items[i : i + rows])))
             last = cur.lastrowid or 0
             i += rows

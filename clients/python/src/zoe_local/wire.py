@@ -48,10 +48,11 @@ class Connection:
     def exchange(self, head: bytes, body: Optional[bytes], head_request: bool = False) -> Tuple[int, Dict[str, str], bytes, bool]:
         """Sends one request; (status, headers with lower-case names, body, the server will close)."""
         self.sock.sendall(head + body if body else head)
-        status, version, headers = self._read_head()
+        status, version, headers = self._read_head(first=True)
         while 100 <= status < 200 and status != 101:  # interim answers precede the real one
-            status, version, headers = self._read_head()
-        closing = headers.get("connection", "").lower() == "close" or (version == b"HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive")
+            status, version, headers = self._read_head(first=False)
+        connection = headers.get("connection", "").lower()
+        closing = connection == "close" or (version == b"HTTP/1.0" and connection != "keep-alive")
         if head_request or status in (204, 304):
             return status, headers, b"", closing
         if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -63,27 +64,28 @@ class Connection:
             return status, headers, self._read_exactly(int(length)), closing
         return status, headers, self._read_to_end(), True
 
-    def _fill(self) -> None:
+    def _fill(self, first: bool = False) -> None:
         chunk = self.sock.recv(RECV)
         if not chunk:
+            if first and not self._buf:  # closed before answering: a stale keep-alive connection
+                raise http.client.RemoteDisconnected("Remote end closed connection without response")
             raise http.client.IncompleteRead(bytes(self._buf))
         self._buf += chunk
 
-    def _read_head(self) -> Tuple[int, bytes, Dict[str, str]]:
-        buf = self._buf
-        end = buf.find(b"\r\n\r\n")
+    def _take_until(self, separator: bytes, what: str, first: bool = False) -> bytes:
+        """The buffer up to ``separator`` (reading more until it is there), which is consumed too."""
+        end = self._buf.find(separator)
         while end < 0:
-            if len(buf) > MAX_HEAD:
-                raise http.client.HTTPException(f"the answer's headers exceed {MAX_HEAD} bytes")
-            chunk = self.sock.recv(RECV)
-            if not chunk:
-                if not buf:  # closed before answering: a stale keep-alive connection
-                    raise http.client.RemoteDisconnected("Remote end closed connection without response")
-                raise http.client.IncompleteRead(bytes(buf))
-            buf += chunk
-            end = buf.find(b"\r\n\r\n", max(0, len(buf) - len(chunk) - 3))
-        lines = bytes(buf[:end]).split(b"\r\n")
-        del buf[: end + 4]
+            if len(self._buf) > MAX_HEAD:
+                raise http.client.HTTPException(f"{what} exceeds {MAX_HEAD} bytes")
+            self._fill(first)
+            end = self._buf.find(separator)
+        taken = bytes(self._buf[:end])
+        del self._buf[: end + len(separator)]
+        return taken
+
+    def _read_head(self, first: bool) -> Tuple[int, bytes, Dict[str, str]]:
+        lines = self._take_until(b"\r\n\r\n", "the answer's head", first).split(b"\r\n")
         parts = lines[0].split(b" ", 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
             raise http.client.BadStatusLine(lines[0].decode("latin-1", "replace"))
@@ -105,15 +107,7 @@ class Connection:
         return data
 
     def _read_line(self) -> bytes:
-        end = self._buf.find(b"\r\n")
-        while end < 0:
-            if len(self._buf) > MAX_HEAD:
-                raise http.client.HTTPException("a chunk line exceeds 64 KiB")
-            self._fill()
-            end = self._buf.find(b"\r\n")
-        line = bytes(self._buf[:end])
-        del self._buf[: end + 2]
-        return line
+        return self._take_until(b"\r\n", "a chunk line")
 
     def _read_chunked(self) -> bytes:
         out = bytearray()
