@@ -178,7 +178,8 @@ def test_an_exit_during_a_slow_spool_commit_waits_for_the_commit_and_loses_nothi
     # The writer thread is inside a spool transaction (a slow disk: the commit
     # takes 0.5 s) when the bot exits with a 0.05 s exit_timeout. A daemon
     # thread killed mid-transaction rolls it back, so close() must wait for
-    # the commit, deadline or not, and then spool what is still queued.
+    # the commit, deadline or not, and then spool what is still queued. The
+    # slow disk is patched into this process, so delivery runs in threads here.
     code = """
 import sys, threading, time
 from zoe_local import Client
@@ -191,7 +192,7 @@ def slow_insert(self, items):
     time.sleep(0.5)
     return first
 Spool._insert = slow_insert
-zoe = Client("http://127.0.0.1:9", mode="paper", spool_path=sys.argv[1], exit_timeout=0.05)
+zoe = Client("http://127.0.0.1:9", mode="paper", spool_path=sys.argv[1], exit_timeout=0.05, delivery="thread")
 for i in range(200):
     zoe.emit("T", "S", f"slow {i}")
 assert inside.wait(10), "the writer never began a commit"

@@ -1,15 +1,18 @@
 """``Client``: the bot's handle on zoe-local.
 
 ``emit()`` checks and encodes the event in the caller's thread, stamps its
-``ts`` and UUIDv7 id (also its idempotency key), appends it to an in-memory
-queue and returns: no I/O, no lock, no commit. The sender thread
-(sender.py) writes the queue to the spool in group commits (normally within a
-millisecond or two) and delivers the spool in emit order.
+``ts`` and UUIDv7 id (also its idempotency key), and hands it on without I/O
+or commit. By default it goes into the emit ring (ring.py), a shared-memory
+file read by the delivery helper, a child process (helper.py) that writes it
+to the spool in group commits and delivers the spool in emit order; with
+``delivery="thread"`` the same pipeline (pipeline.py) runs as two threads of
+this process instead.
 """
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import itertools
 import json
 import logging
@@ -17,12 +20,14 @@ import os
 import re
 import threading
 import time
-from collections import deque
+import weakref
 from datetime import datetime
 from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from .errors import ClientClosed, InvalidEvent, SpoolError
 from .event import EventEncoder
+from .link import HelperFailed, HelperLink
+from .pipeline import Pipeline
 from .models import (
     CRITICAL_SUBTYPES,
     MODES,
@@ -32,15 +37,14 @@ from .models import (
     Dropped,
     StateAck,
 )
-from .sender import FlushMarker, Requeue, Sender, StateSnapshot
 from .failures import Backoff
-from .spool import Item, Spool
-from .writer import Writer
+from .spool import SYNCHRONOUS
 from .reads import Reads
-from .transport import BaseUrl, Transport, call_json
+from .transport import BaseUrl, call_json
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 MiB = 1024 * 1024
+DELIVERY = ("process", "thread")
 _SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f][0-9a-f]{2}", re.IGNORECASE)
 
 
@@ -83,6 +87,9 @@ class Client(Reads):
         on_drop: Optional[Callable[[Dropped], None]] = None,
         on_problem: Optional[Callable[[DeliveryProblem], None]] = None,
         logger: Optional[logging.Logger] = None,
+        delivery: str = "process",
+        ring_bytes: int = 32 * MiB,
+        helper_nice: int = 10,
     ) -> None:
         self._base = BaseUrl(url)
         if token is not None and (not isinstance(token, str) or not token or "\n" in token):
@@ -96,39 +103,59 @@ class Client(Reads):
             raise ValueError(f"max_batch must be an integer from 1 to 1000 (the service's cap per request), got {max_batch!r}")
         if exit_timeout is not None:
             _positive("exit_timeout", exit_timeout)
+        if delivery not in DELIVERY:
+            raise ValueError(f"delivery must be one of {', '.join(DELIVERY)}, got {delivery!r}")
+        _positive("ring_bytes", ring_bytes, integer=True)
         self._token = token
         self._timeout = float(timeout)
         self._log = logger or logging.getLogger("zoe_local")
         self._encoder = EventEncoder(mode, source, frozenset(critical_subtypes), max_request_bytes)
         self.mode = mode
-        self._spool_max_bytes = spool_max_bytes
-        self._queue_max = queue_max
         self._durable_timeout = float(durable_timeout)
         self._on_drop = on_drop
         self._dropped = 0
         self._drop_lock = threading.Lock()
         self._last_drop_log = 0.0
         self._closed = False
+        self._forked = False
         self._close_lock = threading.Lock()
         self._left: Optional[int] = None
         self._readers = threading.local()
         self._state_gen = itertools.count(1)
-        self._spool = Spool(spool_path or default_spool_path(mode), spool_synchronous)
-        self._queue: Deque[Item] = deque()
-        self._control: Deque[Any] = deque()
-        self._sender = Sender(
-            self._spool,
-            Transport(self._base, token, timeout),
-            max_batch=max_batch,
-            max_request_bytes=max_request_bytes,
-            backoff=Backoff(float(backoff_base), float(backoff_max), float(max_retry_after)),
-            on_dead_letter=on_dead_letter,
-            on_problem=on_problem,
-            logger=self._log,
-        )
-        self._writer = Writer(self._queue, self._control, self._spool, self._sender, self._log)
-        self._sender.start()
-        self._writer.start()
+        spool_path = spool_path or default_spool_path(mode)
+        options = dict(
+            spool_path=spool_path, spool_synchronous=spool_synchronous, spool_max_bytes=spool_max_bytes,
+            queue_max=queue_max, max_batch=max_batch, max_request_bytes=max_request_bytes, timeout=float(timeout),
+            durable_timeout=float(durable_timeout),
+        )  # fmt: skip
+        backoff = (float(backoff_base), float(backoff_max), float(max_retry_after))
+        self._link: Optional[HelperLink] = None
+        self._pipeline: Optional[Pipeline] = None
+        if delivery == "process" and os.name != "posix":
+            delivery = "thread"  # the link waits on pipes with select(), POSIX only
+        if spool_synchronous not in SYNCHRONOUS:
+            raise ValueError(f"spool_synchronous must be one of {', '.join(SYNCHRONOUS)}, got {spool_synchronous!r}")
+        if delivery == "process":
+            config = dict(
+                options, url=self._base.text, token=token, backoff=backoff, critical_subtypes=sorted(critical_subtypes),
+                exit_timeout=exit_timeout, nice=helper_nice, log_level=self._log.getEffectiveLevel(),
+                callbacks=[k for k, cb in (("dead_letter", on_dead_letter), ("drop", on_drop), ("problem", on_problem)) if cb],
+            )  # fmt: skip
+            try:
+                self._link = HelperLink(
+                    config, ring_bytes=ring_bytes, queue_max=queue_max, on_dead_letter=on_dead_letter,
+                    on_drop=on_drop, on_problem=on_problem, logger=self._log,
+                )  # fmt: skip
+            except (HelperFailed, OSError) as error:
+                self._log.warning("zoe-local: %s; delivering from threads in this process instead", error)
+        if self._link is None:
+            self._pipeline = Pipeline(
+                self._base, token, backoff=Backoff(*backoff), on_dead_letter=on_dead_letter, on_drop=on_drop,
+                on_problem=on_problem, logger=self._log, **options,  # type: ignore[arg-type]
+            )  # fmt: skip
+        self.spool_path = spool_path
+        self.delivery = "process" if self._link is not None else "thread"
+        _LIVE.add(self)
         self._exit_timeout = exit_timeout
         if exit_timeout is not None:
             atexit.register(self._at_exit)
@@ -147,7 +174,7 @@ class Client(Reads):
         return cls(**kwargs)
 
     def __repr__(self) -> str:
-        return f"Client({self._base.text!r}, mode={self.mode!r}, spool={self._spool.path!r})"
+        return f"Client({self._base.text!r}, mode={self.mode!r}, spool={self.spool_path!r}, delivery={self.delivery!r})"
 
     def __enter__(self) -> "Client":
         return self
@@ -180,29 +207,34 @@ class Client(Reads):
         does not happen within ``durable_timeout``.
         """
         if self._closed:
-            raise ClientClosed("Cannot emit event: the client is closed")
+            raise ClientClosed(self._closed_message("emit event"))
         payload, event_id, event_mode, critical = self._encoder.encode(
             type, subtype, body, symbol, severity, meta, source, mode, ts, idempotency_key
         )
-        queue = self._queue
-        if not critical and (len(queue) >= self._queue_max or self._spool.bytes >= self._spool_max_bytes):
-            self._drop(event_id, event_mode, type, subtype, "queue_full" if len(queue) >= self._queue_max else "spool_full")
+        link = self._link
+        if link is not None:
+            if durable:
+                ok, why = link.submit_durable(payload, critical, self._durable_timeout)
+                if not ok:
+                    raise SpoolError(f"Cannot confirm event {event_id}: not committed to spool {self.spool_path} ({why}); it stays queued")
+            elif not link.submit(payload, critical):
+                self._drop(event_id, event_mode, type, subtype, "queue_full")
             return event_id
-        if durable:
-            # The commit runs here, in the caller's thread: handing it to the
-            # writer thread would cost one or two GIL switch intervals (5 ms
-            # each) whenever this thread is busy.
-            queue.append((payload, critical, len(payload)))
-            if not self._writer.ingest(force=True, timeout=self._durable_timeout):
-                raise SpoolError(
-                    f"Cannot confirm event {event_id}: not committed to spool {self._spool.path} "
-                    f"({self._sender.last_error or f'the spool was busy for {self._durable_timeout} s'}); it stays queued"
-                )
-            return event_id
-        queue.append((payload, critical, len(payload)))
-        if self._writer.sleeping:
-            self._writer.wake.set()
+        pipeline = self._pipeline
+        assert pipeline is not None
+        why = pipeline.full(critical)
+        if why is not None:
+            self._drop(event_id, event_mode, type, subtype, why)
+        elif durable:
+            pipeline.submit_durable(payload, critical, event_id)
+        else:
+            pipeline.submit(payload, critical)
         return event_id
+
+    def _closed_message(self, what: str) -> str:
+        if self._forked:
+            return f"Cannot {what}: this Client was made in the parent process; a forked child needs a Client of its own"
+        return f"Cannot {what}: the client is closed"
 
     def _drop(self, event_id: str, mode: str, etype: str, subtype: str, reason: str) -> None:
         with self._drop_lock:
@@ -240,7 +272,7 @@ class Client(Reads):
         ServiceError / ServiceUnreachable.
         """
         if self._closed:
-            raise ClientClosed("Cannot post state: the client is closed")
+            raise ClientClosed(self._closed_message("post state"))
         mode = mode or self.mode
         if mode not in MODES:
             raise InvalidEvent(f"Cannot post state: mode must be one of {', '.join(MODES)}, got {mode!r}", "/mode")
@@ -257,23 +289,23 @@ class Client(Reads):
         if "\\u0000" in text or _SURROGATE_ESCAPE.search(text):
             raise InvalidEvent("Cannot post state: NUL characters and lone surrogates are not accepted")
         gen = next(self._state_gen)
+        delivery = self._link or self._pipeline
+        assert delivery is not None
         if wait:
-            self._sender.state_floor[mode] = gen
+            delivery.state_floor(mode, gen)
             return call_json(self._reader(), "POST", "/local/state", body, timeout)  # type: ignore[no-any-return]
-        self._control.append(StateSnapshot(mode, body, gen))
-        self._writer.wake.set()
+        delivery.post_state(mode, body, gen)
         return None
 
     def flush(self, timeout: float = 10.0) -> int:
         """Waits until every event emitted before the call is acknowledged by the
         service (or dead-lettered), at most ``timeout`` seconds. Returns 0, or
         the number of events still waiting (queued + spooled) at the deadline."""
-        if not (self._sender.is_alive() and self._writer.is_alive()):
-            return self.pending()
-        marker = FlushMarker()
-        self._control.append(marker)
-        self._writer.wake.set()
-        return 0 if marker.done.wait(timeout) else self.pending()
+        if self._left is not None:
+            return self._left
+        delivery = self._link or self._pipeline
+        assert delivery is not None
+        return delivery.flush(timeout)
 
     def close(self, timeout: float = 5.0) -> int:
         """Delivers what it can within ``timeout`` seconds, stops the sender and
@@ -283,41 +315,21 @@ class Client(Reads):
         with self._close_lock:
             if self._left is not None:
                 return self._left
+            if self._forked:
+                return 0  # the parent's client: not this process's to close
             self._closed = True
-            deadline = time.monotonic() + timeout
-            if self._sender.is_alive() and self._writer.is_alive():
-                marker = FlushMarker()
-                self._control.append(marker)
-                self._writer.wake.set()
-                marker.done.wait(max(0.0, timeout - min(0.5, timeout * 0.2)))
-            self._sender.stop()
-            self._sender.transport.abort()  # a request in flight must not hold the deadline
-            self._writer.stop()
-            self._writer.join(max(0.05, deadline - time.monotonic()))
-            # Whatever emit() queued last goes to the spool, here, past the
-            # deadline if need be: a spool commit is local work, and at exit a
-            # daemon writer killed inside its transaction would roll it back
-            # (events already taken off the queue, gone). ingest() first waits
-            # for a commit in progress (it holds the writer's lock).
-            try:
-                if not self._writer.ingest(force=True, timeout=max(deadline - time.monotonic(), self._durable_timeout)):
-                    self._log.error(
-                        "zoe-local: close(): %d queued events could not be written to the spool %s (%s); they are lost at exit",
-                        len(self._queue), self._spool.path, self._sender.last_error or "the spool stayed busy",
-                    )  # fmt: skip
-            except Exception:
-                self._log.exception("zoe-local: close(): could not write the last queued events to the spool")
-            self._sender.join(max(0.05, deadline - time.monotonic()))
-            if self._sender.is_alive() or self._writer.is_alive():
-                self._log.warning("zoe-local: close(): a client thread did not stop within %.1f s; the spool stays open", timeout)
+            if self._link is not None:
+                left = self._link.close(timeout, self._durable_timeout)
+            else:
+                assert self._pipeline is not None
+                left = self._pipeline.close(timeout)
+            if left is None:
                 return self.pending()
-            left = self.pending()
-            self._spool.close()
             self._left = left
             if self._exit_timeout is not None:
                 atexit.unregister(self._at_exit)
             if left:
-                self._log.info("zoe-local: closed with %d events left in spool %s; they are sent on the next start", left, self._spool.path)
+                self._log.info("zoe-local: closed with %d events left in spool %s; they are sent on the next start", left, self.spool_path)
             return left
 
     def _at_exit(self) -> None:
@@ -325,52 +337,68 @@ class Client(Reads):
 
     def pending(self) -> int:
         """Events not yet acknowledged by the service: queued + spooled."""
-        return len(self._queue) + self._spool.events
+        if self._left is not None:
+            return self._left
+        delivery = self._link or self._pipeline
+        assert delivery is not None
+        return delivery.pending()
 
     # -- health ----------------------------------------------------------------
 
     def stats(self) -> ClientStats:
-        s = self._sender
-        retry_in = max(0.0, s.next_attempt - time.monotonic()) if self._spool.events else 0.0
-        return ClientStats(
-            queued=len(self._queue),
-            spooled=self._spool.events,
-            spooled_bytes=self._spool.bytes,
-            dead_letters=self._spool.dead,
-            delivered=s.delivered,
-            batches=s.batches,
-            duplicates=s.duplicates,
-            dropped=self._dropped,
-            retries=s.retries,
-            status=s.status,
-            last_error=s.last_error,
-            last_error_at=s.last_error_at,
-            last_delivery_at=s.last_delivery_at,
-            retry_in=retry_in,
-        )
+        if self._link is not None:
+            stats = self._link.stats()
+            if stats is None:
+                raise ClientClosed("Cannot read stats: the delivery helper did not answer (closed, or being restarted)")
+            return dataclasses.replace(stats, dropped=stats.dropped + self._dropped)
+        assert self._pipeline is not None
+        return dataclasses.replace(self._pipeline.stats(), dropped=self._pipeline.dropped + self._dropped)
 
     def dead_letters(self, limit: int = 100) -> List[DeadLetter]:
         """Events the service refused for good, oldest first, with its error."""
-        return self._spool.dead_letters(limit)
+        if self._link is not None:
+            letters = self._link.dead_letters(limit)
+            if letters is None:
+                raise ClientClosed("Cannot read dead letters: the delivery helper did not answer (closed, or being restarted)")
+            return letters
+        assert self._pipeline is not None
+        return self._pipeline.dead_letters(limit)
 
     def requeue_dead_letters(self, ids: Optional[Sequence[int]] = None) -> int:
         """Sends dead letters again (all, or these ids) after the cause was fixed.
         They go to the end of the spool, after the events emitted since."""
-        crit = self._encoder.critical_subtypes
-
-        def critical_of(payload: bytes) -> bool:
-            try:
-                e = json.loads(payload)
-                return e.get("severity") == "critical" or e.get("subtype") in crit
-            except ValueError:
-                return False
-
-        request = Requeue(None if ids is None else list(ids), critical_of)
-        if self._writer.is_alive():
-            self._control.append(request)
-            self._writer.wake.set()
-            if not request.done.wait(self._durable_timeout):
-                raise SpoolError(f"Cannot requeue dead letters: the sender did not get to it within {self._durable_timeout} s")
+        if self._closed:
+            raise ClientClosed(self._closed_message("requeue dead letters"))
+        wanted = None if ids is None else list(ids)
+        if self._link is not None:
+            count = self._link.requeue(wanted, self._durable_timeout)
         else:
-            raise ClientClosed("Cannot requeue dead letters: the client is closed")
-        return request.count
+            assert self._pipeline is not None
+            request = self._pipeline.requeue(wanted, self._critical_of)
+            count = request.count if request.done.wait(self._durable_timeout) else None
+        if count is None:
+            raise SpoolError(f"Cannot requeue dead letters: the sender did not get to it within {self._durable_timeout} s")
+        return count
+
+    def _critical_of(self, payload: bytes) -> bool:
+        crit = self._encoder.critical_subtypes
+        try:
+            e = json.loads(payload)
+            return e.get("severity") == "critical" or e.get("subtype") in crit
+        except ValueError:
+            return False
+
+
+_LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The child shares the parent's ring and helper: writing to them would
+    # interleave with the parent's records.
+    for client in list(_LIVE):
+        client._forked = True
+        client._closed = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

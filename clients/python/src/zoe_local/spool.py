@@ -77,6 +77,10 @@ def _insert_sql(rows: int) -> str:
     return "INSERT INTO spool (payload, critical, size) VALUES " + ",".join(("(?,?,?)",) * rows)
 
 
+class SpoolBusy(SpoolError):
+    """Another process holds the spool's lock."""
+
+
 class _FileLock:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -117,7 +121,7 @@ class Spool:
                 os.makedirs(folder, exist_ok=True)
                 self._file_lock = _FileLock(path + ".lock")
             except BlockingIOError:
-                raise SpoolError(
+                raise SpoolBusy(
                     f"Cannot open spool {path}: another process (or Client) is using it (lock {path}.lock is held); "
                     "give each Client its own spool_path"
                 ) from None

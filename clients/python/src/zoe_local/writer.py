@@ -41,6 +41,7 @@ class Writer(threading.Thread):
         self.stopping = threading.Event()
         self.retry_at = 0.0
         self.last_activity = 0.0
+        self.committed = 0  # events taken off the queue and stored, ever
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -107,6 +108,7 @@ class Writer(threading.Thread):
                 self.retry_at = now + RETRY_S
                 self.sender.report("spool", f"Cannot write spool {self.spool.path}: {error}")
                 return False
+            self.committed += len(items)
             self.sender.spooled(first, items)
         for entry in control:
             if isinstance(entry, FlushMarker):

@@ -1,0 +1,372 @@
+"""The delivery helper: a child process of the bot that runs the Pipeline
+(spool writer and sender, pipeline.py), fed through the emit ring (ring.py).
+
+Why a process: in the bot's interpreter those two threads take the GIL from
+the trading loop every few milliseconds, and each hand-off stalls an
+``emit()`` (its p99 was 21–46 µs that way). Here they have a GIL of their
+own, at a lower CPU priority than the bot (``nice``).
+
+Channels (link.py is the other end):
+* the ring: events, durable events and controls (flush, state, requeue,
+  stats, dead letters, close), in emit order, so a reply covers every event
+  emitted before the request;
+* stdin: the config (first line, JSON: the token never shows in ``ps``), then
+  doorbell bytes (the helper sleeps while the ring is idle); EOF means the bot
+  is gone, and the helper then delivers for ``exit_timeout`` and exits;
+* stdout: JSON lines: ``ready``, replies (``re``), log records and callbacks.
+
+The ring's tail moves only once what was read from it is in the spool, so a
+helper that dies loses nothing: the next one reads from the tail again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import select
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any, BinaryIO, Deque, Dict, List, Optional, Tuple
+
+from . import ring as R
+from .errors import SpoolError
+from .failures import Backoff
+from .models import Dropped
+from .pipeline import Pipeline
+from .spool import SpoolBusy
+from .transport import BaseUrl
+
+TAKE_RECORDS = 4096
+TAKE_BYTES = 4 << 20
+LINGER_S = 0.001
+IDLE_AFTER_S = 0.25
+# Longest sleep of an idle helper: bounds the delay when a doorbell is missed
+# (the ring's flag and the bell are not atomic with the record).
+IDLE_WAIT_S = 0.05
+LOCK_WAIT_S = 3.0
+
+
+class Out:
+    """stdout, one JSON line per message, from any thread."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self.broken = False
+
+    def send(self, message: Dict[str, Any]) -> None:
+        data = json.dumps(message, separators=(",", ":"), default=str).encode() + b"\n"
+        with self._lock:
+            if self.broken:
+                return
+            try:
+                self._stream.write(data)
+                self._stream.flush()
+            except (OSError, ValueError):
+                self.broken = True  # the bot is gone; its notices with it
+
+
+class NoticeHandler(logging.Handler):
+    def __init__(self, out: Out) -> None:
+        super().__init__(logging.DEBUG)
+        self.out = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.out.send({"log": record.levelno, "msg": self.format(record)})
+        except Exception:
+            self.handleError(record)
+
+
+def _dropped_of(payload: bytes, reason: str) -> Dropped:
+    try:
+        e = json.loads(payload)
+        return Dropped(e.get("id", "?"), e.get("mode", "?"), e.get("type", "?"), e.get("subtype", "?"), reason)  # type: ignore[arg-type]
+    except ValueError:
+        return Dropped("?", "?", "?", "?", reason)  # type: ignore[arg-type]
+
+
+class Feed:
+    """Moves ring records into the pipeline; publishes the ring's tail behind the spool."""
+
+    def __init__(self, consumer: R.RingConsumer, pipeline: Pipeline, out: Out, critical_subtypes: frozenset, queue_max: int) -> None:
+        self.ring = consumer
+        self.pipeline = pipeline
+        self.queue_max = queue_max
+        self.out = out
+        self.critical = critical_subtypes
+        self.appended = pipeline.writer.committed  # events put on the pipeline's queue, ever
+        self.checkpoints: Deque[Tuple[int, int, int]] = deque()  # (appended, ring position, records read)
+        self.orphaned = threading.Event()  # stdin closed: the bot is gone
+        self.closing: Optional[Dict[str, Any]] = None
+
+    def run(self) -> None:
+        idle_since = time.monotonic()
+        while self.closing is None:
+            if len(self.pipeline.queue) >= self.queue_max:
+                # Backpressure: the ring fills and emit() drops, where the bot
+                # hears of it at once, instead of this process dropping what
+                # the bot was told is queued.
+                self.publish()
+                self.wait(LINGER_S)
+                if self.orphaned.is_set():
+                    return
+                continue
+            records = self.ring.take(TAKE_RECORDS, TAKE_BYTES)
+            for kind, body in records:
+                self._record(kind, body)
+            self.checkpoints.append((self.appended, self.ring.cursor, self.ring.read))
+            self.publish()
+            if records:
+                idle_since = time.monotonic()
+                continue
+            if self.orphaned.is_set():
+                return
+            if time.monotonic() - idle_since < IDLE_AFTER_S:
+                self.wait(LINGER_S)
+                continue
+            self.ring.set_sleeping(True)
+            if not self.ring.ready():
+                self.wait(IDLE_WAIT_S)
+            self.ring.set_sleeping(False)
+
+    def wait(self, timeout: float) -> None:
+        """Until a doorbell byte on stdin (the bot rings for every ordered record,
+        and for events while this sleeps), EOF (the bot is gone) or ``timeout``."""
+        try:
+            ready, _, _ = select.select([0], [], [], timeout)
+            if ready and not os.read(0, 4096):
+                self.orphaned.set()
+        except InterruptedError:
+            pass
+        except OSError:
+            self.orphaned.set()
+
+    def publish(self) -> None:
+        """Moves the ring's tail up to the newest checkpoint the spool has stored."""
+        committed = self.pipeline.writer.committed
+        best = None
+        cps = self.checkpoints
+        while cps and cps[0][0] <= committed:
+            best = cps.popleft()
+        if best is not None:
+            self.ring.commit(best[1], best[2])
+
+    def _record(self, kind: int, body: bytes) -> None:
+        p = self.pipeline
+        if kind == R.CONTROL:
+            self._control(json.loads(body))
+            return
+        durable = kind == R.DURABLE_EVENT or kind == R.DURABLE_CRITICAL_EVENT
+        critical = kind == R.CRITICAL_EVENT or kind == R.DURABLE_CRITICAL_EVENT
+        request, payload = (int.from_bytes(body[:8], "little"), body[8:]) if durable else (0, body)
+        why = None
+        if not critical and p.spool.bytes >= p.spool_max_bytes:
+            p.drop(_dropped_of(payload, "spool_full"))  # as emit() does in-process, durable or not
+        else:
+            p.submit(payload, critical)
+            self.appended += 1
+            if durable:
+                why = p.commit_now()
+        if durable:
+            self.out.send({"re": request, "ok": why is None, "error": why})
+
+    def _control(self, c: Dict[str, Any]) -> None:
+        p, op = self.pipeline, c["op"]
+        if op == "state":
+            p.post_state(c["mode"], c["body"].encode("utf-8"), c["gen"])
+        elif op == "floor":
+            p.state_floor(c["mode"], c["gen"])
+        elif op == "flush":
+            marker = p.marker()
+            self._answer_later(c["id"], lambda: {"ok": marker is None or marker.done.wait(c["timeout"])})
+        elif op == "requeue":
+            request = p.requeue(c["ids"], self._critical_of)
+            self._answer_later(c["id"], lambda: {"ok": request.done.wait(c["timeout"]), "count": request.count})
+        elif op == "stats":
+            self.out.send({"re": c["id"], "stats": dataclasses.asdict(p.stats())})
+        elif op == "dead_letters":
+            self.out.send({"re": c["id"], "letters": [dataclasses.asdict(d) for d in p.dead_letters(c["limit"])]})
+        elif op == "close":
+            self.closing = c
+
+    def _answer_later(self, request: int, answer: Any) -> None:
+        threading.Thread(target=lambda: self.out.send({"re": request, **answer()}), daemon=True).start()
+
+    def _critical_of(self, payload: bytes) -> bool:
+        try:
+            e = json.loads(payload)
+            return e.get("severity") == "critical" or e.get("subtype") in self.critical
+        except ValueError:
+            return False
+
+    def drain(self) -> None:
+        """Takes what is left in the ring (the bot is gone or closing)."""
+        while True:
+            records = self.ring.take(TAKE_RECORDS, TAKE_BYTES)
+            if not records:
+                return
+            for kind, body in records:
+                if kind != R.CONTROL:
+                    self._record(kind, body)
+            self.checkpoints.append((self.appended, self.ring.cursor, self.ring.read))
+
+
+def _open(config: Dict[str, Any], out: Out, log: logging.Logger) -> Pipeline:
+    def notify(kind: str) -> Any:
+        return lambda value: out.send({kind: dataclasses.asdict(value)})
+
+    cb = config["callbacks"]
+    return Pipeline(
+        BaseUrl(config["url"]),
+        config["token"],
+        spool_path=config["spool_path"],
+        spool_synchronous=config["spool_synchronous"],
+        spool_max_bytes=config["spool_max_bytes"],
+        queue_max=config["queue_max"],
+        max_batch=config["max_batch"],
+        max_request_bytes=config["max_request_bytes"],
+        timeout=config["timeout"],
+        backoff=Backoff(*config["backoff"]),
+        durable_timeout=config["durable_timeout"],
+        on_dead_letter=notify("dead_letter") if "dead_letter" in cb else None,
+        on_drop=notify("drop") if "drop" in cb else None,
+        on_problem=notify("problem") if "problem" in cb else None,
+        logger=log,
+    )
+
+
+def _open_waiting(config: Dict[str, Any], out: Out, log: logging.Logger) -> Pipeline:
+    """Opens the pipeline; a held spool lock is waited for a little: the helper
+    of a bot that was just killed stores its ring and lets go within moments,
+    and a restarted bot must not fail on it."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            return _open(config, out, log)
+        except SpoolBusy as error:
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            out.send({"error": str(error), "spool": True})
+        except SpoolError as error:
+            out.send({"error": str(error), "spool": True})
+        sys.exit(3)
+
+
+def recover_orphans(spool_path: str, own_ring: str, feed: Feed) -> int:
+    """Rings of bots that died with their helper: their records go to the spool
+    first (they were emitted before anything in this bot's ring)."""
+    from .spool import _FileLock
+
+    folder, base = os.path.split(os.path.abspath(spool_path))
+    found = 0
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if not name.startswith(base + ".ring-") or name.endswith(".lock") or path == os.path.abspath(own_ring):
+            continue
+        try:
+            lock = _FileLock(path + ".lock")
+        except (BlockingIOError, OSError):
+            continue  # its bot is alive
+        try:
+            consumer = R.RingConsumer(path)
+            orphan = Feed(consumer, feed.pipeline, feed.out, feed.critical, feed.queue_max)
+            orphan.drain()
+            if feed.pipeline.commit_now() is not None:
+                continue  # the spool cannot take them now; the next start tries again
+            found += consumer.read - consumer.consumed
+            consumer.close()
+            os.unlink(path)
+        except (OSError, ValueError):
+            continue
+        finally:
+            lock.release()
+        try:
+            os.unlink(path + ".lock")
+        except OSError:
+            pass
+    return found
+
+
+def _config_line() -> bytes:
+    """The first line of stdin, read unbuffered so that nothing after it is held in a buffer."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(0, 1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def main() -> None:
+    """Runs until closed or orphaned; ends the process with os._exit: daemon
+    threads (flush answers) must not hold up or abort the interpreter's shutdown."""
+    try:
+        _run()
+    except SystemExit as exit:
+        _flush()
+        os._exit(exit.code if isinstance(exit.code, int) else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        _flush()
+        os._exit(1)
+    _flush()
+    os._exit(0)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # the bot is gone
+
+
+def _run() -> None:
+    out = Out(sys.stdout.buffer)
+    config = json.loads(_config_line())
+    log = logging.getLogger("zoe_local.helper")
+    log.propagate = False
+    log.setLevel(config["log_level"])
+    log.addHandler(NoticeHandler(out))
+    if config["nice"]:
+        try:
+            os.nice(config["nice"])
+        except (AttributeError, OSError):
+            pass
+    pipeline = _open_waiting(config, out, log)
+    feed = Feed(R.RingConsumer(config["ring"]), pipeline, out, frozenset(config["critical_subtypes"]), config["queue_max"])
+    if pipeline.spool.durable:
+        recovered = recover_orphans(config["spool_path"], config["ring"], feed)
+        if recovered:
+            log.warning("zoe-local: recovered %d events from the emit ring of a bot that exited without closing", recovered)
+    out.send({"ready": True, "pid": os.getpid()})
+    feed.run()
+    closing = feed.closing
+    feed.drain()
+    # Orphaned (the bot was killed): store the ring and let go of the spool at
+    # once, so that the restarted bot's helper can take it over.
+    left = pipeline.close(closing["timeout"] if closing else 0.0)
+    if left is not None:
+        feed.publish()
+    out.send({"re": closing["id"] if closing else None, "left": left, "ring_left": feed.ring.read - feed.ring.consumed})
+    feed.ring.close()
+    if closing is None and left is not None and feed.ring.read == feed.ring.consumed:
+        # The bot is gone and nothing is left in its ring: nobody else removes it.
+        for path in (config["ring"], config["ring"] + ".lock"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,348 @@
+"""``HelperLink``: the bot's end of the delivery helper (helper.py).
+
+``submit()`` is what ``emit()`` costs beyond encoding: a lock, a memcpy into
+the emit ring (ring.py) and, only when the helper sleeps, one pipe write. The
+one thread this adds to the bot's process blocks on the helper's stdout and
+wakes for replies, log records and callbacks, not per event.
+
+A helper that dies is started again on the same ring (the tail it published
+says what is stored); events wait in the ring meanwhile.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import secrets
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+from . import ring as R
+from .errors import SpoolError
+from .models import ClientStats, DeadLetter, DeliveryProblem, Dropped
+from .spool import _FileLock
+
+START_TIMEOUT_S = 30.0
+RESPAWN_S = (0.2, 1.0, 5.0)
+PUMP_S = 0.002
+_LAUNCH = "import sys; sys.path.insert(0, sys.argv[1]); from zoe_local.helper import main; main()"
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _close_pipes(proc: subprocess.Popen) -> None:
+    # Through the file objects: closing their descriptors with os.close()
+    # would leave the objects to close the same numbers again when collected,
+    # by then perhaps another helper's pipe.
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
+
+
+class HelperFailed(Exception):
+    """The helper process could not be started (not a spool problem)."""
+
+
+class _Waiter:
+    __slots__ = ("done", "reply")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.reply: Dict[str, Any] = {}
+
+
+class HelperLink:
+    def __init__(
+        self,
+        config: Dict[str, Any],
+        *,
+        ring_bytes: int,
+        queue_max: int,
+        on_dead_letter: Optional[Callable[[DeadLetter], None]],
+        on_drop: Optional[Callable[[Dropped], None]],
+        on_problem: Optional[Callable[[DeliveryProblem], None]],
+        logger: logging.Logger,
+    ) -> None:
+        spool_path = config["spool_path"]
+        durable = spool_path != ":memory:"
+        stem = os.path.abspath(spool_path) if durable else os.path.join(tempfile.gettempdir(), "zoe-local-memory")
+        if durable:
+            os.makedirs(os.path.dirname(stem), exist_ok=True)
+        self.ring_path = f"{stem}.ring-{os.getpid()}-{secrets.token_hex(4)}"
+        self._ring_lock = _FileLock(self.ring_path + ".lock")
+        self.ring = R.RingProducer(self.ring_path, ring_bytes)
+        self._config = {**config, "ring": self.ring_path}
+        self._queue_max = queue_max
+        self._callbacks = {"dead_letter": (on_dead_letter, DeadLetter), "drop": (on_drop, Dropped), "problem": (on_problem, DeliveryProblem)}
+        self._log = logger
+        self._lock = threading.Lock()  # the ring's producer side
+        self._overflow: Deque[Tuple[int, bytes]] = deque()  # critical events and controls while the ring is full
+        self._pumping = False
+        self._rung = False
+        self._ids = itertools.count(1)
+        self._waiters: Dict[int, _Waiter] = {}
+        self._closing = False
+        self.spool_path = spool_path
+        self.proc: Optional[subprocess.Popen] = None
+        try:
+            self._spawn()
+        except BaseException:
+            self._remove_ring()
+            raise
+        self._reader = threading.Thread(target=self._read_loop, name="zoe-local-helper-link", daemon=True)
+        self._reader.start()
+
+    # -- the helper process --------------------------------------------------------
+
+    def _spawn(self) -> None:
+        """Starts a helper and waits for its ``ready``; SpoolError / HelperFailed otherwise."""
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", _LAUNCH, _PACKAGE_PARENT],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+            )  # fmt: skip
+        except (OSError, ValueError) as error:
+            raise HelperFailed(f"Cannot start the delivery helper ({sys.executable!r}): {error}") from error
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(json.dumps(self._config).encode() + b"\n")
+            proc.stdin.flush()
+            self._first_line(proc)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        self._stdin = proc.stdin.fileno()
+        os.set_blocking(self._stdin, False)
+        self.proc = proc
+        self.ring.refresh()
+
+    def _first_line(self, proc: subprocess.Popen) -> None:
+        """Until ``ready`` (log records before it, e.g. of a recovery, are passed on)."""
+        assert proc.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = proc.stdout.readline() if ready else b""
+            try:
+                msg = json.loads(line) if line else {}
+            except ValueError:
+                msg = {}
+            if msg.get("ready"):
+                return
+            if "log" in msg:
+                self._dispatch(msg)
+                continue
+            if msg.get("spool"):
+                raise SpoolError(msg["error"])
+            code = proc.poll()
+            raise HelperFailed(f"The delivery helper did not start (exit {code}): {msg.get('error') or line[:200]!r}")
+
+    def _read_loop(self) -> None:
+        """Replies, log records and callbacks, until the helper's stdout closes."""
+        while True:
+            proc = self.proc
+            assert proc is not None and proc.stdout is not None
+            for line in proc.stdout:
+                try:
+                    self._dispatch(json.loads(line))
+                except Exception:
+                    self._log.exception("zoe-local: bad message from the delivery helper: %r", line[:200])
+            code = proc.wait()
+            if self._closing:
+                return
+            _close_pipes(proc)
+            self._log.error("zoe-local: the delivery helper (pid %d) exited with %s; starting it again on the same ring", proc.pid, code)
+            if not self._respawn():
+                return
+
+    def _respawn(self) -> bool:
+        for attempt in itertools.count():
+            time.sleep(RESPAWN_S[min(attempt, len(RESPAWN_S) - 1)])
+            if self._closing:
+                return False
+            try:
+                self._spawn()  # not under the lock: emit() must not wait for a start
+                return True
+            except (SpoolError, HelperFailed) as error:
+                if attempt % 10 == 0:
+                    self._log.error("zoe-local: cannot start the delivery helper again: %s", error)
+        return False  # pragma: no cover
+
+    def _dispatch(self, msg: Dict[str, Any]) -> None:
+        if "re" in msg:
+            waiter = self._waiters.pop(msg["re"], None)
+            if waiter is not None:
+                waiter.reply = msg
+                waiter.done.set()
+        elif "log" in msg:
+            self._log.log(msg["log"], "%s", msg["msg"])
+        else:
+            for kind, (callback, shape) in self._callbacks.items():
+                if kind in msg:
+                    if callback is not None:
+                        try:
+                            callback(shape(**msg[kind]))
+                        except Exception:
+                            self._log.exception("zoe-local: on_%s callback failed", kind)
+
+    # -- the emitting side -------------------------------------------------------
+
+    def submit(self, payload: bytes, critical: bool) -> bool:
+        """Puts one event in the ring; False (dropped) when it is full and the event is not critical."""
+        ring = self.ring
+        with self._lock:
+            if not self._overflow:
+                if ring.written - ring.consumed >= self._queue_max:
+                    ring.refresh()
+                if ring.written - ring.consumed < self._queue_max and ring.put(R.CRITICAL_EVENT if critical else R.EVENT, payload):
+                    if ring.mm[128]:
+                        self._bell()
+                    else:
+                        self._rung = False
+                    return True
+            if not critical:
+                return False
+            self._overflow.append((R.CRITICAL_EVENT, payload))
+            self._pump()
+            return True
+
+    def _put(self, kind: int, body: bytes) -> None:
+        """An ordered record (control, durable event): never dropped, and the
+        helper is woken for it at once (someone waits for its answer). Lock held."""
+        if self._overflow or not self.ring.put(kind, body):
+            self._overflow.append((kind, body))
+            self._pump()
+        else:
+            self._bell(always=True)
+
+    def _bell(self, always: bool = False) -> None:
+        if not always and (self._rung or not self.ring.consumer_sleeping):
+            return
+        self._rung = True
+        try:
+            os.write(self._stdin, b"\n")
+        except (BlockingIOError, OSError):
+            pass  # full: it is awake anyway; gone: it is being restarted
+
+    def _pump(self) -> None:
+        """Moves the overflow into the ring as room appears, on a thread of its own. Lock held."""
+        if self._pumping:
+            return
+        self._pumping = True
+
+        def run() -> None:
+            while True:
+                with self._lock:
+                    while self._overflow and self.ring.put(*self._overflow[0]):
+                        self._overflow.popleft()
+                    self._rung = False
+                    self._bell()
+                    if not self._overflow:
+                        self._pumping = False
+                        return
+                time.sleep(PUMP_S)
+
+        threading.Thread(target=run, name="zoe-local-overflow", daemon=True).start()
+
+    def _ask(self, kind: int, body: Dict[str, Any], timeout: float, prefix: bytes = b"") -> Optional[Dict[str, Any]]:
+        """Sends a request (ordered, through the ring) and waits for its reply."""
+        waiter = _Waiter()
+        rid = next(self._ids)
+        self._waiters[rid] = waiter
+        data = rid.to_bytes(8, "little") + prefix if kind != R.CONTROL else json.dumps({**body, "id": rid}).encode()
+        with self._lock:
+            self._put(kind, data)
+        if waiter.done.wait(timeout):
+            return waiter.reply
+        self._waiters.pop(rid, None)
+        return None
+
+    def submit_durable(self, payload: bytes, critical: bool, timeout: float) -> Tuple[bool, str]:
+        kind = R.DURABLE_CRITICAL_EVENT if critical else R.DURABLE_EVENT
+        reply = self._ask(kind, {}, timeout, prefix=payload)
+        if reply is None:
+            return False, f"no answer from the delivery helper within {timeout} s"
+        return bool(reply.get("ok")), reply.get("error") or ""
+
+    def post_state(self, mode: str, body: bytes, gen: int) -> None:
+        with self._lock:
+            self._put(R.CONTROL, json.dumps({"op": "state", "mode": mode, "gen": gen, "body": body.decode("utf-8")}).encode())
+
+    def state_floor(self, mode: str, gen: int) -> None:
+        with self._lock:
+            self._put(R.CONTROL, json.dumps({"op": "floor", "mode": mode, "gen": gen}).encode())
+
+    def flush(self, timeout: float) -> int:
+        reply = self._ask(R.CONTROL, {"op": "flush", "timeout": timeout}, timeout)
+        return 0 if reply is not None and reply.get("ok") else self.pending()
+
+    def requeue(self, ids: Optional[List[int]], timeout: float) -> Optional[int]:
+        reply = self._ask(R.CONTROL, {"op": "requeue", "ids": ids, "timeout": timeout}, timeout)
+        return None if reply is None or not reply.get("ok") else int(reply["count"])
+
+    # -- health ----------------------------------------------------------------
+
+    def in_ring(self) -> int:
+        with self._lock:
+            self.ring.refresh()
+            return self.ring.written - self.ring.consumed + sum(1 for k, _ in self._overflow if k != R.CONTROL)
+
+    def stats(self, timeout: float = 5.0) -> Optional[ClientStats]:
+        """Ordered like a flush: drops decided for events emitted before the call are counted."""
+        reply = self._ask(R.CONTROL, {"op": "stats"}, timeout)
+        if reply is None:
+            return None
+        s = dict(reply["stats"])
+        s["queued"] = self.in_ring()
+        return ClientStats(**s)
+
+    def pending(self) -> int:
+        stats = self.stats()
+        return self.in_ring() if stats is None else stats.queued + stats.spooled
+
+    def dead_letters(self, limit: int, timeout: float = 5.0) -> Optional[List[DeadLetter]]:
+        reply = self._ask(R.CONTROL, {"op": "dead_letters", "limit": limit}, timeout)
+        return None if reply is None else [DeadLetter(**d) for d in reply["letters"]]
+
+    # -- shutting down -----------------------------------------------------------
+
+    def close(self, timeout: float, durable_timeout: float) -> Optional[int]:
+        """The helper delivers for ``timeout``, stores the rest and exits; the events left, or None."""
+        deadline = time.monotonic() + timeout
+        while self._overflow and time.monotonic() < deadline:
+            time.sleep(PUMP_S)
+        self._closing = True  # from here on an exit of the helper is the expected one
+        reply = self._ask(R.CONTROL, {"op": "close", "timeout": timeout}, timeout + durable_timeout + 1.0)
+        proc = self.proc
+        if proc is not None:
+            _close_pipes(proc)
+            try:
+                proc.wait(max(0.5, deadline - time.monotonic() + 1.0))
+            except subprocess.TimeoutExpired:
+                self._log.warning("zoe-local: close(): the delivery helper (pid %d) is still finishing; it exits on its own", proc.pid)
+                return None
+        if reply is None or reply.get("left") is None:
+            return None
+        self.ring.close()
+        if reply.get("ring_left") == 0 and not self._overflow:
+            self._remove_ring()
+        return int(reply["left"])
+
+    def _remove_ring(self) -> None:
+        for path in (self.ring_path, self.ring_path + ".lock"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self._ring_lock.release()
