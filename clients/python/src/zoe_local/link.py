@@ -49,6 +49,19 @@ def _close_pipes(proc: subprocess.Popen) -> None:
             pass
 
 
+def _line(fd: int, deadline: float) -> bytes:
+    """One line, a byte at a time: a buffered read could take lines after it
+    that the reader thread's file object would then never see."""
+    data = b""
+    while not data.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(fd, 1) if ready else b""
+        if not chunk:
+            return data
+        data += chunk
+    return data
+
+
 class HelperFailed(Exception):
     """The helper process could not be started (not a spool problem)."""
 
@@ -132,8 +145,7 @@ class HelperLink:
         assert proc.stdout is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
-            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            line = proc.stdout.readline() if ready else b""
+            line = _line(proc.stdout.fileno(), deadline)
             try:
                 msg = json.loads(line) if line else {}
             except ValueError:

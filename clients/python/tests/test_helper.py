@@ -1,0 +1,104 @@
+"""The delivery helper process (helper.py, link.py): what happens to emitted
+events when it dies, when it and the bot die together, when the bot forks,
+and the in-process alternative (delivery="thread")."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+
+import pytest
+
+from conftest import Service, run_python, wait_until
+from test_faults import assert_gapless, bodies_by_mode
+from zoe_local import Client, ClientClosed
+
+
+def test_a_killed_delivery_helper_is_started_again_and_loses_nothing(service: Service, spool: str):
+    zoe = Client(service.url, mode="live", spool_path=spool, exit_timeout=None)
+    assert zoe.delivery == "process"
+    for i in range(3000):
+        zoe.emit("TICK", "PRICE", f"tick {i}")
+    first = zoe._link.proc  # type: ignore[union-attr]
+    os.kill(first.pid, signal.SIGKILL)
+    for i in range(3000, 6000):
+        zoe.emit("TICK", "PRICE", f"tick {i}")
+    wait_until(lambda: zoe._link.proc is not first and zoe._link.proc.poll() is None, what="a new helper")  # type: ignore[union-attr]
+    assert zoe.flush(30) == 0
+    zoe.close(5)
+    assert bodies_by_mode(service)["live"] == [f"tick {i}" for i in range(6000)]
+    assert_gapless(service)
+
+
+BOT = """
+import os, sys
+from zoe_local import Client
+zoe = Client(sys.argv[1], mode="paper", spool_path=sys.argv[2])
+print(zoe._link.proc.pid, flush=True)
+sys.stdin.readline()  # the test stops the helper first
+for i in range(1000):
+    zoe.emit("SIGNAL", "ENTRY", f"signal {i}")
+print("emitted", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_ring_left_by_a_bot_and_its_helper_both_killed_is_delivered_by_the_next_client(service: Service, spool: str):
+    bot = run_python(BOT, service.url, spool, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert bot.stdin is not None and bot.stdout is not None
+    helper = int(bot.stdout.readline())
+    os.kill(helper, signal.SIGSTOP)  # it reads nothing more: the events stay in the ring only
+    bot.stdin.write("go\n")
+    bot.stdin.flush()
+    assert bot.stdout.readline().strip() == "emitted"
+    os.killpg(bot.pid, signal.SIGKILL)  # the bot and its helper, as a machine's OOM killer or a kill of the group would
+    bot.wait(10)
+    wait_until(lambda: not os.path.exists(f"/proc/{helper}") or open(f"/proc/{helper}/stat").read().split()[2] == "Z", what="the helper's end")
+    assert len([p for p in glob.glob(spool + ".ring-*") if not p.endswith(".lock")]) == 1
+    assert service.stored() == []
+
+    with Client(service.url, mode="paper", spool_path=spool, exit_timeout=None) as again:
+        assert again.delivery == "process"  # its helper recovered the ring (no fallback to threads)
+        assert again.flush(30) == 0
+    assert bodies_by_mode(service)["paper"] == [f"signal {i}" for i in range(1000)]
+    assert glob.glob(spool + ".ring-*") == []  # recovered, then removed
+
+
+def test_a_forked_child_cannot_emit_through_its_parents_client(spool: str):
+    zoe = Client("http://127.0.0.1:9", mode="paper", spool_path=spool, exit_timeout=None)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its records would interleave with the parent's in the ring
+        os.close(read)
+        try:
+            zoe.emit("T", "S", "from the child")
+            os.write(write, b"emitted")
+        except ClientClosed as error:
+            os.write(write, str(error).encode())
+        os._exit(0)
+    os.close(write)
+    said = os.read(read, 1000).decode()
+    os.waitpid(pid, 0)
+    assert "forked child needs a Client of its own" in said
+    zoe.emit("T", "S", "the parent still emits")
+    assert zoe.stats().queued + zoe.stats().spooled == 1
+    zoe.close(0.2)
+
+
+@pytest.mark.parametrize("delivery", ["thread", "process"])
+def test_both_deliveries_store_every_event_once_in_emit_order(service: Service, spool: str, delivery: str):
+    with Client(service.url, mode="live", spool_path=spool, delivery=delivery, exit_timeout=None) as zoe:
+        assert zoe.delivery == delivery
+        for i in range(500):
+            zoe.emit("TICK", "PRICE", f"tick {i}", durable=i % 100 == 0)
+        assert zoe.flush(30) == 0
+        assert zoe.stats().delivered == 500
+    assert bodies_by_mode(service)["live"] == [f"tick {i}" for i in range(500)]
+    assert glob.glob(spool + ".ring-*") == []
+
+
+def test_an_unknown_delivery_is_refused_at_once(spool: str):
+    with pytest.raises(ValueError, match="delivery must be one of process, thread"):
+        Client("http://127.0.0.1:9", spool_path=spool, delivery="fiber")
