@@ -2,11 +2,12 @@
 
 Measures, against a running service (argv[1] = {"url", "dir", "quick"}):
 - emit() latency in the caller's thread, each call timed with perf_counter_ns,
-  in a tight loop and in bursts of 10 per millisecond (a loop that sleeps
+  in a tight loop (ROUNDS rounds) and in bursts of 10 per millisecond (a loop that sleeps
   between market-data ticks), while the sender delivers in the background;
   next to it the same loop calling only the encoder (no queue, no sender
   thread), which is the machine's own noise floor for that work;
-- emit(durable=True): the wait until the spool committed the event;
+- emit(durable=True): the wait until the spool committed the event (a round
+  trip to the delivery helper process);
 - end-to-end throughput: events emitted as fast as one thread can, until
   flush() returns (every one acknowledged by the service), with the spool at
   synchronous FULL (the default) and NORMAL.
@@ -27,6 +28,7 @@ from zoe_local import CRITICAL_SUBTYPES, Client  # noqa: E402
 from zoe_local.event import EventEncoder  # noqa: E402
 
 META = {"qty": 10, "price": 187.5, "strategy": "rsi-revert"}
+ROUNDS = 5
 
 
 def summary(ns: List[int]) -> Dict[str, float]:
@@ -49,9 +51,16 @@ def timed_loop(call: Any, n: int, burst: int, clock: Any = time.perf_counter_ns)
     return out
 
 
-def cpu_seconds() -> float:
+def cpu_seconds(zoe: Client) -> float:
+    """This process's CPU time plus its delivery helper's (a live child: not in RUSAGE_CHILDREN)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    total = r.ru_utime + r.ru_stime
+    link = getattr(zoe, "_link", None)
+    if link is not None and link.proc is not None:
+        with open(f"/proc/{link.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def latency(url: str, spool: str, n: int) -> Dict[str, Any]:
@@ -62,14 +71,24 @@ def latency(url: str, spool: str, n: int) -> Dict[str, Any]:
     timed_loop(emit, 5000, 0)
     zoe.flush(30)
     out: Dict[str, Any] = {}
-    for name, burst, count in (("tight", 0, n), ("burst", 10, n // 5)):
-        out[f"emit_{name}"] = summary(timed_loop(emit, count, burst))
+    # The tight loop runs ROUNDS times (alternating with the encoder alone):
+    # on a shared VM one round's tail moves by 2x with the neighbours' load,
+    # so the figure is the p99 over all rounds' calls, with each round's p99.
+    emits: List[int] = []
+    encodes: List[int] = []
+    out["emit_tight_rounds"], out["encode_tight_rounds"] = [], []
+    for _ in range(ROUNDS):
+        ns = timed_loop(emit, n, 0)
+        emits += ns
+        out["emit_tight_rounds"].append(summary(ns)["p99"])
         zoe.flush(60)
-        out[f"encode_{name}"] = summary(timed_loop(encode, count, burst))
-    # The same tight loop timed in the thread's own CPU time: what emit() costs
-    # this thread, without its waits for the GIL or for a core.
-    out["emit_tight_cpu"] = summary(timed_loop(emit, n, 0, time.thread_time_ns))
+        ns = timed_loop(encode, n, 0)
+        encodes += ns
+        out["encode_tight_rounds"].append(summary(ns)["p99"])
+    out["emit_tight"], out["encode_tight"] = summary(emits), summary(encodes)
+    out["emit_burst"] = summary(timed_loop(emit, n // 5, 10))
     zoe.flush(60)
+    out["encode_burst"] = summary(timed_loop(encode, n // 5, 10))
     # durable=True while events stream (every 100th call) and alone
     pc = time.perf_counter_ns
     streaming, alone = [], []
@@ -98,14 +117,14 @@ def throughput(url: str, spool: str, n: int, synchronous: str) -> Dict[str, Any]
         zoe.emit("TICK", "PRICE", f"warm {i}", symbol="AAPL", meta=META)
     zoe.flush(30)
     before = zoe.stats()
-    cpu0 = cpu_seconds()
+    cpu0 = cpu_seconds(zoe)
     t0 = time.perf_counter()
     for i in range(n):
         zoe.emit("TICK", "PRICE", f"AAPL tick {i}", symbol="AAPL", meta=META)
     emitted = time.perf_counter()
     left = zoe.flush(120)
     acked = time.perf_counter()
-    cpu = cpu_seconds() - cpu0
+    cpu = cpu_seconds(zoe) - cpu0
     after = zoe.stats()
     zoe.close(10)
     batches = after.batches - before.batches

@@ -28,7 +28,10 @@ interface Throughput {
 
 export interface PythonBenchResult {
   python: string;
-  latency: Record<"emit_tight" | "emit_tight_cpu" | "encode_tight" | "emit_burst" | "encode_burst" | "durable_streaming" | "durable_alone", Summary>;
+  latency: Record<"emit_tight" | "encode_tight" | "emit_burst" | "encode_burst" | "durable_streaming" | "durable_alone", Summary> & {
+    emit_tight_rounds: number[];
+    encode_tight_rounds: number[];
+  };
   throughput_full: Throughput;
   throughput_normal: Throughput;
 }
@@ -73,9 +76,10 @@ export const pythonSection: Section = {
     return {
       table: [
         ["figure (Python " + result.python + ")", "p50 / p99 / p99.9 / max µs"],
-        [`emit(), tight loop of ${fmt.int(l.emit_tight.count)} while the sender delivers`, row(l.emit_tight)],
-        ["  the same loop calling only the encoder (no queue, no threads): the floor", row(l.encode_tight)],
-        ["  emit() in the same loop timed in the thread's CPU time (no GIL or core waits)", row(l.emit_tight_cpu)],
+        [`emit(), tight loop while the sender delivers: ${l.emit_tight_rounds.length} rounds, ${fmt.int(l.emit_tight.count)} calls`, row(l.emit_tight)],
+        ["  each round's p99 µs", l.emit_tight_rounds.map(us).join(" / ")],
+        ["  the same loop calling only the encoder (no ring, no helper): the floor", row(l.encode_tight)],
+        ["  each round's p99 µs", l.encode_tight_rounds.map(us).join(" / ")],
         [`emit(), bursts of 10 every 1 ms (${fmt.int(l.emit_burst.count)} calls)`, row(l.emit_burst)],
         ["  the same bursts calling only the encoder", row(l.encode_burst)],
         ["emit(durable=True) while events stream (spool commit, FULL)", row(l.durable_streaming)],
@@ -86,7 +90,12 @@ export const pythonSection: Section = {
         ["service cores over the whole section; machine busy", `${fmt.cores(serviceCores)}; ${fmt.pct(machineBusy)}`],
       ],
       targets: [
-        { what: "Python emit() p99 in the caller's thread (tight loop, sender delivering)", measured: `${us(l.emit_tight.p99)} µs`, target: "< 20 µs", met: l.emit_tight.p99 < 20 },
+        {
+          what: `Python emit() p99 in the caller's thread (tight loop, sender delivering; ${fmt.int(l.emit_tight.count)} calls)`,
+          measured: `${us(l.emit_tight.p99)} µs`,
+          target: "< 20 µs",
+          met: l.emit_tight.p99 < 20,
+        },
         {
           what: "one Python process into the service, acknowledged (spool FULL)",
           measured: `${fmt.int(full.acked_per_s)} events/s`,
@@ -95,9 +104,9 @@ export const pythonSection: Section = {
         },
       ],
       analysis: [
-        `emit() is the encoder plus a deque append: p50 ${us(l.emit_tight.p50)} µs against ${us(l.encode_tight.p50)} µs for the encoder alone (checks mirroring the service's schema, JSON, a UUIDv7, the timestamp). Its tail beyond the encoder's is the GIL: the spool writer and the sender are Python threads, and a call that starts while one of them holds the interpreter waits for it (their work is kept in C calls with few GIL hand-offs: deque pops, multi-row INSERT statements, join, bisect). Timed in the thread's CPU time, emit() is p99 ${us(l.emit_tight_cpu.p99)} µs: the rest of the wall-clock tail is waiting for the interpreter or for a core. The encoder-only rows are the same loops without those threads; where both tails are high, the machine (${fmt.pct(machineBusy)} busy) is the cause, not the client.`,
+        `emit() is the encoder plus a memcpy into the emit ring, a file-backed shared-memory ring read by the delivery helper, a child process that runs the spool writer and the sender at nice 10: p50 ${us(l.emit_tight.p50)} µs against ${us(l.encode_tight.p50)} µs for the encoder alone (checks mirroring the service's schema, JSON, a UUIDv7, the timestamp). The bot's interpreter has no other busy thread, so nothing takes its GIL; the tail beyond the encoder's is the cores: the helper, the service and the loop share the machine's 2 (${fmt.pct(machineBusy)} busy over the section), and a call the kernel interrupts for one of them waits. Each round's p99 shows how far that moves from one 100,000-call round to the next. Before the helper (delivery="thread", the spool writer and sender as threads of the bot) the same loop measured p99 21–46 µs on this machine: every GIL hand-off to those threads stalled a call.`,
         `Bursts after a 1 ms sleep run on cold caches and a CPU the kernel may have given away: the encoder alone shows p99 ${us(l.encode_burst.p99)} µs there, emit() ${us(l.emit_burst.p99)} µs.`,
-        `durable=True commits the spool in the caller's thread (an fsync at the default synchronous=FULL): ${us(l.durable_alone.p50)} µs typical alone; while a tight loop streams it also waits for the writer's commit in progress (p50 ${us(l.durable_streaming.p50)} µs). Without durable, an emitted event reaches the spool within about LINGER (1 ms) plus one commit; a crash of the bot in that window loses it.`,
+        `durable=True is a round trip to the helper, which commits the spool (an fsync at the default synchronous=FULL) before it answers: ${us(l.durable_alone.p50)} µs typical alone, p50 ${us(l.durable_streaming.p50)} µs while a tight loop streams. Without durable, an emitted event is in the ring file (the page cache: it survives a crash of the bot and of the helper, not of the machine) when emit() returns, and in the spool within about LINGER (1 ms) plus one commit.`,
         `One thread emits ${fmt.int(full.emit_per_s)} events/s and the service acknowledges ${fmt.int(full.acked_per_s)}/s end to end in batches of ~${fmt.int(full.events_per_request)} (the sender cuts up to 1000 per request from whatever is spooled while the previous request is in flight); FULL vs NORMAL spool: ${fmt.int(full.acked_per_s)} vs ${fmt.int(normal.acked_per_s)}/s, since group commits make the fsync per batch, not per event.`,
       ],
     };
