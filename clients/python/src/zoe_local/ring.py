@@ -111,8 +111,11 @@ class RingProducer(_Mapped):
         """Appends one record; False when the ring has no room for it now."""
         n = len(body)
         cap = self.capacity
-        if n > MAX_RECORD or 8 + _pad(n) > cap // 2:
-            raise ValueError(f"Cannot put a record of {n} bytes in the emit ring: the limit is {min(MAX_RECORD, cap // 2 - 8)}")
+        # Half the ring at most, so one record can never wait forever for room;
+        # not empty: a zero length is how take() tells an unwritten head.
+        limit = min(MAX_RECORD, (cap // 2 - 8) & ~7)
+        if not 0 < n <= limit:
+            raise ValueError(f"Cannot put a record of {n} bytes in the emit ring: a record holds 1 to {limit} bytes")
         pos = self.head
         off = pos % cap
         size = 8 + _pad(n)
