@@ -14,6 +14,12 @@ import pytest
 from conftest import Service, run_python, wait_until
 from test_faults import assert_gapless, bodies_by_mode
 from zoe_local import Client, ClientClosed
+from zoe_local.ring import ring_places
+
+
+def rings(spool: str) -> list:
+    """The ring files of this spool, wherever they are kept."""
+    return [p for folder, prefix in ring_places(spool) for p in glob.glob(os.path.join(folder, prefix + "*")) if not p.endswith(".lock")]
 
 
 def test_a_killed_delivery_helper_is_started_again_and_loses_nothing(service: Service, spool: str):
@@ -56,14 +62,14 @@ def test_a_ring_left_by_a_bot_and_its_helper_both_killed_is_delivered_by_the_nex
     os.killpg(bot.pid, signal.SIGKILL)  # the bot and its helper, as a machine's OOM killer or a kill of the group would
     bot.wait(10)
     wait_until(lambda: not os.path.exists(f"/proc/{helper}") or open(f"/proc/{helper}/stat").read().split()[2] == "Z", what="the helper's end")
-    assert len([p for p in glob.glob(spool + ".ring-*") if not p.endswith(".lock")]) == 1
+    assert len(rings(spool)) == 1
     assert service.stored() == []
 
     with Client(service.url, mode="paper", spool_path=spool, exit_timeout=None) as again:
         assert again.delivery == "process"  # its helper recovered the ring (no fallback to threads)
         assert again.flush(30) == 0
     assert bodies_by_mode(service)["paper"] == [f"signal {i}" for i in range(1000)]
-    assert glob.glob(spool + ".ring-*") == []  # recovered, then removed
+    assert rings(spool) == []  # recovered, then removed
 
 
 def test_a_forked_child_cannot_emit_through_its_parents_client(spool: str):
@@ -96,7 +102,7 @@ def test_both_deliveries_store_every_event_once_in_emit_order(service: Service, 
         assert zoe.flush(30) == 0
         assert zoe.stats().delivered == 500
     assert bodies_by_mode(service)["live"] == [f"tick {i}" for i in range(500)]
-    assert glob.glob(spool + ".ring-*") == []
+    assert rings(spool) == []
 
 
 def test_an_unknown_delivery_is_refused_at_once(spool: str):

@@ -70,7 +70,7 @@ def test_records_come_back_in_order_across_many_laps_with_skips_at_the_end(ring)
     sent: List[Tuple[int, bytes]] = []
     got: List[Tuple[int, bytes]] = []
     record_bytes = 0
-    while len(sent) < 2000:
+    for _ in range(1000):  # rounds: the producer puts a few, the consumer takes a few and commits
         for _ in range(rng.randint(1, 6)):
             n = rng.choice(sizes)
             record = (rng.choice((EVENT, CRITICAL_EVENT, CONTROL)), bytes([len(sent) % 251]) * n)
@@ -81,7 +81,7 @@ def test_records_come_back_in_order_across_many_laps_with_skips_at_the_end(ring)
         got += consumer.take(rng.randint(1, 8), 1 << 20)
         consumer.commit(consumer.cursor, consumer.read)
     got += consumer.take(len(sent), 1 << 20)
-    assert got == sent
+    assert len(sent) > 1000 and got == sent
     assert producer.head > 100 * producer.capacity  # many laps
     assert producer.head > record_bytes  # some puts skipped to the start of the ring
     assert consumer.read == producer.written == sum(kind != CONTROL for kind, _ in sent)

@@ -263,12 +263,18 @@ def recover_orphans(spool_path: str, own_ring: str, feed: Feed) -> int:
     first (they were emitted before anything in this bot's ring)."""
     from .spool import _FileLock
 
-    folder, base = os.path.split(os.path.abspath(spool_path))
     found = 0
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        if not name.startswith(base + ".ring-") or name.endswith(".lock") or path == os.path.abspath(own_ring):
-            continue
+    own = os.path.abspath(own_ring)
+    orphans = []
+    for folder, prefix in R.ring_places(spool_path):
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            if name.startswith(prefix) and not name.endswith(".lock") and path != own:
+                try:
+                    orphans.append((os.stat(path).st_mtime, path))
+                except OSError:
+                    pass  # gone meanwhile
+    for _, path in sorted(orphans):  # the oldest bot's first
         try:
             lock = _FileLock(path + ".lock")
         except (BlockingIOError, OSError):
@@ -277,10 +283,11 @@ def recover_orphans(spool_path: str, own_ring: str, feed: Feed) -> int:
             consumer = R.RingConsumer(path)
             orphan = Feed(consumer, feed.pipeline, feed.out, feed.critical, feed.queue_max)
             orphan.drain()
-            if feed.pipeline.commit_now() is not None:
-                continue  # the spool cannot take them now; the next start tries again
-            found += consumer.read - consumer.consumed
+            stored = feed.pipeline.commit_now() is None
+            found += consumer.read - consumer.consumed if stored else 0
             consumer.close()
+            if not stored:
+                continue  # the spool cannot take them now; the next start reads the ring again
             os.unlink(path)
         except (OSError, ValueError):
             continue

@@ -15,11 +15,9 @@ import itertools
 import json
 import logging
 import os
-import secrets
 import select
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -88,10 +86,9 @@ class HelperLink:
     ) -> None:
         spool_path = config["spool_path"]
         durable = spool_path != ":memory:"
-        stem = os.path.abspath(spool_path) if durable else os.path.join(tempfile.gettempdir(), "zoe-local-memory")
         if durable:
-            os.makedirs(os.path.dirname(stem), exist_ok=True)
-        self.ring_path = f"{stem}.ring-{os.getpid()}-{secrets.token_hex(4)}"
+            os.makedirs(os.path.dirname(os.path.abspath(spool_path)), exist_ok=True)
+        self.ring_path = R.new_ring_path(spool_path if durable else None)
         self._ring_lock = _FileLock(self.ring_path + ".lock")
         self.ring = R.RingProducer(self.ring_path, ring_bytes)
         self._config = {**config, "ring": self.ring_path}
@@ -217,8 +214,11 @@ class HelperLink:
             if not self._overflow:
                 if ring.written - ring.consumed >= self._queue_max:
                     ring.refresh()
-                if ring.written - ring.consumed < self._queue_max and ring.put(R.CRITICAL_EVENT if critical else R.EVENT, payload):
-                    if ring.mm[128]:
+                    room = ring.written - ring.consumed < self._queue_max
+                else:
+                    room = True
+                if room and ring.put(2 if critical else 1, payload):  # CRITICAL_EVENT, EVENT
+                    if ring.mm[128]:  # the helper sleeps: ring the doorbell (once)
                         self._bell()
                     else:
                         self._rung = False
