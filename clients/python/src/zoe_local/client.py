@@ -19,12 +19,12 @@ import logging
 import os
 import re
 import threading
-import time
 import weakref
 from datetime import datetime
-from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from .errors import ClientClosed, InvalidEvent, SpoolError
+from .drops import Drops
 from .event import EventEncoder
 from .link import HelperFailed, HelperLink
 from .pipeline import Pipeline
@@ -112,10 +112,8 @@ class Client(Reads):
         self._encoder = EventEncoder(mode, source, frozenset(critical_subtypes), max_request_bytes)
         self.mode = mode
         self._durable_timeout = float(durable_timeout)
-        self._on_drop = on_drop
-        self._dropped = 0
-        self._drop_lock = threading.Lock()
-        self._last_drop_log = 0.0
+        # Drops for a full queue, decided here; a full spool is the pipeline's to count.
+        self._drops = Drops(on_drop, self._log)
         self._closed = False
         self._forked = False
         self._close_lock = threading.Lock()
@@ -218,13 +216,13 @@ class Client(Reads):
                 if not ok:
                     raise SpoolError(f"Cannot confirm event {event_id}: not committed to spool {self.spool_path} ({why}); it stays queued")
             elif not link.submit(payload, critical):
-                self._drop(event_id, event_mode, type, subtype, "queue_full")
+                self._drops(Dropped(event_id, event_mode, type, subtype, "queue_full"))  # type: ignore[arg-type]
             return event_id
         pipeline = self._pipeline
         assert pipeline is not None
         why = pipeline.full(critical)
         if why is not None:
-            self._drop(event_id, event_mode, type, subtype, why)
+            pipeline.drop(Dropped(event_id, event_mode, type, subtype, why))  # type: ignore[arg-type]
         elif durable:
             pipeline.submit_durable(payload, critical, event_id)
         else:
@@ -235,25 +233,6 @@ class Client(Reads):
         if self._forked:
             return f"Cannot {what}: this Client was made in the parent process; a forked child needs a Client of its own"
         return f"Cannot {what}: the client is closed"
-
-    def _drop(self, event_id: str, mode: str, etype: str, subtype: str, reason: str) -> None:
-        with self._drop_lock:
-            self._dropped += 1
-            count = self._dropped
-            now = time.monotonic()
-            log = now - self._last_drop_log >= 10.0
-            if log:
-                self._last_drop_log = now
-        if log:
-            self._log.warning(
-                "zoe-local: %s: dropped event %s (%s/%s), %d dropped so far; critical events are still queued",
-                reason, event_id, etype, subtype, count,
-            )  # fmt: skip
-        if self._on_drop is not None:
-            try:
-                self._on_drop(Dropped(event_id, mode, etype, subtype, reason))  # type: ignore[arg-type]
-            except Exception:
-                self._log.exception("zoe-local: on_drop callback failed")
 
     def post_state(
         self,
@@ -350,9 +329,9 @@ class Client(Reads):
             stats = self._link.stats()
             if stats is None:
                 raise ClientClosed("Cannot read stats: the delivery helper did not answer (closed, or being restarted)")
-            return dataclasses.replace(stats, dropped=stats.dropped + self._dropped)
+            return dataclasses.replace(stats, dropped=stats.dropped + self._drops.count)
         assert self._pipeline is not None
-        return dataclasses.replace(self._pipeline.stats(), dropped=self._pipeline.dropped + self._dropped)
+        return self._pipeline.stats()
 
     def dead_letters(self, limit: int = 100) -> List[DeadLetter]:
         """Events the service refused for good, oldest first, with its error."""
@@ -374,19 +353,11 @@ class Client(Reads):
             count = self._link.requeue(wanted, self._durable_timeout)
         else:
             assert self._pipeline is not None
-            request = self._pipeline.requeue(wanted, self._critical_of)
+            request = self._pipeline.requeue(wanted, self._encoder.is_critical)
             count = request.count if request.done.wait(self._durable_timeout) else None
         if count is None:
             raise SpoolError(f"Cannot requeue dead letters: the sender did not get to it within {self._durable_timeout} s")
         return count
-
-    def _critical_of(self, payload: bytes) -> bool:
-        crit = self._encoder.critical_subtypes
-        try:
-            e = json.loads(payload)
-            return e.get("severity") == "critical" or e.get("subtype") in crit
-        except ValueError:
-            return False
 
 
 _LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()

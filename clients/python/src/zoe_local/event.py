@@ -245,6 +245,10 @@ class EventEncoder:
         critical = severity == "critical" or subtype in self.critical_subtypes
         return payload, event_id, mode, critical
 
+    def is_critical(self, payload: bytes) -> bool:
+        """Whether an encoded event (a dead letter being requeued) is critical."""
+        return payload_is_critical(payload, self.critical_subtypes)
+
     def _encode_meta(self, meta: Any) -> str:
         if not isinstance(meta, dict):
             raise InvalidEvent(f"Cannot emit event: meta must be a dict, got {meta.__class__.__name__}", "/meta")
@@ -273,6 +277,14 @@ class EventEncoder:
             if _SURROGATE_ESCAPE.search(text):
                 raise InvalidEvent("Cannot emit event: meta holds a lone surrogate (not valid Unicode)", "/meta")
         return text
+
+
+def payload_is_critical(payload: bytes, critical_subtypes: FrozenSet[str]) -> bool:
+    try:
+        e = json.loads(payload)
+        return e.get("severity") == "critical" or e.get("subtype") in critical_subtypes
+    except ValueError:
+        return False
 
 
 def _encodable(text: str) -> bool:

@@ -30,10 +30,11 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, BinaryIO, Deque, Dict, List, Optional, Tuple
+from typing import Any, BinaryIO, Deque, Dict, Optional, Tuple
 
 from . import ring as R
 from .errors import SpoolError
+from .event import payload_is_critical
 from .failures import Backoff
 from .models import Dropped
 from .pipeline import Pipeline
@@ -198,11 +199,7 @@ class Feed:
         threading.Thread(target=lambda: self.out.send({"re": request, **answer()}), daemon=True).start()
 
     def _critical_of(self, payload: bytes) -> bool:
-        try:
-            e = json.loads(payload)
-            return e.get("severity") == "critical" or e.get("subtype") in self.critical
-        except ValueError:
-            return False
+        return payload_is_critical(payload, self.critical)
 
     def drain(self) -> None:
         """Takes what is left in the ring (the bot is gone or closing)."""

@@ -9,12 +9,12 @@ sent, retried, dead-lettered and dropped.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from typing import Any, Callable, Deque, List, Optional, Sequence
 
 from .errors import SpoolError
+from .drops import Drops
 from .failures import Backoff
 from .models import ClientStats, DeadLetter, DeliveryProblem, Dropped
 from .sender import FlushMarker, Requeue, Sender, StateSnapshot
@@ -48,10 +48,7 @@ class Pipeline:
         self.spool_max_bytes = spool_max_bytes
         self._queue_max = queue_max
         self._durable_timeout = durable_timeout
-        self._on_drop = on_drop
-        self.dropped = 0
-        self._drop_lock = threading.Lock()
-        self._last_drop_log = 0.0
+        self.drop = Drops(on_drop, logger)
         self.queue: Deque[Item] = deque()
         self._control: Deque[Any] = deque()
         self.sender = Sender(
@@ -99,25 +96,6 @@ class Pipeline:
         why = self.commit_now()
         if why is not None:
             raise SpoolError(f"Cannot confirm event {event_id}: not committed to spool {self.spool.path} ({why}); it stays queued")
-
-    def drop(self, dropped: Dropped) -> None:
-        with self._drop_lock:
-            self.dropped += 1
-            count = self.dropped
-            now = time.monotonic()
-            log = now - self._last_drop_log >= 10.0
-            if log:
-                self._last_drop_log = now
-        if log:
-            self._log.warning(
-                "zoe-local: %s: dropped event %s (%s/%s), %d dropped so far; critical events are still queued",
-                dropped.reason, dropped.id, dropped.type, dropped.subtype, count,
-            )  # fmt: skip
-        if self._on_drop is not None:
-            try:
-                self._on_drop(dropped)
-            except Exception:
-                self._log.exception("zoe-local: on_drop callback failed")
 
     def post_state(self, mode: str, body: bytes, gen: int) -> None:
         self._control.append(StateSnapshot(mode, body, gen))
@@ -202,7 +180,7 @@ class Pipeline:
             delivered=s.delivered,
             batches=s.batches,
             duplicates=s.duplicates,
-            dropped=self.dropped,
+            dropped=self.drop.count,
             retries=s.retries,
             status=s.status,
             last_error=s.last_error,

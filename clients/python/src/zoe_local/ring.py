@@ -17,8 +17,8 @@ Ordering without atomics (the standard library has none): the producer writes
 the body, then the head; ``check`` is a CRC-32 of the body seeded with the
 record's position, so a head the consumer reads before its body is complete,
 or a stale head from an earlier lap, fails the check and reads as "nothing
-yet" (capacity / 8 is odd, so no two laps give the same seed below 2**64
-bytes). The header's tail is an aligned 8-byte word written and read with one
+yet" (capacity / 8 is odd, so the seeds of one offset repeat only every
+2**29 laps). The header's tail is an aligned 8-byte word written and read with one
 memcpy (one store / load on x86-64 and arm64).
 
 The file lives in /dev/shm where there is one (else next to the spool), named
@@ -202,6 +202,8 @@ class RingConsumer(_Mapped):
             if head[:8] != MAGIC:
                 raise ValueError(f"Cannot open emit ring {path}: not a zoe-local ring file")
             size = HEADER + _WORD.unpack(head[8:16])[0]
+            if os.fstat(fd).st_size < size:
+                raise ValueError(f"Cannot open emit ring {path}: the file is shorter than its header says (truncated)")
         except (OSError, ValueError):
             os.close(fd)
             raise
