@@ -166,7 +166,7 @@ class Feed:
         critical = kind == R.CRITICAL_EVENT or kind == R.DURABLE_CRITICAL_EVENT
         request, payload = (int.from_bytes(body[:8], "little"), body[8:]) if durable else (0, body)
         why = None
-        if not critical and p.spool.bytes >= p.spool_max_bytes:
+        if not critical and p.spool_full():
             p.drop(_dropped_of(payload, "spool_full"))  # as emit() does in-process, durable or not
         else:
             p.submit(payload, critical)

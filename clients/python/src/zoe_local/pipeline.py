@@ -73,9 +73,11 @@ class Pipeline:
             return None
         if len(self.queue) >= self._queue_max:
             return "queue_full"
-        if self.spool.bytes >= self.spool_max_bytes:
-            return "spool_full"
-        return None
+        return "spool_full" if self.spool_full() else None
+
+    def spool_full(self) -> bool:
+        """The spool bound (ordinary events only; critical ones are never refused)."""
+        return self.spool.bytes >= self.spool_max_bytes
 
     def submit(self, payload: bytes, critical: bool) -> None:
         self.queue.append((payload, critical, len(payload)))
