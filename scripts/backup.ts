@@ -29,7 +29,9 @@ function main(args: string[]): number {
   const dest = args[1] ?? defaultBackupPath(db);
   try {
     const r = backupDatabase(db, dest);
-    console.log(`backup: ${r.path} (${r.bytes} bytes, integrity ok): ${r.events} events, ${r.unflushed} unflushed, last seq ${JSON.stringify(r.maxSeq)}`);
+    console.log(
+      `backup: ${r.path} (${r.bytes} bytes, integrity ok): ${r.events} events, ${r.unflushed} unflushed, last seq ${JSON.stringify(r.maxSeq)}`,
+    );
     return 0;
   } catch (error) {
     console.error(`backup failed: ${(error as Error).message}`);

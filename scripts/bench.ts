@@ -19,12 +19,25 @@ import { scaleSection } from "./bench/section-scale.ts";
 import { sseSection } from "./bench/section-sse.ts";
 import { soakSection, spliceSection } from "./soak/report.ts";
 
-export const SECTIONS: Section[] = [rawSection, ingestSection, budgetSection, batchedSection, sseSection, flushSection, scaleSection, pythonSection, memorySection];
+export const SECTIONS: Section[] = [
+  rawSection,
+  ingestSection,
+  budgetSection,
+  batchedSection,
+  sseSection,
+  flushSection,
+  scaleSection,
+  pythonSection,
+  memorySection,
+];
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
 const write = !argv.includes("--no-write");
-const only = argv.find((a) => a.startsWith("--only="))?.slice("--only=".length).split(",");
+const only = argv
+  .find((a) => a.startsWith("--only="))
+  ?.slice("--only=".length)
+  .split(",");
 
 const dir = mkdtempSync(join(tmpdir(), "zoe-bench-"));
 const started = performance.now();
@@ -38,7 +51,14 @@ const ctx: BenchContext = {
   ms: (full, short) => (quick ? short : full),
 };
 
-const run: RunReport = { date: new Date().toISOString(), quick, machine: ctx.machine, loadAfter: [], durationS: 0, sections: [] };
+const run: RunReport = {
+  date: new Date().toISOString(),
+  quick,
+  machine: ctx.machine,
+  loadAfter: [],
+  durationS: 0,
+  sections: [],
+};
 let failed = false;
 try {
   for (const section of SECTIONS) {
@@ -83,6 +103,9 @@ process.exit(failed ? 1 : 0);
 function printSection(section: Section, report: SectionReport) {
   console.log(`\n== ${section.title}`);
   for (const row of report.table) console.log(`  ${row.join(" | ")}`);
-  for (const t of report.targets) console.log(`  target: ${t.what}: ${t.measured} (goal ${t.target}) ${t.met === null ? "n/a" : t.met ? "met" : "MISSED"}`);
+  for (const t of report.targets)
+    console.log(
+      `  target: ${t.what}: ${t.measured} (goal ${t.target}) ${t.met === null ? "n/a" : t.met ? "met" : "MISSED"}`,
+    );
   console.log("");
 }

@@ -22,10 +22,17 @@ function findPython(): string | null {
   for (const python of candidates) if (hasPytest(python)) return python;
   if (!existsOnPath("apt-get")) return null;
   console.log("test: installing python3-pytest for the Python client's tests");
-  spawnSync(["bash", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pytest python3-venv"], {
-    stdout: "inherit",
-    stderr: "inherit",
-  });
+  spawnSync(
+    [
+      "bash",
+      "-c",
+      "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pytest python3-venv",
+    ],
+    {
+      stdout: "inherit",
+      stderr: "inherit",
+    },
+  );
   return hasPytest("/usr/bin/python3") ? "/usr/bin/python3" : null;
 }
 
@@ -40,7 +47,10 @@ export function pytestCounts(output: string): { passed: number; failed: number }
     .replace(/\x1b\[[0-9;]*m/g, "")
     .split("\n")
     .reverse()
-    .find((l) => /\b\d+ (passed|failed|errors?|skipped|deselected)\b.* in [\d.]+s/.test(l) || /no tests ran in [\d.]+s/.test(l));
+    .find(
+      (l) =>
+        /\b\d+ (passed|failed|errors?|skipped|deselected)\b.* in [\d.]+s/.test(l) || /no tests ran in [\d.]+s/.test(l),
+    );
   if (!summary) return null;
   const n = (word: string) => Number(new RegExp(`(\\d+) ${word}\\b`).exec(summary)?.[1] ?? 0);
   return { passed: n("passed"), failed: n("failed") + n("errors?") };
@@ -49,7 +59,8 @@ export function pytestCounts(output: string): { passed: number; failed: number }
 /** Runs pytest on `paths` (relative to clients/python; all tests when empty), echoing its output. */
 export async function runPythonTests(paths: string[]): Promise<PythonResult> {
   const python = findPython();
-  if (!python) return { passed: 0, failed: 1, problem: "no python3 with pytest (and apt-get could not install python3-pytest)" };
+  if (!python)
+    return { passed: 0, failed: 1, problem: "no python3 with pytest (and apt-get could not install python3-pytest)" };
   console.log(`\ntest: Python client (clients/python) with ${python} -m pytest`);
   const proc = spawn([python, "-m", "pytest", "-q", "-rfE", "--color=no", ...paths], {
     cwd: CLIENT_DIR,
@@ -71,7 +82,8 @@ export async function runPythonTests(paths: string[]): Promise<PythonResult> {
   // Exit 5 is "no tests collected": a suite that silently ran nothing must not pass.
   if (!counts || code !== 0) {
     const failed = counts?.failed ?? 0;
-    const problem = code === 5 ? "pytest collected no tests" : counts ? null : `pytest exited with ${code} before its summary`;
+    const problem =
+      code === 5 ? "pytest collected no tests" : counts ? null : `pytest exited with ${code} before its summary`;
     return { passed: counts?.passed ?? 0, failed: failed > 0 ? failed : 1, problem };
   }
   return { ...counts, problem: null };

@@ -46,7 +46,9 @@ const log = (msg: string) => console.log(`[soak ${((performance.now() - started)
 const dir = mkdtempSync(join(tmpdir(), "zoe-soak-"));
 const run = `soak-${Date.now().toString(36)}`;
 const host = machine(dir);
-log(`starting the Supabase stack; ${cfg.durationMs / 1000} s at ${cfg.rate} events/s, ${cfg.sse} SSE clients, remote down ${cfg.flapDownMs / 1000} s of every ${cfg.flapEveryMs / 1000} s`);
+log(
+  `starting the Supabase stack; ${cfg.durationMs / 1000} s at ${cfg.rate} events/s, ${cfg.sse} SSE clients, remote down ${cfg.flapDownMs / 1000} s of every ${cfg.flapEveryMs / 1000} s`,
+);
 const stack = await startSupabaseStack();
 const dbPath = join(dir, "soak.db");
 const service = await startListening(
@@ -74,7 +76,20 @@ const rows = new Map<number, SoakRow>();
 const rssSamples = new Map<number, { sum: number; n: number }>();
 const row = (index: number): SoakRow => {
   let r = rows.get(index);
-  if (!r) rows.set(index, (r = { index, remoteDownS: 0, rssMb: 0, rssMaxMb: 0, backlogMax: 0, oldestMaxS: 0, flushFailures: 0, cpuCores: 0 }));
+  if (!r)
+    rows.set(
+      index,
+      (r = {
+        index,
+        remoteDownS: 0,
+        rssMb: 0,
+        rssMaxMb: 0,
+        backlogMax: 0,
+        oldestMaxS: 0,
+        flushFailures: 0,
+        cpuCores: 0,
+      }),
+    );
   return r;
 };
 
@@ -87,7 +102,13 @@ const load = jsonChild<LoadWindow, LoadFinal>("load.ts", {
   startEpoch: 0,
   windowMs: cfg.windowMs,
 } satisfies LoadArgs);
-const sse = jsonChild<SseWindow, SseFinal>("sse.ts", { url: service.url, clients: cfg.sse, mode: "live", startEpoch: 0, windowMs: cfg.windowMs } satisfies SseArgs);
+const sse = jsonChild<SseWindow, SseFinal>("sse.ts", {
+  url: service.url,
+  clients: cfg.sse,
+  mode: "live",
+  startEpoch: 0,
+  windowMs: cfg.windowMs,
+} satisfies SseArgs);
 const timers: ReturnType<typeof setInterval>[] = [];
 let remoteUp = true;
 let exitCode = 1;
@@ -114,7 +135,8 @@ try {
       try {
         mem = memoryOf(pid);
       } catch {
-        if (!gone) log(`the service process is gone (exit ${service.proc.exitCode}, signal ${service.proc.signalCode})`);
+        if (!gone)
+          log(`the service process is gone (exit ${service.proc.exitCode}, signal ${service.proc.signalCode})`);
         gone = true;
         return;
       }
@@ -177,7 +199,8 @@ try {
     const m = await scrape(service.url);
     lastSeq = m.get('zoe_last_seq{mode="live"}') ?? 0;
     if ((m.get('zoe_backlog_events{mode="live"}') ?? 1) === 0) break;
-    if (performance.now() > drainDeadline) throw new Error("the backlog did not drain within 5 minutes of the load stopping");
+    if (performance.now() > drainDeadline)
+      throw new Error("the backlog did not drain within 5 minutes of the load stopping");
     await Bun.sleep(250);
   }
   const drainS = (performance.now() - drainStart) / 1000;
@@ -189,17 +212,21 @@ try {
 
   // Postgres: every acknowledged event exactly once; seqs gapless.
   const unacked = new Set(loadFinal.unacked);
-  const present = (await stack.sql`select (meta->>'n')::int as n from zoe_events where source = ${run}`) as { n: number }[];
+  const present = (await stack.sql`select (meta->>'n')::int as n from zoe_events where source = ${run}`) as {
+    n: number;
+  }[];
   const seen = new Set(present.map((p) => p.n));
   let lost = 0;
   for (let n = 0; n < loadFinal.sent; n++) if (!unacked.has(n) && !seen.has(n)) lost++;
-  const [stats] = (await stack.sql`select count(*)::int as rows, count(distinct idempotency_key)::int as keys, coalesce(min(seq), 0)::int as min, coalesce(max(seq), 0)::int as max
+  const [stats] =
+    (await stack.sql`select count(*)::int as rows, count(distinct idempotency_key)::int as keys, coalesce(min(seq), 0)::int as min, coalesce(max(seq), 0)::int as max
     from zoe_events where mode = 'live'`) as { rows: number; keys: number; min: number; max: number }[];
   const db = new Database(dbPath, { readonly: true });
   const integrity = (db.query("PRAGMA integrity_check").get() as { integrity_check: string }).integrity_check;
   db.close();
 
-  for (const w of load.windows) Object.assign(row(w.index), { sent: w.sent, acked: w.acked, errors: w.errors, ingest: w.latencyMs });
+  for (const w of load.windows)
+    Object.assign(row(w.index), { sent: w.sent, acked: w.acked, errors: w.errors, ingest: w.latencyMs });
   for (const w of sse.windows) Object.assign(row(w.index), { sse: w.latencyMs, sseEvents: w.events, sseGaps: w.gaps });
   const windows = Math.ceil(cfg.durationMs / cfg.windowMs);
   const report: SoakReport = {
@@ -233,7 +260,9 @@ try {
   exitCode = report.lost === 0 && report.seqGapless ? 0 : 1;
 } catch (error) {
   console.error("[soak] failed:", error);
-  console.error(`[soak] service exit code ${service.proc.exitCode} signal ${service.proc.signalCode}; its output:\n${service.output().slice(-4000)}`);
+  console.error(
+    `[soak] service exit code ${service.proc.exitCode} signal ${service.proc.signalCode}; its output:\n${service.output().slice(-4000)}`,
+  );
 } finally {
   for (const t of timers) clearInterval(t);
   for (const child of [load.proc, sse.proc]) if (child.exitCode === null) child.kill("SIGKILL");

@@ -12,7 +12,10 @@ import { runPythonTests } from "./python-tests.ts";
 // (apt as root; never a downloaded browser build).
 if (!existsSync("/usr/bin/chromium")) {
   console.log("test: installing chromium for the browser tests");
-  const apt = spawnSync(["bash", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium"], { stdout: "inherit", stderr: "inherit" });
+  const apt = spawnSync(
+    ["bash", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium"],
+    { stdout: "inherit", stderr: "inherit" },
+  );
   if (apt.exitCode !== 0) console.error("test: could not install chromium; the browser tests will fail");
 }
 
@@ -23,21 +26,27 @@ if (!Bun.which("promtool")) {
   const script = [
     "own=''; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own=1; fi",
     "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; rc=$?",
-    "if [ -n \"$own\" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $rc",
+    'if [ -n "$own" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $rc',
   ].join("\n");
   const apt = spawnSync(["bash", "-c", script], { stdout: "inherit", stderr: "inherit" });
-  if (apt.exitCode !== 0) console.error("test: could not install prometheus; the promtool tests will be skipped (and fail under CI)");
+  if (apt.exitCode !== 0)
+    console.error("test: could not install prometheus; the promtool tests will be skipped (and fail under CI)");
 }
 
 // The Edge Function's npm packages, fetched before the suite (a cold Deno cache
 // on a new machine): if Deno cannot reach or trust the registry, this says which
 // package and why up front and again above the summary, so the Deno test files
 // failing with that same message are not a mystery.
-const denoProblem = await ensureFunctionDependencies("zoe-ingest").then(() => null, (e: Error) => e.message);
+const denoProblem = await ensureFunctionDependencies("zoe-ingest").then(
+  () => null,
+  (e: Error) => e.message,
+);
 if (denoProblem) console.error(`test: ${denoProblem}\n`);
 
 const allArgs = process.argv.slice(2);
-const pythonPaths = allArgs.filter((a) => a.startsWith("clients/python")).map((a) => a.replace(/^clients\/python\/?/, ""));
+const pythonPaths = allArgs
+  .filter((a) => a.startsWith("clients/python"))
+  .map((a) => a.replace(/^clients\/python\/?/, ""));
 const args = allArgs.filter((a) => !a.startsWith("clients/python"));
 const runBun = args.length > 0 || pythonPaths.length === 0;
 const runPython = allArgs.length === 0 || pythonPaths.length > 0;
@@ -61,13 +70,24 @@ async function pump(stream: ReadableStream<Uint8Array>, out: NodeJS.WriteStream)
 await Promise.all([pump(proc.stdout, process.stdout), pump(proc.stderr, process.stderr)]);
 const code = await proc.exited;
 
-const count = (word: string) => Number(/^\s*(\d+) (pass|fail)\s*$/m.exec(text.split("\n").filter((l) => new RegExp(`^\\s*\\d+ ${word}\\s*$`).test(l)).at(-1) ?? "")?.[1] ?? 0);
-const python = runPython ? await runPythonTests(pythonPaths.filter((p) => p !== "")) : { passed: 0, failed: 0, problem: null };
+const count = (word: string) =>
+  Number(
+    /^\s*(\d+) (pass|fail)\s*$/m.exec(
+      text
+        .split("\n")
+        .filter((l) => new RegExp(`^\\s*\\d+ ${word}\\s*$`).test(l))
+        .at(-1) ?? "",
+    )?.[1] ?? 0,
+  );
+const python = runPython
+  ? await runPythonTests(pythonPaths.filter((p) => p !== ""))
+  : { passed: 0, failed: 0, problem: null };
 const passed = count("pass") + python.passed;
 const bunFailed = count("fail");
 // A crash before bun printed its summary still has to count as a failure.
 const failures = (code !== 0 && bunFailed === 0 ? 1 : bunFailed) + python.failed;
 if (python.problem) console.error(`test: Python client tests: ${python.problem}`);
-if (denoProblem) console.error(`test: the tests that run the Edge Function failed because: ${denoProblem.split("\n")[0]}`);
+if (denoProblem)
+  console.error(`test: the tests that run the Edge Function failed because: ${denoProblem.split("\n")[0]}`);
 console.log(`tests: ${passed} passed, ${failures} failed`);
 process.exit(code === 0 && failures === 0 && passed > 0 ? 0 : 1);

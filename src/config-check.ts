@@ -86,7 +86,10 @@ export function formatConfigCheck(check: ConfigCheck): string {
   ];
   if (check.config && check.dashboard) {
     const dashboard = { ...check.dashboard, supabaseAnonKey: maskSecret(check.dashboard.supabaseAnonKey) };
-    lines.push("effective configuration (secrets masked):", JSON.stringify({ ...maskedConfig(check.config), dashboard }, null, 2));
+    lines.push(
+      "effective configuration (secrets masked):",
+      JSON.stringify({ ...maskedConfig(check.config), dashboard }, null, 2),
+    );
   }
   return lines.join("\n");
 }

@@ -8,7 +8,17 @@ import type { LogLevel } from "./lib/log.ts";
 import { boolVar, enumVar, type Env, intVar, numberVar, readVar as read } from "./config-env.ts";
 
 // The readers and the variable checks live in config-env.ts; config.ts still offers them, as before.
-export { boolVar, collectConfigErrors, type ConfigWarning, type Env, enumVar, intVar, numberVar, unknownVariables, variablesRead } from "./config-env.ts";
+export {
+  boolVar,
+  collectConfigErrors,
+  type ConfigWarning,
+  type Env,
+  enumVar,
+  intVar,
+  numberVar,
+  unknownVariables,
+  variablesRead,
+} from "./config-env.ts";
 
 export type SynchronousLevel = "NORMAL" | "FULL" | "EXTRA";
 
@@ -30,7 +40,15 @@ export interface Config {
   idleTimeoutS: number;
   /** Sampling interval of the in-memory hour of history (GET /local/history, the dashboard's charts). */
   historyIntervalMs: number;
-  sse: { heartbeatMs: number; stallMs: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number; maxClients: number; maxClientsPerAddress: number };
+  sse: {
+    heartbeatMs: number;
+    stallMs: number;
+    retryMs: number;
+    maxBufferedBytes: number;
+    coalesceMs: number;
+    maxClients: number;
+    maxClientsPerAddress: number;
+  };
   flush: FlushConfig;
   limits: LimitsConfig;
 }
@@ -47,7 +65,6 @@ export interface LimitsConfig {
   /** Room under maxBacklogBytes, and above minFreeDiskBytes, only critical events may use. */
   criticalReserveBytes: number;
 }
-
 
 export interface FlushSettings {
   activeIntervalMs: number;
@@ -69,7 +86,6 @@ export interface FlushSettings {
   /** Bound on SIGTERM: finish the flush in flight plus one last flush. */
   shutdownMs: number;
 }
-
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost", "[::1]"]);
 
@@ -165,10 +181,25 @@ export function loadLimitsConfig(env: Env): LimitsConfig {
   const maxBacklogEvents = intVar(env, "ZOE_MAX_BACKLOG_EVENTS", 5_000_000, 0, max);
   const maxBacklogBytes = intVar(env, "ZOE_MAX_BACKLOG_BYTES", 2048 * MiB, 0, max);
   const minFreeDiskBytes = intVar(env, "ZOE_MIN_FREE_DISK_BYTES", 256 * MiB, 0, max);
-  const criticalReserveEvents = intVar(env, "ZOE_CRITICAL_RESERVE_EVENTS", Math.min(10_000, Math.floor(maxBacklogEvents / 10)), 0, max);
-  const criticalReserveBytes = intVar(env, "ZOE_CRITICAL_RESERVE_BYTES", maxBacklogBytes > 0 ? Math.min(64 * MiB, Math.floor(maxBacklogBytes / 10)) : 64 * MiB, 0, max);
+  const criticalReserveEvents = intVar(
+    env,
+    "ZOE_CRITICAL_RESERVE_EVENTS",
+    Math.min(10_000, Math.floor(maxBacklogEvents / 10)),
+    0,
+    max,
+  );
+  const criticalReserveBytes = intVar(
+    env,
+    "ZOE_CRITICAL_RESERVE_BYTES",
+    maxBacklogBytes > 0 ? Math.min(64 * MiB, Math.floor(maxBacklogBytes / 10)) : 64 * MiB,
+    0,
+    max,
+  );
   if (maxBacklogEvents > 0 && criticalReserveEvents >= maxBacklogEvents) {
-    throw new ConfigError("ZOE_CRITICAL_RESERVE_EVENTS", `must be less than ZOE_MAX_BACKLOG_EVENTS (${maxBacklogEvents})`);
+    throw new ConfigError(
+      "ZOE_CRITICAL_RESERVE_EVENTS",
+      `must be less than ZOE_MAX_BACKLOG_EVENTS (${maxBacklogEvents})`,
+    );
   }
   if (maxBacklogBytes > 0 && criticalReserveBytes >= maxBacklogBytes) {
     throw new ConfigError("ZOE_CRITICAL_RESERVE_BYTES", `must be less than ZOE_MAX_BACKLOG_BYTES (${maxBacklogBytes})`);
@@ -198,20 +229,29 @@ export function loadFlushConfig(env: Env): FlushConfig {
     }
     // The service-role key travels in every request: only loopback may skip TLS.
     if (parsed.protocol !== "https:" && !(parsed.protocol === "http:" && isLoopback(parsed.hostname))) {
-      throw new ConfigError("SUPABASE_URL", `expected https:// (http:// only for a loopback host), got "${parsed.protocol}//${parsed.host}"`);
+      throw new ConfigError(
+        "SUPABASE_URL",
+        `expected https:// (http:// only for a loopback host), got "${parsed.protocol}//${parsed.host}"`,
+      );
     }
-    if (serviceKey === undefined) throw new ConfigError("SUPABASE_SERVICE_ROLE_KEY", "required when SUPABASE_URL is set");
+    if (serviceKey === undefined)
+      throw new ConfigError("SUPABASE_SERVICE_ROLE_KEY", "required when SUPABASE_URL is set");
     remote = { url: parsed.origin + parsed.pathname.replace(/\/+$/, ""), serviceKey };
   }
   const offHoursIntervalMs = intVar(env, "ZOE_FLUSH_OFFHOURS_MS", 120_000, 10, 86_400_000);
   const backoffMinMs = intVar(env, "ZOE_FLUSH_BACKOFF_MIN_MS", 1_000, 1, 3_600_000);
   const backoffMaxMs = intVar(env, "ZOE_FLUSH_BACKOFF_MAX_MS", 60_000, 1, 86_400_000);
-  if (backoffMaxMs < backoffMinMs) throw new ConfigError("ZOE_FLUSH_BACKOFF_MAX_MS", `must be at least ZOE_FLUSH_BACKOFF_MIN_MS (${backoffMinMs})`);
+  if (backoffMaxMs < backoffMinMs)
+    throw new ConfigError("ZOE_FLUSH_BACKOFF_MAX_MS", `must be at least ZOE_FLUSH_BACKOFF_MIN_MS (${backoffMinMs})`);
   const timeoutMs = intVar(env, "ZOE_FLUSH_TIMEOUT_MS", 10_000, 10, 600_000);
   // The watchdog must not mistake a normal off-hours wait or a capped backoff for a stall.
   const stallFloor = Math.max(offHoursIntervalMs, backoffMaxMs + timeoutMs);
   const stallMs = intVar(env, "ZOE_FLUSH_STALL_MS", Math.max(600_000, 2 * stallFloor), 1, 86_400_000 * 7);
-  if (stallMs <= stallFloor) throw new ConfigError("ZOE_FLUSH_STALL_MS", `must exceed ${stallFloor} (the off-hours interval and the backoff cap plus the timeout)`);
+  if (stallMs <= stallFloor)
+    throw new ConfigError(
+      "ZOE_FLUSH_STALL_MS",
+      `must exceed ${stallFloor} (the off-hours interval and the backoff cap plus the timeout)`,
+    );
   const subtypes = read(env, "ZOE_FLUSH_CRITICAL_SUBTYPES");
   return {
     remote,
@@ -224,7 +264,13 @@ export function loadFlushConfig(env: Env): FlushConfig {
     batchSize: intVar(env, "ZOE_FLUSH_BATCH_SIZE", 500, 1, 1000),
     window: intVar(env, "ZOE_FLUSH_WINDOW", 3, 1, 8),
     criticalImmediate: boolVar(env, "ZOE_FLUSH_CRITICAL_IMMEDIATE", true),
-    criticalSubtypes: subtypes === undefined ? [...CRITICAL_SUBTYPES] : subtypes.split(",").map((s) => s.trim()).filter(Boolean),
+    criticalSubtypes:
+      subtypes === undefined
+        ? [...CRITICAL_SUBTYPES]
+        : subtypes
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean),
     marketHours: boolVar(env, "ZOE_FLUSH_MARKET_HOURS", true),
     backoffMinMs,
     backoffMaxMs,

@@ -69,12 +69,34 @@ export async function main(env: Env): Promise<void> {
   const remote = await startRemote({ config, store, quarantine, clock, logger, ops, history });
   flusher = remote.flusher;
   const health = createHealth({ store, clock, startedAt, flusher: remote.flusher, limits: ops.limits });
-  const parts = { config, dashboard: check.dashboard, store, hub, health, logger, ops, history, build, clock, startedAt, remote, quarantine };
+  const parts = {
+    config,
+    dashboard: check.dashboard,
+    store,
+    hub,
+    health,
+    logger,
+    ops,
+    history,
+    build,
+    clock,
+    startedAt,
+    remote,
+    quarantine,
+  };
   const app = buildApp({ ...parts, shutdown: shutdown.signal });
   const server = listenOrExit(app, config, store, logger);
 
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
-  logger.info("zoe-local listening", { url, version: build.version, commit: build.commit, db: store.path, remote: remote.line, synchronous: config.synchronous, limits: config.limits });
+  logger.info("zoe-local listening", {
+    url,
+    version: build.version,
+    commit: build.commit,
+    db: store.path,
+    remote: remote.line,
+    synchronous: config.synchronous,
+    limits: config.limits,
+  });
   console.log(`zoe-local listening on ${url}`);
   console.log(`database: ${store.path} (synchronous=${config.synchronous})`);
   console.log(`remote: ${remote.line}`);
@@ -140,21 +162,51 @@ interface RemoteParts {
 async function startRemote({ config, store, quarantine, clock, logger, ops, history }: RemoteParts): Promise<Remote> {
   const flush = config.flush;
   // With no SUPABASE_URL there is no flusher: events stay local, health says so.
-  if (!flush.remote) return { flusher: null, reader: null, target: null, line: "no remote configured (events stay local)" };
+  if (!flush.remote)
+    return { flusher: null, reader: null, target: null, line: "no remote configured (events stay local)" };
   const { url, serviceKey } = flush.remote;
   const sink: Sink =
     flush.sink === "direct"
       ? // Loaded only when chosen: supabase-js alone is ~35 ms of every start-up.
-        (await import("./flush/sinks/direct.ts")).createDirectSink({ url, serviceKey, timeoutMs: flush.timeoutMs, clock, distinguishDuplicates: true })
-      : createEdgeFunctionSink({ url, serviceKey, functionName: flush.functionName, secret: flush.secret, timeoutMs: flush.timeoutMs, clock });
+        (await import("./flush/sinks/direct.ts")).createDirectSink({
+          url,
+          serviceKey,
+          timeoutMs: flush.timeoutMs,
+          clock,
+          distinguishDuplicates: true,
+        })
+      : createEdgeFunctionSink({
+          url,
+          serviceKey,
+          functionName: flush.functionName,
+          secret: flush.secret,
+          timeoutMs: flush.timeoutMs,
+          clock,
+        });
   // The edge sink posts JSON: a worker thread reads, checks and encodes its
   // batches, off the thread that answers ingest.
   const reader =
     flush.sink === "edge" && store.path !== ":memory:"
-      ? startReaderWorker({ path: store.path, fallback: inlineReader(store), logger, lastSeq: (mode) => store.lastSeq(mode) })
+      ? startReaderWorker({
+          path: store.path,
+          fallback: inlineReader(store),
+          logger,
+          lastSeq: (mode) => store.lastSeq(mode),
+        })
       : null;
-  const flusher = createFlusher({ store, sink: history.instrumentSink(ops.metrics.instrumentSink(sink)), quarantine, clock, logger, config: flush, reader: reader ?? undefined });
-  const target = flush.sink === "direct" ? `${url}/rest/v1/zoe_events (direct)` : `${url}/functions/v1/${flush.functionName} (edge function)`;
+  const flusher = createFlusher({
+    store,
+    sink: history.instrumentSink(ops.metrics.instrumentSink(sink)),
+    quarantine,
+    clock,
+    logger,
+    config: flush,
+    reader: reader ?? undefined,
+  });
+  const target =
+    flush.sink === "direct"
+      ? `${url}/rest/v1/zoe_events (direct)`
+      : `${url}/functions/v1/${flush.functionName} (edge function)`;
   const line = `${target}, batch ${flush.batchSize}, every ${flush.activeIntervalMs / 1000} s in market hours / ${flush.offHoursIntervalMs / 1000} s off hours`;
   return { flusher, reader, target, line };
 }
@@ -220,7 +272,9 @@ function listenOrExit(app: ReturnType<typeof createApp>, config: Config, store: 
     return serveApp(app, { hostname: config.host, port: config.port, idleTimeoutS: config.idleTimeoutS });
   } catch (error) {
     logger.error("refusing to start: cannot listen", { host: config.host, port: config.port, error });
-    console.error(`zoe-local: refusing to start: cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
+    console.error(
+      `zoe-local: refusing to start: cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`,
+    );
     store.close();
     process.exit(4);
   }
@@ -237,7 +291,15 @@ interface StopParts {
 }
 
 /** The SIGTERM/SIGINT handler: drain, stop ingest, last flush, close, exit 0; once, however many signals come. */
-function stopper({ config, logger, ops, shutdown, server, remote, store }: StopParts): (signal: string) => Promise<void> {
+function stopper({
+  config,
+  logger,
+  ops,
+  shutdown,
+  server,
+  remote,
+  store,
+}: StopParts): (signal: string) => Promise<void> {
   let stopping = false;
   return async (signal) => {
     if (stopping) return;
@@ -272,7 +334,9 @@ function stopper({ config, logger, ops, shutdown, server, remote, store }: StopP
 async function cli(args: string[], env: Env): Promise<void> {
   const unknown = args.filter((a) => a !== "--check-config");
   if (unknown.length > 0) {
-    console.error(`zoe-local: unknown argument ${unknown[0]} (the only option is --check-config; settings come from the environment)`);
+    console.error(
+      `zoe-local: unknown argument ${unknown[0]} (the only option is --check-config; settings come from the environment)`,
+    );
     process.exit(2);
   }
   if (args.includes("--check-config")) {

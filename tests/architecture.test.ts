@@ -78,17 +78,29 @@ describe("src/ sizes", () => {
   });
 
   test(`no function of src/ is longer than ${MAX_FUNCTION_LINES} lines without a "// long:" reason`, async () => {
-    const long = (await longFunctions(files.map((f) => relative(ROOT, f)), MAX_FUNCTION_LINES)).map(
-      (f) => `${f.file}:${f.line} ${f.name}() is ${f.lines} lines`,
-    );
+    const long = (
+      await longFunctions(
+        files.map((f) => relative(ROOT, f)),
+        MAX_FUNCTION_LINES,
+      )
+    ).map((f) => `${f.file}:${f.line} ${f.name}() is ${f.lines} lines`);
     expect(long).toEqual([]);
   });
 });
 
 /** A function of `body` lines (plus its opening and closing lines) whose body holds braces in strings, a template and a regex. */
 function sampleFunction(name: string, body: number): string {
-  const filler = ['  const a = "}}}";', "  const b = `${'{'}}`;", "  const c = /[{}]/.test(a);", "  if (c) { void b; }"];
-  return [`export function ${name}(): void {`, ...Array.from({ length: body }, (_, i) => filler[i % filler.length]!), "}"].join("\n");
+  const filler = [
+    '  const a = "}}}";',
+    "  const b = `${'{'}}`;",
+    "  const c = /[{}]/.test(a);",
+    "  if (c) { void b; }",
+  ];
+  return [
+    `export function ${name}(): void {`,
+    ...Array.from({ length: body }, (_, i) => filler[i % filler.length]!),
+    "}",
+  ].join("\n");
 }
 
 describe("the size checker itself", () => {
@@ -116,8 +128,19 @@ describe("the size checker itself", () => {
   });
 
   test("a `// long:` comment above a function, or above the const holding it, excuses its length; another comment does not", async () => {
-    const excused = ["/**", " * Docs.", " */", "// long: one state machine, split it and the states scatter", sampleFunction("excused", 12)];
-    const held = ["// long: a table of cases", "export const held = () => {", ...Array.from({ length: 12 }, () => "  void 0;"), "};"];
+    const excused = [
+      "/**",
+      " * Docs.",
+      " */",
+      "// long: one state machine, split it and the states scatter",
+      sampleFunction("excused", 12),
+    ];
+    const held = [
+      "// long: a table of cases",
+      "export const held = () => {",
+      ...Array.from({ length: 12 }, () => "  void 0;"),
+      "};",
+    ];
     const plain = ["// just long", sampleFunction("plain", 12)];
     const found = await longFunctionsOfSource([...excused, ...held, ...plain, ""].join("\n"), 10);
     expect(found.map((f) => f.name)).toEqual(["plain"]);

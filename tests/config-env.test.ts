@@ -2,7 +2,15 @@
 // settings they compose are tested in tests/config.test.ts.
 import { describe, expect, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
-import { boolVar, collectConfigErrors, enumVar, intVar, numberVar, unknownVariables, variablesRead } from "../src/config-env.ts";
+import {
+  boolVar,
+  collectConfigErrors,
+  enumVar,
+  intVar,
+  numberVar,
+  unknownVariables,
+  variablesRead,
+} from "../src/config-env.ts";
 
 describe("readers", () => {
   test("intVar/numberVar/enumVar/boolVar fall back when unset and name the variable when bad", () => {
@@ -20,29 +28,62 @@ describe("unknown variables", () => {
 
   test("a misspelt ZOE_* variable is reported, naming the nearest known variable", () => {
     expect(unknownVariables({ ZOE_SYNCRONOUS: "FULL", ZOE_SSE_HEARTBAET_MS: "2000" }, known)).toEqual([
-      { variable: "ZOE_SSE_HEARTBAET_MS", message: "ZOE_SSE_HEARTBAET_MS is not a zoe-local setting and is ignored; did you mean ZOE_SSE_HEARTBEAT_MS?", suggestion: "ZOE_SSE_HEARTBEAT_MS" },
-      { variable: "ZOE_SYNCRONOUS", message: "ZOE_SYNCRONOUS is not a zoe-local setting and is ignored; did you mean ZOE_SYNCHRONOUS?", suggestion: "ZOE_SYNCHRONOUS" },
+      {
+        variable: "ZOE_SSE_HEARTBAET_MS",
+        message: "ZOE_SSE_HEARTBAET_MS is not a zoe-local setting and is ignored; did you mean ZOE_SSE_HEARTBEAT_MS?",
+        suggestion: "ZOE_SSE_HEARTBEAT_MS",
+      },
+      {
+        variable: "ZOE_SYNCRONOUS",
+        message: "ZOE_SYNCRONOUS is not a zoe-local setting and is ignored; did you mean ZOE_SYNCHRONOUS?",
+        suggestion: "ZOE_SYNCHRONOUS",
+      },
     ]);
   });
 
   test("known variables, other prefixes and the project's tooling variables are not reported", () => {
-    expect(unknownVariables({ ZOE_SYNCHRONOUS: "FULL", PATH: "/bin", HOME: "/root", ZOE_FUZZ_RUNS: "5", ZOE_PG_ADMIN_URL: "x", ZOE_CHROMIUM: "y" }, known)).toEqual([]);
+    expect(
+      unknownVariables(
+        {
+          ZOE_SYNCHRONOUS: "FULL",
+          PATH: "/bin",
+          HOME: "/root",
+          ZOE_FUZZ_RUNS: "5",
+          ZOE_PG_ADMIN_URL: "x",
+          ZOE_CHROMIUM: "y",
+        },
+        known,
+      ),
+    ).toEqual([]);
   });
 
   test("an Edge Function setting given to the service is reported as misplaced", () => {
     const [w] = unknownVariables({ ZOE_INGEST_MAX_EVENTS: "500" }, known);
-    expect(w?.message).toBe("ZOE_INGEST_MAX_EVENTS is read by the zoe-ingest Edge Function, not by this service: set it in the function's secrets");
+    expect(w?.message).toBe(
+      "ZOE_INGEST_MAX_EVENTS is read by the zoe-ingest Edge Function, not by this service: set it in the function's secrets",
+    );
   });
 
   test("variablesRead() finds every variable a loader reads", () => {
     const names = variablesRead(loadConfig);
-    for (const n of ["HOST", "PORT", "ZOE_SYNCHRONOUS", "SUPABASE_SERVICE_ROLE_KEY", "ZOE_FLUSH_STALL_MS", "ZOE_CRITICAL_RESERVE_BYTES"]) expect(names).toContain(n);
+    for (const n of [
+      "HOST",
+      "PORT",
+      "ZOE_SYNCHRONOUS",
+      "SUPABASE_SERVICE_ROLE_KEY",
+      "ZOE_FLUSH_STALL_MS",
+      "ZOE_CRITICAL_RESERVE_BYTES",
+    ])
+      expect(names).toContain(n);
   });
 });
 
 describe("collectConfigErrors()", () => {
   test("reports every bad variable, not only the first", () => {
-    const { value, errors } = collectConfigErrors({ PORT: "x", ZOE_SYNCHRONOUS: "OFF", ZOE_FLUSH_BATCH_SIZE: "0" }, loadConfig);
+    const { value, errors } = collectConfigErrors(
+      { PORT: "x", ZOE_SYNCHRONOUS: "OFF", ZOE_FLUSH_BATCH_SIZE: "0" },
+      loadConfig,
+    );
     expect(value).toBeNull();
     expect(errors.map((e) => e.variable)).toEqual(["PORT", "ZOE_SYNCHRONOUS", "ZOE_FLUSH_BATCH_SIZE"]);
   });

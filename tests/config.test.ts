@@ -109,17 +109,29 @@ describe("loadConfig()", () => {
 describe("helpers", () => {
   test("isLoopback() accepts 127.0.0.0/8, ::1 and localhost only", () => {
     for (const h of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"]) expect(isLoopback(h)).toBe(true);
-    for (const h of ["0.0.0.0", "::", "192.168.0.2", "localhost.example", "128.0.0.1"]) expect(isLoopback(h)).toBe(false);
+    for (const h of ["0.0.0.0", "::", "192.168.0.2", "localhost.example", "128.0.0.1"])
+      expect(isLoopback(h)).toBe(false);
   });
 });
 
 describe("maskedConfig()", () => {
   test("shows that each secret is set and its length, never a character of it", () => {
     const secret = "s3cr3t-service-role-key-value";
-    const c = loadConfig({ ZOE_API_TOKEN: TOKEN, SUPABASE_URL: "https://x.supabase.co", SUPABASE_SERVICE_ROLE_KEY: secret, ZOE_FLUSH_SECRET: "flush-secret-123" });
+    const c = loadConfig({
+      ZOE_API_TOKEN: TOKEN,
+      SUPABASE_URL: "https://x.supabase.co",
+      SUPABASE_SERVICE_ROLE_KEY: secret,
+      ZOE_FLUSH_SECRET: "flush-secret-123",
+    });
     const printed = JSON.stringify(maskedConfig(c));
     for (const s of [TOKEN, secret, "flush-secret-123"]) expect(printed).not.toContain(s);
-    expect(maskedConfig(c)).toMatchObject({ apiToken: `<set, ${TOKEN.length} characters>`, flush: { remote: { url: "https://x.supabase.co", serviceKey: `<set, ${secret.length} characters>` }, secret: "<set, 16 characters>" } });
+    expect(maskedConfig(c)).toMatchObject({
+      apiToken: `<set, ${TOKEN.length} characters>`,
+      flush: {
+        remote: { url: "https://x.supabase.co", serviceKey: `<set, ${secret.length} characters>` },
+        secret: "<set, 16 characters>",
+      },
+    });
     expect(c.apiToken).toBe(TOKEN); // the original is untouched
   });
 });

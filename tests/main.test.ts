@@ -26,15 +26,31 @@ async function start(env: Record<string, string> = {}, dbPath = dir.file("zoe.db
 }
 
 /** Runs src/main.ts to its exit; for startups that must be refused. */
-async function runToExit(env: Record<string, string>, timeoutMs = 15_000, args: string[] = []): Promise<{ code: number | null; output: string }> {
+async function runToExit(
+  env: Record<string, string>,
+  timeoutMs = 15_000,
+  args: string[] = [],
+): Promise<{ code: number | null; output: string }> {
   const proc = Bun.spawn(["bun", MAIN, ...args], {
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", HOST: "127.0.0.1", PORT: "0", ZOE_LOG_LEVEL: "warn", ZOE_DB_PATH: dir.file("zoe.db"), ...env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/tmp",
+      HOST: "127.0.0.1",
+      PORT: "0",
+      ZOE_LOG_LEVEL: "warn",
+      ZOE_DB_PATH: dir.file("zoe.db"),
+      ...env,
+    },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
   });
   const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   clearTimeout(timer);
   return { code, output: out + err };
 }
@@ -48,13 +64,22 @@ interface Ack {
 async function allEvents(url: string, mode = "live"): Promise<{ id: string; seq: number; idempotency_key: string }[]> {
   const out: { id: string; seq: number; idempotency_key: string }[] = [];
   for (;;) {
-    const page = (await (await fetch(`${url}/local/events?mode=${mode}&since_seq=${out.at(-1)?.seq ?? 0}&limit=1000`)).json()) as Ack[];
+    const page = (await (
+      await fetch(`${url}/local/events?mode=${mode}&since_seq=${out.at(-1)?.seq ?? 0}&limit=1000`)
+    ).json()) as Ack[];
     out.push(...page);
     if (page.length < 1000) return out;
   }
 }
 
-const event = (key: string) => ({ mode: "live", source: "crash-test", type: "T", subtype: "S", body: key, idempotency_key: key });
+const event = (key: string) => ({
+  mode: "live",
+  source: "crash-test",
+  type: "T",
+  subtype: "S",
+  body: key,
+  idempotency_key: key,
+});
 
 describe("startup", () => {
   test("prints the address, the database and that no remote is configured, then serves", async () => {
@@ -69,7 +94,11 @@ describe("startup", () => {
   const refusals: [string, Record<string, string>, RegExp][] = [
     ["a non-loopback HOST without a token", { HOST: "0.0.0.0" }, /refusing to start: HOST: .*requires ZOE_API_TOKEN/],
     ["a bad PORT", { PORT: "eighty" }, /refusing to start: PORT: expected an integer/],
-    ["an unknown ZOE_SYNCHRONOUS", { ZOE_SYNCHRONOUS: "OFF" }, /refusing to start: ZOE_SYNCHRONOUS: expected one of NORMAL, FULL, EXTRA/],
+    [
+      "an unknown ZOE_SYNCHRONOUS",
+      { ZOE_SYNCHRONOUS: "OFF" },
+      /refusing to start: ZOE_SYNCHRONOUS: expected one of NORMAL, FULL, EXTRA/,
+    ],
     ["a wildcard CORS origin", { ZOE_CORS_ORIGINS: "*" }, /refusing to start: ZOE_CORS_ORIGINS/],
   ];
   for (const [what, env, message] of refusals) {
@@ -99,7 +128,15 @@ describe("startup", () => {
     expect(output).toContain("another zoe-local process is using it");
     expect(output).toContain(dir.file("zoe.db"));
     // the first one is unharmed
-    expect((await fetch(`${first.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event("still-here")) })).status).toBe(201);
+    expect(
+      (
+        await fetch(`${first.url}/local/events`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(event("still-here")),
+        })
+      ).status,
+    ).toBe(201);
   });
 
   test("after the first instance dies, even by SIGKILL, the lock is free again", async () => {
@@ -113,8 +150,14 @@ describe("startup", () => {
 describe("configuration check", () => {
   test("a misspelt ZOE_* variable is reported at start, naming the nearest known one, and the service still serves", async () => {
     const s = await start({ ZOE_SYNCRONOUS: "NORMAL" });
-    await waitFor(() => /did you mean ZOE_SYNCHRONOUS/.test(s.output()) && /^database: /m.test(s.output()), 5_000, "the warning and the database line");
-    expect(s.output()).toContain("zoe-local: warning: ZOE_SYNCRONOUS is not a zoe-local setting and is ignored; did you mean ZOE_SYNCHRONOUS?");
+    await waitFor(
+      () => /did you mean ZOE_SYNCHRONOUS/.test(s.output()) && /^database: /m.test(s.output()),
+      5_000,
+      "the warning and the database line",
+    );
+    expect(s.output()).toContain(
+      "zoe-local: warning: ZOE_SYNCRONOUS is not a zoe-local setting and is ignored; did you mean ZOE_SYNCHRONOUS?",
+    );
     expect(s.output()).toContain("(synchronous=FULL)"); // the misspelt value did not apply
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
   });
@@ -128,12 +171,20 @@ describe("configuration check", () => {
 
   test("--check-config prints the effective settings with secrets masked and exits 0 without starting", async () => {
     const token = "check-config-token-0123456789";
-    const { code, output } = await runToExit({ ZOE_API_TOKEN: token, ZOE_SYNCRONOUS: "NORMAL" }, 15_000, ["--check-config"]);
+    const { code, output } = await runToExit({ ZOE_API_TOKEN: token, ZOE_SYNCRONOUS: "NORMAL" }, 15_000, [
+      "--check-config",
+    ]);
     expect(code).toBe(0);
     expect(output).toContain("zoe-local: configuration is valid (0 errors, 1 warning)");
-    expect(output).toContain("warning: ZOE_SYNCRONOUS is not a zoe-local setting and is ignored; did you mean ZOE_SYNCHRONOUS?");
+    expect(output).toContain(
+      "warning: ZOE_SYNCRONOUS is not a zoe-local setting and is ignored; did you mean ZOE_SYNCHRONOUS?",
+    );
     const json = JSON.parse(output.slice(output.indexOf("{"))) as Record<string, unknown>;
-    expect(json).toMatchObject({ synchronous: "FULL", apiToken: `<set, ${token.length} characters>`, dbPath: dir.file("zoe.db") });
+    expect(json).toMatchObject({
+      synchronous: "FULL",
+      apiToken: `<set, ${token.length} characters>`,
+      dbPath: dir.file("zoe.db"),
+    });
     expect(output).not.toContain(token);
     expect(output).not.toContain("listening on");
     expect(existsSync(dir.file("zoe.db"))).toBe(false); // nothing opened
@@ -157,7 +208,12 @@ describe("configuration check", () => {
   test("`bun run check-config` runs the same check", async () => {
     const proc = Bun.spawn(["bun", "run", "check-config"], {
       cwd: join(import.meta.dir, ".."),
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ZOE_DB_PATH: dir.file("zoe.db"), ZOE_FLUSH_BACH_SIZE: "10" },
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "/tmp",
+        ZOE_DB_PATH: dir.file("zoe.db"),
+        ZOE_FLUSH_BACH_SIZE: "10",
+      },
       stdout: "pipe",
       stderr: "pipe",
     });
@@ -177,10 +233,15 @@ describe("durability", () => {
     const worker = async (w: number) => {
       // Keep posting through the kill: requests are in flight when it dies.
       for (let i = 0; ; i++) {
-        const batch = i % 3 === 2 ? [event(`w${w}-${i}-a`), event(`w${w}-${i}-b`), event(`w${w}-${i}-c`)] : event(`w${w}-${i}`);
+        const batch =
+          i % 3 === 2 ? [event(`w${w}-${i}-a`), event(`w${w}-${i}-b`), event(`w${w}-${i}-c`)] : event(`w${w}-${i}`);
         attempted++;
         try {
-          const res = await fetch(`${s.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(batch) });
+          const res = await fetch(`${s.url}/local/events`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify(batch),
+          });
           if (res.status !== 201) throw new Error(`status ${res.status}: ${await res.text()}`);
           const body = (await res.json()) as Ack | { events: Ack[] };
           acked.push(...("events" in body ? body.events : [body]));
@@ -210,10 +271,18 @@ describe("durability", () => {
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
     const max = events.length;
 
-    const next = await fetch(`${restarted.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event("after-restart")) });
+    const next = await fetch(`${restarted.url}/local/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(event("after-restart")),
+    });
     expect(((await next.json()) as Ack).seq).toBe(max + 1);
     // A bot retrying an acknowledged event after the crash gets the same seq back.
-    const retry = await fetch(`${restarted.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event(acked[0]!.idempotency_key)) });
+    const retry = await fetch(`${restarted.url}/local/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(event(acked[0]!.idempotency_key)),
+    });
     expect(retry.status).toBe(200);
     expect(((await retry.json()) as Ack).seq).toBe(acked[0]!.seq);
   }, 90_000);
@@ -221,7 +290,11 @@ describe("durability", () => {
   test("SIGTERM ends open streams, checkpoints the WAL and exits 0", async () => {
     const s = await start();
     for (let i = 0; i < 20; i++) {
-      await fetch(`${s.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event(`t${i}`)) });
+      await fetch(`${s.url}/local/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(event(`t${i}`)),
+      });
     }
     const stream = await fetch(`${s.url}/local/stream?mode=live&since_seq=0`);
     const reader = stream.body!.getReader();
@@ -249,7 +322,11 @@ describe("concurrent ingest over HTTP", () => {
       Array.from({ length: 16 }, async (_, w) => {
         const seqs: number[] = [];
         for (let i = 0; i < 25; i++) {
-          const res = await fetch(`${s.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event(`c${w}-${i}`)) });
+          const res = await fetch(`${s.url}/local/events`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify(event(`c${w}-${i}`)),
+          });
           seqs.push(((await res.json()) as Ack).seq);
         }
         results.push({ worker: w, seqs });
@@ -261,7 +338,9 @@ describe("concurrent ingest over HTTP", () => {
     for (const r of results) expect(r.seqs).toEqual([...r.seqs].sort((a, b) => a - b));
     // Physical insertion order (rowid) is seq order: seq order is the commit order.
     const db = new Database(dir.file("zoe.db"), { readonly: true });
-    const byRowid = (db.query("SELECT seq FROM local_events WHERE mode = 'live' ORDER BY rowid").all() as { seq: number }[]).map((r) => r.seq);
+    const byRowid = (
+      db.query("SELECT seq FROM local_events WHERE mode = 'live' ORDER BY rowid").all() as { seq: number }[]
+    ).map((r) => r.seq);
     db.close();
     expect(byRowid).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
   }, 60_000);

@@ -24,7 +24,12 @@ describe("README's TypeScript example", () => {
   let svc: ServiceProcess;
   const code = snippetAfter("TypeScript (plain `fetch`", "ts");
   writeFileSync(dir.file("post-event.ts"), code);
-  const env = () => ({ PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ZOE_URL: svc.url, ZOE_API_TOKEN: TOKEN });
+  const env = () => ({
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? "/tmp",
+    ZOE_URL: svc.url,
+    ZOE_API_TOKEN: TOKEN,
+  });
   const run = (cmd: string[], extraEnv: Record<string, string> = {}) => {
     const r = Bun.spawnSync(cmd, { cwd: dir.path, env: { ...env(), ...extraEnv }, stdout: "pipe", stderr: "pipe" });
     return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
@@ -39,7 +44,10 @@ describe("README's TypeScript example", () => {
   });
 
   test("names the runtimes it was run with, and Node 20 is not one of them for the .ts file", () => {
-    const intro = README.slice(README.indexOf("\nTypeScript (plain `fetch`"), README.indexOf("```ts", README.indexOf("\nTypeScript (plain `fetch`")));
+    const intro = README.slice(
+      README.indexOf("\nTypeScript (plain `fetch`"),
+      README.indexOf("```ts", README.indexOf("\nTypeScript (plain `fetch`")),
+    );
     expect(intro).toContain("`bun post-event.ts`");
     expect(intro).toContain("`deno run --allow-net --allow-env post-event.ts`");
     expect(intro).not.toMatch(/works in .*Node 18\+/);
@@ -57,19 +65,25 @@ describe("README's TypeScript example", () => {
   });
 
   test("`deno run --allow-net --allow-env post-event.ts` runs it too", () => {
-    const r = run([denoBinary(), "run", "--allow-net", "--allow-env", "post-event.ts"], { ...denoEnv(), NO_COLOR: "1" });
+    const r = run([denoBinary(), "run", "--allow-net", "--allow-env", "post-event.ts"], {
+      ...denoEnv(),
+      NO_COLOR: "1",
+    });
     expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: "" });
     expect(r.out).toContain("seq: 1");
     expect(r.out).toContain("1 RSI < 30");
   });
 
-  test.skipIf(Bun.which("node") === null)("with the type annotations dropped it runs in plain Node as a .mjs file", () => {
-    writeFileSync(dir.file("post-event.mjs"), new Bun.Transpiler({ loader: "ts" }).transformSync(code));
-    const r = run(["node", "post-event.mjs"]);
-    expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: "" });
-    expect(r.out).toContain("seq: 1");
-    expect(r.out).toContain("1 RSI < 30");
-  });
+  test.skipIf(Bun.which("node") === null)(
+    "with the type annotations dropped it runs in plain Node as a .mjs file",
+    () => {
+      writeFileSync(dir.file("post-event.mjs"), new Bun.Transpiler({ loader: "ts" }).transformSync(code));
+      const r = run(["node", "post-event.mjs"]);
+      expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: "" });
+      expect(r.out).toContain("seq: 1");
+      expect(r.out).toContain("1 RSI < 30");
+    },
+  );
 
   test("a wrong token fails loudly with the API's error code", () => {
     const r = run(["bun", "post-event.ts"], { ZOE_API_TOKEN: "wrong-token-0123456789abcdef" });

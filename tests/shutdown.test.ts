@@ -54,8 +54,18 @@ let tag = 0;
 async function postMany(svc: ServiceProcess, mode: "live" | "paper", n: number, source: string): Promise<number> {
   let acked = 0;
   for (let i = 0; i < n; i += 200) {
-    const events = Array.from({ length: Math.min(200, n - i) }, (_, k) => ({ mode, source, type: "T", subtype: "TICK", body: `event ${i + k}` }));
-    const res = await fetch(`${svc.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(events) });
+    const events = Array.from({ length: Math.min(200, n - i) }, (_, k) => ({
+      mode,
+      source,
+      type: "T",
+      subtype: "TICK",
+      body: `event ${i + k}`,
+    }));
+    const res = await fetch(`${svc.url}/local/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(events),
+    });
     if (res.status !== 201) throw new Error(`POST: ${res.status} ${await res.text()}`);
     acked += events.length;
   }
@@ -72,7 +82,8 @@ async function terminate(svc: ServiceProcess): Promise<{ code: number | null; ms
 function localCounts(path: string) {
   const db = new Database(path, { readonly: true });
   try {
-    const count = (where: string) => (db.query(`SELECT COUNT(*) AS n FROM local_events WHERE ${where}`).get() as { n: number }).n;
+    const count = (where: string) =>
+      (db.query(`SELECT COUNT(*) AS n FROM local_events WHERE ${where}`).get() as { n: number }).n;
     return {
       total: count("1"),
       unflushed: count("flushed = 0"),
@@ -97,17 +108,20 @@ describe("SIGTERM", () => {
     const source = `shutdown-${process.pid}-${++tag}`;
     const svc = await service(flushEnv(stack.url));
     const acked = (await postMany(svc, "live", 900, source)) + (await postMany(svc, "paper", 400, source));
-    const before = (await stack.sql`select count(*)::int as n from zoe_events where source = ${source}`) as { n: number }[];
+    const before = (await stack.sql`select count(*)::int as n from zoe_events where source = ${source}`) as {
+      n: number;
+    }[];
     expect(before[0]!.n).toBe(0); // nothing flushed yet: the backlog rides on the shutdown
 
     const { code, ms } = await terminate(svc);
     expect(code).toBe(0);
     expect(ms).toBeLessThan(BOUND_MS);
-    const rows = (await stack.sql`select mode, count(*)::int as n, count(distinct seq)::int as seqs from zoe_events where source = ${source} group by mode order by mode`) as {
-      mode: string;
-      n: number;
-      seqs: number;
-    }[];
+    const rows =
+      (await stack.sql`select mode, count(*)::int as n, count(distinct seq)::int as seqs from zoe_events where source = ${source} group by mode order by mode`) as {
+        mode: string;
+        n: number;
+        seqs: number;
+      }[];
     expect(rows).toEqual([
       { mode: "live", n: 900, seqs: 900 },
       { mode: "paper", n: 400, seqs: 400 },
@@ -144,7 +158,9 @@ describe("SIGTERM", () => {
     });
     cleanups.push(() => blackHole.stop(true));
     // A critical event starts a send at once; it hangs in flight when SIGTERM comes.
-    const svc = await service(flushEnv(blackHole.url.origin, { ZOE_FLUSH_TIMEOUT_MS: "60000", ZOE_FLUSH_CRITICAL_IMMEDIATE: "true" }));
+    const svc = await service(
+      flushEnv(blackHole.url.origin, { ZOE_FLUSH_TIMEOUT_MS: "60000", ZOE_FLUSH_CRITICAL_IMMEDIATE: "true" }),
+    );
     await postMany(svc, "live", 300, `hang-${++tag}`);
     const res = await fetch(`${svc.url}/local/events`, {
       method: "POST",

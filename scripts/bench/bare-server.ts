@@ -8,7 +8,10 @@ const server = Bun.serve({
   async fetch(request) {
     const body = (await request.json()) as { idempotency_key?: string };
     seq++;
-    return Response.json({ id: "bare", seq, idempotency_key: body.idempotency_key ?? "bare", duplicate: false }, { status: 201 });
+    return Response.json(
+      { id: "bare", seq, idempotency_key: body.idempotency_key ?? "bare", duplicate: false },
+      { status: 201 },
+    );
   },
 });
 console.log(`bare server listening on http://127.0.0.1:${server.port}`);

@@ -35,7 +35,21 @@ function rate(path: string, rows: number, perTransaction: number): number {
     while (seq < end) {
       seq++;
       const id = Bun.randomUUIDv7();
-      insert.run(id, "paper", now, seq, "bot", "ORDER", "BUY_SUBMITTED", "AAPL", "info", `submitted buy 10 AAPL @ 187.20 limit, order ${seq}`, meta, id, now);
+      insert.run(
+        id,
+        "paper",
+        now,
+        seq,
+        "bot",
+        "ORDER",
+        "BUY_SUBMITTED",
+        "AAPL",
+        "info",
+        `submitted buy 10 AAPL @ 187.20 limit, order ${seq}`,
+        meta,
+        id,
+        now,
+      );
     }
     if (perTransaction > 1) db.run("COMMIT");
   }

@@ -43,9 +43,11 @@ async function time(n: number, work: (i: number) => unknown): Promise<number> {
 async function timeConcurrent(n: number, concurrency: number, work: () => Promise<unknown>): Promise<number> {
   const run = async (count: number) => {
     let left = count;
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (left-- > 0) await work();
-    }));
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (left-- > 0) await work();
+      }),
+    );
   };
   await run(Math.min(4000, n));
   const c0 = process.cpuUsage();
@@ -58,13 +60,36 @@ if (import.meta.main) {
   const { dir, iterations } = childArgs<{ dir: string; iterations: number }>();
   const config = loadConfig({ ZOE_API_TOKEN: TOKEN });
   const body = JSON.stringify(sampleEvent(1));
-  const headers = { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), authorization: `Bearer ${TOKEN}` };
+  const headers = {
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(body)),
+    authorization: `Bearer ${TOKEN}`,
+  };
   const request = () => new Request("http://127.0.0.1:8765/local/events", { method: "POST", headers, body });
-  const store = openStore({ path: join(dir, `budget-${process.pid}.db`), synchronous: config.synchronous, checkpointIntervalMs: config.checkpointIntervalMs });
+  const store = openStore({
+    path: join(dir, `budget-${process.pid}.db`),
+    synchronous: config.synchronous,
+    checkpointIntervalMs: config.checkpointIntervalMs,
+  });
   const hub = createHub();
   store.onAppend((events) => hub.publish(events));
-  const ops = createOperations({ store, hub, clock: systemClock, logger: silentLogger, limits: config.limits, criticalSubtypes: config.flush.criticalSubtypes, processMetrics: false });
-  const ingest = createIngest({ store, maxRequestBytes: config.maxRequestBytes, apiToken: TOKEN, corsOrigins: config.corsOrigins, logger: silentLogger, hooks: ops.hooks });
+  const ops = createOperations({
+    store,
+    hub,
+    clock: systemClock,
+    logger: silentLogger,
+    limits: config.limits,
+    criticalSubtypes: config.flush.criticalSubtypes,
+    processMetrics: false,
+  });
+  const ingest = createIngest({
+    store,
+    maxRequestBytes: config.maxRequestBytes,
+    apiToken: TOKEN,
+    corsOrigins: config.corsOrigins,
+    logger: silentLogger,
+    hooks: ops.hooks,
+  });
   const app = createApp({
     store,
     hub,
@@ -86,18 +111,43 @@ if (import.meta.main) {
   stages["request object (harness, subtracted)"] = build;
   const digest = (v: string) => Buffer.from(new Bun.CryptoHasher("sha256").update(v).digest());
   const expected = digest(TOKEN);
-  stages["auth: bearer token, sha256 + constant-time compare"] = await time(n, () => require("node:crypto").timingSafeEqual(digest(TOKEN), expected));
-  stages["CORS: origin header lookup"] = await time(n, () => request().headers.get("origin")) - build;
-  stages["body: read, UTF-8, JSON.parse, depth and range checks"] = (await time(n, () => readJsonBody(request(), config.maxRequestBytes, "events"))) - build;
-  stages["validation: shared schema (compiled TypeBox + extra checks)"] = await time(n, () => assertEventBatch([parsed], true));
+  stages["auth: bearer token, sha256 + constant-time compare"] = await time(n, () =>
+    require("node:crypto").timingSafeEqual(digest(TOKEN), expected),
+  );
+  stages["CORS: origin header lookup"] = (await time(n, () => request().headers.get("origin"))) - build;
+  stages["body: read, UTF-8, JSON.parse, depth and range checks"] =
+    (await time(n, () => readJsonBody(request(), config.maxRequestBytes, "events"))) - build;
+  stages["validation: shared schema (compiled TypeBox + extra checks)"] = await time(n, () =>
+    assertEventBatch([parsed], true),
+  );
   stages["admission (caps) + metrics + readiness hooks"] = await time(n, () => {
     const release = ops.hooks.admit!([parsed]);
     release();
     ops.hooks.ingested!([parsed], [{ id: "x", seq: 1, idempotency_key: "x", duplicate: false }], 0.5);
   });
-  stages["answer: JSON.stringify + Response"] = await time(n, () => new Response(JSON.stringify({ id: "01900000-0000-7000-8000-000000000001", seq: 123456, idempotency_key: "01900000-0000-7000-8000-000000000001", duplicate: false }), { status: 201, headers: { "content-type": "application/json" } }));
-  stages[`store.append, group commit of 64 in flight (CPU, synchronous=${config.synchronous})`] = await timeConcurrent(n, 64, () => store.append([parsed]));
-  const normal = openStore({ path: join(dir, `budget-normal-${process.pid}.db`), synchronous: "NORMAL", checkpointIntervalMs: config.checkpointIntervalMs });
+  stages["answer: JSON.stringify + Response"] = await time(
+    n,
+    () =>
+      new Response(
+        JSON.stringify({
+          id: "01900000-0000-7000-8000-000000000001",
+          seq: 123456,
+          idempotency_key: "01900000-0000-7000-8000-000000000001",
+          duplicate: false,
+        }),
+        { status: 201, headers: { "content-type": "application/json" } },
+      ),
+  );
+  stages[`store.append, group commit of 64 in flight (CPU, synchronous=${config.synchronous})`] = await timeConcurrent(
+    n,
+    64,
+    () => store.append([parsed]),
+  );
+  const normal = openStore({
+    path: join(dir, `budget-normal-${process.pid}.db`),
+    synchronous: "NORMAL",
+    checkpointIntervalMs: config.checkpointIntervalMs,
+  });
   stages["(store.append as above, synchronous=NORMAL)"] = await timeConcurrent(n, 64, () => normal.append([parsed]));
   normal.close();
   const directHandleUs = (await timeConcurrent(n, 64, () => ingest(request()))) - buildCpu;

@@ -14,7 +14,16 @@ import { openStore } from "../../src/store/store.ts";
 import { type LatencySummary, summarize } from "./lib.ts";
 
 export type StageTimes = Record<
-  "readCheckLoop" | "encodeLoop" | "readCheckEncodeWorker" | "http" | "fnRead" | "fnParse" | "fnCheck" | "fnDb" | "answerParse" | "mark",
+  | "readCheckLoop"
+  | "encodeLoop"
+  | "readCheckEncodeWorker"
+  | "http"
+  | "fnRead"
+  | "fnParse"
+  | "fnCheck"
+  | "fnDb"
+  | "answerParse"
+  | "mark",
   LatencySummary
 >;
 
@@ -24,12 +33,22 @@ interface Remote {
 }
 
 /** `samples` batches of the `template` backlog, each stage timed. */
-export async function measureStages(dir: string, template: string, remote: Remote, samples: number): Promise<StageTimes> {
+export async function measureStages(
+  dir: string,
+  template: string,
+  remote: Remote,
+  samples: number,
+): Promise<StageTimes> {
   const path = join(dir, "stages.db");
   copyFileSync(template, path);
   const store = openStore({ path });
   const loop = inlineReader(store);
-  const worker = startReaderWorker({ path, fallback: loop, logger: silentLogger, lastSeq: (mode) => store.lastSeq(mode) });
+  const worker = startReaderWorker({
+    path,
+    fallback: loop,
+    logger: silentLogger,
+    lastSeq: (mode) => store.lastSeq(mode),
+  });
   const t: Record<string, number[]> = {};
   const time = async <T>(stage: string, fn: () => T | Promise<T>): Promise<T> => {
     const t0 = performance.now();
@@ -50,7 +69,8 @@ export async function measureStages(dir: string, template: string, remote: Remot
         const r = await fetch(remote.functionUrl, { method: "POST", headers, body });
         return { status: r.status, text: await r.text(), timing: r.headers.get("server-timing") ?? "" };
       });
-      if (res.status !== 200) throw new Error(`flush stages: the function answered ${res.status}: ${res.text.slice(0, 200)}`);
+      if (res.status !== 200)
+        throw new Error(`flush stages: the function answered ${res.status}: ${res.text.slice(0, 200)}`);
       for (const m of res.timing.split(",")) {
         const [name, dur] = m.trim().split(";dur=");
         if (name && dur) (t[`fn${name[0]!.toUpperCase()}${name.slice(1)}`] ??= []).push(Number(dur));

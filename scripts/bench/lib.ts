@@ -28,7 +28,14 @@ export function summarize(values: ArrayLike<number>): LatencySummary {
   const at = (q: number) => (n === 0 ? NaN : sorted[Math.min(n - 1, Math.ceil(q * n) - 1)]!);
   let sum = 0;
   for (let i = 0; i < n; i++) sum += sorted[i]!;
-  return { count: n, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: n ? sorted[n - 1]! : NaN, mean: n ? sum / n : NaN };
+  return {
+    count: n,
+    p50: at(0.5),
+    p90: at(0.9),
+    p99: at(0.99),
+    max: n ? sorted[n - 1]! : NaN,
+    mean: n ? sum / n : NaN,
+  };
 }
 
 /** CPU time (user+system) this process used, in cores, since `since`. */
@@ -42,17 +49,28 @@ export function cpuMeter(): () => number {
 }
 
 /** Runs `bun <script> <json args>` and returns the last JSON line it prints; a child still running after `timeoutMs` is killed. */
-export async function runJson<T>(script: string, args: unknown, env: Record<string, string> = {}, timeoutMs = 120_000): Promise<T> {
+export async function runJson<T>(
+  script: string,
+  args: unknown,
+  env: Record<string, string> = {},
+  timeoutMs = 120_000,
+): Promise<T> {
   const proc = Bun.spawn(["bun", join(BENCH_DIR, script), JSON.stringify(args)], {
     stdout: "pipe",
     stderr: "pipe",
     env: { ...process.env, ...env },
   });
   const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]).finally(() =>
-    clearTimeout(timer),
-  );
-  const line = out.trim().split("\n").reverse().find((l) => l.startsWith("{"));
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]).finally(() => clearTimeout(timer));
+  const line = out
+    .trim()
+    .split("\n")
+    .reverse()
+    .find((l) => l.startsWith("{"));
   if (code !== 0 || !line) throw new Error(`bench child ${script} failed (exit ${code}):\n${out}\n${err}`);
   return JSON.parse(line) as T;
 }
@@ -75,7 +93,12 @@ export interface ListeningChild {
 }
 
 /** Spawns a long-running child and waits until it prints `<marker> <url>`. */
-export async function spawnListening(cmd: string[], env: Record<string, string>, marker: RegExp, timeoutMs = 20_000): Promise<ListeningChild> {
+export async function spawnListening(
+  cmd: string[],
+  env: Record<string, string>,
+  marker: RegExp,
+  timeoutMs = 20_000,
+): Promise<ListeningChild> {
   const proc = Bun.spawn(cmd, { stdin: "pipe", stdout: "pipe", stderr: "pipe", env });
   let out = "";
   let resolveUrl!: (url: string) => void;
@@ -179,7 +202,13 @@ function read(path: string): string | null {
 
 /** The block device holding `dir`, e.g. "vda (virtio_blk, non-rotational, ext4)". */
 export function describeDisk(dir: string): string {
-  const df = (col: string) => Bun.spawnSync(["df", `--output=${col}`, dir]).stdout.toString().trim().split("\n").at(-1)?.trim() ?? "?";
+  const df = (col: string) =>
+    Bun.spawnSync(["df", `--output=${col}`, dir])
+      .stdout.toString()
+      .trim()
+      .split("\n")
+      .at(-1)
+      ?.trim() ?? "?";
   const source = df("source");
   const parent = Bun.spawnSync(["lsblk", "-no", "PKNAME", source]).stdout.toString().trim();
   const dev = parent || source.replace(/^\/dev\//, "");

@@ -29,7 +29,21 @@ const app = new Elysia().post(
     const key = body.idempotency_key ?? id;
     const now = new Date().toISOString();
     const seq = ++seqs[body.mode]!;
-    insert.run(id, body.mode, body.ts ?? now, seq, body.source, body.type, body.subtype, body.symbol ?? null, body.severity ?? "info", body.body, JSON.stringify(body.meta ?? {}), key, now);
+    insert.run(
+      id,
+      body.mode,
+      body.ts ?? now,
+      seq,
+      body.source,
+      body.type,
+      body.subtype,
+      body.symbol ?? null,
+      body.severity ?? "info",
+      body.body,
+      JSON.stringify(body.meta ?? {}),
+      key,
+      now,
+    );
     set.status = 201;
     return { id, seq, idempotency_key: key, duplicate: false };
   },

@@ -43,9 +43,20 @@ export function renderReport(run: RunReport): string {
     "",
   ];
   if (m.loadBefore[0]! > 0.5) {
-    out.push(`> The machine was busy when the run started (1-minute load ${m.loadBefore[0]}): figures are lower and noisier than on a quiet machine.`, "");
+    out.push(
+      `> The machine was busy when the run started (1-minute load ${m.loadBefore[0]}): figures are lower and noisier than on a quiet machine.`,
+      "",
+    );
   }
-  out.push("## Targets", "", table([["target", "measured", "goal", "verdict"], ...targets.map((t) => [t.what, t.measured, t.target, verdict(t)])]), "");
+  out.push(
+    "## Targets",
+    "",
+    table([
+      ["target", "measured", "goal", "verdict"],
+      ...targets.map((t) => [t.what, t.measured, t.target, verdict(t)]),
+    ]),
+    "",
+  );
   for (const s of run.sections) {
     out.push(`## ${s.title}`, "");
     if (s.skipped) {
@@ -70,13 +81,21 @@ function blocks(markdown: string): { head: string; sections: { title: string; te
   const parts = body.split(/^(?=## )/m);
   return {
     head: parts[0]!,
-    sections: parts.slice(1).map((text) => ({ title: text.slice(3, text.indexOf("\n")).trim(), text: `${text.trimEnd()}\n\n` })),
+    sections: parts
+      .slice(1)
+      .map((text) => ({ title: text.slice(3, text.indexOf("\n")).trim(), text: `${text.trimEnd()}\n\n` })),
   };
 }
 
 // A target row is the same target across runs when its words (not its
 // figures or parenthesised details) match.
-const targetKey = (row: string) => row.split(" | ")[0]!.replace(/\([^)]*\)/g, "").replace(/[\d,.]+/g, "#").replace(/\s+/g, " ").trim();
+const targetKey = (row: string) =>
+  row
+    .split(" | ")[0]!
+    .replace(/\([^)]*\)/g, "")
+    .replace(/[\d,.]+/g, "#")
+    .replace(/\s+/g, " ")
+    .trim();
 
 /**
  * A `--only` run's report merged into the previous BENCHMARKS.md: its
@@ -87,23 +106,42 @@ export function mergeReport(previous: string, fresh: string, run: RunReport): st
   const old = blocks(previous);
   const now = blocks(fresh);
   if (old.sections.length === 0) return fresh;
-  const note = `_This section is from \`bun run bench -- --only=${run.sections.filter((s) => s.id !== "memory").map((s) => s.id).join(",")}\` on ${run.date}, load average before / after ${run.machine.loadBefore.join(" ")} / ${run.loadAfter.join(" ")}; the other sections are from the full run above._\n\n`;
+  const note = `_This section is from \`bun run bench -- --only=${run.sections
+    .filter((s) => s.id !== "memory")
+    .map((s) => s.id)
+    .join(
+      ",",
+    )}\` on ${run.date}, load average before / after ${run.machine.loadBefore.join(" ")} / ${run.loadAfter.join(" ")}; the other sections are from the full run above._\n\n`;
   const fresher = new Map(now.sections.map((s) => [s.title, s.text]));
-  const rows = (text: string | undefined) => (text ?? "").split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| target |") && !l.startsWith("| ---"));
+  const rows = (text: string | undefined) =>
+    (text ?? "").split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| target |") && !l.startsWith("| ---"));
   // The memory target is the peak over every section that ran: a partial
   // run's peak is not the full run's, so like the memory table it stays.
   const memoryKeys = new Set(
-    run.sections.filter((s) => s.id === "memory").flatMap((s) => s.report?.targets ?? []).map((t) => targetKey(`| ${t.what} | `)),
+    run.sections
+      .filter((s) => s.id === "memory")
+      .flatMap((s) => s.report?.targets ?? [])
+      .map((t) => targetKey(`| ${t.what} | `)),
   );
   const oldTargets = rows(old.sections.find((s) => s.title === "Targets")?.text);
   const keepMemory = oldTargets.some((r) => memoryKeys.has(targetKey(r)));
-  const freshTargets = rows(now.sections.find((s) => s.title === "Targets")?.text).filter((r) => !(keepMemory && memoryKeys.has(targetKey(r))));
+  const freshTargets = rows(now.sections.find((s) => s.title === "Targets")?.text).filter(
+    (r) => !(keepMemory && memoryKeys.has(targetKey(r))),
+  );
   const replaced = new Set(freshTargets.map(targetKey));
   const out = [old.head.trimEnd(), ""];
   for (const s of old.sections) {
     if (s.title === "Targets") {
       const kept = rows(s.text).filter((r) => !replaced.has(targetKey(r)));
-      out.push("## Targets", "", "| target | measured | goal | verdict |", "| --- | --- | --- | --- |", ...kept, ...freshTargets, "");
+      out.push(
+        "## Targets",
+        "",
+        "| target | measured | goal | verdict |",
+        "| --- | --- | --- | --- |",
+        ...kept,
+        ...freshTargets,
+        "",
+      );
     } else if (fresher.has(s.title) && s.title !== "Service memory (RSS)") {
       const text = fresher.get(s.title)!;
       const nl = text.indexOf("\n\n");
@@ -111,6 +149,7 @@ export function mergeReport(previous: string, fresh: string, run: RunReport): st
       fresher.delete(s.title);
     } else out.push(s.text.trimEnd(), "");
   }
-  for (const [title, text] of fresher) if (title !== "Targets" && title !== "Service memory (RSS)") out.push(text.trimEnd(), "");
+  for (const [title, text] of fresher)
+    if (title !== "Targets" && title !== "Service memory (RSS)") out.push(text.trimEnd(), "");
   return `${out.join("\n").trimEnd()}\n`;
 }

@@ -36,11 +36,19 @@ const SPAN_MS = 3_600_000;
 
 function migrationsHash(): string {
   const h = createHash("sha256").update(String(BUILDER_VERSION));
-  for (const f of readdirSync(LOCAL_MIGRATIONS_DIR).sort()) h.update(f).update(readFileSync(join(LOCAL_MIGRATIONS_DIR, f)));
+  for (const f of readdirSync(LOCAL_MIGRATIONS_DIR).sort())
+    h.update(f).update(readFileSync(join(LOCAL_MIGRATIONS_DIR, f)));
   return h.digest("hex").slice(0, 12);
 }
 
-function insertChunk(db: Database, from: number, to: number, flushed: boolean, startJd: number, stepDays: number): void {
+function insertChunk(
+  db: Database,
+  from: number,
+  to: number,
+  flushed: boolean,
+  startJd: number,
+  stepDays: number,
+): void {
   db.query(
     `WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
      INSERT INTO local_events (id, mode, ts, seq, source, type, subtype, symbol, severity, body, meta_json, idempotency_key, flushed, flushed_at, created_at)
@@ -92,7 +100,9 @@ function restore(path: string, lastSeq: number, unflushed: number): void {
     db.run("DELETE FROM local_flush_log");
     db.run("DELETE FROM local_quarantine");
     // Anything a run flushed (or quarantined) among the unflushed tail goes back to the queue.
-    db.query("UPDATE local_events SET flushed = 0, flushed_at = NULL WHERE mode = 'paper' AND seq > ? AND flushed <> 0").run(lastSeq - unflushed);
+    db.query(
+      "UPDATE local_events SET flushed = 0, flushed_at = NULL WHERE mode = 'paper' AND seq > ? AND flushed <> 0",
+    ).run(lastSeq - unflushed);
   })();
   db.run("PRAGMA wal_checkpoint(TRUNCATE)");
   db.close();
@@ -104,7 +114,8 @@ export function scaleDb(args: ScaleDbArgs): ScaleDb {
   const name = `scale-${args.flushed}-${args.unflushed}-${migrationsHash()}.db`;
   const path = join(dir, name);
   // Other builds (other sizes, older schemas) only take disk space.
-  for (const f of readdirSync(dir)) if (f.startsWith("scale-") && !f.startsWith(name)) rmSync(join(dir, f), { force: true });
+  for (const f of readdirSync(dir))
+    if (f.startsWith("scale-") && !f.startsWith(name)) rmSync(join(dir, f), { force: true });
   const lastSeq = args.flushed + args.unflushed;
   let built = false;
   const t0 = performance.now();

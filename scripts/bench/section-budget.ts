@@ -8,7 +8,8 @@ import { runJson } from "./lib.ts";
 import type { RawResults } from "./section-raw.ts";
 import { fmt, type Section } from "./section.ts";
 
-const perRequestUs = (l: LoadResult | undefined) => (l && l.watchedCores !== null ? (l.watchedCores * 1e6) / l.requestsPerSecond : NaN);
+const perRequestUs = (l: LoadResult | undefined) =>
+  l && l.watchedCores !== null ? (l.watchedCores * 1e6) / l.requestsPerSecond : NaN;
 
 export const budgetSection: Section = {
   id: "budget",
@@ -27,9 +28,15 @@ export const budgetSection: Section = {
         ["stage", "µs per event"],
         ["Bun HTTP: parse, dispatch, write (bare Bun.serve JSON handler on the wire, 64 conns, CPU)", fmt.ms(bare)],
         ...rows.map(([name, us]) => [name, fmt.ms(Math.max(0, us))]),
-        ["sum of the stages above (without the parenthesised comparisons)", fmt.ms(counted + (Number.isFinite(bare) ? bare : 0))],
+        [
+          "sum of the stages above (without the parenthesised comparisons)",
+          fmt.ms(counted + (Number.isFinite(bare) ? bare : 0)),
+        ],
         ["the service on the wire, 64 conns (ingest section, CPU per event)", fmt.ms(service)],
-        ["whole handler in one process: precompiled / through Elysia's app.handle (store included, CPU)", `${fmt.ms(b.directHandleUs)} / ${fmt.ms(b.elysiaHandleUs)}`],
+        [
+          "whole handler in one process: precompiled / through Elysia's app.handle (store included, CPU)",
+          `${fmt.ms(b.directHandleUs)} / ${fmt.ms(b.elysiaHandleUs)}`,
+        ],
       ],
       targets: [],
       analysis: [

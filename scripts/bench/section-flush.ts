@@ -31,7 +31,11 @@ function flushEnv(stack: Stack, sink: Sink, window?: number): Record<string, str
 }
 
 async function post(url: string, body: unknown): Promise<void> {
-  const res = await fetch(`${url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const res = await fetch(`${url}/local/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
   if (res.status !== 201) throw new Error(`POST /local/events answered ${res.status}: ${await res.text()}`);
 }
 
@@ -98,7 +102,15 @@ interface Drain {
 }
 
 /** Starts a service on a copy of the backlog and waits until Postgres has every event. */
-async function drain(ctx: BenchContext, stack: Stack, template: string, count: number, sink: Sink, window: number | null, during?: (s: BenchService) => Promise<void>) {
+async function drain(
+  ctx: BenchContext,
+  stack: Stack,
+  template: string,
+  count: number,
+  sink: Sink,
+  window: number | null,
+  during?: (s: BenchService) => Promise<void>,
+) {
   await stack.sql`truncate zoe_events`;
   const name = `drain-${sink}-${window ?? "default"}-${during ? "loaded" : "idle"}`;
   copyFileSync(template, join(ctx.dir, `${name}.db`));
@@ -115,10 +127,13 @@ async function drain(ctx: BenchContext, stack: Stack, template: string, count: n
     let maxInFlight = 0;
     for (;;) {
       await Bun.sleep(50);
-      const live = ((await (await fetch(`${service.url}/health`)).json()) as { modes: Record<string, Record<string, number>> }).modes.live!;
+      const live = (
+        (await (await fetch(`${service.url}/health`)).json()) as { modes: Record<string, Record<string, number>> }
+      ).modes.live!;
       maxInFlight = Math.max(maxInFlight, live.in_flight_batches ?? 0);
       if (live.backlog === 0 && !live.in_flight_batches) break;
-      if (performance.now() > deadline) throw new Error(`drain through the ${sink} sink stalled with ${live.backlog} left`);
+      if (performance.now() > deadline)
+        throw new Error(`drain through the ${sink} sink stalled with ${live.backlog} left`);
     }
     const wallMs = performance.now() - t0;
     const done = Number((await stack.sql`select count(*)::int as n from zoe_events where mode = 'live'`)[0].n);
@@ -132,7 +147,19 @@ async function drain(ctx: BenchContext, stack: Stack, template: string, count: n
       from zoe_events where mode = 'live'`;
     const remoteRate = ((count - Number(span.first)) / Number(span.ms)) * 1000;
     const stats = await service.commitStats();
-    return { sink, window, maxInFlight, events: count, wallMs, remoteRate, service, calls: stats?.methods ?? null, lag: stats?.eventLoopLagMs ?? null, serviceCores, machineBusy } satisfies Drain;
+    return {
+      sink,
+      window,
+      maxInFlight,
+      events: count,
+      wallMs,
+      remoteRate,
+      service,
+      calls: stats?.methods ?? null,
+      lag: stats?.eventLoopLagMs ?? null,
+      serviceCores,
+      machineBusy,
+    } satisfies Drain;
   } catch (error) {
     await service.stop();
     throw error;
@@ -140,7 +167,13 @@ async function drain(ctx: BenchContext, stack: Stack, template: string, count: n
 }
 
 async function publish(url: string, ms: number): Promise<PublisherResult> {
-  return runJson<PublisherResult>("publisher.ts", { url, mode: "paper", ratePerSecond: 1000, durationMs: ms, connections: 8 });
+  return runJson<PublisherResult>("publisher.ts", {
+    url,
+    mode: "paper",
+    ratePerSecond: 1000,
+    durationMs: ms,
+    connections: 8,
+  });
 }
 
 export const flushSection: Section = {
@@ -160,17 +193,26 @@ export const flushSection: Section = {
     try {
       ctx.log("flush: critical event → visible in Postgres (edge, direct)");
       const samples = ctx.quick ? 20 : 60;
-      const critical = { edge: summarize(await criticalLatencies(ctx, stack, "edge", samples)), direct: summarize(await criticalLatencies(ctx, stack, "direct", samples)) };
+      const critical = {
+        edge: summarize(await criticalLatencies(ctx, stack, "edge", samples)),
+        direct: summarize(await criticalLatencies(ctx, stack, "direct", samples)),
+      };
 
       ctx.log(`flush: writing a ${backlog.toLocaleString("en-US")}-event backlog`);
       const template = await backlogTemplate(ctx, backlog);
       ctx.log("flush: one batch at a time, stage by stage");
       await stack.sql`truncate zoe_events`;
       const stages = await measureStages(ctx.dir, template, stack, ctx.quick ? 20 : 40);
-      const runs: [Sink, number | null][] = [["edge", 1], ["edge", null], ["direct", null]];
+      const runs: [Sink, number | null][] = [
+        ["edge", 1],
+        ["edge", null],
+        ["direct", null],
+      ];
       const drains: Drain[] = [];
       for (const [sink, window] of runs) {
-        ctx.log(`flush: draining ${backlog.toLocaleString("en-US")} events through the ${sink} sink${window ? `, window ${window}` : ""}`);
+        ctx.log(
+          `flush: draining ${backlog.toLocaleString("en-US")} events through the ${sink} sink${window ? `, window ${window}` : ""}`,
+        );
         const d = await drain(ctx, stack, template, backlog, sink, window);
         ctx.memory.push({ label: `drain (${sink}${window ? `, window ${window}` : ""})`, ...d.service!.memory() });
         await d.service!.stop();
@@ -230,24 +272,89 @@ function report(f: Figures) {
   return {
     table: [
       ["flush figure", "edge sink, 1 batch in flight", "edge sink, default window", "direct sink"],
-      ["critical event → row in Postgres p50 / p99 / max ms", "", `${fmt.ms(f.critical.edge.p50)} / ${fmt.ms(f.critical.edge.p99)} / ${fmt.ms(f.critical.edge.max)}`, `${fmt.ms(f.critical.direct.p50)} / ${fmt.ms(f.critical.direct.p99)} / ${fmt.ms(f.critical.direct.max)}`],
+      [
+        "critical event → row in Postgres p50 / p99 / max ms",
+        "",
+        `${fmt.ms(f.critical.edge.p50)} / ${fmt.ms(f.critical.edge.p99)} / ${fmt.ms(f.critical.edge.max)}`,
+        `${fmt.ms(f.critical.direct.p50)} / ${fmt.ms(f.critical.direct.p99)} / ${fmt.ms(f.critical.direct.max)}`,
+      ],
       [`drain of ${n} events, wall (incl. service start)`, rate(one), rate(edge), rate(direct)],
-      ["drain rate seen by Postgres (first → last batch)", `${fmt.int(one.remoteRate)} events/s`, `${fmt.int(edge.remoteRate)} events/s`, `${fmt.int(direct.remoteRate)} events/s`],
-      ["batches in flight at once (most /health showed)", fmt.int(one.maxInFlight), fmt.int(edge.maxInFlight), fmt.int(direct.maxInFlight)],
+      [
+        "drain rate seen by Postgres (first → last batch)",
+        `${fmt.int(one.remoteRate)} events/s`,
+        `${fmt.int(edge.remoteRate)} events/s`,
+        `${fmt.int(direct.remoteRate)} events/s`,
+      ],
+      [
+        "batches in flight at once (most /health showed)",
+        fmt.int(one.maxInFlight),
+        fmt.int(edge.maxInFlight),
+        fmt.int(direct.maxInFlight),
+      ],
       ["flusher's store calls on the event loop, p50 ms × calls", perBatch(one), perBatch(edge), perBatch(direct)],
-      ["share of the drain the event loop spent in those calls", fmt.pct(blocked(one)), fmt.pct(blocked(edge)), fmt.pct(blocked(direct))],
-      ["service cores / whole machine busy during the drain", `${fmt.cores(one.serviceCores)} / ${fmt.pct(one.machineBusy)}`, `${fmt.cores(edge.serviceCores)} / ${fmt.pct(edge.machineBusy)}`, `${fmt.cores(direct.serviceCores)} / ${fmt.pct(direct.machineBusy)}`],
+      [
+        "share of the drain the event loop spent in those calls",
+        fmt.pct(blocked(one)),
+        fmt.pct(blocked(edge)),
+        fmt.pct(blocked(direct)),
+      ],
+      [
+        "service cores / whole machine busy during the drain",
+        `${fmt.cores(one.serviceCores)} / ${fmt.pct(one.machineBusy)}`,
+        `${fmt.cores(edge.serviceCores)} / ${fmt.pct(edge.machineBusy)}`,
+        `${fmt.cores(direct.serviceCores)} / ${fmt.pct(direct.machineBusy)}`,
+      ],
       ["event-loop lag p99 / max ms during the drain", lagText(one), lagText(edge), lagText(direct)],
-      ["ingest POST p50 / p99 ms at 1,000/s: idle → while draining", "", `${fmt.ms(f.idle.postLatencyMs.p50)} / ${fmt.ms(f.idle.postLatencyMs.p99)} → ${fmt.ms(f.busy.postLatencyMs.p50)} / ${fmt.ms(f.busy.postLatencyMs.p99)}`, ""],
-      ["drain under that ingest: rate / event-loop lag p99, max ms / machine busy", "", `${fmt.int(f.loaded.remoteRate)}/s / ${lagText(f.loaded)} / ${fmt.pct(f.loaded.machineBusy)}`, ""],
-      ["one batch alone, p50 ms: service read + schema check on the event loop / JSON encoding / both in the reader worker", "", `${p50(st.readCheckLoop)} / ${p50(st.encodeLoop)} / ${p50(st.readCheckEncodeWorker)}`, ""],
-      ["one batch alone, p50 ms: HTTP round trip = gateway and loopback + function body read + JSON parse + schema check + Postgres transaction", "", `${p50(st.http)} = ${fmt.ms(gateway)} + ${p50(st.fnRead)} + ${p50(st.fnParse)} + ${p50(st.fnCheck)} + ${p50(st.fnDb)}`, ""],
-      ["one batch alone, p50 ms: answer parse / local mark (by seq range)", "", `${p50(st.answerParse)} / ${p50(st.mark)}`, ""],
+      [
+        "ingest POST p50 / p99 ms at 1,000/s: idle → while draining",
+        "",
+        `${fmt.ms(f.idle.postLatencyMs.p50)} / ${fmt.ms(f.idle.postLatencyMs.p99)} → ${fmt.ms(f.busy.postLatencyMs.p50)} / ${fmt.ms(f.busy.postLatencyMs.p99)}`,
+        "",
+      ],
+      [
+        "drain under that ingest: rate / event-loop lag p99, max ms / machine busy",
+        "",
+        `${fmt.int(f.loaded.remoteRate)}/s / ${lagText(f.loaded)} / ${fmt.pct(f.loaded.machineBusy)}`,
+        "",
+      ],
+      [
+        "one batch alone, p50 ms: service read + schema check on the event loop / JSON encoding / both in the reader worker",
+        "",
+        `${p50(st.readCheckLoop)} / ${p50(st.encodeLoop)} / ${p50(st.readCheckEncodeWorker)}`,
+        "",
+      ],
+      [
+        "one batch alone, p50 ms: HTTP round trip = gateway and loopback + function body read + JSON parse + schema check + Postgres transaction",
+        "",
+        `${p50(st.http)} = ${fmt.ms(gateway)} + ${p50(st.fnRead)} + ${p50(st.fnParse)} + ${p50(st.fnCheck)} + ${p50(st.fnDb)}`,
+        "",
+      ],
+      [
+        "one batch alone, p50 ms: answer parse / local mark (by seq range)",
+        "",
+        `${p50(st.answerParse)} / ${p50(st.mark)}`,
+        "",
+      ],
     ],
     targets: [
-      { what: "critical event → visible in Postgres p99 (edge sink)", measured: `${fmt.ms(f.critical.edge.p99)} ms`, target: "< 50 ms", met: f.critical.edge.p99 < 50 },
-      { what: `backlog drain through the Edge Function (${n} events, default window)`, measured: `${fmt.int(edge.remoteRate)} events/s`, target: "≥ 40,000 events/s", met: edge.remoteRate >= 40_000 },
-      { what: "batches of a mode in flight at once during the drain (edge sink)", measured: fmt.int(edge.maxInFlight), target: "> 1", met: edge.maxInFlight > 1 },
+      {
+        what: "critical event → visible in Postgres p99 (edge sink)",
+        measured: `${fmt.ms(f.critical.edge.p99)} ms`,
+        target: "< 50 ms",
+        met: f.critical.edge.p99 < 50,
+      },
+      {
+        what: `backlog drain through the Edge Function (${n} events, default window)`,
+        measured: `${fmt.int(edge.remoteRate)} events/s`,
+        target: "≥ 40,000 events/s",
+        met: edge.remoteRate >= 40_000,
+      },
+      {
+        what: "batches of a mode in flight at once during the drain (edge sink)",
+        measured: fmt.int(edge.maxInFlight),
+        target: "> 1",
+        met: edge.maxInFlight > 1,
+      },
       {
         what: "ingest p99 while draining / idle",
         measured: `${fmt.x(ratio)} (${fmt.ms(f.busy.postLatencyMs.p99)} vs ${fmt.ms(f.idle.postLatencyMs.p99)} ms)`,

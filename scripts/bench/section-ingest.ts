@@ -18,7 +18,14 @@ interface Point {
   spanCpuMs: number;
 }
 
-async function drive(ctx: BenchContext, service: BenchService, label: string, body: string, eventsPerRequest: number, connections: number): Promise<Point> {
+async function drive(
+  ctx: BenchContext,
+  service: BenchService,
+  label: string,
+  body: string,
+  eventsPerRequest: number,
+  connections: number,
+): Promise<Point> {
   ctx.log(`${label}: ${connections} connections`);
   await service.commitStats(); // reset the counters
   const cpu0 = cpuSecondsOf(service.pid);
@@ -34,11 +41,17 @@ async function drive(ctx: BenchContext, service: BenchService, label: string, bo
   const commits = await service.commitStats();
   const spanCpuMs = (cpuSecondsOf(service.pid) - cpu0) * 1000;
   if (load.errors > 0) ctx.log(`  ${load.errors} errors, first: ${load.firstError}`);
-  if (load.openConnections !== connections) ctx.log(`  only ${load.openConnections} of ${connections} connections stayed open`);
+  if (load.openConnections !== connections)
+    ctx.log(`  only ${load.openConnections} of ${connections} connections stayed open`);
   return { label, eventsPerRequest, load, commits, spanCpuMs };
 }
 
-async function withService<T>(ctx: BenchContext, name: string, env: Record<string, string>, work: (s: BenchService) => Promise<T>): Promise<T> {
+async function withService<T>(
+  ctx: BenchContext,
+  name: string,
+  env: Record<string, string>,
+  work: (s: BenchService) => Promise<T>,
+): Promise<T> {
   const service = await startBenchService(ctx.dir, name, env);
   try {
     return await work(service);
@@ -50,7 +63,8 @@ async function withService<T>(ctx: BenchContext, name: string, env: Record<strin
 
 const eventsPerSecond = (p: Point) => p.load.requestsPerSecond * p.eventsPerRequest;
 /** Service CPU per event, µs: steadier than throughput on a shared machine. */
-const cpuPerEvent = (p: Point) => (p.load.watchedCores === null ? NaN : (p.load.watchedCores * 1e6) / eventsPerSecond(p));
+const cpuPerEvent = (p: Point) =>
+  p.load.watchedCores === null ? NaN : (p.load.watchedCores * 1e6) / eventsPerSecond(p);
 
 function row(p: Point): string[] {
   const c = p.commits;
@@ -61,7 +75,9 @@ function row(p: Point): string[] {
     fmt.ms(p.load.latencyMs.p50),
     fmt.ms(p.load.latencyMs.p99),
     c ? (c.requests / Math.max(1, c.commits)).toFixed(1) : "n/a",
-    c ? `${fmt.ms(c.commitDurationMs.p50)} / ${fmt.ms(c.commitDurationMs.p99)} / ${fmt.ms(c.commitDurationMs.max)}` : "n/a",
+    c
+      ? `${fmt.ms(c.commitDurationMs.p50)} / ${fmt.ms(c.commitDurationMs.p99)} / ${fmt.ms(c.commitDurationMs.max)}`
+      : "n/a",
     c ? fmt.pct(c.commitMs / p.spanCpuMs) : "n/a",
     fmt.cores(p.load.watchedCores),
     fmt.ms(cpuPerEvent(p)),
@@ -70,7 +86,20 @@ function row(p: Point): string[] {
   ];
 }
 
-const HEADER = ["ingest", "conns", "events/s", "p50 ms", "p99 ms", "requests/commit", "commit ms p50/p99/max", "commit share of service CPU", "service cores", "service µs/event", "generator cores", "errors"];
+const HEADER = [
+  "ingest",
+  "conns",
+  "events/s",
+  "p50 ms",
+  "p99 ms",
+  "requests/commit",
+  "commit ms p50/p99/max",
+  "commit share of service CPU",
+  "service cores",
+  "service µs/event",
+  "generator cores",
+  "errors",
+];
 
 export const ingestSection: Section = {
   id: "ingest",
@@ -109,7 +138,10 @@ export const ingestSection: Section = {
     const c = on64.commits;
     if (c) {
       const inCommit = (c.commitMs * 1000) / Math.max(1, c.events);
-      const bound = (on64.load.watchedCores ?? 0) >= 0.85 ? "CPU-bound on its one JS thread" : "not CPU-bound (it waited on the disk or was descheduled)";
+      const bound =
+        (on64.load.watchedCores ?? 0) >= 0.85
+          ? "CPU-bound on its one JS thread"
+          : "not CPU-bound (it waited on the disk or was descheduled)";
       analysis.push(
         `Group commit at 64 connections packs ${(c.requests / Math.max(1, c.commits)).toFixed(1)} requests into a commit on average (median ${c.requestsPerCommit.p50}, max ${c.maxRequests}). The service used ${fmt.cores(on64.load.watchedCores)} cores, ${fmt.ms(cpuPerEvent(on64))} µs per event, of which ${fmt.ms(inCommit)} µs inside the commit (SQLite); the rest is per-request work: HTTP parsing, the token and CORS, JSON, schema validation, the hooks, the response (the budget section splits it). So it is ${bound}, and the load generator took ${fmt.cores(on64.load.generatorCores)} of the machine's ${ctx.machine.cores} cores.`,
         `The p99 (${fmt.ms(on64.load.latencyMs.p99)} ms) is queueing behind 64 in-flight requests plus the longest commits (p99 ${fmt.ms(c.commitDurationMs.p99)} ms, max ${fmt.ms(c.commitDurationMs.max)} ms, the event loop is blocked meanwhile): WAL checkpoints run in a background worker (ZOE_CHECKPOINT_INTERVAL_MS), so a commit only pays for its own WAL write unless the worker falls behind and SQLite's automatic checkpoint (1000 pages) runs inline.`,
@@ -121,22 +153,39 @@ export const ingestSection: Section = {
     );
     if (raw) {
       analysis.push(
-        `For scale, the bare Bun.serve JSON handler does ${fmt.int(raw.bareHttp.requestsPerSecond)} req/s (${fmt.ms((raw.bareHttp.watchedCores ?? NaN) * 1e6 / raw.bareHttp.requestsPerSecond)} µs per request) on the same machine: the service runs at ${fmt.pct(eventsPerSecond(on64) / raw.bareHttp.requestsPerSecond)} of that with a durable commit behind every answer.`,
+        `For scale, the bare Bun.serve JSON handler does ${fmt.int(raw.bareHttp.requestsPerSecond)} req/s (${fmt.ms(((raw.bareHttp.watchedCores ?? NaN) * 1e6) / raw.bareHttp.requestsPerSecond)} µs per request) on the same machine: the service runs at ${fmt.pct(eventsPerSecond(on64) / raw.bareHttp.requestsPerSecond)} of that with a durable commit behind every answer.`,
       );
     }
     return {
       table: [HEADER, ...on.map(row), ...off.map(row), ...normal.map(row)],
       targets: [
-        { what: "single-event ingest, 64 conns", measured: `${fmt.int(eventsPerSecond(on64))} events/s`, target: "≥ 40,000 events/s", met: eventsPerSecond(on64) >= 40_000 },
-        { what: "single-event p99, 64 conns", measured: `${fmt.ms(on64.load.latencyMs.p99)} ms`, target: "< 5 ms", met: on64.load.latencyMs.p99 < 5 },
+        {
+          what: "single-event ingest, 64 conns",
+          measured: `${fmt.int(eventsPerSecond(on64))} events/s`,
+          target: "≥ 40,000 events/s",
+          met: eventsPerSecond(on64) >= 40_000,
+        },
+        {
+          what: "single-event p99, 64 conns",
+          measured: `${fmt.ms(on64.load.latencyMs.p99)} ms`,
+          target: "< 5 ms",
+          met: on64.load.latencyMs.p99 < 5,
+        },
         {
           what: "single-event ingest / naive per-request-commit Elysia server, 64 conns",
-          measured: naive ? `${fmt.x(overNaive)} (${fmt.int(eventsPerSecond(on64))} vs ${fmt.int(naive.requestsPerSecond)})` : "n/a (raw section not run)",
+          measured: naive
+            ? `${fmt.x(overNaive)} (${fmt.int(eventsPerSecond(on64))} vs ${fmt.int(naive.requestsPerSecond)})`
+            : "n/a (raw section not run)",
           target: "≥ 4×",
           met: naive ? overNaive >= 4 : null,
         },
         { what: "group commit on / off, 64 conns", measured: fmt.x(ratio), target: "≥ 3.5×", met: ratio >= 3.5 },
-        { what: "FULL vs NORMAL, 64 conns", measured: `${fmt.int(eventsPerSecond(on64))} vs ${fmt.int(eventsPerSecond(normal64))} events/s (FULL costs ${fmt.pct(fullCost)})`, target: "shown, no target", met: null },
+        {
+          what: "FULL vs NORMAL, 64 conns",
+          measured: `${fmt.int(eventsPerSecond(on64))} vs ${fmt.int(eventsPerSecond(normal64))} events/s (FULL costs ${fmt.pct(fullCost)})`,
+          target: "shown, no target",
+          met: null,
+        },
       ],
       analysis,
     } satisfies SectionReport;
@@ -151,7 +200,11 @@ export const batchedSection: Section = {
     // The bare rate is partly disk-bound and drifts with the machine's load:
     // measure it again right before the service, in the same conditions.
     ctx.log("bare bun:sqlite, 500 per transaction, again next to the batched run");
-    const adjacent = await runJson<BareSqliteResult>("bare-sqlite.ts", { dir: ctx.dir, autocommitRows: 1000, batchedRows: ctx.quick ? 50_000 : 200_000 });
+    const adjacent = await runJson<BareSqliteResult>("bare-sqlite.ts", {
+      dir: ctx.dir,
+      autocommitRows: 1000,
+      batchedRows: ctx.quick ? 50_000 : 200_000,
+    });
     const points = await withService(ctx, "batched", {}, async (s) => [
       await drive(ctx, s, "100 events/request", batch, 100, 4),
       await drive(ctx, s, "100 events/request", batch, 100, 16),

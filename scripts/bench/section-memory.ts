@@ -8,9 +8,16 @@ export const memorySection: Section = {
   id: "memory",
   title: "Service memory (RSS)",
   async run(ctx) {
-    const worst = ctx.memory.reduce((a, b) => (b.peakMb > a.peakMb ? b : a), { label: "none", rssMb: NaN, peakMb: -Infinity });
+    const worst = ctx.memory.reduce((a, b) => (b.peakMb > a.peakMb ? b : a), {
+      label: "none",
+      rssMb: NaN,
+      peakMb: -Infinity,
+    });
     return {
-      table: [["service process", "RSS at end MB", "peak RSS MB"], ...ctx.memory.map((m) => [m.label, fmt.int(m.rssMb), fmt.int(m.peakMb)])],
+      table: [
+        ["service process", "RSS at end MB", "peak RSS MB"],
+        ...ctx.memory.map((m) => [m.label, fmt.int(m.rssMb), fmt.int(m.peakMb)]),
+      ],
       targets: [
         {
           what: "service peak RSS",

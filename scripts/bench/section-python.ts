@@ -28,7 +28,10 @@ interface Throughput {
 
 export interface PythonBenchResult {
   python: string;
-  latency: Record<"emit_tight" | "encode_tight" | "emit_burst" | "encode_burst" | "durable_streaming" | "durable_alone", Summary> & {
+  latency: Record<
+    "emit_tight" | "encode_tight" | "emit_burst" | "encode_burst" | "durable_streaming" | "durable_alone",
+    Summary
+  > & {
     emit_tight_rounds: number[];
     encode_tight_rounds: number[];
   };
@@ -37,12 +40,21 @@ export interface PythonBenchResult {
 }
 
 async function runPython(args: unknown): Promise<PythonBenchResult> {
-  const proc = Bun.spawn(["python3", join(BENCH_DIR, "python-client.py"), JSON.stringify(args)], { stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn(["python3", join(BENCH_DIR, "python-client.py"), JSON.stringify(args)], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const timer = setTimeout(() => proc.kill("SIGKILL"), 300_000);
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]).finally(() =>
-    clearTimeout(timer),
-  );
-  const line = out.trim().split("\n").reverse().find((l) => l.startsWith("{"));
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]).finally(() => clearTimeout(timer));
+  const line = out
+    .trim()
+    .split("\n")
+    .reverse()
+    .find((l) => l.startsWith("{"));
   if (code !== 0 || !line) throw new Error(`python-client.py failed (exit ${code}):\n${out}\n${err}`);
   return JSON.parse(line) as PythonBenchResult;
 }
@@ -61,7 +73,9 @@ export const pythonSection: Section = {
     const busy = machineBusyMeter();
     try {
       ctx.log("Python client: emit() latency, then throughput with the spool at FULL and NORMAL");
-      const measured = await withCpu(service.pid, () => runPython({ url: service.url, dir: ctx.dir, quick: ctx.quick }));
+      const measured = await withCpu(service.pid, () =>
+        runPython({ url: service.url, dir: ctx.dir, quick: ctx.quick }),
+      );
       result = measured.result;
       serviceCores = measured.cores;
     } finally {
@@ -76,7 +90,10 @@ export const pythonSection: Section = {
     return {
       table: [
         ["figure (Python " + result.python + ")", "p50 / p99 / p99.9 / max µs"],
-        [`emit(), tight loop while the sender delivers: ${l.emit_tight_rounds.length} rounds, ${fmt.int(l.emit_tight.count)} calls`, row(l.emit_tight)],
+        [
+          `emit(), tight loop while the sender delivers: ${l.emit_tight_rounds.length} rounds, ${fmt.int(l.emit_tight.count)} calls`,
+          row(l.emit_tight),
+        ],
         ["  each round's p99 µs", l.emit_tight_rounds.map(us).join(" / ")],
         ["  the same loop calling only the encoder (no ring, no helper): the floor", row(l.encode_tight)],
         ["  each round's p99 µs", l.encode_tight_rounds.map(us).join(" / ")],
@@ -84,9 +101,18 @@ export const pythonSection: Section = {
         ["  the same bursts calling only the encoder", row(l.encode_burst)],
         ["emit(durable=True) while events stream (spool commit, FULL)", row(l.durable_streaming)],
         ["emit(durable=True) alone", row(l.durable_alone)],
-        ["throughput (one thread emitting as fast as it can)", "acknowledged events/s; events per request; Python / service cores"],
-        [`  ${fmt.int(full.events)} events, spool synchronous=FULL (default)`, `${fmt.int(full.acked_per_s)}/s; ${fmt.int(full.events_per_request)}; ${fmt.cores(full.python_cores)} / —`],
-        [`  ${fmt.int(normal.events)} events, spool synchronous=NORMAL`, `${fmt.int(normal.acked_per_s)}/s; ${fmt.int(normal.events_per_request)}; ${fmt.cores(normal.python_cores)} / —`],
+        [
+          "throughput (one thread emitting as fast as it can)",
+          "acknowledged events/s; events per request; Python / service cores",
+        ],
+        [
+          `  ${fmt.int(full.events)} events, spool synchronous=FULL (default)`,
+          `${fmt.int(full.acked_per_s)}/s; ${fmt.int(full.events_per_request)}; ${fmt.cores(full.python_cores)} / —`,
+        ],
+        [
+          `  ${fmt.int(normal.events)} events, spool synchronous=NORMAL`,
+          `${fmt.int(normal.acked_per_s)}/s; ${fmt.int(normal.events_per_request)}; ${fmt.cores(normal.python_cores)} / —`,
+        ],
         ["service cores over the whole section; machine busy", `${fmt.cores(serviceCores)}; ${fmt.pct(machineBusy)}`],
       ],
       targets: [

@@ -14,7 +14,13 @@ export interface RawResults {
   sqlite: BareSqliteResult;
 }
 
-async function loadOf(ctx: BenchContext, cmd: string[], marker: RegExp, path: string, body: string): Promise<LoadResult> {
+async function loadOf(
+  ctx: BenchContext,
+  cmd: string[],
+  marker: RegExp,
+  path: string,
+  body: string,
+): Promise<LoadResult> {
   const server = await spawnListening(cmd, { PATH: process.env.PATH ?? "" }, marker);
   try {
     return await runJson<LoadResult>("http-load.ts", {
@@ -37,7 +43,13 @@ export const rawSection: Section = {
   async run(ctx: BenchContext) {
     ctx.log("bare Bun.serve JSON handler, 64 connections");
     const body = JSON.stringify(sampleEvent(1));
-    const bareHttp = await loadOf(ctx, ["bun", join(BENCH_DIR, "bare-server.ts")], /listening on (http:\/\/\S+)/, "/", body);
+    const bareHttp = await loadOf(
+      ctx,
+      ["bun", join(BENCH_DIR, "bare-server.ts")],
+      /listening on (http:\/\/\S+)/,
+      "/",
+      body,
+    );
     ctx.log("naive Elysia server, one commit per request, 64 connections");
     const naiveElysia = await loadOf(
       ctx,
@@ -46,7 +58,8 @@ export const rawSection: Section = {
       "/local/events",
       body,
     );
-    if (naiveElysia.errors > 0) ctx.log(`  naive server: ${naiveElysia.errors} errors, first: ${naiveElysia.firstError}`);
+    if (naiveElysia.errors > 0)
+      ctx.log(`  naive server: ${naiveElysia.errors} errors, first: ${naiveElysia.firstError}`);
     ctx.log("bare bun:sqlite prepared inserts (autocommit, 500 per transaction, :memory:)");
     const sqlite = await runJson<BareSqliteResult>("bare-sqlite.ts", {
       dir: ctx.dir,
@@ -57,11 +70,32 @@ export const rawSection: Section = {
     return {
       table: [
         ["raw limit", "rate", "p50 ms", "p99 ms", "server cores", "generator cores"],
-        ["bare Bun.serve JSON handler, 64 conns", `${fmt.int(bareHttp.requestsPerSecond)} req/s`, fmt.ms(bareHttp.latencyMs.p50), fmt.ms(bareHttp.latencyMs.p99), fmt.cores(bareHttp.watchedCores), fmt.cores(bareHttp.generatorCores)],
-        ["naive Elysia server, one commit per request, 64 conns", `${fmt.int(naiveElysia.requestsPerSecond)} req/s`, fmt.ms(naiveElysia.latencyMs.p50), fmt.ms(naiveElysia.latencyMs.p99), fmt.cores(naiveElysia.watchedCores), fmt.cores(naiveElysia.generatorCores)],
+        [
+          "bare Bun.serve JSON handler, 64 conns",
+          `${fmt.int(bareHttp.requestsPerSecond)} req/s`,
+          fmt.ms(bareHttp.latencyMs.p50),
+          fmt.ms(bareHttp.latencyMs.p99),
+          fmt.cores(bareHttp.watchedCores),
+          fmt.cores(bareHttp.generatorCores),
+        ],
+        [
+          "naive Elysia server, one commit per request, 64 conns",
+          `${fmt.int(naiveElysia.requestsPerSecond)} req/s`,
+          fmt.ms(naiveElysia.latencyMs.p50),
+          fmt.ms(naiveElysia.latencyMs.p99),
+          fmt.cores(naiveElysia.watchedCores),
+          fmt.cores(naiveElysia.generatorCores),
+        ],
         ["bare bun:sqlite insert, autocommit", `${fmt.int(sqlite.autocommitPerSecond)} rows/s`, "", "", "", ""],
         ["bare bun:sqlite insert, 500 per transaction", `${fmt.int(sqlite.batch500PerSecond)} rows/s`, "", "", "", ""],
-        ["bare bun:sqlite insert, 500 per transaction, :memory:", `${fmt.int(sqlite.memoryBatch500PerSecond)} rows/s`, "", "", "", ""],
+        [
+          "bare bun:sqlite insert, 500 per transaction, :memory:",
+          `${fmt.int(sqlite.memoryBatch500PerSecond)} rows/s`,
+          "",
+          "",
+          "",
+          "",
+        ],
       ],
       targets: [],
       analysis: [

@@ -37,14 +37,25 @@ async function startup(dbPath: string): Promise<StartupRun> {
   const port = await freePort();
   const t0 = performance.now();
   const proc = Bun.spawn(["bun", join(ROOT, "src", "main.ts")], {
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", HOST: "127.0.0.1", PORT: String(port), ZOE_DB_PATH: dbPath, ZOE_LOG_LEVEL: "warn", ...SERVICE_ENV },
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/tmp",
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      ZOE_DB_PATH: dbPath,
+      ZOE_LOG_LEVEL: "warn",
+      ...SERVICE_ENV,
+    },
     stdout: "ignore",
     stderr: "pipe",
   });
   const until = async (path: string) => {
     const deadline = t0 + 30_000;
     for (;;) {
-      if (proc.exitCode !== null) throw new Error(`service exited with ${proc.exitCode} before ${path} answered: ${await new Response(proc.stderr).text()}`);
+      if (proc.exitCode !== null)
+        throw new Error(
+          `service exited with ${proc.exitCode} before ${path} answered: ${await new Response(proc.stderr).text()}`,
+        );
       try {
         const res = await fetch(`http://127.0.0.1:${port}${path}`);
         await res.arrayBuffer();
@@ -105,7 +116,10 @@ interface IngestPoint {
 }
 
 async function ingest(ctx: BenchContext, which: "empty" | "large", dbPath: string): Promise<IngestPoint> {
-  const service = await startBenchService(ctx.dir, `scale-${which}-${Math.random().toString(36).slice(2, 8)}`, { ...SERVICE_ENV, ZOE_DB_PATH: dbPath });
+  const service = await startBenchService(ctx.dir, `scale-${which}-${Math.random().toString(36).slice(2, 8)}`, {
+    ...SERVICE_ENV,
+    ZOE_DB_PATH: dbPath,
+  });
   try {
     await service.commitStats();
     const load = await runJson<LoadResult>("http-load.ts", {
@@ -126,8 +140,14 @@ async function ingest(ctx: BenchContext, which: "empty" | "large", dbPath: strin
   }
 }
 
-async function replay(ctx: BenchContext, db: ScaleDb): Promise<{ result: SseReplayResult; rssBeforeMb: number; rssPeakMb: number; serviceCores: number }> {
-  const service: BenchService = await startBenchService(ctx.dir, "scale-replay", { ...SERVICE_ENV, ZOE_DB_PATH: db.path });
+async function replay(
+  ctx: BenchContext,
+  db: ScaleDb,
+): Promise<{ result: SseReplayResult; rssBeforeMb: number; rssPeakMb: number; serviceCores: number }> {
+  const service: BenchService = await startBenchService(ctx.dir, "scale-replay", {
+    ...SERVICE_ENV,
+    ZOE_DB_PATH: db.path,
+  });
   try {
     const rssBeforeMb = service.memory().rssMb;
     let rssPeakMb = rssBeforeMb;
@@ -135,7 +155,12 @@ async function replay(ctx: BenchContext, db: ScaleDb): Promise<{ result: SseRepl
     const c0 = cpuSecondsOf(service.pid);
     const t0 = performance.now();
     try {
-      const result = await runJson<SseReplayResult>("sse-replay.ts", { url: service.url, mode: "paper", after: db.lastSeq - REPLAY, untilSeq: db.lastSeq, timeoutMs: 60_000 }, {}, 90_000);
+      const result = await runJson<SseReplayResult>(
+        "sse-replay.ts",
+        { url: service.url, mode: "paper", after: db.lastSeq - REPLAY, untilSeq: db.lastSeq, timeoutMs: 60_000 },
+        {},
+        90_000,
+      );
       const serviceCores = (cpuSecondsOf(service.pid) - c0) / ((performance.now() - t0) / 1000);
       return { result, rssBeforeMb, rssPeakMb, serviceCores };
     } finally {
@@ -167,11 +192,19 @@ function scaleReport({ db, flushed, starts, crash, points, replay: r }: ScaleMea
   // Runs alternate empty, 10M, empty, 10M...: each pair shares the machine's
   // state of the moment, and the median pair ratio ignores the one run a
   // neighbour's burst of work disturbed (one such run moved a mean of two pairs from 111% to 82%).
-  const pairRatios = points.flatMap((p, i) => (p.db === "large" && points[i - 1]?.db === "empty" ? [eventsPerSecond(p) / eventsPerSecond(points[i - 1]!)] : []));
+  const pairRatios = points.flatMap((p, i) =>
+    p.db === "large" && points[i - 1]?.db === "empty" ? [eventsPerSecond(p) / eventsPerSecond(points[i - 1]!)] : [],
+  );
   const ratio = median(pairRatios);
   const rss = (w: "empty" | "large") => mean(points.filter((p) => p.db === w).map((p) => p.rssMb));
-  const health = { empty: median(starts.empty.map((s) => s.healthMs)), large: median(starts.large.map((s) => s.healthMs)) };
-  const ready = { empty: median(starts.empty.map((s) => s.readyMs)), large: median(starts.large.map((s) => s.readyMs)) };
+  const health = {
+    empty: median(starts.empty.map((s) => s.healthMs)),
+    large: median(starts.large.map((s) => s.healthMs)),
+  };
+  const ready = {
+    empty: median(starts.empty.map((s) => s.readyMs)),
+    large: median(starts.large.map((s) => s.readyMs)),
+  };
   const replayS = r.result.totalMs / 1000;
   const row = (p: IngestPoint) => [
     `ingest, ${p.db === "empty" ? "empty DB" : "10M-row DB"}`,
@@ -184,10 +217,38 @@ function scaleReport({ db, flushed, starts, crash, points, replay: r }: ScaleMea
   return {
     table: [
       ["figure", "value", "p50 / p99 ms", "commit µs/event", "RSS MB", "service cores"],
-      ["database", `${fmt.int(flushed)} flushed + ${fmt.int(UNFLUSHED)} unflushed, ${fmt.int(db.bytes / 2 ** 20)} MiB${db.built ? `, built in ${(db.buildMs / 1000).toFixed(0)} s` : " (cached)"}`, "", "", "", ""],
-      ["start → /health 200, empty / 10M (median of 3)", `${fmt.ms(health.empty)} / ${fmt.ms(health.large)} ms`, "", "", "", ""],
-      ["start → /ready 200, empty / 10M (median of 3)", `${fmt.ms(ready.empty)} / ${fmt.ms(ready.large)} ms`, "", "", "", ""],
-      [`start → /ready 200 after a SIGKILL under load, 10M (WAL ${fmt.int(crash.walBytes / 2 ** 20)} MiB left)`, `${fmt.ms(crash.readyMs)} ms`, "", "", "", ""],
+      [
+        "database",
+        `${fmt.int(flushed)} flushed + ${fmt.int(UNFLUSHED)} unflushed, ${fmt.int(db.bytes / 2 ** 20)} MiB${db.built ? `, built in ${(db.buildMs / 1000).toFixed(0)} s` : " (cached)"}`,
+        "",
+        "",
+        "",
+        "",
+      ],
+      [
+        "start → /health 200, empty / 10M (median of 3)",
+        `${fmt.ms(health.empty)} / ${fmt.ms(health.large)} ms`,
+        "",
+        "",
+        "",
+        "",
+      ],
+      [
+        "start → /ready 200, empty / 10M (median of 3)",
+        `${fmt.ms(ready.empty)} / ${fmt.ms(ready.large)} ms`,
+        "",
+        "",
+        "",
+        "",
+      ],
+      [
+        `start → /ready 200 after a SIGKILL under load, 10M (WAL ${fmt.int(crash.walBytes / 2 ** 20)} MiB left)`,
+        `${fmt.ms(crash.readyMs)} ms`,
+        "",
+        "",
+        "",
+        "",
+      ],
       ...points.map(row),
       [
         `SSE replay of ${fmt.int(REPLAY)} events (resuming client)`,
@@ -199,10 +260,30 @@ function scaleReport({ db, flushed, starts, crash, points, replay: r }: ScaleMea
       ],
     ],
     targets: [
-      { what: "start-up to /health and /ready, 10M stored + 100k unflushed", measured: `${fmt.ms(health.large)} / ${fmt.ms(ready.large)} ms (empty DB ${fmt.ms(health.empty)} / ${fmt.ms(ready.empty)})`, target: "< 200 ms", met: ready.large < 200 },
-      { what: "start-up to /ready after a SIGKILL under load, 10M stored", measured: `${fmt.ms(crash.readyMs)} ms`, target: "< 200 ms", met: crash.readyMs < 200 },
-      { what: "ingest at 10M rows / empty DB, 64 conns", measured: `median of ${pairRatios.length} alternating pairs ${fmt.pct(ratio)} (median rates ${fmt.int(largeRate)} / ${fmt.int(emptyRate)} ev/s)`, target: "≥ 85%", met: ratio >= 0.85 },
-      { what: "service RSS under ingest, 10M rows / empty DB", measured: `${fmt.int(rss("large"))} / ${fmt.int(rss("empty"))} MB`, target: "flat (within 10 MB)", met: Math.abs(rss("large") - rss("empty")) <= 10 },
+      {
+        what: "start-up to /health and /ready, 10M stored + 100k unflushed",
+        measured: `${fmt.ms(health.large)} / ${fmt.ms(ready.large)} ms (empty DB ${fmt.ms(health.empty)} / ${fmt.ms(ready.empty)})`,
+        target: "< 200 ms",
+        met: ready.large < 200,
+      },
+      {
+        what: "start-up to /ready after a SIGKILL under load, 10M stored",
+        measured: `${fmt.ms(crash.readyMs)} ms`,
+        target: "< 200 ms",
+        met: crash.readyMs < 200,
+      },
+      {
+        what: "ingest at 10M rows / empty DB, 64 conns",
+        measured: `median of ${pairRatios.length} alternating pairs ${fmt.pct(ratio)} (median rates ${fmt.int(largeRate)} / ${fmt.int(emptyRate)} ev/s)`,
+        target: "≥ 85%",
+        met: ratio >= 0.85,
+      },
+      {
+        what: "service RSS under ingest, 10M rows / empty DB",
+        measured: `${fmt.int(rss("large"))} / ${fmt.int(rss("empty"))} MB`,
+        target: "flat (within 10 MB)",
+        met: Math.abs(rss("large") - rss("empty")) <= 10,
+      },
       {
         what: `SSE replay of ${fmt.int(REPLAY)} events to a resuming client`,
         measured: `${replayS.toFixed(2)} s, service RSS peak ${fmt.int(r.rssPeakMb)} MB${r.result.complete && r.result.events === REPLAY ? "" : ` (INCOMPLETE: ${fmt.int(r.result.events)} events, last id ${r.result.lastId})`}`,
@@ -228,17 +309,22 @@ export const scaleSection: Section = {
     try {
       const s = statfsSync(ROOT);
       const free = s.bavail * s.bsize;
-      if (free < 8 * 2 ** 30) return `needs ~8 GB free disk for the cached database under ${dir}, ${fmt.int(free / 2 ** 30)} GB free`;
+      if (free < 8 * 2 ** 30)
+        return `needs ~8 GB free disk for the cached database under ${dir}, ${fmt.int(free / 2 ** 30)} GB free`;
     } catch {
       // unknown: try
     }
-    return ctx.quick ? "--quick (the 10M-row database takes ~1.5 min to build the first time; run the full bench)" : null;
+    return ctx.quick
+      ? "--quick (the 10M-row database takes ~1.5 min to build the first time; run the full bench)"
+      : null;
   },
   async run(ctx) {
     ctx.log("scale: building or restoring the 10M-event database (cached under .tmp/bench-scale/)");
     const flushed = 10_000_000 - UNFLUSHED;
     const db = await runJson<ScaleDb>("scale-db.ts", { flushed, unflushed: UNFLUSHED }, {}, 900_000);
-    ctx.log(`scale: ${db.built ? `built in ${(db.buildMs / 1000).toFixed(0)} s` : "reused the cached database"}, restored in ${fmt.ms(db.restoreMs)} ms, ${fmt.int(db.bytes / 2 ** 20)} MiB`);
+    ctx.log(
+      `scale: ${db.built ? `built in ${(db.buildMs / 1000).toFixed(0)} s` : "reused the cached database"}, restored in ${fmt.ms(db.restoreMs)} ms, ${fmt.int(db.bytes / 2 ** 20)} MiB`,
+    );
     const emptyPath = (i: number) => join(ctx.dir, `scale-empty-${i}.db`);
 
     ctx.log("scale: start-up, empty and 10M, 3 times each");

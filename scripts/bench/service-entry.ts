@@ -52,18 +52,22 @@ function wrap(name: string, record: (ms: number, args: unknown[]) => void, on: M
 }
 
 if (statsFile) {
-  wrap("commit", (ms, [batch]) => {
-    const requests = batch as Batch[];
-    stats.commitMs += ms;
-    stats.commits++;
-    stats.requests += requests.length;
-    for (const r of requests) stats.events += r.events.length;
-    stats.maxRequests = Math.max(stats.maxRequests, requests.length);
-    if (stats.sizes.length < 200_000) {
-      stats.sizes.push(requests.length);
-      stats.durations.push(ms);
-    }
-  }, writerProto);
+  wrap(
+    "commit",
+    (ms, [batch]) => {
+      const requests = batch as Batch[];
+      stats.commitMs += ms;
+      stats.commits++;
+      stats.requests += requests.length;
+      for (const r of requests) stats.events += r.events.length;
+      stats.maxRequests = Math.max(stats.maxRequests, requests.length);
+      if (stats.sizes.length < 200_000) {
+        stats.sizes.push(requests.length);
+        stats.durations.push(ms);
+      }
+    },
+    writerProto,
+  );
   for (const name of TIMED) {
     wrap(name, (ms) => {
       const list = (stats.methods[name] ??= []);

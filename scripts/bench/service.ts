@@ -28,7 +28,11 @@ export interface BenchService extends ListeningChild {
   memory(): { rssMb: number; peakMb: number };
 }
 
-export async function startBenchService(dir: string, name: string, env: Record<string, string> = {}): Promise<BenchService> {
+export async function startBenchService(
+  dir: string,
+  name: string,
+  env: Record<string, string> = {},
+): Promise<BenchService> {
   const statsFile = join(dir, `${name}.stats.json`);
   const child = await spawnListening(
     ["bun", join(BENCH_DIR, "service-entry.ts")],
@@ -57,7 +61,10 @@ export async function startBenchService(dir: string, name: string, env: Record<s
         if (performance.now() > deadline) return null;
         await Bun.sleep(10);
       }
-      const raw = JSON.parse(readFileSync(statsFile, "utf8")) as Omit<CommitStats, "requestsPerCommit" | "commitDurationMs" | "methods" | "eventLoopLagMs"> & {
+      const raw = JSON.parse(readFileSync(statsFile, "utf8")) as Omit<
+        CommitStats,
+        "requestsPerCommit" | "commitDurationMs" | "methods" | "eventLoopLagMs"
+      > & {
         sizes: number[];
         durations: number[];
         methods: Record<string, number[]>;
@@ -65,9 +72,18 @@ export async function startBenchService(dir: string, name: string, env: Record<s
       };
       const { sizes, durations, methods, lag, ...rest } = raw;
       const timed = Object.fromEntries(
-        Object.entries(methods).map(([name, ms]) => [name, { ...summarize(ms), totalMs: ms.reduce((a, b) => a + b, 0) }]),
+        Object.entries(methods).map(([name, ms]) => [
+          name,
+          { ...summarize(ms), totalMs: ms.reduce((a, b) => a + b, 0) },
+        ]),
       );
-      return { ...rest, requestsPerCommit: summarize(sizes), commitDurationMs: summarize(durations), methods: timed, eventLoopLagMs: summarize(lag) };
+      return {
+        ...rest,
+        requestsPerCommit: summarize(sizes),
+        commitDurationMs: summarize(durations),
+        methods: timed,
+        eventLoopLagMs: summarize(lag),
+      };
     },
   };
 }

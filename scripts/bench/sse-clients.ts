@@ -113,7 +113,16 @@ if (import.meta.main) {
 
   const clients: Client[] = [];
   for (let i = 0; i < args.clients; i++) {
-    const c: Client = { head: false, chunked: false, raw: "", remaining: -1, text: "", events: 0, ready: false, ended: false };
+    const c: Client = {
+      head: false,
+      chunked: false,
+      raw: "",
+      remaining: -1,
+      text: "",
+      events: 0,
+      ready: false,
+      ended: false,
+    };
     clients.push(c);
     const socket = await Bun.connect({
       hostname: url.hostname,
@@ -124,7 +133,9 @@ if (import.meta.main) {
         error: () => void (c.ended = true),
       },
     });
-    socket.write(`GET /local/stream?mode=${args.mode} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n\r\n`);
+    socket.write(
+      `GET /local/stream?mode=${args.mode} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n\r\n`,
+    );
   }
   await Promise.race([allReady, Bun.sleep(15_000)]);
   latencies.length = 0;

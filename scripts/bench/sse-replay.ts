@@ -33,7 +33,10 @@ if (import.meta.main) {
   const timer = setTimeout(() => abort.abort(), args.timeoutMs);
   const cpu = cpuMeter();
   const t0 = performance.now();
-  const response = await fetch(`${args.url}/local/stream?mode=${args.mode}`, { headers: { "last-event-id": String(args.after) }, signal: abort.signal });
+  const response = await fetch(`${args.url}/local/stream?mode=${args.mode}`, {
+    headers: { "last-event-id": String(args.after) },
+    signal: abort.signal,
+  });
   if (response.status !== 200 || !response.body) throw new Error(`GET /local/stream answered ${response.status}`);
   const expected = args.untilSeq - args.after;
   const target = Buffer.from(`id: ${args.untilSeq}\n`);
@@ -48,12 +51,15 @@ if (import.meta.main) {
       if (Number.isNaN(firstByteMs)) firstByteMs = performance.now() - t0;
       bytes += chunk.byteLength;
       // A frame marker split across chunks is found in tail + chunk; tail is shorter than the marker.
-      const buf = tail.length ? Buffer.concat([tail, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      const buf = tail.length
+        ? Buffer.concat([tail, chunk])
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       for (let at = buf.indexOf(FRAME); at >= 0; at = buf.indexOf(FRAME, at + FRAME.length)) events++;
       if (events >= expected && buf.includes(target)) {
         complete = true;
         const last = buf.lastIndexOf(FRAME);
-        lastId = last >= 0 ? Number(buf.subarray(last + FRAME.length, buf.indexOf(10, last + FRAME.length)).toString()) : null;
+        lastId =
+          last >= 0 ? Number(buf.subarray(last + FRAME.length, buf.indexOf(10, last + FRAME.length)).toString()) : null;
         break;
       }
       tail = Buffer.from(buf.subarray(Math.max(0, buf.length - (FRAME.length - 1))));

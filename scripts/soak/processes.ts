@@ -4,7 +4,11 @@ import { join } from "node:path";
 
 /** A long-running child that prints JSON lines; `lines` collects them by type. */
 export function jsonChild<W, F>(script: string, args: unknown) {
-  const proc = Bun.spawn(["bun", join(import.meta.dir, script), JSON.stringify(args)], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const proc = Bun.spawn(["bun", join(import.meta.dir, script), JSON.stringify(args)], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "inherit",
+  });
   const windows: W[] = [];
   let resolveReady!: () => void;
   let resolveFinal!: (f: F) => void;
@@ -72,7 +76,8 @@ export async function startListening(cmd: string[], env: Record<string, string>,
   const deadline = performance.now() + timeoutMs;
   let url: string | undefined;
   while (!(url = marker.exec(out)?.[1])) {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${cmd.join(" ")} exited before listening:\n${out}`);
+    if (proc.exitCode !== null || proc.signalCode !== null)
+      throw new Error(`${cmd.join(" ")} exited before listening:\n${out}`);
     if (performance.now() > deadline) {
       proc.kill("SIGKILL");
       throw new Error(`${cmd.join(" ")} did not listen within ${timeoutMs} ms:\n${out}`);

@@ -28,7 +28,15 @@ export interface SoakReport {
   date: string;
   machine: Machine;
   loadAfter: number[];
-  config: { durationMs: number; rate: number; sse: number; flapEveryMs: number; flapDownMs: number; windowMs: number; connections: number };
+  config: {
+    durationMs: number;
+    rate: number;
+    sse: number;
+    flapEveryMs: number;
+    flapDownMs: number;
+    windowMs: number;
+    connections: number;
+  };
   rows: SoakRow[];
   sent: number;
   acked: number;
@@ -107,21 +115,51 @@ export function renderSoak(r: SoakReport): string {
     "",
     table([
       ["result", "value"],
-      ["events sent / acknowledged / not acknowledged", `${int(r.sent)} / ${int(r.acked)} / ${int(r.sent - r.acked)}${r.errors ? ` (${Object.entries(r.statuses).filter(([s]) => s !== "201" && s !== "200").map(([s, n]) => `${s}: ${n}`).join(", ")})` : ""}`],
+      [
+        "events sent / acknowledged / not acknowledged",
+        `${int(r.sent)} / ${int(r.acked)} / ${int(r.sent - r.acked)}${
+          r.errors
+            ? ` (${Object.entries(r.statuses)
+                .filter(([s]) => s !== "201" && s !== "200")
+                .map(([s, n]) => `${s}: ${n}`)
+                .join(", ")})`
+            : ""
+        }`,
+      ],
       ["**acknowledged events lost** (missing from Postgres after the final drain)", `**${int(r.lost)}**`],
       ["rows in Postgres / distinct idempotency keys", `${int(r.remoteRows)} / ${int(r.remoteDistinctKeys)}`],
       ["Postgres seqs gapless 1..last", `${r.seqGapless ? "yes" : "**no**"} (last seq ${int(r.lastSeq)})`],
       ["final drain after the load stopped (includes waiting for the next 15 s flush tick)", `${f(r.drainS)} s`],
-      ["SSE events delivered / gaps / repeats / reconnects", `${int(r.sse.events)} / ${r.sse.gaps} / ${r.sse.duplicates} / ${r.sse.reconnects}`],
+      [
+        "SSE events delivered / gaps / repeats / reconnects",
+        `${int(r.sse.events)} / ${r.sse.gaps} / ${r.sse.duplicates} / ${r.sse.reconnects}`,
+      ],
       ["service RSS, steady windows: trend", `${f(rssSlope, 2)} MB/min (${trend(rssFlat)}; mean ${f(meanRss)} MB)`],
-      ["ingest p99, steady windows: trend", `${f(p99Slope, 3)} ms/min (${trend(p99Flat)}; median ${f(medianP99, 2)} ms)`],
+      [
+        "ingest p99, steady windows: trend",
+        `${f(p99Slope, 3)} ms/min (${trend(p99Flat)}; median ${f(medianP99, 2)} ms)`,
+      ],
       ["service exit on SIGTERM / local integrity_check", `${r.serviceExit} / ${r.integrity}`],
       ["CPU of the load generator / the SSE clients (cores, whole run)", `${f(r.loadCores, 2)} / ${f(r.sse.cores, 2)}`],
       ["verdict", ok ? `pass: nothing lost, no gaps${judged ? ", no upward trend" : ""}` : "**fail**"],
     ]),
     "",
     table([
-      [windowLabel, "remote down s", "sent/s", "ingest p50 ms", "ingest p99 ms", "ingest max ms", "SSE p99 ms", "SSE events", "RSS MB mean (max)", "service cores (peak 1 s)", "backlog max", "oldest unflushed max s", "flush failures"],
+      [
+        windowLabel,
+        "remote down s",
+        "sent/s",
+        "ingest p50 ms",
+        "ingest p99 ms",
+        "ingest max ms",
+        "SSE p99 ms",
+        "SSE events",
+        "RSS MB mean (max)",
+        "service cores (peak 1 s)",
+        "backlog max",
+        "oldest unflushed max s",
+        "flush failures",
+      ],
       ...r.rows.map((row) => [
         String(row.index + 1),
         f(row.remoteDownS, 0),

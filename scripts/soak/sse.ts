@@ -101,10 +101,17 @@ async function connect(c: Client): Promise<void> {
       error() {},
     },
   });
-  socket.write(`GET /local/stream?mode=${args.mode} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n${resume}\r\n`);
+  socket.write(
+    `GET /local/stream?mode=${args.mode} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n${resume}\r\n`,
+  );
 }
 
-const clients: Client[] = Array.from({ length: args.clients }, () => ({ head: false, text: "", lastId: 0, ready: false }));
+const clients: Client[] = Array.from({ length: args.clients }, () => ({
+  head: false,
+  text: "",
+  lastId: 0,
+  ready: false,
+}));
 for (const c of clients) await connect(c);
 const deadline = performance.now() + 15_000;
 while (readyCount < args.clients && performance.now() < deadline) await Bun.sleep(10);
@@ -128,5 +135,12 @@ for await (const line of console) {
 stopping = true;
 closeWindows(epochMs() + args.windowMs);
 const last = clients.map((c) => c.lastId);
-emit({ type: "final", clients: args.clients, ...totals, minLastSeq: Math.min(...last), maxLastSeq: Math.max(...last), cores: cpu() });
+emit({
+  type: "final",
+  clients: args.clients,
+  ...totals,
+  minLastSeq: Math.min(...last),
+  maxLastSeq: Math.max(...last),
+  cores: cpu(),
+});
 process.exit(0);

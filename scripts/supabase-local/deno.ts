@@ -49,7 +49,13 @@ export const DENO_PASSED_VARIABLES = [
 ] as const;
 
 // Where rustls-native-certs (Deno's "system" store on Linux) finds the OS bundle.
-const SYSTEM_BUNDLES = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem", "/etc/pki/tls/cacert.pem", "/etc/ssl/cert.pem"];
+const SYSTEM_BUNDLES = [
+  "/etc/ssl/certs/ca-certificates.crt",
+  "/etc/pki/tls/certs/ca-bundle.crt",
+  "/etc/ssl/ca-bundle.pem",
+  "/etc/pki/tls/cacert.pem",
+  "/etc/ssl/cert.pem",
+];
 
 /**
  * True when Deno's "system" CA store would load. On Linux it reads
@@ -57,7 +63,10 @@ const SYSTEM_BUNDLES = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/cert
  * store that cannot be read makes every download fail, so it is only added
  * when there is one.
  */
-export function systemCaStoreAvailable(env: Record<string, string | undefined>, platform: string = process.platform): boolean {
+export function systemCaStoreAvailable(
+  env: Record<string, string | undefined>,
+  platform: string = process.platform,
+): boolean {
   if (platform === "darwin" || platform === "win32") return true;
   if (env.SSL_CERT_FILE) return existsSync(env.SSL_CERT_FILE);
   if (env.SSL_CERT_DIR) return existsSync(env.SSL_CERT_DIR);
@@ -72,7 +81,12 @@ export function systemCaStoreAvailable(env: Record<string, string | undefined>, 
  * chose a store, it trusts the OS store as well, as its own hint suggests.
  */
 export function denoEnv(env: Record<string, string | undefined> = process.env): Record<string, string> {
-  const out: Record<string, string> = { PATH: env.PATH ?? "", HOME: env.HOME ?? "/tmp", NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" };
+  const out: Record<string, string> = {
+    PATH: env.PATH ?? "",
+    HOME: env.HOME ?? "/tmp",
+    NO_COLOR: "1",
+    DENO_NO_UPDATE_CHECK: "1",
+  };
   for (const name of DENO_PASSED_VARIABLES) {
     const value = env[name];
     if (value) out[name] = value;
@@ -102,7 +116,8 @@ function hintFor(reason: string, env: Record<string, string>): string {
   if (/dns error|failed to lookup|connection refused|timed out|unreachable|tcp connect|proxy/i.test(reason)) {
     return "the registry is unreachable: check the network, set HTTPS_PROXY (and NO_PROXY) for a proxy, or NPM_CONFIG_REGISTRY for a mirror";
   }
-  if (/\b40[134]\b/.test(reason)) return "the registry refused the download: check NPM_CONFIG_REGISTRY and its credentials (~/.npmrc)";
+  if (/\b40[134]\b/.test(reason))
+    return "the registry refused the download: check NPM_CONFIG_REGISTRY and its credentials (~/.npmrc)";
   return "see Deno's output below";
 }
 
@@ -112,12 +127,21 @@ export function describeDependencyFailure(name: string, output: string, env: Rec
   if (/lockfile is out of date/i.test(output)) {
     return `${prefix}: deno.lock does not match deno.json — run \`deno install\` in supabase/functions/${name} and commit deno.lock`;
   }
-  const packages = [...new Set([...output.matchAll(/Failed caching npm package '([^']+)'/g)].map((m) => `npm:${m[1]}`))];
+  const packages = [
+    ...new Set([...output.matchAll(/Failed caching npm package '([^']+)'/g)].map((m) => `npm:${m[1]}`)),
+  ];
   const urls = [...new Set([...output.matchAll(/error sending request for url \(([^)]+)\)/g)].map((m) => m[1]!))];
-  const what = packages.length > 0 ? packages.join(", ") : urls.length > 0 ? urls.join(", ") : "see Deno's output below";
+  const what =
+    packages.length > 0 ? packages.join(", ") : urls.length > 0 ? urls.join(", ") : "see Deno's output below";
   // Deno prints the cause chain as "    0: …", "    1: …"; the last link is the root cause.
   const chain = [...output.matchAll(/^\s*\d+: (.+)$/gm)].map((m) => m[1]!.trim());
-  const reason = chain.at(-1) ?? output.split("\n").find((l) => /error/i.test(l))?.trim() ?? "deno install failed";
+  const reason =
+    chain.at(-1) ??
+    output
+      .split("\n")
+      .find((l) => /error/i.test(l))
+      ?.trim() ??
+    "deno install failed";
   const used = [`DENO_TLS_CA_STORE=${env.DENO_TLS_CA_STORE ?? "mozilla"}`];
   if (env.SSL_CERT_FILE) used.push(`SSL_CERT_FILE=${env.SSL_CERT_FILE}`);
   if (env.DENO_CERT) used.push(`DENO_CERT=${env.DENO_CERT}`);
@@ -141,19 +165,44 @@ export interface FetchDependenciesOptions {
 export async function fetchFunctionDependencies(name: string, options: FetchDependenciesOptions = {}): Promise<void> {
   const dir = join(FUNCTIONS_DIR, name);
   const env = options.env ?? denoEnv();
-  const args = ["install", "--frozen", `--config=${join(dir, "deno.json")}`, "--entrypoint", join(dir, "index.ts"), join(import.meta.dir, "function-host.ts")];
+  const args = [
+    "install",
+    "--frozen",
+    `--config=${join(dir, "deno.json")}`,
+    "--entrypoint",
+    join(dir, "index.ts"),
+    join(import.meta.dir, "function-host.ts"),
+  ];
   const timeout = AbortSignal.timeout(options.timeoutMs ?? 120_000);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-  const proc = Bun.spawn([denoBinary(), ...args], { cwd: dir, env, stdin: "ignore", stdout: "pipe", stderr: "pipe", signal });
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const proc = Bun.spawn([denoBinary(), ...args], {
+    cwd: dir,
+    env,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    signal,
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   const output = `${stdout}${stderr}`.trim();
   if (code === 0) return;
   if (timeout.aborted) {
-    throw new DenoDependencyError(`Cannot fetch the Edge Function ${name}'s dependencies: deno install did not finish within ${options.timeoutMs ?? 120_000} ms — ${hintFor("timed out", env)}`);
+    throw new DenoDependencyError(
+      `Cannot fetch the Edge Function ${name}'s dependencies: deno install did not finish within ${options.timeoutMs ?? 120_000} ms — ${hintFor("timed out", env)}`,
+    );
   }
-  if (options.signal?.aborted) throw new DenoDependencyError(`Fetching the Edge Function ${name}'s dependencies was cancelled`, { cause: options.signal.reason });
+  if (options.signal?.aborted)
+    throw new DenoDependencyError(`Fetching the Edge Function ${name}'s dependencies was cancelled`, {
+      cause: options.signal.reason,
+    });
   const tail = output.split("\n").slice(-20).join("\n  ");
-  throw new DenoDependencyError(`${describeDependencyFailure(name, output, env)}\ndeno ${args.join(" ")} exited with ${code}:\n  ${tail}`);
+  throw new DenoDependencyError(
+    `${describeDependencyFailure(name, output, env)}\ndeno ${args.join(" ")} exited with ${code}:\n  ${tail}`,
+  );
 }
 
 const fetched = new Map<string, Promise<void>>();

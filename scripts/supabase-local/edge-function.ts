@@ -45,8 +45,13 @@ export function denoRunArgs(name: string): string[] {
   ];
 }
 
-export async function startEdgeFunction({ name, env, timeoutMs = 30_000 }: StartEdgeFunctionOptions): Promise<EdgeFunctionProcess> {
-  if (!existsSync(join(FUNCTIONS_DIR, name, "index.ts"))) throw new Error(`No edge function ${name} in ${FUNCTIONS_DIR}`);
+export async function startEdgeFunction({
+  name,
+  env,
+  timeoutMs = 30_000,
+}: StartEdgeFunctionOptions): Promise<EdgeFunctionProcess> {
+  if (!existsSync(join(FUNCTIONS_DIR, name, "index.ts")))
+    throw new Error(`No edge function ${name} in ${FUNCTIONS_DIR}`);
   const baseEnv = denoEnv();
   // A cold cache is filled here, once per process, so a registry Deno cannot
   // use is one clear error rather than a server that exits before listening.
@@ -85,7 +90,10 @@ export async function startEdgeFunction({ name, env, timeoutMs = 30_000 }: Start
         throw new Error(`Edge function ${name} exited with code ${code} before listening:\n${out}`);
       }),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Edge function ${name} did not listen within ${timeoutMs} ms:\n${out}`)), timeoutMs);
+        timer = setTimeout(
+          () => reject(new Error(`Edge function ${name} did not listen within ${timeoutMs} ms:\n${out}`)),
+          timeoutMs,
+        );
       }),
     ]);
     return {

@@ -23,7 +23,8 @@ import { REPO_ROOT } from "./edge-function.ts";
 
 const CORS_HEADERS: Record<string, string> = {
   "access-control-allow-origin": "*",
-  "access-control-allow-headers": "apikey, authorization, content-type, x-client-info, prefer, accept-profile, content-profile, range, x-zoe-flush-secret",
+  "access-control-allow-headers":
+    "apikey, authorization, content-type, x-client-info, prefer, accept-profile, content-profile, range, x-zoe-flush-secret",
   "access-control-allow-methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
   "access-control-expose-headers": "content-range, content-profile, preference-applied, x-total-count",
   "access-control-max-age": "86400",
@@ -54,7 +55,10 @@ export function functionVerifiesJwt(name: string, configPath = join(REPO_ROOT, "
   } catch {
     return true;
   }
-  const section = new RegExp(`^\\[functions\\.${name.replace(/[-]/g, "\\-")}\\]\\s*$([\\s\\S]*?)(?=^\\[|$(?![\\s\\S]))`, "m").exec(text)?.[1] ?? "";
+  const section =
+    new RegExp(`^\\[functions\\.${name.replace(/[-]/g, "\\-")}\\]\\s*$([\\s\\S]*?)(?=^\\[|$(?![\\s\\S]))`, "m").exec(
+      text,
+    )?.[1] ?? "";
   return !/^\s*verify_jwt\s*=\s*false\b/m.test(section);
 }
 
@@ -73,16 +77,28 @@ function bearer(req: Request): string | null {
 }
 
 /** PostgREST's checks: an apikey that verifies, then the bearer token (if any) decides the role. */
-async function restRoute(req: Request, table: string, rest: ReturnType<typeof createRestHandler>, jwtSecret: string): Promise<Response> {
+async function restRoute(
+  req: Request,
+  table: string,
+  rest: ReturnType<typeof createRestHandler>,
+  jwtSecret: string,
+): Promise<Response> {
   const url = new URL(req.url);
   const apikey = req.headers.get("apikey") ?? url.searchParams.get("apikey");
   url.searchParams.delete("apikey");
-  if (!apikey) return jsonResponse(401, { message: "No API key found in request", hint: "No `apikey` request header or url param was found." });
+  if (!apikey)
+    return jsonResponse(401, {
+      message: "No API key found in request",
+      hint: "No `apikey` request header or url param was found.",
+    });
   let apikeyClaims: JwtClaims;
   try {
     apikeyClaims = await verifyJwt(apikey, jwtSecret);
   } catch {
-    return jsonResponse(401, { message: "Invalid API key", hint: "Double check your Supabase `anon` or `service_role` API key." });
+    return jsonResponse(401, {
+      message: "Invalid API key",
+      hint: "Double check your Supabase `anon` or `service_role` API key.",
+    });
   }
   const token = bearer(req);
   let claims = apikeyClaims;
@@ -90,7 +106,12 @@ async function restRoute(req: Request, table: string, rest: ReturnType<typeof cr
     try {
       claims = await verifyJwt(token, jwtSecret);
     } catch (error) {
-      return jsonResponse(401, { code: "PGRST301", details: (error as Error).message, hint: null, message: "JWT could not be verified" });
+      return jsonResponse(401, {
+        code: "PGRST301",
+        details: (error as Error).message,
+        hint: null,
+        message: "JWT could not be verified",
+      });
     }
   }
   const role = typeof claims.role === "string" && claims.role ? claims.role : "anon";
@@ -99,7 +120,13 @@ async function restRoute(req: Request, table: string, rest: ReturnType<typeof cr
 }
 
 /** The Functions relay: the JWT check the function's verify_jwt asks for, then the request forwarded to it. */
-async function functionRoute(req: Request, name: string, rest: string, options: GatewayOptions, verifyJwtConfig: Map<string, boolean>): Promise<Response> {
+async function functionRoute(
+  req: Request,
+  name: string,
+  rest: string,
+  options: GatewayOptions,
+  verifyJwtConfig: Map<string, boolean>,
+): Promise<Response> {
   if (!verifyJwtConfig.has(name)) verifyJwtConfig.set(name, options.verifyJwt ?? functionVerifiesJwt(name));
   if (verifyJwtConfig.get(name)) {
     const token = bearer(req);
@@ -125,7 +152,10 @@ async function functionRoute(req: Request, name: string, rest: string, options: 
     out.delete("content-length");
     return new Response(await res.arrayBuffer(), { status: res.status, headers: out });
   } catch (error) {
-    return jsonResponse(502, { code: "BAD_GATEWAY", message: `Function ${name} is not reachable: ${(error as Error).message}` });
+    return jsonResponse(502, {
+      code: "BAD_GATEWAY",
+      message: `Function ${name} is not reachable: ${(error as Error).message}`,
+    });
   }
 }
 

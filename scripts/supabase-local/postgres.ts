@@ -50,13 +50,19 @@ function freePort(): number {
 function debianBinDir(): string | null {
   const root = "/usr/lib/postgresql";
   if (!existsSync(root)) return null;
-  const versions = readdirSync(root).filter((v) => existsSync(join(root, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
+  const versions = readdirSync(root)
+    .filter((v) => existsSync(join(root, v, "bin", "initdb")))
+    .sort((a, b) => Number(b) - Number(a));
   return versions.length ? join(root, versions[0]!, "bin") : null;
 }
 
 async function run(cmd: string[], what: string): Promise<void> {
   const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   if (code !== 0) throw new Error(`${what} failed (exit ${code}): ${err || out}`);
 }
 
@@ -67,7 +73,10 @@ function asPostgresUser(cmd: string[]): string[] {
 
 async function startThrowawayCluster(): Promise<PostgresServer> {
   const bin = debianBinDir();
-  if (!bin) throw new Error("No PostgreSQL answers on 127.0.0.1:5432 and no /usr/lib/postgresql/*/bin/initdb to start one (apt-get install postgresql)");
+  if (!bin)
+    throw new Error(
+      "No PostgreSQL answers on 127.0.0.1:5432 and no /usr/lib/postgresql/*/bin/initdb to start one (apt-get install postgresql)",
+    );
   const dir = mkdtempSync(join(tmpdir(), "zoe-pg-"));
   if (process.getuid?.() === 0) {
     const { uid, gid } = await uidOf("postgres");
@@ -75,21 +84,32 @@ async function startThrowawayCluster(): Promise<PostgresServer> {
   }
   const data = join(dir, "data");
   const port = freePort();
-  await run(asPostgresUser([join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]), "initdb");
+  await run(
+    asPostgresUser([join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+    "initdb",
+  );
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
-  await run(asPostgresUser([join(bin, "pg_ctl"), "-D", data, "-o", opts, "-l", join(dir, "log"), "-w", "start"]), "pg_ctl start");
+  await run(
+    asPostgresUser([join(bin, "pg_ctl"), "-D", data, "-o", opts, "-l", join(dir, "log"), "-w", "start"]),
+    "pg_ctl start",
+  );
   return {
     adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`,
     owned: true,
     async stop() {
-      await run(asPostgresUser([join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"]), "pg_ctl stop").catch(() => {});
+      await run(
+        asPostgresUser([join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"]),
+        "pg_ctl stop",
+      ).catch(() => {});
       rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
 async function uidOf(user: string): Promise<{ uid: number; gid: number }> {
-  const line = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.startsWith(`${user}:`));
+  const line = readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${user}:`));
   if (!line) throw new Error(`No system user ${user} to run initdb as`);
   const [, , uid, gid] = line.split(":");
   return { uid: Number(uid), gid: Number(gid) };
@@ -101,7 +121,8 @@ async function uidOf(user: string): Promise<{ uid: number; gid: number }> {
  */
 export async function findPostgres(env: Record<string, string | undefined> = process.env): Promise<PostgresServer> {
   const adminUrl = env.ZOE_PG_ADMIN_URL || DEFAULT_ADMIN_URL;
-  if (env.ZOE_PG_THROWAWAY !== "1" && (await answers(adminUrl))) return { adminUrl, owned: false, stop: async () => {} };
+  if (env.ZOE_PG_THROWAWAY !== "1" && (await answers(adminUrl)))
+    return { adminUrl, owned: false, stop: async () => {} };
   return await startThrowawayCluster();
 }
 
@@ -190,7 +211,8 @@ export async function createStackDatabase(adminUrl: string, migrationsDir = MIGR
 }
 
 async function dropStale(admin: SQL, now: number): Promise<void> {
-  const rows: { datname: string }[] = await admin`select datname from pg_database where datname like ${`${DB_PREFIX}%`}`;
+  const rows: { datname: string }[] =
+    await admin`select datname from pg_database where datname like ${`${DB_PREFIX}%`}`;
   for (const { datname } of rows) {
     const born = parseInt(datname.slice(DB_PREFIX.length).split("_")[0] ?? "", 36);
     if (Number.isFinite(born) && now - born > STALE_AFTER_S) {
@@ -201,7 +223,9 @@ async function dropStale(admin: SQL, now: number): Promise<void> {
 
 /** Applies `<version>_<name>.sql` files in order, each in its own transaction, recording them like the Supabase CLI. */
 export async function applyMigrations(db: SQL, dir = MIGRATIONS_DIR): Promise<string[]> {
-  const files = readdirSync(dir).filter((f) => /^\d+_.*\.sql$/.test(f)).sort();
+  const files = readdirSync(dir)
+    .filter((f) => /^\d+_.*\.sql$/.test(f))
+    .sort();
   const applied: string[] = [];
   for (const file of files) {
     const [, version, name] = /^(\d+)_(.*)\.sql$/.exec(file)!;

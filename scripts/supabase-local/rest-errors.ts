@@ -36,5 +36,11 @@ export function fromPgError(error: unknown, role: string, anonRole: string): Pos
   const e = error as { errno?: string; code?: string; message?: string; detail?: string; hint?: string };
   const sqlstate = typeof e.errno === "string" && /^[0-9A-Z]{5}$/.test(e.errno) ? e.errno : null;
   if (!sqlstate) return new PostgrestError(503, "PGRST000", `Database connection error: ${e.message ?? String(error)}`);
-  return new PostgrestError(pgStatus(sqlstate, role, anonRole), sqlstate, e.message ?? "", e.detail ?? null, e.hint ?? null);
+  return new PostgrestError(
+    pgStatus(sqlstate, role, anonRole),
+    sqlstate,
+    e.message ?? "",
+    e.detail ?? null,
+    e.hint ?? null,
+  );
 }

@@ -9,7 +9,16 @@ import { PostgrestError } from "./rest-errors.ts";
 export const RESERVED = new Set(["select", "order", "limit", "offset", "on_conflict", "columns"]);
 
 /** The comparison operators and their SQL. */
-export const OPERATORS = { eq: "=", neq: "<>", gt: ">", gte: ">=", lt: "<", lte: "<=", like: "like", ilike: "ilike" } as const;
+export const OPERATORS = {
+  eq: "=",
+  neq: "<>",
+  gt: ">",
+  gte: ">=",
+  lt: "<",
+  lte: "<=",
+  like: "like",
+  ilike: "ilike",
+} as const;
 export type Comparison = keyof typeof OPERATORS;
 const isComparison = (op: string): op is Comparison => Object.hasOwn(OPERATORS, op);
 
@@ -44,14 +53,20 @@ export interface SelectItem {
 export function parseSelectItem(item: string, select: string): SelectItem | "*" {
   if (item === "*") return "*";
   const m = /^(?:([A-Za-z_][\w]*):)?([A-Za-z_][\w]*)(?:::([A-Za-z_][\w ]*))?$/.exec(item);
-  if (!m) throw new PostgrestError(400, "PGRST100", `"failed to parse select parameter (${select})"`, `unexpected "${item}"`);
+  if (!m)
+    throw new PostgrestError(400, "PGRST100", `"failed to parse select parameter (${select})"`, `unexpected "${item}"`);
   return { alias: m[1], name: m[2]!, cast: m[3] };
 }
 
 /** Logic trees (`or=`, `and=`, `not.or=`) are refused outright. */
 export function assertNoLogicTree(key: string, raw: string): void {
   if (key === "or" || key === "and" || key.startsWith("not.")) {
-    throw new PostgrestError(400, "PGRST100", `"failed to parse logic tree (${raw})"`, "or/and filters are not implemented by the local gateway");
+    throw new PostgrestError(
+      400,
+      "PGRST100",
+      `"failed to parse logic tree (${raw})"`,
+      "or/and filters are not implemented by the local gateway",
+    );
   }
 }
 
@@ -75,7 +90,12 @@ export function parseFilter(raw: string): Filter {
   if (op === "is") {
     const v = value.toLowerCase();
     if (v !== "null" && v !== "true" && v !== "false" && v !== "unknown") {
-      throw new PostgrestError(400, "PGRST100", `"failed to parse filter (is.${value})"`, `unexpected "${value}" expecting null, true, false or unknown`);
+      throw new PostgrestError(
+        400,
+        "PGRST100",
+        `"failed to parse filter (is.${value})"`,
+        `unexpected "${value}" expecting null, true, false or unknown`,
+      );
     }
     return { negate, op, value: v };
   }
@@ -100,7 +120,13 @@ export function orderModifiers(term: string, order: string): { dir: string; null
     if (mod === "asc" || mod === "desc") dir = ` ${mod}`;
     else if (mod === "nullsfirst") nulls = " nulls first";
     else if (mod === "nullslast") nulls = " nulls last";
-    else throw new PostgrestError(400, "PGRST100", `"failed to parse order (${order})"`, `unexpected "${mod}" expecting "asc", "desc", "nullsfirst" or "nullslast"`);
+    else
+      throw new PostgrestError(
+        400,
+        "PGRST100",
+        `"failed to parse order (${order})"`,
+        `unexpected "${mod}" expecting "asc", "desc", "nullsfirst" or "nullslast"`,
+      );
   }
   return { dir, nulls };
 }
@@ -108,6 +134,12 @@ export function orderModifiers(term: string, order: string): { dir: string; null
 /** `limit=` / `offset=`: digits only; null when absent. */
 export function nonNegative(name: string, raw: string | null): number | null {
   if (raw === null) return null;
-  if (!/^\d+$/.test(raw)) throw new PostgrestError(400, "PGRST100", `"failed to parse ${name} parameter (${raw})"`, `unexpected "${raw}" expecting digit`);
+  if (!/^\d+$/.test(raw))
+    throw new PostgrestError(
+      400,
+      "PGRST100",
+      `"failed to parse ${name} parameter (${raw})"`,
+      `unexpected "${raw}" expecting digit`,
+    );
   return Number(raw);
 }

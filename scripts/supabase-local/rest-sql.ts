@@ -5,7 +5,17 @@
 // checked against the schema and quoted.
 import type { SQL } from "bun";
 import { PostgrestError } from "./rest-errors.ts";
-import { assertNoLogicTree, nonNegative, OPERATORS, orderColumn, orderModifiers, parseFilter, parseSelectItem, RESERVED, splitList } from "./rest-parse.ts";
+import {
+  assertNoLogicTree,
+  nonNegative,
+  OPERATORS,
+  orderColumn,
+  orderModifiers,
+  parseFilter,
+  parseSelectItem,
+  RESERVED,
+  splitList,
+} from "./rest-parse.ts";
 
 export interface Column {
   name: string;
@@ -44,7 +54,13 @@ export function createSchemaCache(sql: SQL): { table(name: string): Promise<Tabl
   let tables: Map<string, Table> | null = null;
 
   async function load(): Promise<Map<string, Table>> {
-    const rows: { table_name: string; column_name: string; column_type: string; column_default: string | null; is_pk: boolean }[] = await sql.unsafe(SCHEMA_SQL);
+    const rows: {
+      table_name: string;
+      column_name: string;
+      column_type: string;
+      column_default: string | null;
+      is_pk: boolean;
+    }[] = await sql.unsafe(SCHEMA_SQL);
     const map = new Map<string, Table>();
     for (const r of rows) {
       let t = map.get(r.table_name);
@@ -64,7 +80,14 @@ export function createSchemaCache(sql: SQL): { table(name: string): Promise<Tabl
         tables = await load();
         t = tables.get(name);
       }
-      if (!t) throw new PostgrestError(404, "PGRST205", `Could not find the table 'public.${name}' in the schema cache`, null, null);
+      if (!t)
+        throw new PostgrestError(
+          404,
+          "PGRST205",
+          `Could not find the table 'public.${name}' in the schema cache`,
+          null,
+          null,
+        );
       return t;
     },
   };
@@ -105,7 +128,8 @@ function where(t: Table, params: URLSearchParams, out: unknown[]): string {
     };
     let clause: string;
     if (filter.op === "is") clause = `${target} is ${filter.value}`;
-    else if (filter.op === "in") clause = filter.items.length ? `${target} in (${filter.items.map(param).join(", ")})` : "false";
+    else if (filter.op === "in")
+      clause = filter.items.length ? `${target} in (${filter.items.map(param).join(", ")})` : "false";
     else if (filter.op === "like" || filter.op === "ilike") {
       out.push(filter.value.replace(/\*/g, "%"));
       clause = `${target}::text ${OPERATORS[filter.op]} $${out.length}`;
@@ -126,7 +150,11 @@ function orderBy(t: Table, order: string | null): string {
 }
 
 /** GET: the rows as one JSON text and their count; with count=exact, the count of every match too. */
-export function buildRead(t: Table, params: URLSearchParams, countExact: boolean): { rows: Built; count: Built | null; offset: number } {
+export function buildRead(
+  t: Table,
+  params: URLSearchParams,
+  countExact: boolean,
+): { rows: Built; count: Built | null; offset: number } {
   const values: unknown[] = [];
   const filter = where(t, params, values);
   const limit = nonNegative("limit", params.get("limit"));
@@ -135,8 +163,13 @@ export function buildRead(t: Table, params: URLSearchParams, countExact: boolean
     limit !== null ? ` limit ${limit}` : ""
   }${offset ? ` offset ${offset}` : ""}`;
   return {
-    rows: { text: `select coalesce(json_agg(_t), '[]'::json)::text as body, count(*)::int as n from (${inner}) _t`, params: values },
-    count: countExact ? { text: `select count(*)::int as n from public.${quoteIdent(t.name)}${filter}`, params: values } : null,
+    rows: {
+      text: `select coalesce(json_agg(_t), '[]'::json)::text as body, count(*)::int as n from (${inner}) _t`,
+      params: values,
+    },
+    count: countExact
+      ? { text: `select count(*)::int as n from public.${quoteIdent(t.name)}${filter}`, params: values }
+      : null,
     offset,
   };
 }
@@ -148,16 +181,33 @@ function insertColumns(t: Table, params: URLSearchParams, rows: unknown[]): Colu
   if (columnsParam !== null) {
     names = splitList(columnsParam);
     for (const n of names) {
-      if (!t.columns.has(n)) throw new PostgrestError(400, "PGRST204", `Could not find the '${n}' column of '${t.name}' in the schema cache`);
+      if (!t.columns.has(n))
+        throw new PostgrestError(
+          400,
+          "PGRST204",
+          `Could not find the '${n}' column of '${t.name}' in the schema cache`,
+        );
     }
   } else {
     const first = Object.keys((rows[0] ?? {}) as object);
     const key = [...first].sort().join("\u0000");
-    if (rows.some((r) => Object.keys(r as object).sort().join("\u0000") !== key)) {
+    if (
+      rows.some(
+        (r) =>
+          Object.keys(r as object)
+            .sort()
+            .join("\u0000") !== key,
+      )
+    ) {
       throw new PostgrestError(400, "PGRST102", "All object keys must match", null, null);
     }
     for (const n of first) {
-      if (!t.columns.has(n)) throw new PostgrestError(400, "PGRST204", `Could not find the '${n}' column of '${t.name}' in the schema cache`);
+      if (!t.columns.has(n))
+        throw new PostgrestError(
+          400,
+          "PGRST204",
+          `Could not find the '${n}' column of '${t.name}' in the schema cache`,
+        );
     }
     names = first;
   }
@@ -169,7 +219,8 @@ function onConflict(t: Table, params: URLSearchParams, cols: Column[], resolutio
   if (resolution !== "ignore-duplicates" && resolution !== "merge-duplicates") return "";
   const target = params.get("on_conflict") ? splitList(params.get("on_conflict")!) : t.primaryKey;
   for (const n of target) column(t, n);
-  if (!target.length) throw new PostgrestError(400, "PGRST100", `"on_conflict" needs a column list: ${t.name} has no primary key`);
+  if (!target.length)
+    throw new PostgrestError(400, "PGRST100", `"on_conflict" needs a column list: ${t.name} has no primary key`);
   const targetSql = target.map(quoteIdent).join(", ");
   const updatable = cols.filter((c) => !target.includes(c.name));
   return resolution === "ignore-duplicates" || updatable.length === 0
@@ -178,9 +229,18 @@ function onConflict(t: Table, params: URLSearchParams, cols: Column[], resolutio
 }
 
 /** POST: one statement for every row, through jsonb_to_record like PostgREST's json_to_recordset. */
-export function buildInsert(t: Table, params: URLSearchParams, body: unknown, prefs: Map<string, string>): Built & { rowCount: number } {
+export function buildInsert(
+  t: Table,
+  params: URLSearchParams,
+  body: unknown,
+  prefs: Map<string, string>,
+): Built & { rowCount: number } {
   const rows = Array.isArray(body) ? body : [body];
-  if (body === null || typeof body !== "object" || rows.some((r) => r === null || typeof r !== "object" || Array.isArray(r))) {
+  if (
+    body === null ||
+    typeof body !== "object" ||
+    rows.some((r) => r === null || typeof r !== "object" || Array.isArray(r))
+  ) {
     throw new PostgrestError(400, "PGRST102", "Empty or invalid json", null, null);
   }
   const cols = insertColumns(t, params, rows);
@@ -194,7 +254,9 @@ export function buildInsert(t: Table, params: URLSearchParams, body: unknown, pr
   }
   const recordDef = cols.map((c) => `${quoteIdent(c.name)} ${c.type}`).join(", ");
   const exprs = cols.map((c) =>
-    missingDefault ? `case when _e.j ? ${sqlString(c.name)} then _r.${quoteIdent(c.name)} else ${c.default ?? "null"} end` : `_r.${quoteIdent(c.name)}`
+    missingDefault
+      ? `case when _e.j ? ${sqlString(c.name)} then _r.${quoteIdent(c.name)} else ${c.default ?? "null"} end`
+      : `_r.${quoteIdent(c.name)}`,
   );
   const text =
     `with _ins as (insert into public.${quoteIdent(t.name)} (${cols.map((c) => quoteIdent(c.name)).join(", ")}) ` +

@@ -39,7 +39,14 @@ const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
 const SINGULAR = "application/vnd.pgrst.object+json";
 
 /** One transaction with the role, claims and request settings PostgREST gives it. */
-async function inTransaction<T>(sql: SQL, ctx: RestRequestContext, req: Request, path: string, readOnly: boolean, fn: (tx: SQL) => Promise<T>): Promise<T> {
+async function inTransaction<T>(
+  sql: SQL,
+  ctx: RestRequestContext,
+  req: Request,
+  path: string,
+  readOnly: boolean,
+  fn: (tx: SQL) => Promise<T>,
+): Promise<T> {
   const headers: Record<string, string> = {};
   req.headers.forEach((v, k) => {
     headers[k.toLowerCase()] = v;
@@ -54,7 +61,14 @@ async function inTransaction<T>(sql: SQL, ctx: RestRequestContext, req: Request,
 }
 
 /** GET / HEAD: 200 with Content-Range; a singular Accept wants exactly one row (else 406 PGRST116). */
-async function read(sql: SQL, t: Table, req: Request, url: URL, prefs: Map<string, string>, ctx: RestRequestContext): Promise<Response> {
+async function read(
+  sql: SQL,
+  t: Table,
+  req: Request,
+  url: URL,
+  prefs: Map<string, string>,
+  ctx: RestRequestContext,
+): Promise<Response> {
   const singular = (req.headers.get("accept") ?? "").includes(SINGULAR);
   const q = buildRead(t, url.searchParams, prefs.get("count") === "exact");
   const { body, n, total } = await inTransaction(sql, ctx, req, url.pathname, true, async (tx) => {
@@ -66,16 +80,33 @@ async function read(sql: SQL, t: Table, req: Request, url: URL, prefs: Map<strin
   let text = body;
   if (singular) {
     if (n !== 1) {
-      throw new PostgrestError(406, "PGRST116", "JSON object requested, multiple (or no) rows returned", `The result contains ${n} rows`, null);
+      throw new PostgrestError(
+        406,
+        "PGRST116",
+        "JSON object requested, multiple (or no) rows returned",
+        `The result contains ${n} rows`,
+        null,
+      );
     }
     text = JSON.stringify(JSON.parse(body)[0]);
   }
-  const headers = { ...JSON_HEADERS, "content-range": range, ...(singular ? { "content-type": `${SINGULAR}; charset=utf-8` } : {}) };
+  const headers = {
+    ...JSON_HEADERS,
+    "content-range": range,
+    ...(singular ? { "content-type": `${SINGULAR}; charset=utf-8` } : {}),
+  };
   return new Response(req.method === "HEAD" ? null : text, { status: 200, headers });
 }
 
 // POST: 201 with Content-Range */N and Preference-Applied; the rows with return=representation.
-async function insert(sql: SQL, t: Table, req: Request, url: URL, prefs: Map<string, string>, ctx: RestRequestContext): Promise<Response> {
+async function insert(
+  sql: SQL,
+  t: Table,
+  req: Request,
+  url: URL,
+  prefs: Map<string, string>,
+  ctx: RestRequestContext,
+): Promise<Response> {
   let body: unknown;
   try {
     body = JSON.parse(await req.text());
@@ -87,7 +118,9 @@ async function insert(sql: SQL, t: Table, req: Request, url: URL, prefs: Map<str
     const [row] = await tx.unsafe(q.text, q.params);
     return { text: row.body as string, n: row.n as number };
   });
-  const applied = [...prefs].filter(([k]) => k === "resolution" || k === "missing" || k === "return" || k === "count").map(([k, v]) => `${k}=${v}`);
+  const applied = [...prefs]
+    .filter(([k]) => k === "resolution" || k === "missing" || k === "return" || k === "count")
+    .map(([k, v]) => `${k}=${v}`);
   const headers: Record<string, string> = { "content-range": `*/${n}` };
   if (applied.length) headers["preference-applied"] = applied.join(", ");
   if (prefs.get("return") === "representation") {
@@ -108,12 +141,19 @@ export function createRestHandler({ sql, anonRole = "anon" }: RestHandlerOptions
     try {
       for (const h of ["accept-profile", "content-profile"]) {
         const profile = req.headers.get(h);
-        if (profile && profile !== "public") throw new PostgrestError(406, "PGRST106", "The schema must be one of the following: public", null, null);
+        if (profile && profile !== "public")
+          throw new PostgrestError(406, "PGRST106", "The schema must be one of the following: public", null, null);
       }
       const t = await schema.table(tableName);
       if (req.method === "GET" || req.method === "HEAD") return await read(sql, t, req, url, prefs, ctx);
       if (req.method === "POST") return await insert(sql, t, req, url, prefs, ctx);
-      throw new PostgrestError(405, "PGRST117", `Unsupported HTTP method: ${req.method}`, "The local gateway implements GET, HEAD and POST only", null);
+      throw new PostgrestError(
+        405,
+        "PGRST117",
+        `Unsupported HTTP method: ${req.method}`,
+        "The local gateway implements GET, HEAD and POST only",
+        null,
+      );
     } catch (error) {
       const e = error instanceof PostgrestError ? error : fromPgError(error, ctx.role, anonRole);
       return new Response(JSON.stringify(e.body()), { status: e.status, headers: JSON_HEADERS });

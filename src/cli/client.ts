@@ -21,10 +21,13 @@ export interface ApiError {
 function unreachable(url: string, error: unknown, timeoutMs: number): CliError {
   const e = error as { name?: string; code?: string; message?: string };
   let why: string;
-  if (e?.name === "TimeoutError") why = `no answer within ${timeoutMs / 1000} s — is it hung? (journalctl -u zoe-local)`;
-  else if (e?.code === "ECONNREFUSED" || e?.code === "ConnectionRefused") why = "connection refused — is it running? `bun start`";
+  if (e?.name === "TimeoutError")
+    why = `no answer within ${timeoutMs / 1000} s — is it hung? (journalctl -u zoe-local)`;
+  else if (e?.code === "ECONNREFUSED" || e?.code === "ConnectionRefused")
+    why = "connection refused — is it running? `bun start`";
   else if (e?.code === "ENOTFOUND") why = "no such host — check ZOE_URL or --url";
-  else if (e?.code === "ECONNRESET" || e?.code === "ConnectionClosed") why = "the connection was closed — did it just stop?";
+  else if (e?.code === "ECONNRESET" || e?.code === "ConnectionClosed")
+    why = "the connection was closed — did it just stop?";
   else why = `${e?.message ?? String(error)} — is it running? \`bun start\``;
   return new CliError(EXIT.unreachable, `cannot reach zoe-local at ${url}: ${why}`, { cause: error });
 }
@@ -47,7 +50,9 @@ export class Client {
   /** Raw request: connection failures are CliErrors, HTTP statuses are the caller's. */
   async fetch(path: string, init: RequestInit & { timeoutMs?: number } = {}): Promise<Response> {
     const timeoutMs = init.timeoutMs ?? this.timeoutMs;
-    const signals = [init.signal, timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : null].filter((s): s is AbortSignal => Boolean(s));
+    const signals = [init.signal, timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : null].filter((s): s is AbortSignal =>
+      Boolean(s),
+    );
     try {
       return await fetch(`${this.url}${path}`, {
         ...init,
@@ -61,14 +66,20 @@ export class Client {
   }
 
   /** JSON request; 2xx answers the body, the statuses in `accept` too, anything else is a CliError. */
-  async json<T>(path: string, init: RequestInit & { timeoutMs?: number; accept?: number[] } = {}): Promise<{ status: number; body: T }> {
+  async json<T>(
+    path: string,
+    init: RequestInit & { timeoutMs?: number; accept?: number[] } = {},
+  ): Promise<{ status: number; body: T }> {
     const res = await this.fetch(path, init);
     const text = await res.text();
     let body: unknown;
     try {
       body = text === "" ? null : JSON.parse(text);
     } catch {
-      throw new CliError(EXIT.failed, `${init.method ?? "GET"} ${path} answered ${res.status} with something that is not JSON: ${text.slice(0, 200)} — is ${this.url} really zoe-local?`);
+      throw new CliError(
+        EXIT.failed,
+        `${init.method ?? "GET"} ${path} answered ${res.status} with something that is not JSON: ${text.slice(0, 200)} — is ${this.url} really zoe-local?`,
+      );
     }
     if (res.ok || init.accept?.includes(res.status)) return { status: res.status, body: body as T };
     throw apiFailure(res.status, body, `${init.method ?? "GET"} ${path}`, Boolean(this.token));
@@ -84,8 +95,12 @@ export function apiError(body: unknown): ApiError | null {
 export function apiFailure(status: number, body: unknown, what: string, hadToken: boolean): CliError {
   const e = apiError(body);
   if (status === 401) {
-    const hint = hadToken ? "ZOE_API_TOKEN does not match the service's token" : "the service needs its token: set ZOE_API_TOKEN (or --env-file /etc/zoe-local/zoe-local.env)";
+    const hint = hadToken
+      ? "ZOE_API_TOKEN does not match the service's token"
+      : "the service needs its token: set ZOE_API_TOKEN (or --env-file /etc/zoe-local/zoe-local.env)";
     return new CliError(EXIT.unauthorized, `${what}: unauthorized — ${hint}`);
   }
-  return new CliError(EXIT.failed, `${what} answered ${status}${e ? ` ${e.code}: ${e.message}` : ""}`, { details: e?.details });
+  return new CliError(EXIT.failed, `${what} answered ${status}${e ? ` ${e.code}: ${e.message}` : ""}`, {
+    details: e?.details,
+  });
 }

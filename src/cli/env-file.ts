@@ -26,7 +26,12 @@ export function readEnvFile(path: string): Record<string, string> {
     text = readFileSync(path, "utf8");
   } catch (error) {
     const code = (error as { code?: string }).code;
-    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied (it is root's: try sudo)" : (error as Error).message;
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EACCES"
+          ? "permission denied (it is root's: try sudo)"
+          : (error as Error).message;
     throw new CliError(EXIT.usage, `cannot read --env-file ${path}: ${why}`, { cause: error });
   }
   return parseEnvFile(text, path);

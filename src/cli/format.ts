@@ -35,7 +35,11 @@ export const plural = (n: number, word: string) => `${count(n)} ${word}${n === 1
 
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(header), ...rows.map(line)].join("\n");
 }
 
@@ -60,7 +64,8 @@ export function colourWanted(stream: { isTTY?: boolean }, env: Record<string, st
 export function progressBar(done: number, total: number, ratePerS: number | null, width = 24): string {
   const ratio = total > 0 ? Math.min(1, Math.max(0, done / total)) : 1;
   const filled = Math.round(ratio * width);
-  const eta = ratePerS && ratePerS > 0 && done < total ? `  ETA ${durationText(((total - done) / ratePerS) * 1000)}` : "";
+  const eta =
+    ratePerS && ratePerS > 0 && done < total ? `  ETA ${durationText(((total - done) / ratePerS) * 1000)}` : "";
   const rate = ratePerS !== null ? `  ${count(Math.round(ratePerS))} ev/s` : "";
   return `[${"█".repeat(filled)}${"░".repeat(width - filled)}] ${String(Math.round(ratio * 100)).padStart(3)}%  ${count(done)} of ${count(total)}${rate}${eta}`;
 }

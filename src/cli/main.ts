@@ -18,7 +18,14 @@ import { readEnvFile } from "./env-file.ts";
 import { CliError, EXIT, usage } from "./exit.ts";
 import { colourWanted, painter } from "./format.ts";
 
-const COMMANDS: Command[] = [statusCommand, tailCommand, flushCommand, quarantineCommand, backupCommand, checkConfigCommand];
+const COMMANDS: Command[] = [
+  statusCommand,
+  tailCommand,
+  flushCommand,
+  quarantineCommand,
+  backupCommand,
+  checkConfigCommand,
+];
 
 const GLOBAL = {
   url: { type: "string" },
@@ -56,18 +63,27 @@ found a problem, 2 bad arguments or invalid settings (check-config),
 export function serviceUrl(flag: string | undefined, env: Record<string, string | undefined>): string {
   const given = flag ?? env.ZOE_URL?.trim();
   if (given) {
-    if (!URL.canParse(given) || !/^https?:$/.test(new URL(given).protocol)) throw usage(`${flag ? "--url" : "ZOE_URL"}: expected http://host:port, got "${given}"`);
+    if (!URL.canParse(given) || !/^https?:$/.test(new URL(given).protocol))
+      throw usage(`${flag ? "--url" : "ZOE_URL"}: expected http://host:port, got "${given}"`);
     return given.replace(/\/+$/, "");
   }
   const host = env.HOST?.trim();
   const port = env.PORT?.trim() || "8765";
-  const reach = !host || host === "0.0.0.0" || host === "::" || host === "[::]" ? "127.0.0.1" : host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+  const reach =
+    !host || host === "0.0.0.0" || host === "::" || host === "[::]"
+      ? "127.0.0.1"
+      : host.includes(":") && !host.startsWith("[")
+        ? `[${host}]`
+        : host;
   return `http://${reach}:${port}`;
 }
 
 function version(): string {
   try {
-    return String((JSON.parse(readFileSync(join(import.meta.dir, "..", "..", "package.json"), "utf8")) as { version?: string }).version);
+    return String(
+      (JSON.parse(readFileSync(join(import.meta.dir, "..", "..", "package.json"), "utf8")) as { version?: string })
+        .version,
+    );
   } catch {
     return "unknown";
   }
@@ -84,7 +100,13 @@ function commandIndex(args: string[]): number {
   return -1;
 }
 
-export async function run(args: string[], processEnv: Record<string, string | undefined>, io: Io, signal: AbortSignal, stdoutIsTTY = false): Promise<number> {
+export async function run(
+  args: string[],
+  processEnv: Record<string, string | undefined>,
+  io: Io,
+  signal: AbortSignal,
+  stdoutIsTTY = false,
+): Promise<number> {
   const at = commandIndex(args);
   let name = at >= 0 ? args[at]! : null;
   let rest = at >= 0 ? [...args.slice(0, at), ...args.slice(at + 1)] : args;
@@ -99,9 +121,16 @@ export async function run(args: string[], processEnv: Record<string, string | un
   if (name && !command) throw usage(`unknown command "${name}"`);
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: { ...GLOBAL, ...(command?.options ?? {}) }, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: rest,
+      options: { ...GLOBAL, ...(command?.options ?? {}) },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
-    throw usage(`${(error as Error).message.replace(/\. To specify a positional argument.*$/s, "")}${command ? ` for ${command.name}` : ""}`);
+    throw usage(
+      `${(error as Error).message.replace(/\. To specify a positional argument.*$/s, "")}${command ? ` for ${command.name}` : ""}`,
+    );
   }
   const values = parsed.values as Record<string, unknown>;
   if (values.version) {
@@ -114,9 +143,22 @@ export async function run(args: string[], processEnv: Record<string, string | un
   }
   const env = { ...processEnv, ...(values["env-file"] ? readEnvFile(values["env-file"] as string) : {}) };
   const timeout = values.timeout as string | undefined;
-  if (timeout !== undefined && !(Number(timeout) > 0)) throw usage(`--timeout: expected a number of seconds above 0, got "${timeout}"`);
-  const client = new Client({ url: serviceUrl(values.url as string | undefined, env), token: env.ZOE_API_TOKEN?.trim() || null, timeoutMs: timeout ? Number(timeout) * 1000 : 10_000 });
-  const ctx = { client, env, io, json: Boolean(values.json), paint: painter(colourWanted({ isTTY: stdoutIsTTY }, env)), now: () => Date.now(), signal };
+  if (timeout !== undefined && !(Number(timeout) > 0))
+    throw usage(`--timeout: expected a number of seconds above 0, got "${timeout}"`);
+  const client = new Client({
+    url: serviceUrl(values.url as string | undefined, env),
+    token: env.ZOE_API_TOKEN?.trim() || null,
+    timeoutMs: timeout ? Number(timeout) * 1000 : 10_000,
+  });
+  const ctx = {
+    client,
+    env,
+    io,
+    json: Boolean(values.json),
+    paint: painter(colourWanted({ isTTY: stdoutIsTTY }, env)),
+    now: () => Date.now(),
+    signal,
+  };
   return command.run(ctx, values, parsed.positionals);
 }
 

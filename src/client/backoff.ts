@@ -17,7 +17,11 @@ export interface BackoffOptions {
 export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1000, maxMs: 15_000, factor: 2, jitter: 0.2 };
 
 /** Delay before probe number `attempt` (0-based). `random` returns [0, 1). */
-export function probeDelay(attempt: number, options: BackoffOptions = DEFAULT_BACKOFF, random: () => number = Math.random): number {
+export function probeDelay(
+  attempt: number,
+  options: BackoffOptions = DEFAULT_BACKOFF,
+  random: () => number = Math.random,
+): number {
   const base = Math.min(options.maxMs, options.initialMs * options.factor ** Math.max(0, attempt));
   const jitter = Math.min(1, Math.max(0, options.jitter));
   return Math.round(base * (1 - jitter * random()));

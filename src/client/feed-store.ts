@@ -4,7 +4,16 @@
 // snapshots. Listeners run at most once per scheduled frame however many
 // events arrived, so a burst of 1,000 events is one render.
 import { mergeEvents } from "./merge.ts";
-import type { FeedSnapshot, FeedState, FeedStatus, FlushHealth, Mode, RemoteStatus, Timers, ZoeEvent } from "./types.ts";
+import type {
+  FeedSnapshot,
+  FeedState,
+  FeedStatus,
+  FlushHealth,
+  Mode,
+  RemoteStatus,
+  Timers,
+  ZoeEvent,
+} from "./types.ts";
 
 /** The feed's current values; the local link and the remote loop assign to them, then call changed(). */
 export interface FeedData {

@@ -82,9 +82,25 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
     mode,
     maxEvents,
     schedule: options.schedule ?? defaultSchedule(timers),
-    remote: { configured: remoteReader !== null, via: "polling", pollIntervalMs, lastPollAt: null, error: null, realtimeError: null },
+    remote: {
+      configured: remoteReader !== null,
+      via: "polling",
+      pollIntervalMs,
+      lastPollAt: null,
+      error: null,
+      realtimeError: null,
+    },
   });
-  const remote = createRemoteFeed({ mode, remote: remoteReader, realtime: options.realtime ?? false, pollIntervalMs, maxEvents, feed, timers, now });
+  const remote = createRemoteFeed({
+    mode,
+    remote: remoteReader,
+    realtime: options.realtime ?? false,
+    pollIntervalMs,
+    maxEvents,
+    feed,
+    timers,
+    now,
+  });
   const local = createLocalLink({
     api: createLocalApi({
       mode,

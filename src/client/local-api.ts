@@ -6,7 +6,8 @@ import type { FeedState, FlushHealth, Mode } from "./types.ts";
 
 export const DEFAULT_LOCAL_API_URL = "http://localhost:8765";
 
-export const num = (v: unknown): number | null => (v === null || v === undefined || v === "" || !Number.isFinite(Number(v)) ? null : Number(v));
+export const num = (v: unknown): number | null =>
+  v === null || v === undefined || v === "" || !Number.isFinite(Number(v)) ? null : Number(v);
 const str = (v: unknown): string | null => (typeof v === "string" && v !== "" ? v : null);
 
 /** The `health` object of GET /local/state → FlushHealth. */
@@ -29,7 +30,13 @@ export function localHealth(h: Record<string, unknown>): FlushHealth {
 
 /** GET /local/state → FeedState. */
 export function localState(body: Record<string, unknown>): FeedState {
-  return { cash: body.cash ?? null, holdings: body.holdings ?? null, positions: body.positions ?? null, ts: str(body.state_ts), lastSeq: num(body.last_seq) };
+  return {
+    cash: body.cash ?? null,
+    holdings: body.holdings ?? null,
+    positions: body.positions ?? null,
+    ts: str(body.state_ts),
+    lastSeq: num(body.last_seq),
+  };
 }
 
 // No parameter properties in src/client: dashboards vendor it under Vite's default erasableSyntaxOnly.

@@ -6,7 +6,15 @@
 import { type BackoffOptions, probeDelay } from "./backoff.ts";
 import type { FeedStore } from "./feed-store.ts";
 import { createLinkWatchdog } from "./link-watchdog.ts";
-import { describeLocalError, type LocalApi, LocalRefused, localHealth, localState, num, parseData } from "./local-api.ts";
+import {
+  describeLocalError,
+  type LocalApi,
+  LocalRefused,
+  localHealth,
+  localState,
+  num,
+  parseData,
+} from "./local-api.ts";
 import { toEvent } from "./merge.ts";
 import type { RemoteFeed } from "./remote-feed.ts";
 import type { Timers } from "./types.ts";
@@ -76,7 +84,10 @@ class LocalLinkImpl implements LocalLink {
       timers: o.timers,
       now: o.now,
       silenceMs: o.linkTimeoutMs,
-      onSilent: (ms) => this.failed(`the local stream went silent for ${Math.round(ms / 100) / 10} s (no event, no heartbeat): the link is hung`),
+      onSilent: (ms) =>
+        this.failed(
+          `the local stream went silent for ${Math.round(ms / 100) / 10} s (no event, no heartbeat): the link is hung`,
+        ),
     });
   }
 
@@ -105,7 +116,8 @@ class LocalLinkImpl implements LocalLink {
   private applyState(body: Record<string, unknown>): void {
     const data = this.data;
     data.state = localState(body);
-    if (body.health && typeof body.health === "object") data.health = localHealth(body.health as Record<string, unknown>);
+    if (body.health && typeof body.health === "object")
+      data.health = localHealth(body.health as Record<string, unknown>);
     data.unauthorized = false;
     this.o.feed.changed();
   }
@@ -237,7 +249,9 @@ class LocalLinkImpl implements LocalLink {
         // A probe that got no answer while the stream, too, stayed silent all
         // along is a hung link; otherwise the stream decides.
         if (this.current(at) && timedOut && this.watchdog.lastAliveAt < startedAt) {
-          this.failed(`the local API did not answer within ${probeTimeoutMs} ms and the stream was silent: the link is hung`);
+          this.failed(
+            `the local API did not answer within ${probeTimeoutMs} ms and the stream was silent: the link is hung`,
+          );
           return;
         }
       }

@@ -59,7 +59,9 @@ export function toEvent(raw: unknown): ZoeEvent | null {
     type: String(r.type ?? ""),
     subtype: String(r.subtype ?? ""),
     symbol: typeof r.symbol === "string" ? r.symbol : null,
-    severity: (["debug", "info", "warn", "error", "critical"].includes(r.severity as string) ? r.severity : "info") as ZoeEvent["severity"],
+    severity: (["debug", "info", "warn", "error", "critical"].includes(r.severity as string)
+      ? r.severity
+      : "info") as ZoeEvent["severity"],
     body: String(r.body ?? ""),
     meta: meta !== null && typeof meta === "object" ? (meta as Record<string, unknown>) : {},
     idempotency_key: typeof r.idempotency_key === "string" ? r.idempotency_key : undefined,

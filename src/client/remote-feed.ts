@@ -36,7 +36,11 @@ export function createRemoteFeed(options: RemoteFeedOptions): RemoteFeed {
     pollTimer = null;
     if (!remote) return;
     try {
-      const [evs, h, s] = await Promise.all([remote.events(mode, feed.data.lastSeq, options.maxEvents), remote.health(mode), remote.state(mode)]);
+      const [evs, h, s] = await Promise.all([
+        remote.events(mode, feed.data.lastSeq, options.maxEvents),
+        remote.health(mode),
+        remote.state(mode),
+      ]);
       if (at !== epoch || feed.closed) return;
       feed.addEvents(evs);
       if (h) feed.data.health = h;

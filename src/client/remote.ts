@@ -18,7 +18,11 @@ export interface RemoteReader {
    * Pushes new events as they are inserted (Supabase Realtime). `onStatus`
    * gets "subscribed" once live and "failed" if the channel cannot be used.
    */
-  subscribe?(mode: Mode, onEvent: (event: ZoeEvent) => void, onStatus: (status: "subscribed" | "failed", detail?: string) => void): RemoteSubscription;
+  subscribe?(
+    mode: Mode,
+    onEvent: (event: ZoeEvent) => void,
+    onStatus: (status: "subscribed" | "failed", detail?: string) => void,
+  ): RemoteSubscription;
 }
 
 export class RemoteReadError extends Error {
@@ -30,12 +34,21 @@ export class RemoteReadError extends Error {
 }
 
 // supabase-js reports errors as plain objects in `error`; turn them into Errors.
-function unwrap<T>(what: string, result: { data: T | null; error: { message?: string; code?: string } | null }): T | null {
-  if (result.error) throw new RemoteReadError(what, `${result.error.message ?? "unknown error"}${result.error.code ? ` (${result.error.code})` : ""}`, { cause: result.error });
+function unwrap<T>(
+  what: string,
+  result: { data: T | null; error: { message?: string; code?: string } | null },
+): T | null {
+  if (result.error)
+    throw new RemoteReadError(
+      what,
+      `${result.error.message ?? "unknown error"}${result.error.code ? ` (${result.error.code})` : ""}`,
+      { cause: result.error },
+    );
   return result.data;
 }
 
-const num = (v: unknown): number | null => (v === null || v === undefined || v === "" || !Number.isFinite(Number(v)) ? null : Number(v));
+const num = (v: unknown): number | null =>
+  v === null || v === undefined || v === "" || !Number.isFinite(Number(v)) ? null : Number(v);
 const str = (v: unknown): string | null => (typeof v === "string" && v !== "" ? v : null);
 
 /** A zoe_health row → FlushHealth. The flusher writes it after each successful flush. */
@@ -65,13 +78,21 @@ export function remoteState(row: Record<string, unknown>): FeedState {
   };
 }
 
-export function createSupabaseReader(client: Pick<SupabaseClient<any, any, any>, "from" | "channel" | "removeChannel">): RemoteReader {
+export function createSupabaseReader(
+  client: Pick<SupabaseClient<any, any, any>, "from" | "channel" | "removeChannel">,
+): RemoteReader {
   return {
     async events(mode, afterSeq, limit) {
       // Newest first so a long absence loads the latest window, not the oldest.
       const rows = unwrap(
         "zoe_events",
-        await client.from("zoe_events").select("*").eq("mode", mode).gt("seq", afterSeq).order("seq", { ascending: false }).limit(limit),
+        await client
+          .from("zoe_events")
+          .select("*")
+          .eq("mode", mode)
+          .gt("seq", afterSeq)
+          .order("seq", { ascending: false })
+          .limit(limit),
       );
       return ((rows ?? []) as unknown[]).map(toEvent).filter((e): e is ZoeEvent => e !== null);
     },
@@ -88,10 +109,14 @@ export function createSupabaseReader(client: Pick<SupabaseClient<any, any, any>,
     subscribe(mode, onEvent, onStatus) {
       const channel = client
         .channel(`zoe-events-${mode}`)
-        .on("postgres_changes", { event: "INSERT", schema: "public", table: "zoe_events", filter: `mode=eq.${mode}` }, (payload) => {
-          const e = toEvent(payload.new);
-          if (e) onEvent(e);
-        })
+        .on(
+          "postgres_changes",
+          { event: "INSERT", schema: "public", table: "zoe_events", filter: `mode=eq.${mode}` },
+          (payload) => {
+            const e = toEvent(payload.new);
+            if (e) onEvent(e);
+          },
+        )
         .subscribe((status, error) => {
           if (status === "SUBSCRIBED") onStatus("subscribed");
           else onStatus("failed", error?.message ?? status);

@@ -28,7 +28,14 @@ function emptySnapshot(mode: Mode, options: UseLocalLiveOptions): FeedSnapshot {
     lastSeq: 0,
     state: null,
     health: null,
-    remote: { configured: Boolean(options.remote), via: "polling", pollIntervalMs: options.pollIntervalMs ?? 30_000, lastPollAt: null, error: null, realtimeError: null },
+    remote: {
+      configured: Boolean(options.remote),
+      via: "polling",
+      pollIntervalMs: options.pollIntervalMs ?? 30_000,
+      lastPollAt: null,
+      error: null,
+      realtimeError: null,
+    },
     localError: null,
     unauthorized: false,
     nextProbeAt: null,
@@ -52,14 +59,19 @@ export function useLocalLive(mode: Mode, options: UseLocalLiveOptions = {}): Loc
   }, [mode, localApiUrl, apiToken, remote, maxEvents, pollIntervalMs, realtime]);
 
   const empty = useMemo(() => emptySnapshot(mode, latest.current), [mode]);
-  const snap = useSyncExternalStore(feed ? feed.subscribe : noSubscribe, () => (feed && feed.mode === mode ? feed.getSnapshot() : empty));
+  const snap = useSyncExternalStore(feed ? feed.subscribe : noSubscribe, () =>
+    feed && feed.mode === mode ? feed.getSnapshot() : empty,
+  );
   // Between a mode change and the effect that swaps feeds, never show the old mode's events.
   const current = snap.mode === mode && snap.status !== "closed" ? snap : empty;
 
   const now = latest.current.now ?? Date.now;
   const [nowMs, setNowMs] = useState(now);
   useEffect(() => {
-    const timers = latest.current.timers ?? { setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms), clearTimeout: (h: unknown) => clearTimeout(h as number) };
+    const timers = latest.current.timers ?? {
+      setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+      clearTimeout: (h: unknown) => clearTimeout(h as number),
+    };
     let handle: unknown = null;
     const tick = () => {
       setNowMs((latest.current.now ?? Date.now)());

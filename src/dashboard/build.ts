@@ -32,7 +32,9 @@ export async function buildDashboardAssets(options: { minify?: boolean } = {}): 
     define: { "process.env.NODE_ENV": JSON.stringify("production") },
   });
   if (!result.success) {
-    throw new DashboardBuildError(`Cannot build the dashboard from ${ENTRY}: ${result.logs.map(String).join("; ")}`, { cause: result.logs });
+    throw new DashboardBuildError(`Cannot build the dashboard from ${ENTRY}: ${result.logs.map(String).join("; ")}`, {
+      cause: result.logs,
+    });
   }
   let js = "";
   let css = "";

@@ -26,7 +26,9 @@ function jwtRole(key: string): string | null {
   const part = key.split(".")[1];
   if (!part) return null;
   try {
-    const json = JSON.parse(Buffer.from(part.replace(/-/g, "+").replace(/_/g, "/"), "base64").toString("utf8")) as { role?: unknown };
+    const json = JSON.parse(Buffer.from(part.replace(/-/g, "+").replace(/_/g, "/"), "base64").toString("utf8")) as {
+      role?: unknown;
+    };
     return typeof json.role === "string" ? json.role : null;
   } catch {
     return null;
@@ -38,16 +40,28 @@ function jwtRole(key: string): string | null {
  * ZOE_DASHBOARD_POLL_MS, ZOE_DASHBOARD_REALTIME, ZOE_DASHBOARD_MAX_EVENTS.
  * Refuses an "anon" key that is really the service-role key.
  */
-export function loadDashboardConfig(env: Env, defaults: { localApiUrl: string } = { localApiUrl: "" }): DashboardConfig {
+export function loadDashboardConfig(
+  env: Env,
+  defaults: { localApiUrl: string } = { localApiUrl: "" },
+): DashboardConfig {
   const supabaseUrl = read(env, "SUPABASE_URL");
   const anonKey = read(env, "SUPABASE_ANON_KEY");
   const serviceKey = read(env, "SUPABASE_SERVICE_ROLE_KEY");
-  if (anonKey !== null && (anonKey === serviceKey || jwtRole(anonKey) === "service_role" || anonKey.startsWith("sb_secret_"))) {
-    throw new ConfigError("SUPABASE_ANON_KEY", "is a service-role (secret) key; the dashboard runs in browsers and needs the anon (publishable) key");
+  if (
+    anonKey !== null &&
+    (anonKey === serviceKey || jwtRole(anonKey) === "service_role" || anonKey.startsWith("sb_secret_"))
+  ) {
+    throw new ConfigError(
+      "SUPABASE_ANON_KEY",
+      "is a service-role (secret) key; the dashboard runs in browsers and needs the anon (publishable) key",
+    );
   }
   const localApiUrl = (read(env, "ZOE_DASHBOARD_LOCAL_API_URL") ?? defaults.localApiUrl).replace(/\/+$/, "");
   if (localApiUrl !== "" && !/^https?:\/\/[^/]+/.test(localApiUrl)) {
-    throw new ConfigError("ZOE_DASHBOARD_LOCAL_API_URL", `expected an http(s) URL like http://192.168.1.20:8765, got "${localApiUrl}"`);
+    throw new ConfigError(
+      "ZOE_DASHBOARD_LOCAL_API_URL",
+      `expected an http(s) URL like http://192.168.1.20:8765, got "${localApiUrl}"`,
+    );
   }
   return {
     localApiUrl,

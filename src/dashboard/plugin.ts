@@ -25,7 +25,12 @@ export function dashboardPlugin(options: DashboardPluginOptions) {
     rendered ??= options.assets().then((assets) => {
       const page = renderInlinePage(assets, options.config);
       const html = new TextEncoder().encode(page.html);
-      return { html, csp: page.csp, gzip: Bun.gzipSync(html) as Uint8Array<ArrayBuffer>, etag: `"${Bun.hash(html).toString(36)}"` };
+      return {
+        html,
+        csp: page.csp,
+        gzip: Bun.gzipSync(html) as Uint8Array<ArrayBuffer>,
+        etag: `"${Bun.hash(html).toString(36)}"`,
+      };
     });
     // A failed build is retried on the next request instead of cached forever.
     rendered.catch(() => (rendered = null));
@@ -33,26 +38,33 @@ export function dashboardPlugin(options: DashboardPluginOptions) {
   };
 
   return new Elysia({ name: "zoe-dashboard" })
-    .get("/", async ({ request }) => {
-      const page = await render();
-      const headers: Record<string, string> = {
-        "content-type": "text/html; charset=utf-8",
-        "cache-control": "no-cache",
-        etag: page.etag,
-        vary: "accept-encoding",
-        "x-content-type-options": "nosniff",
-        "referrer-policy": "no-referrer",
-        "content-security-policy": page.csp,
-      };
-      if (request.headers.get("if-none-match") === page.etag) return new Response(null, { status: 304, headers });
-      if (/\bgzip\b/.test(request.headers.get("accept-encoding") ?? "")) {
-        return new Response(page.gzip, { headers: { ...headers, "content-encoding": "gzip" } });
-      }
-      return new Response(page.html, { headers });
-      // A page for people, like /docs itself: not part of the API's description.
-    }, { detail: { hide: true } })
+    .get(
+      "/",
+      async ({ request }) => {
+        const page = await render();
+        const headers: Record<string, string> = {
+          "content-type": "text/html; charset=utf-8",
+          "cache-control": "no-cache",
+          etag: page.etag,
+          vary: "accept-encoding",
+          "x-content-type-options": "nosniff",
+          "referrer-policy": "no-referrer",
+          "content-security-policy": page.csp,
+        };
+        if (request.headers.get("if-none-match") === page.etag) return new Response(null, { status: 304, headers });
+        if (/\bgzip\b/.test(request.headers.get("accept-encoding") ?? "")) {
+          return new Response(page.gzip, { headers: { ...headers, "content-encoding": "gzip" } });
+        }
+        return new Response(page.html, { headers });
+        // A page for people, like /docs itself: not part of the API's description.
+      },
+      { detail: { hide: true } },
+    )
     .get(
       "/dashboard/config.json",
-      () => new Response(JSON.stringify(options.config), { headers: { "content-type": "application/json", "cache-control": "no-cache" } }),
+      () =>
+        new Response(JSON.stringify(options.config), {
+          headers: { "content-type": "application/json", "cache-control": "no-cache" },
+        }),
     );
 }

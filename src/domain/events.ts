@@ -4,4 +4,11 @@ import type { StoredEvent } from "./schema.ts";
 
 export type ZoeEvent = StoredEvent;
 
-export const CRITICAL_SUBTYPES = ["BUY_FILLED", "SELL_FILLED", "PNL_REALIZED", "TRADING_HALTED", "KILL_SWITCH", "RECONCILIATION_MISMATCH"] as const;
+export const CRITICAL_SUBTYPES = [
+  "BUY_FILLED",
+  "SELL_FILLED",
+  "PNL_REALIZED",
+  "TRADING_HALTED",
+  "KILL_SWITCH",
+  "RECONCILIATION_MISMATCH",
+] as const;

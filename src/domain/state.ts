@@ -5,7 +5,9 @@ import { MODES, type Mode } from "./schema.ts";
 
 export function checkStateInput(body: unknown): { mode: Mode; state: Record<string, unknown> } {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    throw new ValidationError("Cannot store state snapshot: expected a JSON object", [{ path: "", message: "Expected object" }]);
+    throw new ValidationError("Cannot store state snapshot: expected a JSON object", [
+      { path: "", message: "Expected object" },
+    ]);
   }
   const { mode, ...state } = body as Record<string, unknown>;
   if (typeof mode !== "string" || !(MODES as readonly string[]).includes(mode)) {
@@ -17,7 +19,9 @@ export function checkStateInput(body: unknown): { mode: Mode; state: Record<stri
   // both): one it refuses would fail every flush batch it rides with.
   const json = JSON.stringify(state);
   if (json.includes("\\u0000")) {
-    throw new ValidationError("Cannot store state snapshot: NUL characters are not accepted", [{ path: "", message: "Expected no NUL characters" }]);
+    throw new ValidationError("Cannot store state snapshot: NUL characters are not accepted", [
+      { path: "", message: "Expected no NUL characters" },
+    ]);
   }
   if (/\\ud[89a-f][0-9a-f]{2}/i.test(json)) {
     throw new ValidationError("Cannot store state snapshot: lone surrogates are not accepted", [

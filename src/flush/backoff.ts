@@ -4,7 +4,12 @@
 import type { FlushSettings } from "../config.ts";
 
 /** Full jitter: uniform in [0, min(cap, min·2^(n−1))], at least what Retry-After asks, never above the cap. */
-export function backoffDelay(attempt: number, settings: Pick<FlushSettings, "backoffMinMs" | "backoffMaxMs">, random: () => number, retryAfterMs = 0): number {
+export function backoffDelay(
+  attempt: number,
+  settings: Pick<FlushSettings, "backoffMinMs" | "backoffMaxMs">,
+  random: () => number,
+  retryAfterMs = 0,
+): number {
   const ceiling = Math.min(settings.backoffMaxMs, settings.backoffMinMs * 2 ** Math.max(0, attempt - 1));
   return Math.min(settings.backoffMaxMs, Math.max(retryAfterMs, Math.round(random() * ceiling)));
 }

@@ -53,7 +53,13 @@ export interface ReadBatch {
  * schema-checked a slice at a time. Appends between slices get higher seqs,
  * so the seq cursor misses none.
  */
-export async function readBatch(store: EventStore, mode: Mode, limit: number, afterSeq: number, signal: AbortSignal): Promise<ReadBatch> {
+export async function readBatch(
+  store: EventStore,
+  mode: Mode,
+  limit: number,
+  afterSeq: number,
+  signal: AbortSignal,
+): Promise<ReadBatch> {
   const good: StoredEvent[] = [];
   const bad: QuarantineInput[] = [];
   let count = 0;
@@ -81,7 +87,9 @@ export async function readBatch(store: EventStore, mode: Mode, limit: number, af
 /** Null when `e` passes the shared schema; else its quarantine entry. */
 export function schemaFailure(e: StoredEvent): QuarantineInput | null {
   const errors = checkStoredEvent(e);
-  return errors.length === 0 ? null : { event: e, reason: `fails the shared event schema locally: ${errors[0]!.path} ${errors[0]!.message}`, errors };
+  return errors.length === 0
+    ? null
+    : { event: e, reason: `fails the shared event schema locally: ${errors[0]!.path} ${errors[0]!.message}`, errors };
 }
 
 // Marks go by seq range (one UPDATE on the unflushed index) in slices of this
@@ -113,7 +121,8 @@ export interface Verdicts {
 export function sortVerdicts(events: readonly EventRef[], result: SinkResult): Verdicts {
   const byKey = new Map(events.map((e) => [e.idempotency_key, e]));
   const status = new Map<string, EventResult>();
-  for (const r of result.results as EventResult[]) if (byKey.has(r.idempotency_key) && !status.has(r.idempotency_key)) status.set(r.idempotency_key, r);
+  for (const r of result.results as EventResult[])
+    if (byKey.has(r.idempotency_key) && !status.has(r.idempotency_key)) status.set(r.idempotency_key, r);
   const acked: EventRef[] = [];
   const rejected: QuarantineInput[] = [];
   let duplicates = 0;

@@ -135,7 +135,12 @@ class FlusherImpl implements Flusher {
       }
       const now = this.ctx.clock.now();
       for (const w of this.workers.values()) {
-        if (this.ctx.stopping || now - w.lastActivityAt <= this.ctx.config.stallMs || this.ctx.store.backlogUsage(w.mode).events === 0) continue;
+        if (
+          this.ctx.stopping ||
+          now - w.lastActivityAt <= this.ctx.config.stallMs ||
+          this.ctx.store.backlogUsage(w.mode).events === 0
+        )
+          continue;
         this.ctx.logger.warn("flusher stalled: restarting it", { mode: w.mode, idle_ms: now - w.lastActivityAt });
         w.lastActivityAt = now;
         w.restart("stalled");

@@ -50,7 +50,10 @@ const newYorkFormatter = () =>
 export function newYorkWallClock(at: number): WallClock {
   const f: Record<string, number> = {};
   for (const p of newYorkFormatter().formatToParts(new Date(at))) if (p.type !== "literal") f[p.type] = Number(p.value);
-  const { year, month, day, hour, minute, second } = f as Record<"year" | "month" | "day" | "hour" | "minute" | "second", number>;
+  const { year, month, day, hour, minute, second } = f as Record<
+    "year" | "month" | "day" | "hour" | "minute" | "second",
+    number
+  >;
   return { year, month, day, hour, minute, second, weekday: new Date(Date.UTC(year, month - 1, day)).getUTCDay() };
 }
 
@@ -128,9 +131,14 @@ export function createMarketClock(options: {
   return {
     session,
     cadence(at = options.clock.now()) {
-      if (options.marketHours === false) return { active: true, intervalMs: options.activeIntervalMs, nextTransition: Number.POSITIVE_INFINITY };
+      if (options.marketHours === false)
+        return { active: true, intervalMs: options.activeIntervalMs, nextTransition: Number.POSITIVE_INFINITY };
       const s = session(at);
-      return { active: s.open, intervalMs: s.open ? options.activeIntervalMs : options.offHoursIntervalMs, nextTransition: s.nextTransition };
+      return {
+        active: s.open,
+        intervalMs: s.open ? options.activeIntervalMs : options.offHoursIntervalMs,
+        nextTransition: s.nextTransition,
+      };
     },
   };
 }

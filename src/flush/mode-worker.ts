@@ -150,7 +150,8 @@ export class ModeWorker {
     try {
       await this.pipeline.drain(signal, { retry: true, more: () => !this.f.stopping });
     } catch (error) {
-      if (!signal.aborted && !(error instanceof SinkError)) this.f.logger.error("flush failed", { mode: this.mode, error });
+      if (!signal.aborted && !(error instanceof SinkError))
+        this.f.logger.error("flush failed", { mode: this.mode, error });
     } finally {
       try {
         await this.commitDeferred();
@@ -198,7 +199,8 @@ export class ModeWorker {
 
   private succeeded(batch: { count: number; lastSeq: number }, tally: Tally): void {
     const now = this.f.clock.now();
-    if (this.consecutiveFailures > 0) this.f.logger.info("flush recovered", { mode: this.mode, after_failures: this.consecutiveFailures });
+    if (this.consecutiveFailures > 0)
+      this.f.logger.info("flush recovered", { mode: this.mode, after_failures: this.consecutiveFailures });
     this.consecutiveFailures = 0;
     this.lastUrgentRetryAt = null;
     this.lastSuccessAt = now;
@@ -206,14 +208,26 @@ export class ModeWorker {
     if (batch.count === 0) return;
     const partial = tally.quarantined > 0 || tally.missing > 0;
     const error = partial ? `${tally.quarantined} quarantined, ${tally.missing} unacknowledged` : null;
-    this.f.store.logFlush({ mode: this.mode, count: tally.acked, last_seq: batch.lastSeq, status: partial ? "partial" : "ok", error });
+    this.f.store.logFlush({
+      mode: this.mode,
+      count: tally.acked,
+      last_seq: batch.lastSeq,
+      status: partial ? "partial" : "ok",
+      error,
+    });
   }
 
   private failed(error: Error, attempt: number, batch: { count: number; lastSeq: number }): void {
     this.consecutiveFailures++;
     this.lastError = error.message;
     try {
-      this.f.store.logFlush({ mode: this.mode, count: batch.count, last_seq: batch.lastSeq, status: "error", error: error.message.slice(0, 2000) });
+      this.f.store.logFlush({
+        mode: this.mode,
+        count: batch.count,
+        last_seq: batch.lastSeq,
+        status: "error",
+        error: error.message.slice(0, 2000),
+      });
     } catch {
       // The flush log is an audit trail; a full disk must not stop the retries.
     }

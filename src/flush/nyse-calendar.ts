@@ -106,7 +106,8 @@ function computeYear(y: number): NyseYear {
   const closed = new Map<number, string>();
   for (const [day, name] of scheduledHolidays(y)) if (day !== null) closed.set(day, name);
   for (const [date, name] of Object.entries(NYSE_SPECIAL_CLOSURES)) {
-    if (Number(date.slice(0, 4)) === y) closed.set(dayNumber(y, Number(date.slice(5, 7)), Number(date.slice(8, 10))), name);
+    if (Number(date.slice(0, 4)) === y)
+      closed.set(dayNumber(y, Number(date.slice(5, 7)), Number(date.slice(8, 10))), name);
   }
   // Early closes fall on weekdays that are not themselves closed: July 3 when
   // July 4 is a Tuesday to Friday (on a Saturday July 3 is the holiday; on a

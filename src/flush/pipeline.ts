@@ -140,7 +140,11 @@ export class Pipeline {
   }
 
   /** `attempt` until it succeeds or the worker's backoff says the failure is final. */
-  private retried<T>(attempt: () => Promise<T>, batch: { count: number; lastSeq: number }, signal: AbortSignal): Promise<T> {
+  private retried<T>(
+    attempt: () => Promise<T>,
+    batch: { count: number; lastSeq: number },
+    signal: AbortSignal,
+  ): Promise<T> {
     return pRetry(attempt, {
       retries: Number.POSITIVE_INFINITY,
       // Delays are the worker's (full jitter, injectable scheduler, cut
@@ -168,7 +172,12 @@ export class Pipeline {
     // The snapshot rides with events once: not again with the other batches
     // of the window (with no event pending, flushState() sends it alone).
     const latest = batch.good.length > 0 ? store.latestState(this.mode) : null;
-    const state = latest && stateKey(latest) !== this.sentState && !window.some((s) => s.state && stateKey(s.state) === stateKey(latest)) ? latest : null;
+    const state =
+      latest &&
+      stateKey(latest) !== this.sentState &&
+      !window.some((s) => s.state && stateKey(s.state) === stateKey(latest))
+        ? latest
+        : null;
     // The in-memory count (a COUNT(*) per batch would cost milliseconds on a big backlog).
     const ahead = window.reduce((n, s) => n + s.good.length, 0) + this.deferred.length + batch.good.length;
     const backlog = Math.max(0, store.backlogUsage(this.mode).events - ahead);
@@ -196,12 +205,20 @@ export class Pipeline {
     const common = { mode: this.mode, backlog: slot.backlog, state: slot.state, signal, afterKey };
     this.hooks.attempting();
     const { sink } = this.f;
-    const sending = slot.json !== null && sink.sendEncoded ? sink.sendEncoded({ ...common, refs: slot.good, json: slot.json }) : sink.send({ ...common, events: eventsOf(slot) });
+    const sending =
+      slot.json !== null && sink.sendEncoded
+        ? sink.sendEncoded({ ...common, refs: slot.good, json: slot.json })
+        : sink.send({ ...common, events: eventsOf(slot) });
     sending.catch(() => {}); // settled (or abandoned) later
     return sending;
   }
 
-  private postEvents(events: StoredEvent[], state: StateSnapshot | null, backlog: number, signal: AbortSignal): Promise<SinkResult> {
+  private postEvents(
+    events: StoredEvent[],
+    state: StateSnapshot | null,
+    backlog: number,
+    signal: AbortSignal,
+  ): Promise<SinkResult> {
     this.hooks.attempting();
     const sending = this.f.sink.send({ mode: this.mode, events, backlog, state, signal, afterKey: null });
     sending.catch(() => {});
@@ -217,7 +234,8 @@ export class Pipeline {
         // A retry with nothing after it in flight takes in what arrived
         // meanwhile (up to a full batch), as a fresh read would.
         const fresh = await this.read(slot.from, [], signal);
-        if (fresh) Object.assign(slot, { ...fresh, quarantined: slot.quarantined + fresh.quarantined, sending: slot.sending });
+        if (fresh)
+          Object.assign(slot, { ...fresh, quarantined: slot.quarantined + fresh.quarantined, sending: slot.sending });
       }
       first = false;
       this.isolated = 0;
@@ -242,7 +260,8 @@ export class Pipeline {
         if (!(error instanceof SinkError) || signal.aborted) throw error;
         // Its predecessor is settled now (the remote waited for it in vain):
         // the condition has done its job, so send again without it.
-        if (error instanceof RemoteOutOfOrderError) return await this.send(eventsOf(slot), slot.state, slot.backlog, signal);
+        if (error instanceof RemoteOutOfOrderError)
+          return await this.send(eventsOf(slot), slot.state, slot.backlog, signal);
         if (error.poison) return await this.split(eventsOf(slot), slot.state, slot.backlog, signal, error);
         throw error;
       }
@@ -250,7 +269,12 @@ export class Pipeline {
     return await this.send(eventsOf(slot), slot.state, slot.backlog, signal);
   }
 
-  private async send(events: StoredEvent[], state: StateSnapshot | null, backlog: number, signal: AbortSignal): Promise<Tally> {
+  private async send(
+    events: StoredEvent[],
+    state: StateSnapshot | null,
+    backlog: number,
+    signal: AbortSignal,
+  ): Promise<Tally> {
     let result: SinkResult;
     try {
       const sending = this.postEvents(events, state, backlog, signal);
@@ -264,10 +288,18 @@ export class Pipeline {
   }
 
   /** A refused batch whose content may be to blame: halves until the culprit is alone, then it is quarantined. */
-  private async split(events: StoredEvent[], state: StateSnapshot | null, backlog: number, signal: AbortSignal, error: SinkError): Promise<Tally> {
+  private async split(
+    events: StoredEvent[],
+    state: StateSnapshot | null,
+    backlog: number,
+    signal: AbortSignal,
+    error: SinkError,
+  ): Promise<Tally> {
     if (events.length === 1) {
       if (++this.isolated > MAX_ISOLATED_PER_ATTEMPT) throw error;
-      const moved = this.f.quarantine.add([{ event: events[0]!, reason: error.message, remoteStatus: error.remoteStatus }]);
+      const moved = this.f.quarantine.add([
+        { event: events[0]!, reason: error.message, remoteStatus: error.remoteStatus },
+      ]);
       this.f.logger.warn("event quarantined", { mode: this.mode, seq: events[0]!.seq, reason: error.message });
       return { ...EMPTY_TALLY, quarantined: moved };
     }
@@ -282,7 +314,8 @@ export class Pipeline {
     const { acked, rejected, duplicates, missing } = sortVerdicts(events, result);
     for (const e of acked) this.deferred.push(e);
     const quarantined = this.f.quarantine.add(rejected);
-    if (rejected.length > 0) this.f.logger.warn("events quarantined", { mode: this.mode, count: rejected.length, first: rejected[0]!.reason });
+    if (rejected.length > 0)
+      this.f.logger.warn("events quarantined", { mode: this.mode, count: rejected.length, first: rejected[0]!.reason });
     for (const w of result.warnings ?? []) this.f.logger.warn("flush warning", { mode: this.mode, warning: w });
     const stateSent = state !== null && !(result.warnings?.length ?? 0);
     if (stateSent) this.sentState = stateKey(state);

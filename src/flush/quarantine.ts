@@ -24,7 +24,8 @@ export interface QuarantineEntry {
   quarantined_at: string;
 }
 
-const EVENT_COLUMNS = "e.id, e.mode, e.ts, e.seq, e.source, e.type, e.subtype, e.symbol, e.severity, e.body, e.meta_json, e.idempotency_key";
+const EVENT_COLUMNS =
+  "e.id, e.mode, e.ts, e.seq, e.source, e.type, e.subtype, e.symbol, e.severity, e.body, e.meta_json, e.idempotency_key";
 
 export class Quarantine {
   private readonly store: EventStore;
@@ -41,7 +42,9 @@ export class Quarantine {
     const db = this.store.db;
     const now = new Date(this.clock.now()).toISOString();
     // RETURNING the size keeps the store's in-memory backlog usage exact.
-    const take = db.query(`UPDATE local_events SET flushed = 2 WHERE id = ? AND flushed = 0 RETURNING mode, ${EVENT_BYTES_SQL} AS bytes`);
+    const take = db.query(
+      `UPDATE local_events SET flushed = 2 WHERE id = ? AND flushed = 0 RETURNING mode, ${EVENT_BYTES_SQL} AS bytes`,
+    );
     const upsert = db.query(
       `INSERT INTO local_quarantine (event_id, mode, seq, reason, errors_json, remote_status, attempts, quarantined_at)
        VALUES (?, ?, ?, ?, ?, ?, 1, ?)
@@ -57,7 +60,15 @@ export class Quarantine {
           if (!row) continue;
           taken.push(row);
           moved++;
-          upsert.run(event.id, event.mode, event.seq, reason.slice(0, 2000), JSON.stringify(errors ?? []), remoteStatus ?? null, now);
+          upsert.run(
+            event.id,
+            event.mode,
+            event.seq,
+            reason.slice(0, 2000),
+            JSON.stringify(errors ?? []),
+            remoteStatus ?? null,
+            now,
+          );
         }
       }).immediate();
     } catch (error) {
@@ -69,7 +80,12 @@ export class Quarantine {
 
   /** Quarantined events of `mode`, oldest seq first. */
   list(mode: Mode, options: { limit: number; afterSeq?: number }): QuarantineEntry[] {
-    return this.select("q.mode = ? AND q.released_at IS NULL AND q.seq > ? ORDER BY q.seq LIMIT ?", mode, options.afterSeq ?? 0, options.limit);
+    return this.select(
+      "q.mode = ? AND q.released_at IS NULL AND q.seq > ? ORDER BY q.seq LIMIT ?",
+      mode,
+      options.afterSeq ?? 0,
+      options.limit,
+    );
   }
 
   /** One quarantined event by id, or null (never quarantined, or released). */
@@ -102,7 +118,9 @@ export class Quarantine {
 
   count(mode: Mode): number {
     return (
-      this.store.db.query("SELECT COUNT(*) AS n FROM local_quarantine WHERE mode = ? AND released_at IS NULL").get(mode) as { n: number }
+      this.store.db
+        .query("SELECT COUNT(*) AS n FROM local_quarantine WHERE mode = ? AND released_at IS NULL")
+        .get(mode) as { n: number }
     ).n;
   }
 
@@ -112,11 +130,17 @@ export class Quarantine {
     const now = new Date(this.clock.now()).toISOString();
     const targets =
       ids ??
-      (db.query("SELECT event_id FROM local_quarantine WHERE mode = ? AND released_at IS NULL").all(mode) as { event_id: string }[]).map(
-        (r) => r.event_id,
-      );
-    const free = db.query("UPDATE local_quarantine SET released_at = ? WHERE event_id = ? AND mode = ? AND released_at IS NULL");
-    const requeue = db.query(`UPDATE local_events SET flushed = 0 WHERE id = ? AND flushed = 2 RETURNING mode, ${EVENT_BYTES_SQL} AS bytes`);
+      (
+        db.query("SELECT event_id FROM local_quarantine WHERE mode = ? AND released_at IS NULL").all(mode) as {
+          event_id: string;
+        }[]
+      ).map((r) => r.event_id);
+    const free = db.query(
+      "UPDATE local_quarantine SET released_at = ? WHERE event_id = ? AND mode = ? AND released_at IS NULL",
+    );
+    const requeue = db.query(
+      `UPDATE local_events SET flushed = 0 WHERE id = ? AND flushed = 2 RETURNING mode, ${EVENT_BYTES_SQL} AS bytes`,
+    );
     const requeued: { mode: Mode; bytes: number }[] = [];
     let released = 0;
     try {
@@ -148,14 +172,18 @@ export interface QuarantineSource {
 
 /** Body of POST /local/quarantine/retry: `{mode, ids?}`; without ids, every quarantined event of the mode. */
 export function checkRetryInput(body: unknown): { mode: Mode; ids?: string[] } {
-  const fail = (path: string, message: string) => new ValidationError(`Cannot retry quarantined events: ${path} ${message}`, [{ path, message }]);
-  if (body === null || typeof body !== "object" || Array.isArray(body)) throw fail("", "expected a JSON object {mode, ids?}");
+  const fail = (path: string, message: string) =>
+    new ValidationError(`Cannot retry quarantined events: ${path} ${message}`, [{ path, message }]);
+  if (body === null || typeof body !== "object" || Array.isArray(body))
+    throw fail("", "expected a JSON object {mode, ids?}");
   const { mode, ids, ...rest } = body as Record<string, unknown>;
   const unknown = Object.keys(rest)[0];
   if (unknown !== undefined) throw fail(`/${unknown}`, "unexpected property");
-  if (typeof mode !== "string" || !(MODES as readonly string[]).includes(mode)) throw fail("/mode", `expected one of: ${MODES.join(", ")}`);
+  if (typeof mode !== "string" || !(MODES as readonly string[]).includes(mode))
+    throw fail("/mode", `expected one of: ${MODES.join(", ")}`);
   if (ids === undefined) return { mode: mode as Mode };
-  if (!Array.isArray(ids) || ids.length < 1 || ids.length > 1000) throw fail("/ids", "expected an array of 1 to 1000 event ids");
+  if (!Array.isArray(ids) || ids.length < 1 || ids.length > 1000)
+    throw fail("/ids", "expected an array of 1 to 1000 event ids");
   ids.forEach((id, i) => {
     if (typeof id !== "string" || !isUuid(id)) throw fail(`/ids/${i}`, "expected an event id (lower-case UUID)");
   });

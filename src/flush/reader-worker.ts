@@ -11,7 +11,17 @@ import type { QuarantineInput } from "./quarantine.ts";
 
 /** What this worker answers to one read. */
 export type WorkerAnswer =
-  | { id: number; ok: true; count: number; lastSeq: number; ids: string[]; seqs: number[]; keys: string[]; json: string; bad: QuarantineInput[] }
+  | {
+      id: number;
+      ok: true;
+      count: number;
+      lastSeq: number;
+      ids: string[];
+      seqs: number[];
+      keys: string[];
+      json: string;
+      bad: QuarantineInput[];
+    }
   | { id: number; ok: false; error: string };
 
 declare const self: Worker;
@@ -32,7 +42,11 @@ function lowerPriority(): void {
   }
 }
 
-self.onmessage = (message: MessageEvent<{ path: string } | { id: number; mode: Mode; limit: number; afterSeq: number; untilSeq: number }>) => {
+self.onmessage = (
+  message: MessageEvent<
+    { path: string } | { id: number; mode: Mode; limit: number; afterSeq: number; untilSeq: number }
+  >,
+) => {
   const data = message.data;
   if ("path" in data) {
     lowerPriority();

@@ -43,7 +43,8 @@ export function startReaderWorker(options: ReaderWorkerOptions): ReaderWorker {
   let next = 0;
   let broken: Error | null = null;
   const fail = (error: Error, quiet = false) => {
-    if (!broken && !quiet) options.logger.error("flush reader worker failed: reading on the event loop from now on", { error });
+    if (!broken && !quiet)
+      options.logger.error("flush reader worker failed: reading on the event loop from now on", { error });
     broken ??= error;
     for (const p of pending.values()) p.reject(error);
     pending.clear();
@@ -54,7 +55,12 @@ export function startReaderWorker(options: ReaderWorkerOptions): ReaderWorker {
     if (!p) return;
     pending.delete(answer.id);
     if (!answer.ok) return p.reject(new Error(`flush reader worker: ${answer.error}`));
-    const good = answer.ids.map((id, i) => ({ id, mode: p.mode, seq: answer.seqs[i]!, idempotency_key: answer.keys[i]! }));
+    const good = answer.ids.map((id, i) => ({
+      id,
+      mode: p.mode,
+      seq: answer.seqs[i]!,
+      idempotency_key: answer.keys[i]!,
+    }));
     p.resolve({ count: answer.count, lastSeq: answer.lastSeq, good, events: null, json: answer.json, bad: answer.bad });
   };
   worker.onerror = (event) => fail(new Error(`flush reader worker: ${event.message}`));

@@ -77,10 +77,18 @@ export interface Sink {
  * else — the name, whether it is ordered (which may change at run time) —
  * still reads from the sink itself.
  */
-export function wrapSink(sink: Sink, around: (batch: Pick<SinkBatch, "mode" | "signal">, send: () => Promise<SinkResult>) => Promise<SinkResult>): Sink {
-  const wrapped = Object.create(sink, { send: { value: (batch: SinkBatch) => around(batch, () => sink.send(batch)), enumerable: true } }) as Sink;
+export function wrapSink(
+  sink: Sink,
+  around: (batch: Pick<SinkBatch, "mode" | "signal">, send: () => Promise<SinkResult>) => Promise<SinkResult>,
+): Sink {
+  const wrapped = Object.create(sink, {
+    send: { value: (batch: SinkBatch) => around(batch, () => sink.send(batch)), enumerable: true },
+  }) as Sink;
   if (sink.sendEncoded) {
-    Object.defineProperty(wrapped, "sendEncoded", { value: (batch: EncodedSinkBatch) => around(batch, () => sink.sendEncoded!(batch)), enumerable: true });
+    Object.defineProperty(wrapped, "sendEncoded", {
+      value: (batch: EncodedSinkBatch) => around(batch, () => sink.sendEncoded!(batch)),
+      enumerable: true,
+    });
   }
   return wrapped;
 }
@@ -100,7 +108,12 @@ export class SinkError extends ZoeError {
   readonly remoteStatus: number;
   readonly retryAfterMs: number | undefined;
 
-  constructor(code: string, message: string, flags: { retryable: boolean; poison?: boolean; status?: number }, options: SinkErrorOptions = {}) {
+  constructor(
+    code: string,
+    message: string,
+    flags: { retryable: boolean; poison?: boolean; status?: number },
+    options: SinkErrorOptions = {},
+  ) {
     super(code, flags.status ?? 502, message, { cause: options.cause, details: options.details });
     this.retryable = flags.retryable;
     this.poison = flags.poison ?? false;

@@ -30,7 +30,9 @@ export function assertAuthorized(request: Request, url: URL, expected: string | 
   const isRead = request.method === "GET" || request.method === "HEAD";
   const token = presentedToken(request, url, isRead);
   if (token !== null && tokensEqual(token, expected)) return;
-  const message = isRead ? "Missing or invalid API token: send Authorization: Bearer <token> or ?token=<token>" : "Missing or invalid API token: send Authorization: Bearer <token>";
+  const message = isRead
+    ? "Missing or invalid API token: send Authorization: Bearer <token> or ?token=<token>"
+    : "Missing or invalid API token: send Authorization: Bearer <token>";
   // The same message either way; only the challenge tells a wrong token (error="invalid_token") from none.
   throw token === null ? new UnauthorizedError(message) : new InvalidTokenError(message);
 }

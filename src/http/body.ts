@@ -1,7 +1,14 @@
 // Reads a JSON request body with the checks a public endpoint needs: content
 // type, a byte limit enforced while streaming (a missing or lying
 // Content-Length cannot get past it), and a clear error for malformed JSON.
-import { IncompleteBodyError, MalformedJsonError, PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError, ZoeError } from "../domain/errors.ts";
+import {
+  IncompleteBodyError,
+  MalformedJsonError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+  ZoeError,
+} from "../domain/errors.ts";
 
 /**
  * JSON nested deeper than this is refused: walking it (our checks,
@@ -71,7 +78,9 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 export async function readJsonBody(request: Request, maxBytes: number, what: string): Promise<unknown> {
   const type = request.headers.get("content-type") ?? "";
   if (!/^application\/json\s*(;|$)/i.test(type)) {
-    throw new UnsupportedMediaTypeError(`Cannot read ${what}: expected Content-Type application/json, got ${type ? `"${type}"` : "none"}`);
+    throw new UnsupportedMediaTypeError(
+      `Cannot read ${what}: expected Content-Type application/json, got ${type ? `"${type}"` : "none"}`,
+    );
   }
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) {
@@ -84,7 +93,9 @@ export async function readJsonBody(request: Request, maxBytes: number, what: str
     if (error instanceof ZoeError) throw error;
     // The client left, or stalled until Bun's idle timeout hung up: a bad
     // request, not a server fault (nobody is there to read the answer).
-    throw new IncompleteBodyError(`Cannot read ${what}: the connection closed before the body was complete`, { cause: error });
+    throw new IncompleteBodyError(`Cannot read ${what}: the connection closed before the body was complete`, {
+      cause: error,
+    });
   }
   let text: string;
   try {

@@ -10,12 +10,21 @@ import type { AppHooks } from "./hooks.ts";
 import { errorResponse, json, MethodNotAllowedError } from "./responses.ts";
 
 /** The answer to `error`; `code` is Elysia's error code ("NOT_FOUND", "PARSE", …). */
-export function errorAnswer(error: unknown, code: unknown, request: Request, logger: Logger, allowedMethods?: AllowedMethods): Response {
+export function errorAnswer(
+  error: unknown,
+  code: unknown,
+  request: Request,
+  logger: Logger,
+  allowedMethods?: AllowedMethods,
+): Response {
   if (error instanceof ZoeError) return errorResponse(error);
   if (code === "NOT_FOUND") {
     const path = new URL(request.url).pathname;
     const allow = allowedMethods?.(path) ?? null;
-    if (allow !== null) return errorResponse(new MethodNotAllowedError(`Method ${request.method} is not allowed on ${path}: use ${allow}`, allow));
+    if (allow !== null)
+      return errorResponse(
+        new MethodNotAllowedError(`Method ${request.method} is not allowed on ${path}: use ${allow}`, allow),
+      );
     return errorResponse(new NotFoundError(`No route for ${request.method} ${path}`));
   }
   if (code === "PARSE" || code === "VALIDATION") {

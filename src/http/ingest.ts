@@ -40,11 +40,15 @@ export interface IngestOptions {
 
 /** Throws the ValidationError that names the first bad event and field, with up to MAX_DETAILS field errors. */
 export function assertEventBatch(events: unknown[], single: boolean): asserts events is EventInput[] {
-  if (events.length === 0) throw new ValidationError("Cannot store events: the array is empty", [{ path: "", message: "Expected 1 to 1000 events" }]);
-  if (events.length > MAX_BATCH_EVENTS) {
-    throw new ValidationError(`Cannot store events: ${events.length} events exceed the limit of ${MAX_BATCH_EVENTS} per request`, [
-      { path: "", message: `Expected at most ${MAX_BATCH_EVENTS} events` },
+  if (events.length === 0)
+    throw new ValidationError("Cannot store events: the array is empty", [
+      { path: "", message: "Expected 1 to 1000 events" },
     ]);
+  if (events.length > MAX_BATCH_EVENTS) {
+    throw new ValidationError(
+      `Cannot store events: ${events.length} events exceed the limit of ${MAX_BATCH_EVENTS} per request`,
+      [{ path: "", message: `Expected at most ${MAX_BATCH_EVENTS} events` }],
+    );
   }
   let errors: FieldError[] | null = null;
   for (let i = 0; i < events.length && (errors?.length ?? 0) < MAX_DETAILS; i++) {
@@ -60,7 +64,10 @@ export function assertEventBatch(events: unknown[], single: boolean): asserts ev
   }
   if (errors) {
     const where = single ? "the event" : `event ${errors[0]!.path.split("/")[1]}`;
-    throw new ValidationError(`Cannot store events: ${where} is invalid at ${errors[0]!.path || "/"}: ${errors[0]!.message}`, errors);
+    throw new ValidationError(
+      `Cannot store events: ${where} is invalid at ${errors[0]!.path || "/"}: ${errors[0]!.message}`,
+      errors,
+    );
   }
 }
 
@@ -85,7 +92,9 @@ export function createIngest(options: IngestOptions): (request: Request) => Prom
   // answer's headers are one lookup, never a merge.
   const perOrigin = <T>(extra: Record<string, string>, make: (headers: Record<string, string>) => T) => {
     const base = make({ ...plain, ...extra });
-    const byOrigin = new Map(options.corsOrigins.map((o) => [o, make({ ...plain, ...extra, "access-control-allow-origin": o })]));
+    const byOrigin = new Map(
+      options.corsOrigins.map((o) => [o, make({ ...plain, ...extra, "access-control-allow-origin": o })]),
+    );
     return (request: Request): T => {
       const origin = request.headers.get("origin");
       return (origin !== null && byOrigin.get(origin)) || base;
@@ -108,11 +117,19 @@ export function createIngest(options: IngestOptions): (request: Request) => Prom
   };
 
   const failure = (error: unknown, request: Request): Response => {
-    const base = error instanceof InvalidTokenError ? invalidToken(request) : error instanceof UnauthorizedError ? challenged(request) : headersFor(request);
+    const base =
+      error instanceof InvalidTokenError
+        ? invalidToken(request)
+        : error instanceof UnauthorizedError
+          ? challenged(request)
+          : headersFor(request);
     if (!(error instanceof ZoeError)) {
       logger.error("unhandled error", { error, path: "/local/events" });
       hooks?.failed?.(error, 500, request);
-      return new Response('{"error":{"code":"internal","message":"Internal error","details":null}}', { status: 500, headers: base });
+      return new Response('{"error":{"code":"internal","message":"Internal error","details":null}}', {
+        status: 500,
+        headers: base,
+      });
     }
     const headers = error.retryAfter === undefined ? base : { ...base, "retry-after": String(error.retryAfter) };
     // An unauthorised request is answered before any route runs, as on every other route: no failure hook.
@@ -140,7 +157,10 @@ export function createIngest(options: IngestOptions): (request: Request) => Prom
       hooks?.ingested?.(events, results, performance.now() - started);
       let fresh = false;
       for (const r of results) if (!r.duplicate) fresh = true;
-      return new Response(JSON.stringify(single ? results[0] : { events: results }), { status: fresh ? 201 : 200, headers: answerHeaders(request) });
+      return new Response(JSON.stringify(single ? results[0] : { events: results }), {
+        status: fresh ? 201 : 200,
+        headers: answerHeaders(request),
+      });
     } catch (error) {
       return failure(error, request);
     }
@@ -154,7 +174,9 @@ export function createIngest(options: IngestOptions): (request: Request) => Prom
  */
 function asSingleEvent(error: unknown): unknown {
   if (!(error instanceof ZoeError) || !Array.isArray(error.details)) return error;
-  const details = (error.details as { path?: unknown }[]).map((d) => (typeof d.path === "string" ? { ...d, path: d.path.replace(/^\/0(?=\/|$)/, "") } : d));
+  const details = (error.details as { path?: unknown }[]).map((d) =>
+    typeof d.path === "string" ? { ...d, path: d.path.replace(/^\/0(?=\/|$)/, "") } : d,
+  );
   const message = error.message.replace(/^Cannot store event 0: /, "Cannot store the event: ");
   return new ZoeError(error.code, error.status, message, { details, cause: error, retryAfter: error.retryAfter });
 }

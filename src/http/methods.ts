@@ -13,7 +13,15 @@ const ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 function pathPattern(path: string): RegExp {
   const source = path
     .split("/")
-    .map((part) => (part === "*" ? ".*" : part.startsWith(":") ? (part.endsWith("?") ? "[^/]*" : "[^/]+") : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+    .map((part) =>
+      part === "*"
+        ? ".*"
+        : part.startsWith(":")
+          ? part.endsWith("?")
+            ? "[^/]*"
+            : "[^/]+"
+          : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"),
+    )
     .join("/");
   return new RegExp(`^${source}$`);
 }

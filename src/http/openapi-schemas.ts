@@ -11,15 +11,23 @@ const NullableString = Nullable(Type.String());
 const Iso = (description: string) => Type.String({ description: `${description} (ISO 8601, UTC).` });
 const closed = { additionalProperties: false } as const;
 
-export const FieldErrorSchema = Type.Object({ path: Type.String({ description: "JSON pointer into the request, or ?param." }), message: Type.String() }, { additionalProperties: true });
+export const FieldErrorSchema = Type.Object(
+  { path: Type.String({ description: "JSON pointer into the request, or ?param." }), message: Type.String() },
+  { additionalProperties: true },
+);
 
 export const ErrorBody = Type.Object(
   {
     error: Type.Object(
       {
-        code: Type.String({ description: "Stable machine-readable code, e.g. invalid_request, unauthorized, method_not_allowed." }),
+        code: Type.String({
+          description: "Stable machine-readable code, e.g. invalid_request, unauthorized, method_not_allowed.",
+        }),
         message: Type.String({ description: "What failed and where, for people." }),
-        details: Type.Unknown({ description: "Field errors [{path, message}] where the path is a JSON pointer; an object for some codes; else null." }),
+        details: Type.Unknown({
+          description:
+            "Field errors [{path, message}] where the path is a JSON pointer; an object for some codes; else null.",
+        }),
       },
       closed,
     ),
@@ -27,14 +35,25 @@ export const ErrorBody = Type.Object(
   closed,
 );
 
-export const AppendResult = Type.Object({ id: Type.String(), seq: Type.Integer({ minimum: 1 }), idempotency_key: Type.String(), duplicate: Type.Boolean() }, closed);
+export const AppendResult = Type.Object(
+  { id: Type.String(), seq: Type.Integer({ minimum: 1 }), idempotency_key: Type.String(), duplicate: Type.Boolean() },
+  closed,
+);
 export const AppendAnswer = Type.Union([AppendResult, Type.Object({ events: Type.Array(AppendResult) }, closed)]);
 export const StoredEvents = Type.Array(StoredEventSchema);
 export const StateInput = Type.Object(
-  { mode: ModeSchema, cash: Type.Optional(Type.Unknown()), holdings: Type.Optional(Type.Unknown()), positions: Type.Optional(Type.Unknown()) },
+  {
+    mode: ModeSchema,
+    cash: Type.Optional(Type.Unknown()),
+    holdings: Type.Optional(Type.Unknown()),
+    positions: Type.Optional(Type.Unknown()),
+  },
   { additionalProperties: true },
 );
-export const StateStored = Type.Object({ mode: ModeSchema, ts: Iso("When the snapshot was stored"), last_seq: Type.Integer({ minimum: 0 }) }, closed);
+export const StateStored = Type.Object(
+  { mode: ModeSchema, ts: Iso("When the snapshot was stored"), last_seq: Type.Integer({ minimum: 0 }) },
+  closed,
+);
 
 export const Accepting = Type.Union([Type.Literal("all"), Type.Literal("critical"), Type.Literal("none")]);
 export const Capacity = Type.Object(
@@ -46,9 +65,13 @@ export const Capacity = Type.Object(
     max_backlog_bytes: NullableInt,
     critical_reserve_events: Type.Integer(),
     critical_reserve_bytes: Type.Integer(),
-    free_disk_bytes: Type.Union([Type.Integer(), Type.Null()], { description: "null when the filesystem cannot be measured." }),
+    free_disk_bytes: Type.Union([Type.Integer(), Type.Null()], {
+      description: "null when the filesystem cannot be measured.",
+    }),
     min_free_disk_bytes: NullableInt,
-    fill_ratio: Type.Number({ description: "The fullest limit as a fraction of where ordinary events stop (1 = refusing them)." }),
+    fill_ratio: Type.Number({
+      description: "The fullest limit as a fraction of where ordinary events stop (1 = refusing them).",
+    }),
   },
   closed,
 );
@@ -62,7 +85,7 @@ export const Health = Type.Object(
     last_flush_status: NullableString,
     last_flush_error: NullableString,
     remote_configured: Type.Boolean(),
-    remote: Type.Optional(Type.String({ description: "The sink's name, or \"no remote configured\"." })),
+    remote: Type.Optional(Type.String({ description: 'The sink\'s name, or "no remote configured".' })),
     uptime_s: Type.Integer(),
     flusher: Type.Optional(Type.String({ description: "idle, flushing, backoff, stopped or disabled." })),
     cadence: Type.Optional(Type.Union([Type.Literal("market_hours"), Type.Literal("off_hours")])),
@@ -88,15 +111,23 @@ export const StateView = Type.Object(
     cash: Type.Unknown(),
     holdings: Type.Unknown(),
     positions: Type.Unknown(),
-    state_ts: Type.Union([Type.String(), Type.Null()], { description: "When the newest snapshot was stored; null if none." }),
+    state_ts: Type.Union([Type.String(), Type.Null()], {
+      description: "When the newest snapshot was stored; null if none.",
+    }),
     last_seq: Type.Integer(),
     health: Health,
   },
   { additionalProperties: true, description: "The newest snapshot's fields as sent, plus last_seq and health." },
 );
 
-export const HealthUp = Type.Object({ status: Type.Literal("ok"), db: Type.Literal("ok"), modes: Modes(Health) }, closed);
-export const HealthDown = Type.Object({ status: Type.Literal("unavailable"), db: Type.Literal("unavailable"), modes: Type.Null() }, closed);
+export const HealthUp = Type.Object(
+  { status: Type.Literal("ok"), db: Type.Literal("ok"), modes: Modes(Health) },
+  closed,
+);
+export const HealthDown = Type.Object(
+  { status: Type.Literal("unavailable"), db: Type.Literal("unavailable"), modes: Type.Null() },
+  closed,
+);
 
 const ReadinessChecks = Type.Object(
   {
@@ -109,7 +140,11 @@ const ReadinessChecks = Type.Object(
   closed,
 );
 export const ReadyAnswer = Type.Object(
-  { status: Type.Union([Type.Literal("ready"), Type.Literal("not_ready")]), reasons: Type.Array(Type.String()), checks: ReadinessChecks },
+  {
+    status: Type.Union([Type.Literal("ready"), Type.Literal("not_ready")]),
+    reasons: Type.Array(Type.String()),
+    checks: ReadinessChecks,
+  },
   closed,
 );
 
@@ -124,24 +159,56 @@ export const QuarantineEntry = Type.Object(
   },
   closed,
 );
-export const QuarantineList = Type.Object({ mode: ModeSchema, count: Type.Integer({ description: "All quarantined events of the mode." }), events: Type.Array(QuarantineEntry) }, closed);
+export const QuarantineList = Type.Object(
+  {
+    mode: ModeSchema,
+    count: Type.Integer({ description: "All quarantined events of the mode." }),
+    events: Type.Array(QuarantineEntry),
+  },
+  closed,
+);
 export const RetryInput = Type.Object(
-  { mode: ModeSchema, ids: Type.Optional(Type.Array(Type.String({ description: "Event id (lower-case UUID)." }), { minItems: 1, maxItems: 1000 })) },
+  {
+    mode: ModeSchema,
+    ids: Type.Optional(
+      Type.Array(Type.String({ description: "Event id (lower-case UUID)." }), { minItems: 1, maxItems: 1000 }),
+    ),
+  },
   { additionalProperties: false },
 );
-export const RetryAnswer = Type.Object({ mode: ModeSchema, released: Type.Integer(), quarantined: Type.Integer({ description: "Still quarantined after the release." }) }, closed);
+export const RetryAnswer = Type.Object(
+  {
+    mode: ModeSchema,
+    released: Type.Integer(),
+    quarantined: Type.Integer({ description: "Still quarantined after the release." }),
+  },
+  closed,
+);
 
 const ModeStatus = Type.Object({ ...Health.properties, last_seq: Type.Integer(), sse_clients: Type.Integer() }, closed);
 export const StatusAnswer = Type.Object(
   {
     status: Type.Union([Type.Literal("ok"), Type.Literal("degraded"), Type.Literal("not_ready")]),
-    problems: Type.Array(Type.String(), { description: "What is wrong, one line each, worst first; empty when all is well." }),
+    problems: Type.Array(Type.String(), {
+      description: "What is wrong, one line each, worst first; empty when all is well.",
+    }),
     service: Type.Object(
-      { version: Type.String(), commit: Type.String(), bun: Type.String(), sqlite: Type.String(), pid: Type.Integer(), started_at: Iso("Start of the process"), uptime_s: Type.Integer() },
+      {
+        version: Type.String(),
+        commit: Type.String(),
+        bun: Type.String(),
+        sqlite: Type.String(),
+        pid: Type.Integer(),
+        started_at: Iso("Start of the process"),
+        uptime_s: Type.Integer(),
+      },
       closed,
     ),
     ready: Type.Object({ ready: Type.Boolean(), reasons: Type.Array(Type.String()) }, closed),
-    db: Type.Object({ path: Type.String(), size_bytes: NullableInt, wal_bytes: NullableInt, free_disk_bytes: NullableInt }, closed),
+    db: Type.Object(
+      { path: Type.String(), size_bytes: NullableInt, wal_bytes: NullableInt, free_disk_bytes: NullableInt },
+      closed,
+    ),
     remote: Type.Object({ configured: Type.Boolean(), target: NullableString }, closed),
     capacity: Capacity,
     modes: Type.Object({ paper: ModeStatus, live: ModeStatus }, closed),
@@ -160,9 +227,15 @@ const FlushView = Type.Object(
   },
   closed,
 );
-const FlushModes = Type.Object({ paper: Type.Optional(FlushView), live: Type.Optional(FlushView) }, { ...closed, description: "The modes flushed: the one asked for, or both." });
+const FlushModes = Type.Object(
+  { paper: Type.Optional(FlushView), live: Type.Optional(FlushView) },
+  { ...closed, description: "The modes flushed: the one asked for, or both." },
+);
 export const FlushStarted = Type.Object({ waited: Type.Literal(false), modes: FlushModes }, closed);
-export const FlushDone = Type.Object({ waited: Type.Literal(true), took_ms: Type.Integer(), modes: FlushModes }, closed);
+export const FlushDone = Type.Object(
+  { waited: Type.Literal(true), took_ms: Type.Integer(), modes: FlushModes },
+  closed,
+);
 
 const Series = (description: string, item: TSchema = Type.Number()) => Type.Array(item, { description });
 export const HistoryAnswer = Type.Object(
@@ -174,8 +247,14 @@ export const HistoryAnswer = Type.Object(
     backlog: Series("Events waiting for the remote."),
     ingest_per_s: Series("Events stored per second."),
     flushed_per_s: Series("Events flushed per second."),
-    flush_ms_avg: Series("Mean send to the remote; null where nothing was sent.", Type.Union([Type.Number(), Type.Null()])),
-    flush_ms_max: Series("Longest send to the remote; null where nothing was sent.", Type.Union([Type.Number(), Type.Null()])),
+    flush_ms_avg: Series(
+      "Mean send to the remote; null where nothing was sent.",
+      Type.Union([Type.Number(), Type.Null()]),
+    ),
+    flush_ms_max: Series(
+      "Longest send to the remote; null where nothing was sent.",
+      Type.Union([Type.Number(), Type.Null()]),
+    ),
     flush_failures: Series("Failed sends."),
     oldest_unflushed_s: Series("Age of the oldest unflushed event."),
   },

@@ -20,37 +20,63 @@ export const securitySchemes = {
     type: "apiKey",
     in: "query",
     name: "token",
-    description: "The same token as `?token=`, taken on reads (GET, HEAD) only: EventSource cannot send headers. Never on writes.",
+    description:
+      "The same token as `?token=`, taken on reads (GET, HEAD) only: EventSource cannot send headers. Never on writes.",
   },
 } as const;
 
-export const servers = [{ url: "http://127.0.0.1:8765", description: "The default listen address (HOST, PORT); paths have no prefix." }];
+export const servers = [
+  { url: "http://127.0.0.1:8765", description: "The default listen address (HOST, PORT); paths have no prefix." },
+];
 
 const READ: Record<string, string[]>[] = [{ bearerToken: [] }, { queryToken: [] }];
 const WRITE: Record<string, string[]>[] = [{ bearerToken: [] }];
 
 type Headers = Record<string, { description: string; schema: TSchema }>;
-const RETRY_AFTER: Headers = { "Retry-After": { description: "Seconds to wait before retrying.", schema: Type.Integer({ minimum: 1 }) } };
+const RETRY_AFTER: Headers = {
+  "Retry-After": { description: "Seconds to wait before retrying.", schema: Type.Integer({ minimum: 1 }) },
+};
 const CHALLENGE: Headers = {
-  "WWW-Authenticate": { description: 'Bearer realm="zoe-local", plus error="invalid_token" when a wrong token was sent.', schema: Type.String() },
+  "WWW-Authenticate": {
+    description: 'Bearer realm="zoe-local", plus error="invalid_token" when a wrong token was sent.',
+    schema: Type.String(),
+  },
 };
 
 const content = (mediaType: string, schema: TSchema) => ({ [mediaType]: { schema } });
-const answer = (description: string, schema: TSchema, headers?: Headers) => ({ description, ...(headers ? { headers } : {}), content: content("application/json", schema) });
+const answer = (description: string, schema: TSchema, headers?: Headers) => ({
+  description,
+  ...(headers ? { headers } : {}),
+  content: content("application/json", schema),
+});
 const error = (description: string, headers?: Headers) => answer(description, S.ErrorBody, headers);
 
-const BAD_REQUEST = error("Bad request: `malformed_json`, `invalid_request` (a field or a query parameter; `details` names each), `incomplete_body`.");
-const BAD_QUERY = error("`invalid_request`: a query parameter is missing, malformed or unknown; `details` names it (`?param`).");
+const BAD_REQUEST = error(
+  "Bad request: `malformed_json`, `invalid_request` (a field or a query parameter; `details` names each), `incomplete_body`.",
+);
+const BAD_QUERY = error(
+  "`invalid_request`: a query parameter is missing, malformed or unknown; `details` names it (`?param`).",
+);
 const UNAUTHORIZED = error("`unauthorized`: the API token is missing or wrong (when ZOE_API_TOKEN is set).", CHALLENGE);
 const TOO_LARGE = error("`payload_too_large`: the body exceeds the request limit (ZOE_MAX_REQUEST_BYTES, 1 MiB).");
 const UNSUPPORTED = error("`unsupported_media_type`: Content-Type is not application/json.");
-const STORE_DOWN = error("`store_unavailable`: the disk or database cannot take writes; nothing was stored.", RETRY_AFTER);
+const STORE_DOWN = error(
+  "`store_unavailable`: the disk or database cannot take writes; nothing was stored.",
+  RETRY_AFTER,
+);
 const NO_QUARANTINE = error("`not_found`: this service has no flusher, so no quarantine.");
 const bodyErrors = { 400: BAD_REQUEST, 401: UNAUTHORIZED, 413: TOO_LARGE, 415: UNSUPPORTED };
 
-const jsonBody = (schema: TSchema, description: string) => ({ description, required: true, content: content("application/json", schema) });
+const jsonBody = (schema: TSchema, description: string) => ({
+  description,
+  required: true,
+  content: content("application/json", schema),
+});
 
-export const EventsRequestBody = Type.Union([EventInputSchema, Type.Array(EventInputSchema, { minItems: 1, maxItems: MAX_BATCH_EVENTS })]);
+export const EventsRequestBody = Type.Union([
+  EventInputSchema,
+  Type.Array(EventInputSchema, { minItems: 1, maxItems: MAX_BATCH_EVENTS }),
+]);
 
 /** OpenAPI `detail` of each route, keyed by "METHOD path". */
 export const routeDocs = {
@@ -67,15 +93,24 @@ export const routeDocs = {
     requestBody: jsonBody(EventsRequestBody, "An event, or an array of events."),
     responses: {
       201: answer("Stored: one result, or {events} in request order.", S.AppendAnswer),
-      200: answer("Every event was a duplicate of a stored one (duplicate: true, the stored id and seq).", S.AppendAnswer),
+      200: answer(
+        "Every event was a duplicate of a stored one (duplicate: true, the stored id and seq).",
+        S.AppendAnswer,
+      ),
       ...bodyErrors,
-      409: error("`idempotency_conflict`: a key already stored for a different event; `conflict`: an id already stored under another key."),
-      503: error("`store_unavailable` (disk or database), `backlog_full` or `disk_low` (the bounded store refuses the batch).", RETRY_AFTER),
+      409: error(
+        "`idempotency_conflict`: a key already stored for a different event; `conflict`: an id already stored under another key.",
+      ),
+      503: error(
+        "`store_unavailable` (disk or database), `backlog_full` or `disk_low` (the bounded store refuses the batch).",
+        RETRY_AFTER,
+      ),
     },
   },
   "GET /local/events": {
     summary: "List events",
-    description: "Events with seq > since_seq, ascending; without since_seq, the newest `limit` events, still ascending.",
+    description:
+      "Events with seq > since_seq, ascending; without since_seq, the newest `limit` events, still ascending.",
     security: READ,
     responses: { 200: answer("The events, by seq.", S.StoredEvents), 400: BAD_QUERY, 401: UNAUTHORIZED },
   },
@@ -90,7 +125,11 @@ export const routeDocs = {
     summary: "Latest state and health",
     description: "{cash, holdings, positions, health, last_seq} from the newest snapshot of the mode.",
     security: READ,
-    responses: { 200: answer("The newest snapshot (null fields when there is none) and the mode's health.", S.StateView), 400: BAD_QUERY, 401: UNAUTHORIZED },
+    responses: {
+      200: answer("The newest snapshot (null fields when there is none) and the mode's health.", S.StateView),
+      400: BAD_QUERY,
+      401: UNAUTHORIZED,
+    },
   },
   "GET /local/stream": {
     summary: "Live event stream (SSE)",
@@ -106,17 +145,26 @@ export const routeDocs = {
     responses: {
       200: {
         description: "The stream, open until the client leaves, falls too far behind, or the service shuts down.",
-        content: content("text/event-stream", Type.String({ description: "`id: <seq>` + `data: <event JSON>` messages, `event: reset`, heartbeats." })),
+        content: content(
+          "text/event-stream",
+          Type.String({ description: "`id: <seq>` + `data: <event JSON>` messages, `event: reset`, heartbeats." }),
+        ),
       },
-      400: error("`invalid_request`: a bad mode, position (Last-Event-ID, last_event_id, since_seq) or heartbeat, or an unknown parameter."),
+      400: error(
+        "`invalid_request`: a bad mode, position (Last-Event-ID, last_event_id, since_seq) or heartbeat, or an unknown parameter.",
+      ),
       401: UNAUTHORIZED,
-      429: error("`too_many_streams`: this address has as many streams open as ZOE_SSE_MAX_CLIENTS_PER_IP allows.", RETRY_AFTER),
+      429: error(
+        "`too_many_streams`: this address has as many streams open as ZOE_SSE_MAX_CLIENTS_PER_IP allows.",
+        RETRY_AFTER,
+      ),
       503: error("`too_many_streams`: as many streams are open as ZOE_SSE_MAX_CLIENTS allows.", RETRY_AFTER),
     },
   },
   "HEAD /local/stream": {
     summary: "Check stream parameters",
-    description: "Checks the token and the parameters of GET /local/stream and answers its headers, without opening a stream.",
+    description:
+      "Checks the token and the parameters of GET /local/stream and answers its headers, without opening a stream.",
     security: READ,
     responses: {
       200: { description: "GET would open a stream (Content-Type: text/event-stream)." },
@@ -128,21 +176,32 @@ export const routeDocs = {
     summary: "Liveness",
     description: "200 while the process serves and the database answers, else 503. GET /ready is readiness.",
     security: READ,
-    responses: { 200: answer("Serving; each mode's flush health.", S.HealthUp), 401: UNAUTHORIZED, 503: answer("The database does not answer.", S.HealthDown) },
+    responses: {
+      200: answer("Serving; each mode's flush health.", S.HealthUp),
+      401: UNAUTHORIZED,
+      503: answer("The database does not answer.", S.HealthDown),
+    },
   },
   "GET /ready": {
     summary: "Readiness",
     description:
       "200 when this instance takes events now; 503 with reasons while it drains for shutdown, the database cannot be written (repeated write failures within a minute), or the backlog/disk limits refuse ordinary events. GET /health is liveness.",
     security: READ,
-    responses: { 200: answer("Ready.", S.ReadyAnswer), 401: UNAUTHORIZED, 503: answer("Not ready; `reasons` says why.", S.ReadyAnswer) },
+    responses: {
+      200: answer("Ready.", S.ReadyAnswer),
+      401: UNAUTHORIZED,
+      503: answer("Not ready; `reasons` says why.", S.ReadyAnswer),
+    },
   },
   "GET /metrics": {
     summary: "Prometheus metrics",
     description:
       "Text exposition format: ingest counts and latency, backlog (events, bytes, oldest age) against its caps, flush sends, quarantine, SSE clients, DB and WAL size, process metrics.",
     security: READ,
-    responses: { 200: { description: "Prometheus text format 0.0.4.", content: content("text/plain", Type.String()) }, 401: UNAUTHORIZED },
+    responses: {
+      200: { description: "Prometheus text format 0.0.4.", content: content("text/plain", Type.String()) },
+      401: UNAUTHORIZED,
+    },
   },
   "GET /local/status": {
     summary: "Service status for operators",
@@ -164,7 +223,9 @@ export const routeDocs = {
       400: BAD_QUERY,
       401: UNAUTHORIZED,
       409: error("`no_remote`: no remote is configured (SUPABASE_URL is unset)."),
-      502: error("`flush_failed`: with wait=true, an attempt failed; details {mode, modes}. The flusher keeps retrying."),
+      502: error(
+        "`flush_failed`: with wait=true, an attempt failed; details {mode, modes}. The flusher keeps retrying.",
+      ),
       503: error("`draining`: the service is shutting down (it makes one last flush on its own).", RETRY_AFTER),
     },
   },
@@ -181,18 +242,25 @@ export const routeDocs = {
       "Events the remote rejected for good (or that fail the shared schema), set aside so the flush queue keeps moving: " +
       "{mode, count, events:[{event, reason, errors, remote_status, attempts, quarantined_at}]}, by seq; since_seq pages.",
     security: READ,
-    responses: { 200: answer("The mode's quarantined events, by seq.", S.QuarantineList), 400: BAD_QUERY, 401: UNAUTHORIZED, 404: NO_QUARANTINE },
+    responses: {
+      200: answer("The mode's quarantined events, by seq.", S.QuarantineList),
+      400: BAD_QUERY,
+      401: UNAUTHORIZED,
+      404: NO_QUARANTINE,
+    },
   },
   "POST /local/quarantine/retry": {
     summary: "Retry quarantined events",
-    description: "Body {mode, ids?}: puts these quarantined events (all of the mode without ids) back in the flush queue after a fix, and flushes at once.",
+    description:
+      "Body {mode, ids?}: puts these quarantined events (all of the mode without ids) back in the flush queue after a fix, and flushes at once.",
     security: WRITE,
     requestBody: jsonBody(S.RetryInput, "The mode, and the events to release (all of the mode without ids)."),
     responses: { 200: answer("Released.", S.RetryAnswer), ...bodyErrors, 404: NO_QUARANTINE },
   },
   "GET /local/quarantine/:id": {
     summary: "One quarantined event",
-    description: "{event, reason, errors, remote_status, attempts, quarantined_at} of a quarantined event; 404 when it is not (or no longer) quarantined.",
+    description:
+      "{event, reason, errors, remote_status, attempts, quarantined_at} of a quarantined event; 404 when it is not (or no longer) quarantined.",
     security: READ,
     responses: {
       200: answer("The quarantined event.", S.QuarantineEntry),
@@ -209,7 +277,13 @@ const Since = Type.Integer({ minimum: 0 });
 /** The query schemas, by path and method: the plugin lists their fields as parameters. */
 const queries: Record<string, Record<string, { query?: TSchema; params?: TSchema }>> = {
   "/local/events": {
-    get: { query: Type.Object({ mode: ModeSchema, since_seq: Type.Optional(Since), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })) }) },
+    get: {
+      query: Type.Object({
+        mode: ModeSchema,
+        since_seq: Type.Optional(Since),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
+      }),
+    },
   },
   "/local/state": { get: { query: ModeQuery } },
   "/local/stream": {
@@ -218,23 +292,39 @@ const queries: Record<string, Record<string, { query?: TSchema; params?: TSchema
         mode: ModeSchema,
         last_event_id: Type.Optional(Since),
         since_seq: Type.Optional(Since),
-        heartbeat: Type.Optional(Type.Union([Type.Literal("comment"), Type.Literal("event")], { description: "event: heartbeats as `event: heartbeat` (EventSource cannot see comments)." })),
+        heartbeat: Type.Optional(
+          Type.Union([Type.Literal("comment"), Type.Literal("event")], {
+            description: "event: heartbeats as `event: heartbeat` (EventSource cannot see comments).",
+          }),
+        ),
       }),
     },
   },
   "/local/history": { get: { query: ModeQuery } },
   "/local/quarantine": {
-    get: { query: Type.Object({ mode: ModeSchema, since_seq: Type.Optional(Since), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })) }) },
+    get: {
+      query: Type.Object({
+        mode: ModeSchema,
+        since_seq: Type.Optional(Since),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
+      }),
+    },
   },
   "/local/flush": {
     post: {
       query: Type.Object({
         mode: Type.Optional(ModeSchema),
-        wait: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false"), Type.Literal("1"), Type.Literal("0")], { description: "Wait for the flush to end." })),
+        wait: Type.Optional(
+          Type.Union([Type.Literal("true"), Type.Literal("false"), Type.Literal("1"), Type.Literal("0")], {
+            description: "Wait for the flush to end.",
+          }),
+        ),
       }),
     },
   },
-  "/local/quarantine/:id": { get: { params: Type.Object({ id: Type.String({ description: "The event id (lower-case UUID)." }) }) } },
+  "/local/quarantine/:id": {
+    get: { params: Type.Object({ id: Type.String({ description: "The event id (lower-case UUID)." }) }) },
+  },
 };
 queries["/local/stream"]!.head = queries["/local/stream"]!.get!;
 

@@ -50,7 +50,13 @@ export interface Operations {
 
 export function createOperations(options: OperationsOptions): Operations {
   const { store, clock, logger } = options;
-  const limits = createLimits({ store, config: options.limits, criticalSubtypes: options.criticalSubtypes, clock, freeDiskBytes: options.freeDiskBytes });
+  const limits = createLimits({
+    store,
+    config: options.limits,
+    criticalSubtypes: options.criticalSubtypes,
+    clock,
+    freeDiskBytes: options.freeDiskBytes,
+  });
   const readiness = createReadiness({ store, clock, limits, ...options.readiness });
   const flusher = options.flusher ?? (() => null);
   const metrics = createMetrics({
@@ -79,7 +85,13 @@ export function createOperations(options: OperationsOptions): Operations {
     }
     logged.set(error.code, { at: now, suppressed: 0 });
     const level = error.code === "backlog_full" || error.code === "disk_low" ? "warn" : "error";
-    logger[level]("request failed", { status, code: error.code, path, error, suppressed_since_last: last?.suppressed ?? 0 });
+    logger[level]("request failed", {
+      status,
+      code: error.code,
+      path,
+      error,
+      suppressed_since_last: last?.suppressed ?? 0,
+    });
   };
 
   const hooks: AppHooks = {
@@ -112,10 +124,17 @@ export function createOperations(options: OperationsOptions): Operations {
       "/ready",
       () => {
         const report = readiness.check();
-        return new Response(JSON.stringify({ status: report.ready ? "ready" : "not_ready", reasons: report.reasons, checks: report.checks }), {
-          status: report.ready ? 200 : 503,
-          headers: { "content-type": "application/json" },
-        });
+        return new Response(
+          JSON.stringify({
+            status: report.ready ? "ready" : "not_ready",
+            reasons: report.reasons,
+            checks: report.checks,
+          }),
+          {
+            status: report.ready ? 200 : 503,
+            headers: { "content-type": "application/json" },
+          },
+        );
       },
       { detail: routeDocs["GET /ready"] },
     );

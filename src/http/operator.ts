@@ -41,14 +41,17 @@ export interface OperatorRoutesOptions {
   flushPollMs?: number;
 }
 
-const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+const json = (body: unknown, status = 200) =>
+  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
 function flushQuery(url: URL): { modes: Mode[]; wait: boolean } {
   onlyParams(url, ["mode", "wait"]);
   const modes = url.searchParams.has("mode") ? [modeQuery(url)] : [...MODES];
   const raw = url.searchParams.get("wait");
   if (raw !== null && !["true", "false", "1", "0"].includes(raw)) {
-    throw new ValidationError(`Invalid query parameter wait: expected true or false, got "${raw}"`, [{ path: "?wait", message: "expected true or false" }]);
+    throw new ValidationError(`Invalid query parameter wait: expected true or false, got "${raw}"`, [
+      { path: "?wait", message: "expected true or false" },
+    ]);
   }
   return { modes, wait: raw === "true" || raw === "1" };
 }
@@ -60,7 +63,13 @@ const failures = (flusher: Flusher, mode: Mode) => Number(flusher.status(mode).c
  * fail (during an outage the flusher retries for as long as it takes, which
  * is no reason to keep the caller waiting without news).
  */
-async function waitForFlush(flusher: Flusher, done: Promise<unknown>, before: Map<Mode, number>, signal: AbortSignal, pollMs: number): Promise<Mode | null> {
+async function waitForFlush(
+  flusher: Flusher,
+  done: Promise<unknown>,
+  before: Map<Mode, number>,
+  signal: AbortSignal,
+  pollMs: number,
+): Promise<Mode | null> {
   let finished = false;
   void done.then(() => (finished = true));
   const failedMode = () => [...before].find(([m, n]) => failures(flusher, m) > n)?.[0] ?? null;
@@ -77,7 +86,18 @@ export function operatorRoutes(options: OperatorRoutesOptions) {
   const { store, hub, health, readiness, limits, history, build, clock } = options;
   const pollMs = options.flushPollMs ?? 100;
 
-  const status = createStatusReport({ store, hub, health, readiness, limits, build, clock, startedAt: options.startedAt, flusher: options.flusher, remoteTarget: options.remoteTarget });
+  const status = createStatusReport({
+    store,
+    hub,
+    health,
+    readiness,
+    limits,
+    build,
+    clock,
+    startedAt: options.startedAt,
+    flusher: options.flusher,
+    remoteTarget: options.remoteTarget,
+  });
 
   return new Elysia({ name: "zoe-operator" })
     .get("/local/status", () => json(status()), { detail: routeDocs["GET /local/status"] })
@@ -86,15 +106,31 @@ export function operatorRoutes(options: OperatorRoutesOptions) {
       async ({ request, server }) => {
         const { modes, wait } = flushQuery(new URL(request.url));
         const flusher = options.flusher();
-        if (!flusher) throw new NoRemoteError("Cannot flush: no remote is configured (SUPABASE_URL is unset), so events stay local");
-        if (readiness.check().checks.draining) throw new ZoeError("draining", 503, "Cannot flush: the service is shutting down (it makes one last flush on its own)", { retryAfter: 5 });
+        if (!flusher)
+          throw new NoRemoteError(
+            "Cannot flush: no remote is configured (SUPABASE_URL is unset), so events stay local",
+          );
+        if (readiness.check().checks.draining)
+          throw new ZoeError(
+            "draining",
+            503,
+            "Cannot flush: the service is shutting down (it makes one last flush on its own)",
+            { retryAfter: 5 },
+          );
         const before = new Map(modes.map((m) => [m, failures(flusher, m)]));
         const backlogBefore = new Map(modes.map((m) => [m, store.backlogUsage(m).events]));
         const started = clock.now();
         const done = Promise.all(modes.map((m) => flusher.requestFlush(m, { urgent: true })));
         const view = (m: Mode) => {
           const h = health.health(m);
-          return { backlog_before: backlogBefore.get(m)!, backlog: store.backlogUsage(m).events, flusher: h.flusher, last_flush_ts: h.last_flush_ts, last_flush_status: h.last_flush_status, quarantined: h.quarantined };
+          return {
+            backlog_before: backlogBefore.get(m)!,
+            backlog: store.backlogUsage(m).events,
+            flusher: h.flusher,
+            last_flush_ts: h.last_flush_ts,
+            last_flush_status: h.last_flush_status,
+            quarantined: h.quarantined,
+          };
         };
         const answer = () => Object.fromEntries(modes.map((m) => [m, view(m)]));
         if (!wait) return json({ waited: false, modes: answer() }, 202);
@@ -119,16 +155,18 @@ export function operatorRoutes(options: OperatorRoutesOptions) {
       "/local/quarantine/:id",
       ({ request, params }) => {
         onlyParams(new URL(request.url), ["token"]);
-        if (!isUuid(params.id)) throw new ValidationError(`Invalid event id "${params.id.slice(0, 64)}": expected a lower-case UUID`, [{ path: "id", message: "expected a lower-case UUID" }]);
+        if (!isUuid(params.id))
+          throw new ValidationError(`Invalid event id "${params.id.slice(0, 64)}": expected a lower-case UUID`, [
+            { path: "id", message: "expected a lower-case UUID" },
+          ]);
         const entry = options.quarantine.get(params.id);
-        if (!entry) throw new NotFoundError(`Event ${params.id} is not in the quarantine (never quarantined, or released)`);
+        if (!entry)
+          throw new NotFoundError(`Event ${params.id} is not in the quarantine (never quarantined, or released)`);
         return json(entry);
       },
       { detail: routeDocs["GET /local/quarantine/:id"] },
     )
-    .get(
-      "/local/history",
-      ({ request }) => json(history.read(modeOnlyQuery(new URL(request.url)))),
-      { detail: routeDocs["GET /local/history"] },
-    );
+    .get("/local/history", ({ request }) => json(history.read(modeOnlyQuery(new URL(request.url)))), {
+      detail: routeDocs["GET /local/history"],
+    });
 }

@@ -26,7 +26,8 @@ export function modeOnlyQuery(url: URL): Mode {
 export function modeQuery(url: URL): Mode {
   const mode = url.searchParams.get("mode");
   if (mode === null) throw bad("mode", `required; expected one of: ${MODES.join(", ")}`);
-  if (!(MODES as readonly string[]).includes(mode)) throw bad("mode", `expected one of: ${MODES.join(", ")}, got "${mode}"`);
+  if (!(MODES as readonly string[]).includes(mode))
+    throw bad("mode", `expected one of: ${MODES.join(", ")}, got "${mode}"`);
   return mode as Mode;
 }
 

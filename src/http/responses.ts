@@ -28,11 +28,15 @@ export class MethodNotAllowedError extends ZoeError {
 /** The headers of `error`'s answer besides content-type. */
 export function errorHeaders(error: ZoeError, headers: Record<string, string>): Record<string, string> {
   if (error.retryAfter !== undefined) headers["retry-after"] = String(error.retryAfter);
-  if (error.status === 401) headers["www-authenticate"] = error instanceof InvalidTokenError ? INVALID_TOKEN_CHALLENGE : BEARER_CHALLENGE;
+  if (error.status === 401)
+    headers["www-authenticate"] = error instanceof InvalidTokenError ? INVALID_TOKEN_CHALLENGE : BEARER_CHALLENGE;
   if (error instanceof MethodNotAllowedError) headers.allow = error.allow;
   return headers;
 }
 
 export function errorResponse(error: ZoeError): Response {
-  return new Response(JSON.stringify(error.toJSON()), { status: error.status, headers: errorHeaders(error, { "content-type": "application/json" }) });
+  return new Response(JSON.stringify(error.toJSON()), {
+    status: error.status,
+    headers: errorHeaders(error, { "content-type": "application/json" }),
+  });
 }

@@ -6,7 +6,9 @@ export interface Clock {
 export const systemClock: Clock = { now: () => Date.now() };
 
 /** A clock tests move by hand. */
-export function manualClock(start: number | string | Date = 0): Clock & { set(t: number | string | Date): void; advance(ms: number): void } {
+export function manualClock(
+  start: number | string | Date = 0,
+): Clock & { set(t: number | string | Date): void; advance(ms: number): void } {
   let t = new Date(start).getTime();
   return {
     now: () => t,

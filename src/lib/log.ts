@@ -24,15 +24,18 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   // Scrubbing runs on the JSON line, where a secret holding a quote, a
   // backslash or a control character appears escaped: match that form too.
   // Longest first, so a secret inside another cannot leave part of it behind.
-  const secrets = [...new Set((options.secrets ?? []).filter((s) => s.length >= 4).flatMap((s) => [JSON.stringify(s).slice(1, -1), s]))].sort(
-    (a, b) => b.length - a.length,
-  );
+  const secrets = [
+    ...new Set(
+      (options.secrets ?? []).filter((s) => s.length >= 4).flatMap((s) => [JSON.stringify(s).slice(1, -1), s]),
+    ),
+  ].sort((a, b) => b.length - a.length);
   const scrub = (text: string) => secrets.reduce((t, s) => t.split(s).join("[redacted]"), text);
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (RANK[level] < min) return;
     const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }, (key, value) => {
       if (key && SECRET_KEY.test(key) && typeof value === "string") return "[redacted]";
-      if (value instanceof Error) return { name: value.name, message: value.message, code: (value as { code?: unknown }).code };
+      if (value instanceof Error)
+        return { name: value.name, message: value.message, code: (value as { code?: unknown }).code };
       return value;
     });
     write(scrub(line));

@@ -16,10 +16,13 @@ export const systemScheduler: Scheduler = {
         clearTimeout(timer);
         reject(signal!.reason);
       };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, Math.max(0, Math.min(ms, 2 ** 31 - 1)));
+      const timer = setTimeout(
+        () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        Math.max(0, Math.min(ms, 2 ** 31 - 1)),
+      );
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   },

@@ -73,7 +73,9 @@ function sqliteVersion(): string {
 export function readBuildInfo(root: string): BuildInfo {
   let version = "unknown";
   try {
-    version = String((JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version?: unknown }).version ?? "unknown");
+    version = String(
+      (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version?: unknown }).version ?? "unknown",
+    );
   } catch {
     // A broken package.json is not a reason to refuse to start.
   }

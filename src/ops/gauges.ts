@@ -63,10 +63,15 @@ function singleGauge(registers: Registry[], name: string, help: string, value: (
 /** Every state gauge the sources allow (no flusher: no flush gauges, and so on). */
 export function registerStateGauges(registers: Registry[], sources: GaugeSources): void {
   const { store, hub, clock } = sources;
-  const perMode = (name: string, help: string, value: (mode: Mode) => number | null) => perModeGauge(registers, name, help, value);
+  const perMode = (name: string, help: string, value: (mode: Mode) => number | null) =>
+    perModeGauge(registers, name, help, value);
   const single = (name: string, help: string, value: () => number | null) => singleGauge(registers, name, help, value);
   perMode("zoe_backlog_events", "Unflushed events", (m) => store.backlogUsage(m).events);
-  perMode("zoe_backlog_bytes", "Unflushed bytes (body + meta + a fixed share per row)", (m) => store.backlogUsage(m).bytes);
+  perMode(
+    "zoe_backlog_bytes",
+    "Unflushed bytes (body + meta + a fixed share per row)",
+    (m) => store.backlogUsage(m).bytes,
+  );
   perMode("zoe_oldest_unflushed_age_seconds", "Age of the oldest unflushed event (0 when none)", (m) => {
     const oldest = store.oldestUnflushedAt(m);
     return oldest ? Math.max(0, (clock.now() - Date.parse(oldest)) / 1000) : 0;
@@ -79,7 +84,9 @@ export function registerStateGauges(registers: Registry[], sources: GaugeSources
   }
   if (sources.flusher) {
     const f = sources.flusher;
-    perMode("zoe_flush_consecutive_failures", "Failed flush attempts since the last success", (m) => Number(f.status(m).consecutive_failures ?? 0));
+    perMode("zoe_flush_consecutive_failures", "Failed flush attempts since the last success", (m) =>
+      Number(f.status(m).consecutive_failures ?? 0),
+    );
     perMode("zoe_flush_last_success_timestamp_seconds", "When the last flush succeeded (0: not since start)", (m) => {
       const at = f.status(m).last_success_at;
       return typeof at === "string" ? Date.parse(at) / 1000 : 0;
@@ -91,10 +98,18 @@ export function registerStateGauges(registers: Registry[], sources: GaugeSources
   }
   if (sources.remoteConfigured !== undefined) {
     const configured = sources.remoteConfigured ? 1 : 0;
-    single("zoe_remote_configured", "1 when a remote (SUPABASE_URL) is configured; 0: events stay local and the backlog only grows", () => configured);
+    single(
+      "zoe_remote_configured",
+      "1 when a remote (SUPABASE_URL) is configured; 0: events stay local and the backlog only grows",
+      () => configured,
+    );
   }
-  single("zoe_db_size_bytes", "Size of the SQLite database file", () => (store.path === ":memory:" ? null : fileSize(store.path)));
-  single("zoe_wal_size_bytes", "Size of the SQLite write-ahead log", () => (store.path === ":memory:" ? null : fileSize(`${store.path}-wal`)));
+  single("zoe_db_size_bytes", "Size of the SQLite database file", () =>
+    store.path === ":memory:" ? null : fileSize(store.path),
+  );
+  single("zoe_wal_size_bytes", "Size of the SQLite write-ahead log", () =>
+    store.path === ":memory:" ? null : fileSize(`${store.path}-wal`),
+  );
   if (sources.limits) registerLimitGauges(registers, sources.limits);
 }
 
@@ -103,11 +118,23 @@ function registerLimitGauges(registers: Registry[], limits: Limits): void {
   const single = (name: string, help: string, value: () => number | null) => singleGauge(registers, name, help, value);
   single("zoe_backlog_max_events", "Cap on unflushed events (0: none)", () => limits.status().max_backlog_events ?? 0);
   single("zoe_backlog_max_bytes", "Cap on unflushed bytes (0: none)", () => limits.status().max_backlog_bytes ?? 0);
-  single("zoe_critical_reserve_events", "Room under the event cap kept for critical events", () => limits.status().critical_reserve_events);
-  single("zoe_critical_reserve_bytes", "Room under the byte cap and above the disk floor kept for critical events", () => limits.status().critical_reserve_bytes);
+  single(
+    "zoe_critical_reserve_events",
+    "Room under the event cap kept for critical events",
+    () => limits.status().critical_reserve_events,
+  );
+  single(
+    "zoe_critical_reserve_bytes",
+    "Room under the byte cap and above the disk floor kept for critical events",
+    () => limits.status().critical_reserve_bytes,
+  );
   single("zoe_disk_free_bytes", "Free bytes on the database's filesystem", () => limits.status().free_disk_bytes);
   single("zoe_disk_min_free_bytes", "Free-disk floor (0: none)", () => limits.status().min_free_disk_bytes ?? 0);
-  single("zoe_backlog_fill_ratio", "Fullest limit as a fraction of where ordinary events are refused (1: refusing)", () => limits.status().fill_ratio);
+  single(
+    "zoe_backlog_fill_ratio",
+    "Fullest limit as a fraction of where ordinary events are refused (1: refusing)",
+    () => limits.status().fill_ratio,
+  );
   new Gauge({
     name: "zoe_ingest_accepting",
     help: "1 when events of this class are accepted now (ordinary, critical)",

@@ -10,7 +10,6 @@ export interface HealthSource {
   health(mode: Mode): Record<string, unknown>;
 }
 
-
 export type { FlushStatusSource };
 
 export function createHealth(options: {

@@ -73,12 +73,13 @@ export function createMetrics(sources: MetricsSources): Metrics {
   const registers = [registry];
   let processMetrics: Promise<void> | null = null;
   const loadProcessMetrics = () =>
-    (processMetrics ??= (sources.processMetrics ?? true)
-      ? loadCollectDefaultMetrics().then((collectDefaultMetrics) => {
-          collectDefaultMetrics({ register: registry });
-          for (const name of MISLEADING_UNDER_BUN) registry.removeSingleMetric(name);
-        })
-      : Promise.resolve());
+    (processMetrics ??=
+      (sources.processMetrics ?? true)
+        ? loadCollectDefaultMetrics().then((collectDefaultMetrics) => {
+            collectDefaultMetrics({ register: registry });
+            for (const name of MISLEADING_UNDER_BUN) registry.removeSingleMetric(name);
+          })
+        : Promise.resolve());
   if (sources.build) {
     const { version, commit, bun, sqlite } = sources.build;
     new Gauge({
@@ -93,8 +94,18 @@ export function createMetrics(sources: MetricsSources): Metrics {
 
   const ingest = ingestMetrics(registers);
   const flush = flushMetrics(registers);
-  const serverErrors = new Counter({ name: "zoe_http_server_errors_total", help: "5xx answers on any route, by error code", labelNames: ["code"], registers });
-  const sseClosed = new Counter({ name: "zoe_sse_disconnects_total", help: "SSE streams ended, by mode and reason (client, slow = cut off, shutdown)", labelNames: ["mode", "reason"], registers });
+  const serverErrors = new Counter({
+    name: "zoe_http_server_errors_total",
+    help: "5xx answers on any route, by error code",
+    labelNames: ["code"],
+    registers,
+  });
+  const sseClosed = new Counter({
+    name: "zoe_sse_disconnects_total",
+    help: "SSE streams ended, by mode and reason (client, slow = cut off, shutdown)",
+    labelNames: ["mode", "reason"],
+    registers,
+  });
   registerStateGauges(registers, sources);
 
   return {
@@ -123,7 +134,9 @@ function ingestMetrics(registers: Registry[]) {
   // scrape reads the counter: labels() and inc() cost about half a
   // microsecond each, and a request made several (BENCHMARKS.md, budget).
   const acknowledged = { created: 0, duplicate: 0 };
-  const acknowledgedEvents = new Map<Mode, { created: number; duplicate: number }>(MODES.map((m) => [m, { created: 0, duplicate: 0 }]));
+  const acknowledgedEvents = new Map<Mode, { created: number; duplicate: number }>(
+    MODES.map((m) => [m, { created: 0, duplicate: 0 }]),
+  );
   const requests = new Counter({
     name: "zoe_ingest_requests_total",
     help: "POST /local/events requests by outcome (created, duplicate, conflict = a key or id reused for another event, invalid, refused = bounded store, unavailable = database, error)",
@@ -188,8 +201,19 @@ function flushMetrics(registers: Registry[]) {
     labelNames: ["mode", "outcome"],
     registers,
   });
-  const flushFailures = new Counter({ name: "zoe_flush_failures_total", help: "Failed sends to the remote, by mode", labelNames: ["mode"], registers });
-  const flushDuration = new Histogram({ name: "zoe_flush_duration_seconds", help: "Duration of one send to the remote", labelNames: ["mode"], buckets: FLUSH_BUCKETS, registers });
+  const flushFailures = new Counter({
+    name: "zoe_flush_failures_total",
+    help: "Failed sends to the remote, by mode",
+    labelNames: ["mode"],
+    registers,
+  });
+  const flushDuration = new Histogram({
+    name: "zoe_flush_duration_seconds",
+    help: "Duration of one send to the remote",
+    labelNames: ["mode"],
+    buckets: FLUSH_BUCKETS,
+    registers,
+  });
   const flushed = new Counter({
     name: "zoe_flush_events_total",
     help: "Events the remote answered for, by mode and verdict (accepted, duplicate, rejected)",
@@ -212,7 +236,9 @@ function flushMetrics(registers: Registry[]) {
           return result;
         } catch (error) {
           const code = (error as SinkError)?.code;
-          flushes.labels(batch.mode, batch.signal.aborted ? "aborted" : typeof code === "string" ? code : "error").inc();
+          flushes
+            .labels(batch.mode, batch.signal.aborted ? "aborted" : typeof code === "string" ? code : "error")
+            .inc();
           if (!batch.signal.aborted) flushFailures.labels(batch.mode).inc();
           throw error;
         } finally {

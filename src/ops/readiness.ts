@@ -88,14 +88,21 @@ export function createReadiness(options: ReadinessOptions): Readiness {
       if (dbState === "unavailable") reasons.push("database does not answer");
       if (dbState === "read_only") reasons.push(`database file ${store.path} is not writable`);
       const failed = recent();
-      if (failed >= threshold) reasons.push(`${failed} failed writes in the last ${Math.round(windowMs / 1000)} s (last: ${lastError})`);
+      if (failed >= threshold)
+        reasons.push(`${failed} failed writes in the last ${Math.round(windowMs / 1000)} s (last: ${lastError})`);
       const accepting = limits ? limits.status().accepting : "unlimited";
       if (accepting === "critical") reasons.push("backlog or disk limit reached: only critical events are accepted");
       if (accepting === "none") reasons.push("backlog or disk limit reached: no events are accepted");
       return {
         ready: reasons.length === 0,
         reasons,
-        checks: { draining, db: dbState, recent_write_failures: failed, last_write_error: failed > 0 ? lastError : null, accepting },
+        checks: {
+          draining,
+          db: dbState,
+          recent_write_failures: failed,
+          last_write_error: failed > 0 ? lastError : null,
+          accepting,
+        },
       };
     },
   };

@@ -47,30 +47,48 @@ export function createStatusReport(options: StatusReportOptions) {
   const { store, hub, health, readiness, limits, build, clock } = options;
   const dbPath = store.path === ":memory:" ? store.path : resolve(store.path);
 
-  const modeStatus = (mode: Mode) => ({ ...health.health(mode), last_seq: store.lastSeq(mode), sse_clients: hub.subscriberCount(mode) });
+  const modeStatus = (mode: Mode) => ({
+    ...health.health(mode),
+    last_seq: store.lastSeq(mode),
+    sse_clients: hub.subscriberCount(mode),
+  });
 
   /** What is wrong, one line each, worst first; empty when all is well. */
-  const problems = (ready: ReturnType<Readiness["check"]>, modes: Record<Mode, Record<string, unknown>>, capacity: ReturnType<Limits["status"]>) => {
+  const problems = (
+    ready: ReturnType<Readiness["check"]>,
+    modes: Record<Mode, Record<string, unknown>>,
+    capacity: ReturnType<Limits["status"]>,
+  ) => {
     const lines = [...ready.reasons];
     for (const mode of MODES) {
       const m = modes[mode];
       const failures = Number(m.consecutive_failures ?? 0);
-      if (failures > 0) lines.push(`${mode}: the last ${failures} flush attempt${failures === 1 ? "" : "s"} failed: ${m.last_error ?? "unknown error"}`);
+      if (failures > 0)
+        lines.push(
+          `${mode}: the last ${failures} flush attempt${failures === 1 ? "" : "s"} failed: ${m.last_error ?? "unknown error"}`,
+        );
       const age = m.oldest_unflushed_age_ms;
       if (options.flusher() && typeof age === "number" && age > STALE_UNFLUSHED_MS) {
         lines.push(`${mode}: the oldest unflushed event waits for ${Math.round(age / 60_000)} min`);
       }
       const quarantined = Number(m.quarantined ?? 0);
-      if (quarantined > 0) lines.push(`${mode}: ${quarantined} event${quarantined === 1 ? "" : "s"} quarantined, waiting for a fix and a release`);
+      if (quarantined > 0)
+        lines.push(
+          `${mode}: ${quarantined} event${quarantined === 1 ? "" : "s"} quarantined, waiting for a fix and a release`,
+        );
     }
-    if (capacity.fill_ratio >= 0.8 && capacity.accepting === "all") lines.push(`backlog or disk at ${Math.round(capacity.fill_ratio * 100)}% of where ordinary events are refused`);
+    if (capacity.fill_ratio >= 0.8 && capacity.accepting === "all")
+      lines.push(`backlog or disk at ${Math.round(capacity.fill_ratio * 100)}% of where ordinary events are refused`);
     return lines;
   };
 
   const status = () => {
     const ready = readiness.check();
     const capacity = limits.status();
-    const modes = Object.fromEntries(MODES.map((m) => [m, modeStatus(m)])) as unknown as Record<Mode, Record<string, unknown>>;
+    const modes = Object.fromEntries(MODES.map((m) => [m, modeStatus(m)])) as unknown as Record<
+      Mode,
+      Record<string, unknown>
+    >;
     const found = problems(ready, modes, capacity);
     const now = clock.now();
     return {

@@ -42,9 +42,13 @@ export class Backlog {
       ),
       // One statement for the whole batch (ids as a JSON array): about 40% less
       // time holding the event loop than an UPDATE per id.
-      markFlushed: db.query("UPDATE local_events SET flushed = 1, flushed_at = ? WHERE id IN (SELECT value FROM json_each(?)) AND flushed = 0"),
+      markFlushed: db.query(
+        "UPDATE local_events SET flushed = 1, flushed_at = ? WHERE id IN (SELECT value FROM json_each(?)) AND flushed = 0",
+      ),
       // By seq range on the unflushed index, no id lookups: ~40% less than by id.
-      markRange: db.query("UPDATE local_events SET flushed = 1, flushed_at = ? WHERE mode = ? AND seq > ? AND seq <= ? AND flushed = 0"),
+      markRange: db.query(
+        "UPDATE local_events SET flushed = 1, flushed_at = ? WHERE mode = ? AND seq > ? AND seq <= ? AND flushed = 0",
+      ),
       counters: db.query("SELECT mode, events, bytes FROM local_backlog"),
       add: db.query("UPDATE local_backlog SET events = events + ?, bytes = bytes + ? WHERE mode = ?"),
       oldest: db.query("SELECT created_at FROM local_events WHERE mode = ? AND flushed = 0 ORDER BY seq LIMIT 1"),
@@ -55,7 +59,8 @@ export class Backlog {
   /** Reloads the in-memory copy from local_backlog (two rows). */
   refresh(): void {
     for (const mode of MODES) this.usage.set(mode, { events: 0, bytes: 0 });
-    for (const r of this.q.counters.all() as ({ mode: Mode } & BacklogUsage)[]) this.usage.set(r.mode, { events: r.events, bytes: r.bytes });
+    for (const r of this.q.counters.all() as ({ mode: Mode } & BacklogUsage)[])
+      this.usage.set(r.mode, { events: r.events, bytes: r.bytes });
   }
 
   /**
@@ -63,12 +68,14 @@ export class Backlog {
    * (the partial index). A repair tool; nothing on the start or ingest path.
    */
   recount(): void {
-    this.db.transaction(() => {
-      this.db.run("UPDATE local_backlog SET events = 0, bytes = 0");
-      this.db.run(
-        `UPDATE local_backlog SET events = c.events, bytes = c.bytes FROM (SELECT mode, COUNT(*) AS events, COALESCE(SUM(${EVENT_BYTES_SQL}), 0) AS bytes FROM local_events WHERE flushed = 0 GROUP BY mode) AS c WHERE local_backlog.mode = c.mode`,
-      );
-    }).immediate();
+    this.db
+      .transaction(() => {
+        this.db.run("UPDATE local_backlog SET events = 0, bytes = 0");
+        this.db.run(
+          `UPDATE local_backlog SET events = c.events, bytes = c.bytes FROM (SELECT mode, COUNT(*) AS events, COALESCE(SUM(${EVENT_BYTES_SQL}), 0) AS bytes FROM local_events WHERE flushed = 0 GROUP BY mode) AS c WHERE local_backlog.mode = c.mode`,
+        );
+      })
+      .immediate();
     this.refresh();
   }
 
@@ -112,9 +119,15 @@ export class Backlog {
   }
 
   /** The oldest unflushed events of `mode`, in seq order, after `afterSeq` and but for `exceptSeqs`. */
-  unflushed(mode: Mode, limit: number, options: { afterSeq?: number; exceptSeqs?: readonly number[] } = {}): ZoeEvent[] {
+  unflushed(
+    mode: Mode,
+    limit: number,
+    options: { afterSeq?: number; exceptSeqs?: readonly number[] } = {},
+  ): ZoeEvent[] {
     const except = options.exceptSeqs?.length ? JSON.stringify(options.exceptSeqs) : "[]";
-    return (this.q.unflushed.all(mode, options.afterSeq ?? 0, this.lastSeq(mode), except, limit) as EventRow[]).map(rowToEvent);
+    return (this.q.unflushed.all(mode, options.afterSeq ?? 0, this.lastSeq(mode), except, limit) as EventRow[]).map(
+      rowToEvent,
+    );
   }
 
   /** Marks exactly these events flushed; returns how many changed. */
@@ -149,7 +162,6 @@ export class Backlog {
     this.refresh();
     return marked;
   }
-
 
   /** When the oldest unflushed event of `mode` was stored, or null. */
   oldestAt(mode: Mode): string | null {

@@ -34,9 +34,17 @@ export function backupDatabase(dbPath: string, destPath: string): BackupResult {
   try {
     const check = (copy.query("PRAGMA integrity_check").get() as { integrity_check: string }).integrity_check;
     if (check !== "ok") throw new Error(`The backup failed its integrity check: ${check}`);
-    const count = (where: string) => (copy.query(`SELECT COUNT(*) AS n FROM local_events WHERE ${where}`).get() as { n: number }).n;
-    const seqs = copy.query("SELECT mode, MAX(seq) AS seq FROM local_events GROUP BY mode").all() as { mode: string; seq: number }[];
-    result = { events: count("1"), unflushed: count("flushed = 0"), maxSeq: Object.fromEntries(seqs.map((r) => [r.mode, r.seq])) };
+    const count = (where: string) =>
+      (copy.query(`SELECT COUNT(*) AS n FROM local_events WHERE ${where}`).get() as { n: number }).n;
+    const seqs = copy.query("SELECT mode, MAX(seq) AS seq FROM local_events GROUP BY mode").all() as {
+      mode: string;
+      seq: number;
+    }[];
+    result = {
+      events: count("1"),
+      unflushed: count("flushed = 0"),
+      maxSeq: Object.fromEntries(seqs.map((r) => [r.mode, r.seq])),
+    };
   } catch (error) {
     copy.close();
     rmSync(partial, { force: true });

@@ -66,9 +66,12 @@ export class Inserter {
         return;
       }
       if (input.id !== undefined && (pendingIds?.has(id) || this.byId.get(id))) {
-        throw new ConflictError(`Cannot store event ${index}: id ${id} is already used by an event with another idempotency_key`, {
-          details: [{ path: `/${index}/id`, message: "Already used by another event" }],
-        });
+        throw new ConflictError(
+          `Cannot store event ${index}: id ${id} is already used by an event with another idempotency_key`,
+          {
+            details: [{ path: `/${index}/id`, message: "Already used by another event" }],
+          },
+        );
       }
       const seq = (this.counters.get(input.mode) ?? 0) + 1;
       this.counters.set(input.mode, seq);
@@ -115,7 +118,21 @@ export class Inserter {
         const e = rows[j]!;
         const meta = JSON.stringify(e.meta);
         sizes.push(Buffer.byteLength(e.body) + Buffer.byteLength(meta) + EVENT_OVERHEAD_BYTES);
-        params.push(e.id, e.mode, e.ts, e.seq, e.source, e.type, e.subtype, e.symbol, e.severity, e.body, meta, e.idempotency_key, now);
+        params.push(
+          e.id,
+          e.mode,
+          e.ts,
+          e.seq,
+          e.source,
+          e.type,
+          e.subtype,
+          e.symbol,
+          e.severity,
+          e.body,
+          meta,
+          e.idempotency_key,
+          now,
+        );
       }
       statement.run(...params);
       i += n;
@@ -125,12 +142,20 @@ export class Inserter {
 
 /** Refuses `input` (event `index` of its request) when it is not a repeat of `stored`, the event that holds its key. */
 function assertSameEvent(stored: ZoeEvent, input: EventInput, index: number, key: string): void {
-  const candidate = { ...input, symbol: input.symbol ?? null, severity: input.severity ?? "info", meta: input.meta ?? {} };
+  const candidate = {
+    ...input,
+    symbol: input.symbol ?? null,
+    severity: input.severity ?? "info",
+    meta: input.meta ?? {},
+  };
   const fields = idempotencyDifferences(stored, candidate);
   if (fields.length === 0) return;
   const ref = { id: stored.id, mode: stored.mode, seq: stored.seq };
   const message = conflictMessage(key, ref, fields);
-  throw new IdempotencyConflictError(`Cannot store event ${index}: ${message}; reuse a key only to retry the same event`, {
-    details: [{ path: `/${index}/idempotency_key`, message, stored_event: ref, fields }],
-  });
+  throw new IdempotencyConflictError(
+    `Cannot store event ${index}: ${message}; reuse a key only to retry the same event`,
+    {
+      details: [{ path: `/${index}/idempotency_key`, message, stored_event: ref, fields }],
+    },
+  );
 }

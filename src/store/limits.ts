@@ -17,7 +17,6 @@ import type { EventInput } from "../domain/schema.ts";
 import { EVENT_OVERHEAD_BYTES } from "./rows.ts";
 import type { EventStore } from "./store.ts";
 
-
 /** Seconds a refused client should wait: the flusher needs a cycle or two to make room. */
 export const BACKLOG_RETRY_AFTER_S = 15;
 /** Disk space comes back by an operator's hand, or by pruning: ask for a longer wait. */
@@ -39,7 +38,10 @@ export class DiskLowError extends ZoeError {
 }
 
 /** A fill, a halt, a kill switch: what must never be refused while ordinary events are. */
-export function isCritical(event: Pick<EventInput, "severity" | "subtype">, criticalSubtypes: ReadonlySet<string>): boolean {
+export function isCritical(
+  event: Pick<EventInput, "severity" | "subtype">,
+  criticalSubtypes: ReadonlySet<string>,
+): boolean {
   return event.severity === "critical" || criticalSubtypes.has(event.subtype);
 }
 
@@ -95,18 +97,28 @@ export function diskFreeBytes(dbPath: string): () => number | null {
 }
 
 // The three limits for one class of event: ordinary events stop a reserve short of the cap.
-const eventLimit = (config: LimitsConfig, crit: boolean) => config.maxBacklogEvents - (crit ? 0 : config.criticalReserveEvents);
-const byteLimit = (config: LimitsConfig, crit: boolean) => config.maxBacklogBytes - (crit ? 0 : config.criticalReserveBytes);
-const diskFloor = (config: LimitsConfig, crit: boolean) => config.minFreeDiskBytes + (crit ? 0 : config.criticalReserveBytes);
+const eventLimit = (config: LimitsConfig, crit: boolean) =>
+  config.maxBacklogEvents - (crit ? 0 : config.criticalReserveEvents);
+const byteLimit = (config: LimitsConfig, crit: boolean) =>
+  config.maxBacklogBytes - (crit ? 0 : config.criticalReserveBytes);
+const diskFloor = (config: LimitsConfig, crit: boolean) =>
+  config.minFreeDiskBytes + (crit ? 0 : config.criticalReserveBytes);
 
 /**
  * Why `adding` more (the request plus what is in flight) on top of the stored
  * `usage` would break a limit for this class of event, or null. The disk is
  * measured only when it has a floor.
  */
-function refusalOf(config: LimitsConfig, crit: boolean, usage: { events: number; bytes: number }, adding: { events: number; bytes: number }, freeDisk: () => number | null): ZoeError | null {
+function refusalOf(
+  config: LimitsConfig,
+  crit: boolean,
+  usage: { events: number; bytes: number },
+  adding: { events: number; bytes: number },
+  freeDisk: () => number | null,
+): ZoeError | null {
   const kind = crit ? "critical events" : "events";
-  const reserve = (n: number, unit: string) => (crit || n === 0 ? "" : `, ${n.toLocaleString("en")} ${unit} kept for critical events`);
+  const reserve = (n: number, unit: string) =>
+    crit || n === 0 ? "" : `, ${n.toLocaleString("en")} ${unit} kept for critical events`;
   if (config.maxBacklogEvents > 0 && usage.events + adding.events > eventLimit(config, crit)) {
     return new BacklogFullError(
       `Cannot store ${kind}: the unflushed backlog holds ${usage.events.toLocaleString("en")} events (cap ${config.maxBacklogEvents.toLocaleString("en")}${reserve(config.criticalReserveEvents, "events")}); retry once the flush to the remote catches up`,
@@ -148,7 +160,13 @@ export function createLimits(options: LimitsOptions): Limits {
   };
 
   const refusal = (crit: boolean, events: number, bytes: number) =>
-    refusalOf(config, crit, store.backlogUsage(), { events: inflightEvents + events, bytes: inflightBytes + bytes }, freeDisk);
+    refusalOf(
+      config,
+      crit,
+      store.backlogUsage(),
+      { events: inflightEvents + events, bytes: inflightBytes + bytes },
+      freeDisk,
+    );
 
   return {
     admit(events) {
@@ -181,7 +199,8 @@ export function createLimits(options: LimitsOptions): Limits {
       if (config.maxBacklogEvents > 0) ratios.push(usage.events / Math.max(1, eventLimit(config, false)));
       if (config.maxBacklogBytes > 0) ratios.push(usage.bytes / Math.max(1, byteLimit(config, false)));
       // Disk: 0 with the whole filesystem free, 1 at the ordinary floor.
-      if (config.minFreeDiskBytes > 0 && disk !== null) ratios.push(Math.min(1, diskFloor(config, false) / Math.max(1, disk)));
+      if (config.minFreeDiskBytes > 0 && disk !== null)
+        ratios.push(Math.min(1, diskFloor(config, false) / Math.max(1, disk)));
       return {
         accepting,
         backlog_events: usage.events,

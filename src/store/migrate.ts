@@ -20,7 +20,11 @@ export function readMigrations(dir = LOCAL_MIGRATIONS_DIR): Migration[] {
     .sort()
     .map((f, i) => {
       const version = Number(f.slice(0, 3));
-      if (version !== i + 1) throw new StartupError("bad_migrations", `Migration ${f} in ${dir} is out of sequence: expected version ${i + 1}`);
+      if (version !== i + 1)
+        throw new StartupError(
+          "bad_migrations",
+          `Migration ${f} in ${dir} is out of sequence: expected version ${i + 1}`,
+        );
       return { version, name: f, sql: readFileSync(join(dir, f), "utf8") };
     });
 }

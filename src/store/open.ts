@@ -63,6 +63,8 @@ export function openDatabase(options: OpenOptions): OpenDatabase {
   } catch (cause) {
     lock?.close();
     if (cause instanceof StartupError) throw cause;
-    throw new StartupError("db_open_failed", `Cannot open database ${options.path}: ${(cause as Error).message}`, { cause });
+    throw new StartupError("db_open_failed", `Cannot open database ${options.path}: ${(cause as Error).message}`, {
+      cause,
+    });
   }
 }

@@ -26,7 +26,10 @@ export class Queries {
   private readonly db: Database;
   private readonly clock: Clock;
   private readonly stateKeep: number;
-  private readonly q: Record<"since" | "sinceJson" | "latest" | "logFlush" | "lastFlush" | "putState" | "trimState" | "latestState", Statement>;
+  private readonly q: Record<
+    "since" | "sinceJson" | "latest" | "logFlush" | "lastFlush" | "putState" | "trimState" | "latestState",
+    Statement
+  >;
 
   /** Readers see events up to the durable seq of each mode (writer.ts), never one still being synced. */
   private readonly lastSeq: (mode: Mode) => number;
@@ -37,7 +40,9 @@ export class Queries {
     this.clock = options.clock;
     this.stateKeep = options.stateKeep;
     this.q = {
-      since: db.query(`SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`),
+      since: db.query(
+        `SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+      ),
       // The event as JSON.stringify(rowToEvent(row)) would write it, built by
       // SQLite: one string per row instead of twelve, and no JSON.parse of
       // meta and stringify of the whole event in JS (the SSE replay's cost).
@@ -50,8 +55,12 @@ export class Queries {
       latest: db.query(
         `SELECT * FROM (SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND seq <= ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
       ),
-      logFlush: db.query("INSERT INTO local_flush_log (ts, mode, count, last_seq, status, error) VALUES (?, ?, ?, ?, ?, ?)"),
-      lastFlush: db.query("SELECT ts, count, last_seq, status, error FROM local_flush_log WHERE mode = ? ORDER BY id DESC LIMIT 1"),
+      logFlush: db.query(
+        "INSERT INTO local_flush_log (ts, mode, count, last_seq, status, error) VALUES (?, ?, ?, ?, ?, ?)",
+      ),
+      lastFlush: db.query(
+        "SELECT ts, count, last_seq, status, error FROM local_flush_log WHERE mode = ? ORDER BY id DESC LIMIT 1",
+      ),
       putState: db.query("INSERT INTO local_state_snapshots (mode, ts, state_json) VALUES (?, ?, ?)"),
       trimState: db.query(
         "DELETE FROM local_state_snapshots WHERE mode = ? AND id <= (SELECT id FROM local_state_snapshots WHERE mode = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
@@ -82,7 +91,9 @@ export class Queries {
   /** An audit row: written without waiting for fsync (sync.ts). */
   logFlush(entry: FlushLogEntry): void {
     const at = new Date(this.clock.now()).toISOString();
-    withoutSync(this.db, () => this.q.logFlush.run(at, entry.mode, entry.count, entry.last_seq, entry.status, entry.error ?? null));
+    withoutSync(this.db, () =>
+      this.q.logFlush.run(at, entry.mode, entry.count, entry.last_seq, entry.status, entry.error ?? null),
+    );
   }
 
   lastFlush(mode: Mode): (FlushLogEntry & { ts: string }) | null {
@@ -93,10 +104,12 @@ export class Queries {
   putState(mode: Mode, state: Record<string, unknown>): StateSnapshot {
     const ts = new Date(this.clock.now()).toISOString();
     try {
-      this.db.transaction(() => {
-        this.q.putState.run(mode, ts, JSON.stringify(state));
-        this.q.trimState.run(mode, mode, this.stateKeep);
-      }).immediate();
+      this.db
+        .transaction(() => {
+          this.q.putState.run(mode, ts, JSON.stringify(state));
+          this.q.trimState.run(mode, mode, this.stateKeep);
+        })
+        .immediate();
     } catch (error) {
       throw storeFailure(`Cannot store state snapshot for ${mode}`, error);
     }

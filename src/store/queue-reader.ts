@@ -22,9 +22,12 @@ export function openQueueReader(path: string): QueueReader {
   const db = new Database(path, { readonly: true, strict: true });
   db.run("PRAGMA busy_timeout = 5000");
   db.run("PRAGMA cache_size = -4000");
-  const unflushed = db.query(`SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND flushed = 0 AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`);
+  const unflushed = db.query(
+    `SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND flushed = 0 AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+  );
   return {
-    unflushed: (mode, limit, afterSeq, untilSeq) => (unflushed.all(mode, afterSeq, untilSeq, limit) as EventRow[]).map(rowToEvent),
+    unflushed: (mode, limit, afterSeq, untilSeq) =>
+      (unflushed.all(mode, afterSeq, untilSeq, limit) as EventRow[]).map(rowToEvent),
     close: () => db.close(),
   };
 }

@@ -55,7 +55,11 @@ export function storeFailure(action: string, error: unknown): Error {
   if (error instanceof ZoeError) return error;
   const code = String((error as { code?: unknown })?.code ?? "");
   if (UNAVAILABLE.test(code)) {
-    const reason = code.startsWith("SQLITE_FULL") ? "disk or database is full" : code.startsWith("SQLITE_READONLY") ? "database is read-only" : code;
+    const reason = code.startsWith("SQLITE_FULL")
+      ? "disk or database is full"
+      : code.startsWith("SQLITE_READONLY")
+        ? "database is read-only"
+        : code;
     return new StoreUnavailableError(`${action}: ${reason}`, { cause: error });
   }
   return error instanceof Error ? error : new Error(String(error));

@@ -67,15 +67,21 @@ export class EventStore {
     this.path = options.path;
     this.clock = options.clock ?? systemClock;
     this.retentionMs = options.retentionMs ?? 7 * 86_400_000;
-    this.onListenerError = options.onListenerError ?? ((error) => console.error("zoe-local: append listener failed:", error));
+    this.onListenerError =
+      options.onListenerError ?? ((error) => console.error("zoe-local: append listener failed:", error));
     const maxSeq = db.query("SELECT COALESCE(MAX(seq), 0) AS seq FROM local_events WHERE mode = ?");
     const lastSeqs = new Map<Mode, number>();
     for (const mode of MODES) lastSeqs.set(mode, (maxSeq.get(mode) as { seq: number }).seq);
     this.backlogs = new Backlog(db, this.clock, (mode) => this.lastSeq(mode));
-    this.queries = new Queries(db, { clock: this.clock, stateKeep: options.stateKeep ?? 100, lastSeq: (mode) => this.lastSeq(mode) });
+    this.queries = new Queries(db, {
+      clock: this.clock,
+      stateKeep: options.stateKeep ?? 100,
+      lastSeq: (mode) => this.lastSeq(mode),
+    });
     // FULL and EXTRA: the group commit's fsync runs off the event loop (wal-sync.ts).
     const full = options.synchronous === "FULL" || options.synchronous === "EXTRA";
-    this.walSync = full && (options.groupCommit ?? true) && options.path !== ":memory:" ? new WalSync(options.path) : null;
+    this.walSync =
+      full && (options.groupCommit ?? true) && options.path !== ":memory:" ? new WalSync(options.path) : null;
     let counted = new Map<Mode, BacklogUsage>();
     this.writer = new Writer(db, {
       clock: this.clock,
@@ -91,7 +97,11 @@ export class EventStore {
       onDurable: (stored) => this.committed(stored),
       walSync: this.walSync ? { sync: this.walSync, synchronous: options.synchronous ?? "NORMAL" } : null,
     });
-    this.pruneOne = pruneStep(db, () => new Date(this.clock.now() - this.retentionMs).toISOString(), (mode) => this.lastSeq(mode));
+    this.pruneOne = pruneStep(
+      db,
+      () => new Date(this.clock.now() - this.retentionMs).toISOString(),
+      (mode) => this.lastSeq(mode),
+    );
     this.checkpointer =
       options.checkpointIntervalMs && options.path !== ":memory:"
         ? startCheckpointer({ path: options.path, intervalMs: options.checkpointIntervalMs })
@@ -164,7 +174,11 @@ export class EventStore {
   }
 
   /** The oldest unflushed events of `mode`, in seq order (the flusher's queue), after `afterSeq` and but for `exceptSeqs`. */
-  unflushed(mode: Mode, limit: number, options: { afterSeq?: number; exceptSeqs?: readonly number[] } = {}): ZoeEvent[] {
+  unflushed(
+    mode: Mode,
+    limit: number,
+    options: { afterSeq?: number; exceptSeqs?: readonly number[] } = {},
+  ): ZoeEvent[] {
     return this.backlogs.unflushed(mode, limit, options);
   }
 

@@ -11,7 +11,8 @@ const levels = new WeakMap<Database, number>();
 /** Runs `fn` (its own transaction or autocommit statements) at synchronous=NORMAL, then restores the connection's level. */
 export function withoutSync<T>(db: Database, fn: () => T): T {
   let level = levels.get(db);
-  if (level === undefined) levels.set(db, (level = (db.query("PRAGMA synchronous").get() as { synchronous: number }).synchronous));
+  if (level === undefined)
+    levels.set(db, (level = (db.query("PRAGMA synchronous").get() as { synchronous: number }).synchronous));
   if (level <= 1) return fn();
   db.run("PRAGMA synchronous = NORMAL");
   try {

@@ -79,7 +79,10 @@ export class Writer {
     this.onDurable = options.onDurable;
     this.walSync = options.walSync?.sync ?? null;
     this.syncLevel = options.walSync
-      ? { relaxed: db.query("PRAGMA synchronous = NORMAL"), restored: db.query(`PRAGMA synchronous = ${options.walSync.synchronous}`) }
+      ? {
+          relaxed: db.query("PRAGMA synchronous = NORMAL"),
+          restored: db.query(`PRAGMA synchronous = ${options.walSync.synchronous}`),
+        }
       : null;
     this.counters = new Map(options.lastSeqs);
     this.durable = new Map(options.lastSeqs);
@@ -160,9 +163,12 @@ export class Writer {
       if (error) {
         // The frames may never reach the disk: refuse these and every later
         // append; a restart reopens the database as it is on disk.
-        this.broken ??= new StoreUnavailableError(`Cannot store events: syncing the WAL to disk failed (${error.message}); restart the service`, {
-          cause: error,
-        });
+        this.broken ??= new StoreUnavailableError(
+          `Cannot store events: syncing the WAL to disk failed (${error.message}); restart the service`,
+          {
+            cause: error,
+          },
+        );
         for (const p of [...batch, ...this.pending.splice(0)]) p.reject(this.broken);
         return;
       }

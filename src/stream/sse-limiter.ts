@@ -44,7 +44,10 @@ export function createSseLimiter(limits: SseLimits): SseLimiter {
     },
     acquire(address) {
       if (open >= limits.maxClients) {
-        throw new TooManyStreamsError(`Cannot open stream: ${open} streams are open, the limit is ${limits.maxClients}; retry later`, 503);
+        throw new TooManyStreamsError(
+          `Cannot open stream: ${open} streams are open, the limit is ${limits.maxClients}; retry later`,
+          503,
+        );
       }
       const exempt = address === null || (limits.exemptLoopback !== false && isLoopback(unmapped(address)));
       const key = exempt ? null : address;

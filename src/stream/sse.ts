@@ -261,7 +261,9 @@ class EventStream {
 
   private heartbeatText(): string {
     const { store, mode, heartbeatMs } = this.o;
-    return this.o.heartbeatEvents ? `event: heartbeat\ndata: {"newest_seq":${store.lastSeq(mode)},"interval_ms":${heartbeatMs}}\n\n` : ":\n\n";
+    return this.o.heartbeatEvents
+      ? `event: heartbeat\ndata: {"newest_seq":${store.lastSeq(mode)},"interval_ms":${heartbeatMs}}\n\n`
+      : ":\n\n";
   }
 }
 

@@ -5,8 +5,16 @@ import { progressBar } from "../../src/cli/format.ts";
 
 test("parseEnvFile() reads a systemd EnvironmentFile: comments, quotes, export, blank lines", () => {
   const text = `# comment\n; also a comment\n\nHOST=0.0.0.0\nexport PORT = 9000\nZOE_API_TOKEN="a \\"quoted\\" secret"\nSUPABASE_URL='https://x.supabase.co'\nEMPTY=\n`;
-  expect(parseEnvFile(text)).toEqual({ HOST: "0.0.0.0", PORT: "9000", ZOE_API_TOKEN: 'a "quoted" secret', SUPABASE_URL: "https://x.supabase.co", EMPTY: "" });
-  expect(() => parseEnvFile("PORT 9000", "/etc/zoe-local/zoe-local.env")).toThrow('/etc/zoe-local/zoe-local.env:1: expected KEY=VALUE, got "PORT 9000"');
+  expect(parseEnvFile(text)).toEqual({
+    HOST: "0.0.0.0",
+    PORT: "9000",
+    ZOE_API_TOKEN: 'a "quoted" secret',
+    SUPABASE_URL: "https://x.supabase.co",
+    EMPTY: "",
+  });
+  expect(() => parseEnvFile("PORT 9000", "/etc/zoe-local/zoe-local.env")).toThrow(
+    '/etc/zoe-local/zoe-local.env:1: expected KEY=VALUE, got "PORT 9000"',
+  );
 });
 
 test("serviceUrl(): --url, then ZOE_URL, then the service's own HOST and PORT, reached on loopback for a wildcard bind", () => {

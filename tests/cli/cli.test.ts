@@ -13,14 +13,26 @@ let svc: ServiceProcess;
 let asOperator: Record<string, string>;
 
 async function post(events: Record<string, unknown>[]) {
-  const res = await fetch(`${svc.url}/local/events`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(events) });
+  const res = await fetch(`${svc.url}/local/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify(events),
+  });
   if (res.status !== 201) throw new Error(`POST /local/events: ${res.status} ${await res.text()}`);
 }
 
 beforeAll(async () => {
   svc = await startService({ dbPath: dir.file("zoe.db"), env: { ZOE_API_TOKEN: TOKEN } });
   asOperator = { ZOE_URL: svc.url, ZOE_API_TOKEN: TOKEN };
-  await post(Array.from({ length: 5 }, (_, i) => ({ mode: "live", source: "bot", type: "ORDER", subtype: "TICK", body: `e${i}` })));
+  await post(
+    Array.from({ length: 5 }, (_, i) => ({
+      mode: "live",
+      source: "bot",
+      type: "ORDER",
+      subtype: "TICK",
+      body: `e${i}`,
+    })),
+  );
 }, 30_000);
 afterAll(async () => {
   await svc?.kill("SIGTERM");
@@ -46,7 +58,9 @@ describe("zoe-local without a running service", () => {
     try {
       const r = await runCli(["status", "--timeout", "0.3"], { ZOE_URL: `http://127.0.0.1:${hung.port}` });
       expect(r.code).toBe(3);
-      expect(r.stderr).toBe(`zoe-local: cannot reach zoe-local at http://127.0.0.1:${hung.port}: no answer within 0.3 s — is it hung? (journalctl -u zoe-local)\n`);
+      expect(r.stderr).toBe(
+        `zoe-local: cannot reach zoe-local at http://127.0.0.1:${hung.port}: no answer within 0.3 s — is it hung? (journalctl -u zoe-local)\n`,
+      );
     } finally {
       hung.stop(true);
     }
@@ -57,7 +71,8 @@ describe("help and arguments", () => {
   test("--help lists the commands and the exit codes; help <command> shows its options", async () => {
     const r = await runCli(["--help"]);
     expect(r.code).toBe(0);
-    for (const c of ["status", "tail", "flush", "quarantine", "backup", "check-config"]) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, "m"));
+    for (const c of ["status", "tail", "flush", "quarantine", "backup", "check-config"])
+      expect(r.stdout).toMatch(new RegExp(`^  ${c} `, "m"));
     expect(r.stdout).toContain("Exit codes: 0 done");
     const tail = await runCli(["help", "tail"]);
     expect(tail.code).toBe(0);
@@ -67,10 +82,23 @@ describe("help and arguments", () => {
 
   test("a wrong command, option or value is exit 2 with a line that says which", async () => {
     expect(await runCli([])).toMatchObject({ code: 2 });
-    expect(await runCli(["stauts"])).toMatchObject({ code: 2, stderr: 'zoe-local: unknown command "stauts" (zoe-local --help)\n' });
-    expect(await runCli(["status", "--frob"])).toMatchObject({ code: 2, stderr: "zoe-local: Unknown option '--frob' for status (zoe-local --help)\n" });
-    expect(await runCli(["tail", "--severity", "loud"], asOperator)).toMatchObject({ code: 2, stderr: 'zoe-local: --severity: expected one of debug, info, warn, error, critical, got "loud" (zoe-local --help)\n' });
-    expect(await runCli(["status"], { ZOE_URL: "localhost:8765" })).toMatchObject({ code: 2, stderr: 'zoe-local: ZOE_URL: expected http://host:port, got "localhost:8765" (zoe-local --help)\n' });
+    expect(await runCli(["stauts"])).toMatchObject({
+      code: 2,
+      stderr: 'zoe-local: unknown command "stauts" (zoe-local --help)\n',
+    });
+    expect(await runCli(["status", "--frob"])).toMatchObject({
+      code: 2,
+      stderr: "zoe-local: Unknown option '--frob' for status (zoe-local --help)\n",
+    });
+    expect(await runCli(["tail", "--severity", "loud"], asOperator)).toMatchObject({
+      code: 2,
+      stderr:
+        'zoe-local: --severity: expected one of debug, info, warn, error, critical, got "loud" (zoe-local --help)\n',
+    });
+    expect(await runCli(["status"], { ZOE_URL: "localhost:8765" })).toMatchObject({
+      code: 2,
+      stderr: 'zoe-local: ZOE_URL: expected http://host:port, got "localhost:8765" (zoe-local --help)\n',
+    });
   });
 });
 
@@ -78,7 +106,11 @@ describe("zoe-local status", () => {
   test("prints the build, the database and per-mode figures, exit 0 when all is well", async () => {
     const r = await runCli(["status"], asOperator);
     expect(r).toMatchObject({ code: 0, stderr: "" });
-    expect(r.stdout).toMatch(new RegExp(`^zoe-local \\S+ \\(commit \\S+, bun ${Bun.version.replace(/\./g, "\\.")}, sqlite [\\d.]+\\) at ${svc.url}, pid ${svc.proc.pid}, up `));
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `^zoe-local \\S+ \\(commit \\S+, bun ${Bun.version.replace(/\./g, "\\.")}, sqlite [\\d.]+\\) at ${svc.url}, pid ${svc.proc.pid}, up `,
+      ),
+    );
     expect(r.stdout).toContain("status:    OK\n");
     expect(r.stdout).toContain(`database:  ${dir.file("zoe.db")}  `);
     expect(r.stdout).toContain("remote:    none configured (SUPABASE_URL unset): events stay local");
@@ -90,14 +122,21 @@ describe("zoe-local status", () => {
     const r = await runCli(["status", "--json"], asOperator);
     expect(r.code).toBe(0);
     const s = JSON.parse(r.stdout);
-    expect(s).toMatchObject({ url: svc.url, status: "ok", problems: [], db: { path: dir.file("zoe.db") }, modes: { live: { backlog: 5, last_seq: 5 } } });
+    expect(s).toMatchObject({
+      url: svc.url,
+      status: "ok",
+      problems: [],
+      db: { path: dir.file("zoe.db") },
+      modes: { live: { backlog: 5, last_seq: 5 } },
+    });
     expect(s.db.size_bytes).toBeGreaterThan(0);
   });
 
   test("a missing or wrong token is exit 4 with a line that says which", async () => {
     expect(await runCli(["status"], { ZOE_URL: svc.url })).toMatchObject({
       code: 4,
-      stderr: "zoe-local: GET /local/status: unauthorized — the service needs its token: set ZOE_API_TOKEN (or --env-file /etc/zoe-local/zoe-local.env)\n",
+      stderr:
+        "zoe-local: GET /local/status: unauthorized — the service needs its token: set ZOE_API_TOKEN (or --env-file /etc/zoe-local/zoe-local.env)\n",
     });
     expect(await runCli(["status"], { ZOE_URL: svc.url, ZOE_API_TOKEN: "wrong-token-0123456789" })).toMatchObject({
       code: 4,
@@ -111,7 +150,10 @@ describe("zoe-local status", () => {
     const r = await runCli(["--env-file", file, "status", "--json"]);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).url).toBe(`http://127.0.0.1:${svc.port}`);
-    expect(await runCli(["--env-file", dir.file("missing.env"), "status"])).toMatchObject({ code: 2, stderr: `zoe-local: cannot read --env-file ${dir.file("missing.env")}: no such file\n` });
+    expect(await runCli(["--env-file", dir.file("missing.env"), "status"])).toMatchObject({
+      code: 2,
+      stderr: `zoe-local: cannot read --env-file ${dir.file("missing.env")}: no such file\n`,
+    });
   });
 });
 
@@ -120,13 +162,17 @@ describe("zoe-local backup", () => {
     const dest = dir.file("backup.db");
     const r = await runCli(["backup", dest], asOperator);
     expect(r).toMatchObject({ code: 0, stderr: "" });
-    expect(r.stdout).toMatch(new RegExp(`^backup: ${dest} \\([\\d.]+ KiB, integrity ok\\): 5 events, 5 unflushed, last seq live 5\\n$`));
+    expect(r.stdout).toMatch(
+      new RegExp(`^backup: ${dest} \\([\\d.]+ KiB, integrity ok\\): 5 events, 5 unflushed, last seq live 5\\n$`),
+    );
     const copy = new Database(dest, { readonly: true });
     expect((copy.query("SELECT COUNT(*) AS n FROM local_events").get() as { n: number }).n).toBe(5);
     copy.close();
     const again = await runCli(["backup", dest], asOperator);
     expect(again.code).toBe(1);
-    expect(again.stderr).toBe(`zoe-local: backup failed: ${dest} exists: VACUUM INTO will not overwrite it; pick another name\n`);
+    expect(again.stderr).toBe(
+      `zoe-local: backup failed: ${dest} exists: VACUUM INTO will not overwrite it; pick another name\n`,
+    );
   });
 
   test("--db backs up a database without asking the service (it may be stopped)", async () => {
@@ -158,6 +204,9 @@ describe("zoe-local check-config", () => {
     expect(ok.stdout).toStartWith("zoe-local: configuration is valid (0 errors, 0 warnings)");
     expect(ok.stdout).not.toContain(TOKEN);
     const json = await runCli(["check-config", "--env-file", bad, "--json"]);
-    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, errors: [{ variable: "PORT" }, { variable: "ZOE_LOG_LEVEL" }] });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      ok: false,
+      errors: [{ variable: "PORT" }, { variable: "ZOE_LOG_LEVEL" }],
+    });
   });
 });

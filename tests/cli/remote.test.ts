@@ -23,9 +23,14 @@ beforeAll(async () => {
     port: 0,
     idleTimeout: 0,
     async fetch(req) {
-      if (!open) return Response.json({ error: { code: "unauthorized", message: "gate closed by the test" } }, { status: 401 });
+      if (!open)
+        return Response.json({ error: { code: "unauthorized", message: "gate closed by the test" } }, { status: 401 });
       const url = new URL(req.url);
-      const upstream = await fetch(`${stack.url}${url.pathname}${url.search}`, { method: req.method, headers: req.headers, body: await req.arrayBuffer() });
+      const upstream = await fetch(`${stack.url}${url.pathname}${url.search}`, {
+        method: req.method,
+        headers: req.headers,
+        body: await req.arrayBuffer(),
+      });
       return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers: upstream.headers });
     },
   });
@@ -39,7 +44,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function service(env: Record<string, string> = {}, options: { dbPath?: string; port?: number } = {}): Promise<ServiceProcess & { dbPath: string; env: Record<string, string> }> {
+async function service(
+  env: Record<string, string> = {},
+  options: { dbPath?: string; port?: number } = {},
+): Promise<ServiceProcess & { dbPath: string; env: Record<string, string> }> {
   let dbPath = options.dbPath;
   if (!dbPath) {
     const dir = tempDir("zoe-cli-remote-");
@@ -71,16 +79,31 @@ async function service(env: Record<string, string> = {}, options: { dbPath?: str
 
 let tag = 0;
 async function post(svc: ServiceProcess, events: Record<string, unknown>[]): Promise<{ id: string; seq: number }[]> {
-  const res = await fetch(`${svc.url}/local/events`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(events) });
+  const res = await fetch(`${svc.url}/local/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify(events),
+  });
   if (res.status !== 201) throw new Error(`POST /local/events: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { events: { id: string; seq: number }[] }).events;
 }
-const ev = (source: string, extra: Record<string, unknown> = {}) => ({ mode: "live", source, type: "MARKET", subtype: "TICK", body: `${source} ${++tag}`, ...extra });
+const ev = (source: string, extra: Record<string, unknown> = {}) => ({
+  mode: "live",
+  source,
+  type: "MARKET",
+  subtype: "TICK",
+  body: `${source} ${++tag}`,
+  ...extra,
+});
 async function remoteCount(source: string): Promise<number> {
   return ((await stack.sql`select count(*)::int as n from zoe_events where source = ${source}`)[0] as { n: number }).n;
 }
 async function liveStatus(svc: ServiceProcess): Promise<Record<string, any>> {
-  return ((await (await fetch(`${svc.url}/local/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { modes: { live: Record<string, any> } }).modes.live;
+  return (
+    (await (await fetch(`${svc.url}/local/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+      modes: { live: Record<string, any> };
+    }
+  ).modes.live;
 }
 
 describe("zoe-local flush", () => {
@@ -88,13 +111,24 @@ describe("zoe-local flush", () => {
     const svc = await service();
     const source = `cli-flush-${process.pid}`;
     open = false;
-    for (let i = 0; i < 20; i++) await post(svc, Array.from({ length: 1000 }, () => ev(source)));
+    for (let i = 0; i < 20; i++)
+      await post(
+        svc,
+        Array.from({ length: 1000 }, () => ev(source)),
+      );
     // Full batches woke the flusher; the closed gate refused it, and a 401 is not retried on its own.
-    await waitFor(async () => (await liveStatus(svc)).flusher === "idle", 10_000, "the flusher to give up on the closed gate");
+    await waitFor(
+      async () => (await liveStatus(svc)).flusher === "idle",
+      10_000,
+      "the flusher to give up on the closed gate",
+    );
     expect((await liveStatus(svc)).backlog).toBe(20_000);
     open = true;
     const r = await runCli(["flush", "--mode", "live", "--progress"], svc.env);
-    expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 0, stdout: expect.stringMatching(/^flushed in \d+(m \d+)?s: live: 20,000 → 0 unflushed\n$/) });
+    expect({ code: r.code, stdout: r.stdout }).toEqual({
+      code: 0,
+      stdout: expect.stringMatching(/^flushed in \d+(m \d+)?s: live: 20,000 → 0 unflushed\n$/),
+    });
     const bars = r.stderr.trim().split("\n");
     expect(bars[0]).toMatch(/^flushing live: \[░{24}\]\s+0%  0 of 20,000$/);
     expect(bars.at(-1)).toMatch(/^flushing live: \[█{24}\] 100%  20,000 of 20,000$/);
@@ -136,11 +170,18 @@ describe("zoe-local quarantine", () => {
 
     const status = await runCli(["status"], svc.env);
     expect(status.code).toBe(1);
-    expect(status.stdout).toContain("status:    DEGRADED\n  ! live: 1 event quarantined, waiting for a fix and a release\n");
+    expect(status.stdout).toContain(
+      "status:    DEGRADED\n  ! live: 1 event quarantined, waiting for a fix and a release\n",
+    );
 
     const list = await runCli(["quarantine", "list"], svc.env);
     expect(list.code).toBe(0);
-    expect(list.stdout).toMatch(new RegExp(`^live\\s+${poison!.seq}\\s+${poison!.id}\\s+MARKET/TICK\\s+1\\s+\\d+s ago\\s+rejected by remote`, "m"));
+    expect(list.stdout).toMatch(
+      new RegExp(
+        `^live\\s+${poison!.seq}\\s+${poison!.id}\\s+MARKET/TICK\\s+1\\s+\\d+s ago\\s+rejected by remote`,
+        "m",
+      ),
+    );
     expect(list.stdout).toContain("1 quarantined event.");
 
     const show = await runCli(["quarantine", "show", poison!.id], svc.env);
@@ -151,18 +192,26 @@ describe("zoe-local quarantine", () => {
     const json = JSON.parse((await runCli(["quarantine", "show", poison!.id, "--json"], svc.env)).stdout);
     expect(json).toMatchObject({ event: { id: poison!.id, body: "poison" }, attempts: 1 });
     const unknown = crypto.randomUUID();
-    expect(await runCli(["quarantine", "show", unknown], svc.env)).toMatchObject({ code: 1, stderr: `zoe-local: event ${unknown} is not in the quarantine (already released, or never quarantined)\n` });
+    expect(await runCli(["quarantine", "show", unknown], svc.env)).toMatchObject({
+      code: 1,
+      stderr: `zoe-local: event ${unknown} is not in the quarantine (already released, or never quarantined)\n`,
+    });
 
     expect(await runCli(["quarantine", "release", "--mode", "live"], svc.env)).toMatchObject({ code: 2 });
     await stack.sql.unsafe("alter table public.zoe_events disable trigger refuse_poison");
     try {
       const released = await runCli(["quarantine", "release", "--mode", "live", "--all"], svc.env);
-      expect(released).toMatchObject({ code: 0, stdout: "released 1 event of live back into the flush queue (a flush starts now); 0 still quarantined\n" });
+      expect(released).toMatchObject({
+        code: 0,
+        stdout: "released 1 event of live back into the flush queue (a flush starts now); 0 still quarantined\n",
+      });
       await waitFor(async () => (await remoteCount(source)) === 3, 10_000, "the released event in Postgres");
     } finally {
       await stack.sql.unsafe("alter table public.zoe_events enable trigger refuse_poison");
     }
-    expect((await runCli(["quarantine", "list", "--mode", "live"], svc.env)).stdout).toBe("no quarantined events in live\n");
+    expect((await runCli(["quarantine", "list", "--mode", "live"], svc.env)).stdout).toBe(
+      "no quarantined events in live\n",
+    );
   }, 60_000);
 });
 
@@ -171,11 +220,20 @@ describe("zoe-local tail", () => {
     const svc = await service();
     const source = `cli-tail-${process.pid}`;
     await post(svc, [ev(source, { type: "ORDER", subtype: "BUY_FILLED", severity: "warn" }), ev(source)]);
-    const tail = spawnCli(["tail", "--mode", "live", "--type", "ORDER", "--severity", "warn", "--json", "--count", "5"], svc.env);
+    const tail = spawnCli(
+      ["tail", "--mode", "live", "--type", "ORDER", "--severity", "warn", "--json", "--count", "5"],
+      svc.env,
+    );
     cleanups.push(() => (tail.proc.exitCode === null ? tail.proc.kill("SIGKILL") : undefined));
     // -n 10 by default: the newest events first, filtered.
     await waitFor(() => tail.lines().length === 1, 10_000, "the replayed ORDER");
-    const wanted = (i: number) => ev(source, { type: "ORDER", subtype: "KILL_SWITCH", severity: i % 2 ? "critical" : "error", body: `wanted ${i}` });
+    const wanted = (i: number) =>
+      ev(source, {
+        type: "ORDER",
+        subtype: "KILL_SWITCH",
+        severity: i % 2 ? "critical" : "error",
+        body: `wanted ${i}`,
+      });
     await post(svc, [wanted(1), ev(source, { type: "ORDER", severity: "info" }), ev(source, { severity: "critical" })]);
     await waitFor(() => tail.lines().length === 2, 10_000, "the live ORDER");
 
@@ -185,7 +243,9 @@ describe("zoe-local tail", () => {
     await post(again, [wanted(2), wanted(3)]);
     await post(again, [wanted(4), wanted(5)]);
     expect(await tail.exited).toBe(0);
-    const printed = tail.lines().map((l) => JSON.parse(l) as { seq: number; type: string; severity: string; body: string });
+    const printed = tail
+      .lines()
+      .map((l) => JSON.parse(l) as { seq: number; type: string; severity: string; body: string });
     expect(printed.map((e) => e.body)).toEqual([printed[0]!.body, "wanted 1", "wanted 2", "wanted 3", "wanted 4"]);
     expect(printed.every((e) => e.type === "ORDER" && ["warn", "error", "critical"].includes(e.severity))).toBe(true);
     const seqs = printed.map((e) => e.seq);

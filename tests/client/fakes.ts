@@ -35,7 +35,10 @@ export class FakeEventSource implements EventSourceLike {
   }
   /** Dispatches a named event (`heartbeat`, `reset`) as the server would send it. */
   emit(type: string, data: unknown, id?: number) {
-    const message = new MessageEvent(type, { data: JSON.stringify(data), lastEventId: id === undefined ? "" : String(id) });
+    const message = new MessageEvent(type, {
+      data: JSON.stringify(data),
+      lastEventId: id === undefined ? "" : String(id),
+    });
     for (const l of this.named.get(type) ?? []) l(message);
   }
   heartbeat(newestSeq = 0, intervalMs = 2000) {
@@ -146,7 +149,15 @@ export class FakeFetch {
 }
 
 export function localStateResponse(mode: Mode, lastSeq: number, health: Record<string, unknown> = {}): Response {
-  return Response.json({ mode, cash: 1000, holdings: { AAPL: 1 }, positions: [], state_ts: null, last_seq: lastSeq, health: { backlog: 0, last_flush_ts: null, last_flush_status: null, ...health } });
+  return Response.json({
+    mode,
+    cash: 1000,
+    holdings: { AAPL: 1 },
+    positions: [],
+    state_ts: null,
+    last_seq: lastSeq,
+    health: { backlog: 0, last_flush_ts: null, last_flush_status: null, ...health },
+  });
 }
 
 export class FakeRemote implements RemoteReader {
@@ -159,7 +170,10 @@ export class FakeRemote implements RemoteReader {
   pushers: ((e: ZoeEvent) => void)[] = [];
   async events(mode: Mode, afterSeq: number, limit: number) {
     this.calls.push(`events ${mode} >${afterSeq} ${limit}`);
-    return this.rows.filter((e) => e.mode === mode && e.seq > afterSeq).sort((a, b) => b.seq - a.seq).slice(0, limit);
+    return this.rows
+      .filter((e) => e.mode === mode && e.seq > afterSeq)
+      .sort((a, b) => b.seq - a.seq)
+      .slice(0, limit);
   }
   async health(mode: Mode) {
     this.calls.push(`health ${mode}`);

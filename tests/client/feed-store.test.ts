@@ -3,7 +3,14 @@ import { createFeedStore } from "../../src/client/feed-store.ts";
 import type { RemoteStatus } from "../../src/client/types.ts";
 import { event, FakeFrames } from "./fakes.ts";
 
-const remoteStatus = (): RemoteStatus => ({ configured: false, via: "polling", pollIntervalMs: 30_000, lastPollAt: null, error: null, realtimeError: null });
+const remoteStatus = (): RemoteStatus => ({
+  configured: false,
+  via: "polling",
+  pollIntervalMs: 30_000,
+  lastPollAt: null,
+  error: null,
+  realtimeError: null,
+});
 
 function setup(maxEvents = 3) {
   const frames = new FakeFrames();
@@ -65,6 +72,11 @@ describe("createFeedStore()", () => {
     frames.flush();
     feed.addEvents([event(2)]);
     frames.flush();
-    expect({ calls, teardowns, closed: feed.closed, status: feed.snapshot().status }).toEqual({ calls: 0, teardowns: 1, closed: true, status: "closed" });
+    expect({ calls, teardowns, closed: feed.closed, status: feed.snapshot().status }).toEqual({
+      calls: 0,
+      teardowns: 1,
+      closed: true,
+      status: "closed",
+    });
   });
 });

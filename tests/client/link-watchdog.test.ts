@@ -7,7 +7,12 @@ function setup(silenceMs = 3_500) {
   // The wall clock may run ahead of the timers: a frozen page's timers fire late.
   const clock = { behind: 0 };
   const silences: { at: number; ms: number }[] = [];
-  const dog = createLinkWatchdog({ timers, now: () => timers.now + clock.behind, silenceMs, onSilent: (ms) => silences.push({ at: timers.now, ms }) });
+  const dog = createLinkWatchdog({
+    timers,
+    now: () => timers.now + clock.behind,
+    silenceMs,
+    onSilent: (ms) => silences.push({ at: timers.now, ms }),
+  });
   return { timers, dog, silences, start: timers.now, clock };
 }
 

@@ -1,7 +1,16 @@
 import { describe, expect, test } from "bun:test";
 import { createLiveFeed, type LiveFeedOptions } from "../../src/client/live-feed.ts";
 import type { FlushHealth, Mode } from "../../src/client/types.ts";
-import { EventSources, event, FakeFetch, FakeFrames, FakeRemote, FakeTimers, localStateResponse, settle } from "./fakes.ts";
+import {
+  EventSources,
+  event,
+  FakeFetch,
+  FakeFrames,
+  FakeRemote,
+  FakeTimers,
+  localStateResponse,
+  settle,
+} from "./fakes.ts";
 
 type LocalAnswer = "up" | "down" | "hang" | 401;
 
@@ -17,7 +26,11 @@ function setup(options: { local?: LocalAnswer; head?: number; mode?: Mode } & Pa
     if (local.answer === "hang") return "hang";
     if (local.answer === "down") return "down";
     if (local.answer === 401) return Response.json({ error: { code: "unauthorized" } }, { status: 401 });
-    return localStateResponse(mode, local.head, { backlog: 3, last_flush_ts: "2026-01-05T15:00:00.000Z", last_flush_status: "ok" });
+    return localStateResponse(mode, local.head, {
+      backlog: 3,
+      last_flush_ts: "2026-01-05T15:00:00.000Z",
+      last_flush_status: "ok",
+    });
   });
   const feed = createLiveFeed({
     mode,
@@ -34,7 +47,8 @@ function setup(options: { local?: LocalAnswer; head?: number; mode?: Mode } & Pa
   return { feed, timers, sources, frames, remote, local, fetch };
 }
 
-const seqs = (feed: { getSnapshot(): { events: readonly { seq: number }[] } }) => feed.getSnapshot().events.map((e) => e.seq);
+const seqs = (feed: { getSnapshot(): { events: readonly { seq: number }[] } }) =>
+  feed.getSnapshot().events.map((e) => e.seq);
 
 const remoteHealth: FlushHealth = {
   backlog: 0,
@@ -67,7 +81,9 @@ describe("createLiveFeed()", () => {
     const { feed, sources, fetch } = setup({ apiToken: "s3cret token/1" });
     await settle();
     expect(fetch.calls[0]).toBe("http://box:8765/local/state?mode=paper&token=s3cret%20token%2F1");
-    expect(sources.last.url).toBe("http://box:8765/local/stream?mode=paper&last_event_id=0&heartbeat=event&token=s3cret%20token%2F1");
+    expect(sources.last.url).toBe(
+      "http://box:8765/local/stream?mode=paper&last_event_id=0&heartbeat=event&token=s3cret%20token%2F1",
+    );
     feed.close();
   });
 

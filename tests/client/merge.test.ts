@@ -6,28 +6,51 @@ import { event } from "./fakes.ts";
 
 /** What a merge must produce: the newest `max` distinct seqs of `mode`, ascending. */
 function reference(batches: ZoeEvent[][], max: number): number[] {
-  const all = [...new Set(batches.flat().filter((e) => e.mode === "paper").map((e) => e.seq))].sort((a, b) => a - b);
+  const all = [
+    ...new Set(
+      batches
+        .flat()
+        .filter((e) => e.mode === "paper")
+        .map((e) => e.seq),
+    ),
+  ].sort((a, b) => a - b);
   return all.slice(Math.max(0, all.length - max));
 }
 
 describe("mergeEvents()", () => {
   test("keeps the newest max events of the mode, unique by seq, ascending, whatever the arrival order", () => {
-    const ev = fc.record({ seq: fc.integer({ min: 1, max: 60 }), live: fc.boolean() }).map(({ seq, live }) => event(seq, live ? "live" : "paper"));
+    const ev = fc
+      .record({ seq: fc.integer({ min: 1, max: 60 }), live: fc.boolean() })
+      .map(({ seq, live }) => event(seq, live ? "live" : "paper"));
     fc.assert(
-      fc.property(fc.array(fc.array(ev, { maxLength: 30 }), { maxLength: 8 }), fc.integer({ min: 1, max: 25 }), (batches, max) => {
-        const merged: ZoeEvent[] = [];
-        for (const b of batches) mergeEvents(merged, b, "paper", max);
-        expect(merged.map((e) => e.seq)).toEqual(reference(batches, max));
-        expect(merged.every((e) => e.mode === "paper")).toBe(true);
-      }),
+      fc.property(
+        fc.array(fc.array(ev, { maxLength: 30 }), { maxLength: 8 }),
+        fc.integer({ min: 1, max: 25 }),
+        (batches, max) => {
+          const merged: ZoeEvent[] = [];
+          for (const b of batches) mergeEvents(merged, b, "paper", max);
+          expect(merged.map((e) => e.seq)).toEqual(reference(batches, max));
+          expect(merged.every((e) => e.mode === "paper")).toBe(true);
+        },
+      ),
       { numRuns: 500 },
     );
   });
 
   test("fills a gap from either source: stream 1–3 and 6, Supabase 3–5", () => {
     const merged: ZoeEvent[] = [];
-    mergeEvents(merged, [1, 2, 3, 6].map((s) => event(s)), "paper", 200);
-    mergeEvents(merged, [5, 4, 3].map((s) => event(s)), "paper", 200);
+    mergeEvents(
+      merged,
+      [1, 2, 3, 6].map((s) => event(s)),
+      "paper",
+      200,
+    );
+    mergeEvents(
+      merged,
+      [5, 4, 3].map((s) => event(s)),
+      "paper",
+      200,
+    );
     expect(merged.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 

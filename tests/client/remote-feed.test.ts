@@ -11,9 +11,25 @@ function setup(options: { remote?: RemoteReader | null; realtime?: boolean } = {
     mode: "paper",
     maxEvents: 50,
     schedule: new FakeFrames().schedule,
-    remote: { configured: reader !== null, via: "polling", pollIntervalMs: 1_000, lastPollAt: null, error: null, realtimeError: null },
+    remote: {
+      configured: reader !== null,
+      via: "polling",
+      pollIntervalMs: 1_000,
+      lastPollAt: null,
+      error: null,
+      realtimeError: null,
+    },
   });
-  const remote = createRemoteFeed({ mode: "paper", remote: reader, realtime: options.realtime ?? false, pollIntervalMs: 1_000, maxEvents: 50, feed, timers, now: () => timers.now });
+  const remote = createRemoteFeed({
+    mode: "paper",
+    remote: reader,
+    realtime: options.realtime ?? false,
+    pollIntervalMs: 1_000,
+    maxEvents: 50,
+    feed,
+    timers,
+    now: () => timers.now,
+  });
   return { timers, reader, feed, remote };
 }
 
@@ -46,7 +62,11 @@ describe("createRemoteFeed()", () => {
 
   test("a failed read is shown and the next poll still comes", async () => {
     const { timers, feed, remote } = setup({
-      remote: { events: () => Promise.reject(new Error("PostgREST answered 503")), health: async () => null, state: async () => null },
+      remote: {
+        events: () => Promise.reject(new Error("PostgREST answered 503")),
+        health: async () => null,
+        state: async () => null,
+      },
     });
     remote.start();
     await settle();
@@ -62,12 +82,18 @@ describe("createRemoteFeed()", () => {
     expect(ok.feed.snapshot().remote.via).toBe("realtime");
     // stop() changes no snapshot by itself: the local link that stops it does, as it goes LOCAL.
     ok.remote.stop();
-    expect({ via: ok.feed.data.remote.via, subscriptions: (ok.reader as FakeRemote).subscriptions }).toEqual({ via: "polling", subscriptions: 0 });
+    expect({ via: ok.feed.data.remote.via, subscriptions: (ok.reader as FakeRemote).subscriptions }).toEqual({
+      via: "polling",
+      subscriptions: 0,
+    });
 
     const failing = setup({ realtime: true });
     failing.remote.start();
     await settle();
-    expect(failing.feed.snapshot().remote).toMatchObject({ via: "polling", realtimeError: "Realtime unavailable (CHANNEL_ERROR); polling" });
+    expect(failing.feed.snapshot().remote).toMatchObject({
+      via: "polling",
+      realtimeError: "Realtime unavailable (CHANNEL_ERROR); polling",
+    });
     expect((failing.reader as FakeRemote).subscriptions).toBe(0);
     expect(failing.timers.delays()).toEqual([1_000]);
   });

@@ -30,7 +30,9 @@ beforeAll(async () => {
   }
   await stack.sql`insert into zoe_health (mode, last_flush_ts, last_seq, last_batch_count, backlog) values ('paper', '2026-01-05T15:01:00Z', 29, 20, 4)`;
   await stack.sql`insert into zoe_state (mode, ts, state) values ('paper', '2026-01-05T15:00:30Z', ${{ cash: 99.5, holdings: { AAPL: 2 }, positions: [], last_seq: 29 }})`;
-  reader = createSupabaseReader(createClient(stack.url, stack.anonKey, { auth: { persistSession: false, autoRefreshToken: false } }));
+  reader = createSupabaseReader(
+    createClient(stack.url, stack.anonKey, { auth: { persistSession: false, autoRefreshToken: false } }),
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -56,16 +58,22 @@ describe("createSupabaseReader()", () => {
   });
 
   test("turns a PostgREST error into a RemoteReadError naming the table", async () => {
-    const bad = createSupabaseReader(createClient(stack.url, "not-a-jwt", { auth: { persistSession: false, autoRefreshToken: false } }));
+    const bad = createSupabaseReader(
+      createClient(stack.url, "not-a-jwt", { auth: { persistSession: false, autoRefreshToken: false } }),
+    );
     await expect(bad.events("paper", 0, 5)).rejects.toThrow(/Cannot read zoe_events from Supabase/);
   });
 
   test("reports Realtime as failed where the project has none, and unsubscribes cleanly", async () => {
     const client = createClient(stack.url, stack.anonKey, { auth: { persistSession: false, autoRefreshToken: false } });
     const failed = Promise.withResolvers<string>();
-    const sub = createSupabaseReader(client).subscribe!("paper", () => {}, (status, detail) => {
-      if (status === "failed") failed.resolve(detail ?? "");
-    });
+    const sub = createSupabaseReader(client).subscribe!(
+      "paper",
+      () => {},
+      (status, detail) => {
+        if (status === "failed") failed.resolve(detail ?? "");
+      },
+    );
     expect(await failed.promise).toBeString();
     sub.unsubscribe();
     await client.removeAllChannels();

@@ -4,7 +4,16 @@ import { act, createElement } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import type { Mode } from "../../src/client/types.ts";
 import { type LocalLive, useLocalLive, type UseLocalLiveOptions } from "../../src/client/use-local-live.ts";
-import { EventSources, event, FakeFetch, FakeFrames, FakeRemote, FakeTimers, localStateResponse, settle } from "./fakes.ts";
+import {
+  EventSources,
+  event,
+  FakeFetch,
+  FakeFrames,
+  FakeRemote,
+  FakeTimers,
+  localStateResponse,
+  settle,
+} from "./fakes.ts";
 
 // React DOM needs a window and a document; happy-dom provides them for this file only.
 const g = globalThis as Record<string, unknown>;
@@ -29,7 +38,10 @@ function harness(initialMode: Mode) {
   const remote = new FakeRemote();
   const fetch = new FakeFetch((url) => {
     const mode = (url.searchParams.get("mode") ?? "paper") as Mode;
-    return localStateResponse(mode, 0, { last_flush_ts: new Date(timers.now - 5000).toISOString(), last_flush_status: "ok" });
+    return localStateResponse(mode, 0, {
+      last_flush_ts: new Date(timers.now - 5000).toISOString(),
+      last_flush_status: "ok",
+    });
   });
   const options: UseLocalLiveOptions = {
     localApiUrl: "http://box:8765",

@@ -6,7 +6,9 @@ const size = { width: 100, height: 50 };
 
 describe("niceCeil()", () => {
   test("rounds up to 1, 2 or 5 times a power of ten, and gives 1 for nothing", () => {
-    expect([0, -3, Number.NaN, 0.3, 1, 1.01, 3, 7, 10, 12, 480, 501, 3.0000000004].map(niceCeil)).toEqual([1, 1, 1, 0.5, 1, 2, 5, 10, 10, 20, 500, 1000, 5]);
+    expect([0, -3, Number.NaN, 0.3, 1, 1.01, 3, 7, 10, 12, 480, 501, 3.0000000004].map(niceCeil)).toEqual([
+      1, 1, 1, 0.5, 1, 2, 5, 10, 10, 20, 500, 1000, 5,
+    ]);
   });
 });
 
@@ -23,12 +25,16 @@ describe("linearScale()", () => {
 
 describe("linePath()", () => {
   test("starts a new subpath after a gap and rounds to a tenth of a pixel", () => {
-    expect(linePath([{ x: 0, y: 1.26 }, { x: 10, y: 2 }, null, { x: 20.04, y: 3 }, { x: 30, y: 4 }])).toBe("M0,1.3L10,2M20,3L30,4");
+    expect(linePath([{ x: 0, y: 1.26 }, { x: 10, y: 2 }, null, { x: 20.04, y: 3 }, { x: 30, y: 4 }])).toBe(
+      "M0,1.3L10,2M20,3L30,4",
+    );
     expect(linePath([null, null])).toBe("");
   });
 
   test("gives a point alone between gaps a zero-length segment, so it shows as a dot", () => {
-    expect(linePath([{ x: 1, y: 1 }, null, { x: 2, y: 2 }, null, { x: 3, y: 3 }, { x: 4, y: 4 }])).toBe("M1,1h0M2,2h0M3,3L4,4");
+    expect(linePath([{ x: 1, y: 1 }, null, { x: 2, y: 2 }, null, { x: 3, y: 3 }, { x: 4, y: 4 }])).toBe(
+      "M1,1h0M2,2h0M3,3L4,4",
+    );
     expect(linePath([{ x: 5, y: 5 }])).toBe("M5,5h0");
   });
 });
@@ -38,10 +44,27 @@ describe("chartGeometry()", () => {
     const g = chartGeometry([{ name: "paper", t: [1000, 2000, 3000], values: [0, 4, 8] }], size, { margin });
     expect(g.empty).toBe(false);
     expect(g.y.max).toBe(10);
-    expect(g.x).toEqual({ min: 1000, max: 3000, ticks: [{ value: 1000, at: 0 }, { value: 2000, at: 50 }, { value: 3000, at: 100 }] });
-    expect(g.y.ticks).toEqual([{ value: 0, at: 50 }, { value: 5, at: 25 }, { value: 10, at: 0 }]);
+    expect(g.x).toEqual({
+      min: 1000,
+      max: 3000,
+      ticks: [
+        { value: 1000, at: 0 },
+        { value: 2000, at: 50 },
+        { value: 3000, at: 100 },
+      ],
+    });
+    expect(g.y.ticks).toEqual([
+      { value: 0, at: 50 },
+      { value: 5, at: 25 },
+      { value: 10, at: 0 },
+    ]);
     // y = 50 - v * 5
-    expect(g.series[0]).toEqual({ name: "paper", d: "M0,50L50,30L100,10", points: 3, last: { t: 3000, value: 8, x: 100, y: 10 } });
+    expect(g.series[0]).toEqual({
+      name: "paper",
+      d: "M0,50L50,30L100,10",
+      points: 3,
+      last: { t: 3000, value: 8, x: 100, y: 10 },
+    });
   });
 
   test("leaves gaps where a value is null and takes the newest non-null point as the current one", () => {
@@ -76,7 +99,10 @@ describe("chartGeometry()", () => {
   });
 
   test("draws only the window before the newest sample", () => {
-    const g = chartGeometry([{ name: "s", t: [0, 500, 1000, 1500], values: [99, 1, 2, 3] }], size, { margin, windowMs: 1000 });
+    const g = chartGeometry([{ name: "s", t: [0, 500, 1000, 1500], values: [99, 1, 2, 3] }], size, {
+      margin,
+      windowMs: 1000,
+    });
     expect(g.x.min).toBe(500);
     expect(g.y.max).toBe(5);
     expect(g.series[0]!.points).toBe(3);
@@ -100,7 +126,11 @@ describe("chartGeometry()", () => {
   });
 
   test("keeps the plot inside the margins", () => {
-    const g = chartGeometry([{ name: "s", t: [0, 1], values: [0, 1] }], { width: 360, height: 150 }, { margin: { top: 8, right: 12, bottom: 18, left: 40 } });
+    const g = chartGeometry(
+      [{ name: "s", t: [0, 1], values: [0, 1] }],
+      { width: 360, height: 150 },
+      { margin: { top: 8, right: 12, bottom: 18, left: 40 } },
+    );
     expect(g.plot).toEqual({ left: 40, top: 8, right: 348, bottom: 132 });
     expect(g.series[0]!.d).toBe("M40,132L348,8");
   });
@@ -108,6 +138,15 @@ describe("chartGeometry()", () => {
 
 describe("tickText()", () => {
   test("writes axis values short", () => {
-    expect([0, 0.25, 2.5, 12.34, 500, 1500, 25_000, 2_000_000].map(tickText)).toEqual(["0", "0.25", "2.5", "12.3", "500", "1.5k", "25k", "2M"]);
+    expect([0, 0.25, 2.5, 12.34, 500, 1500, 25_000, 2_000_000].map(tickText)).toEqual([
+      "0",
+      "0.25",
+      "2.5",
+      "12.3",
+      "500",
+      "1.5k",
+      "25k",
+      "2M",
+    ]);
   });
 });

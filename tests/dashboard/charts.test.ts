@@ -29,7 +29,10 @@ afterAll(async () => {
   await win.happyDOM.close();
 });
 
-function view(mode: Mode, samples: { t: number; backlog: number; ingest: number; flushMs: number | null }[]): HistoryView {
+function view(
+  mode: Mode,
+  samples: { t: number; backlog: number; ingest: number; flushMs: number | null }[],
+): HistoryView {
   return {
     mode,
     interval_ms: 10_000,
@@ -62,14 +65,25 @@ describe("HistoryPanel", () => {
   });
 
   test("says 'no data yet' for latency alone while nothing was sent, and draws the other two", () => {
-    render({ status: "ok", views: { paper: view("paper", [{ t: 1000, backlog: 3, ingest: 0.3, flushMs: null }]), live: view("live", [{ t: 1000, backlog: 0, ingest: 0, flushMs: null }]) } });
+    render({
+      status: "ok",
+      views: {
+        paper: view("paper", [{ t: 1000, backlog: 3, ingest: 0.3, flushMs: null }]),
+        live: view("live", [{ t: 1000, backlog: 0, ingest: 0, flushMs: null }]),
+      },
+    });
     expect(text("[data-testid=chart-latency-message]")).toBe("no data yet");
     expect(text("[data-testid=chart-backlog-now]")).toBe("paper 3 · live 0 events");
     expect(text("[data-testid=chart-ingest-now]")).toBe("stored 0.3 · flushed 0 events/s");
   });
 
   test("labels the axes with the unit, round values and sample times, and shows the page's mode", () => {
-    const samples = [0, 1, 2].map((i) => ({ t: 1_700_000_000_000 + i * 10_000, backlog: i * 40, ingest: i, flushMs: 12.5 + i }));
+    const samples = [0, 1, 2].map((i) => ({
+      t: 1_700_000_000_000 + i * 10_000,
+      backlog: i * 40,
+      ingest: i,
+      flushMs: 12.5 + i,
+    }));
     render({ status: "ok", views: { paper: view("paper", samples), live: view("live", samples) } }, "live");
     expect(text("[data-testid=chart-latency] figcaption")).toContain("Flush latency (live)");
     expect(text("[data-testid=chart-latency] figcaption")).toContain("(ms)");
@@ -81,7 +95,8 @@ describe("HistoryPanel", () => {
   });
 
   test("keeps the same number of nodes when newer samples replace older ones", () => {
-    const at = (n: number) => Array.from({ length: n }, (_, i) => ({ t: i * 1000, backlog: i % 7, ingest: i % 3, flushMs: i % 2 ? 5 : null }));
+    const at = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ t: i * 1000, backlog: i % 7, ingest: i % 3, flushMs: i % 2 ? 5 : null }));
     render({ status: "ok", views: { paper: view("paper", at(10)), live: view("live", at(10)) } });
     const before = host.querySelectorAll("*").length;
     render({ status: "ok", views: { paper: view("paper", at(300)), live: view("live", at(300)) } });
@@ -93,7 +108,10 @@ describe("HistoryPanel", () => {
       [{ status: "unreachable" }, "the local service is unreachable: its history is not available"],
       [{ status: "connecting" }, "connecting to the local service…"],
       [{ status: "loading" }, "loading…"],
-      [{ status: "error", error: "GET /local/history answered 401" }, "history not available: GET /local/history answered 401"],
+      [
+        { status: "error", error: "GET /local/history answered 401" },
+        "history not available: GET /local/history answered 401",
+      ],
     ] as [HistoryState, string][]) {
       render(state);
       expect(q("[data-testid=history]")!.getAttribute("data-state")).toBe(state.status);

@@ -36,20 +36,40 @@ async function startLocal(): Promise<ServiceProcess> {
 
 let counter = 0;
 /** Posts `n` events as the bot would; returns their seqs. */
-async function post(mode: "paper" | "live", n: number, kind: { severity?: string; subtype?: string } = {}): Promise<number[]> {
+async function post(
+  mode: "paper" | "live",
+  n: number,
+  kind: { severity?: string; subtype?: string } = {},
+): Promise<number[]> {
   const events = Array.from({ length: n }, () => {
     counter++;
     const subtype = kind.subtype ?? (counter % 4 === 0 ? "BUY_FILLED" : "SIGNAL");
-    return { mode, source: "bot", type: subtype === "SIGNAL" ? "STRATEGY" : "ORDER", subtype, symbol: counter % 3 ? "AAPL" : "MSFT", severity: kind.severity ?? "info", body: `${mode} event ${counter}: ${subtype.toLowerCase()}` };
+    return {
+      mode,
+      source: "bot",
+      type: subtype === "SIGNAL" ? "STRATEGY" : "ORDER",
+      subtype,
+      symbol: counter % 3 ? "AAPL" : "MSFT",
+      severity: kind.severity ?? "info",
+      body: `${mode} event ${counter}: ${subtype.toLowerCase()}`,
+    };
   });
-  const res = await fetch(`${service.url}/local/events`, { method: "POST", headers: auth, body: JSON.stringify(events) });
+  const res = await fetch(`${service.url}/local/events`, {
+    method: "POST",
+    headers: auth,
+    body: JSON.stringify(events),
+  });
   if (res.status !== 201) throw new Error(`POST /local/events answered ${res.status}: ${await res.text()}`);
   return ((await res.json()) as { events: { seq: number }[] }).events.map((e) => e.seq);
 }
 
 const badgeStatus = () => page.getAttribute("[data-testid=badge]", "data-status");
-const rowSeqs = async (): Promise<number[]> => (await page.$$eval("[data-testid=feed] tbody tr", (rows) => rows.map((r) => Number(r.getAttribute("data-seq"))))).reverse();
-const rowModes = () => page.$$eval("[data-testid=feed] tbody tr", (rows) => [...new Set(rows.map((r) => r.getAttribute("data-mode")))]);
+const rowSeqs = async (): Promise<number[]> =>
+  (
+    await page.$$eval("[data-testid=feed] tbody tr", (rows) => rows.map((r) => Number(r.getAttribute("data-seq"))))
+  ).reverse();
+const rowModes = () =>
+  page.$$eval("[data-testid=feed] tbody tr", (rows) => [...new Set(rows.map((r) => r.getAttribute("data-mode")))]);
 const syncedSeconds = async (): Promise<number | null> => {
   const text = (await page.textContent("[data-testid=badge-synced]").catch(() => null)) ?? "";
   const m = /^Supabase synced (\d+)s ago$/.exec(text);
@@ -61,8 +81,14 @@ async function remoteCount(mode: string): Promise<number> {
 }
 /** Waits until the feed shows exactly `seqs` (ascending). */
 async function feedShows(seqs: number[], timeoutMs = 10_000) {
-  await waitFor(async () => JSON.stringify(await rowSeqs()) === JSON.stringify(seqs), timeoutMs, `feed to show seqs ${seqs[0]}..${seqs.at(-1)}`).catch(async (error) => {
-    throw new Error(`${(error as Error).message}; it shows ${JSON.stringify(await rowSeqs())}; browser: ${browser.errors().join(" | ")}`);
+  await waitFor(
+    async () => JSON.stringify(await rowSeqs()) === JSON.stringify(seqs),
+    timeoutMs,
+    `feed to show seqs ${seqs[0]}..${seqs.at(-1)}`,
+  ).catch(async (error) => {
+    throw new Error(
+      `${(error as Error).message}; it shows ${JSON.stringify(await rowSeqs())}; browser: ${browser.errors().join(" | ")}`,
+    );
   });
 }
 
@@ -124,8 +150,16 @@ describe("the dashboard in Chromium", () => {
   let paper: number[] = [];
 
   test("1. opens LOCAL LIVE, shows events as the bot posts them, and the synced-ago text advances", async () => {
-    const state = { mode: "paper", cash: 10234.5, holdings: { AAPL: 10, MSFT: 3 }, positions: [{ symbol: "AAPL", qty: 10, avg_price: 187.12 }] };
-    expect((await fetch(`${service.url}/local/state`, { method: "POST", headers: auth, body: JSON.stringify(state) })).status).toBe(201);
+    const state = {
+      mode: "paper",
+      cash: 10234.5,
+      holdings: { AAPL: 10, MSFT: 3 },
+      positions: [{ symbol: "AAPL", qty: 10, avg_price: 187.12 }],
+    };
+    expect(
+      (await fetch(`${service.url}/local/state`, { method: "POST", headers: auth, body: JSON.stringify(state) }))
+        .status,
+    ).toBe(201);
     // The token travels in the fragment: never sent to a server, dropped from the address bar.
     await page.goto(`${service.url}/?mode=paper#token=${TOKEN}`);
     await page.waitForSelector("[data-testid=badge][data-status=local]", { timeout: 10_000 });
@@ -140,10 +174,14 @@ describe("the dashboard in Chromium", () => {
     // Flushed to Supabase; the badge shows when, and the seconds tick on.
     await waitFor(async () => (await remoteCount("paper")) === paper.length, 15_000, "the flush to Supabase");
     const first = await waitFor(syncedSeconds, 15_000, "the synced-ago text");
-    const later = await waitFor(async () => {
-      const s = await syncedSeconds();
-      return s !== null && s > first ? s : null;
-    }, 5_000, "the synced-ago text to advance");
+    const later = await waitFor(
+      async () => {
+        const s = await syncedSeconds();
+        return s !== null && s > first ? s : null;
+      },
+      5_000,
+      "the synced-ago text to advance",
+    );
     expect(later).toBeGreaterThan(first);
     await page.screenshot({ path: join(ARTIFACTS, "dashboard-local-live.png") });
   }, 60_000);
@@ -160,7 +198,9 @@ describe("the dashboard in Chromium", () => {
     // The panels now come from Supabase.
     await page.waitForSelector("[data-testid=source]:has-text('Supabase (zoe_health)')", { timeout: 5_000 });
     expect(await page.textContent("[data-testid=cash]")).toBe("10,234.50"); // from zoe_state
-    const remoteSeqs = (await stack.sql`select seq from zoe_events where mode = 'paper' order by seq`).map((r: { seq: string | number }) => Number(r.seq));
+    const remoteSeqs = (await stack.sql`select seq from zoe_events where mode = 'paper' order by seq`).map(
+      (r: { seq: string | number }) => Number(r.seq),
+    );
     await feedShows(remoteSeqs);
     const [health] = await stack.sql`select last_flush_ts from zoe_health where mode = 'paper'`;
     const expected = Math.floor((Date.now() - new Date(health.last_flush_ts).getTime()) / 1000);
@@ -173,7 +213,11 @@ describe("the dashboard in Chromium", () => {
   test("3. returns to LOCAL LIVE within 15 s of a restart, with every event exactly once in seq order", async () => {
     // Restart while the page's next probe is a few seconds off, so the bot's
     // next events land while the page is still REMOTE.
-    await page.waitForFunction(() => Number(document.querySelector("[data-testid=badge]")?.getAttribute("data-next-probe")) - Date.now() > 5_000, null, { timeout: 20_000 });
+    await page.waitForFunction(
+      () => Number(document.querySelector("[data-testid=badge]")?.getAttribute("data-next-probe")) - Date.now() > 5_000,
+      null,
+      { timeout: 20_000 },
+    );
     const t0 = performance.now();
     service = await startLocal();
     paper.push(...(await post("paper", 4)));
@@ -200,13 +244,23 @@ describe("the dashboard in Chromium", () => {
     await feedShows(paper);
     expect(await rowModes()).toEqual(["paper"]);
     expect(await page.evaluate(() => (window as unknown as { __openStreams: number }).__openStreams)).toBe(1);
-    expect(browser.errors().filter((e) => !/ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE/.test(e))).toEqual([]);
+    expect(
+      browser
+        .errors()
+        .filter((e) => !/ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE/.test(e)),
+    ).toEqual([]);
   }, 60_000);
 
   test("the static build runs from another origin and asks for the API token", async () => {
     const build = Bun.spawn(["bun", "run", "build:dashboard", "--outdir", staticDir.path], {
       cwd: join(import.meta.dir, "..", ".."),
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ZOE_DASHBOARD_LOCAL_API_URL: service.url, SUPABASE_URL: stack.url, SUPABASE_ANON_KEY: stack.anonKey },
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "/tmp",
+        ZOE_DASHBOARD_LOCAL_API_URL: service.url,
+        SUPABASE_URL: stack.url,
+        SUPABASE_ANON_KEY: stack.anonKey,
+      },
       stdout: "pipe",
       stderr: "pipe",
     });
@@ -220,7 +274,11 @@ describe("the dashboard in Chromium", () => {
       await other.fill("form.token input", TOKEN);
       await other.click("form.token button");
       await other.waitForSelector("[data-testid=badge][data-status=local]", { timeout: 10_000 });
-      await waitFor(async () => (await other.$$("[data-testid=feed] tbody tr")).length === paper.length, 10_000, "the static page's feed");
+      await waitFor(
+        async () => (await other.$$("[data-testid=feed] tbody tr")).length === paper.length,
+        10_000,
+        "the static page's feed",
+      );
     } finally {
       await other.close();
     }

@@ -13,12 +13,17 @@ import { openStore } from "../../src/store/store.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const jwt = (payload: object) =>
-  [{ alg: "HS256", typ: "JWT" }, payload].map((p) => Buffer.from(JSON.stringify(p)).toString("base64url")).join(".") + ".c2lnbmF0dXJl";
+  [{ alg: "HS256", typ: "JWT" }, payload].map((p) => Buffer.from(JSON.stringify(p)).toString("base64url")).join(".") +
+  ".c2lnbmF0dXJl";
 const ANON_KEY = jwt({ role: "anon", marker: "anon-key-marker" });
 const SERVICE_KEY = jwt({ role: "service_role", marker: "service-role-marker-7f3a9c" });
 const SERVICE_MARKER = SERVICE_KEY.split(".")[1]!;
 
-const env = { SUPABASE_URL: "http://127.0.0.1:54321", SUPABASE_ANON_KEY: ANON_KEY, SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY };
+const env = {
+  SUPABASE_URL: "http://127.0.0.1:54321",
+  SUPABASE_ANON_KEY: ANON_KEY,
+  SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY,
+};
 
 let assets: DashboardAssets;
 beforeAll(async () => {
@@ -35,8 +40,18 @@ describe("loadDashboardConfig()", () => {
       realtime: false,
       maxEvents: 200,
     });
-    expect(loadDashboardConfig({}, { localApiUrl: "http://localhost:8765" })).toMatchObject({ localApiUrl: "http://localhost:8765", supabaseUrl: null, supabaseAnonKey: null });
-    expect(loadDashboardConfig({ ZOE_DASHBOARD_LOCAL_API_URL: "http://192.168.1.20:8765/", ZOE_DASHBOARD_POLL_MS: "5000", ZOE_DASHBOARD_REALTIME: "true" })).toMatchObject({
+    expect(loadDashboardConfig({}, { localApiUrl: "http://localhost:8765" })).toMatchObject({
+      localApiUrl: "http://localhost:8765",
+      supabaseUrl: null,
+      supabaseAnonKey: null,
+    });
+    expect(
+      loadDashboardConfig({
+        ZOE_DASHBOARD_LOCAL_API_URL: "http://192.168.1.20:8765/",
+        ZOE_DASHBOARD_POLL_MS: "5000",
+        ZOE_DASHBOARD_REALTIME: "true",
+      }),
+    ).toMatchObject({
       localApiUrl: "http://192.168.1.20:8765",
       pollIntervalMs: 5000,
       realtime: true,
@@ -44,13 +59,23 @@ describe("loadDashboardConfig()", () => {
   });
 
   test("refuses a service-role key given as the anon key", () => {
-    expect(() => loadDashboardConfig({ ...env, SUPABASE_ANON_KEY: SERVICE_KEY })).toThrow(/SUPABASE_ANON_KEY: is a service-role/);
-    expect(() => loadDashboardConfig({ SUPABASE_URL: env.SUPABASE_URL, SUPABASE_ANON_KEY: "opaque", SUPABASE_SERVICE_ROLE_KEY: "opaque" })).toThrow(/service-role/);
+    expect(() => loadDashboardConfig({ ...env, SUPABASE_ANON_KEY: SERVICE_KEY })).toThrow(
+      /SUPABASE_ANON_KEY: is a service-role/,
+    );
+    expect(() =>
+      loadDashboardConfig({
+        SUPABASE_URL: env.SUPABASE_URL,
+        SUPABASE_ANON_KEY: "opaque",
+        SUPABASE_SERVICE_ROLE_KEY: "opaque",
+      }),
+    ).toThrow(/service-role/);
     expect(() => loadDashboardConfig({ SUPABASE_ANON_KEY: "sb_secret_abc" })).toThrow(/service-role/);
   });
 
   test("names the variable of a bad value", () => {
-    expect(() => loadDashboardConfig({ ZOE_DASHBOARD_LOCAL_API_URL: "box:8765" })).toThrow(/ZOE_DASHBOARD_LOCAL_API_URL/);
+    expect(() => loadDashboardConfig({ ZOE_DASHBOARD_LOCAL_API_URL: "box:8765" })).toThrow(
+      /ZOE_DASHBOARD_LOCAL_API_URL/,
+    );
     expect(() => loadDashboardConfig({ ZOE_DASHBOARD_POLL_MS: "fast" })).toThrow(/ZOE_DASHBOARD_POLL_MS/);
   });
 });
@@ -76,14 +101,23 @@ describe("the dashboard bundle", () => {
     try {
       const proc = Bun.spawn(["bun", "run", "build:dashboard", "--outdir", dir.path], {
         cwd: join(import.meta.dir, "..", ".."),
-        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env, ZOE_DASHBOARD_LOCAL_API_URL: "http://192.168.1.20:8765" },
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOME: process.env.HOME ?? "/tmp",
+          ...env,
+          ZOE_DASHBOARD_LOCAL_API_URL: "http://192.168.1.20:8765",
+        },
         stdout: "pipe",
         stderr: "pipe",
       });
       expect(await proc.exited).toBe(0);
       expect(readdirSync(dir.path).sort()).toEqual(["app.css", "app.js", "config.json", "index.html"]);
-      for (const f of readdirSync(dir.path)) expect(readFileSync(join(dir.path, f), "utf8")).not.toContain(SERVICE_MARKER);
-      expect(JSON.parse(readFileSync(join(dir.path, "config.json"), "utf8"))).toMatchObject({ localApiUrl: "http://192.168.1.20:8765", supabaseAnonKey: ANON_KEY });
+      for (const f of readdirSync(dir.path))
+        expect(readFileSync(join(dir.path, f), "utf8")).not.toContain(SERVICE_MARKER);
+      expect(JSON.parse(readFileSync(join(dir.path, "config.json"), "utf8"))).toMatchObject({
+        localApiUrl: "http://192.168.1.20:8765",
+        supabaseAnonKey: ANON_KEY,
+      });
       expect(readFileSync(join(dir.path, "index.html"), "utf8")).toContain('<script type="module" src="app.js">');
     } finally {
       dir.cleanup();
@@ -91,7 +125,10 @@ describe("the dashboard bundle", () => {
   });
 
   test("keeps inline config from closing its script element", () => {
-    const config: DashboardConfig = { ...loadDashboardConfig({}), localApiUrl: "http://x</script><script>alert(1)</script>" };
+    const config: DashboardConfig = {
+      ...loadDashboardConfig({}),
+      localApiUrl: "http://x</script><script>alert(1)</script>",
+    };
     const page = renderInlinePage({ js: "", css: "" }, config).html;
     expect(page).not.toContain("</script><script>alert(1)");
   });
@@ -116,7 +153,9 @@ describe("dashboardPlugin()", () => {
     expect(zipped.headers.get("content-encoding")).toBe("gzip");
     expect(new TextDecoder().decode(Bun.gunzipSync(new Uint8Array(await zipped.arrayBuffer())))).toBe(html);
 
-    const again = await app.handle(new Request("http://localhost/", { headers: { "if-none-match": plain.headers.get("etag")! } }));
+    const again = await app.handle(
+      new Request("http://localhost/", { headers: { "if-none-match": plain.headers.get("etag")! } }),
+    );
     expect(again.status).toBe(304);
   });
 
@@ -171,6 +210,8 @@ describe("the service with the dashboard mounted", () => {
   test("serves the page without the API token, but the local API still needs it", async () => {
     expect((await app.handle(new Request("http://localhost/"))).status).toBe(200);
     expect((await app.handle(new Request("http://localhost/local/state?mode=paper"))).status).toBe(401);
-    expect((await app.handle(new Request("http://localhost/local/state?mode=paper&token=a-long-enough-test-token"))).status).toBe(200);
+    expect(
+      (await app.handle(new Request("http://localhost/local/state?mode=paper&token=a-long-enough-test-token"))).status,
+    ).toBe(200);
   });
 });

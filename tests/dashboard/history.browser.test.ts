@@ -30,8 +30,19 @@ const dir = tempDir("zoe-history-chart-");
 
 let counter = 0;
 async function post(mode: Mode, n: number) {
-  const events = Array.from({ length: n }, () => ({ mode, source: "bot", type: "STRATEGY", subtype: "SIGNAL", symbol: "AAPL", body: `${mode} chart event ${++counter}` }));
-  const res = await fetch(`${service.url}/local/events`, { method: "POST", headers: auth, body: JSON.stringify(events) });
+  const events = Array.from({ length: n }, () => ({
+    mode,
+    source: "bot",
+    type: "STRATEGY",
+    subtype: "SIGNAL",
+    symbol: "AAPL",
+    body: `${mode} chart event ${++counter}`,
+  }));
+  const res = await fetch(`${service.url}/local/events`, {
+    method: "POST",
+    headers: auth,
+    body: JSON.stringify(events),
+  });
   if (res.status !== 201) throw new Error(`POST /local/events answered ${res.status}: ${await res.text()}`);
 }
 
@@ -44,8 +55,16 @@ async function history(mode: Mode): Promise<HistoryView> {
 /** The view as the page had it: the samples up to the newest one it drew. */
 function upTo(view: HistoryView, newest: number): HistoryView {
   const n = view.t.filter((t) => t <= newest).length;
-  const cut = <T,>(a: T[]) => a.slice(0, n);
-  return { ...view, t: cut(view.t), backlog: cut(view.backlog), ingest_per_s: cut(view.ingest_per_s), flushed_per_s: cut(view.flushed_per_s), flush_ms_avg: cut(view.flush_ms_avg), flush_ms_max: cut(view.flush_ms_max) };
+  const cut = <T>(a: T[]) => a.slice(0, n);
+  return {
+    ...view,
+    t: cut(view.t),
+    backlog: cut(view.backlog),
+    ingest_per_s: cut(view.ingest_per_s),
+    flushed_per_s: cut(view.flushed_per_s),
+    flush_ms_avg: cut(view.flush_ms_avg),
+    flush_ms_max: cut(view.flush_ms_max),
+  };
 }
 
 interface DrawnSeries {
@@ -66,11 +85,19 @@ const drawn = (): Promise<Drawn> =>
     for (const id of ["backlog", "latency", "ingest"]) {
       const fig = panel.querySelector(`[data-testid=chart-${id}]`)!;
       charts[id] = {
-        series: [...fig.querySelectorAll("[data-series]")].map((g) => ({ name: g.getAttribute("data-series")!, d: g.querySelector("path")!.getAttribute("d")!, points: Number(g.getAttribute("data-points")) })),
+        series: [...fig.querySelectorAll("[data-series]")].map((g) => ({
+          name: g.getAttribute("data-series")!,
+          d: g.querySelector("path")!.getAttribute("d")!,
+          points: Number(g.getAttribute("data-points")),
+        })),
         now: fig.querySelector(`[data-testid=chart-${id}-now]`)!.textContent ?? "",
       };
     }
-    return { paperT: Number(panel.getAttribute("data-paper-t")), liveT: Number(panel.getAttribute("data-live-t")), charts };
+    return {
+      paperT: Number(panel.getAttribute("data-paper-t")),
+      liveT: Number(panel.getAttribute("data-live-t")),
+      charts,
+    };
   });
 const panelT = async (mode: Mode) => Number(await page.getAttribute("[data-testid=history]", `data-${mode}-t`));
 const nodeCount = () => page.$$eval("[data-testid=history] *", (all) => all.length);
@@ -96,7 +123,9 @@ beforeAll(async () => {
   await page.addInitScript(() => {
     const w = window as unknown as { __csp: string[] };
     w.__csp = [];
-    document.addEventListener("securitypolicyviolation", (e) => w.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+    document.addEventListener("securitypolicyviolation", (e) =>
+      w.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`),
+    );
   });
 }, 120_000);
 
@@ -114,7 +143,14 @@ describe("the dashboard's last-hour charts in Chromium", () => {
     await page.waitForSelector("[data-testid=history][data-state=ok]", { timeout: 10_000 });
 
     // Waves of real events, each in its own history interval.
-    for (const [paper, live] of [[20, 5], [60, 10], [35, 0], [90, 25], [10, 40], [50, 15]] as const) {
+    for (const [paper, live] of [
+      [20, 5],
+      [60, 10],
+      [35, 0],
+      [90, 25],
+      [10, 40],
+      [50, 15],
+    ] as const) {
       const before = (await history("paper")).t.length;
       await post("paper", paper);
       if (live > 0) await post("live", live);
@@ -124,7 +160,11 @@ describe("the dashboard's last-hour charts in Chromium", () => {
     expect(flushed.status).toBe(200);
     // The page refetches on its own state refresh; wait for one that has the flushes and the drained backlog in it.
     const drainedAt = (await history("paper")).t.at(-1)!;
-    await waitFor(async () => (await panelT("paper")) > drainedAt && (await panelT("live")) > drainedAt, 15_000, "the page to draw samples after the flush");
+    await waitFor(
+      async () => (await panelT("paper")) > drainedAt && (await panelT("live")) > drainedAt,
+      15_000,
+      "the page to draw samples after the flush",
+    );
 
     const shown = await drawn();
     // Asked after the page drew, the service's answer holds at least the samples drawn.
@@ -137,17 +177,39 @@ describe("the dashboard's last-hour charts in Chromium", () => {
     expect(paper.flush_ms_avg.some((v) => v !== null)).toBe(true);
     expect(paper.backlog.at(-1)).toBe(0);
 
-    const expected = (series: SeriesInput[]) => chartGeometry(series, CHART_SIZE, { windowMs: paper.window_ms }).series.map((s) => ({ name: s.name, d: s.d, points: s.points }));
-    expect(shown.charts.backlog!.series).toEqual(expected([{ name: "paper", t: paper.t, values: paper.backlog }, { name: "live", t: live.t, values: live.backlog }]));
-    expect(shown.charts.latency!.series).toEqual(expected([{ name: "mean", t: paper.t, values: paper.flush_ms_avg }, { name: "max", t: paper.t, values: paper.flush_ms_max }]));
-    expect(shown.charts.ingest!.series).toEqual(expected([{ name: "stored", t: paper.t, values: paper.ingest_per_s }, { name: "flushed", t: paper.t, values: paper.flushed_per_s }]));
+    const expected = (series: SeriesInput[]) =>
+      chartGeometry(series, CHART_SIZE, { windowMs: paper.window_ms }).series.map((s) => ({
+        name: s.name,
+        d: s.d,
+        points: s.points,
+      }));
+    expect(shown.charts.backlog!.series).toEqual(
+      expected([
+        { name: "paper", t: paper.t, values: paper.backlog },
+        { name: "live", t: live.t, values: live.backlog },
+      ]),
+    );
+    expect(shown.charts.latency!.series).toEqual(
+      expected([
+        { name: "mean", t: paper.t, values: paper.flush_ms_avg },
+        { name: "max", t: paper.t, values: paper.flush_ms_max },
+      ]),
+    );
+    expect(shown.charts.ingest!.series).toEqual(
+      expected([
+        { name: "stored", t: paper.t, values: paper.ingest_per_s },
+        { name: "flushed", t: paper.t, values: paper.flushed_per_s },
+      ]),
+    );
     expect(shown.charts.backlog!.series[0]!.points).toBe(paper.t.length);
 
     // The current values are the newest samples'.
     expect(shown.charts.backlog!.now).toBe(`paper 0 · live ${live.backlog.at(-1)} events`);
     const lastMean = paper.flush_ms_avg.filter((v) => v !== null).at(-1)!;
     expect(shown.charts.latency!.now).toContain(`mean ${tickText(lastMean)}`);
-    expect(shown.charts.ingest!.now).toBe(`stored ${tickText(paper.ingest_per_s.at(-1)!)} · flushed ${tickText(paper.flushed_per_s.at(-1)!)} events/s`);
+    expect(shown.charts.ingest!.now).toBe(
+      `stored ${tickText(paper.ingest_per_s.at(-1)!)} · flushed ${tickText(paper.flushed_per_s.at(-1)!)} events/s`,
+    );
 
     expect(await cspViolations()).toEqual([]);
     expect(browser.errors()).toEqual([]);
@@ -167,7 +229,9 @@ describe("the dashboard's last-hour charts in Chromium", () => {
     await page.waitForSelector("[data-testid=badge][data-status=remote]", { timeout: 10_000 });
     await page.waitForSelector("[data-testid=history][data-state=unreachable]", { timeout: 5_000 });
     for (const chart of ["backlog", "latency", "ingest"]) {
-      expect(await page.textContent(`[data-testid=chart-${chart}-message]`)).toContain("the local service is unreachable");
+      expect(await page.textContent(`[data-testid=chart-${chart}-message]`)).toContain(
+        "the local service is unreachable",
+      );
       expect(await page.$$(`[data-testid=chart-${chart}] [data-series]`)).toHaveLength(0);
       expect(await page.textContent(`[data-testid=chart-${chart}-now]`)).toBe("");
     }

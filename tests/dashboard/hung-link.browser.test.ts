@@ -34,8 +34,18 @@ function thaw() {
 
 let counter = 0;
 async function post(n: number): Promise<number[]> {
-  const events = Array.from({ length: n }, () => ({ mode: "paper", source: "bot", type: "STRATEGY", subtype: "SIGNAL", body: `hung-link event ${++counter}` }));
-  const res = await fetch(`${service.url}/local/events`, { method: "POST", headers: auth, body: JSON.stringify(events) });
+  const events = Array.from({ length: n }, () => ({
+    mode: "paper",
+    source: "bot",
+    type: "STRATEGY",
+    subtype: "SIGNAL",
+    body: `hung-link event ${++counter}`,
+  }));
+  const res = await fetch(`${service.url}/local/events`, {
+    method: "POST",
+    headers: auth,
+    body: JSON.stringify(events),
+  });
   if (res.status !== 201) throw new Error(`POST /local/events answered ${res.status}: ${await res.text()}`);
   return ((await res.json()) as { events: { seq: number }[] }).events.map((e) => e.seq);
 }
@@ -47,9 +57,16 @@ interface Change {
 /** The badge changes the page logged since `since` (epoch ms). */
 const changesSince = async (since: number): Promise<Change[]> =>
   (await page.evaluate(() => (window as unknown as { __badge: Change[] }).__badge)).filter((c) => c.at >= since);
-const rowSeqs = async (): Promise<number[]> => (await page.$$eval("[data-testid=feed] tbody tr", (rows) => rows.map((r) => Number(r.getAttribute("data-seq"))))).reverse();
+const rowSeqs = async (): Promise<number[]> =>
+  (
+    await page.$$eval("[data-testid=feed] tbody tr", (rows) => rows.map((r) => Number(r.getAttribute("data-seq"))))
+  ).reverse();
 async function feedShows(seqs: number[], timeoutMs = 10_000) {
-  await waitFor(async () => JSON.stringify(await rowSeqs()) === JSON.stringify(seqs), timeoutMs, `feed to show seqs ${seqs[0]}..${seqs.at(-1)}`);
+  await waitFor(
+    async () => JSON.stringify(await rowSeqs()) === JSON.stringify(seqs),
+    timeoutMs,
+    `feed to show seqs ${seqs[0]}..${seqs.at(-1)}`,
+  );
 }
 
 beforeAll(async () => {
@@ -66,7 +83,12 @@ beforeAll(async () => {
       if (status !== null && status !== last) w.__badge.push({ status, at: Date.now() });
       last = status;
     };
-    new MutationObserver(look).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-status"] });
+    new MutationObserver(look).observe(document, {
+      subtree: true,
+      childList: true,
+      attributes: true,
+      attributeFilter: ["data-status"],
+    });
   });
 }, 60_000);
 
@@ -126,9 +148,19 @@ describe("a hung local link in Chromium", () => {
   }
 
   test("prints the measured switch times", () => {
-    const fmt = (xs: number[]) => `${xs.map((x) => Math.round(x)).join(", ")} ms (median ${Math.round([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!)})`;
+    const fmt = (xs: number[]) =>
+      `${xs.map((x) => Math.round(x)).join(", ")} ms (median ${Math.round([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!)})`;
     console.log(`hung link: REMOTE after SIGSTOP in ${fmt(toRemote)}; LOCAL LIVE after SIGCONT in ${fmt(toLocal)}`);
     expect(toRemote).toHaveLength(HANG_ROUNDS);
-    expect(browser.errors().filter((e) => !/ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_ABORTED|Failed to fetch|signal is aborted/i.test(e))).toEqual([]);
+    expect(
+      browser
+        .errors()
+        .filter(
+          (e) =>
+            !/ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_ABORTED|Failed to fetch|signal is aborted/i.test(
+              e,
+            ),
+        ),
+    ).toEqual([]);
   });
 });

@@ -6,7 +6,13 @@ const paths = (value: unknown, prefix?: string) => checkEventInput(value, prefix
 
 describe("isIsoTimestamp()", () => {
   test("accepts ISO 8601 date-times with Z or an offset, real dates, up to nanoseconds", () => {
-    for (const ts of ["2026-01-02T03:04:05Z", "2026-01-02T03:04:05.1+05:30", "2024-02-29T23:59:59.123456789-08:00", "0001-01-01T00:00:00Z", "2026-12-31T00:00:00+15:59"]) {
+    for (const ts of [
+      "2026-01-02T03:04:05Z",
+      "2026-01-02T03:04:05.1+05:30",
+      "2024-02-29T23:59:59.123456789-08:00",
+      "0001-01-01T00:00:00Z",
+      "2026-12-31T00:00:00+15:59",
+    ]) {
       expect([ts, isIsoTimestamp(ts)]).toEqual([ts, true]);
     }
   });
@@ -63,7 +69,9 @@ describe("checkEventInput()", () => {
   test("each problem is reported with its JSON-pointer path under the given prefix", () => {
     expect(paths({ ...valid, mode: "demo" }, "/4")).toEqual(["/4/mode"]);
     expect(checkEventInput({ ...valid, mode: "demo" })[0]!.message).toBe("Expected one of: paper, live");
-    expect(checkEventInput({ ...valid, severity: "fatal" })[0]!.message).toBe("Expected one of: debug, info, warn, error, critical");
+    expect(checkEventInput({ ...valid, severity: "fatal" })[0]!.message).toBe(
+      "Expected one of: debug, info, warn, error, critical",
+    );
     expect(paths({ ...valid, extra: 1 })).toEqual(["/extra"]);
     expect(paths({ mode: "live" })).toEqual(expect.arrayContaining(["/source", "/type", "/subtype", "/body"]));
     expect(paths({ ...valid, ts: "yesterday" })).toEqual(["/ts"]);
@@ -78,7 +86,9 @@ describe("checkEventInput()", () => {
   test("body is limited to 64 KiB of UTF-8, not of UTF-16 code units", () => {
     expect(checkEventInput({ ...valid, body: "a".repeat(MAX_BODY_BYTES) })).toEqual([]);
     expect(checkEventInput({ ...valid, body: "é".repeat(MAX_BODY_BYTES / 2) })).toEqual([]);
-    expect(checkEventInput({ ...valid, body: "é".repeat(MAX_BODY_BYTES / 2 + 1) })).toEqual([{ path: "/body", message: `Expected at most ${MAX_BODY_BYTES} bytes of UTF-8` }]);
+    expect(checkEventInput({ ...valid, body: "é".repeat(MAX_BODY_BYTES / 2 + 1) })).toEqual([
+      { path: "/body", message: `Expected at most ${MAX_BODY_BYTES} bytes of UTF-8` },
+    ]);
     expect(paths({ ...valid, body: "a".repeat(MAX_BODY_BYTES + 1) })).toEqual(["/body"]);
   });
 
@@ -97,7 +107,16 @@ describe("checkEventInput()", () => {
 });
 
 describe("checkStoredEvent()", () => {
-  const stored = { ...valid, id: "0190a6f0-0000-7000-8000-000000000001", seq: 1, ts: "2026-01-02T03:04:05Z", symbol: null, severity: "info", meta: {}, idempotency_key: "k" };
+  const stored = {
+    ...valid,
+    id: "0190a6f0-0000-7000-8000-000000000001",
+    seq: 1,
+    ts: "2026-01-02T03:04:05Z",
+    symbol: null,
+    severity: "info",
+    meta: {},
+    idempotency_key: "k",
+  };
   test("requires every column the flusher ships", () => {
     expect(checkStoredEvent(stored)).toEqual([]);
     const { seq: _seq, ...noSeq } = stored;

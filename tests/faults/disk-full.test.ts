@@ -62,9 +62,19 @@ afterAll(async () => {
 });
 
 const floors: { name: string; size: number; code: string; env: Record<string, string> }[] = [
-  { name: "SQLite hits SQLITE_FULL (no free-disk floor)", size: 2 * MiB, code: "store_unavailable", env: { ZOE_MIN_FREE_DISK_BYTES: "0" } },
+  {
+    name: "SQLite hits SQLITE_FULL (no free-disk floor)",
+    size: 2 * MiB,
+    code: "store_unavailable",
+    env: { ZOE_MIN_FREE_DISK_BYTES: "0" },
+  },
   // Free space is sampled once a second: the floor leaves room for seconds of this bot's writes (twice: WAL and database).
-  { name: "the free-disk floor refuses first", size: 16 * MiB, code: "disk_low", env: { ZOE_MIN_FREE_DISK_BYTES: String(6 * MiB), ZOE_CRITICAL_RESERVE_BYTES: String(2 * MiB) } },
+  {
+    name: "the free-disk floor refuses first",
+    size: 16 * MiB,
+    code: "disk_low",
+    env: { ZOE_MIN_FREE_DISK_BYTES: String(6 * MiB), ZOE_CRITICAL_RESERVE_BYTES: String(2 * MiB) },
+  },
 ];
 
 describe.skipIf(!canMount).each(floors)("disk full: $name", ({ name, size, code, env: limitEnv }) => {
@@ -84,7 +94,16 @@ describe.skipIf(!canMount).each(floors)("disk full: $name", ({ name, size, code,
     };
     const ledger = new Ledger(`disk-${seed}-${process.pid}`);
     let svc: ServiceProcess | null = await startService({ dbPath, env });
-    const bot = startBot({ url: () => svc?.url ?? null, ledger, random: seededRandom(seed), workers: 3, paceMs: 5, maxBatch: 10, padding: 1500, criticalShare: 0.02 });
+    const bot = startBot({
+      url: () => svc?.url ?? null,
+      ledger,
+      random: seededRandom(seed),
+      workers: 3,
+      paceMs: 5,
+      maxBatch: 10,
+      padding: 1500,
+      criticalShare: 0.02,
+    });
     const notes: string[] = [];
     try {
       await waitFor(() => ledger.unavailable.length >= 10, 30_000, "503s from a full disk");
@@ -93,7 +112,9 @@ describe.skipIf(!canMount).each(floors)("disk full: $name", ({ name, size, code,
       expect([...new Set(ledger.unavailable.map((r) => r.code))]).toEqual([code]);
       // Reads still work on a full disk.
       expect((await fetch(`${svc.url}/local/events?mode=live&limit=5`)).status).toBe(200);
-      notes.push(`${acksWhenFull} acknowledged before the disk was full, Retry-After ${[...new Set(ledger.unavailable.map((r) => r.retryAfter))].join("/")} s`);
+      notes.push(
+        `${acksWhenFull} acknowledged before the disk was full, Retry-After ${[...new Set(ledger.unavailable.map((r) => r.retryAfter))].join("/")} s`,
+      );
 
       // Crash on the full disk, and start again while it is still full.
       await svc.kill("SIGKILL");
@@ -105,7 +126,9 @@ describe.skipIf(!canMount).each(floors)("disk full: $name", ({ name, size, code,
         await svc.kill("SIGKILL");
         svc = null;
       } catch (error) {
-        notes.push(`refused to start on the full disk: ${(error as Error).message.split("\n").find((l) => l.includes("refusing")) ?? "no listen"}`);
+        notes.push(
+          `refused to start on the full disk: ${(error as Error).message.split("\n").find((l) => l.includes("refusing")) ?? "no listen"}`,
+        );
       }
 
       disk.resize(64 * MiB);
@@ -117,7 +140,9 @@ describe.skipIf(!canMount).each(floors)("disk full: $name", ({ name, size, code,
       expect(await svc.kill("SIGTERM")).toBe(0);
       svc = null;
       const report = await checkInvariant({ ledger, dbPath, sql: stack.sql });
-      console.log(`disk full (${name}): ${notes.join("; ")}; ${ledger.unavailable.length} answers 503; ${report.acked} acknowledged, ${report.remote} in Postgres`);
+      console.log(
+        `disk full (${name}): ${notes.join("; ")}; ${ledger.unavailable.length} answers 503; ${report.acked} acknowledged, ${report.remote} in Postgres`,
+      );
     } finally {
       await bot.abort();
       if (svc) await svc.kill("SIGKILL");

@@ -86,7 +86,9 @@ function watchBackoff(svc: ServiceProcess): BackoffWatch {
   const loop = (async () => {
     while (running) {
       try {
-        const body = (await (await fetch(`${svc.url}/health`, { signal: AbortSignal.timeout(5_000) })).json()) as { modes: Record<string, Record<string, unknown>> };
+        const body = (await (await fetch(`${svc.url}/health`, { signal: AbortSignal.timeout(5_000) })).json()) as {
+          modes: Record<string, Record<string, unknown>>;
+        };
         const now = Date.now();
         for (const m of Object.values(body.modes)) {
           watch.maxFailures = Math.max(watch.maxFailures, Number(m.consecutive_failures ?? 0));
@@ -123,7 +125,10 @@ async function diagnose(svc: ServiceProcess, proxy: FaultProxy): Promise<string>
  * Runs `faults` while the bot posts, then lets the bot finish and the service
  * drain to the remote; a failure on the way carries diagnose()'s picture of the run.
  */
-async function faultsThenDrain(run: { svc: ServiceProcess; proxy: FaultProxy; bot: Bot }, faults: () => Promise<void>): Promise<void> {
+async function faultsThenDrain(
+  run: { svc: ServiceProcess; proxy: FaultProxy; bot: Bot },
+  faults: () => Promise<void>,
+): Promise<void> {
   try {
     await faults();
     run.bot.stopProducing();
@@ -156,38 +161,51 @@ function pickFault(rng: () => number): FaultAction {
 }
 
 describe.each(["edge", "direct"] as const)("network faults, %s sink", (sink) => {
-  test("errors, stalls, drops and lost answers: every acknowledged event lands once, and backoff stays under its cap", async () => {
-    const seed = faultSeed(`network faults (${sink})`);
-    const rng = seededRandom(seed);
-    const proxy = startFaultProxy({ upstream: stack.url, plan: () => pickFault(rng) });
-    cleanups.push(() => proxy.stop());
-    const { svc, dbPath } = await service(flushEnv(proxy.url, sink));
-    const ledger = new Ledger(`net-${sink}-${seed}-${process.pid}`);
-    const bot = startBot({ url: () => svc.url, ledger, random: seededRandom(seed + 1), workers: 3, paceMs: 40, maxBatch: 15 });
-    const watch = watchBackoff(svc);
-    const started = performance.now();
-    try {
-      await faultsThenDrain({ svc, proxy, bot }, async () => {
-        await Bun.sleep(FAULT_MS);
-        proxy.setPlan(undefined);
+  test(
+    "errors, stalls, drops and lost answers: every acknowledged event lands once, and backoff stays under its cap",
+    async () => {
+      const seed = faultSeed(`network faults (${sink})`);
+      const rng = seededRandom(seed);
+      const proxy = startFaultProxy({ upstream: stack.url, plan: () => pickFault(rng) });
+      cleanups.push(() => proxy.stop());
+      const { svc, dbPath } = await service(flushEnv(proxy.url, sink));
+      const ledger = new Ledger(`net-${sink}-${seed}-${process.pid}`);
+      const bot = startBot({
+        url: () => svc.url,
+        ledger,
+        random: seededRandom(seed + 1),
+        workers: 3,
+        paceMs: 40,
+        maxBatch: 15,
       });
-    } finally {
-      await watch.stop();
-      await bot.abort();
-    }
-    expect(await svc.kill("SIGTERM")).toBe(0);
-    const report = await checkInvariant({ ledger, dbPath, sql: stack.sql });
-    const kinds: Record<string, number> = {};
-    for (const e of proxy.log) kinds[e.action] = (kinds[e.action] ?? 0) + 1;
-    console.log(
-      `network faults (${sink}): ${proxy.calls()} remote calls (${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(", ")}); ` +
-        `${report.acked} acknowledged, ${report.remote} in Postgres; up to ${watch.maxFailures} consecutive failures; ` +
-        `next attempt at most ${watch.maxAheadMs} ms ahead (cap ${BACKOFF_MAX_MS}) in ${watch.backoffSamples} samples; ${((performance.now() - started) / 1000).toFixed(1)} s`,
-    );
-    expect(watch.maxFailures).toBeGreaterThanOrEqual(2);
-    expect(watch.backoffSamples).toBeGreaterThan(0);
-    expect(watch.maxAheadMs).toBeLessThanOrEqual(BACKOFF_MAX_MS);
-  }, 60_000 + FAULT_MS * 2);
+      const watch = watchBackoff(svc);
+      const started = performance.now();
+      try {
+        await faultsThenDrain({ svc, proxy, bot }, async () => {
+          await Bun.sleep(FAULT_MS);
+          proxy.setPlan(undefined);
+        });
+      } finally {
+        await watch.stop();
+        await bot.abort();
+      }
+      expect(await svc.kill("SIGTERM")).toBe(0);
+      const report = await checkInvariant({ ledger, dbPath, sql: stack.sql });
+      const kinds: Record<string, number> = {};
+      for (const e of proxy.log) kinds[e.action] = (kinds[e.action] ?? 0) + 1;
+      console.log(
+        `network faults (${sink}): ${proxy.calls()} remote calls (${Object.entries(kinds)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(", ")}); ` +
+          `${report.acked} acknowledged, ${report.remote} in Postgres; up to ${watch.maxFailures} consecutive failures; ` +
+          `next attempt at most ${watch.maxAheadMs} ms ahead (cap ${BACKOFF_MAX_MS}) in ${watch.backoffSamples} samples; ${((performance.now() - started) / 1000).toFixed(1)} s`,
+      );
+      expect(watch.maxFailures).toBeGreaterThanOrEqual(2);
+      expect(watch.backoffSamples).toBeGreaterThan(0);
+      expect(watch.maxAheadMs).toBeLessThanOrEqual(BACKOFF_MAX_MS);
+    },
+    60_000 + FAULT_MS * 2,
+  );
 });
 
 /** Waits until a flush request is inside the remote (between the proxy's forward and the answer). */
@@ -200,42 +218,57 @@ async function flushInside(inside: () => number): Promise<void> {
 }
 
 describe("the remote restarted mid-flush", () => {
-  test("the Deno function is restarted, or its Postgres sessions killed, while a batch is inside its transaction; nothing lost, nothing doubled", async () => {
-    const seed = faultSeed("remote restart");
-    let inside = 0;
-    // Counts flush requests on their way in, so the restart is timed to one.
-    const proxy = startFaultProxy({
-      upstream: stack.url,
-      plan: () => {
-        inside++;
-        return { kind: "forward" };
-      },
-      afterUpstream: () => {
-        inside--;
-      },
-    });
-    cleanups.push(() => proxy.stop());
-    const { svc, dbPath } = await service(flushEnv(proxy.url, "edge", { ZOE_FLUSH_TIMEOUT_MS: "5000" }));
-    const ledger = new Ledger(`restart-${seed}-${process.pid}`);
-    const bot = startBot({ url: () => svc.url, ledger, random: seededRandom(seed), workers: 3, paceMs: 30, maxBatch: 10, criticalShare: 0.2 });
-    const statuses: number[] = [];
-    try {
-      await faultsThenDrain({ svc, proxy, bot }, async () => {
-        for (let i = 0; i < RESTARTS; i++) {
-          await flushInside(() => inside);
-          // Alternately the function process and its database sessions die under the batch.
-          if (i % 2 === 0) await stack.restartFunction();
-          else await stack.sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'zoe-ingest'`;
-        }
+  test(
+    "the Deno function is restarted, or its Postgres sessions killed, while a batch is inside its transaction; nothing lost, nothing doubled",
+    async () => {
+      const seed = faultSeed("remote restart");
+      let inside = 0;
+      // Counts flush requests on their way in, so the restart is timed to one.
+      const proxy = startFaultProxy({
+        upstream: stack.url,
+        plan: () => {
+          inside++;
+          return { kind: "forward" };
+        },
+        afterUpstream: () => {
+          inside--;
+        },
       });
-    } finally {
-      await bot.abort();
-    }
-    for (const e of proxy.log) if (e.upstream !== null) statuses.push(e.upstream);
-    expect(await svc.kill("SIGTERM")).toBe(0);
-    const report = await checkInvariant({ ledger, dbPath, sql: stack.sql });
-    const failed = statuses.filter((s) => s >= 500).length;
-    console.log(`remote restart: ${Math.ceil(RESTARTS / 2)} function restarts and ${Math.floor(RESTARTS / 2)} terminated sessions mid-flush, ${statuses.length} calls (${failed} answered 5xx); ${report.acked} acknowledged, ${report.remote} in Postgres`);
-    expect(failed).toBeGreaterThanOrEqual(Math.ceil(RESTARTS / 2));
-  }, 60_000 + RESTARTS * 15_000);
+      cleanups.push(() => proxy.stop());
+      const { svc, dbPath } = await service(flushEnv(proxy.url, "edge", { ZOE_FLUSH_TIMEOUT_MS: "5000" }));
+      const ledger = new Ledger(`restart-${seed}-${process.pid}`);
+      const bot = startBot({
+        url: () => svc.url,
+        ledger,
+        random: seededRandom(seed),
+        workers: 3,
+        paceMs: 30,
+        maxBatch: 10,
+        criticalShare: 0.2,
+      });
+      const statuses: number[] = [];
+      try {
+        await faultsThenDrain({ svc, proxy, bot }, async () => {
+          for (let i = 0; i < RESTARTS; i++) {
+            await flushInside(() => inside);
+            // Alternately the function process and its database sessions die under the batch.
+            if (i % 2 === 0) await stack.restartFunction();
+            else
+              await stack.sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'zoe-ingest'`;
+          }
+        });
+      } finally {
+        await bot.abort();
+      }
+      for (const e of proxy.log) if (e.upstream !== null) statuses.push(e.upstream);
+      expect(await svc.kill("SIGTERM")).toBe(0);
+      const report = await checkInvariant({ ledger, dbPath, sql: stack.sql });
+      const failed = statuses.filter((s) => s >= 500).length;
+      console.log(
+        `remote restart: ${Math.ceil(RESTARTS / 2)} function restarts and ${Math.floor(RESTARTS / 2)} terminated sessions mid-flush, ${statuses.length} calls (${failed} answered 5xx); ${report.acked} acknowledged, ${report.remote} in Postgres`,
+      );
+      expect(failed).toBeGreaterThanOrEqual(Math.ceil(RESTARTS / 2));
+    },
+    60_000 + RESTARTS * 15_000,
+  );
 });

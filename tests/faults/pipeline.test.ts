@@ -69,9 +69,11 @@ function watch(proxy: FaultProxy, source: string): Watch {
   const loop = (async () => {
     while (running) {
       w.maxInFlight = Math.max(w.maxInFlight, proxy.inFlight());
-      const rows = await stack.sql`select mode, count(*)::int as n, max(seq)::int as top from zoe_events where source = ${source} group by mode`;
+      const rows =
+        await stack.sql`select mode, count(*)::int as n, max(seq)::int as top from zoe_events where source = ${source} group by mode`;
       w.samples++;
-      for (const r of rows as { mode: string; n: number; top: number }[]) if (r.n !== r.top) w.gaps.push(`${r.mode}: ${r.n} rows up to seq ${r.top}`);
+      for (const r of rows as { mode: string; n: number; top: number }[])
+        if (r.n !== r.top) w.gaps.push(`${r.mode}: ${r.n} rows up to seq ${r.top}`);
       await Bun.sleep(3);
     }
   })();
@@ -101,7 +103,17 @@ async function run(
     dir.cleanup();
   });
   const ledger = new Ledger(`pipeline-${name}-${process.pid}`);
-  const bot = startBot({ url: () => svc.url, ledger, random: seededRandom(7), workers: 2, maxBatch: BATCH, singleShare: 0, criticalShare: 0, replayShare: 0, modes: ["live"] });
+  const bot = startBot({
+    url: () => svc.url,
+    ledger,
+    random: seededRandom(7),
+    workers: 2,
+    maxBatch: BATCH,
+    singleShare: 0,
+    criticalShare: 0,
+    replayShare: 0,
+    modes: ["live"],
+  });
   await waitFor(() => ledger.acked().size >= BACKLOG, 20_000, `${BACKLOG} acknowledged events`);
   bot.stopProducing();
   await bot.settled();
@@ -117,18 +129,24 @@ async function run(
   } finally {
     await w.stop();
   }
-  const health = (await (await fetch(`${svc.url}/health`)).json()) as { modes: Record<string, Record<string, unknown>> };
+  const health = (await (await fetch(`${svc.url}/health`)).json()) as {
+    modes: Record<string, Record<string, unknown>>;
+  };
   const metrics = await (await fetch(`${svc.url}/metrics`)).text();
   expect(await svc.kill("SIGTERM")).toBe(0);
   const report = await checkInvariant({ ledger, dbPath, sql: stack.sql });
   const { Database } = await import("bun:sqlite");
   const db = new Database(dbPath, { readonly: true });
-  const log = db.query("SELECT status, last_seq FROM local_flush_log WHERE mode = 'live' ORDER BY id").all() as { status: string; last_seq: number }[];
+  const log = db.query("SELECT status, last_seq FROM local_flush_log WHERE mode = 'live' ORDER BY id").all() as {
+    status: string;
+    last_seq: number;
+  }[];
   db.close();
   return { ledger, report, watch: w, health: health.modes.live!, metrics, log, proxy };
 }
 
-const duplicatesIn = (metrics: string) => Number(/zoe_flush_events_total\{mode="live",verdict="duplicate"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+const duplicatesIn = (metrics: string) =>
+  Number(/zoe_flush_events_total\{mode="live",verdict="duplicate"\} (\d+)/.exec(metrics)?.[1] ?? 0);
 
 describe(`a window of ${WINDOW} batches in flight`, () => {
   test("an earlier batch refused while later ones wait inside the remote: no gap is ever visible, every event lands once, the log reads in seq order", async () => {
@@ -146,11 +164,19 @@ describe(`a window of ${WINDOW} batches in flight`, () => {
     expect(r.log.some((e) => e.status === "error")).toBe(true);
     expect(ok).toEqual([...ok].sort((a, b) => a - b));
     expect(ok.at(-1)).toBe(r.report.local);
-    expect(r.health).toMatchObject({ backlog: 0, flushed_through_seq: r.report.local, in_flight_batches: 0, window: WINDOW, consecutive_failures: 0 });
+    expect(r.health).toMatchObject({
+      backlog: 0,
+      flushed_through_seq: r.report.local,
+      in_flight_batches: 0,
+      window: WINDOW,
+      consecutive_failures: 0,
+    });
   }, 90_000);
 
   test("an earlier batch commits but is reported failed while a later one succeeds: the later one's marks stand, the retry is answered duplicate", async () => {
-    const r = await run("lost-answer", (_req, n) => (n === 2 ? { kind: "commit-then-status", status: 500 } : { kind: "forward" }));
+    const r = await run("lost-answer", (_req, n) =>
+      n === 2 ? { kind: "commit-then-status", status: 500 } : { kind: "forward" },
+    );
     expect(r.watch.gaps).toEqual([]);
     expect(r.watch.maxInFlight).toBeGreaterThanOrEqual(2);
     expect(duplicatesIn(r.metrics)).toBeGreaterThanOrEqual(BATCH);
@@ -159,7 +185,9 @@ describe(`a window of ${WINDOW} batches in flight`, () => {
   }, 90_000);
 
   test("every batch of the first window committed but its answer lost: each is sent again and stored once", async () => {
-    const r = await run("duplicate-window", (_req, n) => (n <= WINDOW ? { kind: "commit-then-drop" } : { kind: "forward" }));
+    const r = await run("duplicate-window", (_req, n) =>
+      n <= WINDOW ? { kind: "commit-then-drop" } : { kind: "forward" },
+    );
     expect(r.watch.gaps).toEqual([]);
     expect(duplicatesIn(r.metrics)).toBeGreaterThanOrEqual(WINDOW * BATCH);
   }, 90_000);
@@ -180,7 +208,9 @@ describe(`a window of ${WINDOW} batches in flight`, () => {
       },
       async ({ svc, proxy, dbPath, source }) => {
         await waitFor(
-          async () => held === WINDOW - 1 && (await stack.sql`select count(*)::int as n from zoe_events where source = ${source}`)[0].n === BATCH,
+          async () =>
+            held === WINDOW - 1 &&
+            (await stack.sql`select count(*)::int as n from zoe_events where source = ${source}`)[0].n === BATCH,
           20_000,
           "the first batch committed and the next two held",
         );

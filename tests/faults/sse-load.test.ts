@@ -50,7 +50,9 @@ function connect(port: number, mode: string, stuck: boolean): Client {
   let resolveReady!: () => void;
   const client: Client = { socket, seen, bytes: 0, ready: new Promise((r) => (resolveReady = r)) };
   socket.setEncoding("utf8");
-  socket.on("connect", () => socket.write(`GET /local/stream?mode=${mode} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`));
+  socket.on("connect", () =>
+    socket.write(`GET /local/stream?mode=${mode} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`),
+  );
   socket.on("data", (chunk: string) => {
     client.bytes += chunk.length;
     if (stuck) {
@@ -70,7 +72,11 @@ function connect(port: number, mode: string, stuck: boolean): Client {
 }
 
 async function post(url: string, body: unknown): Promise<{ seq: number }[]> {
-  const res = await fetch(`${url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const res = await fetch(`${url}/local/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
   if (res.status !== 201) throw new Error(`POST: ${res.status} ${await res.text()}`);
   const json = (await res.json()) as { seq: number } | { events: { seq: number }[] };
   return "events" in json ? json.events : [json];
@@ -83,7 +89,8 @@ async function metric(url: string, name: string, labels: string): Promise<number
   return line ? Number(line.split(" ").at(-1)) : 0;
 }
 
-const percentile = (xs: number[], p: number) => xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? 0;
+const percentile = (xs: number[], p: number) =>
+  xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? 0;
 
 test(`${IDLE} idle SSE clients and ${STUCK} that never read: memory stays bounded, the idle ones get every event`, async () => {
   svc = await startService({
@@ -124,11 +131,23 @@ test(`${IDLE} idle SSE clients and ${STUCK} that never read: memory stays bounde
     for (let b = 0; b < batches; b++) {
       await post(
         url,
-        Array.from({ length: 100 }, (_, i) => ({ mode: "paper", source: "load", type: "T", subtype: "TICK", body: `${phase}-${b}-${i} ${padding}` })),
+        Array.from({ length: 100 }, (_, i) => ({
+          mode: "paper",
+          source: "load",
+          type: "T",
+          subtype: "TICK",
+          body: `${phase}-${b}-${i} ${padding}`,
+        })),
       );
       if (b % 4 === 0) {
         const sentAt = performance.now();
-        const [{ seq }] = (await post(url, { mode: "live", source: "load", type: "T", subtype: "TICK", body: `probe ${phase}-${b}` })) as [{ seq: number }];
+        const [{ seq }] = (await post(url, {
+          mode: "live",
+          source: "load",
+          type: "T",
+          subtype: "TICK",
+          body: `probe ${phase}-${b}`,
+        })) as [{ seq: number }];
         probes.set(seq, sentAt);
       }
       if (b % 8 === 0) peak = Math.max(peak, rssBytes(pid));
@@ -138,10 +157,18 @@ test(`${IDLE} idle SSE clients and ${STUCK} that never read: memory stays bounde
 
   const peakFirst = await publish(12, 1);
   // Stuck clients are cut off once their unsent data passes the bound (or a heartbeat finds them stalled for ZOE_SSE_STALL_MS).
-  await waitFor(async () => (await metric(url, "zoe_sse_disconnects_total", 'reason="slow"')) >= STUCK, 15_000, `${STUCK} stuck clients cut off`);
+  await waitFor(
+    async () => (await metric(url, "zoe_sse_disconnects_total", 'reason="slow"')) >= STUCK,
+    15_000,
+    `${STUCK} stuck clients cut off`,
+  );
   const peakSecond = await publish(24, 2);
 
-  await waitFor(() => idle.every((c) => [...probes.keys()].every((seq) => c.seen.has(seq))), 20_000, "every probe at every idle client");
+  await waitFor(
+    () => idle.every((c) => [...probes.keys()].every((seq) => c.seen.has(seq))),
+    20_000,
+    "every probe at every idle client",
+  );
   const latencies: number[] = [];
   for (const c of idle) for (const [seq, sentAt] of probes) latencies.push(c.seen.get(seq)! - sentAt);
   const mb = (n: number) => (n / MiB).toFixed(1);

@@ -60,15 +60,30 @@ let tag = 0;
 const nextSource = () => `e2e-${process.pid}-${++tag}`;
 
 async function post(svc: ServiceProcess, events: Record<string, unknown>[]) {
-  const res = await fetch(`${svc.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(events) });
+  const res = await fetch(`${svc.url}/local/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(events),
+  });
   if (res.status !== 201) throw new Error(`POST /local/events: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { events: { id: string; seq: number }[] }).events;
 }
 
-const event = (source: string, i: number, extra: Record<string, unknown> = {}) => ({ mode: "live", source, type: "ORDER", subtype: "TICK", body: `event ${i}`, ...extra });
+const event = (source: string, i: number, extra: Record<string, unknown> = {}) => ({
+  mode: "live",
+  source,
+  type: "ORDER",
+  subtype: "TICK",
+  body: `event ${i}`,
+  ...extra,
+});
 
 async function remoteRows(source: string): Promise<{ id: string; seq: number; body: string }[]> {
-  return (await stack.sql`select id::text, seq::int, body from zoe_events where source = ${source} order by seq`) as { id: string; seq: number; body: string }[];
+  return (await stack.sql`select id::text, seq::int, body from zoe_events where source = ${source} order by seq`) as {
+    id: string;
+    seq: number;
+    body: string;
+  }[];
 }
 
 async function health(svc: ServiceProcess): Promise<Record<string, unknown>> {
@@ -90,7 +105,11 @@ function faultyProxy(plan: (call: number) => Fault) {
       if (fault === "garbage") return new Response("<html>502 from some proxy</html>", { status: 200 });
       if (fault === "hang") return new Promise<Response>(() => {});
       const url = new URL(req.url);
-      const upstream = await fetch(`${stack.url}${url.pathname}${url.search}`, { method: req.method, headers: req.headers, body: await req.arrayBuffer() });
+      const upstream = await fetch(`${stack.url}${url.pathname}${url.search}`, {
+        method: req.method,
+        headers: req.headers,
+        body: await req.arrayBuffer(),
+      });
       const body = await upstream.arrayBuffer();
       // The remote committed; its answer never reaches the service.
       if (fault === "commit-then-hang") return new Promise<Response>(() => {});
@@ -109,7 +128,11 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
     await svc.kill("SIGKILL");
     expect(await remoteRows(source)).toEqual([]);
     const again = await service(flushEnv(sink), svc.dbPath);
-    const rows = await waitFor(async () => ((await remoteRows(source)).length === 1 ? remoteRows(source) : null), 10_000, "the event in Postgres");
+    const rows = await waitFor(
+      async () => ((await remoteRows(source)).length === 1 ? remoteRows(source) : null),
+      10_000,
+      "the event in Postgres",
+    );
     expect(rows).toEqual([{ id: stored!.id, seq: stored!.seq, body: "event 1" }]);
     await waitFor(async () => (await health(again)).backlog === 0, 5_000, "an empty local backlog");
     await again.kill("SIGTERM");
@@ -122,7 +145,11 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
     const started = performance.now();
     await post(svc, [event(source, 1, { subtype: "BUY_FILLED", symbol: "AAPL" })]);
     // A tight poll (not waitFor's 20 ms) so the printed figure is close to the real one.
-    while ((await stack.sql`select 1 from zoe_events where source = ${source}`).length === 0 && performance.now() - started < 2_000) await Bun.sleep(1);
+    while (
+      (await stack.sql`select 1 from zoe_events where source = ${source}`).length === 0 &&
+      performance.now() - started < 2_000
+    )
+      await Bun.sleep(1);
     const ms = performance.now() - started;
     console.log(`critical event visible in Postgres after ${ms.toFixed(1)} ms (${sink} sink)`);
     expect(ms).toBeLessThan(2_000);
@@ -131,15 +158,27 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
   test("a poison event is quarantined, the rest flows, and it is retried after the fix", async () => {
     const source = nextSource();
     const svc = await service(flushEnv(sink));
-    await post(svc, [event(source, 1), event(source, 2, { body: "poison" }), event(source, 3), event(source, 4, { subtype: "KILL_SWITCH" })]);
+    await post(svc, [
+      event(source, 1),
+      event(source, 2, { body: "poison" }),
+      event(source, 3),
+      event(source, 4, { subtype: "KILL_SWITCH" }),
+    ]);
     await waitFor(async () => (await remoteRows(source)).length === 3, 10_000, "the three good events");
     expect((await remoteRows(source)).map((r) => r.body)).toEqual(["event 1", "event 3", "event 4"]);
     // Rows are visible remotely a moment before the flusher marks them locally.
-    await waitFor(async () => {
-      const h = await health(svc);
-      return h.backlog === 0 && h.quarantined === 1 && h.flusher !== "flushing" ? h : null;
-    }, 5_000, "the local marks and the quarantine");
-    const listed = (await (await fetch(`${svc.url}/local/quarantine?mode=live`)).json()) as { count: number; events: { event: { body: string }; reason: string }[] };
+    await waitFor(
+      async () => {
+        const h = await health(svc);
+        return h.backlog === 0 && h.quarantined === 1 && h.flusher !== "flushing" ? h : null;
+      },
+      5_000,
+      "the local marks and the quarantine",
+    );
+    const listed = (await (await fetch(`${svc.url}/local/quarantine?mode=live`)).json()) as {
+      count: number;
+      events: { event: { body: string }; reason: string }[];
+    };
     expect(listed.count).toBe(1);
     expect(listed.events[0]!.event.body).toBe("poison");
     expect(listed.events[0]!.reason).toContain("poison row refused");
@@ -148,7 +187,11 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
     // The fix: let the row through, then retry the quarantine.
     await stack.sql.unsafe("alter table public.zoe_events disable trigger refuse_poison");
     try {
-      const res = await fetch(`${svc.url}/local/quarantine/retry`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ mode: "live" }) });
+      const res = await fetch(`${svc.url}/local/quarantine/retry`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ mode: "live" }),
+      });
       expect(await res.json()).toEqual({ mode: "live", released: 1, quarantined: 0 });
       await waitFor(async () => (await remoteRows(source)).length === 4, 10_000, "the retried event");
       expect((await remoteRows(source)).map((r) => r.body)).toEqual(["event 1", "poison", "event 3", "event 4"]);
@@ -159,16 +202,26 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
 
   test("a state snapshot reaches zoe_state on its own within one flush interval, with no event pending", async () => {
     const intervalMs = 1_500;
-    const svc = await service(flushEnv(sink, stack.url, { ZOE_FLUSH_ACTIVE_MS: String(intervalMs), ZOE_FLUSH_OFFHOURS_MS: String(intervalMs) }));
+    const svc = await service(
+      flushEnv(sink, stack.url, { ZOE_FLUSH_ACTIVE_MS: String(intervalMs), ZOE_FLUSH_OFFHOURS_MS: String(intervalMs) }),
+    );
     const mode = sink === "edge" ? "paper" : "live"; // the two sinks' runs must not read each other's row
     // The cadence itself is tested on a fake clock (flusher.test.ts); here: it arrives with no event to carry it.
     for (const cash of [1234.5, 1300]) {
-      const res = await fetch(`${svc.url}/local/state`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ mode, cash, positions: { AAPL: 10 } }) });
+      const res = await fetch(`${svc.url}/local/state`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ mode, cash, positions: { AAPL: 10 } }),
+      });
       expect(res.status).toBe(201);
-      const row = await waitFor(async () => {
-        const [r] = await stack.sql`select state from zoe_state where mode = ${mode}`;
-        return (r?.state as { cash?: number } | undefined)?.cash === cash ? r : null;
-      }, intervalMs + 3_000, "the snapshot in zoe_state");
+      const row = await waitFor(
+        async () => {
+          const [r] = await stack.sql`select state from zoe_state where mode = ${mode}`;
+          return (r?.state as { cash?: number } | undefined)?.cash === cash ? r : null;
+        },
+        intervalMs + 3_000,
+        "the snapshot in zoe_state",
+      );
       expect(row.state).toEqual({ cash, positions: { AAPL: 10 } });
     }
     expect(await health(svc)).toMatchObject({ backlog: 0, consecutive_failures: 0 });
@@ -182,11 +235,19 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
     await stack.sql`insert into zoe_events (id, mode, ts, seq, source, type, subtype, symbol, severity, body, meta, idempotency_key)
       values (${remoteId}, 'live', now(), 7, ${source}, 'ORDER', 'TICK', null, 'info', 'the other fill', '{}'::jsonb, ${key})`;
     const svc = await service(flushEnv(sink));
-    await post(svc, [event(source, 1), event(source, 2, { idempotency_key: key }), event(source, 3, { subtype: "KILL_SWITCH" })]);
-    const h = await waitFor(async () => {
-      const h = await health(svc);
-      return h.backlog === 0 && h.quarantined === 1 && h.flusher !== "flushing" ? h : null;
-    }, 10_000, "the flush and the quarantine");
+    await post(svc, [
+      event(source, 1),
+      event(source, 2, { idempotency_key: key }),
+      event(source, 3, { subtype: "KILL_SWITCH" }),
+    ]);
+    const h = await waitFor(
+      async () => {
+        const h = await health(svc);
+        return h.backlog === 0 && h.quarantined === 1 && h.flusher !== "flushing" ? h : null;
+      },
+      10_000,
+      "the flush and the quarantine",
+    );
     expect(h).toMatchObject({ backlog: 0, quarantined: 1 });
     // By seq: local 1 and 3 arrived, local 2 did not; the other box's event (seq 7) stands unchanged.
     expect((await remoteRows(source)).map((r) => [r.seq, r.id === remoteId, r.body])).toEqual([
@@ -194,15 +255,22 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
       [3, false, "event 3"],
       [7, true, "the other fill"],
     ]);
-    const listed = (await (await fetch(`${svc.url}/local/quarantine?mode=live`)).json()) as { count: number; events: { event: { body: string }; reason: string }[] };
+    const listed = (await (await fetch(`${svc.url}/local/quarantine?mode=live`)).json()) as {
+      count: number;
+      events: { event: { body: string }; reason: string }[];
+    };
     expect(listed.count).toBe(1);
     expect(listed.events[0]!.event.body).toBe("event 2");
-    expect(listed.events[0]!.reason).toStartWith(`idempotency_conflict: in Supabase, idempotency_key "${key}" is already used by event ${remoteId} (mode live, seq 7), which differs in body`);
+    expect(listed.events[0]!.reason).toStartWith(
+      `idempotency_conflict: in Supabase, idempotency_key "${key}" is already used by event ${remoteId} (mode live, seq 7), which differs in body`,
+    );
     // Not marked flushed: it stays in local_events, set aside (flushed = 2), until an operator decides.
     await svc.kill("SIGKILL");
     const db = openStore({ path: svc.dbPath });
     try {
-      const row = db.db.query("SELECT flushed FROM local_events WHERE idempotency_key = ?").get(key) as { flushed: number };
+      const row = db.db.query("SELECT flushed FROM local_events WHERE idempotency_key = ?").get(key) as {
+        flushed: number;
+      };
       expect(row.flushed).toBe(2);
     } finally {
       db.close();
@@ -214,7 +282,10 @@ describe("flush through the edge sink", () => {
   test("SIGTERM makes one last flush before exit", async () => {
     const source = nextSource();
     const svc = await service(flushEnv("edge"));
-    await post(svc, Array.from({ length: 30 }, (_, i) => event(source, i + 1)));
+    await post(
+      svc,
+      Array.from({ length: 30 }, (_, i) => event(source, i + 1)),
+    );
     expect(await remoteRows(source)).toEqual([]);
     expect(await svc.kill("SIGTERM")).toBe(0);
     expect((await remoteRows(source)).map((r) => r.seq)).toHaveLength(30);
@@ -225,7 +296,10 @@ describe("flush through the edge sink", () => {
     const svc = await service(flushEnv("edge"));
     await stack.stopFunction();
     try {
-      await post(svc, Array.from({ length: 40 }, (_, i) => event(source, i + 1)));
+      await post(
+        svc,
+        Array.from({ length: 40 }, (_, i) => event(source, i + 1)),
+      );
       await post(svc, [event(source, 41, { subtype: "SELL_FILLED" })]);
       const h = await waitFor(
         async () => {
@@ -266,23 +340,44 @@ describe("flush through the edge sink", () => {
     const proxy = faultyProxy((n) => (n % 2 === 1 ? "commit-then-hang" : "forward"));
     const svc = await service(flushEnv("edge", proxy.url, { ZOE_FLUSH_BATCH_SIZE: "7", ZOE_FLUSH_TIMEOUT_MS: "300" }));
     // Concurrent posts: arrival order at the service decides the seqs.
-    await Promise.all(Array.from({ length: 6 }, (_, k) => post(svc, Array.from({ length: 5 }, (_, i) => event(source, k * 5 + i + 1)))));
+    await Promise.all(
+      Array.from({ length: 6 }, (_, k) =>
+        post(
+          svc,
+          Array.from({ length: 5 }, (_, i) => event(source, k * 5 + i + 1)),
+        ),
+      ),
+    );
     await post(svc, [event(source, 31, { subtype: "BUY_FILLED" })]);
     await waitFor(async () => (await health(svc)).backlog === 0, 20_000, "an empty local backlog");
-    const local = (await (await fetch(`${svc.url}/local/events?mode=live&since_seq=0&limit=1000`)).json()) as { id: string; source: string }[];
+    const local = (await (await fetch(`${svc.url}/local/events?mode=live&since_seq=0&limit=1000`)).json()) as {
+      id: string;
+      source: string;
+    }[];
     const mine = local.filter((e) => e.source === source).map((e) => e.id);
     expect(mine).toHaveLength(31);
     expect((await remoteRows(source)).map((r) => r.id)).toEqual(mine);
 
     // The same events again, in shuffled batches, straight through the sink: still one row each, same order.
-    const sink = createEdgeFunctionSink({ url: stack.url, serviceKey: stack.serviceKey, timeoutMs: 5_000, clock: systemClock });
+    const sink = createEdgeFunctionSink({
+      url: stack.url,
+      serviceKey: stack.serviceKey,
+      timeoutMs: 5_000,
+      clock: systemClock,
+    });
     await svc.kill("SIGTERM");
     const store = openStore({ path: svc.dbPath });
     try {
       const all = store.list("live", { sinceSeq: 0, limit: 1000 }).filter((e) => e.source === source);
       const batches = [all.slice(20), all.slice(0, 10), all.slice(10, 20), all.slice(5, 15)];
       for (const events of batches) {
-        const { results } = await sink.send({ mode: "live", events, backlog: 0, state: null, signal: new AbortController().signal });
+        const { results } = await sink.send({
+          mode: "live",
+          events,
+          backlog: 0,
+          state: null,
+          signal: new AbortController().signal,
+        });
         expect(results.every((r) => r.status === "duplicate")).toBe(true);
       }
     } finally {

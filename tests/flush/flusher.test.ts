@@ -27,7 +27,14 @@ const SETTINGS: FlushSettings = {
   batchSize: 500,
   window: 3,
   criticalImmediate: true,
-  criticalSubtypes: ["BUY_FILLED", "SELL_FILLED", "PNL_REALIZED", "TRADING_HALTED", "KILL_SWITCH", "RECONCILIATION_MISMATCH"],
+  criticalSubtypes: [
+    "BUY_FILLED",
+    "SELL_FILLED",
+    "PNL_REALIZED",
+    "TRADING_HALTED",
+    "KILL_SWITCH",
+    "RECONCILIATION_MISMATCH",
+  ],
   marketHours: true,
   backoffMinMs: 1_000,
   backoffMaxMs: 60_000,
@@ -42,13 +49,25 @@ const verdicts = (b: SinkBatch, status: EventResult["status"] = "accepted"): Sin
 type Handler = (batch: SinkBatch, call: number) => SinkResult | Promise<SinkResult>;
 
 function fakeSink(handler: Handler = (b) => verdicts(b)) {
-  const calls: { at: number; events: StoredEvent[]; backlog: number; state: SinkBatch["state"]; afterKey: string | null }[] = [];
+  const calls: {
+    at: number;
+    events: StoredEvent[];
+    backlog: number;
+    state: SinkBatch["state"];
+    afterKey: string | null;
+  }[] = [];
   const sink: Sink & { handler: Handler; ordered: boolean } = {
     name: "fake",
     handler,
     ordered: false,
     async send(batch) {
-      calls.push({ at: clockNow(), events: [...batch.events], backlog: batch.backlog, state: batch.state, afterKey: batch.afterKey ?? null });
+      calls.push({
+        at: clockNow(),
+        events: [...batch.events],
+        backlog: batch.backlog,
+        state: batch.state,
+        afterKey: batch.afterKey ?? null,
+      });
       return sink.handler(batch, calls.length);
     },
   };
@@ -71,7 +90,15 @@ afterEach(async () => {
 /** Tuesday 2026-06-02 10:00 New York: the market is open. */
 const MARKET_OPEN = "2026-06-02T14:00:00Z";
 
-function setup(options: { at?: string; settings?: Partial<FlushSettings>; handler?: Handler; random?: () => number; ordered?: boolean } = {}) {
+function setup(
+  options: {
+    at?: string;
+    settings?: Partial<FlushSettings>;
+    handler?: Handler;
+    random?: () => number;
+    ordered?: boolean;
+  } = {},
+) {
   const dir = tempDir();
   const clock = manualClock(options.at ?? MARKET_OPEN);
   const store = openStore({ path: dir.file("zoe.db"), clock, groupCommit: false });
@@ -99,7 +126,16 @@ function setup(options: { at?: string; settings?: Partial<FlushSettings>; handle
   });
   let n = 0;
   const append = (count = 1, subtype = "TICK", extra: Partial<EventInput> = {}) =>
-    store.append(Array.from({ length: count }, () => ({ mode: "live" as const, source: "bot", type: "T", subtype, body: `event ${++n}`, ...extra })));
+    store.append(
+      Array.from({ length: count }, () => ({
+        mode: "live" as const,
+        source: "bot",
+        type: "T",
+        subtype,
+        body: `event ${++n}`,
+        ...extra,
+      })),
+    );
   return { store, clock, scheduler, quarantine, flusher, sink: fake.sink, calls: fake.calls, append };
 }
 
@@ -136,7 +172,9 @@ describe("backoffDelay()", () => {
   const s = { backoffMinMs: 1_000, backoffMaxMs: 60_000 };
   test("doubles the ceiling per attempt up to the cap", () => {
     const top = () => 0.999_999;
-    expect([1, 2, 3, 4, 5, 6, 7, 8, 20].map((n) => backoffDelay(n, s, top))).toEqual([1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]);
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 20].map((n) => backoffDelay(n, s, top))).toEqual([
+      1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000,
+    ]);
   });
   test("draws uniformly below the ceiling (full jitter)", () => {
     expect(backoffDelay(3, s, () => 0)).toBe(0);
@@ -264,7 +302,11 @@ describe("createFlusher()", () => {
     t.flusher.start();
     await t.scheduler.settle();
     expect(seqs(t.store.unflushed("live", 10))).toEqual([3]);
-    expect(t.store.lastFlush("live")).toMatchObject({ status: "partial", count: 2, error: "0 quarantined, 1 unacknowledged" });
+    expect(t.store.lastFlush("live")).toMatchObject({
+      status: "partial",
+      count: 2,
+      error: "0 quarantined, 1 unacknowledged",
+    });
   });
 
   test("an event the remote rejects is quarantined with its reason, and the rest flows", async () => {
@@ -272,7 +314,12 @@ describe("createFlusher()", () => {
       handler: (b) => ({
         results: b.events.map((e) =>
           e.body === "event 2"
-            ? { idempotency_key: e.idempotency_key, seq: e.seq, status: "rejected" as const, errors: [{ path: "/body", message: "Bad body" }] }
+            ? {
+                idempotency_key: e.idempotency_key,
+                seq: e.seq,
+                status: "rejected" as const,
+                errors: [{ path: "/body", message: "Bad body" }],
+              }
             : { idempotency_key: e.idempotency_key, seq: e.seq, status: "accepted" as const },
         ),
       }),
@@ -283,7 +330,11 @@ describe("createFlusher()", () => {
     expect(t.store.backlog("live")).toBe(0);
     const q = t.quarantine.list("live", { limit: 10 });
     expect(q.map((e) => e.event.seq)).toEqual([2]);
-    expect(q[0]).toMatchObject({ reason: "rejected by remote: /body Bad body", errors: [{ path: "/body", message: "Bad body" }], attempts: 1 });
+    expect(q[0]).toMatchObject({
+      reason: "rejected by remote: /body Bad body",
+      errors: [{ path: "/body", message: "Bad body" }],
+      attempts: 1,
+    });
     expect(t.flusher.status("live")).toMatchObject({ quarantined: 1 });
     expect(t.store.lastFlush("live")).toMatchObject({ status: "partial", count: 2 });
 
@@ -299,7 +350,8 @@ describe("createFlusher()", () => {
   test("a batch refused as a whole is bisected until the poison event is isolated", async () => {
     const t = setup({
       handler: (b) => {
-        if (b.events.some((e) => e.body === "event 6")) throw new RemoteRejectedError("400 invalid input syntax", true, { remoteStatus: 400 });
+        if (b.events.some((e) => e.body === "event 6"))
+          throw new RemoteRejectedError("400 invalid input syntax", true, { remoteStatus: 400 });
         return verdicts(b);
       },
     });
@@ -307,7 +359,10 @@ describe("createFlusher()", () => {
     t.flusher.start();
     await t.scheduler.settle();
     expect(t.quarantine.list("live", { limit: 10 }).map((q) => q.event.seq)).toEqual([6]);
-    expect(t.quarantine.list("live", { limit: 10 })[0]).toMatchObject({ remote_status: 400, reason: "400 invalid input syntax" });
+    expect(t.quarantine.list("live", { limit: 10 })[0]).toMatchObject({
+      remote_status: 400,
+      reason: "400 invalid input syntax",
+    });
     expect(t.store.backlog("live")).toBe(0);
     // Accepted halves arrive in seq order.
     const accepted = t.calls.filter((c) => !c.events.some((e) => e.body === "event 6")).flatMap((c) => seqs(c.events));
@@ -322,7 +377,9 @@ describe("createFlusher()", () => {
     t.flusher.start();
     await t.scheduler.settle();
     expect(seqs(t.calls[0]!.events)).toEqual([2]);
-    expect(t.quarantine.list("live", { limit: 10 })[0]!.reason).toStartWith("fails the shared event schema locally: /ts");
+    expect(t.quarantine.list("live", { limit: 10 })[0]!.reason).toStartWith(
+      "fails the shared event schema locally: /ts",
+    );
   });
 
   test("500s, timeouts and garbage are retried with backoff until the remote recovers; nothing is lost", async () => {
@@ -342,7 +399,11 @@ describe("createFlusher()", () => {
     t.flusher.start();
     await t.scheduler.settle();
     expect(t.calls).toHaveLength(1);
-    expect(t.flusher.status("live")).toMatchObject({ flusher: "backoff", consecutive_failures: 1, last_error: "503 down" });
+    expect(t.flusher.status("live")).toMatchObject({
+      flusher: "backoff",
+      consecutive_failures: 1,
+      last_error: "503 down",
+    });
     expect(t.flusher.status("live").next_attempt_at).toBe(new Date(Date.parse(MARKET_OPEN) + 1000).toISOString());
     await t.append(1); // arrives during the outage: goes out with the retry
     await t.scheduler.advance(1000);
@@ -388,9 +449,13 @@ describe("createFlusher()", () => {
   });
 
   test("a stream of critical events during an outage retries at most once per backoffMinMs", async () => {
-    const t = setup({ settings: { backoffMinMs: 1_000, backoffMaxMs: 60_000 }, random: () => 0.999_999, handler: () => {
-      throw new RemoteUnavailableError("503");
-    } });
+    const t = setup({
+      settings: { backoffMinMs: 1_000, backoffMaxMs: 60_000 },
+      random: () => 0.999_999,
+      handler: () => {
+        throw new RemoteUnavailableError("503");
+      },
+    });
     await t.append(1);
     t.flusher.start();
     await t.scheduler.settle();
@@ -419,7 +484,11 @@ describe("createFlusher()", () => {
     t.flusher.start();
     await t.scheduler.advance(14_999);
     expect(t.calls).toHaveLength(1);
-    expect(t.flusher.status("live")).toMatchObject({ consecutive_failures: 1, last_error: "401 invalid JWT", flusher: "idle" });
+    expect(t.flusher.status("live")).toMatchObject({
+      consecutive_failures: 1,
+      last_error: "401 invalid JWT",
+      flusher: "idle",
+    });
     expect(t.quarantine.count("live")).toBe(0);
     await t.scheduler.advance(1);
     expect(t.calls).toHaveLength(2);
@@ -457,7 +526,11 @@ describe("createFlusher()", () => {
     t.flusher.start();
     await t.scheduler.settle();
     expect(t.calls.map((c) => seqs(c.events)[0])).toEqual([1, 11, 21]);
-    expect(t.calls.map((c) => c.afterKey)).toEqual([null, t.calls[0]!.events.at(-1)!.idempotency_key, t.calls[1]!.events.at(-1)!.idempotency_key]);
+    expect(t.calls.map((c) => c.afterKey)).toEqual([
+      null,
+      t.calls[0]!.events.at(-1)!.idempotency_key,
+      t.calls[1]!.events.at(-1)!.idempotency_key,
+    ]);
     expect(t.flusher.status("live")).toMatchObject({ in_flight_batches: 3, window: 3, flushed_through_seq: 0 });
     // Answers in reverse: nothing is applied before the oldest batch's answer.
     gates[2]!.resolve();
@@ -524,7 +597,10 @@ describe("createFlusher()", () => {
     await t.scheduler.settle();
     gate.resolve();
     expect(await stopped).toEqual({ left: 0 });
-    expect(t.calls.map((c) => seqs(c.events))).toEqual([[1, 2], [3, 4, 5]]);
+    expect(t.calls.map((c) => seqs(c.events))).toEqual([
+      [1, 2],
+      [3, 4, 5],
+    ]);
   });
 
   test("stop() gives up at the deadline and leaves the events queued", async () => {
@@ -566,7 +642,15 @@ describe("createFlusher()", () => {
     await t.scheduler.advance(9_999);
     expect(t.calls).toHaveLength(0);
     await t.scheduler.advance(1); // 15 s after the last cycle
-    expect(t.calls).toEqual([{ at: Date.parse(MARKET_OPEN) + 15_000, events: [], backlog: 0, state: { ts: new Date(Date.parse(MARKET_OPEN) + 5_000).toISOString(), state: { cash: 100 } }, afterKey: null }]);
+    expect(t.calls).toEqual([
+      {
+        at: Date.parse(MARKET_OPEN) + 15_000,
+        events: [],
+        backlog: 0,
+        state: { ts: new Date(Date.parse(MARKET_OPEN) + 5_000).toISOString(), state: { cash: 100 } },
+        afterKey: null,
+      },
+    ]);
     await t.scheduler.advance(15_000);
     expect(t.calls).toHaveLength(1); // unchanged: nothing to send
     t.store.putState("live", { cash: 100, positions: { AAPL: 1 } });

@@ -14,7 +14,13 @@ const iso = (ms: number) => new Date(ms).toISOString();
 describe("newYorkWallClock()", () => {
   test("reads New York time across the spring-forward gap on 2026-03-08", () => {
     // 01:59:59 EST is followed by 03:00:00 EDT.
-    expect(newYorkWallClock(at("2026-03-08T06:59:59Z"))).toMatchObject({ day: 8, hour: 1, minute: 59, second: 59, weekday: 0 });
+    expect(newYorkWallClock(at("2026-03-08T06:59:59Z"))).toMatchObject({
+      day: 8,
+      hour: 1,
+      minute: 59,
+      second: 59,
+      weekday: 0,
+    });
     expect(newYorkWallClock(at("2026-03-08T07:00:00Z"))).toMatchObject({ day: 8, hour: 3, minute: 0 });
   });
 
@@ -25,7 +31,13 @@ describe("newYorkWallClock()", () => {
   });
 
   test("prints midnight as hour 0, never 24", () => {
-    expect(newYorkWallClock(at("2026-06-02T04:00:00Z"))).toMatchObject({ month: 6, day: 2, hour: 0, minute: 0, weekday: 2 });
+    expect(newYorkWallClock(at("2026-06-02T04:00:00Z"))).toMatchObject({
+      month: 6,
+      day: 2,
+      hour: 0,
+      minute: 0,
+      weekday: 2,
+    });
     expect(newYorkWallClock(at("2026-06-02T03:59:59Z"))).toMatchObject({ month: 6, day: 1, hour: 23, minute: 59 });
   });
 });
@@ -60,10 +72,20 @@ describe("dayKind()", () => {
 
 describe("marketSession()", () => {
   test("opens at 09:30 and closes at 16:00 New York time", () => {
-    expect(marketSession(at("2026-06-02T13:29:59Z"))).toMatchObject({ open: false, day: "trading", nextTransition: at("2026-06-02T13:30:00Z") });
-    expect(marketSession(at("2026-06-02T13:30:00Z"))).toMatchObject({ open: true, nextTransition: at("2026-06-02T20:00:00Z") });
+    expect(marketSession(at("2026-06-02T13:29:59Z"))).toMatchObject({
+      open: false,
+      day: "trading",
+      nextTransition: at("2026-06-02T13:30:00Z"),
+    });
+    expect(marketSession(at("2026-06-02T13:30:00Z"))).toMatchObject({
+      open: true,
+      nextTransition: at("2026-06-02T20:00:00Z"),
+    });
     expect(marketSession(at("2026-06-02T19:59:59Z")).open).toBe(true);
-    expect(marketSession(at("2026-06-02T20:00:00Z"))).toMatchObject({ open: false, nextTransition: at("2026-06-03T13:30:00Z") });
+    expect(marketSession(at("2026-06-02T20:00:00Z"))).toMatchObject({
+      open: false,
+      nextTransition: at("2026-06-03T13:30:00Z"),
+    });
   });
 
   test("Friday's close points at Monday's open across a DST change (2026-03-06 → 03-09)", () => {
@@ -94,7 +116,11 @@ describe("marketSession()", () => {
   });
 
   test("closes at 13:00 on an early-close day", () => {
-    expect(marketSession(at("2026-11-27T17:59:59Z"))).toMatchObject({ open: true, day: "early_close", nextTransition: at("2026-11-27T18:00:00Z") });
+    expect(marketSession(at("2026-11-27T17:59:59Z"))).toMatchObject({
+      open: true,
+      day: "early_close",
+      nextTransition: at("2026-11-27T18:00:00Z"),
+    });
     expect(marketSession(at("2026-11-27T18:00:00Z")).open).toBe(false);
     expect(marketSession(at("2026-12-24T18:30:00Z")).open).toBe(false); // 13:30 on Christmas Eve
     expect(iso(marketSession(at("2026-12-24T18:30:00Z")).nextTransition)).toBe("2026-12-28T14:30:00.000Z");
@@ -123,8 +149,16 @@ describe("marketSession()", () => {
   });
 
   test("knows holidays of any year: closed on Thanksgiving 2100, 13:00 close the day after", () => {
-    expect(marketSession(at("2100-11-25T16:00:00Z"))).toMatchObject({ open: false, day: "holiday", nextTransition: at("2100-11-26T14:30:00Z") });
-    expect(marketSession(at("2100-11-26T17:59:00Z"))).toMatchObject({ open: true, day: "early_close", nextTransition: at("2100-11-26T18:00:00Z") });
+    expect(marketSession(at("2100-11-25T16:00:00Z"))).toMatchObject({
+      open: false,
+      day: "holiday",
+      nextTransition: at("2100-11-26T14:30:00Z"),
+    });
+    expect(marketSession(at("2100-11-26T17:59:00Z"))).toMatchObject({
+      open: true,
+      day: "early_close",
+      nextTransition: at("2100-11-26T18:00:00Z"),
+    });
   });
 });
 
@@ -134,7 +168,11 @@ describe("createMarketClock()", () => {
     const mc = createMarketClock({ clock, activeIntervalMs: 15_000, offHoursIntervalMs: 120_000 });
     expect(mc.cadence()).toEqual({ active: true, intervalMs: 15_000, nextTransition: at("2026-06-02T20:00:00Z") });
     clock.set("2026-06-06T15:00:00Z");
-    expect(mc.cadence()).toMatchObject({ active: false, intervalMs: 120_000, nextTransition: at("2026-06-08T13:30:00Z") });
+    expect(mc.cadence()).toMatchObject({
+      active: false,
+      intervalMs: 120_000,
+      nextTransition: at("2026-06-08T13:30:00Z"),
+    });
   });
 
   test("with market hours off it is always active", () => {

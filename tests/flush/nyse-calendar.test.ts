@@ -71,7 +71,11 @@ describe("nyseYear()", () => {
   test("July 3 closes early only when July 4 falls Tuesday to Friday", () => {
     for (let y = 2000; y <= 2040; y++) {
       const july4 = weekday(`${y}-07-04`)!;
-      const expected = ["Tue", "Wed", "Thu", "Fri"].includes(july4) ? "early_close" : july4 === "Sat" ? "holiday" : "weekend";
+      const expected = ["Tue", "Wed", "Thu", "Fri"].includes(july4)
+        ? "early_close"
+        : july4 === "Sat"
+          ? "holiday"
+          : "weekend";
       expect(`${y} (July 4 on ${july4}): ${nyseDay(y, 7, 3)}`).toBe(`${y} (July 4 on ${july4}): ${expected}`);
       if (july4 === "Sat") expect(nyseDay(y, 7, 2)).toBe("trading"); // no early close before an observed Friday holiday
       if (july4 === "Sun") expect([nyseDay(y, 7, 2), nyseDay(y, 7, 5)]).toEqual(["trading", "holiday"]);
@@ -81,7 +85,17 @@ describe("nyseYear()", () => {
 
 describe("easterSunday()", () => {
   test("matches known Easter dates, including the earliest and latest possible", () => {
-    const known = ["1818-03-22", "1943-04-25", "2000-04-23", "2008-03-23", "2011-04-24", "2019-04-21", "2024-03-31", "2038-04-25", "2285-03-22"];
+    const known = [
+      "1818-03-22",
+      "1943-04-25",
+      "2000-04-23",
+      "2008-03-23",
+      "2011-04-24",
+      "2019-04-21",
+      "2024-03-31",
+      "2038-04-25",
+      "2285-03-22",
+    ];
     for (const date of known) expect(dateOf(easterSunday(Number(date.slice(0, 4))))).toBe(date);
   });
 

@@ -42,9 +42,18 @@ function setup() {
     dir.cleanup();
   });
   const handle = (path: string, init?: RequestInit) => app.handle(new Request(`http://localhost${path}`, init));
-  const post = (path: string, body: unknown) => handle(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const post = (path: string, body: unknown) =>
+    handle(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   const append = async (n: number) =>
-    store.append(Array.from({ length: n }, (_, i) => ({ mode: "live" as const, source: "bot", type: "T", subtype: "TICK", body: `e${i + 1}` })));
+    store.append(
+      Array.from({ length: n }, (_, i) => ({
+        mode: "live" as const,
+        source: "bot",
+        type: "T",
+        subtype: "TICK",
+        body: `e${i + 1}`,
+      })),
+    );
   return { store, clock, quarantine, handle, post, append, retried };
 }
 
@@ -53,7 +62,16 @@ describe("Quarantine", () => {
     const t = setup();
     await t.append(3);
     const [, second] = t.store.unflushed("live", 10);
-    expect(t.quarantine.add([{ event: second!, reason: "rejected by remote: /body bad", errors: [{ path: "/body", message: "bad" }], remoteStatus: 200 }])).toBe(1);
+    expect(
+      t.quarantine.add([
+        {
+          event: second!,
+          reason: "rejected by remote: /body bad",
+          errors: [{ path: "/body", message: "bad" }],
+          remoteStatus: 200,
+        },
+      ]),
+    ).toBe(1);
     expect(t.store.unflushed("live", 10).map((e) => e.seq)).toEqual([1, 3]);
     expect(t.store.backlog("live")).toBe(2);
     expect(t.store.backlogUsage("live").events).toBe(2);
@@ -75,7 +93,10 @@ describe("Quarantine", () => {
     await t.append(3);
     const events = t.store.unflushed("live", 10);
     const before = t.store.backlogUsage("live");
-    t.quarantine.add([{ event: events[0]!, reason: "a" }, { event: events[2]!, reason: "b" }]);
+    t.quarantine.add([
+      { event: events[0]!, reason: "a" },
+      { event: events[2]!, reason: "b" },
+    ]);
     expect(t.store.backlogUsage("live").events).toBe(1);
     expect(t.quarantine.release("live", [events[2]!.id])).toBe(1);
     expect(t.store.unflushed("live", 10).map((e) => e.seq)).toEqual([2, 3]);
@@ -92,7 +113,12 @@ describe("Quarantine", () => {
     await t.append(3);
     const events = t.store.unflushed("live", 10);
     t.store.markFlushed([events[0]!.id, events[1]!.id]);
-    expect(t.quarantine.add([{ event: events[0]!, reason: "late" }, { event: events[2]!, reason: "bad" }])).toBe(1);
+    expect(
+      t.quarantine.add([
+        { event: events[0]!, reason: "late" },
+        { event: events[2]!, reason: "bad" },
+      ]),
+    ).toBe(1);
     t.clock.advance(10_000);
     t.store.prune();
     expect(t.quarantine.list("live", { limit: 10 }).map((q) => q.event.seq)).toEqual([3]);
@@ -133,7 +159,13 @@ describe("GET /local/quarantine and POST /local/quarantine/retry", () => {
 
   test("retry refuses a malformed body with the shared error shape", async () => {
     const t = setup();
-    for (const body of [[], { mode: "demo" }, { mode: "live", ids: [] }, { mode: "live", ids: ["nope"] }, { mode: "live", extra: 1 }]) {
+    for (const body of [
+      [],
+      { mode: "demo" },
+      { mode: "live", ids: [] },
+      { mode: "live", ids: ["nope"] },
+      { mode: "live", extra: 1 },
+    ]) {
       const res = await t.post("/local/quarantine/retry", body);
       expect(res.status).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("invalid_request");

@@ -15,7 +15,15 @@ async function storeWith(count: number) {
   const store = openStore({ path: dir.file("zoe.db") });
   cleanups.push(() => (store.close(), dir.cleanup()));
   await store.append(
-    Array.from({ length: count }, (_, i) => ({ mode: "live" as const, source: "bot", type: "ORDER", subtype: "BUY_SUBMITTED", symbol: "AAPL", body: `order ${i} “quoted” ✓`, meta: { n: i, nested: { tag: "x" } } })),
+    Array.from({ length: count }, (_, i) => ({
+      mode: "live" as const,
+      source: "bot",
+      type: "ORDER",
+      subtype: "BUY_SUBMITTED",
+      symbol: "AAPL",
+      body: `order ${i} “quoted” ✓`,
+      meta: { n: i, nested: { tag: "x" } },
+    })),
   );
   return { store, dir };
 }
@@ -28,14 +36,21 @@ describe("startReaderWorker()", () => {
     // One stored row the shared schema refuses (as a row from an older version might be).
     store.db.run("UPDATE local_events SET ts = 'not a timestamp' WHERE seq = 7");
     const loop = inlineReader(store);
-    const worker = startReaderWorker({ path: store.path, fallback: loop, logger: silentLogger, lastSeq: (mode) => store.lastSeq(mode) });
+    const worker = startReaderWorker({
+      path: store.path,
+      fallback: loop,
+      logger: silentLogger,
+      lastSeq: (mode) => store.lastSeq(mode),
+    });
     cleanups.push(() => worker.close());
     const a = await loop.read("live", 25, 3, signal);
     const b = await worker.read("live", 25, 3, signal);
     expect(b.count).toBe(a.count);
     expect(b.lastSeq).toBe(a.lastSeq);
     expect(b.lastSeq).toBe(28);
-    expect(b.good).toEqual(a.good.map((e) => ({ id: e.id, mode: e.mode, seq: e.seq, idempotency_key: e.idempotency_key })));
+    expect(b.good).toEqual(
+      a.good.map((e) => ({ id: e.id, mode: e.mode, seq: e.seq, idempotency_key: e.idempotency_key })),
+    );
     expect(b.events).toBeNull();
     expect(JSON.parse(b.json!) as StoredEvent[]).toEqual(a.events!);
     expect(b.json).toBe(JSON.stringify(a.events));
@@ -45,7 +60,12 @@ describe("startReaderWorker()", () => {
 
   test("sees what the service's connection committed a moment ago, and an empty read past the end", async () => {
     const { store } = await storeWith(3);
-    const worker = startReaderWorker({ path: store.path, fallback: inlineReader(store), logger: silentLogger, lastSeq: (mode) => store.lastSeq(mode) });
+    const worker = startReaderWorker({
+      path: store.path,
+      fallback: inlineReader(store),
+      logger: silentLogger,
+      lastSeq: (mode) => store.lastSeq(mode),
+    });
     cleanups.push(() => worker.close());
     expect((await worker.read("live", 10, 0, signal)).count).toBe(3);
     await store.append([{ mode: "live", source: "bot", type: "T", subtype: "X", body: "late" }]);
@@ -58,7 +78,12 @@ describe("startReaderWorker()", () => {
     const { store, dir } = await storeWith(5);
     const errors: string[] = [];
     const logger = { ...silentLogger, error: (message: string) => void errors.push(message) };
-    const worker = startReaderWorker({ path: dir.file("not-there/zoe.db"), fallback: inlineReader(store), logger, lastSeq: (mode) => store.lastSeq(mode) });
+    const worker = startReaderWorker({
+      path: dir.file("not-there/zoe.db"),
+      fallback: inlineReader(store),
+      logger,
+      lastSeq: (mode) => store.lastSeq(mode),
+    });
     cleanups.push(() => worker.close());
     const first = await worker.read("live", 10, 0, signal);
     const second = await worker.read("live", 10, 0, signal);
@@ -75,7 +100,12 @@ test("the worker reads no further than the store's durable seq: a group committe
   // flusher read) only what is on disk. A bound below the table's end stands
   // for that moment between a group's commit and its fdatasync.
   let bound = 3;
-  const worker = startReaderWorker({ path: store.path, fallback: inlineReader(store), logger: silentLogger, lastSeq: () => bound });
+  const worker = startReaderWorker({
+    path: store.path,
+    fallback: inlineReader(store),
+    logger: silentLogger,
+    lastSeq: () => bound,
+  });
   cleanups.push(() => worker.close());
   expect((await worker.read("live", 10, 0, signal)).good.map((e) => e.seq)).toEqual([1, 2, 3]);
   bound = store.lastSeq("live");

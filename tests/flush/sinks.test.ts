@@ -69,12 +69,26 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 }
 
 const edge = (extra: Partial<Parameters<typeof createEdgeFunctionSink>[0]> = {}) =>
-  createEdgeFunctionSink({ url: stack.url, serviceKey: stack.serviceKey, timeoutMs: 10_000, clock: systemClock, ...extra });
+  createEdgeFunctionSink({
+    url: stack.url,
+    serviceKey: stack.serviceKey,
+    timeoutMs: 10_000,
+    clock: systemClock,
+    ...extra,
+  });
 const direct = (extra: Partial<Parameters<typeof createDirectSink>[0]> = {}) =>
-  createDirectSink({ url: stack.url, serviceKey: stack.serviceKey, timeoutMs: 10_000, clock: systemClock, distinguishDuplicates: true, ...extra });
+  createDirectSink({
+    url: stack.url,
+    serviceKey: stack.serviceKey,
+    timeoutMs: 10_000,
+    clock: systemClock,
+    distinguishDuplicates: true,
+    ...extra,
+  });
 
 async function rowsFor(events: StoredEvent[]): Promise<number> {
-  const [row] = await stack.sql`select count(*)::int as n from zoe_events where idempotency_key in ${stack.sql(events.map((e) => e.idempotency_key))}`;
+  const [row] =
+    await stack.sql`select count(*)::int as n from zoe_events where idempotency_key in ${stack.sql(events.map((e) => e.idempotency_key))}`;
   return row.n as number;
 }
 
@@ -102,8 +116,11 @@ describe("createEdgeFunctionSink() against the real zoe-ingest function", () => 
 
   test("writes zoe_health and the state snapshot with the batch", async () => {
     const events = [storedEvent(), storedEvent()];
-    await edge().send(batch(events, { backlog: 7, state: { ts: "2026-06-02T14:00:00.000Z", state: { cash: 1234.5 } } }));
-    const [health] = await stack.sql`select last_seq::int, last_batch_count, backlog::int from zoe_health where mode = 'live'`;
+    await edge().send(
+      batch(events, { backlog: 7, state: { ts: "2026-06-02T14:00:00.000Z", state: { cash: 1234.5 } } }),
+    );
+    const [health] =
+      await stack.sql`select last_seq::int, last_batch_count, backlog::int from zoe_health where mode = 'live'`;
     expect(health).toMatchObject({ last_seq: events[1]!.seq, last_batch_count: 2, backlog: 7 });
     const [state] = await stack.sql`select state from zoe_state where mode = 'live'`;
     expect(state.state).toEqual({ cash: 1234.5 });
@@ -155,21 +172,36 @@ describe("createEdgeFunctionSink() against the real zoe-ingest function", () => 
 });
 
 describe("createEdgeFunctionSink() against a misbehaving remote", () => {
-  const sinkFor = (url: string, timeoutMs = 5_000): Sink => createEdgeFunctionSink({ url, serviceKey: "key-123456", secret: "s-123456", timeoutMs, clock: systemClock });
+  const sinkFor = (url: string, timeoutMs = 5_000): Sink =>
+    createEdgeFunctionSink({ url, serviceKey: "key-123456", secret: "s-123456", timeoutMs, clock: systemClock });
 
   test("sends the agreed envelope and headers", async () => {
     let seen: { path: string; headers: Record<string, string>; body: unknown } | null = null;
     const remote = fakeRemote(async (req) => {
       seen = { path: new URL(req.url).pathname, headers: Object.fromEntries(req.headers), body: await req.json() };
       const events = (seen.body as { events: StoredEvent[] }).events;
-      return Response.json({ results: events.map((e) => ({ idempotency_key: e.idempotency_key, seq: e.seq, status: "accepted" })) });
+      return Response.json({
+        results: events.map((e) => ({ idempotency_key: e.idempotency_key, seq: e.seq, status: "accepted" })),
+      });
     });
     try {
       const e = storedEvent();
-      await sinkFor(remote.url).send(batch([e], { backlog: 3, state: { ts: "2026-06-02T14:00:00.000Z", state: { cash: 1 } } }));
+      await sinkFor(remote.url).send(
+        batch([e], { backlog: 3, state: { ts: "2026-06-02T14:00:00.000Z", state: { cash: 1 } } }),
+      );
       expect(seen!.path).toBe("/functions/v1/zoe-ingest");
-      expect(seen!.headers).toMatchObject({ authorization: "Bearer key-123456", apikey: "key-123456", "x-zoe-flush-secret": "s-123456", "content-type": "application/json" });
-      expect(seen!.body).toEqual({ mode: "live", events: [e], backlog: 3, state: { ts: "2026-06-02T14:00:00.000Z", state: { cash: 1 } } });
+      expect(seen!.headers).toMatchObject({
+        authorization: "Bearer key-123456",
+        apikey: "key-123456",
+        "x-zoe-flush-secret": "s-123456",
+        "content-type": "application/json",
+      });
+      expect(seen!.body).toEqual({
+        mode: "live",
+        events: [e],
+        backlog: 3,
+        state: { ts: "2026-06-02T14:00:00.000Z", state: { cash: 1 } },
+      });
     } finally {
       await remote.stop();
     }
@@ -180,7 +212,9 @@ describe("createEdgeFunctionSink() against a misbehaving remote", () => {
     const remote = fakeRemote(async (req) => {
       const body = (await req.json()) as { events: StoredEvent[] };
       bodies.push(body);
-      return Response.json({ results: body.events.map((e) => ({ idempotency_key: e.idempotency_key, seq: e.seq, status: "accepted" })) });
+      return Response.json({
+        results: body.events.map((e) => ({ idempotency_key: e.idempotency_key, seq: e.seq, status: "accepted" })),
+      });
     });
     try {
       const sink = sinkFor(remote.url);
@@ -196,7 +230,13 @@ describe("createEdgeFunctionSink() against a misbehaving remote", () => {
   test("a function that predates after_key: the sink stops claiming order, and the batch is to be sent again without it", async () => {
     const remote = fakeRemote(() =>
       Response.json(
-        { error: { code: "INVALID_BATCH", message: "Invalid batch: /after_key Unexpected property", details: { errors: [{ path: "/after_key", message: "Unexpected property" }] } } },
+        {
+          error: {
+            code: "INVALID_BATCH",
+            message: "Invalid batch: /after_key Unexpected property",
+            details: { errors: [{ path: "/after_key", message: "Unexpected property" }] },
+          },
+        },
         { status: 400 },
       ),
     );
@@ -212,7 +252,12 @@ describe("createEdgeFunctionSink() against a misbehaving remote", () => {
   });
 
   test("409 PREDECESSOR_NOT_COMMITTED is a RemoteOutOfOrderError, retryable", async () => {
-    const remote = fakeRemote(() => Response.json({ error: { code: "PREDECESSOR_NOT_COMMITTED", message: "not yet", details: null } }, { status: 409 }));
+    const remote = fakeRemote(() =>
+      Response.json(
+        { error: { code: "PREDECESSOR_NOT_COMMITTED", message: "not yet", details: null } },
+        { status: 409 },
+      ),
+    );
     try {
       const error = await rejection(sinkFor(remote.url).send(batch([storedEvent()], { afterKey: "k" })));
       expect(error).toBeInstanceOf(RemoteOutOfOrderError);
@@ -223,7 +268,12 @@ describe("createEdgeFunctionSink() against a misbehaving remote", () => {
   });
 
   test("garbage in a 200 is a retryable protocol error", async () => {
-    for (const body of ["<html>oops</html>", "{}", JSON.stringify({ results: [] }), JSON.stringify({ results: [{ idempotency_key: "other", status: "accepted" }] })]) {
+    for (const body of [
+      "<html>oops</html>",
+      "{}",
+      JSON.stringify({ results: [] }),
+      JSON.stringify({ results: [{ idempotency_key: "other", status: "accepted" }] }),
+    ]) {
       const remote = fakeRemote(() => new Response(body, { status: 200 }));
       try {
         const error = await rejection(sinkFor(remote.url).send(batch([storedEvent()])));
@@ -236,12 +286,26 @@ describe("createEdgeFunctionSink() against a misbehaving remote", () => {
   });
 
   test("429 carries Retry-After; 408 and 5xx are retryable", async () => {
-    for (const [status, retryAfter] of [[429, "7"], [408, null], [500, null], [503, "2"]] as const) {
-      const remote = fakeRemote(() => Response.json({ error: { code: "X", message: "busy" } }, { status, headers: retryAfter ? { "retry-after": retryAfter } : {} }));
+    for (const [status, retryAfter] of [
+      [429, "7"],
+      [408, null],
+      [500, null],
+      [503, "2"],
+    ] as const) {
+      const remote = fakeRemote(() =>
+        Response.json(
+          { error: { code: "X", message: "busy" } },
+          { status, headers: retryAfter ? { "retry-after": retryAfter } : {} },
+        ),
+      );
       try {
         const error = await rejection(sinkFor(remote.url).send(batch([storedEvent()])));
         expect(error).toBeInstanceOf(RemoteUnavailableError);
-        expect(error).toMatchObject({ remoteStatus: status, retryable: true, retryAfterMs: retryAfter ? Number(retryAfter) * 1000 : undefined });
+        expect(error).toMatchObject({
+          remoteStatus: status,
+          retryable: true,
+          retryAfterMs: retryAfter ? Number(retryAfter) * 1000 : undefined,
+        });
       } finally {
         await remote.stop();
       }
@@ -280,14 +344,25 @@ describe("createEdgeFunctionSink() against a misbehaving remote", () => {
 });
 
 describe("both sinks judge a key stored remotely for another event as an idempotency conflict", () => {
-  for (const [name, make] of [["edge", () => edge()], ["direct", () => direct()]] as const) {
+  for (const [name, make] of [
+    ["edge", () => edge()],
+    ["direct", () => direct()],
+  ] as const) {
     test(`${name}: the same event again is a duplicate; another event under the key is rejected with code idempotency_conflict`, async () => {
       const sink = make();
-      const keys = ["plain-key-1", 'quoted "key", with (reserved) chars \\'].map((k) => `${k}-${name}-${Bun.randomUUIDv7()}`);
+      const keys = ["plain-key-1", 'quoted "key", with (reserved) chars \\'].map(
+        (k) => `${k}-${name}-${Bun.randomUUIDv7()}`,
+      );
       const stored = keys.map((k) => storedEvent({ idempotency_key: k, meta: { a: 1, b: 2 } }));
       await sink.send(batch(stored));
       // Another box (or a restored local store) reuses the keys: once for the same events, once for others.
-      const same = stored.map((e) => ({ ...storedEvent(), ...e, id: Bun.randomUUIDv7(), seq: e.seq + 1000, meta: { b: 2, a: 1 } }));
+      const same = stored.map((e) => ({
+        ...storedEvent(),
+        ...e,
+        id: Bun.randomUUIDv7(),
+        seq: e.seq + 1000,
+        meta: { b: 2, a: 1 },
+      }));
       expect((await sink.send(batch(same))).results.map((r) => r.status)).toEqual(["duplicate", "duplicate"]);
       const other = stored.map((e) => ({ ...e, id: Bun.randomUUIDv7(), seq: e.seq + 2000, body: "a different fill" }));
       const { results } = await sink.send(batch(other));
@@ -298,7 +373,14 @@ describe("both sinks judge a key stored remotely for another event as an idempot
           status: "rejected",
           code: "idempotency_conflict",
           stored_event: { id: stored[i]!.id, mode: "live", seq: stored[i]!.seq },
-          errors: [{ path: "/idempotency_key", message: expect.stringContaining(`is already used by event ${stored[i]!.id} (mode live, seq ${stored[i]!.seq}), which differs in body`) }],
+          errors: [
+            {
+              path: "/idempotency_key",
+              message: expect.stringContaining(
+                `is already used by event ${stored[i]!.id} (mode live, seq ${stored[i]!.seq}), which differs in body`,
+              ),
+            },
+          ],
         })),
       );
       const bodies = await stack.sql`select body from zoe_events where idempotency_key in ${stack.sql(keys)}`;
@@ -313,12 +395,16 @@ describe("createDirectSink() against the PostgREST gateway", () => {
     const sink = direct();
     const state = { ts: "2026-06-02T15:00:00.000Z", state: { cash: 99 } };
     const first = await sink.send(batch(events, { mode: "paper", backlog: 4, state }));
-    expect(first).toEqual({ results: events.map((e) => ({ idempotency_key: e.idempotency_key, seq: e.seq, status: "accepted" })) });
+    expect(first).toEqual({
+      results: events.map((e) => ({ idempotency_key: e.idempotency_key, seq: e.seq, status: "accepted" })),
+    });
     const again = await sink.send(batch([...events, storedEvent({ mode: "paper" })], { mode: "paper" }));
     expect(again.results.map((r) => r.status)).toEqual(["duplicate", "duplicate", "accepted"]);
-    const [row] = await stack.sql`select symbol, meta from zoe_events where idempotency_key = ${events[1]!.idempotency_key}`;
+    const [row] =
+      await stack.sql`select symbol, meta from zoe_events where idempotency_key = ${events[1]!.idempotency_key}`;
     expect(row).toEqual({ symbol: "AAPL", meta: { px: 1.5 } });
-    const [health] = await stack.sql`select last_seq::int, last_batch_count, backlog::int from zoe_health where mode = 'paper'`;
+    const [health] =
+      await stack.sql`select last_seq::int, last_batch_count, backlog::int from zoe_health where mode = 'paper'`;
     expect(health).toMatchObject({ last_seq: seq, last_batch_count: 3, backlog: 0 });
     const [snapshot] = await stack.sql`select state from zoe_state where mode = 'paper'`;
     expect(snapshot.state).toEqual({ cash: 99 });
@@ -349,9 +435,13 @@ describe("createDirectSink() against the PostgREST gateway", () => {
     const refused = await rejection(direct({ url: await closedPortUrl() }).send(batch([storedEvent()])));
     expect(refused).toBeInstanceOf(RemoteUnreachableError);
     const hang = fakeRemote(() => new Promise<Response>(() => {}));
-    const failing = fakeRemote(() => Response.json({ code: "PGRST000", message: "could not connect", details: null, hint: null }, { status: 503 }));
+    const failing = fakeRemote(() =>
+      Response.json({ code: "PGRST000", message: "could not connect", details: null, hint: null }, { status: 503 }),
+    );
     try {
-      expect(await rejection(direct({ url: hang.url, timeoutMs: 200 }).send(batch([storedEvent()])))).toBeInstanceOf(RemoteTimeoutError);
+      expect(await rejection(direct({ url: hang.url, timeoutMs: 200 }).send(batch([storedEvent()])))).toBeInstanceOf(
+        RemoteTimeoutError,
+      );
       const error = await rejection(direct({ url: failing.url }).send(batch([storedEvent()])));
       expect(error).toBeInstanceOf(RemoteUnavailableError);
       expect(error).toMatchObject({ remoteStatus: 503, retryable: true });

@@ -68,11 +68,10 @@ export const WEIRD_STRINGS = [
   "'; DROP TABLE local_events; --",
 ];
 
-const weirdString = fc.oneof(
-  fc.string({ maxLength: 24 }),
-  fc.string({ unit: "binary", maxLength: 24 }),
-  { weight: 2, arbitrary: fc.constantFrom(...WEIRD_STRINGS) },
-);
+const weirdString = fc.oneof(fc.string({ maxLength: 24 }), fc.string({ unit: "binary", maxLength: 24 }), {
+  weight: 2,
+  arbitrary: fc.constantFrom(...WEIRD_STRINGS),
+});
 
 // The known nasties weigh most: random values are rarely interesting.
 export const weirdValue: fc.Arbitrary<unknown> = fc.oneof(
@@ -86,7 +85,8 @@ export const weirdValue: fc.Arbitrary<unknown> = fc.oneof(
   fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
 );
 
-const text = (maxLength: number) => fc.string({ unit: "grapheme", minLength: 1, maxLength }).filter((s) => !s.includes("\u0000"));
+const text = (maxLength: number) =>
+  fc.string({ unit: "grapheme", minLength: 1, maxLength }).filter((s) => !s.includes("\u0000"));
 const timestamp = fc
   .tuple(
     fc.date({ min: new Date("0001-01-01T00:00:00Z"), max: new Date("9999-12-31T23:59:59Z"), noInvalidDate: true }),
@@ -121,8 +121,29 @@ export const validEvent = fc
   )
   .filter((e) => checkEventInput(e).length === 0);
 
-const FIELDS = ["mode", "source", "type", "subtype", "body", "symbol", "severity", "ts", "meta", "idempotency_key", "id"];
-const EXTRA_KEYS = ["seq", "flushed", "created_at", "__proto__", "constructor", "prototype", "toString", "hasOwnProperty"];
+const FIELDS = [
+  "mode",
+  "source",
+  "type",
+  "subtype",
+  "body",
+  "symbol",
+  "severity",
+  "ts",
+  "meta",
+  "idempotency_key",
+  "id",
+];
+const EXTRA_KEYS = [
+  "seq",
+  "flushed",
+  "created_at",
+  "__proto__",
+  "constructor",
+  "prototype",
+  "toString",
+  "hasOwnProperty",
+];
 type Obj = Record<string, unknown>;
 const mutation: fc.Arbitrary<(e: Obj) => Obj> = fc.oneof(
   fc.constantFrom(...FIELDS).map((k) => (e: Obj) => {
@@ -132,8 +153,13 @@ const mutation: fc.Arbitrary<(e: Obj) => Obj> = fc.oneof(
   }),
   // Computed keys define own properties, even "__proto__".
   fc.tuple(fc.constantFrom(...FIELDS), weirdValue).map(([k, v]) => (e: Obj) => ({ ...e, [k]: v })),
-  fc.tuple(fc.oneof(fc.constantFrom(...EXTRA_KEYS), fc.string({ maxLength: 10 })), weirdValue).map(([k, v]) => (e: Obj) => ({ ...e, [k]: v })),
-  fc.tuple(fc.string({ maxLength: 8 }), weirdValue).map(([k, v]) => (e: Obj) => ({ ...e, meta: { ...(e.meta as Obj), [k]: v } })),
+  fc
+    .tuple(fc.oneof(fc.constantFrom(...EXTRA_KEYS), fc.string({ maxLength: 10 })), weirdValue)
+    .map(([k, v]) => (e: Obj) => ({ ...e, [k]: v })),
+  fc.tuple(fc.string({ maxLength: 8 }), weirdValue).map(([k, v]) => (e: Obj) => ({
+    ...e,
+    meta: { ...(e.meta as Obj), [k]: v },
+  })),
 );
 
 /** A valid event with one to three mutations: usually invalid, sometimes still valid. */
@@ -151,10 +177,20 @@ export const eventsBody: fc.Arbitrary<unknown> = fc.oneof(
 );
 
 export const stateBody: fc.Arbitrary<unknown> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ mode: fc.constantFrom(...MODES), cash: fc.double(), holdings: fc.jsonValue({ maxDepth: 3 }) }) },
-  fc.tuple(fc.constantFrom(...MODES), fc.dictionary(fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom(...EXTRA_KEYS)), weirdValue, { maxKeys: 4 })).map(
-    ([mode, rest]) => ({ ...rest, mode }),
-  ),
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      mode: fc.constantFrom(...MODES),
+      cash: fc.double(),
+      holdings: fc.jsonValue({ maxDepth: 3 }),
+    }),
+  },
+  fc
+    .tuple(
+      fc.constantFrom(...MODES),
+      fc.dictionary(fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom(...EXTRA_KEYS)), weirdValue, { maxKeys: 4 }),
+    )
+    .map(([mode, rest]) => ({ ...rest, mode })),
   fc.record({ mode: weirdValue, cash: weirdValue }),
   fc.jsonValue({ maxDepth: 3 }),
   weirdValue,
@@ -212,10 +248,20 @@ export const CONTENT_TYPES: (string | null)[] = [
 ];
 
 /** What a route must accept as JSON (the rule in src/http/body.ts, written independently). */
-export const isJsonType = (type: string | null) => type !== null && /^application\/json(;|$)/i.test(type.trim().replace(/\s*;/, ";"));
+export const isJsonType = (type: string | null) =>
+  type !== null && /^application\/json(;|$)/i.test(type.trim().replace(/\s*;/, ";"));
 
 export type LengthLie = "none" | "exact" | "smaller" | "larger" | "negative" | "garbage" | "huge";
-export const contentLength = fc.constantFrom<LengthLie>("none", "none", "exact", "smaller", "larger", "negative", "garbage", "huge");
+export const contentLength = fc.constantFrom<LengthLie>(
+  "none",
+  "none",
+  "exact",
+  "smaller",
+  "larger",
+  "negative",
+  "garbage",
+  "huge",
+);
 export function lengthHeader(lie: LengthLie, size: number): string | null {
   switch (lie) {
     case "none":

@@ -15,7 +15,10 @@ let svc: ServiceProcess;
 const dir = tempDir("zoe-nasties-");
 
 beforeAll(async () => {
-  svc = await startService({ dbPath: dir.file("zoe.db"), env: { ZOE_API_TOKEN: TOKEN, ZOE_IDLE_TIMEOUT_S: "2", ZOE_LOG_LEVEL: "info" } });
+  svc = await startService({
+    dbPath: dir.file("zoe.db"),
+    env: { ZOE_API_TOKEN: TOKEN, ZOE_IDLE_TIMEOUT_S: "2", ZOE_LOG_LEVEL: "info" },
+  });
 });
 afterAll(async () => {
   const code = await svc.kill("SIGTERM");
@@ -24,8 +27,13 @@ afterAll(async () => {
 });
 
 const post = (path: string, body: BodyInit, headers: Record<string, string> = {}) =>
-  fetch(`${svc.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...AUTH, ...headers }, body });
-const get = (path: string, headers: Record<string, string> = {}) => fetch(`${svc.url}${path}`, { headers: { ...AUTH, ...headers } });
+  fetch(`${svc.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...AUTH, ...headers },
+    body,
+  });
+const get = (path: string, headers: Record<string, string> = {}) =>
+  fetch(`${svc.url}${path}`, { headers: { ...AUTH, ...headers } });
 const eventText = (meta: string, extra = "") =>
   `{"mode":"live","source":"fuzz","type":"T","subtype":"S","body":"b","idempotency_key":"${crypto.randomUUID()}","meta":${meta}${extra}}`;
 
@@ -54,7 +62,9 @@ describe("numbers", () => {
     const res = await post("/local/events", eventText(`{"zero":-0,"big":9007199254740993,"tiny":1e-400}`));
     expect(res.status).toBe(201);
     const { seq } = (await res.json()) as { seq: number };
-    const [stored] = (await (await get(`/local/events?mode=live&since_seq=${seq - 1}&limit=1`)).json()) as { meta: Record<string, number> }[];
+    const [stored] = (await (await get(`/local/events?mode=live&since_seq=${seq - 1}&limit=1`)).json()) as {
+      meta: Record<string, number>;
+    }[];
     expect(stored!.meta).toEqual({ zero: 0, big: 9007199254740992, tiny: 0 });
   });
 
@@ -62,7 +72,11 @@ describe("numbers", () => {
     await expectRefused(await post("/local/events", eventText("{}", ',"seq":9007199254740993')), 400, "/seq");
     await expectRefused(await get("/local/events?mode=live&since_seq=9007199254740992"), 400, "?since_seq");
     expect((await get("/local/events?mode=live&since_seq=9007199254740991")).status).toBe(200);
-    await expectRefused(await get("/local/stream?mode=live", { "last-event-id": "9007199254740993" }), 400, "?Last-Event-ID");
+    await expectRefused(
+      await get("/local/stream?mode=live", { "last-event-id": "9007199254740993" }),
+      400,
+      "?Last-Event-ID",
+    );
     await expectRefused(await get("/local/stream?mode=live&last_event_id=1e3"), 400, "?last_event_id");
   });
 });
@@ -101,7 +115,11 @@ describe("encoding", () => {
     ["an escaped NUL in meta", eventText('{"k":"\\u0000"}'), "/meta"],
     ["an escaped NUL in a meta key", eventText('{"\\u0000":1}'), "/meta"],
     ["a lone high surrogate in body", `${ok}\\ud800"}`, "/body"],
-    ["a lone low surrogate in source", '{"mode":"live","source":"\\udc00","type":"t","subtype":"u","body":"b"}', "/source"],
+    [
+      "a lone low surrogate in source",
+      '{"mode":"live","source":"\\udc00","type":"t","subtype":"u","body":"b"}',
+      "/source",
+    ],
     ["a lone surrogate in meta", eventText('{"k":"x\\udbffy"}'), "/meta"],
     ["a reversed surrogate pair", `${ok}\\udc00\\ud800"}`, "/body"],
   ];
@@ -129,9 +147,13 @@ describe("encoding", () => {
     await expectRefused(await get("/local/events?mode=live%00"), 400, "?mode");
     await expectRefused(await get("/local/events?mode=%ZZ"), 400, "?mode");
     await expectRefused(await get("/local/events?mode=live&limit=%E0%A4%A"), 400, "?limit");
-    const nulHeader = await rawExchange(svc.port, [`GET /health HTTP/1.1\r\nHost: localhost\r\nX-Bad: a\u0000b\r\n\r\n`]);
+    const nulHeader = await rawExchange(svc.port, [
+      `GET /health HTTP/1.1\r\nHost: localhost\r\nX-Bad: a\u0000b\r\n\r\n`,
+    ]);
     expect(nulHeader.status).toBe(400);
-    const badLength = await rawExchange(svc.port, [`POST /local/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: -5\r\n\r\n`]);
+    const badLength = await rawExchange(svc.port, [
+      `POST /local/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: -5\r\n\r\n`,
+    ]);
     expect(badLength.status).toBe(400);
     const twoLengths = await rawExchange(svc.port, [
       `POST /local/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}`,
@@ -142,15 +164,21 @@ describe("encoding", () => {
 });
 
 describe("prototype keys", () => {
-  const nasty = '{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}},"prototype":{"polluted":"yes"}}';
+  const nasty =
+    '{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}},"prototype":{"polluted":"yes"}}';
 
   test("__proto__/constructor/prototype keys in meta and state are kept as plain data; Object.prototype stays clean", async () => {
     const t = testApp({ apiToken: null });
     try {
       const res = await t.handle("/local/events", postJson(eventText(nasty)));
       expect(res.status).toBe(201);
-      expect((await t.handle("/local/state", postJson(`{"mode":"live","positions":${nasty},"__proto__":{"cash":1e6}}`))).status).toBe(201);
-      const [stored] = (await (await t.handle("/local/events?mode=live")).json()) as { meta: Record<string, unknown> }[];
+      expect(
+        (await t.handle("/local/state", postJson(`{"mode":"live","positions":${nasty},"__proto__":{"cash":1e6}}`)))
+          .status,
+      ).toBe(201);
+      const [stored] = (await (await t.handle("/local/events?mode=live")).json()) as {
+        meta: Record<string, unknown>;
+      }[];
       expect(Object.keys(stored!.meta).sort()).toEqual(["__proto__", "constructor", "prototype"]);
       const state = (await (await t.handle("/local/state?mode=live")).json()) as Record<string, unknown>;
       // The snapshot's own "__proto__" key is data, not the object's prototype.
@@ -176,10 +204,14 @@ describe("big and slow bodies", () => {
   test("a 10 MB body is a 413 before it is read; repeated, the process does not grow", async () => {
     const rssBefore = rssMiB(svc.proc.pid);
     const chunk = "x".repeat(64 * 1024);
-    const declared = await rawExchange(svc.port, [
-      `POST /local/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 10485760\r\n\r\n`,
-      ...Array<string>(160).fill(chunk),
-    ], 1);
+    const declared = await rawExchange(
+      svc.port,
+      [
+        `POST /local/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 10485760\r\n\r\n`,
+        ...Array<string>(160).fill(chunk),
+      ],
+      1,
+    );
     expect(declared.status).toBe(413);
     expect(declared.sent).toBeLessThan(10_485_760 / 2);
     for (let i = 0; i < 5; i++) {
@@ -193,10 +225,14 @@ describe("big and slow bodies", () => {
 
   test("a chunked body without Content-Length is cut off with a 413 once past the limit", async () => {
     const chunk = "x".repeat(64 * 1024);
-    const res = await rawExchange(svc.port, [
-      `POST /local/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAuthorization: Bearer ${TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n`,
-      ...Array<string>(160).fill(`10000\r\n${chunk}\r\n`),
-    ], 1);
+    const res = await rawExchange(
+      svc.port,
+      [
+        `POST /local/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAuthorization: Bearer ${TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+        ...Array<string>(160).fill(`10000\r\n${chunk}\r\n`),
+      ],
+      1,
+    );
     expect(res.status).toBe(413);
     expect(res.response).toContain("payload_too_large");
     // Answered long before the 10 MB were sent (the kernel's buffers take a few MB on their own).
@@ -214,7 +250,12 @@ describe("big and slow bodies", () => {
           c.enqueue(new TextEncoder().encode('{"mode":"live",'));
         },
       });
-      const res = await t.handle("/local/events", { method: "POST", headers: { "content-type": "application/json" }, body, duplex: "half" } as RequestInit);
+      const res = await t.handle("/local/events", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+        duplex: "half",
+      } as RequestInit);
       expect(res.status).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("incomplete_body");
     } finally {
@@ -228,11 +269,15 @@ describe("big and slow bodies", () => {
     const slowHeaders = `${head}X-Pad: ${"p".repeat(200)}\r\n\r\n`;
     const slow = [
       ...Array.from({ length: 40 }, () => trickle(svc.port, "", slowHeaders, 200)),
-      ...Array.from({ length: 40 }, () => trickle(svc.port, `${head}Content-Length: ${body.length}\r\n\r\n`, body, 200)),
+      ...Array.from({ length: 40 }, () =>
+        trickle(svc.port, `${head}Content-Length: ${body.length}\r\n\r\n`, body, 200),
+      ),
       ...Array.from({ length: 40 }, () => trickle(svc.port, "", "", 1000)),
     ];
     // Meanwhile, everyone else is served as usual.
-    const results = await Promise.all(Array.from({ length: 100 }, () => post("/local/events", JSON.stringify(event("paper"))).then((r) => r.status)));
+    const results = await Promise.all(
+      Array.from({ length: 100 }, () => post("/local/events", JSON.stringify(event("paper"))).then((r) => r.status)),
+    );
     expect(results).toEqual(Array(100).fill(201));
     await expectAlive();
     // Bun closes a trickled body after its idle timeout, stalled headers and silent sockets after ~10 s.
@@ -254,7 +299,12 @@ describe("many connections", () => {
     );
     const before = ((await (await get("/local/state?mode=paper")).json()) as { last_seq: number }).last_seq;
     const results = await Promise.all(
-      Array.from({ length: 300 }, () => post("/local/events", JSON.stringify(event("paper"))).then(async (r) => ({ status: r.status, ...((await r.json()) as { seq: number }) }))),
+      Array.from({ length: 300 }, () =>
+        post("/local/events", JSON.stringify(event("paper"))).then(async (r) => ({
+          status: r.status,
+          ...((await r.json()) as { seq: number }),
+        })),
+      ),
     );
     for (const s of idle) s.socket.destroy();
     expect(results.every((r) => r.status === 201)).toBe(true);

@@ -57,7 +57,12 @@ function headStatus(response: string): number | null {
  * A socket that writes `prefix` at once, then trickles `text` one byte every
  * `everyMs`; `closed` resolves when it closes, with how much of `text` went out.
  */
-export function trickle(port: number, prefix: string, text: string, everyMs: number): { socket: Socket; closed: Promise<{ at: number; sent: number }> } {
+export function trickle(
+  port: number,
+  prefix: string,
+  text: string,
+  everyMs: number,
+): { socket: Socket; closed: Promise<{ at: number; sent: number }> } {
   const socket = connect(port, "127.0.0.1", () => {
     if (prefix) socket.write(prefix);
   });

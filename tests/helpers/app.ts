@@ -63,9 +63,20 @@ let counter = 0;
 /** A valid event; `extra` overrides fields. */
 export function event(mode: Mode = "live", extra: Record<string, unknown> = {}): EventInput {
   counter++;
-  return { mode, source: "bot", type: "ORDER", subtype: "BUY_FILLED", body: `event ${counter}`, ...extra } as EventInput;
+  return {
+    mode,
+    source: "bot",
+    type: "ORDER",
+    subtype: "BUY_FILLED",
+    body: `event ${counter}`,
+    ...extra,
+  } as EventInput;
 }
 
 export function postJson(body: unknown, headers: Record<string, string> = {}): RequestInit {
-  return { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) };
+  return {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  };
 }

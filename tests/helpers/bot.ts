@@ -153,16 +153,22 @@ export function startBot(o: BotOptions): Bot {
       return true;
     }
     try {
-      const body = JSON.parse(text) as { id: string; seq: number; idempotency_key: string; duplicate: boolean } | { events: { id: string; seq: number; idempotency_key: string; duplicate: boolean }[] };
+      const body = JSON.parse(text) as
+        | { id: string; seq: number; idempotency_key: string; duplicate: boolean }
+        | { events: { id: string; seq: number; idempotency_key: string; duplicate: boolean }[] };
       const results = "events" in body ? body.events : [body];
-      if (results.length !== r.intents.length) throw new Error(`${results.length} results for ${r.intents.length} events`);
+      if (results.length !== r.intents.length)
+        throw new Error(`${results.length} results for ${r.intents.length} events`);
       results.forEach((x, i) => {
         const intent = r.intents[i]!;
-        if (x.idempotency_key !== intent.key) throw new Error(`result ${i} answers ${x.idempotency_key}, not ${intent.key}`);
+        if (x.idempotency_key !== intent.key)
+          throw new Error(`result ${i} answers ${x.idempotency_key}, not ${intent.key}`);
         ledger.acks.push({ key: intent.key, id: x.id, seq: x.seq, mode: intent.mode, duplicate: x.duplicate });
       });
     } catch (error) {
-      ledger.unexpected.push(`POST /local/events → ${res.status} with an unreadable body (${(error as Error).message}): ${text.slice(0, 300)}`);
+      ledger.unexpected.push(
+        `POST /local/events → ${res.status} with an unreadable body (${(error as Error).message}): ${text.slice(0, 300)}`,
+      );
     }
     return true;
   };
@@ -196,7 +202,12 @@ export function startBot(o: BotOptions): Bot {
       let timer: Timer | undefined;
       const late = new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new Error(`bot: ${pendingRequests.size} requests still unacknowledged after ${timeoutMs} ms (${ledger.failedRequests} failures so far)`)),
+          () =>
+            reject(
+              new Error(
+                `bot: ${pendingRequests.size} requests still unacknowledged after ${timeoutMs} ms (${ledger.failedRequests} failures so far)`,
+              ),
+            ),
           timeoutMs,
         );
       });

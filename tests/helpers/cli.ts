@@ -15,10 +15,24 @@ function env(extra: Record<string, string>): Record<string, string> {
 }
 
 /** Runs `zoe-local <args>` to its end. */
-export async function runCli(args: string[], extraEnv: Record<string, string> = {}, options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
-  const proc = Bun.spawn(["bun", CLI, ...args], { env: env(extraEnv), cwd: options.cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+export async function runCli(
+  args: string[],
+  extraEnv: Record<string, string> = {},
+  options: { cwd?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  const proc = Bun.spawn(["bun", CLI, ...args], {
+    env: env(extraEnv),
+    cwd: options.cwd,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const timer = setTimeout(() => proc.kill("SIGKILL"), options.timeoutMs ?? 60_000);
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   clearTimeout(timer);
   return { code, stdout, stderr };
 }
@@ -33,7 +47,12 @@ export interface RunningCli {
 
 /** Starts a long-running command (tail) and collects its output as it comes. */
 export function spawnCli(args: string[], extraEnv: Record<string, string> = {}): RunningCli {
-  const proc = Bun.spawn(["bun", CLI, ...args], { env: env(extraEnv), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn(["bun", CLI, ...args], {
+    env: env(extraEnv),
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   let out = "";
   let err = "";
   const pump = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {

@@ -70,7 +70,15 @@ interface ConnState {
   closed: boolean;
 }
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host", "upgrade"]);
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "content-length",
+  "content-encoding",
+  "host",
+  "upgrade",
+]);
 const CRLF2 = new Uint8Array([13, 10, 13, 10]);
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -91,7 +99,9 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 }
 
 /** One complete request at the front of `buf`, or null when more bytes are needed. */
-function parseRequest(buf: Uint8Array): { method: string; path: string; headers: [string, string][]; body: Uint8Array; size: number } | null {
+function parseRequest(
+  buf: Uint8Array,
+): { method: string; path: string; headers: [string, string][]; body: Uint8Array; size: number } | null {
   const end = indexOf(buf, CRLF2);
   if (end < 0) return null;
   const [start, ...lines] = decoder.decode(buf.subarray(0, end)).split("\r\n");
@@ -100,7 +110,8 @@ function parseRequest(buf: Uint8Array): { method: string; path: string; headers:
     const i = l.indexOf(":");
     return [l.slice(0, i).trim().toLowerCase(), l.slice(i + 1).trim()] as [string, string];
   });
-  if (headers.some(([k, v]) => k === "transfer-encoding" && /chunked/i.test(v))) throw new Error("fault proxy: chunked request bodies are not supported");
+  if (headers.some(([k, v]) => k === "transfer-encoding" && /chunked/i.test(v)))
+    throw new Error("fault proxy: chunked request bodies are not supported");
   const length = Number(headers.find(([k]) => k === "content-length")?.[1] ?? 0);
   if (buf.length < end + 4 + length) return null;
   return { method: method!, path: path!, headers, body: buf.slice(end + 4, end + 4 + length), size: end + 4 + length };
@@ -160,7 +171,15 @@ export function startFaultProxy(options: FaultProxyOptions): FaultProxy {
         if (action.kind === "status") {
           const headers: [string, string][] = [["content-type", "application/json"]];
           if (action.retryAfter !== undefined) headers.push(["retry-after", action.retryAfter]);
-          write(s, st, httpResponse(action.status, headers, encoder.encode(JSON.stringify({ error: { code: "FAULT", message: `fault proxy: ${action.status}` } }))));
+          write(
+            s,
+            st,
+            httpResponse(
+              action.status,
+              headers,
+              encoder.encode(JSON.stringify({ error: { code: "FAULT", message: `fault proxy: ${action.status}` } })),
+            ),
+          );
           continue;
         }
         if (action.kind === "forward" && action.delayMs) await Bun.sleep(action.delayMs);
@@ -189,7 +208,15 @@ export function startFaultProxy(options: FaultProxyOptions): FaultProxy {
           return;
         }
         if (action.kind === "commit-then-status") {
-          write(s, st, httpResponse(action.status, [["content-type", "application/json"]], encoder.encode('{"error":{"code":"FAULT","message":"lost"}}')));
+          write(
+            s,
+            st,
+            httpResponse(
+              action.status,
+              [["content-type", "application/json"]],
+              encoder.encode('{"error":{"code":"FAULT","message":"lost"}}'),
+            ),
+          );
           continue;
         }
         const full = httpResponse(res.status, [...res.headers], body);

@@ -98,12 +98,14 @@ export function upwardImports(graph: ImportGraph): string[] {
     if (!source) continue;
     for (const to of targets) {
       if (!to.startsWith("src/")) {
-        if (!(source.name === "domain" && to.startsWith(SHARED))) problems.push(`${from} → ${to} (only domain may import ${SHARED})`);
+        if (!(source.name === "domain" && to.startsWith(SHARED)))
+          problems.push(`${from} → ${to} (only domain may import ${SHARED})`);
         continue;
       }
       const target = layerOf(to);
       if (!target || target === source) continue;
-      const allowed = source.name !== "client" && target.name !== "client" ? target.rank < source.rank : source.name === "dashboard";
+      const allowed =
+        source.name !== "client" && target.name !== "client" ? target.rank < source.rank : source.name === "dashboard";
       if (!allowed) problems.push(`${from} → ${to} (${source.name} may not import ${target.name})`);
     }
   }

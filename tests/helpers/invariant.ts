@@ -62,7 +62,9 @@ function gapless(label: string, rows: EventRow[], violations: string[]): void {
     seqs.sort((a, b) => a - b);
     for (let i = 0; i < seqs.length; i++) {
       if (seqs[i] !== i + 1) {
-        violations.push(`${label} ${mode}: seqs are not gapless: expected ${i + 1} at position ${i}, found ${seqs[i]} (seqs ${seqs[Math.max(0, i - 2)]}..${seqs[Math.min(seqs.length - 1, i + 2)]})`);
+        violations.push(
+          `${label} ${mode}: seqs are not gapless: expected ${i + 1} at position ${i}, found ${seqs[i]} (seqs ${seqs[Math.max(0, i - 2)]}..${seqs[Math.min(seqs.length - 1, i + 2)]})`,
+        );
         break;
       }
     }
@@ -88,11 +90,16 @@ export function findViolations(input: InvariantInput): string[] {
     const first = acked.get(a.key);
     if (!first) acked.set(a.key, a);
     else if (first.id !== a.id || first.seq !== a.seq) {
-      v.push(`ack ${a.key}: acknowledged as ${first.mode}/${first.seq} (${first.id}) and later as ${a.mode}/${a.seq} (${a.id})`);
+      v.push(
+        `ack ${a.key}: acknowledged as ${first.mode}/${first.seq} (${first.id}) and later as ${a.mode}/${a.seq} (${a.id})`,
+      );
     }
   }
 
-  for (const [label, rows] of [["local", input.local], ["remote", input.remote]] as const) {
+  for (const [label, rows] of [
+    ["local", input.local],
+    ["remote", input.remote],
+  ] as const) {
     unique(label, rows, "idempotency_key", v);
     unique(label, rows, "id", v);
     unique(label, rows, "body", v);
@@ -100,32 +107,45 @@ export function findViolations(input: InvariantInput): string[] {
     for (const r of rows) {
       const intent = input.intents.get(r.idempotency_key);
       if (!intent) v.push(`${label}: seq ${r.mode}/${r.seq} has key ${r.idempotency_key}, which the client never sent`);
-      else if (intent.body !== r.body || intent.mode !== r.mode) v.push(`${label}: ${r.idempotency_key} stored as ${r.mode} "${r.body.slice(0, 40)}", sent as ${intent.mode} "${intent.body.slice(0, 40)}"`);
+      else if (intent.body !== r.body || intent.mode !== r.mode)
+        v.push(
+          `${label}: ${r.idempotency_key} stored as ${r.mode} "${r.body.slice(0, 40)}", sent as ${intent.mode} "${intent.body.slice(0, 40)}"`,
+        );
     }
   }
 
   const localByKey = new Map(input.local.map((r) => [r.idempotency_key, r]));
   const remoteByKey = new Map(input.remote.map((r) => [r.idempotency_key, r]));
   for (const a of acked.values()) {
-    for (const [label, byKey] of [["local", localByKey], ["remote", remoteByKey]] as const) {
+    for (const [label, byKey] of [
+      ["local", localByKey],
+      ["remote", remoteByKey],
+    ] as const) {
       const r = byKey.get(a.key);
       if (!r) v.push(`LOST: ${a.key} acknowledged as ${a.mode}/${a.seq} is not in the ${label} store`);
       else if (r.id !== a.id || r.seq !== a.seq || r.mode !== a.mode) {
-        v.push(`${label}: ${a.key} acknowledged as ${a.mode}/${a.seq} (${a.id}) is stored as ${r.mode}/${r.seq} (${r.id})`);
+        v.push(
+          `${label}: ${a.key} acknowledged as ${a.mode}/${a.seq} (${a.id}) is stored as ${r.mode}/${r.seq} (${r.id})`,
+        );
       }
     }
   }
 
   // The drain: every local event reached Postgres, nothing else did, nothing is stuck.
   for (const r of input.local) {
-    if (r.flushed !== 1) v.push(`local: ${r.mode}/${r.seq} is ${r.flushed === 2 ? "quarantined" : "still unflushed"} after the drain`);
+    if (r.flushed !== 1)
+      v.push(`local: ${r.mode}/${r.seq} is ${r.flushed === 2 ? "quarantined" : "still unflushed"} after the drain`);
     const remote = remoteByKey.get(r.idempotency_key);
     if (!remote) v.push(`remote: local ${r.mode}/${r.seq} (${r.idempotency_key}) never reached Postgres`);
     else if (remote.id !== r.id || remote.seq !== r.seq || remote.mode !== r.mode) {
-      v.push(`remote: ${r.idempotency_key} is ${remote.mode}/${remote.seq} (${remote.id}) in Postgres but ${r.mode}/${r.seq} (${r.id}) locally`);
+      v.push(
+        `remote: ${r.idempotency_key} is ${remote.mode}/${remote.seq} (${remote.id}) in Postgres but ${r.mode}/${r.seq} (${r.id}) locally`,
+      );
     }
   }
-  for (const r of input.remote) if (!localByKey.has(r.idempotency_key)) v.push(`remote: ${r.mode}/${r.seq} (${r.idempotency_key}) is not in the local store`);
+  for (const r of input.remote)
+    if (!localByKey.has(r.idempotency_key))
+      v.push(`remote: ${r.mode}/${r.seq} (${r.idempotency_key}) is not in the local store`);
 
   return v.length > MAX_LISTED ? [...v.slice(0, MAX_LISTED), `… and ${v.length - MAX_LISTED} more`] : v;
 }
@@ -134,8 +154,12 @@ export function findViolations(input: InvariantInput): string[] {
 export function readLocal(dbPath: string): { rows: LocalRow[]; integrity: string } {
   const db = new Database(dbPath);
   try {
-    const integrity = (db.query("PRAGMA integrity_check").all() as { integrity_check: string }[]).map((r) => r.integrity_check).join("; ");
-    const rows = db.query("SELECT id, mode, seq, idempotency_key, body, flushed FROM local_events ORDER BY mode, seq").all() as LocalRow[];
+    const integrity = (db.query("PRAGMA integrity_check").all() as { integrity_check: string }[])
+      .map((r) => r.integrity_check)
+      .join("; ");
+    const rows = db
+      .query("SELECT id, mode, seq, idempotency_key, body, flushed FROM local_events ORDER BY mode, seq")
+      .all() as LocalRow[];
     return { rows, integrity };
   } finally {
     db.close();
@@ -163,7 +187,8 @@ export async function checkInvariant(options: { ledger: Ledger; dbPath: string; 
     integrity: local.integrity,
     unexpected: ledger.unexpected,
   });
-  if (violations.length > 0) throw new Error(`The invariant does not hold (${ledger.source}):\n  ${violations.join("\n  ")}`);
+  if (violations.length > 0)
+    throw new Error(`The invariant does not hold (${ledger.source}):\n  ${violations.join("\n  ")}`);
   const perMode: Record<string, number> = {};
   for (const r of remote) perMode[r.mode] = (perMode[r.mode] ?? 0) + 1;
   return { acked: ledger.acked().size, local: local.rows.length, remote: remote.length, perMode };

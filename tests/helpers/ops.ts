@@ -15,7 +15,13 @@ import type { EventInput } from "../../src/domain/schema.ts";
 import { openStore } from "../../src/store/store.ts";
 import { tempDir } from "./tmp.ts";
 
-export const NO_LIMITS: LimitsConfig = { maxBacklogEvents: 0, maxBacklogBytes: 0, minFreeDiskBytes: 0, criticalReserveEvents: 0, criticalReserveBytes: 0 };
+export const NO_LIMITS: LimitsConfig = {
+  maxBacklogEvents: 0,
+  maxBacklogBytes: 0,
+  minFreeDiskBytes: 0,
+  criticalReserveEvents: 0,
+  criticalReserveBytes: 0,
+};
 
 export interface OpsAppOptions {
   limits?: Partial<LimitsConfig>;
@@ -33,8 +39,10 @@ export function opsApp(options: OpsAppOptions = {}) {
   const hub = createHub();
   store.onAppend((events) => hub.publish(events));
   const quarantine = new Quarantine(store, clock);
-  const disk = { free: 100 * 1_073_741_824 as number | null };
-  const logger: Logger = options.logLines ? createLogger({ level: "debug", write: (line) => options.logLines!.push(JSON.parse(line)) }) : silentLogger;
+  const disk = { free: (100 * 1_073_741_824) as number | null };
+  const logger: Logger = options.logLines
+    ? createLogger({ level: "debug", write: (line) => options.logLines!.push(JSON.parse(line)) })
+    : silentLogger;
   const ops = createOperations({
     store,
     hub,
@@ -63,7 +71,14 @@ export function opsApp(options: OpsAppOptions = {}) {
   });
   const handle = (path: string, init?: RequestInit) => app.handle(new Request(`http://localhost${path}`, init));
   let n = 0;
-  const ev = (extra: Partial<EventInput> = {}): EventInput => ({ mode: "live", source: "bot", type: "T", subtype: "TICK", body: `e${++n}`, ...extra });
+  const ev = (extra: Partial<EventInput> = {}): EventInput => ({
+    mode: "live",
+    source: "bot",
+    type: "T",
+    subtype: "TICK",
+    body: `e${++n}`,
+    ...extra,
+  });
   return {
     dir,
     clock,
@@ -76,7 +91,11 @@ export function opsApp(options: OpsAppOptions = {}) {
     handle,
     ev,
     post: (body: unknown, headers: Record<string, string> = {}) =>
-      handle("/local/events", { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) }),
+      handle("/local/events", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify(body),
+      }),
     /** Parsed sample values of GET /metrics, keyed `name{labels}` as printed. */
     async metrics(headers: Record<string, string> = {}): Promise<Map<string, number>> {
       const res = await handle("/metrics", { headers });

@@ -117,7 +117,13 @@ export async function longFunctions(files: string[], max: number): Promise<LongF
   try {
     const config = join(dir, "tsconfig.json");
     const absolute = files.map((f) => resolve(f));
-    writeFileSync(config, JSON.stringify({ compilerOptions: { noResolve: true, types: [], allowJs: false, jsx: "preserve" }, files: absolute }));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        compilerOptions: { noResolve: true, types: [], allowJs: false, jsx: "preserve" },
+        files: absolute,
+      }),
+    );
     const snapshot = await api.updateSnapshot({ openProjects: [config] });
     const project = snapshot.getProject(config) ?? snapshot.getProjects()[0];
     if (!project) throw new Error(`tsgo opened no project for ${config}`);

@@ -9,7 +9,11 @@ export function tempDir(prefix = "zoe-test-"): { path: string; file(name: string
 }
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. For cross-process waits only. */
-export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000, what = "condition"): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<NonNullable<T>> {
   const deadline = performance.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -19,7 +23,8 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000
     } catch (error) {
       last = error;
     }
-    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`, { cause: last });
+    if (performance.now() > deadline)
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`, { cause: last });
     await Bun.sleep(20);
   }
 }

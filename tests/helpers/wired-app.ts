@@ -42,14 +42,40 @@ export function wiredApp(options: WiredAppOptions = {}) {
   store.onAppend((events) => hub.publish(events));
   const quarantine = new Quarantine(store, clock);
   let flusher: Flusher | null = null;
-  const ops = createOperations({ store, hub, clock, logger: silentLogger, limits: NO_LIMITS, criticalSubtypes: CRITICAL_SUBTYPES, quarantine, flusher: () => flusher, processMetrics: false });
+  const ops = createOperations({
+    store,
+    hub,
+    clock,
+    logger: silentLogger,
+    limits: NO_LIMITS,
+    criticalSubtypes: CRITICAL_SUBTYPES,
+    quarantine,
+    flusher: () => flusher,
+    processMetrics: false,
+  });
   const history = createHistory({ store, clock, intervalMs: 1000 });
   const shutdown = new AbortController();
   if (options.remote) {
     // Short backoff and timeout: a test waits on the flusher's retries.
-    const settings = loadFlushConfig({ ZOE_FLUSH_BACKOFF_MIN_MS: "50", ZOE_FLUSH_BACKOFF_MAX_MS: "200", ZOE_FLUSH_TIMEOUT_MS: "2000" });
-    const sink = createEdgeFunctionSink({ url: options.remote.url, serviceKey: options.remote.serviceKey, timeoutMs: settings.timeoutMs, clock });
-    flusher = createFlusher({ store, sink: history.instrumentSink(sink), quarantine, clock, config: settings, signal: shutdown.signal });
+    const settings = loadFlushConfig({
+      ZOE_FLUSH_BACKOFF_MIN_MS: "50",
+      ZOE_FLUSH_BACKOFF_MAX_MS: "200",
+      ZOE_FLUSH_TIMEOUT_MS: "2000",
+    });
+    const sink = createEdgeFunctionSink({
+      url: options.remote.url,
+      serviceKey: options.remote.serviceKey,
+      timeoutMs: settings.timeoutMs,
+      clock,
+    });
+    flusher = createFlusher({
+      store,
+      sink: history.instrumentSink(sink),
+      quarantine,
+      clock,
+      config: settings,
+      signal: shutdown.signal,
+    });
     flusher.start();
   }
   const health = createHealth({ store, clock, startedAt, flusher, limits: ops.limits });
@@ -65,10 +91,28 @@ export function wiredApp(options: WiredAppOptions = {}) {
     shutdown: shutdown.signal,
     plugins: [
       ops.plugin,
-      operatorRoutes({ store, hub, health, readiness: ops.readiness, limits: ops.limits, history, build: BUILD, clock, startedAt, flusher: () => flusher, remoteTarget: options.remote ? "the test stack" : null, quarantine, flushPollMs: 20 }),
+      operatorRoutes({
+        store,
+        hub,
+        health,
+        readiness: ops.readiness,
+        limits: ops.limits,
+        history,
+        build: BUILD,
+        clock,
+        startedAt,
+        flusher: () => flusher,
+        remoteTarget: options.remote ? "the test stack" : null,
+        quarantine,
+        flushPollMs: 20,
+      }),
     ],
     hooks: ops.hooks,
-    quarantine: { list: (m, o) => quarantine.list(m, o), count: (m) => quarantine.count(m), retry: (m, ids) => quarantine.release(m, ids) },
+    quarantine: {
+      list: (m, o) => quarantine.list(m, o),
+      count: (m) => quarantine.count(m),
+      retry: (m, ids) => quarantine.release(m, ids),
+    },
   });
   return {
     app,

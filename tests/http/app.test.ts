@@ -19,7 +19,11 @@ async function expectError(res: Response, status: number, code: string) {
   expect(typeof body.error.message).toBe("string");
   expect(body.error.message.length).toBeGreaterThan(10);
   expect("details" in body.error).toBe(true);
-  return body.error as { code: string; message: string; details: ({ path: string; message: string } & Record<string, unknown>)[] | null };
+  return body.error as {
+    code: string;
+    message: string;
+    details: ({ path: string; message: string } & Record<string, unknown>)[] | null;
+  };
 }
 
 describe("POST /local/events", () => {
@@ -35,7 +39,10 @@ describe("POST /local/events", () => {
 
   test("an array answers 201 {events:[...]} in request order with contiguous seqs", async () => {
     t = testApp();
-    const res = await t.handle("/local/events", postJson([event("live", { body: "a" }), event("paper", { body: "b" }), event("live", { body: "c" })]));
+    const res = await t.handle(
+      "/local/events",
+      postJson([event("live", { body: "a" }), event("paper", { body: "b" }), event("live", { body: "c" })]),
+    );
     expect(res.status).toBe(201);
     const { events } = (await res.json()) as { events: { seq: number; duplicate: boolean }[] };
     expect(events.map((e) => e.seq)).toEqual([1, 1, 2]);
@@ -90,7 +97,10 @@ describe("POST /local/events", () => {
     t = testApp();
     const id = "0190a6f0-0000-7000-8000-0000000000dd";
     await t.handle("/local/events", postJson(event("live", { id, idempotency_key: "owner" })));
-    const res = await t.handle("/local/events", postJson([event("live"), event("paper"), event("live", { id, idempotency_key: "thief" })]));
+    const res = await t.handle(
+      "/local/events",
+      postJson([event("live"), event("paper"), event("live", { id, idempotency_key: "thief" })]),
+    );
     const error = await expectError(res, 409, "conflict");
     expect(error.details).toEqual([{ path: "/2/id", message: "Already used by another event" }]);
     expect(stored()).toBe(1);
@@ -106,20 +116,39 @@ describe("POST /local/events", () => {
     // The same key for a paper event: refused, not answered as a duplicate of the live one.
     const single = await t.handle("/local/events", postJson({ ...fill, mode: "paper" }));
     const error = await expectError(single, 409, "idempotency_conflict");
-    expect(error.message).toStartWith(`Cannot store the event: idempotency_key "order-4711-fill" is already used by event ${first.id} (mode live, seq 1), which differs in mode`);
-    expect(error.details).toEqual([{ path: "/idempotency_key", message: expect.any(String), stored_event: { id: first.id, mode: "live", seq: 1 }, fields: ["mode"] }]);
+    expect(error.message).toStartWith(
+      `Cannot store the event: idempotency_key "order-4711-fill" is already used by event ${first.id} (mode live, seq 1), which differs in mode`,
+    );
+    expect(error.details).toEqual([
+      {
+        path: "/idempotency_key",
+        message: expect.any(String),
+        stored_event: { id: first.id, mode: "live", seq: 1 },
+        fields: ["mode"],
+      },
+    ]);
     const batch = await t.handle("/local/events", postJson([event("paper"), { ...fill, body: "Bought 11 AAPL" }]));
-    expect((await expectError(batch, 409, "idempotency_conflict")).details).toMatchObject([{ path: "/1/idempotency_key", fields: ["body"] }]);
+    expect((await expectError(batch, 409, "idempotency_conflict")).details).toMatchObject([
+      { path: "/1/idempotency_key", fields: ["body"] },
+    ]);
     expect(stored()).toBe(1);
     expect([t.store.lastSeq("live"), t.store.lastSeq("paper")]).toEqual([1, 0]);
     // A true repeat is still a duplicate.
     const again = await t.handle("/local/events", postJson(fill));
-    expect([again.status, await again.json()]).toEqual([200, { ...first, idempotency_key: "order-4711-fill", duplicate: true }]);
+    expect([again.status, await again.json()]).toEqual([
+      200,
+      { ...first, idempotency_key: "order-4711-fill", duplicate: true },
+    ]);
   });
 
   test("exactly 1000 events and a body of exactly 64 KiB are accepted", async () => {
     t = testApp();
-    const many = await t.handle("/local/events", postJson(Array.from({ length: 1000 }, () => ({ mode: "paper", source: "s", type: "t", subtype: "u", body: "b" }))));
+    const many = await t.handle(
+      "/local/events",
+      postJson(
+        Array.from({ length: 1000 }, () => ({ mode: "paper", source: "s", type: "t", subtype: "u", body: "b" })),
+      ),
+    );
     expect(many.status).toBe(201);
     const big = await t.handle("/local/events", postJson(event("live", { body: "é".repeat(32_768) })));
     expect(big.status).toBe(201);
@@ -132,30 +161,97 @@ describe("bad input: 4xx JSON {error:{code,message,details}}, field paths, nothi
   const cases: [string, () => RequestInit, number, string, string | null][] = [
     ["malformed JSON", () => postJson('{"mode": "live",'), 400, "malformed_json", null],
     ["an empty body", () => postJson(""), 400, "malformed_json", null],
-    ["a body that is not UTF-8", () => ({ method: "POST", headers: { "content-type": "application/json" }, body: new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]) }), 400, "malformed_json", null],
-    ["a text/plain content type", () => ({ ...postJson(ok()), headers: { "content-type": "text/plain" } }), 415, "unsupported_media_type", null],
-    ["no content type", () => ({ method: "POST", body: new Blob([JSON.stringify(ok())]).stream(), duplex: "half" }) as RequestInit, 415, "unsupported_media_type", null],
+    [
+      "a body that is not UTF-8",
+      () => ({
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]),
+      }),
+      400,
+      "malformed_json",
+      null,
+    ],
+    [
+      "a text/plain content type",
+      () => ({ ...postJson(ok()), headers: { "content-type": "text/plain" } }),
+      415,
+      "unsupported_media_type",
+      null,
+    ],
+    [
+      "no content type",
+      () => ({ method: "POST", body: new Blob([JSON.stringify(ok())]).stream(), duplex: "half" }) as RequestInit,
+      415,
+      "unsupported_media_type",
+      null,
+    ],
     ["a JSON scalar", () => postJson("42"), 400, "invalid_request", ""],
     ["JSON null", () => postJson("null"), 400, "invalid_request", ""],
-    ["a missing required field", () => postJson({ mode: "live", type: "t", subtype: "u", body: "b" }), 400, "invalid_request", "/source"],
+    [
+      "a missing required field",
+      () => postJson({ mode: "live", type: "t", subtype: "u", body: "b" }),
+      400,
+      "invalid_request",
+      "/source",
+    ],
     ["a mistyped field", () => postJson({ ...ok(), body: 5 }), 400, "invalid_request", "/body"],
     ["an empty string", () => postJson({ ...ok(), subtype: "" }), 400, "invalid_request", "/subtype"],
     ["an unknown field", () => postJson({ ...ok(), price: 10 }), 400, "invalid_request", "/price"],
     ["an unknown mode", () => postJson({ ...ok(), mode: "backtest" }), 400, "invalid_request", "/mode"],
-    ["a missing mode", () => postJson({ source: "s", type: "t", subtype: "u", body: "b" }), 400, "invalid_request", "/mode"],
+    [
+      "a missing mode",
+      () => postJson({ source: "s", type: "t", subtype: "u", body: "b" }),
+      400,
+      "invalid_request",
+      "/mode",
+    ],
     ["an unknown severity", () => postJson({ ...ok(), severity: "fatal" }), 400, "invalid_request", "/severity"],
-    ["a ts with a space instead of T", () => postJson({ ...ok(), ts: "2026-01-02 10:00:00Z" }), 400, "invalid_request", "/ts"],
+    [
+      "a ts with a space instead of T",
+      () => postJson({ ...ok(), ts: "2026-01-02 10:00:00Z" }),
+      400,
+      "invalid_request",
+      "/ts",
+    ],
     ["a ts without offset", () => postJson({ ...ok(), ts: "2026-01-02T10:00:00" }), 400, "invalid_request", "/ts"],
-    ["a ts on a day that does not exist", () => postJson({ ...ok(), ts: "2026-02-30T10:00:00Z" }), 400, "invalid_request", "/ts"],
+    [
+      "a ts on a day that does not exist",
+      () => postJson({ ...ok(), ts: "2026-02-30T10:00:00Z" }),
+      400,
+      "invalid_request",
+      "/ts",
+    ],
     ["a ts as epoch millis", () => postJson({ ...ok(), ts: 1767348000000 }), 400, "invalid_request", "/ts"],
     ["an id that is not a UUID", () => postJson({ ...ok(), id: "order-1" }), 400, "invalid_request", "/id"],
     ["meta that is an array", () => postJson({ ...ok(), meta: [1, 2] }), 400, "invalid_request", "/meta"],
-    ["a body over 64 KiB of UTF-8 (but under 64 Ki characters)", () => postJson({ ...ok(), body: "€".repeat(22_000) }), 400, "invalid_request", "/body"],
+    [
+      "a body over 64 KiB of UTF-8 (but under 64 Ki characters)",
+      () => postJson({ ...ok(), body: "€".repeat(22_000) }),
+      400,
+      "invalid_request",
+      "/body",
+    ],
     ["a NUL character in body", () => postJson({ ...ok(), body: "a\u0000b" }), 400, "invalid_request", "/body"],
     ["an empty array", () => postJson([]), 400, "invalid_request", ""],
     ["more than 1000 events", () => postJson(Array.from({ length: 1001 }, ok)), 400, "invalid_request", ""],
-    ["a bad event deep in an array", () => postJson([ok(), ok(), ok(), { ...ok(), symbol: 7 }]), 400, "invalid_request", "/3/symbol"],
-    ["meta nested 100,000 levels deep", () => postJson(`{"mode":"live","source":"s","type":"t","subtype":"u","body":"b","meta":{"x":${"[".repeat(100_000)}${"]".repeat(100_000)}}}`), 400, "invalid_request", null],
+    [
+      "a bad event deep in an array",
+      () => postJson([ok(), ok(), ok(), { ...ok(), symbol: 7 }]),
+      400,
+      "invalid_request",
+      "/3/symbol",
+    ],
+    [
+      "meta nested 100,000 levels deep",
+      () =>
+        postJson(
+          `{"mode":"live","source":"s","type":"t","subtype":"u","body":"b","meta":{"x":${"[".repeat(100_000)}${"]".repeat(100_000)}}}`,
+        ),
+      400,
+      "invalid_request",
+      null,
+    ],
   ];
   for (const [what, init, status, code, path] of cases) {
     test(`${what} → ${status} ${code}${path === null ? "" : ` at "${path}"`}`, async () => {
@@ -172,7 +268,14 @@ describe("bad input: 4xx JSON {error:{code,message,details}}, field paths, nothi
     t = testApp();
     const body = JSON.stringify(Array.from({ length: 900 }, () => event("live", { body: "x".repeat(1200) })));
     expect(body.length).toBeGreaterThan(1_048_576);
-    const error = await expectError(await t.handle("/local/events", { ...postJson(body), headers: { "content-type": "application/json", "content-length": String(body.length) } }), 413, "payload_too_large");
+    const error = await expectError(
+      await t.handle("/local/events", {
+        ...postJson(body),
+        headers: { "content-type": "application/json", "content-length": String(body.length) },
+      }),
+      413,
+      "payload_too_large",
+    );
     expect(error.message).toContain("exceeds 1048576 bytes");
     expect(stored()).toBe(0);
   });
@@ -188,7 +291,12 @@ describe("bad input: 4xx JSON {error:{code,message,details}}, field paths, nothi
         c.enqueue(chunk);
       },
     });
-    const res = await t.handle("/local/events", { method: "POST", headers: { "content-type": "application/json" }, body, duplex: "half" } as RequestInit);
+    const res = await t.handle("/local/events", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+      duplex: "half",
+    } as RequestInit);
     await expectError(res, 413, "payload_too_large");
     expect(sent).toBeLessThan(4 * 1_048_576);
     expect(stored()).toBe(0);
@@ -196,11 +304,25 @@ describe("bad input: 4xx JSON {error:{code,message,details}}, field paths, nothi
 
   test("details list every bad field, capped for huge batches", async () => {
     t = testApp();
-    const two = await expectError(await t.handle("/local/events", postJson({ mode: "x", source: "", type: "t", subtype: "u", body: "b" })), 400, "invalid_request");
+    const two = await expectError(
+      await t.handle("/local/events", postJson({ mode: "x", source: "", type: "t", subtype: "u", body: "b" })),
+      400,
+      "invalid_request",
+    );
     expect(two.details!.map((d) => d.path).sort()).toEqual(["/mode", "/source"]);
-    const missing = await expectError(await t.handle("/local/events", postJson({ mode: "live" })), 400, "invalid_request");
-    expect(missing.details).toEqual(["/source", "/type", "/subtype", "/body"].map((path) => ({ path, message: "Expected required property" })));
-    const many = await expectError(await t.handle("/local/events", postJson(Array.from({ length: 1000 }, () => ({ mode: "x" })))), 400, "invalid_request");
+    const missing = await expectError(
+      await t.handle("/local/events", postJson({ mode: "live" })),
+      400,
+      "invalid_request",
+    );
+    expect(missing.details).toEqual(
+      ["/source", "/type", "/subtype", "/body"].map((path) => ({ path, message: "Expected required property" })),
+    );
+    const many = await expectError(
+      await t.handle("/local/events", postJson(Array.from({ length: 1000 }, () => ({ mode: "x" })))),
+      400,
+      "invalid_request",
+    );
     expect(many.details!.length).toBeLessThanOrEqual(120);
   });
 });
@@ -211,7 +333,10 @@ describe("failing disk", () => {
     await t.handle("/local/events", postJson(event()));
     const pages = (t.store.db.query("PRAGMA page_count").get() as { page_count: number }).page_count;
     t.store.db.run(`PRAGMA max_page_count = ${pages}`);
-    const res = await t.handle("/local/events", postJson(Array.from({ length: 100 }, () => event("live", { body: "x".repeat(5000) }))));
+    const res = await t.handle(
+      "/local/events",
+      postJson(Array.from({ length: 100 }, () => event("live", { body: "x".repeat(5000) }))),
+    );
     const error = await expectError(res, 503, "store_unavailable");
     expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
     expect(error.message).toContain("disk or database is full");
@@ -238,8 +363,12 @@ describe("failing disk", () => {
 describe("GET /local/events", () => {
   test("since_seq gives seq > since_seq ascending; without it, the newest `limit` (default 50), ascending", async () => {
     t = testApp();
-    await t.handle("/local/events", postJson(Array.from({ length: 60 }, (_, i) => event("live", { body: `n${i + 1}` }))));
-    const seqs = async (q: string) => ((await (await t.handle(`/local/events?${q}`)).json()) as { seq: number }[]).map((e) => e.seq);
+    await t.handle(
+      "/local/events",
+      postJson(Array.from({ length: 60 }, (_, i) => event("live", { body: `n${i + 1}` }))),
+    );
+    const seqs = async (q: string) =>
+      ((await (await t.handle(`/local/events?${q}`)).json()) as { seq: number }[]).map((e) => e.seq);
     expect(await seqs("mode=live")).toEqual(Array.from({ length: 50 }, (_, i) => i + 11));
     expect(await seqs("mode=live&limit=3")).toEqual([58, 59, 60]);
     expect(await seqs("mode=live&since_seq=0&limit=2")).toEqual([1, 2]);
@@ -249,10 +378,22 @@ describe("GET /local/events", () => {
 
   test("each event carries the contract fields with meta parsed back to an object", async () => {
     t = testApp();
-    await t.handle("/local/events", postJson(event("live", { symbol: "MSFT", severity: "warn", meta: { qty: 3 }, ts: "2026-01-02T15:04:05.123+01:00" })));
+    await t.handle(
+      "/local/events",
+      postJson(
+        event("live", { symbol: "MSFT", severity: "warn", meta: { qty: 3 }, ts: "2026-01-02T15:04:05.123+01:00" }),
+      ),
+    );
     const [e] = (await (await t.handle("/local/events?mode=live")).json()) as Record<string, unknown>[];
-    for (const k of ["id", "ts", "seq", "source", "type", "subtype", "symbol", "severity", "body", "meta"]) expect(e).toHaveProperty(k);
-    expect(e).toMatchObject({ seq: 1, symbol: "MSFT", severity: "warn", meta: { qty: 3 }, ts: "2026-01-02T15:04:05.123+01:00" });
+    for (const k of ["id", "ts", "seq", "source", "type", "subtype", "symbol", "severity", "body", "meta"])
+      expect(e).toHaveProperty(k);
+    expect(e).toMatchObject({
+      seq: 1,
+      symbol: "MSFT",
+      severity: "warn",
+      meta: { qty: 3 },
+      ts: "2026-01-02T15:04:05.123+01:00",
+    });
   });
 
   const bad: [string, string][] = [
@@ -285,7 +426,16 @@ describe("state", () => {
     expect(first.status).toBe(201);
     expect(await first.json()).toEqual({ mode: "live", ts: "2026-04-01T13:00:00.000Z", last_seq: 2 });
     clock.advance(60_000);
-    await t.handle("/local/state", postJson({ mode: "live", cash: 95.5, holdings: [{ symbol: "AAPL", qty: 1 }], positions: { AAPL: 1 }, equity: 290 }));
+    await t.handle(
+      "/local/state",
+      postJson({
+        mode: "live",
+        cash: 95.5,
+        holdings: [{ symbol: "AAPL", qty: 1 }],
+        positions: { AAPL: 1 },
+        equity: 290,
+      }),
+    );
     const res = await t.handle("/local/state?mode=live");
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, unknown>;
@@ -298,13 +448,26 @@ describe("state", () => {
       last_seq: 2,
       state_ts: "2026-04-01T13:01:00.000Z",
     });
-    expect(body.health).toMatchObject({ backlog: 2, last_flush_ts: null, last_flush_status: null, remote_configured: false, uptime_s: 60 });
+    expect(body.health).toMatchObject({
+      backlog: 2,
+      last_flush_ts: null,
+      last_flush_status: null,
+      remote_configured: false,
+      uptime_s: 60,
+    });
   });
 
   test("GET /local/state before any snapshot has null fields and still reports last_seq and health", async () => {
     t = testApp();
     const body = (await (await t.handle("/local/state?mode=paper")).json()) as Record<string, unknown>;
-    expect(body).toMatchObject({ mode: "paper", cash: null, holdings: null, positions: null, state_ts: null, last_seq: 0 });
+    expect(body).toMatchObject({
+      mode: "paper",
+      cash: null,
+      holdings: null,
+      positions: null,
+      state_ts: null,
+      last_seq: 0,
+    });
     expect(body.health).toMatchObject({ backlog: 0 });
   });
 
@@ -315,7 +478,11 @@ describe("state", () => {
     expect(e.details![0]!.path).toBe("/mode");
     await expectError(await t.handle("/local/state", postJson([{ mode: "live" }])), 400, "invalid_request");
     await expectError(await t.handle("/local/state", postJson("{")), 400, "malformed_json");
-    await expectError(await t.handle("/local/state", { method: "POST", body: "{}", headers: { "content-type": "text/plain" } }), 415, "unsupported_media_type");
+    await expectError(
+      await t.handle("/local/state", { method: "POST", body: "{}", headers: { "content-type": "text/plain" } }),
+      415,
+      "unsupported_media_type",
+    );
     await expectError(await t.handle("/local/state?mode=x"), 400, "invalid_request");
     await expectError(await t.handle("/local/state?mode=live&extra=1"), 400, "invalid_request");
     expect(t.store.latestState("live")).toBeNull();
@@ -327,7 +494,11 @@ describe("health and docs", () => {
     t = testApp();
     const res = await t.handle("/health");
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: "ok", db: "ok", modes: { paper: { backlog: 0 }, live: { backlog: 0 } } });
+    expect(await res.json()).toMatchObject({
+      status: "ok",
+      db: "ok",
+      modes: { paper: { backlog: 0 }, live: { backlog: 0 } },
+    });
     t.store.db.close();
     const down = await t.handle("/health");
     expect(down.status).toBe(503);
@@ -339,19 +510,48 @@ describe("health and docs", () => {
     expect((await t.handle("/docs")).status).toBe(200);
     const doc = (await (await t.handle("/docs/json")).json()) as {
       openapi: string;
-      paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { anyOf: Record<string, unknown>[] } }> }; parameters?: { name: string }[] }>>;
+      paths: Record<
+        string,
+        Record<
+          string,
+          {
+            requestBody?: { content: Record<string, { schema: { anyOf: Record<string, unknown>[] } }> };
+            parameters?: { name: string }[];
+          }
+        >
+      >;
     };
     expect(doc.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/local/events", "/local/state", "/local/stream", "/health"]));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/local/events", "/local/state", "/local/stream", "/health"]),
+    );
     const schema = doc.paths["/local/events"]!.post!.requestBody!.content["application/json"]!.schema;
     const [one, many] = schema.anyOf as [Record<string, any>, Record<string, any>];
     expect(one.required).toEqual(["mode", "source", "type", "subtype", "body"]);
     expect(one.additionalProperties).toBe(false);
-    expect(Object.keys(one.properties)).toEqual(expect.arrayContaining(["mode", "source", "type", "subtype", "body", "symbol", "severity", "ts", "meta", "idempotency_key", "id"]));
+    expect(Object.keys(one.properties)).toEqual(
+      expect.arrayContaining([
+        "mode",
+        "source",
+        "type",
+        "subtype",
+        "body",
+        "symbol",
+        "severity",
+        "ts",
+        "meta",
+        "idempotency_key",
+        "id",
+      ]),
+    );
     expect(many).toMatchObject({ type: "array", minItems: 1, maxItems: 1000 });
     expect(doc.paths["/local/state"]!.post!.requestBody!.content["application/json"]).toBeDefined();
-    expect(doc.paths["/local/events"]!.get!.parameters!.map((p) => p.name)).toEqual(expect.arrayContaining(["mode", "since_seq", "limit"]));
-    expect(doc.paths["/local/stream"]!.get!.parameters!.map((p) => p.name)).toEqual(expect.arrayContaining(["mode", "last_event_id", "since_seq"]));
+    expect(doc.paths["/local/events"]!.get!.parameters!.map((p) => p.name)).toEqual(
+      expect.arrayContaining(["mode", "since_seq", "limit"]),
+    );
+    expect(doc.paths["/local/stream"]!.get!.parameters!.map((p) => p.name)).toEqual(
+      expect.arrayContaining(["mode", "last_event_id", "since_seq"]),
+    );
   });
 
   test("an unknown route is a 404 JSON error", async () => {
@@ -368,9 +568,17 @@ describe("auth", () => {
   test("writes need Authorization: Bearer; a query token, a wrong token or none is 401", async () => {
     t = testApp({ apiToken: TOKEN });
     await expectError(await t.handle("/local/events", postJson(event())), 401, "unauthorized");
-    await expectError(await t.handle("/local/events", postJson(event(), bearer("wrong-token-0123456789"))), 401, "unauthorized");
+    await expectError(
+      await t.handle("/local/events", postJson(event(), bearer("wrong-token-0123456789"))),
+      401,
+      "unauthorized",
+    );
     await expectError(await t.handle(`/local/events?token=${TOKEN}`, postJson(event())), 401, "unauthorized");
-    await expectError(await t.handle("/local/events", postJson(event(), { authorization: `Basic ${btoa(`x:${TOKEN}`)}` })), 401, "unauthorized");
+    await expectError(
+      await t.handle("/local/events", postJson(event(), { authorization: `Basic ${btoa(`x:${TOKEN}`)}` })),
+      401,
+      "unauthorized",
+    );
     await expectError(await t.handle("/local/state", postJson({ mode: "live" })), 401, "unauthorized");
     expect(stored()).toBe(0);
     expect((await t.handle("/local/events", postJson(event(), bearer()))).status).toBe(201);
@@ -399,7 +607,10 @@ describe("auth", () => {
   test("/docs and CORS preflights need no token", async () => {
     t = testApp({ apiToken: TOKEN });
     expect((await t.handle("/docs/json")).status).toBe(200);
-    const pre = await t.handle("/local/events", { method: "OPTIONS", headers: { origin: "http://localhost:5173", "access-control-request-method": "POST" } });
+    const pre = await t.handle("/local/events", {
+      method: "OPTIONS",
+      headers: { origin: "http://localhost:5173", "access-control-request-method": "POST" },
+    });
     expect(pre.status).toBe(204);
   });
 
@@ -423,9 +634,15 @@ describe("CORS", () => {
     t = testApp({ corsOrigins: [ALLOWED, "http://192.168.1.20:8765"], apiToken: "s3cret-token-0123456789" });
     const responses = [
       await t.handle("/local/events?mode=live&token=s3cret-token-0123456789", { headers: { origin: ALLOWED } }),
-      await t.handle("/local/events", postJson(event(), { origin: ALLOWED, authorization: "Bearer s3cret-token-0123456789" })),
+      await t.handle(
+        "/local/events",
+        postJson(event(), { origin: ALLOWED, authorization: "Bearer s3cret-token-0123456789" }),
+      ),
       await t.handle("/local/events", postJson(event(), { origin: ALLOWED })),
-      await t.handle("/local/events", postJson("{", { origin: ALLOWED, authorization: "Bearer s3cret-token-0123456789" })),
+      await t.handle(
+        "/local/events",
+        postJson("{", { origin: ALLOWED, authorization: "Bearer s3cret-token-0123456789" }),
+      ),
       await t.handle("/local/stream?mode=live&token=s3cret-token-0123456789", { headers: { origin: ALLOWED } }),
     ];
     expect(responses.map((r) => r.status)).toEqual([200, 201, 401, 400, 200]);
@@ -441,7 +658,10 @@ describe("CORS", () => {
     t = testApp({ corsOrigins: [ALLOWED] });
     for (const r of [
       await t.handle("/local/events?mode=live", { headers: { origin: "http://evil.example" } }),
-      await t.handle("/local/events", { method: "OPTIONS", headers: { origin: "http://evil.example", "access-control-request-method": "POST" } }),
+      await t.handle("/local/events", {
+        method: "OPTIONS",
+        headers: { origin: "http://evil.example", "access-control-request-method": "POST" },
+      }),
       await t.handle("/local/events?mode=live", { headers: { origin: "http://localhost:51730" } }),
     ]) {
       expect(r.headers.get("access-control-allow-origin")).toBeNull();
@@ -452,7 +672,11 @@ describe("CORS", () => {
     t = testApp({ corsOrigins: [ALLOWED] });
     const pre = await t.handle("/local/events", {
       method: "OPTIONS",
-      headers: { origin: ALLOWED, "access-control-request-method": "POST", "access-control-request-headers": "content-type,authorization" },
+      headers: {
+        origin: ALLOWED,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type,authorization",
+      },
     });
     expect(pre.status).toBe(204);
     expect(pre.headers.get("access-control-allow-origin")).toBe(ALLOWED);

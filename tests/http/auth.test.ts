@@ -41,14 +41,20 @@ describe("assertAuthorized()", () => {
   });
 
   test("writes: Bearer only", () => {
-    expect(() => assertAuthorized(...req("POST", "/local/events", { authorization: `Bearer ${TOKEN}` }), TOKEN)).not.toThrow();
+    expect(() =>
+      assertAuthorized(...req("POST", "/local/events", { authorization: `Bearer ${TOKEN}` }), TOKEN),
+    ).not.toThrow();
     expect(() => assertAuthorized(...req("POST", `/local/events?token=${TOKEN}`), TOKEN)).toThrow(UnauthorizedError);
-    expect(() => assertAuthorized(...req("POST", "/local/events"), TOKEN)).toThrow(/send Authorization: Bearer <token>$/);
+    expect(() => assertAuthorized(...req("POST", "/local/events"), TOKEN)).toThrow(
+      /send Authorization: Bearer <token>$/,
+    );
   });
 
   test("reads: Bearer or ?token=; wrong or missing is a 401 that says how to send it", () => {
     expect(() => assertAuthorized(...req("GET", `/local/events?token=${TOKEN}`), TOKEN)).not.toThrow();
-    expect(() => assertAuthorized(...req("HEAD", "/health", { authorization: `Bearer ${TOKEN}` }), TOKEN)).not.toThrow();
+    expect(() =>
+      assertAuthorized(...req("HEAD", "/health", { authorization: `Bearer ${TOKEN}` }), TOKEN),
+    ).not.toThrow();
     let error: unknown;
     try {
       assertAuthorized(...req("GET", "/local/events?token=wrong"), TOKEN);
@@ -73,7 +79,9 @@ describe("the 401 challenge", () => {
 
   test("assertAuthorized() throws InvalidTokenError only when a token was presented", () => {
     expect(() => assertAuthorized(...req("GET", "/local/events?token=wrong"), TOKEN)).toThrow(InvalidTokenError);
-    expect(() => assertAuthorized(...req("POST", "/local/events", { authorization: "Bearer wrong" }), TOKEN)).toThrow(InvalidTokenError);
+    expect(() => assertAuthorized(...req("POST", "/local/events", { authorization: "Bearer wrong" }), TOKEN)).toThrow(
+      InvalidTokenError,
+    );
     for (const [method, path, headers] of [
       ["GET", "/local/events", {}],
       ["POST", `/local/events?token=${TOKEN}`, {}],
@@ -90,7 +98,7 @@ describe("the 401 challenge", () => {
     }
   });
 
-  test("every 401 answers WWW-Authenticate: Bearer realm=\"zoe-local\", with error=\"invalid_token\" when a wrong token was sent", async () => {
+  test('every 401 answers WWW-Authenticate: Bearer realm="zoe-local", with error="invalid_token" when a wrong token was sent', async () => {
     t = testApp({ apiToken: TOKEN });
     const cases: [string, RequestInit, string][] = [
       ["/local/events?mode=live", {}, NONE],
@@ -109,8 +117,13 @@ describe("the 401 challenge", () => {
     for (const [path, init, challenge] of cases) {
       const res = await t.handle(path, init);
       const what = `${init.method ?? "GET"} ${path} ${JSON.stringify(init.headers ?? {})}`;
-      expect({ what, status: res.status, challenge: res.headers.get("www-authenticate") }).toEqual({ what, status: 401, challenge });
-      if (init.method !== "HEAD") expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unauthorized");
+      expect({ what, status: res.status, challenge: res.headers.get("www-authenticate") }).toEqual({
+        what,
+        status: 401,
+        challenge,
+      });
+      if (init.method !== "HEAD")
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unauthorized");
     }
   });
 

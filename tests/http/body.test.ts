@@ -1,6 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import { MAX_JSON_DEPTH, readJsonBody, tooDeepAt } from "../../src/http/body.ts";
-import { MalformedJsonError, PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from "../../src/domain/errors.ts";
+import {
+  MalformedJsonError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+} from "../../src/domain/errors.ts";
 
 const LIMIT = 1024;
 const post = (body: BodyInit | null, headers: Record<string, string> = { "content-type": "application/json" }) =>
@@ -33,12 +38,16 @@ function chunked(chunks: string[], onPull?: () => void): ReadableStream<Uint8Arr
 describe("readJsonBody()", () => {
   test("parses JSON with application/json, with or without a charset", async () => {
     expect(await readJsonBody(post('{"a":[1,2]}'), LIMIT, "thing")).toEqual({ a: [1, 2] });
-    expect(await readJsonBody(post("[1]", { "content-type": "Application/JSON; charset=utf-8" }), LIMIT, "thing")).toEqual([1]);
+    expect(
+      await readJsonBody(post("[1]", { "content-type": "Application/JSON; charset=utf-8" }), LIMIT, "thing"),
+    ).toEqual([1]);
   });
 
   test("a streamed body of exactly the limit is read whole", async () => {
     const json = `"${"a".repeat(LIMIT - 2)}"`;
-    expect(await readJsonBody(post(chunked([json.slice(0, 100), json.slice(100)])), LIMIT, "thing")).toBe("a".repeat(LIMIT - 2));
+    expect(await readJsonBody(post(chunked([json.slice(0, 100), json.slice(100)])), LIMIT, "thing")).toBe(
+      "a".repeat(LIMIT - 2),
+    );
   });
 
   test("another content type is a 415 naming what came", async () => {
@@ -52,7 +61,10 @@ describe("readJsonBody()", () => {
 
   test("a declared Content-Length over the limit is a 413 before anything is read", async () => {
     let pulled = 0;
-    const request = post(chunked(["{}"], () => pulled++), { "content-type": "application/json", "content-length": String(LIMIT + 1) });
+    const request = post(
+      chunked(["{}"], () => pulled++),
+      { "content-type": "application/json", "content-length": String(LIMIT + 1) },
+    );
     const e = await failure(request);
     expect(e).toBeInstanceOf(PayloadTooLargeError);
     expect(e.message).toBe(`Cannot read thing: body of ${LIMIT + 1} bytes exceeds ${LIMIT} bytes`);
@@ -61,7 +73,14 @@ describe("readJsonBody()", () => {
 
   test("a chunked body without Content-Length is cut off as soon as it passes the limit", async () => {
     let pulled = 0;
-    const e = await failure(post(chunked(Array.from({ length: 100 }, () => "x".repeat(300)), () => pulled++)));
+    const e = await failure(
+      post(
+        chunked(
+          Array.from({ length: 100 }, () => "x".repeat(300)),
+          () => pulled++,
+        ),
+      ),
+    );
     expect(e).toBeInstanceOf(PayloadTooLargeError);
     expect(pulled).toBeLessThan(10);
   });

@@ -40,7 +40,12 @@ test("every answer says Vary: Origin, from an allowed origin, another origin or 
       const headers = { ...(init.headers as Record<string, string>), ...(origin ? { origin } : {}) };
       const res = await t.handle(path, { ...init, headers });
       if (origin === ALLOWED) statuses.push(res.status);
-      expect({ origin, path, method: init.method ?? "GET", vary: varies(res.headers.get("vary")) }).toEqual({ origin, path, method: init.method ?? "GET", vary: true });
+      expect({ origin, path, method: init.method ?? "GET", vary: varies(res.headers.get("vary")) }).toEqual({
+        origin,
+        path,
+        method: init.method ?? "GET",
+        vary: true,
+      });
       if (path === "/local/gzip") expect(res.headers.get("vary")).toBe("accept-encoding, Origin");
     }
   }

@@ -48,7 +48,10 @@ describe("methodTable()", () => {
 
 describe("405 Method Not Allowed", () => {
   test("a wrong method on each known path answers 405 method_not_allowed with the path's methods in Allow", async () => {
-    t = testApp({ apiToken: TOKEN, plugins: [new Elysia().post("/local/flush", () => ({})).get("/local/quarantine/:id", () => ({}))] });
+    t = testApp({
+      apiToken: TOKEN,
+      plugins: [new Elysia().post("/local/flush", () => ({})).get("/local/quarantine/:id", () => ({}))],
+    });
     const cases: [string, string, string][] = [
       ["PUT", "/local/events", "GET, HEAD, POST, OPTIONS"],
       ["DELETE", "/local/events/", "GET, HEAD, POST, OPTIONS"],
@@ -65,11 +68,17 @@ describe("405 Method Not Allowed", () => {
     ];
     for (const [method, path, allow] of cases) {
       const res = await t.handle(path, { method, headers: bearer });
-      expect({ route: `${method} ${path}`, status: res.status, allow: res.headers.get("allow") }).toEqual({ route: `${method} ${path}`, status: 405, allow });
+      expect({ route: `${method} ${path}`, status: res.status, allow: res.headers.get("allow") }).toEqual({
+        route: `${method} ${path}`,
+        status: 405,
+        allow,
+      });
       if (method === "HEAD") continue;
       const error = await errorBody(res);
       expect(error.code).toBe("method_not_allowed");
-      expect(error.message).toBe(`Method ${method} is not allowed on ${new URL(path, "http://x").pathname}: use ${allow}`);
+      expect(error.message).toBe(
+        `Method ${method} is not allowed on ${new URL(path, "http://x").pathname}: use ${allow}`,
+      );
       expect(error.details).toBeNull();
     }
   });
@@ -97,7 +106,10 @@ describe("405 Method Not Allowed", () => {
 
   test("the preflight and HEAD of a GET route are served, not refused", async () => {
     t = testApp({ apiToken: TOKEN });
-    const pre = await t.handle("/local/state", { method: "OPTIONS", headers: { origin: "http://localhost:5173", "access-control-request-method": "POST" } });
+    const pre = await t.handle("/local/state", {
+      method: "OPTIONS",
+      headers: { origin: "http://localhost:5173", "access-control-request-method": "POST" },
+    });
     expect(pre.status).toBe(204);
     expect((await t.handle(`/local/events?mode=live&token=${TOKEN}`, { method: "HEAD" })).status).toBe(200);
   });

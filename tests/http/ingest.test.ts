@@ -22,7 +22,7 @@ const ev = (n: number, extra: Record<string, unknown> = {}) => ({
   id: `01900000-0000-7000-8000-${String(n).padStart(12, "0")}`,
   idempotency_key: `fill-${n}`,
   ts: "2026-03-02T14:30:00.000Z",
-  meta: { n, "ключ": "värde 😀" },
+  meta: { n, ключ: "värde 😀" },
   ...extra,
 });
 
@@ -36,7 +36,11 @@ interface Case {
 const json = { "content-type": "application/json" };
 const auth = { ...json, authorization: `Bearer ${TOKEN}` };
 const CASES: Case[] = [
-  { name: "one event, allowed origin", headers: { ...auth, origin: "http://localhost:5173" }, body: JSON.stringify(ev(1)) },
+  {
+    name: "one event, allowed origin",
+    headers: { ...auth, origin: "http://localhost:5173" },
+    body: JSON.stringify(ev(1)),
+  },
   { name: "the same event again", headers: auth, body: JSON.stringify(ev(1)) },
   { name: "its key with another body", headers: auth, body: JSON.stringify(ev(1, { body: "other" })) },
   { name: "a batch", headers: { ...auth, origin: "http://evil.example" }, body: JSON.stringify([ev(2), ev(3)]) },
@@ -45,11 +49,27 @@ const CASES: Case[] = [
   { name: "an unknown field", headers: auth, body: JSON.stringify({ ...ev(6), extra: 1 }) },
   { name: "malformed JSON", headers: { ...auth, origin: "http://localhost:5173" }, body: '{"mode":' },
   { name: "an empty array", headers: auth, body: "[]" },
-  { name: "too deep", headers: auth, body: JSON.stringify({ ...ev(7), meta: JSON.parse(`{"a":${"[".repeat(70)}${"]".repeat(70)}}`) }) },
-  { name: "a number out of range", headers: auth, body: `{"mode":"live","source":"s","type":"t","subtype":"x","body":"b","meta":{"x":1e400}}` },
-  { name: "text/plain", headers: { "content-type": "text/plain", authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(ev(8)) },
+  {
+    name: "too deep",
+    headers: auth,
+    body: JSON.stringify({ ...ev(7), meta: JSON.parse(`{"a":${"[".repeat(70)}${"]".repeat(70)}}`) }),
+  },
+  {
+    name: "a number out of range",
+    headers: auth,
+    body: `{"mode":"live","source":"s","type":"t","subtype":"x","body":"b","meta":{"x":1e400}}`,
+  },
+  {
+    name: "text/plain",
+    headers: { "content-type": "text/plain", authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify(ev(8)),
+  },
   { name: "no token", headers: { ...json, origin: "http://localhost:5173" }, body: JSON.stringify(ev(9)) },
-  { name: "a wrong token", headers: { ...json, authorization: "Bearer wrong-token-wrong-token" }, body: JSON.stringify(ev(9)) },
+  {
+    name: "a wrong token",
+    headers: { ...json, authorization: "Bearer wrong-token-wrong-token" },
+    body: JSON.stringify(ev(9)),
+  },
   { name: "a body over the limit", headers: auth, body: JSON.stringify({ ...ev(10), body: "x".repeat(70_000) }) },
   { name: "the loose path", path: "/local/events/", headers: auth, body: JSON.stringify(ev(11)) },
   { name: "a query string", path: "/local/events?x=1", headers: auth, body: JSON.stringify(ev(12)) },
@@ -68,13 +88,19 @@ test("the wire (Bun's router → precompiled handler) answers POST /local/events
   const url = wire.listen();
   for (const c of CASES) {
     // The wire always declares the length; a Request built in-process does only when told.
-    const init = { method: "POST", headers: { ...(c.headers ?? auth), "content-length": String(Buffer.byteLength(c.body)) }, body: c.body };
+    const init = {
+      method: "POST",
+      headers: { ...(c.headers ?? auth), "content-length": String(Buffer.byteLength(c.body)) },
+      body: c.body,
+    };
     const a = await comparable(await fetch(`${url}${c.path ?? "/local/events"}`, init));
     const b = await comparable(await routed.handle(c.path ?? "/local/events", init));
     expect({ case: c.name, ...a }).toEqual({ case: c.name, ...b });
   }
   // The stores agree too: same events, same seqs.
-  expect(wire.store.list("live", { sinceSeq: 0, limit: 100 })).toEqual(routed.store.list("live", { sinceSeq: 0, limit: 100 }));
+  expect(wire.store.list("live", { sinceSeq: 0, limit: 100 })).toEqual(
+    routed.store.list("live", { sinceSeq: 0, limit: 100 }),
+  );
   expect(wire.store.lastSeq("live")).toBe(6); // 1, 2, 3, 4 (once), 11, 12
 });
 
@@ -82,7 +108,12 @@ test("on the wire the hooks still run: refusals by the bounded store and invalid
   const t = opsApp({ limits: { maxBacklogEvents: 2, criticalReserveEvents: 0 } });
   const server = serveApp(t.app, { hostname: "127.0.0.1", port: 0 });
   try {
-    const post = (body: unknown) => fetch(`http://127.0.0.1:${server.port}/local/events`, { method: "POST", headers: json, body: JSON.stringify(body) });
+    const post = (body: unknown) =>
+      fetch(`http://127.0.0.1:${server.port}/local/events`, {
+        method: "POST",
+        headers: json,
+        body: JSON.stringify(body),
+      });
     expect((await post([t.ev(), t.ev()])).status).toBe(201);
     const refused = await post(t.ev());
     expect(refused.status).toBe(503);
@@ -98,11 +129,12 @@ test("on the wire the hooks still run: refusals by the bounded store and invalid
   }
 });
 
-test("on the wire the ingest fast path challenges a 401 (error=\"invalid_token\" for a wrong token) and says Vary: Origin on every answer", async () => {
+test('on the wire the ingest fast path challenges a 401 (error="invalid_token" for a wrong token) and says Vary: Origin on every answer', async () => {
   const t = testApp({ apiToken: TOKEN });
   apps.push(t);
   const url = t.listen();
-  const post = (headers: Record<string, string>, body = JSON.stringify(ev(1))) => fetch(`${url}/local/events`, { method: "POST", headers: { ...json, ...headers }, body });
+  const post = (headers: Record<string, string>, body = JSON.stringify(ev(1))) =>
+    fetch(`${url}/local/events`, { method: "POST", headers: { ...json, ...headers }, body });
   const none = await post({ origin: "http://localhost:5173" });
   expect(none.status).toBe(401);
   expect(none.headers.get("www-authenticate")).toBe('Bearer realm="zoe-local"');
@@ -122,8 +154,17 @@ test("on the wire a wrong method on /local/events is 405 with Allow (after the t
   apps.push(t);
   const url = t.listen();
   for (const method of ["PUT", "DELETE", "PATCH"]) {
-    const res = await fetch(`${url}/local/events`, { method, headers: { ...auth, origin: "http://localhost:5173" }, body: JSON.stringify(ev(1)) });
-    expect({ method, status: res.status, allow: res.headers.get("allow"), vary: res.headers.get("vary") }).toEqual({ method, status: 405, allow: "GET, HEAD, POST, OPTIONS", vary: "Origin" });
+    const res = await fetch(`${url}/local/events`, {
+      method,
+      headers: { ...auth, origin: "http://localhost:5173" },
+      body: JSON.stringify(ev(1)),
+    });
+    expect({ method, status: res.status, allow: res.headers.get("allow"), vary: res.headers.get("vary") }).toEqual({
+      method,
+      status: 405,
+      allow: "GET, HEAD, POST, OPTIONS",
+      vary: "Origin",
+    });
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("method_not_allowed");
     const anonymous = await fetch(`${url}/local/events`, { method, headers: json, body: "{}" });
     expect(anonymous.status).toBe(401);

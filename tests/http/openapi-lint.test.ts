@@ -27,13 +27,22 @@ interface LintReport {
 }
 
 async function lint(file: string): Promise<LintReport> {
-  const proc = Bun.spawn([process.execPath, "--bun", REDOCLY, "lint", file, "--config", join(ROOT, "redocly.yaml"), "--format=json"], {
-    cwd: ROOT,
-    // No usage report, no "new version" check against the npm registry.
-    env: { PATH: process.env.PATH ?? "", HOME: dir.path, REDOCLY_TELEMETRY: "off", REDOCLY_SUPPRESS_UPDATE_NOTICE: "true", CI: "true" },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  const proc = Bun.spawn(
+    [process.execPath, "--bun", REDOCLY, "lint", file, "--config", join(ROOT, "redocly.yaml"), "--format=json"],
+    {
+      cwd: ROOT,
+      // No usage report, no "new version" check against the npm registry.
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: dir.path,
+        REDOCLY_TELEMETRY: "off",
+        REDOCLY_SUPPRESS_UPDATE_NOTICE: "true",
+        CI: "true",
+      },
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  );
   const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   await proc.exited;
   const start = out.indexOf("{");
@@ -73,7 +82,22 @@ test("the served OpenAPI document passes redocly lint with the recommended rules
 
 test("the lint fails on a document with problems (the check can fail)", async () => {
   const file = join(dir.path, "broken.json");
-  writeFileSync(file, JSON.stringify({ openapi: "3.1.0", info: { title: "x", version: "1" }, paths: { "/a": { get: { responses: { 200: { description: "ok" } } } } } }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      openapi: "3.1.0",
+      info: { title: "x", version: "1" },
+      paths: { "/a": { get: { responses: { 200: { description: "ok" } } } } },
+    }),
+  );
   const report = await lint(file);
-  expect(report.problems.map((p) => p.ruleId).sort()).toEqual(["no-empty-servers", "operation-4xx-response", "operation-operationId", "operation-summary", "security-defined"].sort());
+  expect(report.problems.map((p) => p.ruleId).sort()).toEqual(
+    [
+      "no-empty-servers",
+      "operation-4xx-response",
+      "operation-operationId",
+      "operation-summary",
+      "security-defined",
+    ].sort(),
+  );
 }, 60_000);

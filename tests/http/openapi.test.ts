@@ -33,11 +33,22 @@ function fullApp(options: { remote: boolean }) {
     sse: { maxClients: 1 },
   });
   cleanups.push(t.close);
-  const handle = (path: string, init: RequestInit = {}) => t.handle(path, { ...init, headers: { ...auth, ...(init.headers as Record<string, string>) } });
+  const handle = (path: string, init: RequestInit = {}) =>
+    t.handle(path, { ...init, headers: { ...auth, ...(init.headers as Record<string, string>) } });
   return { ...t, handle };
 }
 
-type Doc = { paths: Record<string, Record<string, { responses: Record<string, { headers?: Record<string, unknown>; content?: Record<string, { schema: unknown }> }> }>> };
+type Doc = {
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        responses: Record<string, { headers?: Record<string, unknown>; content?: Record<string, { schema: unknown }> }>;
+      }
+    >
+  >;
+};
 type RouteKey = keyof typeof routeDocs;
 type Documented = { headers?: Record<string, unknown>; content?: Record<string, { schema: TSchema }> };
 
@@ -49,7 +60,8 @@ async function conforms(doc: Doc, route: RouteKey, res: Response): Promise<strin
   const served = op?.responses[String(res.status)];
   const local = (routeDocs[route].responses as Record<number, Documented>)[res.status];
   expect({ what, documented: served !== undefined && local !== undefined }).toEqual({ what, documented: true });
-  for (const name of Object.keys(served!.headers ?? {})) expect({ what, header: name, present: res.headers.has(name) }).toEqual({ what, header: name, present: true });
+  for (const name of Object.keys(served!.headers ?? {}))
+    expect({ what, header: name, present: res.headers.has(name) }).toEqual({ what, header: name, present: true });
   // On the wire Bun drops a HEAD answer's body; app.handle keeps it.
   if (method === "HEAD") return what;
   if (!served!.content) {
@@ -66,13 +78,27 @@ async function conforms(doc: Doc, route: RouteKey, res: Response): Promise<strin
     return what;
   }
   const body: unknown = await res.json();
-  expect({ what, errors: [...Value.Errors(schema, body)].map((e) => `${e.path}: ${e.message}`) }).toEqual({ what, errors: [] });
+  expect({ what, errors: [...Value.Errors(schema, body)].map((e) => `${e.path}: ${e.message}`) }).toEqual({
+    what,
+    errors: [],
+  });
   return what;
 }
 
-const post = (body: unknown, headers: Record<string, string> = {}): RequestInit => ({ method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+const post = (body: unknown, headers: Record<string, string> = {}): RequestInit => ({
+  method: "POST",
+  headers: { "content-type": "application/json", ...headers },
+  body: typeof body === "string" ? body : JSON.stringify(body),
+});
 let n = 0;
-const ev = (extra: Partial<EventInput> = {}): EventInput => ({ mode: "live", source: "bot", type: "ORDER", subtype: "BUY_FILLED", body: `openapi ${++n} ${crypto.randomUUID()}`, ...extra });
+const ev = (extra: Partial<EventInput> = {}): EventInput => ({
+  mode: "live",
+  source: "bot",
+  type: "ORDER",
+  subtype: "BUY_FILLED",
+  body: `openapi ${++n} ${crypto.randomUUID()}`,
+  ...extra,
+});
 
 describe("real answers validate against the served OpenAPI document", () => {
   test("events, state, health, readiness, metrics and the error answers (401 with its challenge, 400, 409, 413, 415)", async () => {
@@ -82,24 +108,66 @@ describe("real answers validate against the served OpenAPI document", () => {
     const checked = [
       await conforms(doc, "POST /local/events", await t.handle("/local/events", post(key))),
       await conforms(doc, "POST /local/events", await t.handle("/local/events", post(key))),
-      await conforms(doc, "POST /local/events", await t.handle("/local/events", post([ev(), ev({ mode: "paper", symbol: "AAPL", meta: { q: 1 } })]))),
+      await conforms(
+        doc,
+        "POST /local/events",
+        await t.handle("/local/events", post([ev(), ev({ mode: "paper", symbol: "AAPL", meta: { q: 1 } })])),
+      ),
       await conforms(doc, "POST /local/events", await t.handle("/local/events", post({ ...key, body: "another" }))),
       await conforms(doc, "POST /local/events", await t.handle("/local/events", post("{"))),
       await conforms(doc, "POST /local/events", await t.handle("/local/events", post(ev({ body: "x".repeat(5000) })))),
-      await conforms(doc, "POST /local/events", await t.handle("/local/events", { ...post(ev()), headers: { ...auth, "content-type": "text/plain" } })),
-      await conforms(doc, "POST /local/events", await t.handle("/local/events", post(ev(), { authorization: "Bearer wrong" }))),
+      await conforms(
+        doc,
+        "POST /local/events",
+        await t.handle("/local/events", { ...post(ev()), headers: { ...auth, "content-type": "text/plain" } }),
+      ),
+      await conforms(
+        doc,
+        "POST /local/events",
+        await t.handle("/local/events", post(ev(), { authorization: "Bearer wrong" })),
+      ),
       await conforms(doc, "GET /local/events", await t.handle("/local/events?mode=live&since_seq=0")),
       await conforms(doc, "GET /local/events", await t.handle("/local/events?mode=nope")),
-      await conforms(doc, "GET /local/events", await t.handle("/local/events?mode=live", { headers: { authorization: "" } })),
+      await conforms(
+        doc,
+        "GET /local/events",
+        await t.handle("/local/events?mode=live", { headers: { authorization: "" } }),
+      ),
       await conforms(doc, "GET /local/state", await t.handle("/local/state?mode=live")),
-      await conforms(doc, "POST /local/state", await t.handle("/local/state", post({ mode: "live", cash: 1000, holdings: { AAPL: 3 }, positions: [], extra: "kept" }))),
+      await conforms(
+        doc,
+        "POST /local/state",
+        await t.handle(
+          "/local/state",
+          post({ mode: "live", cash: 1000, holdings: { AAPL: 3 }, positions: [], extra: "kept" }),
+        ),
+      ),
       await conforms(doc, "GET /local/state", await t.handle("/local/state?mode=live")),
       await conforms(doc, "POST /local/state", await t.handle("/local/state", post({ cash: 1 }))),
       await conforms(doc, "GET /health", await t.handle("/health")),
       await conforms(doc, "GET /ready", await t.handle("/ready")),
       await conforms(doc, "GET /metrics", await t.handle("/metrics")),
     ];
-    expect(checked.map((c) => c.split(" → ")[1])).toEqual(["201", "200", "201", "409", "400", "413", "415", "401", "200", "400", "401", "200", "201", "200", "400", "200", "200", "200"]);
+    expect(checked.map((c) => c.split(" → ")[1])).toEqual([
+      "201",
+      "200",
+      "201",
+      "409",
+      "400",
+      "413",
+      "415",
+      "401",
+      "200",
+      "400",
+      "401",
+      "200",
+      "201",
+      "200",
+      "400",
+      "200",
+      "200",
+      "200",
+    ]);
     t.store.db.close();
     await conforms(doc, "GET /health", await t.handle("/health"));
   });
@@ -110,15 +178,30 @@ describe("real answers validate against the served OpenAPI document", () => {
     await t.store.append([ev(), ev()]);
     const [a, b] = t.store.unflushed("live", 2);
     if (!a || !b) throw new Error("expected two unflushed events");
-    t.quarantine.add([{ event: a, reason: "rejected by remote: /body too long", errors: [{ path: "/body", message: "too long" }], remoteStatus: 200 }]);
+    t.quarantine.add([
+      {
+        event: a,
+        reason: "rejected by remote: /body too long",
+        errors: [{ path: "/body", message: "too long" }],
+        remoteStatus: 200,
+      },
+    ]);
     t.quarantine.add([{ event: b, reason: "poison" }]);
     const checked = [
       await conforms(doc, "GET /local/quarantine", await t.handle("/local/quarantine?mode=live")),
       await conforms(doc, "GET /local/quarantine", await t.handle("/local/quarantine?mode=live&limit=0")),
       await conforms(doc, "GET /local/quarantine/:id", await t.handle(`/local/quarantine/${a.id}`)),
       await conforms(doc, "GET /local/quarantine/:id", await t.handle("/local/quarantine/NOT-A-UUID")),
-      await conforms(doc, "POST /local/quarantine/retry", await t.handle("/local/quarantine/retry", post({ mode: "live", ids: [b.id] }))),
-      await conforms(doc, "POST /local/quarantine/retry", await t.handle("/local/quarantine/retry", post({ mode: "live", ids: [] }))),
+      await conforms(
+        doc,
+        "POST /local/quarantine/retry",
+        await t.handle("/local/quarantine/retry", post({ mode: "live", ids: [b.id] })),
+      ),
+      await conforms(
+        doc,
+        "POST /local/quarantine/retry",
+        await t.handle("/local/quarantine/retry", post({ mode: "live", ids: [] })),
+      ),
       await conforms(doc, "GET /local/quarantine/:id", await t.handle(`/local/quarantine/${b.id}`)),
     ];
     expect(checked.map((c) => c.split(" → ")[1])).toEqual(["200", "400", "200", "400", "200", "400", "404"]);
@@ -161,9 +244,17 @@ describe("real answers validate against the served OpenAPI document", () => {
     const checked = [
       await conforms(doc, "GET /local/stream", await t.handle("/local/stream?mode=live")),
       await conforms(doc, "GET /local/stream", await t.handle("/local/stream?mode=nope")),
-      await conforms(doc, "GET /local/stream", await t.handle("/local/stream?mode=live", { headers: { authorization: "" } })),
+      await conforms(
+        doc,
+        "GET /local/stream",
+        await t.handle("/local/stream?mode=live", { headers: { authorization: "" } }),
+      ),
       await conforms(doc, "HEAD /local/stream", await t.handle("/local/stream?mode=live", { method: "HEAD" })),
-      await conforms(doc, "HEAD /local/stream", await t.handle("/local/stream?mode=live&heartbeat=loud", { method: "HEAD" })),
+      await conforms(
+        doc,
+        "HEAD /local/stream",
+        await t.handle("/local/stream?mode=live&heartbeat=loud", { method: "HEAD" }),
+      ),
     ];
     expect(open.status).toBe(200);
     expect(checked.map((c) => c.split(" → ")[1])).toEqual(["503", "400", "401", "200", "400"]);

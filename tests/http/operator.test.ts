@@ -23,11 +23,24 @@ afterEach(async () => {
 
 function setup(options: { remote?: boolean; apiToken?: string | null; url?: string } = {}) {
   // Started 5 s ago, so the uptime it reports has a floor to check.
-  const t = wiredApp({ remote: options.remote ? { url: options.url ?? stack.url, serviceKey: stack.serviceKey } : null, apiToken: options.apiToken, startedAgoMs: 5_000 });
+  const t = wiredApp({
+    remote: options.remote ? { url: options.url ?? stack.url, serviceKey: stack.serviceKey } : null,
+    apiToken: options.apiToken,
+    startedAgoMs: 5_000,
+  });
   cleanups.push(t.close);
   let n = 0;
   const events = (count: number, mode: "live" | "paper" = "live") =>
-    Array.from({ length: count }, (): EventInput => ({ mode, source: "bot", type: "T", subtype: "TICK", body: `operator ${++n} ${crypto.randomUUID()}` }));
+    Array.from(
+      { length: count },
+      (): EventInput => ({
+        mode,
+        source: "bot",
+        type: "T",
+        subtype: "TICK",
+        body: `operator ${++n} ${crypto.randomUUID()}`,
+      }),
+    );
   return { ...t, events };
 }
 
@@ -40,7 +53,12 @@ describe("GET /local/status", () => {
     const body = (await res.json()) as Record<string, any>;
     expect(body.status).toBe("ok");
     expect(body.problems).toEqual([]);
-    expect(body.service).toMatchObject({ version: BUILD.version, commit: BUILD.commit, bun: Bun.version, pid: process.pid });
+    expect(body.service).toMatchObject({
+      version: BUILD.version,
+      commit: BUILD.commit,
+      bun: Bun.version,
+      pid: process.pid,
+    });
     expect(body.service.uptime_s).toBeGreaterThanOrEqual(5);
     expect(body.db.path).toBe(t.store.path);
     expect(body.db.path.startsWith("/")).toBe(true);
@@ -78,7 +96,12 @@ describe("POST /local/flush", () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, any>;
     expect(body.waited).toBe(true);
-    expect(body.modes.live).toMatchObject({ backlog_before: 1200, backlog: 0, last_flush_status: "ok", quarantined: 0 });
+    expect(body.modes.live).toMatchObject({
+      backlog_before: 1200,
+      backlog: 0,
+      last_flush_status: "ok",
+      quarantined: 0,
+    });
     expect(body.modes.paper).toMatchObject({ backlog_before: 7, backlog: 0 });
     const [row] = await stack.sql`select count(*)::int as n from zoe_events where body like 'operator %'`;
     expect(row.n).toBeGreaterThanOrEqual(1207);
@@ -123,12 +146,19 @@ describe("POST /local/flush", () => {
   test("is a write: it needs the bearer token, ?token= is not enough", async () => {
     const t = setup({ apiToken: TOKEN });
     expect((await t.handle(`/local/flush?token=${TOKEN}`, { method: "POST" })).status).toBe(401);
-    expect((await t.handle("/local/flush", { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(409);
+    expect(
+      (await t.handle("/local/flush", { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } })).status,
+    ).toBe(409);
   });
 
   test("refuses an unknown mode or parameter with a 400 naming it", async () => {
     const t = setup({ remote: true });
-    const bad = async (q: string) => ((await (await t.handle(`/local/flush?${q}`, { method: "POST" })).json()) as { error: { details: { path: string }[] } }).error.details[0]!.path;
+    const bad = async (q: string) =>
+      (
+        (await (await t.handle(`/local/flush?${q}`, { method: "POST" })).json()) as {
+          error: { details: { path: string }[] };
+        }
+      ).error.details[0]!.path;
     expect(await bad("mode=demo")).toBe("?mode");
     expect(await bad("wait=soon")).toBe("?wait");
     expect(await bad("mdoe=live")).toBe("?mdoe");
@@ -142,7 +172,13 @@ test("GET /local/history answers the sampled columns of one mode", async () => {
   const res = await t.handle("/local/history?mode=live");
   expect(res.status).toBe(200);
   const body = (await res.json()) as Record<string, any>;
-  expect(body).toMatchObject({ mode: "live", interval_ms: 1000, window_ms: 3_600_000, backlog: [10], flush_ms_max: [null] });
+  expect(body).toMatchObject({
+    mode: "live",
+    interval_ms: 1000,
+    window_ms: 3_600_000,
+    backlog: [10],
+    flush_ms_max: [null],
+  });
   expect(body.t).toHaveLength(1);
   expect((await t.handle("/local/history")).status).toBe(400);
 });
@@ -151,13 +187,28 @@ test("GET /local/quarantine/:id answers one quarantined event in full, 404 when 
   const t = setup();
   const [stored] = await t.store.append(t.events(1));
   expect((await t.handle(`/local/quarantine/${stored!.id}`)).status).toBe(404);
-  t.quarantine.add([{ event: t.store.unflushed("live", 1)[0]!, reason: "rejected by remote: /body too long", errors: [{ path: "/body", message: "too long" }], remoteStatus: 200 }]);
+  t.quarantine.add([
+    {
+      event: t.store.unflushed("live", 1)[0]!,
+      reason: "rejected by remote: /body too long",
+      errors: [{ path: "/body", message: "too long" }],
+      remoteStatus: 200,
+    },
+  ]);
   const res = await t.handle(`/local/quarantine/${stored!.id}`);
   expect(res.status).toBe(200);
-  expect(await res.json()).toMatchObject({ event: { id: stored!.id, seq: 1 }, reason: "rejected by remote: /body too long", errors: [{ path: "/body", message: "too long" }], remote_status: 200, attempts: 1 });
+  expect(await res.json()).toMatchObject({
+    event: { id: stored!.id, seq: 1 },
+    reason: "rejected by remote: /body too long",
+    errors: [{ path: "/body", message: "too long" }],
+    remote_status: 200,
+    attempts: 1,
+  });
   const bad = await t.handle("/local/quarantine/not-a-uuid");
   expect(bad.status).toBe(400);
-  expect(((await bad.json()) as { error: { message: string } }).error.message).toBe('Invalid event id "not-a-uuid": expected a lower-case UUID');
+  expect(((await bad.json()) as { error: { message: string } }).error.message).toBe(
+    'Invalid event id "not-a-uuid": expected a lower-case UUID',
+  );
   t.quarantine.release("live");
   expect((await t.handle(`/local/quarantine/${stored!.id}`)).status).toBe(404);
 });

@@ -3,7 +3,8 @@ import { ValidationError } from "../../src/domain/errors.ts";
 import { eventsQuery, modeOnlyQuery, modeQuery, onlyParams, streamPosition } from "../../src/http/query.ts";
 
 const url = (q: string) => new URL(`http://localhost/x?${q}`);
-const request = (q: string, headers: Record<string, string> = {}) => [new Request(`http://localhost/x?${q}`, { headers }), url(q)] as const;
+const request = (q: string, headers: Record<string, string> = {}) =>
+  [new Request(`http://localhost/x?${q}`, { headers }), url(q)] as const;
 
 function rejected(fn: () => unknown): ValidationError {
   try {
@@ -21,14 +22,20 @@ describe("modeQuery()", () => {
     expect(modeQuery(url("mode=live"))).toBe("live");
     const e = rejected(() => modeQuery(url("mode=LIVE")));
     expect(e.details).toEqual([{ path: "?mode", message: 'expected one of: paper, live, got "LIVE"' }]);
-    expect(rejected(() => modeQuery(url(""))).message).toBe("Invalid query parameter mode: required; expected one of: paper, live");
+    expect(rejected(() => modeQuery(url(""))).message).toBe(
+      "Invalid query parameter mode: required; expected one of: paper, live",
+    );
   });
 });
 
 describe("eventsQuery()", () => {
   test("limit defaults to 50; since_seq is optional", () => {
     expect(eventsQuery(url("mode=live"))).toEqual({ mode: "live", sinceSeq: undefined, limit: 50 });
-    expect(eventsQuery(url("mode=live&since_seq=0&limit=1000&token=t"))).toEqual({ mode: "live", sinceSeq: 0, limit: 1000 });
+    expect(eventsQuery(url("mode=live&since_seq=0&limit=1000&token=t"))).toEqual({
+      mode: "live",
+      sinceSeq: 0,
+      limit: 1000,
+    });
   });
 
   test("rejects out-of-range, non-integer, repeated and unknown parameters by name", () => {
@@ -71,7 +78,9 @@ describe("streamPosition()", () => {
 });
 
 test("onlyParams()/modeOnlyQuery() list what is accepted", () => {
-  expect(rejected(() => onlyParams(url("a=1&b=2"), ["a"])).message).toBe("Invalid query parameter b: unknown parameter; expected only: a");
+  expect(rejected(() => onlyParams(url("a=1&b=2"), ["a"])).message).toBe(
+    "Invalid query parameter b: unknown parameter; expected only: a",
+  );
   expect(modeOnlyQuery(url("mode=live&token=x"))).toBe("live");
   expect(() => modeOnlyQuery(url("mode=live&since_seq=1"))).toThrow(ValidationError);
 });

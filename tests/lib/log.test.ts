@@ -31,17 +31,28 @@ test("drops lines below the configured level", () => {
 
 test("masks values under secret-looking keys, at any depth", () => {
   const { logger, raw } = capture();
-  logger.info("config", { apiToken: "abc123", nested: { service_role_key: "eyJhbGci", Authorization: "Bearer x" }, mode: "live" });
+  logger.info("config", {
+    apiToken: "abc123",
+    nested: { service_role_key: "eyJhbGci", Authorization: "Bearer x" },
+    mode: "live",
+  });
   expect(raw[0]).not.toContain("abc123");
   expect(raw[0]).not.toContain("eyJhbGci");
   expect(raw[0]).not.toContain("Bearer x");
-  expect(JSON.parse(raw[0]!)).toMatchObject({ apiToken: "[redacted]", nested: { service_role_key: "[redacted]" }, mode: "live" });
+  expect(JSON.parse(raw[0]!)).toMatchObject({
+    apiToken: "[redacted]",
+    nested: { service_role_key: "[redacted]" },
+    mode: "live",
+  });
 });
 
 test("scrubs configured secret values wherever they appear, e.g. inside an error message", () => {
   const secret = "sk-live-0123456789";
   const { logger, raw } = capture({ secrets: [secret, ""] });
-  logger.error("request failed", { error: new Error(`upstream said: bad key ${secret}`), url: `https://x.example/?key=${secret}` });
+  logger.error("request failed", {
+    error: new Error(`upstream said: bad key ${secret}`),
+    url: `https://x.example/?key=${secret}`,
+  });
   expect(raw[0]).not.toContain(secret);
   expect(raw[0]).toContain("[redacted]");
 });
@@ -94,9 +105,19 @@ describe("no secret in the log", () => {
     const lines: Record<string, unknown>[] = [];
     const t = opsApp({ logLines: lines });
     try {
-      t.ops.hooks.failed!(new StoreUnavailableError("Cannot store events: disk or database is full"), 503, new Request("http://localhost/local/events?token=tok_query_secret_123"));
+      t.ops.hooks.failed!(
+        new StoreUnavailableError("Cannot store events: disk or database is full"),
+        503,
+        new Request("http://localhost/local/events?token=tok_query_secret_123"),
+      );
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatchObject({ level: "error", msg: "request failed", status: 503, code: "store_unavailable", path: "/local/events" });
+      expect(lines[0]).toMatchObject({
+        level: "error",
+        msg: "request failed",
+        status: 503,
+        code: "store_unavailable",
+        path: "/local/events",
+      });
       expect(JSON.stringify(lines)).not.toContain("tok_query_secret_123");
     } finally {
       t.close();
@@ -107,7 +128,12 @@ describe("no secret in the log", () => {
     const lines: Record<string, unknown>[] = [];
     const t = opsApp({ logLines: lines });
     try {
-      const refuse = () => t.ops.hooks.failed!(new BacklogFullError("full"), 503, new Request("http://localhost/local/events", { method: "POST" }));
+      const refuse = () =>
+        t.ops.hooks.failed!(
+          new BacklogFullError("full"),
+          503,
+          new Request("http://localhost/local/events", { method: "POST" }),
+        );
       for (let i = 0; i < 50; i++) refuse();
       t.clock.advance(10_000);
       refuse();

@@ -15,7 +15,10 @@ const RULE_TESTS = join(OPS, "prometheus", "zoe-local.rules.test.yml");
 const DASHBOARD = join(OPS, "grafana", "zoe-local.dashboard.json");
 const PROMTOOL = Bun.which("promtool");
 // Skipped with a note on a developer's machine without it; under CI (which installs it) a missing promtool fails.
-if (!PROMTOOL) console.warn("alerts.test.ts: promtool not found, its checks are skipped (apt-get install prometheus; .ci/run installs it)");
+if (!PROMTOOL)
+  console.warn(
+    "alerts.test.ts: promtool not found, its checks are skipped (apt-get install prometheus; .ci/run installs it)",
+  );
 const withPromtool = PROMTOOL || process.env.CI ? test : test.skip;
 
 interface Rule {
@@ -25,15 +28,29 @@ interface Rule {
   labels: Record<string, string>;
   annotations: Record<string, string>;
 }
-const rules = (Bun.YAML.parse(readFileSync(RULES, "utf8")) as { groups: { name: string; rules: Rule[] }[] }).groups.flatMap((g) => g.rules);
+const rules = (
+  Bun.YAML.parse(readFileSync(RULES, "utf8")) as { groups: { name: string; rules: Rule[] }[] }
+).groups.flatMap((g) => g.rules);
 const dashboard = JSON.parse(readFileSync(DASHBOARD, "utf8")) as {
   uid: string;
   templating: { list: { name: string; type: string }[] };
-  panels: { id: number; type: string; title: string; datasource?: { uid: string }; gridPos: { x: number; w: number }; targets?: { expr: string }[] }[];
+  panels: {
+    id: number;
+    type: string;
+    title: string;
+    datasource?: { uid: string };
+    gridPos: { x: number; w: number };
+    targets?: { expr: string }[];
+  }[];
 };
 
 function promtool(args: string[], stdin?: string) {
-  const proc = Bun.spawnSync([PROMTOOL!, ...args], { stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe", cwd: join(OPS, "prometheus") });
+  const proc = Bun.spawnSync([PROMTOOL!, ...args], {
+    stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+    cwd: join(OPS, "prometheus"),
+  });
   return { code: proc.exitCode, out: proc.stdout.toString() + proc.stderr.toString() };
 }
 
@@ -48,7 +65,12 @@ let exposition: string;
 beforeAll(async () => {
   svc = await startService({ dbPath: dir.file("zoe.db") });
   // Some traffic, so counters and histograms carry samples, not only their HELP and TYPE.
-  const post = (body: unknown) => fetch(`${svc.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const post = (body: unknown) =>
+    fetch(`${svc.url}/local/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
   await post([{ mode: "live", source: "bot", type: "T", subtype: "TICK", body: "x" }]);
   await post({ mode: "live" });
   const stream = await fetch(`${svc.url}/local/stream?mode=live&since_seq=0`);
@@ -78,10 +100,13 @@ describe("Prometheus alert rules (ops/prometheus/zoe-local.rules.yml)", () => {
     expect(r).toEqual({ code: 0, out: expect.stringContaining(`SUCCESS: ${rules.length} rules found`) });
   });
 
-  withPromtool("pass their unit tests (promtool test rules): each alert fires when it should, with its labels and text, and not before", () => {
-    const r = promtool(["test", "rules", RULE_TESTS]);
-    expect(r).toEqual({ code: 0, out: expect.stringContaining("SUCCESS") });
-  });
+  withPromtool(
+    "pass their unit tests (promtool test rules): each alert fires when it should, with its labels and text, and not before",
+    () => {
+      const r = promtool(["test", "rules", RULE_TESTS]);
+      expect(r).toEqual({ code: 0, out: expect.stringContaining("SUCCESS") });
+    },
+  );
 
   test("cover what an operator is paged for, each with a severity, a summary and a runbook", () => {
     const names = rules.map((r) => r.alert);
@@ -100,14 +125,25 @@ describe("Prometheus alert rules (ops/prometheus/zoe-local.rules.yml)", () => {
     }
     expect(new Set(names).size).toBe(names.length);
     for (const r of rules) {
-      expect({ alert: r.alert, severity: ["critical", "warning"].includes(r.labels.severity ?? "") }).toEqual({ alert: r.alert, severity: true });
-      expect({ alert: r.alert, summary: Boolean(r.annotations.summary), runbook: Boolean(r.annotations.runbook) }).toEqual({ alert: r.alert, summary: true, runbook: true });
+      expect({ alert: r.alert, severity: ["critical", "warning"].includes(r.labels.severity ?? "") }).toEqual({
+        alert: r.alert,
+        severity: true,
+      });
+      expect({
+        alert: r.alert,
+        summary: Boolean(r.annotations.summary),
+        runbook: Boolean(r.annotations.runbook),
+      }).toEqual({ alert: r.alert, summary: true, runbook: true });
     }
   });
 
   test("read only metrics the service really exports", () => {
     const have = exported();
-    const missing = rules.flatMap((r) => metricNames(r.expr).filter((n) => !have.has(n)).map((n) => `${r.alert}: ${n}`));
+    const missing = rules.flatMap((r) =>
+      metricNames(r.expr)
+        .filter((n) => !have.has(n))
+        .map((n) => `${r.alert}: ${n}`),
+    );
     expect(missing).toEqual([]);
   });
 });
@@ -125,19 +161,45 @@ describe("the Grafana dashboard (ops/grafana/zoe-local.dashboard.json)", () => {
 
   test("is importable as it is: a stable uid, a data source variable every panel uses, unique ids, a 24-column grid", () => {
     expect(dashboard.uid).toBe("zoe-local");
-    expect(dashboard.templating.list.map((v) => `${v.name}:${v.type}`)).toEqual(["datasource:datasource", "job:query", "instance:query", "mode:custom"]);
+    expect(dashboard.templating.list.map((v) => `${v.name}:${v.type}`)).toEqual([
+      "datasource:datasource",
+      "job:query",
+      "instance:query",
+      "mode:custom",
+    ]);
     expect(new Set(dashboard.panels.map((p) => p.id)).size).toBe(dashboard.panels.length);
     for (const p of graphs) {
-      expect({ panel: p.title, uid: p.datasource?.uid, fits: p.gridPos.x + p.gridPos.w <= 24, targets: (p.targets ?? []).length > 0 }).toEqual({ panel: p.title, uid: "${datasource}", fits: true, targets: true });
+      expect({
+        panel: p.title,
+        uid: p.datasource?.uid,
+        fits: p.gridPos.x + p.gridPos.w <= 24,
+        targets: (p.targets ?? []).length > 0,
+      }).toEqual({ panel: p.title, uid: "${datasource}", fits: true, targets: true });
     }
   });
 
   test("plots backlog, flush, ingest, disk and streams, from metrics the service really exports", () => {
     const exprs = graphs.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
     const have = exported();
-    expect(exprs.flatMap(({ panel, expr }) => metricNames(expr).filter((n) => !have.has(n)).map((n) => `${panel}: ${n}`))).toEqual([]);
+    expect(
+      exprs.flatMap(({ panel, expr }) =>
+        metricNames(expr)
+          .filter((n) => !have.has(n))
+          .map((n) => `${panel}: ${n}`),
+      ),
+    ).toEqual([]);
     const used = new Set(exprs.flatMap(({ expr }) => metricNames(expr)));
-    for (const m of ["zoe_backlog_events", "zoe_oldest_unflushed_age_seconds", "zoe_flush_requests_total", "zoe_flush_duration_seconds_bucket", "zoe_ingest_events_total", "zoe_disk_free_bytes", "zoe_sse_disconnects_total", "zoe_quarantined_events", "zoe_build_info"]) {
+    for (const m of [
+      "zoe_backlog_events",
+      "zoe_oldest_unflushed_age_seconds",
+      "zoe_flush_requests_total",
+      "zoe_flush_duration_seconds_bucket",
+      "zoe_ingest_events_total",
+      "zoe_disk_free_bytes",
+      "zoe_sse_disconnects_total",
+      "zoe_quarantined_events",
+      "zoe_build_info",
+    ]) {
       expect([...used]).toContain(m);
     }
   });

@@ -19,11 +19,22 @@ function setup(options: { intervalMs?: number; windowMs?: number } = {}) {
   const history = createHistory({ store, clock, intervalMs: 10_000, ...options });
   let n = 0;
   const append = (mode: "live" | "paper", count: number) =>
-    store.append(Array.from({ length: count }, (): EventInput => ({ mode, source: "bot", type: "T", subtype: "TICK", body: `e${++n}` })));
+    store.append(
+      Array.from(
+        { length: count },
+        (): EventInput => ({ mode, source: "bot", type: "T", subtype: "TICK", body: `e${++n}` }),
+      ),
+    );
   return { store, clock, history, append };
 }
 
-const batchOf = (mode: "live" | "paper", signal = new AbortController().signal): SinkBatch => ({ mode, events: [], backlog: 0, state: null, signal });
+const batchOf = (mode: "live" | "paper", signal = new AbortController().signal): SinkBatch => ({
+  mode,
+  events: [],
+  backlog: 0,
+  state: null,
+  signal,
+});
 
 test("each sample holds the backlog, the ingest rate from the advance of seqs and the age of the oldest unflushed event", async () => {
   const { store, clock, history, append } = setup();
@@ -56,7 +67,13 @@ test("sends through the instrumented sink give the drain rate, their mean and lo
     async send() {
       await hold;
       if (fail) throw new RemoteUnavailableError("502 from the gateway");
-      return { results: [{ idempotency_key: "a", seq: 1, status: "accepted" }, { idempotency_key: "b", seq: 2, status: "duplicate" }, { idempotency_key: "c", seq: 3, status: "rejected" }] };
+      return {
+        results: [
+          { idempotency_key: "a", seq: 1, status: "accepted" },
+          { idempotency_key: "b", seq: 2, status: "duplicate" },
+          { idempotency_key: "c", seq: 3, status: "rejected" },
+        ],
+      };
     },
   };
   const wrapped = history.instrumentSink(sink);
@@ -88,7 +105,10 @@ test("sends through the instrumented sink give the drain rate, their mean and lo
 test("a send cut short by shutdown is not a failure", async () => {
   const { clock, history } = setup();
   const controller = new AbortController();
-  const wrapped = history.instrumentSink({ name: "fake", send: () => (controller.abort(), Promise.reject(new Error("aborted"))) });
+  const wrapped = history.instrumentSink({
+    name: "fake",
+    send: () => (controller.abort(), Promise.reject(new Error("aborted"))),
+  });
   await wrapped.send(batchOf("live", controller.signal)).catch(() => {});
   clock.advance(10_000);
   history.sample();

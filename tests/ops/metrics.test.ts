@@ -120,7 +120,13 @@ describe("createMetrics().instrumentSink()", () => {
     const metrics = createMetrics({ store, hub: createHub(), clock: manualClock(0), processMetrics: false });
     return { metrics, read: async () => parseMetrics(await metrics.text()) };
   }
-  const batch = (signal = new AbortController().signal): SinkBatch => ({ mode: "live", events: [{ seq: 1 } as StoredEvent], backlog: 0, state: null, signal });
+  const batch = (signal = new AbortController().signal): SinkBatch => ({
+    mode: "live",
+    events: [{ seq: 1 } as StoredEvent],
+    backlog: 0,
+    state: null,
+    signal,
+  });
 
   test("counts sends by outcome, failures, verdicts, and times each send", async () => {
     const { metrics, read } = harness();
@@ -204,15 +210,29 @@ describe("build and process metrics", () => {
   test("zoe_build_info carries the version, commit, Bun and SQLite versions of what runs", async () => {
     const build = readBuildInfo(join(import.meta.dir, "..", ".."));
     const m = parseMetrics(await registry({ processMetrics: false, build }).text());
-    expect(m.get(`zoe_build_info{version="${build.version}",commit="${build.commit}",bun="${Bun.version}",sqlite="${build.sqlite}"}`)).toBe(1);
+    expect(
+      m.get(
+        `zoe_build_info{version="${build.version}",commit="${build.commit}",bun="${Bun.version}",sqlite="${build.sqlite}"}`,
+      ),
+    ).toBe(1);
   });
 
   test("prom-client's Node-only metrics that mislead under Bun are dropped; the meaningful process metrics stay", async () => {
     const text = await registry().text();
-    for (const name of ["nodejs_version_info", "nodejs_heap_space_size_used_bytes", "nodejs_active_handles_total", "nodejs_gc_duration_seconds"]) {
+    for (const name of [
+      "nodejs_version_info",
+      "nodejs_heap_space_size_used_bytes",
+      "nodejs_active_handles_total",
+      "nodejs_gc_duration_seconds",
+    ]) {
       expect(text).not.toContain(`# TYPE ${name} `);
     }
-    for (const name of ["process_resident_memory_bytes", "process_cpu_seconds_total", "nodejs_eventloop_lag_p99_seconds", "nodejs_heap_size_used_bytes"]) {
+    for (const name of [
+      "process_resident_memory_bytes",
+      "process_cpu_seconds_total",
+      "nodejs_eventloop_lag_p99_seconds",
+      "nodejs_heap_size_used_bytes",
+    ]) {
       expect(text).toContain(`# TYPE ${name} `);
     }
   });

@@ -1,12 +1,14 @@
 import { describe, expect, test } from "bun:test";
 import { type OpsApp, opsAppsClosedAfterEach } from "../helpers/ops.ts";
 
-
 const setup = opsAppsClosedAfterEach();
 
 async function ready(t: OpsApp) {
   const res = await t.handle("/ready");
-  return { status: res.status, body: (await res.json()) as { status: string; reasons: string[]; checks: Record<string, unknown> } };
+  return {
+    status: res.status,
+    body: (await res.json()) as { status: string; reasons: string[]; checks: Record<string, unknown> },
+  };
 }
 
 /** Makes the database refuse to grow: the next bulky insert fails with SQLITE_FULL. */
@@ -24,7 +26,11 @@ describe("GET /ready", () => {
     expect((await t.post(t.ev())).status).toBe(201);
     expect(await ready(t)).toEqual({
       status: 200,
-      body: { status: "ready", reasons: [], checks: { draining: false, db: "ok", recent_write_failures: 0, last_write_error: null, accepting: "all" } },
+      body: {
+        status: "ready",
+        reasons: [],
+        checks: { draining: false, db: "ok", recent_write_failures: 0, last_write_error: null, accepting: "all" },
+      },
     });
   });
 
@@ -41,11 +47,18 @@ describe("GET /ready", () => {
     const down = await ready(t);
     expect(down.status).toBe(503);
     expect(down.body.status).toBe("not_ready");
-    expect(down.body.reasons).toEqual([expect.stringMatching(/^3 failed writes in the last 60 s \(last: Cannot store events: disk or database is full\)$/)]);
+    expect(down.body.reasons).toEqual([
+      expect.stringMatching(
+        /^3 failed writes in the last 60 s \(last: Cannot store events: disk or database is full\)$/,
+      ),
+    ]);
 
     restore();
     expect((await t.post(t.ev())).status).toBe(201);
-    expect(await ready(t)).toMatchObject({ status: 200, body: { checks: { recent_write_failures: 0, last_write_error: null } } });
+    expect(await ready(t)).toMatchObject({
+      status: 200,
+      body: { checks: { recent_write_failures: 0, last_write_error: null } },
+    });
   });
 
   test("failures older than the window no longer count", async () => {

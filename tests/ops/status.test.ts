@@ -19,10 +19,29 @@ function report(failures: Partial<Record<Mode, { consecutive_failures: number; l
   const t = opsApp({ limits: { maxBacklogEvents: 10 } });
   apps.push(t);
   // The flusher as /health sees it: what its workers report per mode.
-  const flusher: FlushStatusSource | null = failures && { status: (mode) => failures[mode] ?? { consecutive_failures: 0 } };
-  const health = createHealth({ store: t.store, clock: t.clock, startedAt: t.clock.now(), flusher, limits: t.ops.limits });
+  const flusher: FlushStatusSource | null = failures && {
+    status: (mode) => failures[mode] ?? { consecutive_failures: 0 },
+  };
+  const health = createHealth({
+    store: t.store,
+    clock: t.clock,
+    startedAt: t.clock.now(),
+    flusher,
+    limits: t.ops.limits,
+  });
   const build = readBuildInfo(join(import.meta.dir, "..", ".."));
-  const status = createStatusReport({ store: t.store, hub: t.hub, health, readiness: t.ops.readiness, limits: t.ops.limits, build, clock: t.clock, startedAt: t.clock.now(), flusher: () => flusher, remoteTarget: flusher ? "https://x.example (edge function)" : null });
+  const status = createStatusReport({
+    store: t.store,
+    hub: t.hub,
+    health,
+    readiness: t.ops.readiness,
+    limits: t.ops.limits,
+    build,
+    clock: t.clock,
+    startedAt: t.clock.now(),
+    flusher: () => flusher,
+    remoteTarget: flusher ? "https://x.example (edge function)" : null,
+  });
   return { t, status };
 }
 

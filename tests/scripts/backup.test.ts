@@ -22,8 +22,18 @@ test("backs up a running service's database while it takes writes: a consistent,
   let stop = false;
   const writer = (async () => {
     for (let i = 0; !stop; i++) {
-      const events = Array.from({ length: 20 }, (_, k) => ({ mode: "live", source: "backup-test", type: "T", subtype: "TICK", body: `e${i}-${k}` }));
-      const res = await fetch(`${svc.url}/local/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(events) });
+      const events = Array.from({ length: 20 }, (_, k) => ({
+        mode: "live",
+        source: "backup-test",
+        type: "T",
+        subtype: "TICK",
+        body: `e${i}-${k}`,
+      }));
+      const res = await fetch(`${svc.url}/local/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(events),
+      });
       expect(res.status).toBe(201);
       acked += 20;
     }
@@ -32,7 +42,12 @@ test("backs up a running service's database while it takes writes: a consistent,
   const ackedBefore = acked;
   const result = backupDatabase(dir.file("zoe.db"), dir.file("backup.db"));
   // The CLI prints one summary line and refuses to overwrite.
-  const cli = Bun.spawnSync(["bun", join(import.meta.dir, "..", "..", "scripts", "backup.ts"), dir.file("zoe.db"), dir.file("backup.db")]);
+  const cli = Bun.spawnSync([
+    "bun",
+    join(import.meta.dir, "..", "..", "scripts", "backup.ts"),
+    dir.file("zoe.db"),
+    dir.file("backup.db"),
+  ]);
   expect(cli.exitCode).toBe(1);
   expect(cli.stderr.toString()).toContain("exists");
   stop = true;
@@ -42,7 +57,9 @@ test("backs up a running service's database while it takes writes: a consistent,
   expect(result.maxSeq.live).toBe(result.events);
   const copy = new Database(dir.file("backup.db"), { readonly: true });
   try {
-    const seqs = (copy.query("SELECT seq FROM local_events WHERE mode = 'live' ORDER BY seq").all() as { seq: number }[]).map((r) => r.seq);
+    const seqs = (
+      copy.query("SELECT seq FROM local_events WHERE mode = 'live' ORDER BY seq").all() as { seq: number }[]
+    ).map((r) => r.seq);
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
     expect((copy.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("delete");
   } finally {

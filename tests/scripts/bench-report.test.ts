@@ -1,9 +1,20 @@
 import { expect, test } from "bun:test";
 import { mergeReport, renderReport, type RunReport } from "../../scripts/bench/report.ts";
 
-const machine = { cpu: "test CPU", cores: 2, memoryGb: 8, disk: "test disk", bun: "1.x", kernel: "test", loadBefore: [0.1, 0.1, 0.1] };
+const machine = {
+  cpu: "test CPU",
+  cores: 2,
+  memoryGb: 8,
+  disk: "test disk",
+  bun: "1.x",
+  kernel: "test",
+  loadBefore: [0.1, 0.1, 0.1],
+};
 
-function report(date: string, sections: [id: string, title: string, cell: string, target: string][]): { run: RunReport; markdown: string } {
+function report(
+  date: string,
+  sections: [id: string, title: string, cell: string, target: string][],
+): { run: RunReport; markdown: string } {
   const run: RunReport = {
     date,
     quick: false,
@@ -13,7 +24,14 @@ function report(date: string, sections: [id: string, title: string, cell: string
     sections: sections.map(([id, title, cell, target]) => ({
       id,
       title,
-      report: { table: [["figure", "value"], ["x", cell]], targets: [{ what: `${target} (${cell} events)`, measured: cell, target: "≥ 1", met: true }], analysis: [`analysis of ${id} ${cell}`] },
+      report: {
+        table: [
+          ["figure", "value"],
+          ["x", cell],
+        ],
+        targets: [{ what: `${target} (${cell} events)`, measured: cell, target: "≥ 1", met: true }],
+        analysis: [`analysis of ${id} ${cell}`],
+      },
     })),
   };
   return { run, markdown: renderReport(run) };

@@ -17,7 +17,11 @@ test("a pytest run counts its failures, and one that collects no tests (exit 5) 
     writeFileSync(dir.file("test_mixed.py"), "def test_ok():\n    pass\n\ndef test_bad():\n    assert 1 == 2\n");
     writeFileSync(dir.file("test_empty.py"), "# no tests here\n");
     expect(await runPythonTests([dir.file("test_mixed.py")])).toEqual({ passed: 1, failed: 1, problem: null });
-    expect(await runPythonTests([dir.file("test_empty.py")])).toEqual({ passed: 0, failed: 1, problem: "pytest collected no tests" });
+    expect(await runPythonTests([dir.file("test_empty.py")])).toEqual({
+      passed: 0,
+      failed: 1,
+      problem: "pytest collected no tests",
+    });
   } finally {
     dir.cleanup();
   }

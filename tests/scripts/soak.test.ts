@@ -7,7 +7,9 @@ test("spliceSection() replaces only the soak section, keeping the rest of BENCHM
   const first = spliceSection(bench, `${BEGIN}\nold\n${END}`);
   expect(first).toBe(`# Benchmarks\n\n## Ingest\n\n| a |\n\n${BEGIN}\nold\n${END}\n`);
   const withTail = `${first}\n## After\n`;
-  expect(spliceSection(withTail, `${BEGIN}\nnew\n${END}`)).toBe(`# Benchmarks\n\n## Ingest\n\n| a |\n\n${BEGIN}\nnew\n${END}\n\n## After\n`);
+  expect(spliceSection(withTail, `${BEGIN}\nnew\n${END}`)).toBe(
+    `# Benchmarks\n\n## Ingest\n\n| a |\n\n${BEGIN}\nnew\n${END}\n\n## After\n`,
+  );
   expect(spliceSection("", `${BEGIN}\nx\n${END}`)).toBe(`${BEGIN}\nx\n${END}\n`);
 });
 

@@ -34,7 +34,10 @@ function box() {
     },
     executable,
     verify() {
-      const r = Bun.spawnSync(["systemd-analyze", "verify", `--root=${dir.path}`, "/etc/systemd/system/zoe-local.service"], { stdout: "pipe", stderr: "pipe" });
+      const r = Bun.spawnSync(
+        ["systemd-analyze", "verify", `--root=${dir.path}`, "/etc/systemd/system/zoe-local.service"],
+        { stdout: "pipe", stderr: "pipe" },
+      );
       return { code: r.exitCode, out: `${r.stdout}${r.stderr}`.trim() };
     },
   };
@@ -70,10 +73,13 @@ describe.skipIf(!analyzable)("the systemd unit where README's install step puts 
       expect(copy).toBeDefined();
       // Run as written, with the box's root in front of the destination (which every box has).
       mkdirSync(join(b.dir.path, "usr", "local", "bin"), { recursive: true });
-      const r = Bun.spawnSync(["bash", "-c", copy!.replace(" /usr/local/bin/bun", ` ${b.dir.path}/usr/local/bin/bun`)], {
-        env: { PATH: `${b.dir.path}/root/.bun/bin:/usr/bin:/bin` },
-        stderr: "pipe",
-      });
+      const r = Bun.spawnSync(
+        ["bash", "-c", copy!.replace(" /usr/local/bin/bun", ` ${b.dir.path}/usr/local/bin/bun`)],
+        {
+          env: { PATH: `${b.dir.path}/root/.bun/bin:/usr/bin:/bin` },
+          stderr: "pipe",
+        },
+      );
       expect({ code: r.exitCode, err: r.stderr.toString() }).toEqual({ code: 0, err: "" });
       expect(b.verify()).toEqual({ code: 0, out: "" });
     } finally {
@@ -94,7 +100,10 @@ test("the env template README's step 3 installs starts the service as it is (onl
   expect(settings.ZOE_DB_PATH).toBe("/var/lib/zoe-local/zoe-local.db");
   const dir = tempDir("zoe-env-template-");
   try {
-    const svc = await startService({ dbPath: dir.file("zoe.db"), env: { ...settings, ZOE_DB_PATH: dir.file("zoe.db"), PORT: "0" } });
+    const svc = await startService({
+      dbPath: dir.file("zoe.db"),
+      env: { ...settings, ZOE_DB_PATH: dir.file("zoe.db"), PORT: "0" },
+    });
     try {
       expect(svc.output()).toContain('"synchronous":"FULL"');
       expect((await fetch(`${svc.url}/ready`)).status).toBe(200);

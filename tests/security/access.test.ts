@@ -17,7 +17,10 @@ const PUBLIC = new Set(["/", "/docs", "/docs/json"]);
 let svc: ServiceProcess;
 const dir = tempDir("zoe-access-");
 beforeAll(async () => {
-  svc = await startService({ dbPath: dir.file("zoe.db"), env: { ZOE_API_TOKEN: TOKEN, ZOE_CORS_ORIGINS: "http://localhost:5173,http://192.168.1.20:8765" } });
+  svc = await startService({
+    dbPath: dir.file("zoe.db"),
+    env: { ZOE_API_TOKEN: TOKEN, ZOE_CORS_ORIGINS: "http://localhost:5173,http://192.168.1.20:8765" },
+  });
 });
 afterAll(async () => {
   await svc.kill("SIGTERM");
@@ -26,9 +29,12 @@ afterAll(async () => {
 
 /** Every route the running service documents, plus the undocumented dashboard config. */
 async function routes(): Promise<[string, string][]> {
-  const doc = (await (await fetch(`${svc.url}/docs/json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+  const doc = (await (await fetch(`${svc.url}/docs/json`)).json()) as {
+    paths: Record<string, Record<string, unknown>>;
+  };
   const list: [string, string][] = [["GET", "/dashboard/config.json"]];
-  for (const [path, ops] of Object.entries(doc.paths)) for (const method of Object.keys(ops)) list.push([method.toUpperCase(), path]);
+  for (const [path, ops] of Object.entries(doc.paths))
+    for (const method of Object.keys(ops)) list.push([method.toUpperCase(), path]);
   return list;
 }
 
@@ -37,7 +43,14 @@ const query = (path: string) => (path.startsWith("/local/") && path !== "/local/
 describe("the API token", () => {
   test("every non-public route of the real service answers 401 without the token, with a wrong one, and writes with ?token=", async () => {
     const list = await routes();
-    expect(list.map(([m, p]) => `${m} ${p}`)).toEqual(expect.arrayContaining(["POST /local/events", "POST /local/state", "GET /local/stream", "POST /local/quarantine/retry"]));
+    expect(list.map(([m, p]) => `${m} ${p}`)).toEqual(
+      expect.arrayContaining([
+        "POST /local/events",
+        "POST /local/state",
+        "GET /local/stream",
+        "POST /local/quarantine/retry",
+      ]),
+    );
     const marker = "WRONG-token-marker-0123456789";
     for (const [method, path] of list) {
       if (PUBLIC.has(path)) continue;
@@ -49,7 +62,8 @@ describe("the API token", () => {
         await fetch(url, { method, headers: { ...headers, authorization: `Bearer ${marker}` }, body }),
         await fetch(url, { method, headers: { ...headers, authorization: `Basic ${btoa(`zoe:${TOKEN}`)}` }, body }),
       ];
-      if (method === "POST") attempts.push(await fetch(`${url}${url.includes("?") ? "&" : "?"}token=${TOKEN}`, { method, headers, body }));
+      if (method === "POST")
+        attempts.push(await fetch(`${url}${url.includes("?") ? "&" : "?"}token=${TOKEN}`, { method, headers, body }));
       for (const res of attempts) {
         const text = method === "HEAD" ? "" : await res.text();
         expect({ route: `${method} ${path}`, status: res.status }).toEqual({ route: `${method} ${path}`, status: 401 });
@@ -183,14 +197,22 @@ describe("CORS", () => {
   test("the real service (its configured origins) behaves the same over HTTP, streams included", async () => {
     for (const from of [...TRICKY.filter((o) => o.trim() !== "" && !o.includes(",")), "http://192.168.1.20:8765"]) {
       const responses = [
-        await fetch(`${svc.url}/local/events?mode=live`, { headers: { origin: from, authorization: `Bearer ${TOKEN}` } }),
-        await fetch(`${svc.url}/local/events`, { method: "OPTIONS", headers: { origin: from, "access-control-request-method": "POST" } }),
+        await fetch(`${svc.url}/local/events?mode=live`, {
+          headers: { origin: from, authorization: `Bearer ${TOKEN}` },
+        }),
+        await fetch(`${svc.url}/local/events`, {
+          method: "OPTIONS",
+          headers: { origin: from, "access-control-request-method": "POST" },
+        }),
         await fetch(`${svc.url}/local/stream?mode=live&token=${TOKEN}`, { headers: { origin: from } }),
         await fetch(`${svc.url}/local/events`, postJson(event("live"), { origin: from })),
       ];
       for (const res of responses) {
         await res.body?.cancel();
-        expect({ from, allow: res.headers.get("access-control-allow-origin") }).toEqual({ from, allow: ALLOWED.includes(from.trim()) ? from.trim() : null });
+        expect({ from, allow: res.headers.get("access-control-allow-origin") }).toEqual({
+          from,
+          allow: ALLOWED.includes(from.trim()) ? from.trim() : null,
+        });
         expect(res.headers.get("access-control-allow-credentials")).toBeNull();
       }
     }
@@ -200,13 +222,23 @@ describe("CORS", () => {
 describe("binding", () => {
   async function runToExit(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
     const proc = Bun.spawn(["bun", MAIN], {
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", PORT: "0", ZOE_DB_PATH: dir.file("refused.db"), ...env },
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "/tmp",
+        PORT: "0",
+        ZOE_DB_PATH: dir.file("refused.db"),
+        ...env,
+      },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
     });
     const timer = setTimeout(() => proc.kill("SIGKILL"), 15_000);
-    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const [out, err, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
     clearTimeout(timer);
     return { code, output: out + err };
   }
@@ -215,7 +247,9 @@ describe("binding", () => {
     test(`HOST=${host} without ZOE_API_TOKEN: exit 2 naming HOST and ZOE_API_TOKEN, nothing listens`, async () => {
       const { code, output } = await runToExit({ HOST: host });
       expect(code).toBe(2);
-      expect(output).toContain(`zoe-local: refusing to start: HOST: binding to non-loopback address ${host} requires ZOE_API_TOKEN`);
+      expect(output).toContain(
+        `zoe-local: refusing to start: HOST: binding to non-loopback address ${host} requires ZOE_API_TOKEN`,
+      );
       expect(output).not.toContain("listening");
     });
   }

@@ -44,7 +44,8 @@ function secrets(): [string, string][] {
 function expectNoSecret(where: string, text: string) {
   for (const [name, value] of secrets()) {
     let piece: string | null = null;
-    for (let i = 0; i + 12 <= value.length && piece === null; i++) if (text.includes(value.slice(i, i + 12))) piece = value.slice(i, i + 12);
+    for (let i = 0; i + 12 <= value.length && piece === null; i++)
+      if (text.includes(value.slice(i, i + 12))) piece = value.slice(i, i + 12);
     expect({ where, leaks: piece === null ? null : `${name} (${piece})` }).toEqual({ where, leaks: null });
   }
 }
@@ -68,9 +69,16 @@ function env(sink: "edge" | "direct", serviceKey: string): Record<string, string
   };
 }
 
-async function call(svc: ServiceProcess, path: string, init: RequestInit & { token?: string | null } = {}): Promise<Response> {
+async function call(
+  svc: ServiceProcess,
+  path: string,
+  init: RequestInit & { token?: string | null } = {},
+): Promise<Response> {
   const { token = API_TOKEN, headers, ...rest } = init;
-  const res = await fetch(`${svc.url}${path}`, { ...rest, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers } });
+  const res = await fetch(`${svc.url}${path}`, {
+    ...rest,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+  });
   const text = await res.text();
   // The answer only (the path may carry ?token=, which the client itself sent).
   answers.push(`${init.method ?? "GET"} ${path.split("?")[0]} → ${res.status} ${[...res.headers].join(" ")} ${text}`);
@@ -79,10 +87,17 @@ async function call(svc: ServiceProcess, path: string, init: RequestInit & { tok
 
 let n = 0;
 /** A critical event: the flusher sends it at once. */
-const critical = () => JSON.stringify({ mode: "live", source: "secrets", type: "ORDER", subtype: "BUY_FILLED", body: `fill ${++n}` });
+const critical = () =>
+  JSON.stringify({ mode: "live", source: "secrets", type: "ORDER", subtype: "BUY_FILLED", body: `fill ${++n}` });
 const post = (svc: ServiceProcess, token: string | null = API_TOKEN) =>
-  call(svc, "/local/events", { method: "POST", headers: { "content-type": "application/json" }, body: critical(), token });
-const remoteCount = async () => ((await stack.sql`select count(*)::int as n from zoe_events where source = 'secrets'`)[0] as { n: number }).n;
+  call(svc, "/local/events", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: critical(),
+    token,
+  });
+const remoteCount = async () =>
+  ((await stack.sql`select count(*)::int as n from zoe_events where source = 'secrets'`)[0] as { n: number }).n;
 
 /** Every file of the service's database (db, WAL, SHM, lock), as latin1 text. */
 function databaseText(prefix: string): string {
@@ -100,13 +115,19 @@ test("a full run with flushes that succeed, fail (function down) and recover lea
     await stack.stopFunction();
     expect((await post(svc)).status).toBe(201);
     await waitFor(() => /flush attempt failed/.test(svc.output()), 10_000, "a failed flush in the log");
-    for (const path of ["/health", "/ready", "/metrics", "/local/state?mode=live", "/local/quarantine?mode=live"]) await call(svc, path);
+    for (const path of ["/health", "/ready", "/metrics", "/local/state?mode=live", "/local/quarantine?mode=live"])
+      await call(svc, path);
     await stack.restartFunction();
     await waitFor(async () => (await remoteCount()) === 2, 15_000, "the flush after recovery");
     // Refused and odd requests: their answers must not echo what was presented.
     await post(svc, null);
     await post(svc, `${API_TOKEN}x`);
-    await call(svc, `/local/events?token=${API_TOKEN}`, { method: "POST", headers: { "content-type": "application/json" }, body: critical(), token: null });
+    await call(svc, `/local/events?token=${API_TOKEN}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: critical(),
+      token: null,
+    });
     await call(svc, `/nowhere?token=${API_TOKEN}`, { token: null });
     await call(svc, "/local/events", { method: "POST", headers: { "content-type": "application/json" }, body: "{" });
     // The dashboard page and its config, as served.
@@ -127,7 +148,11 @@ test("flushes refused for a wrong service-role key (edge function and direct sin
   const direct = await startService({ dbPath: dir.file("direct.db"), env: env("direct", wrongKey) });
   try {
     for (const svc of [edge, direct]) expect((await post(svc)).status).toBe(201);
-    await waitFor(() => /flush attempt failed/.test(edge.output()) && /flush attempt failed/.test(direct.output()), 10_000, "refused flushes in the logs");
+    await waitFor(
+      () => /flush attempt failed/.test(edge.output()) && /flush attempt failed/.test(direct.output()),
+      10_000,
+      "refused flushes in the logs",
+    );
     for (const svc of [edge, direct]) await call(svc, "/health");
     expect(await remoteCount()).toBe(2);
   } finally {
@@ -143,21 +168,28 @@ test("flushes refused for a wrong service-role key (edge function and direct sin
 test("bun run build:dashboard with every secret in its environment writes none of them", async () => {
   const out = tempDir("zoe-dash-build-");
   try {
-    const proc = Bun.spawn(["bun", join(import.meta.dir, "..", "..", "scripts", "build-dashboard.ts"), "--outdir", out.path], {
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "/tmp",
-        SUPABASE_URL: stack.url,
-        SUPABASE_ANON_KEY: stack.anonKey,
-        SUPABASE_SERVICE_ROLE_KEY: stack.serviceKey,
-        SUPABASE_JWT_SECRET: stack.jwtSecret,
-        ZOE_API_TOKEN: API_TOKEN,
-        ZOE_FLUSH_SECRET: FLUSH_SECRET,
+    const proc = Bun.spawn(
+      ["bun", join(import.meta.dir, "..", "..", "scripts", "build-dashboard.ts"), "--outdir", out.path],
+      {
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOME: process.env.HOME ?? "/tmp",
+          SUPABASE_URL: stack.url,
+          SUPABASE_ANON_KEY: stack.anonKey,
+          SUPABASE_SERVICE_ROLE_KEY: stack.serviceKey,
+          SUPABASE_JWT_SECRET: stack.jwtSecret,
+          ZOE_API_TOKEN: API_TOKEN,
+          ZOE_FLUSH_SECRET: FLUSH_SECRET,
+        },
+        stdout: "pipe",
+        stderr: "pipe",
       },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    );
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
     expect(code).toBe(0);
     expectNoSecret("build output", stdout + stderr);
     const files = readdirSync(out.path);
@@ -176,18 +208,28 @@ test("a remote that echoes the credentials it was sent (a misbehaving proxy) doe
     port: 0,
     fetch: (req) =>
       Response.json(
-        { code: "PGRST301", message: `rejected credentials: ${req.headers.get("authorization")} / ${req.headers.get("apikey")} / ${req.headers.get("x-zoe-flush-secret")}` },
+        {
+          code: "PGRST301",
+          message: `rejected credentials: ${req.headers.get("authorization")} / ${req.headers.get("apikey")} / ${req.headers.get("x-zoe-flush-secret")}`,
+        },
         { status: 401 },
       ),
   });
   const url = `http://127.0.0.1:${echo.port}`;
   const services = await Promise.all(
-    (["edge", "direct"] as const).map((sink) => startService({ dbPath: dir.file(`echo-${sink}.db`), env: { ...env(sink, stack.serviceKey), SUPABASE_URL: url } })),
+    (["edge", "direct"] as const).map((sink) =>
+      startService({ dbPath: dir.file(`echo-${sink}.db`), env: { ...env(sink, stack.serviceKey), SUPABASE_URL: url } }),
+    ),
   );
   try {
     for (const svc of services) expect((await post(svc)).status).toBe(201);
-    await waitFor(() => services.every((svc) => /flush attempt failed/.test(svc.output())), 10_000, "refused flushes in the logs");
-    for (const svc of services) for (const path of ["/health", "/ready", "/metrics", "/local/state?mode=live"]) await call(svc, path);
+    await waitFor(
+      () => services.every((svc) => /flush attempt failed/.test(svc.output())),
+      10_000,
+      "refused flushes in the logs",
+    );
+    for (const svc of services)
+      for (const path of ["/health", "/ready", "/metrics", "/local/state?mode=live"]) await call(svc, path);
   } finally {
     for (const svc of services) await svc.kill("SIGTERM");
     await echo.stop(true);

@@ -24,7 +24,11 @@ describe("createSseLimiter()", () => {
     limiter.acquire("192.168.1.7");
     limiter.acquire("192.168.1.7");
     const perAddress = refusal(() => limiter.acquire("192.168.1.7"));
-    expect({ status: perAddress.status, code: perAddress.code, retryAfter: perAddress.retryAfter }).toEqual({ status: 429, code: "too_many_streams", retryAfter: 5 });
+    expect({ status: perAddress.status, code: perAddress.code, retryAfter: perAddress.retryAfter }).toEqual({
+      status: 429,
+      code: "too_many_streams",
+      retryAfter: 5,
+    });
     expect(perAddress.message).toContain("192.168.1.7");
     limiter.acquire("192.168.1.8");
     limiter.acquire("fe80::1");
@@ -50,13 +54,17 @@ describe("createSseLimiter()", () => {
 
   test("loopback clients (the box itself, or a reverse proxy) are bound by the total only", () => {
     const limiter = createSseLimiter({ maxClients: 8, maxClientsPerAddress: 1 });
-    for (const address of ["127.0.0.1", "127.0.0.1", "::1", "::1", "::ffff:127.0.0.1", "127.0.0.2", null, null]) limiter.acquire(address);
+    for (const address of ["127.0.0.1", "127.0.0.1", "::1", "::1", "::ffff:127.0.0.1", "127.0.0.2", null, null])
+      limiter.acquire(address);
     expect(refusal(() => limiter.acquire("127.0.0.1")).status).toBe(503);
   });
 
   test("config: ZOE_SSE_MAX_CLIENTS (default 1000) and ZOE_SSE_MAX_CLIENTS_PER_IP (default 50)", () => {
     expect(loadConfig({}).sse).toMatchObject({ maxClients: 1000, maxClientsPerAddress: 50 });
-    expect(loadConfig({ ZOE_SSE_MAX_CLIENTS: "20", ZOE_SSE_MAX_CLIENTS_PER_IP: "3" }).sse).toMatchObject({ maxClients: 20, maxClientsPerAddress: 3 });
+    expect(loadConfig({ ZOE_SSE_MAX_CLIENTS: "20", ZOE_SSE_MAX_CLIENTS_PER_IP: "3" }).sse).toMatchObject({
+      maxClients: 20,
+      maxClientsPerAddress: 3,
+    });
     expect(() => loadConfig({ ZOE_SSE_MAX_CLIENTS: "0" })).toThrow(/ZOE_SSE_MAX_CLIENTS/);
     expect(() => loadConfig({ ZOE_SSE_MAX_CLIENTS_PER_IP: "lots" })).toThrow(/ZOE_SSE_MAX_CLIENTS_PER_IP/);
   });
@@ -90,10 +98,14 @@ describe("GET /local/stream over HTTP", () => {
     expect((await open(base, "/local/stream?mode=nope")).status).toBe(400);
     expect((await fetch(`${base}/local/stream?mode=live`, { method: "HEAD" })).status).toBe(200);
     for (const c of opened.splice(0, 3)) c.abort();
-    await waitFor(async () => {
-      const r = await open(base);
-      return r.status === 200;
-    }, 5_000, "a freed slot");
+    await waitFor(
+      async () => {
+        const r = await open(base);
+        return r.status === 200;
+      },
+      5_000,
+      "a freed slot",
+    );
     expect((await open(base)).status).toBe(200);
     expect((await open(base)).status).toBe(200);
     expect((await open(base)).status).toBe(503);
@@ -126,7 +138,8 @@ test("the service reads the caps from its environment", async () => {
   const aborts = [new AbortController(), new AbortController()];
   try {
     const statuses: number[] = [];
-    for (const a of aborts) statuses.push((await fetch(`${svc.url}/local/stream?mode=paper`, { signal: a.signal })).status);
+    for (const a of aborts)
+      statuses.push((await fetch(`${svc.url}/local/stream?mode=paper`, { signal: a.signal })).status);
     const third = await fetch(`${svc.url}/local/stream?mode=paper`);
     statuses.push(third.status);
     expect(statuses).toEqual([200, 200, 503]);

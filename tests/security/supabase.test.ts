@@ -24,7 +24,9 @@ afterAll(async () => {
 });
 
 const counts = async () =>
-  (await stack.sql`select (select count(*) from zoe_events)::int as events, (select count(*) from zoe_state)::int as state, (select count(*) from zoe_health)::int as health`)[0] as {
+  (
+    await stack.sql`select (select count(*) from zoe_events)::int as events, (select count(*) from zoe_state)::int as state, (select count(*) from zoe_health)::int as health`
+  )[0] as {
     events: number;
     state: number;
     health: number;
@@ -48,7 +50,12 @@ function storedEvent() {
     idempotency_key: `sec-${process.pid}-${n}`,
   };
 }
-const batch = () => ({ mode: "live", events: [storedEvent()], backlog: 0, state: { ts: "2026-01-05T15:00:00.000Z", state: { cash: 1 } } });
+const batch = () => ({
+  mode: "live",
+  events: [storedEvent()],
+  backlog: 0,
+  state: { ts: "2026-01-05T15:00:00.000Z", state: { cash: 1 } },
+});
 
 describe("zoe-ingest Edge Function", () => {
   test("refuses callers without a service credential with 401 and writes nothing", async () => {
@@ -61,14 +68,24 @@ describe("zoe-ingest Edge Function", () => {
       ["no credentials", {}],
       ["the anon key", { apikey: stack.anonKey, authorization: `Bearer ${stack.anonKey}` }],
       ["an authenticated user's JWT", { apikey: stack.anonKey, authorization: `Bearer ${userKey}` }],
-      ["the anon key and a wrong flush secret", { apikey: stack.anonKey, authorization: `Bearer ${stack.anonKey}`, "x-zoe-flush-secret": `${FLUSH_SECRET}x` }],
+      [
+        "the anon key and a wrong flush secret",
+        { apikey: stack.anonKey, authorization: `Bearer ${stack.anonKey}`, "x-zoe-flush-secret": `${FLUSH_SECRET}x` },
+      ],
       ["a service_role JWT signed with another secret", { apikey: stack.anonKey, authorization: `Bearer ${forged}` }],
       ["an unsigned (alg none) service_role JWT", { apikey: stack.anonKey, authorization: `Bearer ${unsigned}` }],
       ["an expired service_role JWT", { apikey: stack.anonKey, authorization: `Bearer ${expired}` }],
-      ["the service key as apikey only, anon as bearer", { apikey: stack.serviceKey, authorization: `Bearer ${stack.anonKey}` }],
+      [
+        "the service key as apikey only, anon as bearer",
+        { apikey: stack.serviceKey, authorization: `Bearer ${stack.anonKey}` },
+      ],
     ];
     for (const [who, headers] of callers) {
-      const res = await fetch(stack.functionUrl, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(batch()) });
+      const res = await fetch(stack.functionUrl, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify(batch()),
+      });
       const text = await res.text();
       expect({ who, status: res.status }).toEqual({ who, status: 401 });
       expect(text).not.toContain(stack.serviceKey);
@@ -88,7 +105,12 @@ describe("zoe-ingest Edge Function", () => {
     expect(ok.error).toBeNull();
     const withSecret = await fetch(stack.functionUrl, {
       method: "POST",
-      headers: { "content-type": "application/json", apikey: stack.anonKey, authorization: `Bearer ${stack.anonKey}`, "x-zoe-flush-secret": FLUSH_SECRET },
+      headers: {
+        "content-type": "application/json",
+        apikey: stack.anonKey,
+        authorization: `Bearer ${stack.anonKey}`,
+        "x-zoe-flush-secret": FLUSH_SECRET,
+      },
       body: JSON.stringify(batch()),
     });
     expect(withSecret.status).toBe(200);
@@ -109,10 +131,14 @@ describe("row level security through the gateway", () => {
     ] as const) {
       const attempts = {
         insertEvent: await client.from("zoe_events").insert(storedEvent()),
-        upsertEvent: await client.from("zoe_events").upsert({ ...seeded, body: "tampered" }, { onConflict: "idempotency_key" }),
+        upsertEvent: await client
+          .from("zoe_events")
+          .upsert({ ...seeded, body: "tampered" }, { onConflict: "idempotency_key" }),
         updateEvent: await client.from("zoe_events").update({ body: "tampered" }).eq("id", seeded.id),
         deleteEvent: await client.from("zoe_events").delete().eq("id", seeded.id),
-        insertState: await client.from("zoe_state").insert({ mode: "live", ts: "2026-01-05T15:00:00Z", state: { cash: 0 } }),
+        insertState: await client
+          .from("zoe_state")
+          .insert({ mode: "live", ts: "2026-01-05T15:00:00Z", state: { cash: 0 } }),
         insertHealth: await client.from("zoe_health").insert({ mode: "live" }),
       };
       for (const [what, { error, status }] of Object.entries(attempts)) {

@@ -20,7 +20,8 @@ const truth = (db: Database) =>
        FROM (SELECT 'live' AS mode UNION ALL SELECT 'paper') AS m ORDER BY m.mode`,
     )
     .all() as Row[];
-const counters = (db: Database) => db.query("SELECT mode, events, bytes FROM local_backlog ORDER BY mode").all() as Row[];
+const counters = (db: Database) =>
+  db.query("SELECT mode, events, bytes FROM local_backlog ORDER BY mode").all() as Row[];
 
 function insertRaw(db: Database, seq: number, flushed: number, body = `event ${seq}`) {
   db.query(
@@ -34,7 +35,8 @@ test("migration 003 counts an existing database's backlog once: flushed and quar
   const db = new Database(path, { create: true, strict: true });
   const v2 = readMigrations().filter((m) => m.version <= 2);
   migrate(db, v2);
-  for (let seq = 1; seq <= 50; seq++) insertRaw(db, seq, seq <= 30 ? 1 : seq <= 33 ? 2 : 0, seq % 2 ? "größe 😀" : "plain");
+  for (let seq = 1; seq <= 50; seq++)
+    insertRaw(db, seq, seq <= 30 ? 1 : seq <= 33 ? 2 : 0, seq % 2 ? "größe 😀" : "plain");
   db.close();
 
   const store = openStore({ path });
@@ -57,12 +59,23 @@ test("local_backlog follows appends, flush marks, quarantine, release, deletes a
   };
   await Promise.all([
     store.append([{ mode: "live", source: "s", type: "T", subtype: "X", body: "größe 😀", meta: { k: "värde" } }]),
-    store.append([{ mode: "paper", source: "s", type: "T", subtype: "X", body: "b" }, { mode: "live", source: "s", type: "T", subtype: "X", body: "c" }]),
+    store.append([
+      { mode: "paper", source: "s", type: "T", subtype: "X", body: "b" },
+      { mode: "live", source: "s", type: "T", subtype: "X", body: "c" },
+    ]),
     // A request that fails whole adds nothing to the counters either.
     store
       .append([
         { mode: "live", source: "s", type: "T", subtype: "X", body: "x", id: "01900000-0000-7000-8000-000000000001" },
-        { mode: "live", source: "s", type: "T", subtype: "X", body: "y", id: "01900000-0000-7000-8000-000000000001", idempotency_key: "other" },
+        {
+          mode: "live",
+          source: "s",
+          type: "T",
+          subtype: "X",
+          body: "y",
+          id: "01900000-0000-7000-8000-000000000001",
+          idempotency_key: "other",
+        },
       ])
       .catch(() => null),
   ]);
@@ -104,9 +117,19 @@ test("recountBacklog() repairs counters that drifted from the rows", async () =>
 test("markFlushedRange() marks a seq range that holds exactly the expected events, and the counters follow", async () => {
   const store = openStore({ path: dir.file("zoe.db") });
   try {
-    await store.append(Array.from({ length: 30 }, (_, i) => ({ mode: "live" as const, source: "bot", type: "T", subtype: "X", body: `e${i}` })));
+    await store.append(
+      Array.from({ length: 30 }, (_, i) => ({
+        mode: "live" as const,
+        source: "bot",
+        type: "T",
+        subtype: "X",
+        body: `e${i}`,
+      })),
+    );
     expect(store.markFlushedRange("live", 10, 20, 10)).toBe(true);
-    const flushed = store.db.query("SELECT seq FROM local_events WHERE flushed = 1 ORDER BY seq").all() as { seq: number }[];
+    const flushed = store.db.query("SELECT seq FROM local_events WHERE flushed = 1 ORDER BY seq").all() as {
+      seq: number;
+    }[];
     expect(flushed.map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => 11 + i));
     expect(store.backlog("live")).toBe(20);
     expect(counters(store.db)).toEqual(truth(store.db));
@@ -119,7 +142,15 @@ test("markFlushedRange() changes nothing when the range holds an event it was no
   const store = openStore({ path: dir.file("zoe.db") });
   const quarantine = new Quarantine(store, { now: () => Date.now() });
   try {
-    const events = await store.append(Array.from({ length: 10 }, (_, i) => ({ mode: "live" as const, source: "bot", type: "T", subtype: "X", body: `e${i}` })));
+    const events = await store.append(
+      Array.from({ length: 10 }, (_, i) => ({
+        mode: "live" as const,
+        source: "bot",
+        type: "T",
+        subtype: "X",
+        body: `e${i}`,
+      })),
+    );
     const fifth = store.unflushed("live", 10)[4]!;
     quarantine.add([{ event: fifth, reason: "test" }]);
     quarantine.release("live");

@@ -15,13 +15,18 @@ afterEach(() => {
 
 const setup = opsAppsClosedAfterEach();
 
-const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; message: string; details: Record<string, unknown> } }).error;
+const errorOf = async (res: Response) =>
+  ((await res.json()) as { error: { code: string; message: string; details: Record<string, unknown> } }).error;
 
 describe("backlog usage", () => {
   function truth(path: string) {
     const db = new Database(path, { readonly: true });
     try {
-      return db.query(`SELECT mode, COUNT(*) AS events, COALESCE(SUM(${EVENT_BYTES_SQL}), 0) AS bytes FROM local_events WHERE flushed = 0 GROUP BY mode ORDER BY mode`).all() as {
+      return db
+        .query(
+          `SELECT mode, COUNT(*) AS events, COALESCE(SUM(${EVENT_BYTES_SQL}), 0) AS bytes FROM local_events WHERE flushed = 0 GROUP BY mode ORDER BY mode`,
+        )
+        .all() as {
         mode: string;
         events: number;
         bytes: number;
@@ -36,7 +41,8 @@ describe("backlog usage", () => {
     cleanups.push(() => dir.cleanup());
     const path = dir.file("zoe.db");
     let store = openStore({ path });
-    const usage = () => ["live", "paper"].map((m) => ({ mode: m, ...store.backlogUsage(m as "live") })).filter((u) => u.events > 0);
+    const usage = () =>
+      ["live", "paper"].map((m) => ({ mode: m, ...store.backlogUsage(m as "live") })).filter((u) => u.events > 0);
     const check = () => expect(usage()).toEqual(truth(path));
 
     // Multi-byte UTF-8 and a non-trivial meta: bytes, not characters, are counted.
@@ -48,10 +54,20 @@ describe("backlog usage", () => {
       store.append([{ mode: "live", source: "s", type: "T", subtype: "X", body: "dup", idempotency_key: "k1" }]),
       store.append([{ mode: "live", source: "s", type: "T", subtype: "X", body: "dup", idempotency_key: "k1" }]),
       // Fails as a whole (id conflict on its second event): adds nothing.
-      store.append([
-        { mode: "live", source: "s", type: "T", subtype: "X", body: "x", id: "01900000-0000-7000-8000-000000000001" },
-        { mode: "live", source: "s", type: "T", subtype: "X", body: "y", id: "01900000-0000-7000-8000-000000000001", idempotency_key: "other" },
-      ]).catch(() => null),
+      store
+        .append([
+          { mode: "live", source: "s", type: "T", subtype: "X", body: "x", id: "01900000-0000-7000-8000-000000000001" },
+          {
+            mode: "live",
+            source: "s",
+            type: "T",
+            subtype: "X",
+            body: "y",
+            id: "01900000-0000-7000-8000-000000000001",
+            idempotency_key: "other",
+          },
+        ])
+        .catch(() => null),
     ]);
     check();
     expect(store.backlogUsage()).toEqual({ events: 3, bytes: truth(path).reduce((s, r) => s + r.bytes, 0) });
@@ -132,7 +148,10 @@ describe("bounded store", () => {
     expect((await t.post([t.ev({ body: big }), t.ev({ body: big }), t.ev({ body: big })])).status).toBe(201);
     const refused = await t.post(t.ev({ body: big }));
     expect(refused.status).toBe(503);
-    expect(await errorOf(refused)).toMatchObject({ code: "backlog_full", details: { max_backlog_bytes: 10_000, critical: false } });
+    expect(await errorOf(refused)).toMatchObject({
+      code: "backlog_full",
+      details: { max_backlog_bytes: 10_000, critical: false },
+    });
     expect((await t.post(t.ev({ body: big, subtype: "PNL_REALIZED" }))).status).toBe(201);
     expect(t.store.backlogUsage().bytes).toBeLessThanOrEqual(10_000);
   });
@@ -144,7 +163,10 @@ describe("bounded store", () => {
     const low = await t.post(t.ev());
     expect(low.status).toBe(503);
     expect(low.headers.get("retry-after")).toBe("60");
-    expect(await errorOf(low)).toMatchObject({ code: "disk_low", details: { free_disk_bytes: 140 * MiB, critical: false } });
+    expect(await errorOf(low)).toMatchObject({
+      code: "disk_low",
+      details: { free_disk_bytes: 140 * MiB, critical: false },
+    });
     expect((await t.post(t.ev({ subtype: "TRADING_HALTED" }))).status).toBe(201);
 
     // The disk is sampled at most once a second: the change shows after the clock moves.
@@ -165,17 +187,36 @@ describe("bounded store", () => {
   });
 
   test("health and metrics show how close the limits are", async () => {
-    const t = setup({ limits: { maxBacklogEvents: 10, criticalReserveEvents: 2, maxBacklogBytes: 1_000_000, criticalReserveBytes: 1000, minFreeDiskBytes: 1000 } });
+    const t = setup({
+      limits: {
+        maxBacklogEvents: 10,
+        criticalReserveEvents: 2,
+        maxBacklogBytes: 1_000_000,
+        criticalReserveBytes: 1000,
+        minFreeDiskBytes: 1000,
+      },
+    });
     await t.post(Array.from({ length: 4 }, () => t.ev()));
-    const health = (await (await t.handle("/health")).json()) as { modes: { live: { capacity: Record<string, unknown> } } };
-    expect(health.modes.live.capacity).toMatchObject({ accepting: "all", backlog_events: 4, max_backlog_events: 10, critical_reserve_events: 2, fill_ratio: 0.5 });
+    const health = (await (await t.handle("/health")).json()) as {
+      modes: { live: { capacity: Record<string, unknown> } };
+    };
+    expect(health.modes.live.capacity).toMatchObject({
+      accepting: "all",
+      backlog_events: 4,
+      max_backlog_events: 10,
+      critical_reserve_events: 2,
+      fill_ratio: 0.5,
+    });
     let m = await t.metrics();
     expect(m.get('zoe_ingest_accepting{class="ordinary"}')).toBe(1);
     expect(m.get("zoe_backlog_fill_ratio")).toBe(0.5);
     expect(m.get("zoe_backlog_max_events")).toBe(10);
 
     await t.post(Array.from({ length: 4 }, () => t.ev()));
-    expect(((await (await t.handle("/local/state?mode=live")).json()) as { health: { capacity: { accepting: string } } }).health.capacity.accepting).toBe("critical");
+    expect(
+      ((await (await t.handle("/local/state?mode=live")).json()) as { health: { capacity: { accepting: string } } })
+        .health.capacity.accepting,
+    ).toBe("critical");
     m = await t.metrics();
     expect(m.get('zoe_ingest_accepting{class="ordinary"}')).toBe(0);
     expect(m.get('zoe_ingest_accepting{class="critical"}')).toBe(1);
@@ -207,8 +248,13 @@ describe("loadLimitsConfig()", () => {
   });
 
   test("small caps get a reserve of a tenth; 0 turns a cap off", () => {
-    expect(loadLimitsConfig({ ZOE_MAX_BACKLOG_EVENTS: "1000", ZOE_MAX_BACKLOG_BYTES: "100000" })).toMatchObject({ criticalReserveEvents: 100, criticalReserveBytes: 10_000 });
-    expect(loadLimitsConfig({ ZOE_MAX_BACKLOG_EVENTS: "0", ZOE_MAX_BACKLOG_BYTES: "0", ZOE_MIN_FREE_DISK_BYTES: "0" })).toMatchObject({
+    expect(loadLimitsConfig({ ZOE_MAX_BACKLOG_EVENTS: "1000", ZOE_MAX_BACKLOG_BYTES: "100000" })).toMatchObject({
+      criticalReserveEvents: 100,
+      criticalReserveBytes: 10_000,
+    });
+    expect(
+      loadLimitsConfig({ ZOE_MAX_BACKLOG_EVENTS: "0", ZOE_MAX_BACKLOG_BYTES: "0", ZOE_MIN_FREE_DISK_BYTES: "0" }),
+    ).toMatchObject({
       maxBacklogEvents: 0,
       maxBacklogBytes: 0,
       minFreeDiskBytes: 0,
@@ -217,9 +263,15 @@ describe("loadLimitsConfig()", () => {
   });
 
   test("refuses a reserve as large as its cap, and non-integers, naming the variable", () => {
-    expect(() => loadLimitsConfig({ ZOE_MAX_BACKLOG_EVENTS: "100", ZOE_CRITICAL_RESERVE_EVENTS: "100" })).toThrow(/ZOE_CRITICAL_RESERVE_EVENTS: must be less than ZOE_MAX_BACKLOG_EVENTS/);
-    expect(() => loadLimitsConfig({ ZOE_MAX_BACKLOG_BYTES: "1000", ZOE_CRITICAL_RESERVE_BYTES: "5000" })).toThrow(ConfigError);
-    expect(() => loadLimitsConfig({ ZOE_MIN_FREE_DISK_BYTES: "1GB" })).toThrow(/ZOE_MIN_FREE_DISK_BYTES: expected an integer/);
+    expect(() => loadLimitsConfig({ ZOE_MAX_BACKLOG_EVENTS: "100", ZOE_CRITICAL_RESERVE_EVENTS: "100" })).toThrow(
+      /ZOE_CRITICAL_RESERVE_EVENTS: must be less than ZOE_MAX_BACKLOG_EVENTS/,
+    );
+    expect(() => loadLimitsConfig({ ZOE_MAX_BACKLOG_BYTES: "1000", ZOE_CRITICAL_RESERVE_BYTES: "5000" })).toThrow(
+      ConfigError,
+    );
+    expect(() => loadLimitsConfig({ ZOE_MIN_FREE_DISK_BYTES: "1GB" })).toThrow(
+      /ZOE_MIN_FREE_DISK_BYTES: expected an integer/,
+    );
   });
 });
 

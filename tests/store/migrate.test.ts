@@ -17,7 +17,10 @@ afterEach(() => {
 });
 
 const version = () => (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
-const tables = () => (db.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((t) => t.name);
+const tables = () =>
+  (db.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map(
+    (t) => t.name,
+  );
 
 test("migrate() applies every sql/local migration in order and records the version in user_version", () => {
   const all = readMigrations();
@@ -48,7 +51,11 @@ test("migrate() applies only the migrations newer than the recorded version", ()
 
 test("a failing migration rolls back whole and leaves the version where it was", () => {
   const good: Migration = { version: 1, name: "001_a.sql", sql: "CREATE TABLE a (x INTEGER);" };
-  const bad: Migration = { version: 2, name: "002_b.sql", sql: "CREATE TABLE b (x INTEGER); CREATE TABLE a (x INTEGER);" };
+  const bad: Migration = {
+    version: 2,
+    name: "002_b.sql",
+    sql: "CREATE TABLE b (x INTEGER); CREATE TABLE a (x INTEGER);",
+  };
   expect(() => migrate(db, [good, bad])).toThrow(/already exists/);
   expect(version()).toBe(1);
   expect(tables()).toEqual(["a"]);

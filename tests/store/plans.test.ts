@@ -16,7 +16,10 @@ afterEach(() => dir.cleanup());
 
 /** Records the SQL of every statement prepared or run on any Database while `work` runs. */
 function recordSql(work: () => void | Promise<void>): Promise<string[]> {
-  const proto = Database.prototype as unknown as Record<"query" | "prepare" | "run", (sql: string, ...rest: unknown[]) => unknown>;
+  const proto = Database.prototype as unknown as Record<
+    "query" | "prepare" | "run",
+    (sql: string, ...rest: unknown[]) => unknown
+  >;
   const saved = { query: proto.query, prepare: proto.prepare, run: proto.run };
   const seen = new Set<string>();
   for (const name of ["query", "prepare", "run"] as const) {
@@ -40,7 +43,12 @@ function walks(db: Database, sql: string): string[] {
   const readsDown = /ORDER BY seq DESC LIMIT/i.test(sql);
   return plan
     .map((p) => p.detail)
-    .filter((d) => /\bSCAN local_events\b/.test(d) || (!readsDown && /SEARCH local_events USING (COVERING )?INDEX idx_local_events_mode_seq \(mode=\? AND seq<\?\)/.test(d)))
+    .filter(
+      (d) =>
+        /\bSCAN local_events\b/.test(d) ||
+        (!readsDown &&
+          /SEARCH local_events USING (COVERING )?INDEX idx_local_events_mode_seq \(mode=\? AND seq<\?\)/.test(d)),
+    )
     .map((d) => `${d}  <-  ${sql.replace(/\s+/g, " ").slice(0, 160)}`);
 }
 
@@ -50,7 +58,13 @@ test("openStore(), appends, /health's reads and a retention pass run no statemen
   // A store with history: flushed, unflushed and idempotent events in both modes.
   const seed = openStore({ path, clock });
   const stored = await seed.append(
-    Array.from({ length: 40 }, (_, i) => ({ mode: i % 2 ? ("live" as const) : ("paper" as const), source: "bot", type: "ORDER", subtype: "X", body: `e${i}` })),
+    Array.from({ length: 40 }, (_, i) => ({
+      mode: i % 2 ? ("live" as const) : ("paper" as const),
+      source: "bot",
+      type: "ORDER",
+      subtype: "X",
+      body: `e${i}`,
+    })),
   );
   seed.markFlushed(stored.slice(0, 30).map((r) => r.id));
   seed.close();
@@ -65,7 +79,14 @@ test("openStore(), appends, /health's reads and a retention pass run no statemen
     await store.append([{ mode: "live", source: "bot", type: "ORDER", subtype: "X", body: "one" }]);
     await store.append([
       { mode: "paper", source: "bot", type: "ORDER", subtype: "X", body: "a", idempotency_key: "k-a" },
-      { mode: "paper", source: "bot", type: "ORDER", subtype: "X", body: "b", id: "01900000-0000-7000-8000-0000000000bb" },
+      {
+        mode: "paper",
+        source: "bot",
+        type: "ORDER",
+        subtype: "X",
+        body: "b",
+        id: "01900000-0000-7000-8000-0000000000bb",
+      },
     ]);
     clock.advance(2 * 86_400_000);
     expect(store.prune()).toBeGreaterThan(0);
@@ -82,7 +103,8 @@ test("openStore(), appends, /health's reads and a retention pass run no statemen
 test("the walk check catches the plan start-up used to have (retention's seq < ? on the (mode, seq) index)", () => {
   const store = openStore({ path: dir.file("zoe.db") });
   try {
-    const old = "SELECT rowid FROM local_events WHERE flushed = 1 AND flushed_at < ? AND mode = ? AND seq < ? LIMIT 5000";
+    const old =
+      "SELECT rowid FROM local_events WHERE flushed = 1 AND flushed_at < ? AND mode = ? AND seq < ? LIMIT 5000";
     expect(walks(store.db, old)).toHaveLength(1);
     expect(walks(store.db, "SELECT COUNT(*) FROM local_events")).toHaveLength(1);
   } finally {

@@ -19,7 +19,15 @@ afterEach(() => {
 });
 
 async function flushedEvents(n: number): Promise<void> {
-  const r = await store.append(Array.from({ length: n }, (_, i) => ({ mode: "live" as const, source: "bot", type: "T", subtype: "X", body: `e${i}` })));
+  const r = await store.append(
+    Array.from({ length: n }, (_, i) => ({
+      mode: "live" as const,
+      source: "bot",
+      type: "T",
+      subtype: "X",
+      body: `e${i}`,
+    })),
+  );
   store.markFlushed(r.map((x) => x.id));
 }
 

@@ -1,7 +1,12 @@
 import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { manualClock } from "../../src/lib/clock.ts";
-import { ConflictError, IdempotencyConflictError, StartupError, StoreUnavailableError } from "../../src/domain/errors.ts";
+import {
+  ConflictError,
+  IdempotencyConflictError,
+  StartupError,
+  StoreUnavailableError,
+} from "../../src/domain/errors.ts";
 import type { EventInput, Mode } from "../../src/domain/schema.ts";
 import { type EventStore, openStore, type StoreOptions, storeFailure, type ZoeEvent } from "../../src/store/store.ts";
 import { CONFLICTING_CHANGES } from "../helpers/idempotency.ts";
@@ -38,7 +43,9 @@ function ev(mode: Mode = "live", extra: Partial<EventInput> = {}): EventInput {
 
 /** Seqs of `mode` in physical insertion (rowid) order: the commit order. */
 function seqsInCommitOrder(s: EventStore, mode: Mode): number[] {
-  return (s.db.query("SELECT seq FROM local_events WHERE mode = ? ORDER BY rowid").all(mode) as { seq: number }[]).map((r) => r.seq);
+  return (s.db.query("SELECT seq FROM local_events WHERE mode = ? ORDER BY rowid").all(mode) as { seq: number }[]).map(
+    (r) => r.seq,
+  );
 }
 
 function fillDisk(s: EventStore): void {
@@ -82,7 +89,12 @@ describe("seq assignment", () => {
 
   test("events whose ts arrive out of order are still totally ordered by seq", async () => {
     const s = store();
-    const stamps = ["2026-01-05T10:00:00Z", "2026-01-01T10:00:00+02:00", "2026-01-09T00:00:00.123Z", "2025-12-31T23:59:59-05:00"];
+    const stamps = [
+      "2026-01-05T10:00:00Z",
+      "2026-01-01T10:00:00+02:00",
+      "2026-01-09T00:00:00.123Z",
+      "2025-12-31T23:59:59-05:00",
+    ];
     for (const ts of stamps) await s.append([ev("live", { ts, body: ts })]);
     const listed = s.list("live", { sinceSeq: 0, limit: 100 });
     expect(listed.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
@@ -103,7 +115,12 @@ describe("seq assignment", () => {
   test("without group commit each append commits alone, with the same guarantees", async () => {
     const s = store({ groupCommit: false });
     const results = await Promise.all(Array.from({ length: 30 }, () => s.append([ev("paper"), ev("paper")])));
-    expect(results.flat().map((r) => r.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    expect(
+      results
+        .flat()
+        .map((r) => r.seq)
+        .sort((a, b) => a - b),
+    ).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
     expect(seqsInCommitOrder(s, "paper")).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
   });
 });
@@ -116,7 +133,14 @@ describe("stored shape", () => {
     expect(r!.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(r!.idempotency_key).toBe(r!.id);
     const [e] = s.list("live", { limit: 1 });
-    expect(e).toMatchObject({ id: r!.id, seq: 1, severity: "info", ts: "2026-03-02T14:30:00.000Z", meta: {}, symbol: null });
+    expect(e).toMatchObject({
+      id: r!.id,
+      seq: 1,
+      severity: "info",
+      ts: "2026-03-02T14:30:00.000Z",
+      meta: {},
+      symbol: null,
+    });
   });
 
   test("given fields are kept: id, key, ts with offset, symbol, severity, meta", async () => {
@@ -163,7 +187,10 @@ describe("idempotency", () => {
       const s = store();
       const input = ev("live", { idempotency_key: "order-1", symbol: "AAPL", meta: { qty: 10 } });
       const [first] = await s.append([input]);
-      const error = await s.append([{ ...input, ...change }]).then(() => null, (e: unknown) => e);
+      const error = await s.append([{ ...input, ...change }]).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(IdempotencyConflictError);
       const conflict = error as IdempotencyConflictError;
       expect([conflict.status, conflict.code]).toEqual([409, "idempotency_conflict"]);
@@ -171,7 +198,12 @@ describe("idempotency", () => {
         `Cannot store event 0: idempotency_key "order-1" is already used by event ${first!.id} (mode live, seq 1), which differs in ${field}; reuse a key only to retry the same event`,
       );
       expect(conflict.details).toEqual([
-        { path: "/0/idempotency_key", message: expect.stringContaining(`differs in ${field}`), stored_event: { id: first!.id, mode: "live", seq: 1 }, fields: [field] },
+        {
+          path: "/0/idempotency_key",
+          message: expect.stringContaining(`differs in ${field}`),
+          stored_event: { id: first!.id, mode: "live", seq: 1 },
+          fields: [field],
+        },
       ]);
       expect(count(s)).toBe(1);
       expect([s.lastSeq("live"), s.lastSeq("paper")]).toEqual([1, 0]);
@@ -181,9 +213,14 @@ describe("idempotency", () => {
   test("a conflict in an array refuses the whole request, naming the event's index, and advances no counter", async () => {
     const s = store();
     const [stored] = await s.append([ev("live", { idempotency_key: "taken" })]);
-    const error = await s.append([ev("live"), ev("paper"), ev("paper", { idempotency_key: "taken" })]).then(() => null, (e: unknown) => e);
+    const error = await s.append([ev("live"), ev("paper"), ev("paper", { idempotency_key: "taken" })]).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect((error as IdempotencyConflictError).code).toBe("idempotency_conflict");
-    expect((error as IdempotencyConflictError).details).toMatchObject([{ path: "/2/idempotency_key", stored_event: { id: stored!.id, mode: "live", seq: 1 }, fields: ["mode", "body"] }]);
+    expect((error as IdempotencyConflictError).details).toMatchObject([
+      { path: "/2/idempotency_key", stored_event: { id: stored!.id, mode: "live", seq: 1 }, fields: ["mode", "body"] },
+    ]);
     expect(count(s)).toBe(1);
     expect([s.lastSeq("live"), s.lastSeq("paper")]).toEqual([1, 0]);
     expect((await s.append([ev("paper")]))[0]!.seq).toBe(1);
@@ -191,8 +228,13 @@ describe("idempotency", () => {
 
   test("two different events under one key inside one array conflict with the first", async () => {
     const s = store();
-    const error = await s.append([ev("live", { idempotency_key: "x" }), ev("live", { idempotency_key: "x" })]).then(() => null, (e: unknown) => e);
-    expect((error as IdempotencyConflictError).details).toMatchObject([{ path: "/1/idempotency_key", stored_event: { mode: "live", seq: 1 }, fields: ["body"] }]);
+    const error = await s.append([ev("live", { idempotency_key: "x" }), ev("live", { idempotency_key: "x" })]).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect((error as IdempotencyConflictError).details).toMatchObject([
+      { path: "/1/idempotency_key", stored_event: { mode: "live", seq: 1 }, fields: ["body"] },
+    ]);
     expect(count(s)).toBe(0);
   });
 
@@ -233,7 +275,10 @@ describe("atomicity", () => {
     const id = "0190a6f0-0000-7000-8000-0000000000bb";
     await s.append([ev("live", { id, idempotency_key: "first" })]);
     const attempt = s.append([ev("live"), ev("paper"), ev("live", { id, idempotency_key: "second" })]);
-    const error = await attempt.then(() => null, (e: unknown) => e);
+    const error = await attempt.then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(ConflictError);
     expect((error as ConflictError).status).toBe(409);
     expect((error as ConflictError).details).toEqual([{ path: "/2/id", message: "Already used by another event" }]);
@@ -267,7 +312,8 @@ describe("failing disk", () => {
     let raw: unknown;
     try {
       s.db.transaction(() => {
-        for (let i = 0; i < 200; i++) s.db.run("INSERT INTO local_state_snapshots (mode, state_json) VALUES ('live', ?)", ["x".repeat(4000)]);
+        for (let i = 0; i < 200; i++)
+          s.db.run("INSERT INTO local_state_snapshots (mode, state_json) VALUES ('live', ?)", ["x".repeat(4000)]);
       })();
     } catch (error) {
       raw = error;
@@ -307,7 +353,10 @@ describe("failing disk", () => {
   test("a read-only database rejects appends and state snapshots with StoreUnavailableError", async () => {
     const s = store();
     s.db.run("PRAGMA query_only = ON");
-    const error = await s.append([ev()]).then(() => null, (e: unknown) => e);
+    const error = await s.append([ev()]).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(StoreUnavailableError);
     expect((error as Error).message).toBe("Cannot store events: database is read-only");
     expect(() => s.putState("live", { cash: 1 })).toThrow(StoreUnavailableError);
@@ -445,7 +494,14 @@ describe("flusher seam", () => {
     expect(s.unflushed("live", 10).map((e) => e.seq)).toEqual([3]);
     expect(s.lastFlush("live")).toBeNull();
     s.logFlush({ mode: "live", count: 2, last_seq: 2, status: "ok" });
-    expect(s.lastFlush("live")).toMatchObject({ mode: "live", count: 2, last_seq: 2, status: "ok", error: null, ts: "2026-02-01T12:00:00.000Z" });
+    expect(s.lastFlush("live")).toMatchObject({
+      mode: "live",
+      count: 2,
+      last_seq: 2,
+      status: "ok",
+      error: null,
+      ts: "2026-02-01T12:00:00.000Z",
+    });
     expect(s.backlog("paper")).toBe(1);
   });
 });
@@ -460,7 +516,9 @@ describe("state snapshots", () => {
     }
     s.putState("paper", { cash: -1 });
     expect(s.latestState("live")).toEqual({ ts: "2026-01-01T00:00:06.000Z", state: { cash: 6 } });
-    const kept = s.db.query("SELECT state_json FROM local_state_snapshots WHERE mode = 'live' ORDER BY id").all() as { state_json: string }[];
+    const kept = s.db.query("SELECT state_json FROM local_state_snapshots WHERE mode = 'live' ORDER BY id").all() as {
+      state_json: string;
+    }[];
     expect(kept.map((k) => JSON.parse(k.state_json).cash)).toEqual([4, 5, 6]);
     expect(s.latestState("paper")!.state).toEqual({ cash: -1 });
   });
@@ -472,7 +530,11 @@ describe("state snapshots", () => {
 
 test("the schema applied is the seed's three tables with the pragmas the issue asks for", () => {
   const s = store({ synchronous: "FULL" });
-  const tables = (s.db.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'local_%' ORDER BY name").all() as { name: string }[]).map((t) => t.name);
+  const tables = (
+    s.db.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'local_%' ORDER BY name").all() as {
+      name: string;
+    }[]
+  ).map((t) => t.name);
   for (const t of ["local_events", "local_flush_log", "local_state_snapshots"]) expect(tables).toContain(t);
   const pragma = (name: string) => Object.values(s.db.query(`PRAGMA ${name}`).get() as Record<string, unknown>)[0];
   expect(pragma("journal_mode")).toBe("wal");

@@ -16,7 +16,14 @@ afterEach(() => {
   dir.cleanup();
 });
 
-const ev = (body: string, extra: Partial<EventInput> = {}): EventInput => ({ mode: "live", source: "bot", type: "ORDER", subtype: "X", body, ...extra });
+const ev = (body: string, extra: Partial<EventInput> = {}): EventInput => ({
+  mode: "live",
+  source: "bot",
+  type: "ORDER",
+  subtype: "X",
+  body,
+  ...extra,
+});
 const rowCount = (s: EventStore) => (s.db.query("SELECT COUNT(*) AS n FROM local_events").get() as { n: number }).n;
 
 function fullStore(): EventStore {
@@ -53,7 +60,8 @@ test("with synchronous FULL an event is visible to readers, listeners and the fl
     if (!watching) return;
     const visible = s.list("live", { sinceSeq: 0, limit: 1000 }).map((e) => e.seq);
     const queued = s.unflushed("live", 1000).map((e) => e.seq);
-    for (const seq of [...visible, ...queued]) if (!seen.includes(`listener ${seq}`)) violations.push(`seq ${seq} readable before its listener ran`);
+    for (const seq of [...visible, ...queued])
+      if (!seen.includes(`listener ${seq}`)) violations.push(`seq ${seq} readable before its listener ran`);
     setImmediate(watch);
   };
   setImmediate(watch);
@@ -120,7 +128,8 @@ test("WalSync groups the callers that arrive during a sync into the next one", a
   await Bun.write(`${path}-wal`, "x");
   const sync = new WalSync(path);
   const calls: string[] = [];
-  const done = (name: string) => new Promise<void>((resolve) => sync.after((error) => (calls.push(`${name}:${error?.message ?? "ok"}`), resolve())));
+  const done = (name: string) =>
+    new Promise<void>((resolve) => sync.after((error) => (calls.push(`${name}:${error?.message ?? "ok"}`), resolve())));
   const a = done("a");
   expect(sync.idle()).toBe(false);
   const b = done("b");

@@ -88,7 +88,11 @@ class SseClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(w);
-        reject(new Error(`SSE client: timed out waiting for ${what}; got ${this.seqs().length} messages, last ${this.seqs().at(-1)}`));
+        reject(
+          new Error(
+            `SSE client: timed out waiting for ${what}; got ${this.seqs().length} messages, last ${this.seqs().at(-1)}`,
+          ),
+        );
       }, ms);
       const w = () => {
         if (!check()) return;
@@ -119,7 +123,8 @@ class SseClient {
 const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 
 async function seed(mode: Mode, n: number, body = "x") {
-  for (let i = 0; i < n; i += 500) await t.store.append(Array.from({ length: Math.min(500, n - i) }, () => event(mode, { body })));
+  for (let i = 0; i < n; i += 500)
+    await t.store.append(Array.from({ length: Math.min(500, n - i) }, () => event(mode, { body })));
 }
 
 describe("stream format and positions", () => {
@@ -196,10 +201,18 @@ describe("stream format and positions", () => {
     t = testApp();
     const base = t.listen();
     await seed("live", 2);
-    for (const [query, headers] of [["since_seq=40", {}], ["last_event_id=40", {}], ["", { "Last-Event-ID": "40" }]] as const) {
+    for (const [query, headers] of [
+      ["since_seq=40", {}],
+      ["last_event_id=40", {}],
+      ["", { "Last-Event-ID": "40" }],
+    ] as const) {
       const c = new SseClient(`${base}/local/stream?mode=live&${query}`, headers);
       await c.until(() => c.messages.length >= 1, "the reset");
-      expect(c.messages[0]).toEqual({ id: "2", event: "reset", data: JSON.stringify({ newest_seq: 2, requested_seq: 40 }) });
+      expect(c.messages[0]).toEqual({
+        id: "2",
+        event: "reset",
+        data: JSON.stringify({ newest_seq: 2, requested_seq: 40 }),
+      });
       c.close();
     }
     const c = new SseClient(`${base}/local/stream?mode=live&since_seq=40`);
@@ -233,7 +246,11 @@ describe("stream format and positions", () => {
     t = testApp();
     const c = new SseClient(`${t.listen()}/local/stream?mode=live&since_seq=7`);
     await c.until(() => c.messages.length >= 1, "the reset");
-    expect(c.messages[0]).toEqual({ id: "0", event: "reset", data: JSON.stringify({ newest_seq: 0, requested_seq: 7 }) });
+    expect(c.messages[0]).toEqual({
+      id: "0",
+      event: "reset",
+      data: JSON.stringify({ newest_seq: 0, requested_seq: 7 }),
+    });
   });
 
   test("a bad position or mode is a 400 JSON error, not a stream", async () => {
@@ -296,7 +313,10 @@ describe("replay/live seam", () => {
     const base = t.listen();
     const c = new SseClient(`${base}/local/stream?mode=live`);
     await c.untilOpen();
-    const res = await fetch(`${base}/local/events`, postJson(Array.from({ length: 300 }, () => event("live", { body: "y".repeat(1000) }))));
+    const res = await fetch(
+      `${base}/local/events`,
+      postJson(Array.from({ length: 300 }, () => event("live", { body: "y".repeat(1000) }))),
+    );
     expect(res.status).toBe(201);
     await c.untilSeq(300);
     expect(c.seqs()).toEqual(range(1, 300));
@@ -325,22 +345,36 @@ describe("keep-alive and cleanup", () => {
     const c = new SseClient(`${base}/local/stream?mode=live&since_seq=0&heartbeat=event`);
     await c.until(() => c.messages.filter((m) => m.event === "heartbeat").length >= 2, "2 heartbeat events");
     for (let i = 0; i < 5; i++) await seed("live", 1);
-    await c.until(() => c.messages.some((m) => m.event === "heartbeat" && JSON.parse(m.data).newest_seq === 6), "a heartbeat naming seq 6");
+    await c.until(
+      () => c.messages.some((m) => m.event === "heartbeat" && JSON.parse(m.data).newest_seq === 6),
+      "a heartbeat naming seq 6",
+    );
     expect(c.comments).toEqual([]);
     // The first comes before the replay (it names the newest stored seq, 1, not yet sent).
-    expect(c.messages[0]).toEqual({ id: null, event: "heartbeat", data: JSON.stringify({ newest_seq: 1, interval_ms: 40 }) });
+    expect(c.messages[0]).toEqual({
+      id: null,
+      event: "heartbeat",
+      data: JSON.stringify({ newest_seq: 1, interval_ms: 40 }),
+    });
     // Once live, every event a heartbeat names as stored came before it on the stream.
     let seen = 0;
     for (const m of c.messages.slice(1)) {
       if (m.event === null) seen = JSON.parse(m.data).seq;
-      else expect({ heartbeat: JSON.parse(m.data).newest_seq, seenBefore: seen }).toEqual({ heartbeat: seen, seenBefore: seen });
+      else
+        expect({ heartbeat: JSON.parse(m.data).newest_seq, seenBefore: seen }).toEqual({
+          heartbeat: seen,
+          seenBefore: seen,
+        });
     }
   });
 
   test("closed connections are unsubscribed at once", async () => {
     t = testApp();
     const base = t.listen();
-    const cs = Array.from({ length: 5 }, (_, i) => new SseClient(`${base}/local/stream?mode=${i % 2 ? "paper" : "live"}`));
+    const cs = Array.from(
+      { length: 5 },
+      (_, i) => new SseClient(`${base}/local/stream?mode=${i % 2 ? "paper" : "live"}`),
+    );
     for (const c of cs) await c.untilOpen();
     expect(t.hub.subscriberCount()).toBe(5);
     cs[0]!.close();
@@ -460,7 +494,10 @@ describe("slow clients", () => {
     // 100 ms heartbeat can cut the client off before the test gets to look.
     let streamClosed!: (reason: StreamCloseReason) => void;
     const closedAs = new Promise<StreamCloseReason>((resolve) => (streamClosed = resolve));
-    t = testApp({ sse: { maxBufferedBytes: BOUND, heartbeatMs: 50, stallMs: 100 }, hooks: { streamClosed: (_mode, reason) => streamClosed(reason) } });
+    t = testApp({
+      sse: { maxBufferedBytes: BOUND, heartbeatMs: 50, stallMs: 100 },
+      hooks: { streamClosed: (_mode, reason) => streamClosed(reason) },
+    });
     const base = t.listen();
     await seed("live", 2000, "r".repeat(8 * 1024)); // ~16 MiB: more than the kernel holds
     const stuck = await stuckClient(base, "/local/stream?mode=live&since_seq=0");

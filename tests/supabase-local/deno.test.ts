@@ -5,7 +5,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DenoDependencyError, denoEnv, fetchFunctionDependencies, systemCaStoreAvailable } from "../../scripts/supabase-local/deno.ts";
+import {
+  DenoDependencyError,
+  denoEnv,
+  fetchFunctionDependencies,
+  systemCaStoreAvailable,
+} from "../../scripts/supabase-local/deno.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 describe("denoEnv()", () => {
@@ -28,7 +33,11 @@ describe("denoEnv()", () => {
       ALL_PROXY: "socks5://proxy:1080",
       NPM_CONFIG_REGISTRY: "https://npm.mirror.example/",
     };
-    const env = denoEnv({ ...passed, SUPABASE_SERVICE_ROLE_KEY: "must-not-leak", ZOE_API_TOKEN: "must-not-leak-either" });
+    const env = denoEnv({
+      ...passed,
+      SUPABASE_SERVICE_ROLE_KEY: "must-not-leak",
+      ZOE_API_TOKEN: "must-not-leak-either",
+    });
     expect(env).toEqual({ ...passed, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" });
   });
 
@@ -37,7 +46,9 @@ describe("denoEnv()", () => {
     try {
       writeFileSync(dir.file("bundle.pem"), "");
       expect(denoEnv({ SSL_CERT_FILE: dir.file("bundle.pem") }).DENO_TLS_CA_STORE).toBe("mozilla,system");
-      expect(denoEnv({ SSL_CERT_FILE: dir.file("bundle.pem"), DENO_TLS_CA_STORE: "system" }).DENO_TLS_CA_STORE).toBe("system");
+      expect(denoEnv({ SSL_CERT_FILE: dir.file("bundle.pem"), DENO_TLS_CA_STORE: "system" }).DENO_TLS_CA_STORE).toBe(
+        "system",
+      );
       // Deno fails every download when the system store it was told to load is missing.
       expect(denoEnv({ SSL_CERT_FILE: dir.file("missing.pem") }).DENO_TLS_CA_STORE).toBeUndefined();
       expect(systemCaStoreAvailable({ SSL_CERT_DIR: dir.file("missing") }, "linux")).toBe(false);
@@ -55,12 +66,50 @@ function privateCa(dir: ReturnType<typeof tempDir>) {
     if (r.exitCode !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr.toString()}`);
   };
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  run(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=zoe test private CA",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+  run([
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=zoe test private CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
   run(["req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
-  writeFileSync(dir.file("server.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n");
-  run(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext"]);
-  return { ca: dir.file("ca.pem"), cert: readFileSync(dir.file("server.pem"), "utf8"), key: readFileSync(dir.file("server.key"), "utf8") };
+  writeFileSync(
+    dir.file("server.ext"),
+    "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+  );
+  run([
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.pem",
+    "-days",
+    "2",
+    "-extfile",
+    "server.ext",
+  ]);
+  return {
+    ca: dir.file("ca.pem"),
+    cert: readFileSync(dir.file("server.pem"), "utf8"),
+    key: readFileSync(dir.file("server.key"), "utf8"),
+  };
 }
 
 const UPSTREAM = "https://registry.npmjs.org/";
@@ -83,9 +132,15 @@ describe("fetchFunctionDependencies() on an empty cache, from a registry only a 
       async fetch(req) {
         const path = new URL(req.url).pathname;
         requested.push(path);
-        const upstream = await fetch(`${UPSTREAM}${path.slice(1)}`, { headers: { accept: req.headers.get("accept") ?? "application/json" } });
+        const upstream = await fetch(`${UPSTREAM}${path.slice(1)}`, {
+          headers: { accept: req.headers.get("accept") ?? "application/json" },
+        });
         const type = upstream.headers.get("content-type") ?? "application/octet-stream";
-        if (!type.includes("json")) return new Response(await upstream.arrayBuffer(), { status: upstream.status, headers: { "content-type": type } });
+        if (!type.includes("json"))
+          return new Response(await upstream.arrayBuffer(), {
+            status: upstream.status,
+            headers: { "content-type": type },
+          });
         const body = (await upstream.text()).replaceAll(UPSTREAM, `https://127.0.0.1:${registry.port}/`);
         return new Response(body, { status: upstream.status, headers: { "content-type": type } });
       },
@@ -97,14 +152,25 @@ describe("fetchFunctionDependencies() on an empty cache, from a registry only a 
   });
 
   const env = (extra: Record<string, string>) =>
-    denoEnv({ PATH: process.env.PATH, HOME: process.env.HOME, NPM_CONFIG_REGISTRY: `https://127.0.0.1:${registry.port}/`, DENO_DIR: mkdtempSync(join(dir.path, "deno-dir-")), ...extra });
+    denoEnv({
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      NPM_CONFIG_REGISTRY: `https://127.0.0.1:${registry.port}/`,
+      DENO_DIR: mkdtempSync(join(dir.path, "deno-dir-")),
+      ...extra,
+    });
 
   test("without the CA it fails once, naming the packages, the TLS cause and what to set", async () => {
     const attempt = fetchFunctionDependencies("zoe-ingest", { env: env({ DENO_TLS_CA_STORE: "mozilla" }) });
-    const error = await attempt.then(() => null, (e: unknown) => e);
+    const error = await attempt.then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(DenoDependencyError);
     const first = (error as Error).message.split("\n")[0]!;
-    expect(first).toMatch(/^Cannot fetch the Edge Function zoe-ingest's dependencies \(npm:(postgres@3\.4\.9|@sinclair\/typebox@0\.34\.52)/);
+    expect(first).toMatch(
+      /^Cannot fetch the Edge Function zoe-ingest's dependencies \(npm:(postgres@3\.4\.9|@sinclair\/typebox@0\.34\.52)/,
+    );
     expect(first).toContain("UnknownIssuer");
     expect(first).toContain("set SSL_CERT_FILE (or DENO_CERT)");
     expect((error as DenoDependencyError).code).toBe("deno_dependencies_unavailable");

@@ -43,7 +43,10 @@ function row(seq: number, patch: Record<string, unknown> = {}) {
 
 const rest = (path: string, init: RequestInit & { key?: string } = {}) => {
   const { key = stack.anonKey, headers, ...rest } = init;
-  return fetch(`${stack.url}/rest/v1/${path}`, { ...rest, headers: { apikey: key, authorization: `Bearer ${key}`, ...headers } });
+  return fetch(`${stack.url}/rest/v1/${path}`, {
+    ...rest,
+    headers: { apikey: key, authorization: `Bearer ${key}`, ...headers },
+  });
 };
 
 describe("gateway: row level security through /rest/v1", () => {
@@ -61,14 +64,27 @@ describe("gateway: row level security through /rest/v1", () => {
 
   test("anon cannot write: 401 with a PostgREST error body, nothing stored", async () => {
     const r = row(2);
-    const res = await rest("zoe_events", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(r) });
+    const res = await rest("zoe_events", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(r),
+    });
     expect(res.status).toBe(401);
     const body = await res.json();
-    expect(body).toEqual({ code: "42501", details: null, hint: null, message: "permission denied for table zoe_events" });
-    const { error, status } = await anon.from("zoe_health").upsert({ mode: "live", backlog: 1 }, { onConflict: "mode" });
+    expect(body).toEqual({
+      code: "42501",
+      details: null,
+      hint: null,
+      message: "permission denied for table zoe_events",
+    });
+    const { error, status } = await anon
+      .from("zoe_health")
+      .upsert({ mode: "live", backlog: 1 }, { onConflict: "mode" });
     expect(status).toBe(401);
     expect(error?.code).toBe("42501");
-    expect((await stack.sql`select count(*)::int as n from zoe_events where idempotency_key = ${r.idempotency_key}`)[0].n).toBe(0);
+    expect(
+      (await stack.sql`select count(*)::int as n from zoe_events where idempotency_key = ${r.idempotency_key}`)[0].n,
+    ).toBe(0);
   });
 
   test("an authenticated (non-service) user cannot write either: 403", async () => {
@@ -86,7 +102,12 @@ describe("gateway: row level security through /rest/v1", () => {
 
   test("service_role writes: 201 with Content-Range */N", async () => {
     const rows = [row(3), row(4)];
-    const res = await rest("zoe_events", { key: stack.serviceKey, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(rows) });
+    const res = await rest("zoe_events", {
+      key: stack.serviceKey,
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(rows),
+    });
     expect(res.status).toBe(201);
     expect(res.headers.get("content-range")).toBe("*/2");
     expect(await res.text()).toBe("");
@@ -106,21 +127,33 @@ describe("gateway: row level security through /rest/v1", () => {
 describe("gateway: supabase-js", () => {
   test("upsert with onConflict + ignoreDuplicates stores each key once and ignores replays", async () => {
     const rows = [row(10), row(11), row(12)];
-    const first = await service.from("zoe_events").upsert(rows, { onConflict: "idempotency_key", ignoreDuplicates: true });
+    const first = await service
+      .from("zoe_events")
+      .upsert(rows, { onConflict: "idempotency_key", ignoreDuplicates: true });
     expect(first.error).toBeNull();
     expect(first.status).toBe(201);
     const replay = rows.map((r) => ({ ...r, id: crypto.randomUUID(), body: "changed" }));
-    const second = await service.from("zoe_events").upsert([...replay, row(13)], { onConflict: "idempotency_key", ignoreDuplicates: true }).select("seq");
+    const second = await service
+      .from("zoe_events")
+      .upsert([...replay, row(13)], { onConflict: "idempotency_key", ignoreDuplicates: true })
+      .select("seq");
     expect(second.error).toBeNull();
     expect(second.data).toEqual([{ seq: 13 }]);
-    const stored = await stack.sql`select body from zoe_events where idempotency_key in ${stack.sql(rows.map((r) => r.idempotency_key))}`;
+    const stored =
+      await stack.sql`select body from zoe_events where idempotency_key in ${stack.sql(rows.map((r) => r.idempotency_key))}`;
     expect(stored.map((r: { body: string }) => r.body)).toEqual(["row 10", "row 11", "row 12"]);
   });
 
   test("upsert with merge-duplicates overwrites the existing row", async () => {
-    const a = await service.from("zoe_health").upsert({ mode: "paper", backlog: 5, last_batch_count: 1 }, { onConflict: "mode" });
+    const a = await service
+      .from("zoe_health")
+      .upsert({ mode: "paper", backlog: 5, last_batch_count: 1 }, { onConflict: "mode" });
     expect(a.error).toBeNull();
-    const b = await service.from("zoe_health").upsert({ mode: "paper", backlog: 9, last_batch_count: 2 }, { onConflict: "mode" }).select().single();
+    const b = await service
+      .from("zoe_health")
+      .upsert({ mode: "paper", backlog: 9, last_batch_count: 2 }, { onConflict: "mode" })
+      .select()
+      .single();
     expect(b.error).toBeNull();
     expect(b.data).toMatchObject({ mode: "paper", backlog: 9, last_batch_count: 2 });
   });
@@ -138,13 +171,27 @@ describe("gateway: supabase-js", () => {
     const mode = "paper";
     const rows = Array.from({ length: 8 }, (_, i) => row(300 + i, { mode, symbol: i % 2 ? "AAPL" : "TSLA" }));
     expect((await service.from("zoe_events").insert(rows)).error).toBeNull();
-    const desc = await anon.from("zoe_events").select("seq,symbol").eq("mode", mode).gte("seq", 300).order("seq", { ascending: false }).limit(3);
+    const desc = await anon
+      .from("zoe_events")
+      .select("seq,symbol")
+      .eq("mode", mode)
+      .gte("seq", 300)
+      .order("seq", { ascending: false })
+      .limit(3);
     expect(desc.data).toEqual([
       { seq: 307, symbol: "AAPL" },
       { seq: 306, symbol: "TSLA" },
       { seq: 305, symbol: "AAPL" },
     ]);
-    const page = await anon.from("zoe_events").select("seq", { count: "exact" }).eq("mode", mode).gt("seq", 301).lt("seq", 307).neq("symbol", "TSLA").order("seq").range(1, 2);
+    const page = await anon
+      .from("zoe_events")
+      .select("seq", { count: "exact" })
+      .eq("mode", mode)
+      .gt("seq", 301)
+      .lt("seq", 307)
+      .neq("symbol", "TSLA")
+      .order("seq")
+      .range(1, 2);
     expect(page.data).toEqual([{ seq: 305 }]);
     expect(page.count).toBe(2);
     const inList = await anon.from("zoe_events").select("seq").in("seq", [300, 302, 999]).order("seq");
@@ -163,7 +210,11 @@ describe("gateway: supabase-js", () => {
   test("timestamps, bigints and jsonb come back as PostgREST serialises them", async () => {
     const r = row(400, { ts: "2026-07-04T13:30:00.5-04:00", meta: { a: [1, "x"], b: null } });
     await service.from("zoe_events").insert(r);
-    const { data } = await anon.from("zoe_events").select("ts,seq,meta").eq("idempotency_key", r.idempotency_key).single();
+    const { data } = await anon
+      .from("zoe_events")
+      .select("ts,seq,meta")
+      .eq("idempotency_key", r.idempotency_key)
+      .single();
     expect(data).toEqual({ ts: "2026-07-04T17:30:00.5+00:00", seq: 400, meta: { a: [1, "x"], b: null } });
   });
 });
@@ -172,7 +223,9 @@ describe("gateway: PostgREST errors and protocol", () => {
   test("missing apikey → 401; bad JWT → 401 PGRST301; unknown table → 404; unknown column → 400", async () => {
     const noKey = await fetch(`${stack.url}/rest/v1/zoe_events`);
     expect(noKey.status).toBe(401);
-    const badJwt = await fetch(`${stack.url}/rest/v1/zoe_events`, { headers: { apikey: stack.anonKey, authorization: "Bearer abc.def.ghi" } });
+    const badJwt = await fetch(`${stack.url}/rest/v1/zoe_events`, {
+      headers: { apikey: stack.anonKey, authorization: "Bearer abc.def.ghi" },
+    });
     expect(badJwt.status).toBe(401);
     expect((await badJwt.json()).code).toBe("PGRST301");
     const forged = await signJwt({ role: "service_role" }, "some-other-secret-of-sufficient-length");
@@ -183,33 +236,58 @@ describe("gateway: PostgREST errors and protocol", () => {
     const col = await rest("zoe_events?select=nope");
     expect(col.status).toBe(400);
     expect((await col.json()).code).toBe("42703");
-    const insertCol = await rest("zoe_events?columns=nope", { key: stack.serviceKey, method: "POST", headers: { "content-type": "application/json" }, body: "[]" });
+    const insertCol = await rest("zoe_events?columns=nope", {
+      key: stack.serviceKey,
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "[]",
+    });
     expect(insertCol.status).toBe(400);
     expect((await insertCol.json()).code).toBe("PGRST204");
-    const badJson = await rest("zoe_events", { key: stack.serviceKey, method: "POST", headers: { "content-type": "application/json" }, body: "{" });
+    const badJson = await rest("zoe_events", {
+      key: stack.serviceKey,
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{",
+    });
     expect(badJson.status).toBe(400);
     expect((await badJson.json()).code).toBe("PGRST102");
     const badOp = await rest("zoe_events?seq=approx.3");
     expect(badOp.status).toBe(400);
     expect((await badOp.json()).code).toBe("PGRST100");
-    const keysDiffer = await rest("zoe_health", { key: stack.serviceKey, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify([{ mode: "live" }, { mode: "paper", backlog: 1 }]) });
+    const keysDiffer = await rest("zoe_health", {
+      key: stack.serviceKey,
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify([{ mode: "live" }, { mode: "paper", backlog: 1 }]),
+    });
     expect(keysDiffer.status).toBe(400);
   });
 
   test("a constraint violation is 400 with the Postgres code, and one bad row fails the whole insert", async () => {
     const good = row(500);
     const bad = row(501, { mode: "demo" });
-    const res = await rest("zoe_events", { key: stack.serviceKey, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify([good, bad]) });
+    const res = await rest("zoe_events", {
+      key: stack.serviceKey,
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify([good, bad]),
+    });
     expect(res.status).toBe(400);
     expect((await res.json()).code).toBe("23514");
-    expect((await stack.sql`select count(*)::int as n from zoe_events where idempotency_key = ${good.idempotency_key}`)[0].n).toBe(0);
+    expect(
+      (await stack.sql`select count(*)::int as n from zoe_events where idempotency_key = ${good.idempotency_key}`)[0].n,
+    ).toBe(0);
   });
 
   test("Prefer: missing=default fills absent keys from column defaults", async () => {
     const res = await rest("zoe_health?columns=mode,backlog,updated_at", {
       key: stack.serviceKey,
       method: "POST",
-      headers: { "content-type": "application/json", prefer: "missing=default, return=representation, resolution=merge-duplicates" },
+      headers: {
+        "content-type": "application/json",
+        prefer: "missing=default, return=representation, resolution=merge-duplicates",
+      },
       body: JSON.stringify([{ mode: "live", backlog: 4 }]),
     });
     expect(res.status).toBe(201);
@@ -236,12 +314,28 @@ describe("gateway: PostgREST errors and protocol", () => {
   test("CORS: preflight and responses carry Supabase's headers", async () => {
     const pre = await fetch(`${stack.url}/rest/v1/zoe_events`, {
       method: "OPTIONS",
-      headers: { origin: "http://localhost:5173", "access-control-request-method": "GET", "access-control-request-headers": "apikey, authorization, x-client-info" },
+      headers: {
+        origin: "http://localhost:5173",
+        "access-control-request-method": "GET",
+        "access-control-request-headers": "apikey, authorization, x-client-info",
+      },
     });
     expect(pre.status).toBeLessThan(300);
     expect(pre.headers.get("access-control-allow-origin")).toBe("*");
-    const allowed = pre.headers.get("access-control-allow-headers")!.split(",").map((h) => h.trim());
-    for (const h of ["apikey", "authorization", "content-type", "x-client-info", "prefer", "accept-profile", "content-profile"]) expect(allowed).toContain(h);
+    const allowed = pre.headers
+      .get("access-control-allow-headers")!
+      .split(",")
+      .map((h) => h.trim());
+    for (const h of [
+      "apikey",
+      "authorization",
+      "content-type",
+      "x-client-info",
+      "prefer",
+      "accept-profile",
+      "content-profile",
+    ])
+      expect(allowed).toContain(h);
     const get = await rest("zoe_health?select=*", { headers: { origin: "http://localhost:5173" } });
     expect(get.headers.get("access-control-allow-origin")).toBe("*");
     expect(get.headers.get("access-control-expose-headers")).toContain("content-range");
@@ -251,13 +345,27 @@ describe("gateway: PostgREST errors and protocol", () => {
 describe("gateway: functions proxy", () => {
   test("verify_jwt: no or bad Authorization → 401 before the function runs", async () => {
     expect((await fetch(stack.functionUrl, { method: "POST", body: "{}" })).status).toBe(401);
-    expect((await fetch(stack.functionUrl, { method: "POST", body: "{}", headers: { authorization: "Bearer x.y.z" } })).status).toBe(401);
-    expect((await fetch(`${stack.url}/functions/v1/unknown-fn`, { method: "POST", headers: { authorization: `Bearer ${stack.serviceKey}` } })).status).toBe(404);
+    expect(
+      (await fetch(stack.functionUrl, { method: "POST", body: "{}", headers: { authorization: "Bearer x.y.z" } }))
+        .status,
+    ).toBe(401);
+    expect(
+      (
+        await fetch(`${stack.url}/functions/v1/unknown-fn`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${stack.serviceKey}` },
+        })
+      ).status,
+    ).toBe(404);
   });
 
   test("a stopped function answers 502; restartFunction() brings it back on the same URL", async () => {
     const post = () =>
-      fetch(stack.functionUrl, { method: "POST", headers: { authorization: `Bearer ${stack.serviceKey}`, "content-type": "application/json" }, body: JSON.stringify({ mode: "live", events: [row(900)] }) });
+      fetch(stack.functionUrl, {
+        method: "POST",
+        headers: { authorization: `Bearer ${stack.serviceKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ mode: "live", events: [row(900)] }),
+      });
     await stack.stopFunction();
     expect((await post()).status).toBe(502);
     await stack.restartFunction();
@@ -267,7 +375,9 @@ describe("gateway: functions proxy", () => {
   });
 
   test("supabase.functions.invoke reaches the function", async () => {
-    const { data, error } = await service.functions.invoke("zoe-ingest", { body: { mode: "paper", events: [row(901, { mode: "paper" })] } });
+    const { data, error } = await service.functions.invoke("zoe-ingest", {
+      body: { mode: "paper", events: [row(901, { mode: "paper" })] },
+    });
     expect(error).toBeNull();
     expect(data.accepted).toBe(1);
   });
@@ -275,7 +385,10 @@ describe("gateway: functions proxy", () => {
 
 describe("local stack processes", () => {
   test("the Deno function exits by itself when the process that started it is SIGKILLed", async () => {
-    const owner = Bun.spawn(["bun", join(import.meta.dir, "..", "fixtures", "function-owner.ts")], { stdout: "pipe", stderr: "inherit" });
+    const owner = Bun.spawn(["bun", join(import.meta.dir, "..", "fixtures", "function-owner.ts")], {
+      stdout: "pipe",
+      stderr: "inherit",
+    });
     let out = "";
     const reader = owner.stdout.getReader();
     while (!/function pid \d+/.test(out)) {
@@ -314,7 +427,8 @@ describe("bun run supabase:local", () => {
       const reader = proc.stdout.getReader();
       while (!out.includes("Ctrl-C")) {
         const { value, done } = await reader.read();
-        if (done) throw new Error(`supabase:local exited before it was up: ${out}${await new Response(proc.stderr).text()}`);
+        if (done)
+          throw new Error(`supabase:local exited before it was up: ${out}${await new Response(proc.stderr).text()}`);
         out += new TextDecoder().decode(value);
       }
       const url = /export SUPABASE_URL=(\S+)/.exec(out)?.[1];
@@ -342,7 +456,10 @@ describe("bun run supabase:local", () => {
         headers: { "content-type": "application/json", authorization: `Bearer ${serviceKey}`, apikey: serviceKey! },
         body: JSON.stringify({ mode: "paper", events: [event], backlog: 0 }),
       });
-      expect({ status: flushed.status, body: await flushed.json() }).toMatchObject({ status: 200, body: { accepted: 1, rejected: 0 } });
+      expect({ status: flushed.status, body: await flushed.json() }).toMatchObject({
+        status: 200,
+        body: { accepted: 1, rejected: 0 },
+      });
       proc.kill("SIGINT");
       expect(await proc.exited).toBe(0);
       const left = await stack.sql`select count(*)::int as n from pg_database where datname = ${db}`;

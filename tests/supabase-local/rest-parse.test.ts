@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { PostgrestError } from "../../scripts/supabase-local/rest-errors.ts";
-import { nonNegative, orderModifiers, parseFilter, parsePrefer, parseSelectItem, splitList } from "../../scripts/supabase-local/rest-parse.ts";
+import {
+  nonNegative,
+  orderModifiers,
+  parseFilter,
+  parsePrefer,
+  parseSelectItem,
+  splitList,
+} from "../../scripts/supabase-local/rest-parse.ts";
 
 /** The PostgrestError `fn` throws, as {status, code, details}. */
 function refusal(fn: () => unknown) {
@@ -36,21 +43,33 @@ describe("the PostgREST query grammar", () => {
   });
 
   test("parseFilter() refuses unknown operators (Object.prototype names too), bad is values and in without parentheses with PGRST100", () => {
-    expect(refusal(() => parseFilter("approx.3"))).toEqual({ status: 400, code: "PGRST100", details: 'unknown operator "approx"' });
+    expect(refusal(() => parseFilter("approx.3"))).toEqual({
+      status: 400,
+      code: "PGRST100",
+      details: 'unknown operator "approx"',
+    });
     expect(refusal(() => parseFilter("constructor.3")).details).toBe('unknown operator "constructor"');
-    expect(refusal(() => parseFilter("is.maybe")).details).toBe('unexpected "maybe" expecting null, true, false or unknown');
+    expect(refusal(() => parseFilter("is.maybe")).details).toBe(
+      'unexpected "maybe" expecting null, true, false or unknown',
+    );
     expect(refusal(() => parseFilter("in.1,2")).details).toBe('expecting "("');
   });
 
   test("parseSelectItem() reads alias:name::cast and refuses anything else", () => {
     expect(parseSelectItem("n:seq::text", "n:seq::text")).toEqual({ alias: "n", name: "seq", cast: "text" });
     expect(parseSelectItem("*", "*")).toBe("*");
-    expect(refusal(() => parseSelectItem("meta->a", "id,meta->a"))).toEqual({ status: 400, code: "PGRST100", details: 'unexpected "meta->a"' });
+    expect(refusal(() => parseSelectItem("meta->a", "id,meta->a"))).toEqual({
+      status: 400,
+      code: "PGRST100",
+      details: 'unexpected "meta->a"',
+    });
   });
 
   test("orderModifiers() and nonNegative() take only what PostgREST documents", () => {
     expect(orderModifiers("seq.desc.nullslast", "seq.desc.nullslast")).toEqual({ dir: " desc", nulls: " nulls last" });
-    expect(refusal(() => orderModifiers("seq.down", "seq.down")).details).toBe('unexpected "down" expecting "asc", "desc", "nullsfirst" or "nullslast"');
+    expect(refusal(() => orderModifiers("seq.down", "seq.down")).details).toBe(
+      'unexpected "down" expecting "asc", "desc", "nullsfirst" or "nullslast"',
+    );
     expect(nonNegative("limit", "20")).toBe(20);
     expect(nonNegative("limit", null)).toBeNull();
     expect(refusal(() => nonNegative("offset", "-1")).details).toBe('unexpected "-1" expecting digit');

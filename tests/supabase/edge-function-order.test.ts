@@ -18,7 +18,8 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const range = (from: number, to: number, mode: "paper" | "live" = "live") => Array.from({ length: to - from + 1 }, (_, i) => remoteEvent(from + i, { mode }));
+const range = (from: number, to: number, mode: "paper" | "live" = "live") =>
+  Array.from({ length: to - from + 1 }, (_, i) => remoteEvent(from + i, { mode }));
 
 async function flush(body: Record<string, unknown>) {
   const res = await fetch(stack.functionUrl, {
@@ -26,16 +27,25 @@ async function flush(body: Record<string, unknown>) {
     headers: { "content-type": "application/json", authorization: `Bearer ${stack.serviceKey}` },
     body: JSON.stringify(body),
   });
-  return { status: res.status, body: (await res.json()) as { accepted?: number; duplicates?: number; error?: { code: string; message: string; details: unknown } } };
+  return {
+    status: res.status,
+    body: (await res.json()) as {
+      accepted?: number;
+      duplicates?: number;
+      error?: { code: string; message: string; details: unknown };
+    },
+  };
 }
 
 async function storedSeqs(mode: string, from: number, to: number): Promise<number[]> {
-  const rows = await stack.sql`select seq::int from zoe_events where mode = ${mode} and seq between ${from} and ${to} order by seq`;
+  const rows =
+    await stack.sql`select seq::int from zoe_events where mode = ${mode} and seq between ${from} and ${to} order by seq`;
   return rows.map((r: { seq: number }) => r.seq);
 }
 
 async function storedCount(events: StoredEvent[]): Promise<number> {
-  const rows = await stack.sql`select count(*)::int as n from zoe_events where idempotency_key in ${stack.sql(events.map((e) => e.idempotency_key))}`;
+  const rows =
+    await stack.sql`select count(*)::int as n from zoe_events where idempotency_key in ${stack.sql(events.map((e) => e.idempotency_key))}`;
   return rows[0].n;
 }
 
@@ -68,7 +78,10 @@ describe("zoe-ingest after_key", () => {
   test("a batch whose predecessor has committed goes through at once", async () => {
     const before = range(21, 25);
     expect((await flush({ mode: "live", events: before })).status).toBe(200);
-    expect(await flush({ mode: "live", events: range(26, 30), after_key: lastKey(before) })).toMatchObject({ status: 200, body: { accepted: 5 } });
+    expect(await flush({ mode: "live", events: range(26, 30), after_key: lastKey(before) })).toMatchObject({
+      status: 200,
+      body: { accepted: 5 },
+    });
   });
 
   test("a predecessor that never commits: 409 PREDECESSOR_NOT_COMMITTED after the order wait, nothing written; sent again without after_key it is stored", async () => {
@@ -91,7 +104,10 @@ describe("zoe-ingest after_key", () => {
     const events = range(53, 55);
     await flush({ mode: "live", events: before });
     expect((await flush({ mode: "live", events, after_key: lastKey(before) })).body.accepted).toBe(3);
-    expect(await flush({ mode: "live", events, after_key: lastKey(before) })).toMatchObject({ status: 200, body: { accepted: 0, duplicates: 3 } });
+    expect(await flush({ mode: "live", events, after_key: lastKey(before) })).toMatchObject({
+      status: 200,
+      body: { accepted: 0, duplicates: 3 },
+    });
   });
 
   test("seqs do not decide: a rebuilt store's batch (seqs from 1 again, far below zoe_health.last_seq) still waits for its predecessor", async () => {
@@ -109,7 +125,9 @@ describe("zoe-ingest after_key", () => {
     for (const bad of ["", "k".repeat(257), 10, true]) {
       const res = await flush({ mode: "live", events: [remoteEvent(60)], after_key: bad });
       expect(res.status).toBe(400);
-      expect(res.body.error?.details).toMatchObject({ errors: [{ path: "/after_key", message: "Expected an idempotency key (1 to 256 characters) or null" }] });
+      expect(res.body.error?.details).toMatchObject({
+        errors: [{ path: "/after_key", message: "Expected an idempotency key (1 to 256 characters) or null" }],
+      });
     }
     expect((await flush({ mode: "live", events: [remoteEvent(61)], after_key: null })).status).toBe(200);
   });

@@ -17,7 +17,9 @@ const FLUSH_SECRET = "test-flush-secret-0123456789";
 
 let stack: SupabaseStack;
 beforeAll(async () => {
-  stack = await startSupabaseStack({ functionEnv: { ZOE_FLUSH_SECRET: FLUSH_SECRET, ZOE_INGEST_LOCK_TIMEOUT_MS: "300" } });
+  stack = await startSupabaseStack({
+    functionEnv: { ZOE_FLUSH_SECRET: FLUSH_SECRET, ZOE_INGEST_LOCK_TIMEOUT_MS: "300" },
+  });
 });
 afterAll(async () => {
   await stack?.stop();
@@ -55,11 +57,14 @@ async function rowsFor(keys: string[]): Promise<{ idempotency_key: string; seq: 
 
 describe("zoe-ingest packaging", () => {
   test("deno check passes on the function", async () => {
-    const proc = Bun.spawn([denoBinary(), "check", "--frozen", `--config=${join(FN_DIR, "deno.json")}`, join(FN_DIR, "index.ts")], {
-      stdout: "pipe",
-      stderr: "pipe",
-      env: denoEnv(),
-    });
+    const proc = Bun.spawn(
+      [denoBinary(), "check", "--frozen", `--config=${join(FN_DIR, "deno.json")}`, join(FN_DIR, "index.ts")],
+      {
+        stdout: "pipe",
+        stderr: "pipe",
+        env: denoEnv(),
+      },
+    );
     const [err, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
     expect({ code, err: code === 0 ? "" : err }).toEqual({ code: 0, err: "" });
   });
@@ -81,7 +86,9 @@ describe("zoe-ingest packaging", () => {
   test("the function imports the shared schema file, not a copy", () => {
     const source = readFileSync(join(FN_DIR, "ingest.ts"), "utf8");
     expect(source).toContain(`from "../_shared/event-schema.ts"`);
-    expect(readFileSync(join(ROOT, "src", "domain", "schema.ts"), "utf8")).toContain("supabase/functions/_shared/event-schema.ts");
+    expect(readFileSync(join(ROOT, "src", "domain", "schema.ts"), "utf8")).toContain(
+      "supabase/functions/_shared/event-schema.ts",
+    );
   });
 });
 
@@ -124,7 +131,10 @@ describe("zoe-ingest auth and request limits", () => {
   });
 
   test("refuses a body over 4 MiB with 413, declared or streamed", async () => {
-    const big = JSON.stringify({ mode: "live", events: [remoteEvent(1, { meta: { pad: "x".repeat(4 * 1024 * 1024) } })] });
+    const big = JSON.stringify({
+      mode: "live",
+      events: [remoteEvent(1, { meta: { pad: "x".repeat(4 * 1024 * 1024) } })],
+    });
     const declared = await flush(big);
     expect(declared.status).toBe(413);
     expect(declared.body.error?.code).toBe("PAYLOAD_TOO_LARGE");
@@ -135,7 +145,11 @@ describe("zoe-ingest auth and request limits", () => {
         controller.close();
       },
     });
-    const streamed = await fetch(stack.functionUrl, { method: "POST", headers: { authorization: `Bearer ${stack.serviceKey}` }, body: chunks });
+    const streamed = await fetch(stack.functionUrl, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stack.serviceKey}` },
+      body: chunks,
+    });
     expect(streamed.status).toBe(413);
   });
 
@@ -154,11 +168,18 @@ describe("zoe-ingest auth and request limits", () => {
       [{ mode: "live", events: [remoteEvent(1)], backlog: -1 }, "/backlog"],
       [{ mode: "live", events: [remoteEvent(1)], extra: true }, "/extra"],
       [{ mode: "live", events: [remoteEvent(1)], state: { ts: "yesterday", state: {} } }, "/state/ts"],
-      [{ mode: "live", events: [remoteEvent(1)], state: { ts: "2026-01-01T00:00:00Z", state: { a: "\u0000" } } }, "/state/state"],
+      [
+        { mode: "live", events: [remoteEvent(1)], state: { ts: "2026-01-01T00:00:00Z", state: { a: "\u0000" } } },
+        "/state/state",
+      ],
     ];
     for (const [body, path] of cases) {
       const res = await flush(body);
-      expect({ path, status: res.status, code: res.body.error?.code }).toEqual({ path, status: 400, code: "INVALID_BATCH" });
+      expect({ path, status: res.status, code: res.body.error?.code }).toEqual({
+        path,
+        status: 400,
+        code: "INVALID_BATCH",
+      });
       expect((res.body.error?.details as { errors: { path: string }[] }).errors.map((e) => e.path)).toContain(path);
     }
   });
@@ -183,21 +204,35 @@ describe("zoe-ingest per-event verdicts", () => {
     const otherMode = remoteEvent(13, { mode: "paper" });
     const res = await flush({ mode: "live", events: [a, a, bad, b, otherMode], backlog: 7 });
     expect(res.status).toBe(200);
-    expect(res.body.results.map((r) => r.status)).toEqual(["accepted", "duplicate", "rejected", "accepted", "rejected"]);
+    expect(res.body.results.map((r) => r.status)).toEqual([
+      "accepted",
+      "duplicate",
+      "rejected",
+      "accepted",
+      "rejected",
+    ]);
     expect(res.body.results[2]!.errors!.map((e) => e.path).sort()).toEqual(["/extra", "/seq"]);
     expect(res.body.results[4]!.errors).toEqual([{ path: "/mode", message: "Expected the batch mode live" }]);
     expect(res.body.results[0]).toEqual({ idempotency_key: a.idempotency_key, seq: 10, status: "accepted" });
     expect([res.body.accepted, res.body.duplicates, res.body.rejected]).toEqual([2, 1, 2]);
-    expect((await rowsFor([a.idempotency_key, b.idempotency_key, bad.idempotency_key, otherMode.idempotency_key])).map((r) => r.idempotency_key)).toEqual([
-      a.idempotency_key,
-      b.idempotency_key,
-    ]);
+    expect(
+      (await rowsFor([a.idempotency_key, b.idempotency_key, bad.idempotency_key, otherMode.idempotency_key])).map(
+        (r) => r.idempotency_key,
+      ),
+    ).toEqual([a.idempotency_key, b.idempotency_key]);
   });
 
   test("stores every field as sent", async () => {
-    const e = remoteEvent(20, { ts: "2024-02-29T23:59:59.123456+05:30", symbol: null, severity: "critical", meta: { q: [1, { r: "ü😀" }] }, body: "Kauf — 📈" });
+    const e = remoteEvent(20, {
+      ts: "2024-02-29T23:59:59.123456+05:30",
+      symbol: null,
+      severity: "critical",
+      meta: { q: [1, { r: "ü😀" }] },
+      body: "Kauf — 📈",
+    });
     expect((await flush({ mode: "live", events: [e] })).body.accepted).toBe(1);
-    const [row] = await stack.sql`select id::text, mode, ts = ${e.ts}::timestamptz as same_ts, seq::int, source, type, subtype, symbol, severity, body, meta, idempotency_key
+    const [row] =
+      await stack.sql`select id::text, mode, ts = ${e.ts}::timestamptz as same_ts, seq::int, source, type, subtype, symbol, severity, body, meta, idempotency_key
       from zoe_events where idempotency_key = ${e.idempotency_key}`;
     const { ts: _ts, ...rest } = e;
     expect(row).toEqual({ ...rest, same_ts: true });
@@ -245,10 +280,16 @@ describe("zoe-ingest idempotency conflicts", () => {
         status: "rejected",
         code: "idempotency_conflict",
         stored_event: { id: stored.id, mode: "live", seq: 500 },
-        errors: [{ path: "/idempotency_key", message: `idempotency_key "${stored.idempotency_key}" is already used by event ${stored.id} (mode live, seq 500), which differs in ${field}` }],
+        errors: [
+          {
+            path: "/idempotency_key",
+            message: `idempotency_key "${stored.idempotency_key}" is already used by event ${stored.id} (mode live, seq 500), which differs in ${field}`,
+          },
+        ],
       });
       expect([res.body.accepted, res.body.duplicates, res.body.rejected, res.body.conflicts]).toEqual([0, 0, 1, 1]);
-      const [row] = await stack.sql`select id::text, body, mode from zoe_events where idempotency_key = ${stored.idempotency_key}`;
+      const [row] =
+        await stack.sql`select id::text, body, mode from zoe_events where idempotency_key = ${stored.idempotency_key}`;
       expect(row).toEqual({ id: stored.id, body: stored.body, mode: "live" }); // the stored event stands
     });
   }
@@ -256,14 +297,24 @@ describe("zoe-ingest idempotency conflicts", () => {
   test("a repeat with another id, ts or seq (a restored local store) is still a duplicate; meta key order does not matter", async () => {
     const stored = remoteEvent(510, { meta: { a: 1, b: { c: [1, 2] } } });
     await flush({ mode: "live", events: [stored] });
-    const repeat = { ...stored, id: remoteEvent(0).id, seq: 9, ts: "2027-01-04T15:00:00.000Z", meta: { b: { c: [1, 2] }, a: 1 } };
+    const repeat = {
+      ...stored,
+      id: remoteEvent(0).id,
+      seq: 9,
+      ts: "2027-01-04T15:00:00.000Z",
+      meta: { b: { c: [1, 2] }, a: 1 },
+    };
     const res = await flush({ mode: "live", events: [repeat] });
     expect(res.body.results.map((r) => r.status)).toEqual(["duplicate"]);
   });
 
   test("inside one batch: a true repeat of a key is a duplicate, a different event under it a conflict; health counts only what was stored", async () => {
     const a = remoteEvent(520, { mode: "paper" });
-    const res = await flush({ mode: "paper", events: [a, { ...a }, { ...a, seq: 521, body: "not the same", id: remoteEvent(0).id }], backlog: 3 });
+    const res = await flush({
+      mode: "paper",
+      events: [a, { ...a }, { ...a, seq: 521, body: "not the same", id: remoteEvent(0).id }],
+      backlog: 3,
+    });
     expect(res.body.results.map((r) => [r.status, r.code ?? null])).toEqual([
       ["accepted", null],
       ["duplicate", null],
@@ -302,7 +353,11 @@ describe("zoe-ingest idempotency and ordering", () => {
           const length = Number(/content-length:\s*(\d+)/i.exec(text)?.[1] ?? NaN);
           if (head < 0 || socket.data.buf.length < head + 4 + length) return;
           const body = socket.data.buf.subarray(head + 4, head + 4 + length);
-          const res = await fetch(upstream, { method: "POST", headers: { authorization: `Bearer ${stack.serviceKey}`, "content-type": "application/json" }, body: new Uint8Array(body) });
+          const res = await fetch(upstream, {
+            method: "POST",
+            headers: { authorization: `Bearer ${stack.serviceKey}`, "content-type": "application/json" },
+            body: new Uint8Array(body),
+          });
           await res.arrayBuffer();
           socket.end();
         },
@@ -322,7 +377,8 @@ describe("zoe-ingest idempotency and ordering", () => {
     const retry = await flush({ mode: "live", events });
     expect(retry.status).toBe(200);
     expect(retry.body.duplicates).toBe(20);
-    const rows = await stack.sql`select count(*)::int as n, count(distinct idempotency_key)::int as d from zoe_events where idempotency_key in ${stack.sql(keysOf(events))}`;
+    const rows =
+      await stack.sql`select count(*)::int as n, count(distinct idempotency_key)::int as d from zoe_events where idempotency_key in ${stack.sql(keysOf(events))}`;
     expect(rows[0]).toEqual({ n: 20, d: 20 });
   });
 
@@ -332,7 +388,8 @@ describe("zoe-ingest idempotency and ordering", () => {
     for (const b of [batches[2]!, batches[0]!, batches[2]!, batches[1]!, batches[0]!]) {
       expect((await flush({ mode: "paper", events: b })).status).toBe(200);
     }
-    const rows = await stack.sql`select idempotency_key from zoe_events where mode = 'paper' and seq between 1000 and 1029 order by seq`;
+    const rows =
+      await stack.sql`select idempotency_key from zoe_events where mode = 'paper' and seq between 1000 and 1029 order by seq`;
     expect(rows.map((r: { idempotency_key: string }) => r.idempotency_key)).toEqual(keysOf(local));
   });
 });
@@ -341,14 +398,22 @@ describe("zoe-ingest health and state", () => {
   test("updates zoe_health and zoe_state in the same request; an older snapshot never replaces a newer one", async () => {
     const newer = { ts: "2026-03-09T15:00:00Z", state: { cash: 1000, positions: [{ symbol: "AAPL", qty: 10 }] } };
     const older = { ts: "2026-03-09T14:00:00Z", state: { cash: 5 } };
-    await flush({ mode: "paper", events: [remoteEvent(5000, { mode: "paper" }), remoteEvent(5001, { mode: "paper" })], backlog: 12, state: newer });
-    let [health] = await stack.sql`select last_seq::int, last_batch_count, backlog::int, last_flush_ts > now() - interval '1 minute' as fresh from zoe_health where mode = 'paper'`;
+    await flush({
+      mode: "paper",
+      events: [remoteEvent(5000, { mode: "paper" }), remoteEvent(5001, { mode: "paper" })],
+      backlog: 12,
+      state: newer,
+    });
+    let [health] =
+      await stack.sql`select last_seq::int, last_batch_count, backlog::int, last_flush_ts > now() - interval '1 minute' as fresh from zoe_health where mode = 'paper'`;
     expect(health).toEqual({ last_seq: 5001, last_batch_count: 2, backlog: 12, fresh: true });
     // A retried older batch: last_seq never goes back, the older snapshot is ignored.
     await flush({ mode: "paper", events: [remoteEvent(4000, { mode: "paper" })], backlog: 3, state: older });
-    [health] = await stack.sql`select last_seq::int, last_batch_count, backlog::int from zoe_health where mode = 'paper'`;
+    [health] =
+      await stack.sql`select last_seq::int, last_batch_count, backlog::int from zoe_health where mode = 'paper'`;
     expect(health).toEqual({ last_seq: 5001, last_batch_count: 1, backlog: 3 });
-    const [state] = await stack.sql`select ts = ${newer.ts}::timestamptz as same_ts, state from zoe_state where mode = 'paper'`;
+    const [state] =
+      await stack.sql`select ts = ${newer.ts}::timestamptz as same_ts, state from zoe_state where mode = 'paper'`;
     expect(state).toEqual({ same_ts: true, state: newer.state });
   });
 
@@ -358,9 +423,11 @@ describe("zoe-ingest health and state", () => {
     const res = await flush({ mode: "live", events: [], backlog: 0, state: snapshot });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ results: [], accepted: 0, duplicates: 0, rejected: 0, conflicts: 0 });
-    const [state] = await stack.sql`select ts = ${snapshot.ts}::timestamptz as same_ts, state from zoe_state where mode = 'live'`;
+    const [state] =
+      await stack.sql`select ts = ${snapshot.ts}::timestamptz as same_ts, state from zoe_state where mode = 'live'`;
     expect(state).toEqual({ same_ts: true, state: snapshot.state });
-    const [health] = await stack.sql`select last_seq, last_batch_count, backlog::int, last_flush_ts > now() - interval '1 minute' as fresh from zoe_health where mode = 'live'`;
+    const [health] =
+      await stack.sql`select last_seq, last_batch_count, backlog::int, last_flush_ts > now() - interval '1 minute' as fresh from zoe_health where mode = 'live'`;
     expect(health).toEqual({ last_seq: before?.last_seq ?? null, last_batch_count: 0, backlog: 0, fresh: true });
     // Without a state, an empty batch is still a mistake.
     expect((await flush({ mode: "live", events: [] })).status).toBe(400);
@@ -442,7 +509,11 @@ describe("zoe-ingest's own auth, with the platform's verify_jwt off", () => {
   });
 
   const post = (s: SupabaseStack, headers: Record<string, string>) =>
-    fetch(s.functionUrl, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ mode: "live", events: [remoteEvent(1)] }) });
+    fetch(s.functionUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify({ mode: "live", events: [remoteEvent(1)] }),
+    });
 
   test("no credentials → 401 from the function itself", async () => {
     const res = await post(open, {});

@@ -33,7 +33,11 @@ const ev = (patch: Record<string, unknown>) => ({ ...base, ...patch });
 const corpus: [string, unknown, "valid" | "invalid"][] = [
   ["baseline", base, "valid"],
   ["symbol null", ev({ symbol: null }), "valid"],
-  ...(["debug", "info", "warn", "error", "critical"].map((s) => [`severity ${s}`, ev({ severity: s }), "valid"]) as [string, unknown, "valid"][]),
+  ...(["debug", "info", "warn", "error", "critical"].map((s) => [`severity ${s}`, ev({ severity: s }), "valid"]) as [
+    string,
+    unknown,
+    "valid",
+  ][]),
   ["paper mode", ev({ mode: "paper" }), "valid"],
   ["leap day 2024", ev({ ts: "2024-02-29T00:00:00Z" }), "valid"],
   ["leap day 2000", ev({ ts: "2000-02-29T12:00:00Z" }), "valid"],
@@ -90,7 +94,11 @@ const corpus: [string, unknown, "valid" | "invalid"][] = [
   ["unknown field", ev({ extra: 1 }), "invalid"],
   ["unknown field named __proto__", JSON.parse(`{"__proto__": {"x": 1}, ${JSON.stringify(base).slice(1)}`), "invalid"],
   ["flushed flag leaked", ev({ flushed: 0 }), "invalid"],
-  ...(Object.keys(base).map((k) => [`missing ${k}`, without(k as keyof typeof base), "invalid"]) as [string, unknown, "invalid"][]),
+  ...(Object.keys(base).map((k) => [`missing ${k}`, without(k as keyof typeof base), "invalid"]) as [
+    string,
+    unknown,
+    "invalid",
+  ][]),
   ["body null", ev({ body: null }), "invalid"],
   ["body empty", ev({ body: "" }), "invalid"],
   ["source empty", ev({ source: "" }), "invalid"],
@@ -116,26 +124,61 @@ const corpus: [string, unknown, "valid" | "invalid"][] = [
   ["null", null, "invalid"],
   ["number", 42, "invalid"],
   ["empty object", {}, "invalid"],
-  ["everything wrong", { id: 1, mode: 2, seq: "x", ts: 3, source: 4, type: 5, subtype: 6, symbol: 7, severity: 8, body: 9, meta: 10, idempotency_key: 11, a: 1, b: 2 }, "invalid"],
+  [
+    "everything wrong",
+    {
+      id: 1,
+      mode: 2,
+      seq: "x",
+      ts: 3,
+      source: 4,
+      type: 5,
+      subtype: 6,
+      symbol: 7,
+      severity: 8,
+      body: 9,
+      meta: 10,
+      idempotency_key: 11,
+      a: 1,
+      b: 2,
+    },
+    "invalid",
+  ],
 ];
 
 async function denoVerdicts(values: unknown[]): Promise<{ stored: unknown[]; input: unknown[] }[]> {
   // The fixture imports the same npm packages as the function: fetched (or refused, clearly) once.
   await ensureFunctionDependencies("zoe-ingest");
-  const proc = Bun.spawn([denoBinary(), "run", "--no-prompt", "--frozen", `--config=${DENO_CONFIG}`, join(import.meta.dir, "..", "fixtures", "schema-verdicts.deno.ts")], {
-    stdin: new TextEncoder().encode(JSON.stringify(values)),
-    stdout: "pipe",
-    stderr: "pipe",
-    env: denoEnv(),
-  });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const proc = Bun.spawn(
+    [
+      denoBinary(),
+      "run",
+      "--no-prompt",
+      "--frozen",
+      `--config=${DENO_CONFIG}`,
+      join(import.meta.dir, "..", "fixtures", "schema-verdicts.deno.ts"),
+    ],
+    {
+      stdin: new TextEncoder().encode(JSON.stringify(values)),
+      stdout: "pipe",
+      stderr: "pipe",
+      env: denoEnv(),
+    },
+  );
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   if (code !== 0) throw new Error(`deno exited ${code}: ${err}`);
   return JSON.parse(out);
 }
 
 describe("shared event schema", () => {
   test("corpus verdicts are what the schema promises, in Bun", () => {
-    const wrong = corpus.filter(([, value, want]) => (checkStoredEvent(value).length === 0 ? "valid" : "invalid") !== want).map(([name]) => name);
+    const wrong = corpus
+      .filter(([, value, want]) => (checkStoredEvent(value).length === 0 ? "valid" : "invalid") !== want)
+      .map(([name]) => name);
     expect(wrong).toEqual([]);
   });
 
@@ -145,7 +188,9 @@ describe("shared event schema", () => {
     const deno = await denoVerdicts(values);
     const bun = values.map((v) => ({ stored: checkStoredEvent(v), input: checkEventInput(v) }));
     expect(deno.length).toBe(corpus.length);
-    const mismatches = corpus.flatMap(([name], i) => (Bun.deepEquals(bun[i], deno[i]) ? [] : [{ name, bun: bun[i], deno: deno[i] }]));
+    const mismatches = corpus.flatMap(([name], i) =>
+      Bun.deepEquals(bun[i], deno[i]) ? [] : [{ name, bun: bun[i], deno: deno[i] }],
+    );
     expect(mismatches).toEqual([]);
     // Sanity: the comparison is not vacuous.
     expect(bun.filter((v) => v.stored.length > 0).length).toBeGreaterThan(50);

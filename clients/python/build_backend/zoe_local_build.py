@@ -117,7 +117,9 @@ def prepare_metadata_for_build_wheel(metadata_directory: str, config_settings: O
 prepare_metadata_for_build_editable = prepare_metadata_for_build_wheel
 
 
-def build_wheel(wheel_directory: str, config_settings: Optional[Dict[str, Any]] = None, metadata_directory: Optional[str] = None) -> str:
+def build_wheel(
+    wheel_directory: str, config_settings: Optional[Dict[str, Any]] = None, metadata_directory: Optional[str] = None
+) -> str:
     files = []
     for arcname, path in _package_files():
         with open(path, "rb") as f:
@@ -125,7 +127,9 @@ def build_wheel(wheel_directory: str, config_settings: Optional[Dict[str, Any]] 
     return _write_wheel(wheel_directory, files)
 
 
-def build_editable(wheel_directory: str, config_settings: Optional[Dict[str, Any]] = None, metadata_directory: Optional[str] = None) -> str:
+def build_editable(
+    wheel_directory: str, config_settings: Optional[Dict[str, Any]] = None, metadata_directory: Optional[str] = None
+) -> str:
     """A wheel holding only a .pth file that puts src/ on sys.path (PEP 660)."""
     pth = (os.path.join(ROOT, "src") + "\n").encode("utf-8")
     return _write_wheel(wheel_directory, [(f"__editable__.{DIST}-{VERSION}.pth", pth)])

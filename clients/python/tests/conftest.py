@@ -65,9 +65,15 @@ class Service:
             **self.env,
         }
         proc = subprocess.Popen(
-            service_command(), cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-        )  # fmt: skip
+            service_command(),
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         listening = threading.Event()
         lines: List[str] = []
 

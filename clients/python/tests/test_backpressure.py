@@ -17,7 +17,9 @@ FULL = {"ZOE_MAX_BACKLOG_EVENTS": "10", "ZOE_CRITICAL_RESERVE_EVENTS": "5"}  # o
 def test_retry_after_is_honoured_and_critical_events_overtake_refused_ordinary_ones(service_factory, spool: str):
     service: Service = service_factory(FULL)
     problems: List[DeliveryProblem] = []
-    zoe = Client(service.url, mode="live", spool_path=spool, on_problem=problems.append, backoff_max=0.2, exit_timeout=None)
+    zoe = Client(
+        service.url, mode="live", spool_path=spool, on_problem=problems.append, backoff_max=0.2, exit_timeout=None
+    )
     for i in range(5):
         zoe.emit("TICK", "PRICE", f"tick {i}")
     assert zoe.flush(10) == 0
@@ -45,13 +47,23 @@ def test_retry_after_is_honoured_and_critical_events_overtake_refused_ordinary_o
     zoe.close(1)
     # The kill switch overtook the three refused ticks; each mode's seqs stay gapless.
     assert [e["body"] for e in service.stored()] == [f"tick {i}" for i in range(5)] + [
-        "daily loss limit hit: trading halted", "tick 5", "tick 6", "tick 7",
-    ]  # fmt: skip
+        "daily loss limit hit: trading halted",
+        "tick 5",
+        "tick 6",
+        "tick 7",
+    ]
 
 
 def test_the_spool_bound_drops_new_ordinary_events_but_never_critical_ones(spool: str):
     dropped = []
-    zoe = Client("http://127.0.0.1:9", mode="live", spool_path=spool, spool_max_bytes=20_000, on_drop=dropped.append, exit_timeout=None)
+    zoe = Client(
+        "http://127.0.0.1:9",
+        mode="live",
+        spool_path=spool,
+        spool_max_bytes=20_000,
+        on_drop=dropped.append,
+        exit_timeout=None,
+    )
     for i in range(200):
         zoe.emit("TICK", "PRICE", f"tick {i}", durable=i % 20 == 0)  # durable: wait until spooled
     fill = zoe.emit("ORDER", "SELL_FILLED", "Sold 10 AAPL @ 190.00", symbol="AAPL")

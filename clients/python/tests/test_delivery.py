@@ -17,8 +17,14 @@ def test_emitted_events_are_stored_once_in_emit_order_as_emitted(service: Servic
         for i in range(500):
             mode = "paper" if i % 3 == 0 else None
             ids.append(zoe.emit("TICK", "PRICE", f"tick {i}", symbol="AAPL", meta={"i": i}, mode=mode))
-        fill = zoe.emit("ORDER", "BUY_FILLED", "Bought 10 AAPL @ 187.50", symbol="AAPL",
-                        meta={"qty": 10, "price": 187.5}, idempotency_key="order-4711-fill")  # fmt: skip
+        fill = zoe.emit(
+            "ORDER",
+            "BUY_FILLED",
+            "Bought 10 AAPL @ 187.50",
+            symbol="AAPL",
+            meta={"qty": 10, "price": 187.5},
+            idempotency_key="order-4711-fill",
+        )
         assert zoe.flush(10) == 0
         stats = zoe.stats()
         assert (stats.delivered, stats.spooled, stats.queued, stats.status) == (501, 0, 0, "ok")
@@ -30,8 +36,13 @@ def test_emitted_events_are_stored_once_in_emit_order_as_emitted(service: Servic
     for mode in ("paper", "live"):
         in_mode = [by_id[i] for i in ids if by_id[i]["mode"] == mode]
         assert [e["seq"] for e in in_mode] == list(range(1, len(in_mode) + 1))  # emit order, gapless
-        assert [json.loads(e["meta_json"])["i"] for e in in_mode] == sorted(json.loads(e["meta_json"])["i"] for e in in_mode)
-    assert by_id[fill]["idempotency_key"] == "order-4711-fill" and by_id[fill]["seq"] == sum(1 for i in range(500) if i % 3) + 1
+        assert [json.loads(e["meta_json"])["i"] for e in in_mode] == sorted(
+            json.loads(e["meta_json"])["i"] for e in in_mode
+        )
+    assert (
+        by_id[fill]["idempotency_key"] == "order-4711-fill"
+        and by_id[fill]["seq"] == sum(1 for i in range(500) if i % 3) + 1
+    )
     assert all(e["idempotency_key"] == e["id"] for e in stored if e["id"] != fill)
 
 
@@ -54,11 +65,17 @@ def test_reads_return_what_the_service_holds(service: Service, spool: str):
 def test_post_state_queued_and_waited_keeps_the_newest_snapshot(service: Service, spool: str):
     with Client(service.url, mode="live", spool_path=spool) as zoe:
         assert zoe.post_state(cash=100.0, positions={"AAPL": 1}) is None  # queued
-        ack = zoe.post_state({"cash": 101.0, "holdings": [{"symbol": "AAPL", "qty": 2}]}, positions={"AAPL": 2}, wait=True)
+        ack = zoe.post_state(
+            {"cash": 101.0, "holdings": [{"symbol": "AAPL", "qty": 2}]}, positions={"AAPL": 2}, wait=True
+        )
         assert ack is not None and ack["mode"] == "live"
         assert zoe.flush(5) == 0
         state = zoe.state()
-        assert (state["cash"], state["positions"], state["holdings"]) == (101.0, {"AAPL": 2}, [{"symbol": "AAPL", "qty": 2}])
+        assert (state["cash"], state["positions"], state["holdings"]) == (
+            101.0,
+            {"AAPL": 2},
+            [{"symbol": "AAPL", "qty": 2}],
+        )
         zoe.post_state(cash=102.5, positions={})
         zoe.post_state(cash=103.5, positions={})  # replaces the one before if it was not sent yet
         zoe.emit("T", "S", "after the snapshots")
@@ -70,7 +87,14 @@ def test_a_wrong_token_keeps_events_spooled_until_a_client_with_the_right_one_se
     token = "s3cret-token-0123456789"
     service: Service = service_factory({"ZOE_API_TOKEN": token})
     problems: List[DeliveryProblem] = []
-    zoe = Client(service.url, "wrong-token-0123456789", mode="live", spool_path=spool, on_problem=problems.append, backoff_max=0.2)
+    zoe = Client(
+        service.url,
+        "wrong-token-0123456789",
+        mode="live",
+        spool_path=spool,
+        on_problem=problems.append,
+        backoff_max=0.2,
+    )
     for i in range(20):
         zoe.emit("T", "S", f"event {i}")
     assert zoe.flush(1.0) == 20

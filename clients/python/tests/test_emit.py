@@ -84,7 +84,9 @@ def test_emit_refuses_meta_nested_deeper_than_the_service_accepts(client: Client
 
 
 def test_emit_refuses_an_event_larger_than_the_request_limit(spool: str):
-    c = Client(f"http://127.0.0.1:{free_port()}", mode="live", spool_path=spool, max_request_bytes=4096, exit_timeout=None)
+    c = Client(
+        f"http://127.0.0.1:{free_port()}", mode="live", spool_path=spool, max_request_bytes=4096, exit_timeout=None
+    )
     try:
         with pytest.raises(InvalidEvent, match="over the service's request limit of 4096 bytes"):
             c.emit("T", "S", "x" * 5000)

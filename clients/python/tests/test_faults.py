@@ -25,7 +25,9 @@ def assert_gapless(service: Service) -> None:
         assert seqs == list(range(1, len(seqs) + 1)), f"{mode} seqs have gaps"
 
 
-def test_kill_9_of_the_service_four_times_during_10000_events_loses_and_duplicates_nothing(service: Service, spool: str):
+def test_kill_9_of_the_service_four_times_during_10000_events_loses_and_duplicates_nothing(
+    service: Service, spool: str
+):
     zoe = Client(service.url, mode="live", spool_path=spool, backoff_max=0.3, exit_timeout=None)
     restarts: List[threading.Thread] = []
     emitted: Dict[str, List[str]] = {"paper": [], "live": []}

@@ -25,14 +25,18 @@ def parse(text: str):
 
 def test_the_sse_parser_skips_retry_only_and_comment_blocks():
     # What the service sends first: a retry-only block, then heartbeats.
-    msgs, parser = parse("retry: 2000\n\n:\n\n: heartbeat\n\nid: 7\ndata: {\"seq\":7}\n\n")
+    msgs, parser = parse('retry: 2000\n\n:\n\n: heartbeat\n\nid: 7\ndata: {"seq":7}\n\n')
     assert [(m.event, m.data, m.id) for m in msgs] == [("message", '{"seq":7}', "7")]
     assert parser.retry_ms == 2000
 
 
 def test_the_sse_parser_reads_crlf_multiline_data_and_named_events():
-    msgs, _ = parse("event: reset\r\ndata: {\"newest_seq\": 3}\r\n\r\ndata: a\ndata:b\n\nevent: future-kind\ndata: x\n\n")
-    assert [(m.event, m.data) for m in msgs] == [("reset", '{"newest_seq": 3}'), ("message", "a\nb"), ("future-kind", "x")]
+    msgs, _ = parse('event: reset\r\ndata: {"newest_seq": 3}\r\n\r\ndata: a\ndata:b\n\nevent: future-kind\ndata: x\n\n')
+    assert [(m.event, m.data) for m in msgs] == [
+        ("reset", '{"newest_seq": 3}'),
+        ("message", "a\nb"),
+        ("future-kind", "x"),
+    ]
 
 
 def collect(stream, into: List[StoredEvent], want: int) -> threading.Thread:

@@ -19,7 +19,12 @@ from zoe_local.ring import ring_places
 
 def rings(spool: str) -> list:
     """The ring files of this spool, wherever they are kept."""
-    return [p for folder, prefix in ring_places(spool) for p in glob.glob(os.path.join(folder, prefix + "*")) if not p.endswith(".lock")]
+    return [
+        p
+        for folder, prefix in ring_places(spool)
+        for p in glob.glob(os.path.join(folder, prefix + "*"))
+        if not p.endswith(".lock")
+    ]
 
 
 def test_a_killed_delivery_helper_is_started_again_and_loses_nothing(service: Service, spool: str):
@@ -52,7 +57,9 @@ sys.stdin.readline()
 
 
 def test_a_ring_left_by_a_bot_and_its_helper_both_killed_is_delivered_by_the_next_client(service: Service, spool: str):
-    bot = run_python(BOT, service.url, spool, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    bot = run_python(
+        BOT, service.url, spool, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     assert bot.stdin is not None and bot.stdout is not None
     helper = int(bot.stdout.readline())
     os.kill(helper, signal.SIGSTOP)  # it reads nothing more: the events stay in the ring only
@@ -61,7 +68,10 @@ def test_a_ring_left_by_a_bot_and_its_helper_both_killed_is_delivered_by_the_nex
     assert bot.stdout.readline().strip() == "emitted"
     os.killpg(bot.pid, signal.SIGKILL)  # the bot and its helper, as a machine's OOM killer or a kill of the group would
     bot.wait(10)
-    wait_until(lambda: not os.path.exists(f"/proc/{helper}") or open(f"/proc/{helper}/stat").read().split()[2] == "Z", what="the helper's end")
+    wait_until(
+        lambda: not os.path.exists(f"/proc/{helper}") or open(f"/proc/{helper}/stat").read().split()[2] == "Z",
+        what="the helper's end",
+    )
     assert len(rings(spool)) == 1
     assert service.stored() == []
 

@@ -224,7 +224,9 @@ def test_the_producer_sees_the_consumers_sleeping_flag(ring):
 
 def test_a_body_too_large_for_the_ring_raises_value_error_and_changes_nothing(ring):
     producer, consumer = ring
-    with pytest.raises(ValueError, match=r"Cannot put a record of 300 bytes in the emit ring: a record holds 1 to \d+ bytes"):
+    with pytest.raises(
+        ValueError, match=r"Cannot put a record of 300 bytes in the emit ring: a record holds 1 to \d+ bytes"
+    ):
         producer.put(EVENT, b"x" * 300)
     assert producer.head == 0 and producer.written == 0
     assert producer.put(EVENT, b"x" * 240)  # the largest body a 504-byte ring takes

@@ -83,7 +83,9 @@ def client_verdict(client: Client, fields: Dict[str, Any]) -> bool:
 def verdicts(tmp_path_factory):
     dir = tmp_path_factory.mktemp("parity")
     svc = Service(dir / "zoe.db").start()
-    client = Client(f"http://127.0.0.1:{free_port()}", mode="paper", spool_path=str(dir / "spool.db"), exit_timeout=None)
+    client = Client(
+        f"http://127.0.0.1:{free_port()}", mode="paper", spool_path=str(dir / "spool.db"), exit_timeout=None
+    )
     try:
         # The service accepts "k"*256 once; repeats are duplicates (also 2xx).
         yield {name: (service_verdict(svc.url, f), client_verdict(client, f)) for name, f in CORPUS.items()}
@@ -95,7 +97,9 @@ def verdicts(tmp_path_factory):
 @pytest.mark.parametrize("name", list(CORPUS))
 def test_emit_accepts_exactly_what_the_service_accepts(verdicts, name):
     service, client = verdicts[name]
-    assert client == service, f"{name}: service {'accepts' if service else 'refuses'}, emit() {'accepts' if client else 'refuses'}"
+    assert client == service, (
+        f"{name}: service {'accepts' if service else 'refuses'}, emit() {'accepts' if client else 'refuses'}"
+    )
 
 
 def test_emit_is_stricter_than_the_service_only_for_integers_past_2_53(verdicts, tmp_path):

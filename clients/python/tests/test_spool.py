@@ -26,6 +26,8 @@ def test_an_append_that_fails_in_its_last_statement_stores_none_of_its_rows(spoo
     with pytest.raises(sqlite3.IntegrityError):
         store.append([(b'{"n":1}', False, 7), (b'{"n":2}', False, 7), (b'{"n":3}', False, 7)])
     assert store.events == 1
-    assert [bytes(p) for (p,) in sqlite3.connect(spool).execute("SELECT payload FROM spool ORDER BY seq")] == [b'{"n":0}']
+    assert [bytes(p) for (p,) in sqlite3.connect(spool).execute("SELECT payload FROM spool ORDER BY seq")] == [
+        b'{"n":0}'
+    ]
     assert store.append([(b'{"n":4}', False, 7)]) == 2  # the next seq follows the last stored row
     store.close()

@@ -32,7 +32,9 @@ def serve(answers: List[bytes]) -> Tuple[int, List[bytes], threading.Thread]:
                         return
                     data += more
                 head, _, data = data.partition(b"\r\n\r\n")
-                length = next((int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")), 0)
+                length = next(
+                    (int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")), 0
+                )
                 while len(data) < length:
                     data += conn.recv(65536)
                 seen.append(head + b"\r\n\r\n" + data[:length])
@@ -52,13 +54,20 @@ def request_head() -> bytes:
 
 
 def test_exchange_reads_content_length_and_chunked_answers_on_one_connection(request_head: bytes):
-    port, seen, _ = serve([
-        b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"seq\": 1}\n",
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-A: 2\r\n\r\n4;ext=1\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\nTrailer: x\r\n\r\n",
-        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
-    ])  # fmt: skip
+    port, seen, _ = serve(
+        [
+            b'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"seq": 1}\n',
+            b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-A: 2\r\n\r\n4;ext=1\r\n{"a"\r\n3\r\n:1}\r\n0\r\nTrailer: x\r\n\r\n',
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        ]
+    )
     conn = Connection("127.0.0.1", port, False, 5)
-    assert conn.exchange(request_head, b"[]") == (201, {"content-type": "application/json", "content-length": "11"}, b'{"seq": 1}\n', False)
+    assert conn.exchange(request_head, b"[]") == (
+        201,
+        {"content-type": "application/json", "content-length": "11"},
+        b'{"seq": 1}\n',
+        False,
+    )
     status, headers, body, closing = conn.exchange(request_head, b"[]")
     assert (status, body, closing, headers["x-a"]) == (200, b'{"a":1}', False, "1, 2")
     assert conn.exchange(request_head, b"[]")[:3] == (204, {}, b"")
@@ -80,7 +89,7 @@ def test_a_connection_closed_before_any_answer_is_remote_disconnected(request_he
 @pytest.mark.parametrize(
     "answer",
     [
-        b"HTTP/1.1 201 Created\r\nContent-Length: 50\r\n\r\n{\"seq\":",  # body cut short
+        b'HTTP/1.1 201 Created\r\nContent-Length: 50\r\n\r\n{"seq":',  # body cut short
         b"HTTP/1.1 201 Crea",  # head cut short
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc",  # chunk cut short
     ],
@@ -94,7 +103,11 @@ def test_an_answer_cut_short_is_an_incomplete_read_not_an_answer(request_head: b
 
 @pytest.mark.parametrize(
     "answer",
-    [b"SMTP ready\r\n\r\n", b"HTTP/1.1 201 Created\r\nno colon here\r\n\r\n", b"HTTP/1.1 201 Created\r\nContent-Length: -1\r\n\r\n"],
+    [
+        b"SMTP ready\r\n\r\n",
+        b"HTTP/1.1 201 Created\r\nno colon here\r\n\r\n",
+        b"HTTP/1.1 201 Created\r\nContent-Length: -1\r\n\r\n",
+    ],
 )
 def test_a_malformed_answer_is_an_http_exception(request_head: bytes, answer: bytes):
     port, _, _ = serve([answer])

@@ -15,8 +15,15 @@ function checkAccess(path: string, mode: number, what: string): void {
     accessSync(path, mode);
   } catch (error) {
     const code = (error as { code?: string }).code;
-    if (code === "ENOENT") throw new CliError(EXIT.failed, `${what} ${path} does not exist on this machine: run zoe-local backup on the box the service runs on`);
-    throw new CliError(EXIT.failed, `cannot ${mode === constants.R_OK ? "read" : "write"} ${what} ${path}: ${code === "EACCES" ? "permission denied — run as the service's user, e.g. sudo -u zoe zoe-local backup" : (error as Error).message}`);
+    if (code === "ENOENT")
+      throw new CliError(
+        EXIT.failed,
+        `${what} ${path} does not exist on this machine: run zoe-local backup on the box the service runs on`,
+      );
+    throw new CliError(
+      EXIT.failed,
+      `cannot ${mode === constants.R_OK ? "read" : "write"} ${what} ${path}: ${code === "EACCES" ? "permission denied — run as the service's user, e.g. sudo -u zoe zoe-local backup" : (error as Error).message}`,
+    );
   }
 }
 
@@ -43,7 +50,8 @@ Restore: stop the service, copy the backup over the database, delete its
     let db = values.db as string | undefined;
     if (db === "") throw usage("--db needs a path");
     if (db === undefined) db = (await fetchStatus(ctx)).db.path;
-    if (db === ":memory:") throw new CliError(EXIT.failed, "the service runs on an in-memory database: there is nothing on disk to back up");
+    if (db === ":memory:")
+      throw new CliError(EXIT.failed, "the service runs on an in-memory database: there is nothing on disk to back up");
     const dest = positionals[0] ?? defaultBackupPath(db);
     checkAccess(db, constants.R_OK, "the database");
     checkAccess(dirname(dest), constants.W_OK, "the backup folder");
@@ -55,8 +63,13 @@ Restore: stop the service, copy the backup over the database, delete its
     }
     if (ctx.json) ctx.io.out(JSON.stringify({ source: db, ...r }));
     else {
-      const seqs = Object.entries(r.maxSeq).map(([m, s]) => `${m} ${count(s)}`).join(", ") || "none";
-      ctx.io.out(`backup: ${r.path} (${bytesText(r.bytes)}, integrity ok): ${count(r.events)} events, ${count(r.unflushed)} unflushed, last seq ${seqs}`);
+      const seqs =
+        Object.entries(r.maxSeq)
+          .map(([m, s]) => `${m} ${count(s)}`)
+          .join(", ") || "none";
+      ctx.io.out(
+        `backup: ${r.path} (${bytesText(r.bytes)}, integrity ok): ${count(r.events)} events, ${count(r.unflushed)} unflushed, last seq ${seqs}`,
+      );
     }
     return EXIT.ok;
   },

@@ -15,17 +15,28 @@ const BAR_FROM = 1000;
 interface FlushAnswer {
   waited: boolean;
   took_ms?: number;
-  modes: Record<string, { backlog_before: number; backlog: number; last_flush_status: string | null; quarantined: number }>;
+  modes: Record<
+    string,
+    { backlog_before: number; backlog: number; last_flush_status: string | null; quarantined: number }
+  >;
 }
 
 function summary(body: FlushAnswer): string {
   const parts = Object.entries(body.modes).map(([mode, m]) =>
-    m.backlog_before === 0 && m.backlog === 0 ? `${mode}: nothing to flush` : `${mode}: ${count(m.backlog_before)} → ${count(m.backlog)} unflushed${m.quarantined > 0 ? `, ${plural(m.quarantined, "event")} quarantined` : ""}`,
+    m.backlog_before === 0 && m.backlog === 0
+      ? `${mode}: nothing to flush`
+      : `${mode}: ${count(m.backlog_before)} → ${count(m.backlog)} unflushed${m.quarantined > 0 ? `, ${plural(m.quarantined, "event")} quarantined` : ""}`,
   );
   return `flushed in ${durationText(body.took_ms ?? 0)}: ${parts.join("; ")}`;
 }
 
-async function watchProgress(ctx: Context, modes: string[], total: number, redraw: boolean, stop: AbortSignal): Promise<void> {
+async function watchProgress(
+  ctx: Context,
+  modes: string[],
+  total: number,
+  redraw: boolean,
+  stop: AbortSignal,
+): Promise<void> {
   const started = ctx.now();
   let lastLine = 0;
   const draw = (done: number) => {
@@ -67,23 +78,41 @@ flusher keeps retrying on its own) or no remote is configured.
   --no-wait       ask for the flush and return at once
   --progress      draw the bar even when stderr is not a terminal
   --no-progress   never draw it`,
-  options: { mode: { type: "string" }, "no-wait": { type: "boolean" }, progress: { type: "boolean" }, "no-progress": { type: "boolean" } },
+  options: {
+    mode: { type: "string" },
+    "no-wait": { type: "boolean" },
+    progress: { type: "boolean" },
+    "no-progress": { type: "boolean" },
+  },
   async run(ctx, values) {
     const mode = values.mode as string | undefined;
-    if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) throw usage(`--mode: expected ${MODES.join(" or ")}, got "${mode}"`);
+    if (mode !== undefined && !(MODES as readonly string[]).includes(mode))
+      throw usage(`--mode: expected ${MODES.join(" or ")}, got "${mode}"`);
     const modes = mode ? [mode] : [...MODES];
     const query = new URLSearchParams({ ...(mode ? { mode } : {}), wait: values["no-wait"] ? "false" : "true" });
     const before = await fetchStatus(ctx);
-    if (!before.remote.configured) throw new CliError(EXIT.failed, "cannot flush: no remote is configured (SUPABASE_URL is unset), so events stay local");
+    if (!before.remote.configured)
+      throw new CliError(
+        EXIT.failed,
+        "cannot flush: no remote is configured (SUPABASE_URL is unset), so events stay local",
+      );
     const total = modes.reduce((n, m) => n + Number(before.modes[m]?.backlog ?? 0), 0);
 
     const stop = new AbortController();
-    const wantBar = !values["no-wait"] && !values["no-progress"] && total >= BAR_FROM && (Boolean(values.progress) || ctx.io.errIsTTY);
+    const wantBar =
+      !values["no-wait"] &&
+      !values["no-progress"] &&
+      total >= BAR_FROM &&
+      (Boolean(values.progress) || ctx.io.errIsTTY);
     const progress = wantBar ? watchProgress(ctx, modes, total, ctx.io.errIsTTY, stop.signal) : Promise.resolve();
     const tty = ctx.io.errIsTTY;
     let res: Response;
     try {
-      res = await ctx.client.fetch(`/local/flush?${query}`, { method: "POST", timeoutMs: values["no-wait"] ? undefined : 0, signal: ctx.signal });
+      res = await ctx.client.fetch(`/local/flush?${query}`, {
+        method: "POST",
+        timeoutMs: values["no-wait"] ? undefined : 0,
+        signal: ctx.signal,
+      });
     } catch (error) {
       if (wantBar && tty) ctx.io.err("\n");
       if (ctx.signal.aborted) throw new CliError(EXIT.failed, "interrupted: the flush goes on in the service");
@@ -95,11 +124,24 @@ flusher keeps retrying on its own) or no remote is configured.
     const body = (await res.json().catch(() => null)) as FlushAnswer | null;
     const drained = res.ok && body !== null && body.waited;
     // The bar ends at 100% when drained, else where it stood.
-    if (wantBar) ctx.io.err(drained ? `${tty ? "\r" : ""}flushing ${modes.join("+")}: ${progressBar(total, total, null)}${tty ? "\x1b[K" : ""}\n` : tty ? "\n" : "");
-    if (res.status === 502 && apiError(body)?.code === "flush_failed") throw new CliError(EXIT.failed, `flush failed: ${apiError(body)!.message}`);
+    if (wantBar)
+      ctx.io.err(
+        drained
+          ? `${tty ? "\r" : ""}flushing ${modes.join("+")}: ${progressBar(total, total, null)}${tty ? "\x1b[K" : ""}\n`
+          : tty
+            ? "\n"
+            : "",
+      );
+    if (res.status === 502 && apiError(body)?.code === "flush_failed")
+      throw new CliError(EXIT.failed, `flush failed: ${apiError(body)!.message}`);
     if (!res.ok || !body) throw apiFailure(res.status, body, "POST /local/flush", Boolean(ctx.env.ZOE_API_TOKEN));
     if (ctx.json) ctx.io.out(JSON.stringify(body, null, 2));
-    else if (!body.waited) ctx.io.out(`flush requested: ${Object.entries(body.modes).map(([m, v]) => `${m} ${count(v.backlog_before)} unflushed`).join(", ")}`);
+    else if (!body.waited)
+      ctx.io.out(
+        `flush requested: ${Object.entries(body.modes)
+          .map(([m, v]) => `${m} ${count(v.backlog_before)} unflushed`)
+          .join(", ")}`,
+      );
     else ctx.io.out(summary(body));
     return EXIT.ok;
   },

@@ -6,7 +6,16 @@ import { CliError, EXIT, usage } from "../exit.ts";
 import { count, plural, relativeText, table } from "../format.ts";
 
 interface Entry {
-  event: { id: string; seq: number; mode: string; ts: string; type: string; subtype: string; symbol: string | null; body: string } & Record<string, unknown>;
+  event: {
+    id: string;
+    seq: number;
+    mode: string;
+    ts: string;
+    type: string;
+    subtype: string;
+    symbol: string | null;
+    body: string;
+  } & Record<string, unknown>;
   reason: string;
   errors: { path: string; message: string }[];
   remote_status: number | null;
@@ -34,23 +43,35 @@ async function listMode(ctx: Context, mode: string, limit: number): Promise<{ co
 
 const modeOption = (v: unknown): string[] => {
   if (v === undefined) return [...MODES];
-  if (!(MODES as readonly string[]).includes(v as string)) throw usage(`--mode: expected ${MODES.join(" or ")}, got "${v}"`);
+  if (!(MODES as readonly string[]).includes(v as string))
+    throw usage(`--mode: expected ${MODES.join(" or ")}, got "${v}"`);
   return [v as string];
 };
 
 async function list(ctx: Context, values: Record<string, unknown>): Promise<number> {
   const modes = modeOption(values.mode);
   const raw = values.limit as string | undefined;
-  if (raw !== undefined && !/^[1-9]\d*$/.test(raw)) throw usage(`--limit: expected a positive whole number, got "${raw}"`);
+  if (raw !== undefined && !/^[1-9]\d*$/.test(raw))
+    throw usage(`--limit: expected a positive whole number, got "${raw}"`);
   const limit = raw ? Number(raw) : 100;
   const found = await Promise.all(modes.map(async (m) => ({ mode: m, ...(await listMode(ctx, m, limit)) })));
   if (ctx.json) {
-    ctx.io.out(JSON.stringify(Object.fromEntries(found.map((f) => [f.mode, { count: f.count, events: f.events }])), null, 2));
+    ctx.io.out(
+      JSON.stringify(Object.fromEntries(found.map((f) => [f.mode, { count: f.count, events: f.events }])), null, 2),
+    );
     return EXIT.ok;
   }
   const now = ctx.now();
   const rows = found.flatMap((f) =>
-    f.events.map((e) => [f.mode, String(e.event.seq), e.event.id, `${e.event.type}/${e.event.subtype}`, String(e.attempts), relativeText(e.quarantined_at, now), e.reason.slice(0, 80)]),
+    f.events.map((e) => [
+      f.mode,
+      String(e.event.seq),
+      e.event.id,
+      `${e.event.type}/${e.event.subtype}`,
+      String(e.attempts),
+      relativeText(e.quarantined_at, now),
+      e.reason.slice(0, 80),
+    ]),
   );
   const total = found.reduce((n, f) => n + f.count, 0);
   if (total === 0) {
@@ -59,7 +80,9 @@ async function list(ctx: Context, values: Record<string, unknown>): Promise<numb
   }
   ctx.io.out(table(["mode", "seq", "id", "type/subtype", "attempts", "since", "reason"], rows));
   const shown = rows.length;
-  ctx.io.out(`\n${plural(total, "quarantined event")}${shown < total ? ` (${count(shown)} shown; --limit for more)` : ""}. Details: zoe-local quarantine show <id>; after a fix: zoe-local quarantine release --mode <mode> --all`);
+  ctx.io.out(
+    `\n${plural(total, "quarantined event")}${shown < total ? ` (${count(shown)} shown; --limit for more)` : ""}. Details: zoe-local quarantine show <id>; after a fix: zoe-local quarantine release --mode <mode> --all`,
+  );
   return EXIT.ok;
 }
 
@@ -68,7 +91,8 @@ async function show(ctx: Context, positionals: string[]): Promise<number> {
   if (!id || positionals.length > 1) throw usage("quarantine show takes one event id");
   if (!isUuid(id)) throw usage(`"${id}" is not an event id (a lower-case UUID)`);
   const res = await ctx.client.json<Entry>(`/local/quarantine/${id}`, { accept: [404] });
-  if (res.status === 404) throw new CliError(EXIT.failed, `event ${id} is not in the quarantine (already released, or never quarantined)`);
+  if (res.status === 404)
+    throw new CliError(EXIT.failed, `event ${id} is not in the quarantine (already released, or never quarantined)`);
   const e = res.body;
   if (ctx.json) {
     ctx.io.out(JSON.stringify(e, null, 2));
@@ -93,16 +117,23 @@ async function release(ctx: Context, values: Record<string, unknown>, ids: strin
   const mode = values.mode as string | undefined;
   if (mode === undefined) throw usage("quarantine release needs --mode (live or paper)");
   modeOption(mode);
-  if (ids.length === 0 && !values.all) throw usage("quarantine release needs event ids, or --all to release every quarantined event of the mode");
+  if (ids.length === 0 && !values.all)
+    throw usage("quarantine release needs event ids, or --all to release every quarantined event of the mode");
   if (ids.length > 0 && values.all) throw usage("give event ids or --all, not both");
   for (const id of ids) if (!isUuid(id)) throw usage(`"${id}" is not an event id (a lower-case UUID)`);
-  const { body } = await ctx.client.json<{ mode: string; released: number; quarantined: number }>("/local/quarantine/retry", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(ids.length > 0 ? { mode, ids } : { mode }),
-  });
+  const { body } = await ctx.client.json<{ mode: string; released: number; quarantined: number }>(
+    "/local/quarantine/retry",
+    {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(ids.length > 0 ? { mode, ids } : { mode }),
+    },
+  );
   if (ctx.json) ctx.io.out(JSON.stringify(body));
-  else ctx.io.out(`released ${plural(body.released, "event")} of ${mode} back into the flush queue (a flush starts now); ${count(body.quarantined)} still quarantined`);
+  else
+    ctx.io.out(
+      `released ${plural(body.released, "event")} of ${mode} back into the flush queue (a flush starts now); ${count(body.quarantined)} still quarantined`,
+    );
   return ids.length > 0 && body.released < ids.length ? EXIT.failed : EXIT.ok;
 }
 
@@ -128,6 +159,8 @@ queue and a flush starts at once; one refused again returns with attempts + 1.
     if (sub === "list" && rest.length === 0) return list(ctx, values);
     if (sub === "show") return show(ctx, rest);
     if (sub === "release") return release(ctx, values, rest);
-    throw usage(sub ? `unknown quarantine command "${[sub, ...rest].join(" ")}"` : "quarantine needs list, show or release");
+    throw usage(
+      sub ? `unknown quarantine command "${[sub, ...rest].join(" ")}"` : "quarantine needs list, show or release",
+    );
   },
 };

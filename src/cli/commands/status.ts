@@ -6,7 +6,15 @@ import { bytesText, count, durationText, relativeText, table } from "../format.t
 export interface StatusBody {
   status: "ok" | "degraded" | "not_ready";
   problems: string[];
-  service: { version: string; commit: string; bun: string; sqlite: string; pid: number; started_at: string; uptime_s: number };
+  service: {
+    version: string;
+    commit: string;
+    bun: string;
+    sqlite: string;
+    pid: number;
+    started_at: string;
+    uptime_s: number;
+  };
   ready: { ready: boolean; reasons: string[] };
   db: { path: string; size_bytes: number | null; wal_bytes: number | null; free_disk_bytes: number | null };
   remote: { configured: boolean; target: string | null };
@@ -31,7 +39,8 @@ function flusherCell(m: Record<string, any>, now: number, configured: boolean): 
 
 export function renderStatus(s: StatusBody, url: string, ctx: Pick<Context, "paint">, now: number): string {
   const p = ctx.paint;
-  const verdict = s.status === "ok" ? p.green("OK") : s.status === "degraded" ? p.yellow("DEGRADED") : p.red("NOT READY");
+  const verdict =
+    s.status === "ok" ? p.green("OK") : s.status === "degraded" ? p.yellow("DEGRADED") : p.red("NOT READY");
   const lines = [
     `zoe-local ${s.service.version} (commit ${s.service.commit}, bun ${s.service.bun}, sqlite ${s.service.sqlite}) at ${url}, pid ${s.service.pid}, up ${durationText(s.service.uptime_s * 1000)}`,
     `status:    ${verdict}`,

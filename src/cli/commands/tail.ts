@@ -40,7 +40,14 @@ export function matches(e: StreamEvent, f: TailFilter): boolean {
 function eventLine(e: StreamEvent, ctx: Context): string {
   const p = ctx.paint;
   const sev = e.severity.toUpperCase().padEnd(8);
-  const painted = e.severity === "critical" || e.severity === "error" ? p.red(sev) : e.severity === "warn" ? p.yellow(sev) : e.severity === "debug" ? p.dim(sev) : sev;
+  const painted =
+    e.severity === "critical" || e.severity === "error"
+      ? p.red(sev)
+      : e.severity === "warn"
+        ? p.yellow(sev)
+        : e.severity === "debug"
+          ? p.dim(sev)
+          : sev;
   return `${p.dim(e.ts)} ${e.mode} #${e.seq} ${painted} ${e.type}/${e.subtype}${e.symbol ? ` ${e.symbol}` : ""} ${p.dim(`[${e.source}]`)} ${e.body}`;
 }
 
@@ -87,7 +94,13 @@ interface Follow {
 }
 
 /** Follows one mode until the signal aborts or `remaining` runs out; reconnects on loss. */
-async function follow(ctx: Context, f: Follow, filter: TailFilter, emit: (e: StreamEvent) => boolean, done: AbortSignal): Promise<void> {
+async function follow(
+  ctx: Context,
+  f: Follow,
+  filter: TailFilter,
+  emit: (e: StreamEvent) => boolean,
+  done: AbortSignal,
+): Promise<void> {
   let delay = 500;
   let connectedOnce = false;
   while (!done.aborted) {
@@ -107,12 +120,20 @@ async function follow(ctx: Context, f: Follow, filter: TailFilter, emit: (e: Str
     }
     if (res.status === 429 || res.status === 503) {
       const wait = Number(res.headers.get("retry-after") ?? 5) * 1000;
-      ctx.io.err(`zoe-local: ${f.mode}: the service refused the stream (${res.status}); retrying in ${wait / 1000} s\n`);
+      ctx.io.err(
+        `zoe-local: ${f.mode}: the service refused the stream (${res.status}); retrying in ${wait / 1000} s\n`,
+      );
       await res.body?.cancel();
       await Bun.sleep(wait);
       continue;
     }
-    if (!res.ok || !res.body) throw apiFailure(res.status, await res.json().catch(() => null), `GET /local/stream?mode=${f.mode}`, Boolean(ctx.env.ZOE_API_TOKEN));
+    if (!res.ok || !res.body)
+      throw apiFailure(
+        res.status,
+        await res.json().catch(() => null),
+        `GET /local/stream?mode=${f.mode}`,
+        Boolean(ctx.env.ZOE_API_TOKEN),
+      );
     if (connectedOnce) ctx.io.err(`zoe-local: ${f.mode}: reconnected, resuming after seq ${f.position ?? "(live)"}\n`);
     connectedOnce = true;
     delay = 500;
@@ -133,7 +154,13 @@ async function follow(ctx: Context, f: Follow, filter: TailFilter, emit: (e: Str
   }
 }
 
-const list = (v: unknown) => (typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean) : null);
+const list = (v: unknown) =>
+  typeof v === "string"
+    ? v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : null;
 
 export const tailCommand: Command = {
   name: "tail",
@@ -166,9 +193,11 @@ until Ctrl-C. A lost connection is resumed from the last seq seen
   },
   async run(ctx, values) {
     const mode = values.mode as string | undefined;
-    if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) throw usage(`--mode: expected ${MODES.join(" or ")}, got "${mode}"`);
+    if (mode !== undefined && !(MODES as readonly string[]).includes(mode))
+      throw usage(`--mode: expected ${MODES.join(" or ")}, got "${mode}"`);
     const severity = (values.severity as string | undefined)?.toLowerCase();
-    if (severity !== undefined && !(SEVERITIES as readonly string[]).includes(severity)) throw usage(`--severity: expected one of ${SEVERITIES.join(", ")}, got "${severity}"`);
+    if (severity !== undefined && !(SEVERITIES as readonly string[]).includes(severity))
+      throw usage(`--severity: expected one of ${SEVERITIES.join(", ")}, got "${severity}"`);
     const int = (name: string): number | null => {
       const v = values[name] as string | undefined;
       if (v === undefined) return null;
@@ -188,7 +217,10 @@ until Ctrl-C. A lost connection is resumed from the last seq seen
     const modes = mode ? [mode] : [...MODES];
     // Where to start: the newest seq now, less N; this also checks the service answers before streaming.
     const status = await fetchStatus(ctx);
-    const follows: Follow[] = modes.map((m) => ({ mode: m, position: sinceSeq ?? Math.max(0, Number(status.modes[m]?.last_seq ?? 0) - lines) }));
+    const follows: Follow[] = modes.map((m) => ({
+      mode: m,
+      position: sinceSeq ?? Math.max(0, Number(status.modes[m]?.last_seq ?? 0) - lines),
+    }));
 
     const done = new AbortController();
     ctx.signal.addEventListener("abort", () => done.abort(), { once: true });
@@ -206,7 +238,8 @@ until Ctrl-C. A lost connection is resumed from the last seq seen
     const results = await Promise.allSettled(follows.map((f) => follow(ctx, f, filter, emit, done.signal)));
     done.abort();
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed) throw failed.reason instanceof CliError ? failed.reason : new CliError(EXIT.failed, String(failed.reason));
+    if (failed)
+      throw failed.reason instanceof CliError ? failed.reason : new CliError(EXIT.failed, String(failed.reason));
     return EXIT.ok;
   },
 };

@@ -31,7 +31,13 @@ export function App({ config, remote, initialMode, initialToken, onMode, onToken
     realtime: config.realtime,
     maxEvents: config.maxEvents,
   });
-  const history = useHistory({ baseUrl: config.localApiUrl, token, local: live.isLocal, connecting: live.status === "connecting", refreshKey: live.health });
+  const history = useHistory({
+    baseUrl: config.localApiUrl,
+    token,
+    local: live.isLocal,
+    connecting: live.status === "connecting",
+    refreshKey: live.health,
+  });
   const switchMode = (m: Mode) => {
     setMode(m);
     onMode(m);
@@ -87,11 +93,17 @@ export function Badge({ live }: { live: LocalLive }) {
         <span className="dot" aria-hidden="true">
           {kind === "local" ? "●" : "○"}
         </span>
-        <span data-testid="badge-label" role="status">{kind === "local" ? "LOCAL LIVE" : kind === "remote" ? "REMOTE" : "CONNECTING"}</span>
+        <span data-testid="badge-label" role="status">
+          {kind === "local" ? "LOCAL LIVE" : kind === "remote" ? "REMOTE" : "CONNECTING"}
+        </span>
       </div>
       {kind === "remote" && (
         <div data-testid="badge-polling">
-          {live.remote.configured ? (live.remote.via === "realtime" ? "Realtime" : `Polling every ${everyText(live.remote.pollIntervalMs)}`) : "Supabase not configured"}
+          {live.remote.configured
+            ? live.remote.via === "realtime"
+              ? "Realtime"
+              : `Polling every ${everyText(live.remote.pollIntervalMs)}`
+            : "Supabase not configured"}
         </div>
       )}
       {(kind !== "remote" || live.remote.configured) && <div data-testid="badge-synced">{syncedText(live)}</div>}
@@ -127,11 +139,19 @@ function Structured({ value }: { value: unknown }) {
       return (
         <table className="mini">
           <thead>
-            <tr>{cols.map((c) => <th key={c}>{c}</th>)}</tr>
+            <tr>
+              {cols.map((c) => (
+                <th key={c}>{c}</th>
+              ))}
+            </tr>
           </thead>
           <tbody>
             {value.map((row, i) => (
-              <tr key={i}>{cols.map((c) => <td key={c}>{valueText((row as Record<string, unknown>)[c])}</td>)}</tr>
+              <tr key={i}>
+                {cols.map((c) => (
+                  <td key={c}>{valueText((row as Record<string, unknown>)[c])}</td>
+                ))}
+              </tr>
             ))}
           </tbody>
         </table>
@@ -182,7 +202,15 @@ function StatePanel({ state, lastSeq }: { state: FeedState | null; lastSeq: numb
   );
 }
 
-function FlushPanel({ health, syncedAgoS, live }: { health: FlushHealth | null; syncedAgoS: number | null; live: LocalLive }) {
+function FlushPanel({
+  health,
+  syncedAgoS,
+  live,
+}: {
+  health: FlushHealth | null;
+  syncedAgoS: number | null;
+  live: LocalLive;
+}) {
   const status = health?.lastFlushStatus ?? null;
   return (
     <section className="panel flush" data-testid="flush">
@@ -195,7 +223,9 @@ function FlushPanel({ health, syncedAgoS, live }: { health: FlushHealth | null; 
         <div>
           <dt>Last flush</dt>
           <dd data-testid="last-flush" className={status === "error" ? "bad" : status === "partial" ? "warn" : ""}>
-            {health?.lastFlushTs ? `${status ?? "ok"} · ${timeText(health.lastFlushTs)}${health.lastBatchCount !== null ? ` · ${health.lastBatchCount} event${health.lastBatchCount === 1 ? "" : "s"}` : ""}` : "never"}
+            {health?.lastFlushTs
+              ? `${status ?? "ok"} · ${timeText(health.lastFlushTs)}${health.lastBatchCount !== null ? ` · ${health.lastBatchCount} event${health.lastBatchCount === 1 ? "" : "s"}` : ""}`
+              : "never"}
           </dd>
         </div>
         <div>

@@ -96,15 +96,25 @@ export function linePath(points: readonly ({ x: number; y: number } | null)[]): 
   return d;
 }
 
-export function chartGeometry(input: readonly SeriesInput[], size: ChartSize, options: ChartOptions = {}): ChartGeometry {
+export function chartGeometry(
+  input: readonly SeriesInput[],
+  size: ChartSize,
+  options: ChartOptions = {},
+): ChartGeometry {
   const margin = options.margin ?? DEFAULT_MARGIN;
   const windowMs = options.windowMs ?? 3_600_000;
-  const plot = { left: margin.left, top: margin.top, right: size.width - margin.right, bottom: size.height - margin.bottom };
+  const plot = {
+    left: margin.left,
+    top: margin.top,
+    right: size.width - margin.right,
+    bottom: size.height - margin.bottom,
+  };
 
   let newest = -Infinity;
   for (const s of input) if (s.t.length > 0) newest = Math.max(newest, s.t[s.t.length - 1]!);
   const from = newest - windowMs;
-  const inWindow = (i: number, s: SeriesInput) => s.t[i]! >= from && s.values[i] !== null && s.values[i] !== undefined && Number.isFinite(s.values[i]);
+  const inWindow = (i: number, s: SeriesInput) =>
+    s.t[i]! >= from && s.values[i] !== null && s.values[i] !== undefined && Number.isFinite(s.values[i]);
 
   // The time axis spans every sample in the window, null or not, so the three
   // charts line up even where one of them has nothing to draw yet.
@@ -144,7 +154,11 @@ export function chartGeometry(input: readonly SeriesInput[], size: ChartSize, op
     return { name: s.name, d: linePath(points), points: count, last };
   });
 
-  const xTicks = empty ? [] : xMin === xMax ? [{ value: xMax, at: px(sx(xMax)) }] : [xMin, (xMin + xMax) / 2, xMax].map((v) => ({ value: v, at: px(sx(v)) }));
+  const xTicks = empty
+    ? []
+    : xMin === xMax
+      ? [{ value: xMax, at: px(sx(xMax)) }]
+      : [xMin, (xMin + xMax) / 2, xMax].map((v) => ({ value: v, at: px(sx(v)) }));
   const yTicks = [0, yMax / 2, yMax].map((v) => ({ value: v, at: px(sy(v)) }));
   return { empty, plot, x: { min: xMin, max: xMax, ticks: xTicks }, y: { max: yMax, ticks: yTicks }, series };
 }

@@ -68,7 +68,13 @@ export function HistoryPanel({ state, mode }: { state: HistoryState; mode: Mode 
   const every = views ? ` · a sample every ${tickText(views[mode].interval_ms / 1000)} s` : "";
   return (
     // The newest sample of each mode, so a test can ask the service for exactly the samples drawn.
-    <section className="panel history" data-testid="history" data-state={state.status} data-paper-t={views?.paper.t.at(-1) ?? ""} data-live-t={views?.live.t.at(-1) ?? ""}>
+    <section
+      className="panel history"
+      data-testid="history"
+      data-state={state.status}
+      data-paper-t={views?.paper.t.at(-1) ?? ""}
+      data-live-t={views?.live.t.at(-1) ?? ""}
+    >
       <h2>
         Last hour <span className="muted small">from the local service's memory{every}</span>
       </h2>
@@ -95,10 +101,19 @@ function Chart({ spec, windowMs, unavailable }: { spec: ChartSpec; windowMs: num
       <figcaption>
         <b>{spec.title}</b> <span className="muted small">({spec.unit})</span>
         <span className="now" data-testid={`chart-${spec.id}-now`}>
-          {message === null ? currentText(spec, g.series.map((s) => s.last)) : ""}
+          {message === null
+            ? currentText(
+                spec,
+                g.series.map((s) => s.last),
+              )
+            : ""}
         </span>
       </figcaption>
-      <svg viewBox={`0 0 ${CHART_SIZE.width} ${CHART_SIZE.height}`} role="img" aria-label={`${spec.title} in ${spec.unit}, last hour`}>
+      <svg
+        viewBox={`0 0 ${CHART_SIZE.width} ${CHART_SIZE.height}`}
+        role="img"
+        aria-label={`${spec.title} in ${spec.unit}, last hour`}
+      >
         <line className="axis" x1={plot.left} y1={plot.bottom} x2={plot.right} y2={plot.bottom} />
         <line className="axis" x1={plot.left} y1={plot.top} x2={plot.left} y2={plot.bottom} />
         {message === null &&
@@ -112,19 +127,38 @@ function Chart({ spec, windowMs, unavailable }: { spec: ChartSpec; windowMs: num
           ))}
         {message === null &&
           g.x.ticks.map((tick, i) => (
-            <text key={`x${i}`} className="tick" x={tick.at} y={CHART_SIZE.height - 4} textAnchor={i === 0 && g.x.ticks.length > 1 ? "start" : i === g.x.ticks.length - 1 ? "end" : "middle"}>
+            <text
+              key={`x${i}`}
+              className="tick"
+              x={tick.at}
+              y={CHART_SIZE.height - 4}
+              textAnchor={i === 0 && g.x.ticks.length > 1 ? "start" : i === g.x.ticks.length - 1 ? "end" : "middle"}
+            >
               {clockText(tick.value)}
             </text>
           ))}
         {message === null &&
           g.series.map((s, i) => (
-            <g key={s.name} className={`series series-${i}`} data-series={s.name} data-points={s.points} data-last-t={s.last?.t ?? ""}>
+            <g
+              key={s.name}
+              className={`series series-${i}`}
+              data-series={s.name}
+              data-points={s.points}
+              data-last-t={s.last?.t ?? ""}
+            >
               <path d={s.d} />
               {s.last && <circle cx={s.last.x} cy={s.last.y} r={2.5} />}
             </g>
           ))}
         {message !== null && (
-          <text className="message" data-testid={`chart-${spec.id}-message`} x={(plot.left + plot.right) / 2} y={(plot.top + plot.bottom) / 2} textAnchor="middle" dominantBaseline="middle">
+          <text
+            className="message"
+            data-testid={`chart-${spec.id}-message`}
+            x={(plot.left + plot.right) / 2}
+            y={(plot.top + plot.bottom) / 2}
+            textAnchor="middle"
+            dominantBaseline="middle"
+          >
             {message}
           </text>
         )}

@@ -19,7 +19,8 @@ export function timeText(ts: string): string {
 }
 
 export function moneyText(v: unknown): string {
-  if (typeof v === "number" && Number.isFinite(v)) return v.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  if (typeof v === "number" && Number.isFinite(v))
+    return v.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   if (v === null || v === undefined) return "—";
   return typeof v === "string" ? v : JSON.stringify(v);
 }

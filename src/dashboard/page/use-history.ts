@@ -41,7 +41,9 @@ async function fetchView(url: string, signal: AbortSignal): Promise<HistoryView>
 }
 
 export function useHistory({ baseUrl, token, local, connecting = false, refreshKey }: UseHistoryOptions): HistoryState {
-  const [state, setState] = useState<HistoryState>(local ? { status: "loading" } : { status: connecting ? "connecting" : "unreachable" });
+  const [state, setState] = useState<HistoryState>(
+    local ? { status: "loading" } : { status: connecting ? "connecting" : "unreachable" },
+  );
   useEffect(() => {
     if (!local) {
       setState({ status: connecting ? "connecting" : "unreachable" });
@@ -53,7 +55,8 @@ export function useHistory({ baseUrl, token, local, connecting = false, refreshK
         if (!abort.signal.aborted) setState({ status: "ok", views: { paper: paper!, live: live! } });
       })
       .catch((error: unknown) => {
-        if (!abort.signal.aborted) setState({ status: "error", error: error instanceof Error ? error.message : String(error) });
+        if (!abort.signal.aborted)
+          setState({ status: "error", error: error instanceof Error ? error.message : String(error) });
       });
     return () => abort.abort();
   }, [baseUrl, token, local, connecting, refreshKey]);

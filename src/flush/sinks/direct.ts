@@ -44,12 +44,22 @@ interface PostgrestFailure {
 // (42 privileges/undefined table, PGRST2xx schema cache) is systemic.
 const ROW_LEVEL_SQLSTATE = /^(22|23)[0-9A-Z]{3}$/;
 
-function toSinkError(where: string, result: PostgrestFailure, signal: AbortSignal, timeout: AbortSignal, timeoutMs: number, credentials: string[]): unknown {
+function toSinkError(
+  where: string,
+  result: PostgrestFailure,
+  signal: AbortSignal,
+  timeout: AbortSignal,
+  timeoutMs: number,
+  credentials: string[],
+): unknown {
   const { status } = result;
   const error = redactCredentials(result.error, credentials);
   const code = error?.code ?? "";
   const what = `${where}: ${status} ${code} ${error?.message ?? ""}`.replace(/\s+/g, " ").trim();
-  const options = { remoteStatus: status, details: { code, details: error?.details ?? null, hint: error?.hint ?? null } };
+  const options = {
+    remoteStatus: status,
+    details: { code, details: error?.details ?? null, hint: error?.hint ?? null },
+  };
   if (status === 0) {
     if (signal.aborted) return signal.reason;
     if (timeout.aborted) return new RemoteTimeoutError(`${where}: no response within ${timeoutMs} ms`, options);
@@ -91,18 +101,41 @@ const READ_CHUNK = 20;
  * answer), so a few small reads. A failed read leaves those events without a
  * verdict, never with a wrong one.
  */
-async function storedRows(client: SupabaseClient, events: StoredEvent[], batch: SinkBatch, options: DirectSinkOptions, warnings: string[]): Promise<Map<string, StoredRow>> {
+async function storedRows(
+  client: SupabaseClient,
+  events: StoredEvent[],
+  batch: SinkBatch,
+  options: DirectSinkOptions,
+  warnings: string[],
+): Promise<Map<string, StoredRow>> {
   const rows = new Map<string, StoredRow>();
   const keys = events.map((e) => e.idempotency_key);
   const plain = keys.filter((k) => PLAIN_KEY.test(k));
-  const groups = [...Array.from({ length: Math.ceil(plain.length / READ_CHUNK) }, (_, i) => plain.slice(i * READ_CHUNK, (i + 1) * READ_CHUNK)), ...keys.filter((k) => !PLAIN_KEY.test(k)).map((k) => [k])];
+  const groups = [
+    ...Array.from({ length: Math.ceil(plain.length / READ_CHUNK) }, (_, i) =>
+      plain.slice(i * READ_CHUNK, (i + 1) * READ_CHUNK),
+    ),
+    ...keys.filter((k) => !PLAIN_KEY.test(k)).map((k) => [k]),
+  ];
   for (const group of groups) {
     const timeout = AbortSignal.timeout(options.timeoutMs);
     const signal = AbortSignal.any([batch.signal, timeout]);
-    const query = client.from("zoe_events").select("idempotency_key,id,mode,seq,source,type,subtype,symbol,severity,body,meta");
-    const result = await (group.length === 1 ? query.eq("idempotency_key", group[0]!) : query.in("idempotency_key", group)).abortSignal(signal);
+    const query = client
+      .from("zoe_events")
+      .select("idempotency_key,id,mode,seq,source,type,subtype,symbol,severity,body,meta");
+    const result = await (group.length === 1
+      ? query.eq("idempotency_key", group[0]!)
+      : query.in("idempotency_key", group)
+    ).abortSignal(signal);
     if (result.error) {
-      const error = toSinkError(`read back zoe_events (${batch.mode}, ${group.length} keys)`, result, batch.signal, timeout, options.timeoutMs, [options.serviceKey]);
+      const error = toSinkError(
+        `read back zoe_events (${batch.mode}, ${group.length} keys)`,
+        result,
+        batch.signal,
+        timeout,
+        options.timeoutMs,
+        [options.serviceKey],
+      );
       if (batch.signal.aborted) throw error;
       warnings.push((error as Error).message);
       continue;
@@ -136,11 +169,21 @@ export function createDirectSink(options: DirectSinkOptions): Sink {
           .upsert(unique.map(toRow), { onConflict: "idempotency_key", ignoreDuplicates: true })
           .abortSignal(signal);
         const result = options.distinguishDuplicates ? await query.select("idempotency_key") : await query;
-        if (result.error) throw toSinkError(where, result, batch.signal, timeout, options.timeoutMs, [options.serviceKey]);
+        if (result.error)
+          throw toSinkError(where, result, batch.signal, timeout, options.timeoutMs, [options.serviceKey]);
         const inserted = options.distinguishDuplicates
           ? new Set(((result.data ?? []) as { idempotency_key: string }[]).map((r) => r.idempotency_key))
           : null;
-        const repeats = inserted === null ? null : await storedRows(client, unique.filter((e) => !inserted.has(e.idempotency_key)), batch, options, warnings);
+        const repeats =
+          inserted === null
+            ? null
+            : await storedRows(
+                client,
+                unique.filter((e) => !inserted.has(e.idempotency_key)),
+                batch,
+                options,
+                warnings,
+              );
         for (const e of batch.events) {
           if (inserted === null || inserted.has(e.idempotency_key)) {
             results.push({ idempotency_key: e.idempotency_key, seq: e.seq, status: "accepted" });
@@ -155,7 +198,14 @@ export function createDirectSink(options: DirectSinkOptions): Sink {
           }
           const stored = { id: row.id, mode: row.mode as string, seq: Number(row.seq) };
           const message = conflictMessage(e.idempotency_key, stored, fields);
-          results.push({ idempotency_key: e.idempotency_key, seq: e.seq, status: "rejected", code: "idempotency_conflict", stored_event: stored, errors: [{ path: "/idempotency_key", message }] });
+          results.push({
+            idempotency_key: e.idempotency_key,
+            seq: e.seq,
+            status: "rejected",
+            code: "idempotency_conflict",
+            stored_event: stored,
+            errors: [{ path: "/idempotency_key", message }],
+          });
         }
       }
       // The events are committed; a failed health/state row must not send them again.
@@ -164,7 +214,14 @@ export function createDirectSink(options: DirectSinkOptions): Sink {
         const signal = AbortSignal.any([batch.signal, timeout]);
         const result = await client.from(table).upsert(row, { onConflict: "mode" }).abortSignal(signal);
         if (result.error) {
-          const error = toSinkError(`upsert ${table} (${batch.mode})`, result, batch.signal, timeout, options.timeoutMs, [options.serviceKey]);
+          const error = toSinkError(
+            `upsert ${table} (${batch.mode})`,
+            result,
+            batch.signal,
+            timeout,
+            options.timeoutMs,
+            [options.serviceKey],
+          );
           if (batch.signal.aborted) throw error;
           warnings.push((error as Error).message);
         }
@@ -182,7 +239,8 @@ export function createDirectSink(options: DirectSinkOptions): Sink {
           updated_at: now,
         });
       }
-      if (batch.state) await side("zoe_state", { mode: batch.mode, ts: batch.state.ts, state: batch.state.state, updated_at: now });
+      if (batch.state)
+        await side("zoe_state", { mode: batch.mode, ts: batch.state.ts, state: batch.state.state, updated_at: now });
       return warnings.length > 0 ? { results, warnings } : { results };
     },
   };

@@ -41,12 +41,15 @@ const VERDICTS = new Set(["accepted", "duplicate", "rejected"]);
 function parseResults(body: unknown, events: readonly EventRef[], where: string): EventResult[] {
   const results = (body as { results?: unknown })?.results;
   if (!Array.isArray(results)) throw new RemoteProtocolError(`${where}: 2xx without a results array`);
-  if (results.length !== events.length) throw new RemoteProtocolError(`${where}: ${results.length} results for ${events.length} events`);
+  if (results.length !== events.length)
+    throw new RemoteProtocolError(`${where}: ${results.length} results for ${events.length} events`);
   for (let i = 0; i < results.length; i++) {
     const r = results[i] as Record<string, unknown> | null;
     const key = r?.idempotency_key ?? events[i]!.idempotency_key;
     if (key !== events[i]!.idempotency_key || typeof r?.status !== "string" || !VERDICTS.has(r.status)) {
-      throw new RemoteProtocolError(`${where}: result ${i} does not answer event seq ${events[i]!.seq}: ${JSON.stringify(r).slice(0, 200)}`);
+      throw new RemoteProtocolError(
+        `${where}: result ${i} does not answer event seq ${events[i]!.seq}: ${JSON.stringify(r).slice(0, 200)}`,
+      );
     }
     r.idempotency_key = key;
   }
@@ -100,19 +103,30 @@ export function createEdgeFunctionSink(options: EdgeFunctionSinkOptions): Sink {
       json = undefined;
     }
     if (status >= 200 && status < 300) {
-      if (json === undefined) throw new RemoteProtocolError(`${where}: ${status} with a body that is not JSON: ${text.slice(0, 200)}`, { remoteStatus: status });
+      if (json === undefined)
+        throw new RemoteProtocolError(`${where}: ${status} with a body that is not JSON: ${text.slice(0, 200)}`, {
+          remoteStatus: status,
+        });
       return { results: parseResults(json, batch.refs, where) };
     }
     const remote = (json as { error?: { code?: string; message?: string; details?: unknown } })?.error;
-    const what = `${where}: ${status} ${remote?.code ?? ""} ${remote?.message ?? text.slice(0, 200)}`.replace(/\s+/g, " ").trim();
+    const what = `${where}: ${status} ${remote?.code ?? ""} ${remote?.message ?? text.slice(0, 200)}`
+      .replace(/\s+/g, " ")
+      .trim();
     const common = { remoteStatus: status, details: remote?.details };
     if (status === 409 && remote?.code === "PREDECESSOR_NOT_COMMITTED") throw new RemoteOutOfOrderError(what, common);
     if (status === 400 && batch.afterKey != null && refusesAfterKey(remote?.details)) {
       ordered = false;
-      throw new RemoteOutOfOrderError(`${what} (the deployed ${options.functionName ?? "zoe-ingest"} predates after_key: deploy it again for several batches in flight; one at a time until then)`, common);
+      throw new RemoteOutOfOrderError(
+        `${what} (the deployed ${options.functionName ?? "zoe-ingest"} predates after_key: deploy it again for several batches in flight; one at a time until then)`,
+        common,
+      );
     }
     if (isRetryableStatus(status)) {
-      throw new RemoteUnavailableError(what, { ...common, retryAfterMs: retryAfterMs(response.headers.get("retry-after"), options.clock.now()) });
+      throw new RemoteUnavailableError(what, {
+        ...common,
+        retryAfterMs: retryAfterMs(response.headers.get("retry-after"), options.clock.now()),
+      });
     }
     if (status === 401 || status === 403) throw new RemoteAuthError(what, common);
     // Too large or too many: a smaller batch will pass, so let the flusher split.

@@ -41,7 +41,10 @@ export function docsRoutes() {
       async () => {
         page ??= openapiModule().then(async ({ openapi }) => {
           const rendered = await openapi({ path: "/docs", documentation }).handle(new Request("http://localhost/docs"));
-          return { html: await rendered.text(), type: rendered.headers.get("content-type") ?? "text/html; charset=utf8" };
+          return {
+            html: await rendered.text(),
+            type: rendered.headers.get("content-type") ?? "text/html; charset=utf8",
+          };
         });
         const { html, type } = await page;
         return new Response(html, { headers: { "content-type": type } });

@@ -22,7 +22,11 @@ export function quarantineRoutes(options: QuarantineRoutesOptions) {
         const q = eventsQuery(new URL(request.url));
         const source = options.quarantine;
         if (!source) throw new NotFoundError("No quarantine: this service has no flusher");
-        return json({ mode: q.mode, count: source.count(q.mode), events: source.list(q.mode, { limit: q.limit, afterSeq: q.sinceSeq }) });
+        return json({
+          mode: q.mode,
+          count: source.count(q.mode),
+          events: source.list(q.mode, { limit: q.limit, afterSeq: q.sinceSeq }),
+        });
       },
       { detail: routeDocs["GET /local/quarantine"] },
     )

@@ -16,7 +16,13 @@ export interface StreamRoutesOptions {
   hub: Hub;
   logger: Logger;
   /** maxClients / maxClientsPerAddress: open-stream caps (none when absent). */
-  sse: { heartbeatMs: number; stallMs?: number; retryMs: number; maxBufferedBytes: number; coalesceMs: number } & Partial<SseLimits>;
+  sse: {
+    heartbeatMs: number;
+    stallMs?: number;
+    retryMs: number;
+    maxBufferedBytes: number;
+    coalesceMs: number;
+  } & Partial<SseLimits>;
   /** Aborted at shutdown: open SSE streams end so the server can stop. */
   shutdown?: AbortSignal;
   hooks?: AppHooks;
@@ -63,11 +69,15 @@ export function streamRoutes(options: StreamRoutesOptions) {
       // Elysia answers a HEAD by running the GET handler and reading the whole
       // body for Content-Length: on a stream that never ends it would buffer
       // every live event until shutdown. A HEAD gets the headers, no stream.
-      .head("/local/stream", ({ request }) => {
-        const url = new URL(request.url);
-        modeQuery(url);
-        streamPosition(request, url);
-        return new Response(null, { headers: SSE_HEADERS });
-      }, { detail: routeDocs["HEAD /local/stream"] })
+      .head(
+        "/local/stream",
+        ({ request }) => {
+          const url = new URL(request.url);
+          modeQuery(url);
+          streamPosition(request, url);
+          return new Response(null, { headers: SSE_HEADERS });
+        },
+        { detail: routeDocs["HEAD /local/stream"] },
+      )
   );
 }

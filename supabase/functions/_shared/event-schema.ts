@@ -15,8 +15,7 @@ export const MAX_BATCH_EVENTS = 1000;
 export type Mode = (typeof MODES)[number];
 export type Severity = (typeof SEVERITIES)[number];
 
-const ISO_8601 =
-  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/;
+const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
@@ -49,9 +48,12 @@ const NO_NUL = "^[^\\u0000]*$";
 const Text = (maxLength: number, description: string) =>
   Type.String({ minLength: 1, maxLength, pattern: NO_NUL, description });
 
-export const ModeSchema = Type.Union(MODES.map((m) => Type.Literal(m)), {
-  description: "Trading mode; seqs are gapless per mode.",
-});
+export const ModeSchema = Type.Union(
+  MODES.map((m) => Type.Literal(m)),
+  {
+    description: "Trading mode; seqs are gapless per mode.",
+  },
+);
 export const SeveritySchema = Type.Union(SEVERITIES.map((s) => Type.Literal(s)));
 export const MetaSchema = Type.Record(Type.String(), Type.Unknown(), {
   description: "Free-form JSON object, stored as meta_json.",
@@ -140,7 +142,9 @@ function mayEscape(v: unknown, depth: number): boolean {
   if (v === null || typeof v !== "object") return false;
   if (depth > 32) return true; // deep: let the encoding decide
   if (Array.isArray(v)) return v.some((x) => mayEscape(x, depth + 1));
-  for (const k in v) if (Object.hasOwn(v, k) && (mayEscape(k, depth + 1) || mayEscape((v as Record<string, unknown>)[k], depth + 1))) return true;
+  for (const k in v)
+    if (Object.hasOwn(v, k) && (mayEscape(k, depth + 1) || mayEscape((v as Record<string, unknown>)[k], depth + 1)))
+      return true;
   return false;
 }
 
@@ -155,7 +159,11 @@ function extraErrors(value: Record<string, unknown>, prefix: string): FieldError
     }
   }
   // A UTF-16 code unit is at most 3 bytes of UTF-8: only long bodies need encoding.
-  if (typeof value.body === "string" && value.body.length * 3 > MAX_BODY_BYTES && utf8.encode(value.body).length > MAX_BODY_BYTES) {
+  if (
+    typeof value.body === "string" &&
+    value.body.length * 3 > MAX_BODY_BYTES &&
+    utf8.encode(value.body).length > MAX_BODY_BYTES
+  ) {
     errors.push({ path: `${prefix}/body`, message: `Expected at most ${MAX_BODY_BYTES} bytes of UTF-8` });
   }
   if (value.meta !== undefined && value.meta !== null && typeof value.meta === "object" && mayEscape(value.meta, 0)) {

@@ -25,12 +25,17 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   }
   const ka = Object.keys(a);
   const rb = b as Record<string, unknown>;
-  return ka.length === Object.keys(rb).length && ka.every((k) => Object.hasOwn(rb, k) && jsonEqual((a as Record<string, unknown>)[k], rb[k]));
+  return (
+    ka.length === Object.keys(rb).length &&
+    ka.every((k) => Object.hasOwn(rb, k) && jsonEqual((a as Record<string, unknown>)[k], rb[k]))
+  );
 }
 
 /** The fields in which `candidate` differs from the `stored` event with the same key; empty for a true repeat. */
 export function idempotencyDifferences(stored: ComparableEvent, candidate: ComparableEvent): IdempotencyField[] {
-  return IDEMPOTENCY_FIELDS.filter((f) => (f === "meta" ? !jsonEqual(stored.meta, candidate.meta) : stored[f] !== candidate[f]));
+  return IDEMPOTENCY_FIELDS.filter((f) =>
+    f === "meta" ? !jsonEqual(stored.meta, candidate.meta) : stored[f] !== candidate[f],
+  );
 }
 
 /** The stored event a conflicting one is refused in favour of. */

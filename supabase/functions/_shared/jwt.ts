@@ -40,12 +40,16 @@ function parseSegment(segment: string, what: string): Record<string, unknown> {
   } catch (cause) {
     throw new JwtError(`JWT ${what} is not base64url JSON`, { cause });
   }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new JwtError(`JWT ${what} is not an object`);
+  if (value === null || typeof value !== "object" || Array.isArray(value))
+    throw new JwtError(`JWT ${what} is not an object`);
   return value as Record<string, unknown>;
 }
 
 function hmacKey(secret: string): Promise<CryptoKey> {
-  return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+  return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+    "verify",
+  ]);
 }
 
 /** Signs `claims` as an HS256 JWT. */

@@ -22,7 +22,8 @@ function positiveInt(env: Env, name: string, fallback: number): number {
   const raw = env(name);
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`Environment variable ${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new Error(`Environment variable ${name} must be a positive integer, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -30,7 +31,8 @@ function secretKeys(raw: string | undefined): string[] {
   if (!raw) return [];
   try {
     const parsed: unknown = JSON.parse(raw);
-    if (parsed && typeof parsed === "object") return Object.values(parsed).filter((v): v is string => typeof v === "string" && v !== "");
+    if (parsed && typeof parsed === "object")
+      return Object.values(parsed).filter((v): v is string => typeof v === "string" && v !== "");
   } catch {
     // not JSON: a single key
   }
@@ -38,7 +40,12 @@ function secretKeys(raw: string | undefined): string[] {
 }
 
 /** Timeouts and pool size for writer.ts, validated like the rest of the configuration. */
-export function timeoutsFromEnv(env: Env): { lockTimeoutMs: number; statementTimeoutMs: number; orderWaitMs: number; maxConnections: number } {
+export function timeoutsFromEnv(env: Env): {
+  lockTimeoutMs: number;
+  statementTimeoutMs: number;
+  orderWaitMs: number;
+  maxConnections: number;
+} {
   return {
     lockTimeoutMs: positiveInt(env, "ZOE_INGEST_LOCK_TIMEOUT_MS", 5000),
     statementTimeoutMs: positiveInt(env, "ZOE_INGEST_STATEMENT_TIMEOUT_MS", 20_000),
@@ -59,6 +66,9 @@ export function configFromEnv(env: Env): IngestConfig {
     maxEvents: positiveInt(env, "ZOE_INGEST_MAX_EVENTS", DEFAULT_MAX_EVENTS),
     flushSecret: nonEmpty("ZOE_FLUSH_SECRET"),
     jwtSecret: nonEmpty("SUPABASE_JWT_SECRET") ?? nonEmpty("JWT_SECRET"),
-    serviceKeys: [...secretKeys(nonEmpty("SUPABASE_SERVICE_ROLE_KEY")), ...secretKeys(nonEmpty("SUPABASE_SECRET_KEYS"))],
+    serviceKeys: [
+      ...secretKeys(nonEmpty("SUPABASE_SERVICE_ROLE_KEY")),
+      ...secretKeys(nonEmpty("SUPABASE_SECRET_KEYS")),
+    ],
   };
 }

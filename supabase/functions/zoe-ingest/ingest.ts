@@ -22,10 +22,26 @@
 import { type FieldError, checkStoredEvent, type Mode, type StoredEvent } from "../_shared/event-schema.ts";
 import { conflictMessage, type StoredEventRef } from "../_shared/idempotency.ts";
 import type { IngestConfig } from "./config.ts";
-import { authorize, checkEnvelope, type Envelope, field, HttpError, json, parseJson, readBody, type StateSnapshot } from "./request.ts";
+import {
+  authorize,
+  checkEnvelope,
+  type Envelope,
+  field,
+  HttpError,
+  json,
+  parseJson,
+  readBody,
+  type StateSnapshot,
+} from "./request.ts";
 
 // The settings and the request checks have modules of their own; ingest.ts still offers what it did.
-export { configFromEnv, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENTS, type IngestConfig, timeoutsFromEnv } from "./config.ts";
+export {
+  configFromEnv,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_EVENTS,
+  type IngestConfig,
+  timeoutsFromEnv,
+} from "./config.ts";
 export type { StateSnapshot } from "./request.ts";
 
 export interface BatchWrite {
@@ -135,7 +151,12 @@ function checkEvents(envelope: Envelope): { results: EventResult[]; valid: Store
  * another event), inserted (the first of its key in this batch), or else a
  * duplicate.
  */
-function applyOutcome(valid: StoredEvent[], validIndex: number[], results: EventResult[], outcome: BatchWriteResult): void {
+function applyOutcome(
+  valid: StoredEvent[],
+  validIndex: number[],
+  results: EventResult[],
+  outcome: BatchWriteResult,
+): void {
   const claimed = new Set<string>();
   valid.forEach((event, j) => {
     const result = results[validIndex[j]!]!;
@@ -148,7 +169,9 @@ function applyOutcome(valid: StoredEvent[], validIndex: number[], results: Event
       result.status = "rejected";
       result.code = "idempotency_conflict";
       result.stored_event = conflict.stored;
-      result.errors = [{ path: "/idempotency_key", message: conflictMessage(event.idempotency_key, conflict.stored, conflict.fields) }];
+      result.errors = [
+        { path: "/idempotency_key", message: conflictMessage(event.idempotency_key, conflict.stored, conflict.fields) },
+      ];
     } else if (outcome.inserted.has(event.idempotency_key) && !claimed.has(event.idempotency_key)) {
       claimed.add(event.idempotency_key);
     } else {
@@ -157,9 +180,16 @@ function applyOutcome(valid: StoredEvent[], validIndex: number[], results: Event
   });
 }
 
-export function createIngestHandler({ config, write, log = () => {} }: IngestHandlerOptions): (req: Request) => Promise<Response> {
+export function createIngestHandler({
+  config,
+  write,
+  log = () => {},
+}: IngestHandlerOptions): (req: Request) => Promise<Response> {
   async function handle(req: Request): Promise<Response> {
-    if (req.method !== "POST") throw new HttpError(405, "METHOD_NOT_ALLOWED", `${req.method} is not supported; POST a batch`, undefined, { allow: "POST" });
+    if (req.method !== "POST")
+      throw new HttpError(405, "METHOD_NOT_ALLOWED", `${req.method} is not supported; POST a batch`, undefined, {
+        allow: "POST",
+      });
     await authorize(req, config);
     if (!write) throw new HttpError(500, "NOT_CONFIGURED", "SUPABASE_DB_URL is not set for this function");
     const t0 = performance.now();
@@ -183,7 +213,13 @@ export function createIngestHandler({ config, write, log = () => {} }: IngestHan
     applyOutcome(valid, validIndex, results, outcome);
     const count = (status: EventResult["status"]) => results.filter((r) => r.status === status).length;
     const conflicts = results.filter((r) => r.code === "idempotency_conflict").length;
-    const response: IngestResponse = { results, accepted: count("accepted"), duplicates: count("duplicate"), rejected: count("rejected"), conflicts };
+    const response: IngestResponse = {
+      results,
+      accepted: count("accepted"),
+      duplicates: count("duplicate"),
+      rejected: count("rejected"),
+      conflicts,
+    };
     const t4 = performance.now();
     const timing = `read;dur=${(t1 - t0).toFixed(2)}, parse;dur=${(t2 - t1).toFixed(2)}, check;dur=${(t3 - t2).toFixed(2)}, db;dur=${(t4 - t3).toFixed(2)}`;
     return json(200, response, { "server-timing": timing });
@@ -194,14 +230,28 @@ export function createIngestHandler({ config, write, log = () => {} }: IngestHan
       return await handle(req);
     } catch (error) {
       if (error instanceof HttpError) {
-        return json(error.status, { error: { code: error.code, message: error.message, details: error.details ?? null } }, error.headers);
+        return json(
+          error.status,
+          { error: { code: error.code, message: error.message, details: error.details ?? null } },
+          error.headers,
+        );
       }
       if (error instanceof PredecessorNotCommittedError) {
         return json(error.status, { error: { code: error.code, message: error.message, details: null } });
       }
       if (error instanceof DatabaseError) {
         log(`zoe-ingest: database error, batch not written (sqlstate ${error.sqlstate ?? "n/a"}): ${error.message}`);
-        return json(503, { error: { code: error.code, message: `Database error, nothing written; retry later: ${error.message}`, details: { sqlstate: error.sqlstate ?? null } } }, { "retry-after": "1" });
+        return json(
+          503,
+          {
+            error: {
+              code: error.code,
+              message: `Database error, nothing written; retry later: ${error.message}`,
+              details: { sqlstate: error.sqlstate ?? null },
+            },
+          },
+          { "retry-after": "1" },
+        );
       }
       log(`zoe-ingest: unexpected error: ${(error as Error)?.stack ?? String(error)}`);
       return json(500, { error: { code: "INTERNAL", message: "Unexpected error in zoe-ingest", details: null } });

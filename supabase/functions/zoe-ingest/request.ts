@@ -34,7 +34,12 @@ export async function authorize(req: Request, config: IngestConfig): Promise<voi
     throw new HttpError(401, "UNAUTHORIZED", "x-zoe-flush-secret does not match ZOE_FLUSH_SECRET");
   }
   const token = /^Bearer\s+(\S+)$/i.exec(req.headers.get("authorization") ?? "")?.[1];
-  if (!token) throw new HttpError(401, "UNAUTHORIZED", "Missing Authorization: Bearer <service_role key> (or x-zoe-flush-secret)");
+  if (!token)
+    throw new HttpError(
+      401,
+      "UNAUTHORIZED",
+      "Missing Authorization: Bearer <service_role key> (or x-zoe-flush-secret)",
+    );
   if (config.serviceKeys.some((key) => timingSafeEqual(token, key))) return;
   // Without a JWT secret the signature cannot be checked here. Reading the role
   // unverified is only safe behind the platform's verify_jwt, and only needed
@@ -51,7 +56,11 @@ export async function authorize(req: Request, config: IngestConfig): Promise<voi
     throw new HttpError(401, "UNAUTHORIZED", `Invalid JWT: ${(error as Error).message}`);
   }
   if (role !== "service_role") {
-    throw new HttpError(401, "UNAUTHORIZED", `Role ${JSON.stringify(role ?? null)} may not flush events; the service_role key is required`);
+    throw new HttpError(
+      401,
+      "UNAUTHORIZED",
+      `Role ${JSON.stringify(role ?? null)} may not flush events; the service_role key is required`,
+    );
   }
 }
 
@@ -113,14 +122,21 @@ const ENVELOPE_KEYS = new Set(["mode", "events", "backlog", "state", "after_key"
 
 export function checkEnvelope(body: unknown, config: IngestConfig): Envelope {
   const errors: FieldError[] = [];
-  if (!isObject(body)) throw new HttpError(400, "INVALID_BATCH", "Request body must be a JSON object", { errors: [{ path: "", message: "Expected object" }] });
-  for (const key of Object.keys(body)) if (!ENVELOPE_KEYS.has(key)) errors.push({ path: `/${key}`, message: "Unexpected property" });
-  if (!MODES.includes(body.mode as Mode)) errors.push({ path: "/mode", message: `Expected one of: ${MODES.join(", ")}` });
+  if (!isObject(body))
+    throw new HttpError(400, "INVALID_BATCH", "Request body must be a JSON object", {
+      errors: [{ path: "", message: "Expected object" }],
+    });
+  for (const key of Object.keys(body))
+    if (!ENVELOPE_KEYS.has(key)) errors.push({ path: `/${key}`, message: "Unexpected property" });
+  if (!MODES.includes(body.mode as Mode))
+    errors.push({ path: "/mode", message: `Expected one of: ${MODES.join(", ")}` });
   const events = body.events;
   if (!Array.isArray(events)) errors.push({ path: "/events", message: "Expected array" });
   // No events is a state-only flush: the snapshot must reach the remote when no event is pending.
-  else if (events.length < 1 && (body.state ?? null) === null) errors.push({ path: "/events", message: "Expected at least 1 event, or a state snapshot" });
-  else if (events.length > config.maxEvents) errors.push({ path: "/events", message: `Expected at most ${config.maxEvents} events, got ${events.length}` });
+  else if (events.length < 1 && (body.state ?? null) === null)
+    errors.push({ path: "/events", message: "Expected at least 1 event, or a state snapshot" });
+  else if (events.length > config.maxEvents)
+    errors.push({ path: "/events", message: `Expected at most ${config.maxEvents} events, got ${events.length}` });
   const backlog = body.backlog ?? null;
   if (backlog !== null && !(Number.isSafeInteger(backlog) && (backlog as number) >= 0)) {
     errors.push({ path: "/backlog", message: "Expected a non-negative integer" });
@@ -133,8 +149,10 @@ export function checkEnvelope(body: unknown, config: IngestConfig): Envelope {
   if (state !== null) {
     if (!isObject(state)) errors.push({ path: "/state", message: "Expected object or null" });
     else {
-      for (const key of Object.keys(state)) if (key !== "ts" && key !== "state") errors.push({ path: `/state/${key}`, message: "Unexpected property" });
-      if (typeof state.ts !== "string" || !isIsoTimestamp(state.ts)) errors.push({ path: "/state/ts", message: "Expected ISO 8601 date-time with offset" });
+      for (const key of Object.keys(state))
+        if (key !== "ts" && key !== "state") errors.push({ path: `/state/${key}`, message: "Unexpected property" });
+      if (typeof state.ts !== "string" || !isIsoTimestamp(state.ts))
+        errors.push({ path: "/state/ts", message: "Expected ISO 8601 date-time with offset" });
       if (!isObject(state.state)) errors.push({ path: "/state/state", message: "Expected object" });
       else {
         const problem = unstorableJson(state.state);
@@ -144,12 +162,23 @@ export function checkEnvelope(body: unknown, config: IngestConfig): Envelope {
   }
   if (errors.length) {
     const tooMany = Array.isArray(events) && events.length > config.maxEvents;
-    throw new HttpError(400, tooMany ? "BATCH_TOO_LARGE" : "INVALID_BATCH", `Invalid batch: ${errors.map((e) => `${e.path || "/"} ${e.message}`).join("; ")}`, {
-      errors,
-      maxEvents: config.maxEvents,
-    });
+    throw new HttpError(
+      400,
+      tooMany ? "BATCH_TOO_LARGE" : "INVALID_BATCH",
+      `Invalid batch: ${errors.map((e) => `${e.path || "/"} ${e.message}`).join("; ")}`,
+      {
+        errors,
+        maxEvents: config.maxEvents,
+      },
+    );
   }
-  return { mode: body.mode as Mode, events: events as unknown[], backlog: backlog as number | null, state: state as StateSnapshot | null, afterKey: afterKey as string | null };
+  return {
+    mode: body.mode as Mode,
+    events: events as unknown[],
+    backlog: backlog as number | null,
+    state: state as StateSnapshot | null,
+    afterKey: afterKey as string | null,
+  };
 }
 
 export function field<T>(event: unknown, key: string, type: "string" | "number"): T | null {

@@ -8,7 +8,13 @@
 import postgres from "postgres";
 import type { StoredEvent } from "../_shared/event-schema.ts";
 import { type ComparableEvent, idempotencyDifferences } from "../_shared/idempotency.ts";
-import { type BatchWrite, type BatchWriteResult, DatabaseError, PredecessorNotCommittedError, type WriteBatch } from "./ingest.ts";
+import {
+  type BatchWrite,
+  type BatchWriteResult,
+  DatabaseError,
+  PredecessorNotCommittedError,
+  type WriteBatch,
+} from "./ingest.ts";
 
 export interface WriterOptions {
   /** Fail fast instead of queueing behind a lock (e.g. a migration). */
@@ -73,7 +79,9 @@ async function insertEvents(sql: Sql, events: StoredEvent[], mode: InsertMode): 
     await sql`${into} ${values}`;
     return events.map((e) => e.idempotency_key);
   }
-  const inserted = await sql<{ idempotency_key: string }[]>`${into} ${values} on conflict do nothing returning idempotency_key`;
+  const inserted = await sql<
+    { idempotency_key: string }[]
+  >`${into} ${values} on conflict do nothing returning idempotency_key`;
   return inserted.map((r) => r.idempotency_key);
 }
 
@@ -103,10 +111,19 @@ const lockKey = (sql: Sql, key: string) => sql`hashtextextended(${`zoe-ingest:${
  * taken and let go at once (holding it would block the very batch it waits
  * for), and polls only while the predecessor has not started.
  */
-async function awaitPredecessor(sql: Sql, batch: BatchWrite & { afterKey: string }, waitMs: number, lockTimeout: string): Promise<void> {
+async function awaitPredecessor(
+  sql: Sql,
+  batch: BatchWrite & { afterKey: string },
+  waitMs: number,
+  lockTimeout: string,
+): Promise<void> {
   const started = Date.now();
   const reached = async () =>
-    (await sql<{ ok: boolean }[]>`select exists (select 1 from public.zoe_events where idempotency_key = ${batch.afterKey}) as ok`)[0]?.ok === true;
+    (
+      await sql<
+        { ok: boolean }[]
+      >`select exists (select 1 from public.zoe_events where idempotency_key = ${batch.afterKey}) as ok`
+    )[0]?.ok === true;
   const key = lockKey(sql, batch.afterKey);
   try {
     for (let pause = 1; ; pause = Math.min(pause * 2, 16)) {
@@ -117,11 +134,13 @@ async function awaitPredecessor(sql: Sql, batch: BatchWrite & { afterKey: string
       await sql`select set_config('lock_timeout', ${`${left}ms`}, true), pg_advisory_lock_shared(${key})`;
       await sql`select pg_advisory_unlock_shared(${key}), set_config('lock_timeout', ${lockTimeout}, true)`;
       // Not running (not started yet, or gone): look again shortly.
-      if (Date.now() - before < 1 && !(await reached())) await sleep(Math.min(pause, Math.max(0, waitMs - (Date.now() - started))));
+      if (Date.now() - before < 1 && !(await reached()))
+        await sleep(Math.min(pause, Math.max(0, waitMs - (Date.now() - started))));
     }
   } catch (error) {
     // The lock wait ran out: the same answer as a poll that ran out.
-    if (sqlstate(error) === "55P03") throw new PredecessorNotCommittedError(batch.mode, batch.afterKey, Date.now() - started);
+    if (sqlstate(error) === "55P03")
+      throw new PredecessorNotCommittedError(batch.mode, batch.afterKey, Date.now() - started);
     throw error;
   }
 }
@@ -134,7 +153,12 @@ interface Limits {
 /** plain → on-conflict after a duplicate → per-row (savepoints) after a data error. */
 type WriteMode = InsertMode | "per-row";
 
-async function writeInTransaction(sql: Sql, batch: BatchWrite, mode: WriteMode, limits: Limits): Promise<BatchWriteResult> {
+async function writeInTransaction(
+  sql: Sql,
+  batch: BatchWrite,
+  mode: WriteMode,
+  limits: Limits,
+): Promise<BatchWriteResult> {
   const inserted = new Set<string>();
   const refused = new Map<number, string>();
   if (mode !== "per-row") {
@@ -151,7 +175,8 @@ async function writeInTransaction(sql: Sql, batch: BatchWrite, mode: WriteMode, 
     }
   }
   const conflicts = await judgeRepeats(sql, batch.events, inserted, refused);
-  if (batch.afterKey !== null) await awaitPredecessor(sql, batch as BatchWrite & { afterKey: string }, limits.orderWaitMs, limits.lockTimeout);
+  if (batch.afterKey !== null)
+    await awaitPredecessor(sql, batch as BatchWrite & { afterKey: string }, limits.orderWaitMs, limits.lockTimeout);
   const lastSeq = lastSeqOf(batch, (i) => refused.has(i) || conflicts.has(i));
   const health = sql`
     insert into public.zoe_health as h (mode, last_flush_ts, last_seq, last_batch_count, backlog, updated_at)
@@ -184,7 +209,12 @@ type StoredRow = ComparableEvent & { idempotency_key: string; id: string; seq: s
  * an id clash (refused). Only these keys are read back, so a batch of new
  * events costs no extra query.
  */
-async function judgeRepeats(sql: Sql, events: StoredEvent[], inserted: Set<string>, refused: Map<number, string>): Promise<BatchWriteResult["conflicts"]> {
+async function judgeRepeats(
+  sql: Sql,
+  events: StoredEvent[],
+  inserted: Set<string>,
+  refused: Map<number, string>,
+): Promise<BatchWriteResult["conflicts"]> {
   const conflicts: BatchWriteResult["conflicts"] = new Map();
   const first = new Set<string>();
   const repeats: number[] = [];
@@ -207,7 +237,8 @@ async function judgeRepeats(sql: Sql, events: StoredEvent[], inserted: Set<strin
       continue;
     }
     const fields = idempotencyDifferences(row, e);
-    if (fields.length > 0) conflicts.set(i, { stored: { id: row.id, mode: row.mode as string, seq: Number(row.seq) }, fields });
+    if (fields.length > 0)
+      conflicts.set(i, { stored: { id: row.id, mode: row.mode as string, seq: Number(row.seq) }, fields });
   }
   return conflicts;
 }
@@ -230,9 +261,10 @@ export function createPgWriter(dbUrl: string, options: WriterOptions = {}): PgWr
     sql.begin(async (tx) => {
       // Sent ahead of the INSERT on the same connection (postgres.js
       // pipelines queued queries): one round trip less per batch.
-      const settings = tx`select set_config('lock_timeout', ${lockTimeout}, true), set_config('statement_timeout', ${statementTimeout}, true)${
-        batch.lastKey === null ? tx`` : tx`, pg_advisory_xact_lock(${lockKey(tx, batch.lastKey)})`
-      }`.execute();
+      const settings =
+        tx`select set_config('lock_timeout', ${lockTimeout}, true), set_config('statement_timeout', ${statementTimeout}, true)${
+          batch.lastKey === null ? tx`` : tx`, pg_advisory_xact_lock(${lockKey(tx, batch.lastKey)})`
+        }`.execute();
       settings.catch(() => {}); // its failure also fails the INSERT, which reports it
       const result = await writeInTransaction(tx, batch, mode, { orderWaitMs, lockTimeout });
       await settings;

@@ -94,13 +94,24 @@ class Client(Reads):
         self._base = BaseUrl(url)
         if token is not None and (not isinstance(token, str) or not token or "\n" in token):
             raise ValueError("token must be a non-empty string (ZOE_API_TOKEN of the service)")
-        for name, value in (("timeout", timeout), ("backoff_base", backoff_base), ("backoff_max", backoff_max),
-                            ("max_retry_after", max_retry_after), ("durable_timeout", durable_timeout)):  # fmt: skip
+        for name, value in (
+            ("timeout", timeout),
+            ("backoff_base", backoff_base),
+            ("backoff_max", backoff_max),
+            ("max_retry_after", max_retry_after),
+            ("durable_timeout", durable_timeout),
+        ):
             _positive(name, value)
-        for name, value in (("spool_max_bytes", spool_max_bytes), ("queue_max", queue_max), ("max_request_bytes", max_request_bytes)):
+        for name, value in (
+            ("spool_max_bytes", spool_max_bytes),
+            ("queue_max", queue_max),
+            ("max_request_bytes", max_request_bytes),
+        ):
             _positive(name, value, integer=True)
         if not isinstance(max_batch, int) or not 1 <= max_batch <= 1000:
-            raise ValueError(f"max_batch must be an integer from 1 to 1000 (the service's cap per request), got {max_batch!r}")
+            raise ValueError(
+                f"max_batch must be an integer from 1 to 1000 (the service's cap per request), got {max_batch!r}"
+            )
         if exit_timeout is not None:
             _positive("exit_timeout", exit_timeout)
         if delivery not in DELIVERY:
@@ -122,10 +133,15 @@ class Client(Reads):
         self._state_gen = itertools.count(1)
         spool_path = spool_path or default_spool_path(mode)
         options = dict(
-            spool_path=spool_path, spool_synchronous=spool_synchronous, spool_max_bytes=spool_max_bytes,
-            queue_max=queue_max, max_batch=max_batch, max_request_bytes=max_request_bytes, timeout=float(timeout),
+            spool_path=spool_path,
+            spool_synchronous=spool_synchronous,
+            spool_max_bytes=spool_max_bytes,
+            queue_max=queue_max,
+            max_batch=max_batch,
+            max_request_bytes=max_request_bytes,
+            timeout=float(timeout),
             durable_timeout=float(durable_timeout),
-        )  # fmt: skip
+        )
         backoff = (float(backoff_base), float(backoff_max), float(max_retry_after))
         self._link: Optional[HelperLink] = None
         self._pipeline: Optional[Pipeline] = None
@@ -135,22 +151,41 @@ class Client(Reads):
             raise ValueError(f"spool_synchronous must be one of {', '.join(SYNCHRONOUS)}, got {spool_synchronous!r}")
         if delivery == "process":
             config = dict(
-                options, url=self._base.text, token=token, backoff=backoff, critical_subtypes=sorted(critical_subtypes),
-                exit_timeout=exit_timeout, nice=helper_nice, log_level=self._log.getEffectiveLevel(),
-                callbacks=[k for k, cb in (("dead_letter", on_dead_letter), ("drop", on_drop), ("problem", on_problem)) if cb],
-            )  # fmt: skip
+                options,
+                url=self._base.text,
+                token=token,
+                backoff=backoff,
+                critical_subtypes=sorted(critical_subtypes),
+                exit_timeout=exit_timeout,
+                nice=helper_nice,
+                log_level=self._log.getEffectiveLevel(),
+                callbacks=[
+                    k for k, cb in (("dead_letter", on_dead_letter), ("drop", on_drop), ("problem", on_problem)) if cb
+                ],
+            )
             try:
                 self._link = HelperLink(
-                    config, ring_bytes=ring_bytes, queue_max=queue_max, on_dead_letter=on_dead_letter,
-                    on_drop=on_drop, on_problem=on_problem, logger=self._log,
-                )  # fmt: skip
+                    config,
+                    ring_bytes=ring_bytes,
+                    queue_max=queue_max,
+                    on_dead_letter=on_dead_letter,
+                    on_drop=on_drop,
+                    on_problem=on_problem,
+                    logger=self._log,
+                )
             except (HelperFailed, OSError) as error:
                 self._log.warning("zoe-local: %s; delivering from threads in this process instead", error)
         if self._link is None:
             self._pipeline = Pipeline(
-                self._base, token, backoff=Backoff(*backoff), on_dead_letter=on_dead_letter, on_drop=on_drop,
-                on_problem=on_problem, logger=self._log, **options,  # type: ignore[arg-type]
-            )  # fmt: skip
+                self._base,
+                token,
+                backoff=Backoff(*backoff),
+                on_dead_letter=on_dead_letter,
+                on_drop=on_drop,
+                on_problem=on_problem,
+                logger=self._log,
+                **options,  # type: ignore[arg-type]
+            )
         self.spool_path = spool_path
         self.delivery = "process" if self._link is not None else "thread"
         _LIVE.add(self)
@@ -214,7 +249,9 @@ class Client(Reads):
             if durable:
                 ok, why = link.submit_durable(payload, critical, self._durable_timeout)
                 if not ok:
-                    raise SpoolError(f"Cannot confirm event {event_id}: not committed to spool {self.spool_path} ({why}); it stays queued")
+                    raise SpoolError(
+                        f"Cannot confirm event {event_id}: not committed to spool {self.spool_path} ({why}); it stays queued"
+                    )
             elif not link.submit(payload, critical):
                 self._drops(Dropped(event_id, event_mode, type, subtype, "queue_full"))  # type: ignore[arg-type]
             return event_id
@@ -231,7 +268,9 @@ class Client(Reads):
 
     def _closed_message(self, what: str) -> str:
         if self._forked:
-            return f"Cannot {what}: this Client was made in the parent process; a forked child needs a Client of its own"
+            return (
+                f"Cannot {what}: this Client was made in the parent process; a forked child needs a Client of its own"
+            )
         return f"Cannot {what}: the client is closed"
 
     def post_state(
@@ -258,7 +297,9 @@ class Client(Reads):
         state: Dict[str, Any] = dict(snapshot or {})
         state.update(fields)
         if state.get("mode", mode) != mode:
-            raise InvalidEvent(f"Cannot post state: the snapshot says mode {state['mode']!r}, the call {mode!r}", "/mode")
+            raise InvalidEvent(
+                f"Cannot post state: the snapshot says mode {state['mode']!r}, the call {mode!r}", "/mode"
+            )
         state["mode"] = mode
         try:
             text = json.dumps(state, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -308,7 +349,11 @@ class Client(Reads):
             if self._exit_timeout is not None:
                 atexit.unregister(self._at_exit)
             if left:
-                self._log.info("zoe-local: closed with %d events left in spool %s; they are sent on the next start", left, self.spool_path)
+                self._log.info(
+                    "zoe-local: closed with %d events left in spool %s; they are sent on the next start",
+                    left,
+                    self.spool_path,
+                )
             return left
 
     def _at_exit(self) -> None:
@@ -338,7 +383,9 @@ class Client(Reads):
         if self._link is not None:
             letters = self._link.dead_letters(limit)
             if letters is None:
-                raise ClientClosed("Cannot read dead letters: the delivery helper did not answer (closed, or being restarted)")
+                raise ClientClosed(
+                    "Cannot read dead letters: the delivery helper did not answer (closed, or being restarted)"
+                )
             return letters
         assert self._pipeline is not None
         return self._pipeline.dead_letters(limit)
@@ -356,7 +403,9 @@ class Client(Reads):
             request = self._pipeline.requeue(wanted, self._encoder.is_critical)
             count = request.count if request.done.wait(self._durable_timeout) else None
         if count is None:
-            raise SpoolError(f"Cannot requeue dead letters: the sender did not get to it within {self._durable_timeout} s")
+            raise SpoolError(
+                f"Cannot requeue dead letters: the sender did not get to it within {self._durable_timeout} s"
+            )
         return count
 
 

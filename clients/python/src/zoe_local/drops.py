@@ -36,8 +36,12 @@ class Drops:
         if log:
             self._log.warning(
                 "zoe-local: %s: dropped event %s (%s/%s), %d dropped so far; critical events are still queued",
-                dropped.reason, dropped.id, dropped.type, dropped.subtype, count,
-            )  # fmt: skip
+                dropped.reason,
+                dropped.id,
+                dropped.type,
+                dropped.subtype,
+                count,
+            )
         if self._on_drop is not None:
             try:
                 self._on_drop(dropped)

@@ -94,7 +94,9 @@ def check_text(value: Any, field: str, max_units: int) -> str:
 def check_ts(value: Union[str, datetime]) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidEvent("Cannot emit event: ts is a naive datetime; give it a timezone (e.g. timezone.utc)", "/ts")
+            raise InvalidEvent(
+                "Cannot emit event: ts is a naive datetime; give it a timezone (e.g. timezone.utc)", "/ts"
+            )
         value = value.isoformat()
     if not isinstance(value, str) or not is_iso_timestamp(value):
         raise InvalidEvent(
@@ -197,7 +199,9 @@ class EventEncoder:
         if mode is None:
             mode = self.mode
             if mode is None:
-                raise InvalidEvent("Cannot emit event: no mode; pass mode='paper' or 'live' here or to Client()", "/mode")
+                raise InvalidEvent(
+                    "Cannot emit event: no mode; pass mode='paper' or 'live' here or to Client()", "/mode"
+                )
         elif mode not in MODES:
             raise InvalidEvent(f"Cannot emit event: mode must be one of {', '.join(MODES)}, got {mode!r}", "/mode")
         if severity not in SEVERITIES:
@@ -224,18 +228,40 @@ class EventEncoder:
         now = time.time_ns()
         ts_text = rfc3339(now) if ts is None else check_ts(ts)
         event_id = uuid7(now)
-        key_json = f'"{event_id}"' if idempotency_key is None else _escape(check_text(idempotency_key, "/idempotency_key", 256))
+        key_json = (
+            f'"{event_id}"'
+            if idempotency_key is None
+            else _escape(check_text(idempotency_key, "/idempotency_key", 256))
+        )
         text = _TEMPLATE % (
-            event_id, key_json, mode, ts_text, source_json, type_json, subtype_json,
-            symbol_json, severity, _escape(body), meta_json,
-        )  # fmt: skip
+            event_id,
+            key_json,
+            mode,
+            ts_text,
+            source_json,
+            type_json,
+            subtype_json,
+            symbol_json,
+            severity,
+            _escape(body),
+            meta_json,
+        )
         try:
             payload = text.encode("utf-8")
         except UnicodeEncodeError as error:
-            named = {"/type": etype, "/subtype": subtype, "/body": body, "/symbol": symbol, "/source": source,
-                     "/idempotency_key": idempotency_key, "/meta": meta_json}  # fmt: skip
+            named = {
+                "/type": etype,
+                "/subtype": subtype,
+                "/body": body,
+                "/symbol": symbol,
+                "/source": source,
+                "/idempotency_key": idempotency_key,
+                "/meta": meta_json,
+            }
             field = next((f for f, v in named.items() if isinstance(v, str) and not _encodable(v)), "")
-            raise InvalidEvent(f"Cannot emit event: {field[1:] or 'a field'} holds a lone surrogate (not valid Unicode)", field) from error
+            raise InvalidEvent(
+                f"Cannot emit event: {field[1:] or 'a field'} holds a lone surrogate (not valid Unicode)", field
+            ) from error
         if len(payload) + 2 > self.max_request_bytes:
             raise InvalidEvent(
                 f"Cannot emit event: it is {len(payload)} bytes as JSON, over the service's request limit of "

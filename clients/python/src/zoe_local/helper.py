@@ -94,7 +94,9 @@ def _dropped_of(payload: bytes, reason: str) -> Dropped:
 class Feed:
     """Moves ring records into the pipeline; publishes the ring's tail behind the spool."""
 
-    def __init__(self, consumer: R.RingConsumer, pipeline: Pipeline, out: Out, critical_subtypes: frozenset, queue_max: int) -> None:
+    def __init__(
+        self, consumer: R.RingConsumer, pipeline: Pipeline, out: Out, critical_subtypes: frozenset, queue_max: int
+    ) -> None:
         self.ring = consumer
         self.pipeline = pipeline
         self.queue_max = queue_max
@@ -347,11 +349,15 @@ def _run() -> None:
         except (AttributeError, OSError):
             pass
     pipeline = _open_waiting(config, out, log)
-    feed = Feed(R.RingConsumer(config["ring"]), pipeline, out, frozenset(config["critical_subtypes"]), config["queue_max"])
+    feed = Feed(
+        R.RingConsumer(config["ring"]), pipeline, out, frozenset(config["critical_subtypes"]), config["queue_max"]
+    )
     if pipeline.spool.durable:
         recovered = recover_orphans(config["spool_path"], config["ring"], feed)
         if recovered:
-            log.warning("zoe-local: recovered %d events from the emit ring of a bot that exited without closing", recovered)
+            log.warning(
+                "zoe-local: recovered %d events from the emit ring of a bot that exited without closing", recovered
+            )
     out.send({"ready": True, "pid": os.getpid()})
     feed.run()
     closing = feed.closing

@@ -93,7 +93,11 @@ class HelperLink:
         self.ring = R.RingProducer(self.ring_path, ring_bytes)
         self._config = {**config, "ring": self.ring_path}
         self._queue_max = queue_max
-        self._callbacks = {"dead_letter": (on_dead_letter, DeadLetter), "drop": (on_drop, Dropped), "problem": (on_problem, DeliveryProblem)}
+        self._callbacks = {
+            "dead_letter": (on_dead_letter, DeadLetter),
+            "drop": (on_drop, Dropped),
+            "problem": (on_problem, DeliveryProblem),
+        }
         self._log = logger
         self._lock = threading.Lock()  # the ring's producer side
         self._overflow: Deque[Tuple[int, bytes]] = deque()  # critical events and controls while the ring is full
@@ -119,8 +123,10 @@ class HelperLink:
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-c", _LAUNCH, _PACKAGE_PARENT],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
-            )  # fmt: skip
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                close_fds=True,
+            )
         except (OSError, ValueError) as error:
             raise HelperFailed(f"Cannot start the delivery helper ({sys.executable!r}): {error}") from error
         assert proc.stdin is not None and proc.stdout is not None
@@ -171,7 +177,11 @@ class HelperLink:
             if self._closing:
                 return
             _close_pipes(proc)
-            self._log.error("zoe-local: the delivery helper (pid %d) exited with %s; starting it again on the same ring", proc.pid, code)
+            self._log.error(
+                "zoe-local: the delivery helper (pid %d) exited with %s; starting it again on the same ring",
+                proc.pid,
+                code,
+            )
             if not self._respawn():
                 return
 
@@ -289,7 +299,9 @@ class HelperLink:
 
     def post_state(self, mode: str, body: bytes, gen: int) -> None:
         with self._lock:
-            self._put(R.CONTROL, json.dumps({"op": "state", "mode": mode, "gen": gen, "body": body.decode("utf-8")}).encode())
+            self._put(
+                R.CONTROL, json.dumps({"op": "state", "mode": mode, "gen": gen, "body": body.decode("utf-8")}).encode()
+            )
 
     def state_floor(self, mode: str, gen: int) -> None:
         with self._lock:
@@ -342,7 +354,9 @@ class HelperLink:
             try:
                 proc.wait(max(0.5, deadline - time.monotonic() + 1.0))
             except subprocess.TimeoutExpired:
-                self._log.warning("zoe-local: close(): the delivery helper (pid %d) is still finishing; it exits on its own", proc.pid)
+                self._log.warning(
+                    "zoe-local: close(): the delivery helper (pid %d) is still finishing; it exits on its own", proc.pid
+                )
                 return None
         if reply is None or reply.get("left") is None:
             return None

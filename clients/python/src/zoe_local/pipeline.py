@@ -97,7 +97,9 @@ class Pipeline:
         self.queue.append((payload, critical, len(payload)))
         why = self.commit_now()
         if why is not None:
-            raise SpoolError(f"Cannot confirm event {event_id}: not committed to spool {self.spool.path} ({why}); it stays queued")
+            raise SpoolError(
+                f"Cannot confirm event {event_id}: not committed to spool {self.spool.path} ({why}); it stays queued"
+            )
 
     def post_state(self, mode: str, body: bytes, gen: int) -> None:
         self._control.append(StateSnapshot(mode, body, gen))
@@ -154,13 +156,17 @@ class Pipeline:
             if not self.writer.ingest(force=True, timeout=max(deadline - time.monotonic(), self._durable_timeout)):
                 self._log.error(
                     "zoe-local: close(): %d queued events could not be written to the spool %s (%s); they are lost at exit",
-                    len(self.queue), self.spool.path, self.sender.last_error or "the spool stayed busy",
-                )  # fmt: skip
+                    len(self.queue),
+                    self.spool.path,
+                    self.sender.last_error or "the spool stayed busy",
+                )
         except Exception:
             self._log.exception("zoe-local: close(): could not write the last queued events to the spool")
         self.sender.join(max(0.05, deadline - time.monotonic()))
         if self.sender.is_alive() or self.writer.is_alive():
-            self._log.warning("zoe-local: close(): a client thread did not stop within %.1f s; the spool stays open", timeout)
+            self._log.warning(
+                "zoe-local: close(): a client thread did not stop within %.1f s; the spool stays open", timeout
+            )
             return None
         left = self.pending()
         self.spool.close()

@@ -42,7 +42,14 @@ class Reads:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r} (pass mode= here or to Client())")
         return mode
 
-    def events(self, since_seq: Optional[int] = None, limit: int = 50, *, mode: Optional[str] = None, timeout: Optional[float] = None) -> List[StoredEvent]:
+    def events(
+        self,
+        since_seq: Optional[int] = None,
+        limit: int = 50,
+        *,
+        mode: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> List[StoredEvent]:
         """Stored events with seq > since_seq, ascending (without since_seq: the newest ``limit``)."""
         query: Dict[str, Any] = {"mode": self._mode(mode), "limit": limit}
         if since_seq is not None:

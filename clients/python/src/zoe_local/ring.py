@@ -153,7 +153,9 @@ class RingProducer(_Mapped):
         """Appends one record; False when the ring has no room for it now."""
         n = len(body)
         if not 0 < n <= self.limit:
-            raise ValueError(f"Cannot put a record of {n} bytes in the emit ring: a record holds 1 to {self.limit} bytes")
+            raise ValueError(
+                f"Cannot put a record of {n} bytes in the emit ring: a record holds 1 to {self.limit} bytes"
+            )
         cap = self.capacity
         pos = self.head
         off = pos % cap

@@ -279,7 +279,9 @@ class Sender(threading.Thread):
         event; anything else (a proxy's page, a cut answer) is no proof of
         storage and is retried, which the idempotency keys make safe."""
         if resp.body.count(b'"seq":') != len(seqs):
-            self._retry_later("unreachable", f"a {resp.status} answer without {len(seqs)} acknowledgements: {resp.body[:120]!r}", None)
+            self._retry_later(
+                "unreachable", f"a {resp.status} answer without {len(seqs)} acknowledgements: {resp.body[:120]!r}", None
+            )
             return False
         self.spool.remove(seqs, nbytes)
         self.delivered += len(seqs)
@@ -300,14 +302,24 @@ class Sender(threading.Thread):
                 self.max_bytes = min(self.max_bytes, len(seqs) + sum(it[2] for it in items))
             self.batch_limit = max(1, len(seqs) // 2)
             self.suspect_end = seqs[-1]
-            self.log.info("zoe-local: the service refused a batch of %d (%s); halving it to find the culprit", len(seqs), err.code)
+            self.log.info(
+                "zoe-local: the service refused a batch of %d (%s); halving it to find the culprit", len(seqs), err.code
+            )
             return
         picked = sorted(named) if named else [0]
-        letters = self.spool.bury([(seqs[i], items[i][0]) for i in picked], err.status, err.code, err.message, err.details)
+        letters = self.spool.bury(
+            [(seqs[i], items[i][0]) for i in picked], err.status, err.code, err.message, err.details
+        )
         with self.lock:
             self.window.discard({seqs[i] for i in picked})
         for letter in letters:
-            self.log.warning("zoe-local: event %s dead-lettered: %s %s: %s", letter.event.get("id"), err.status, err.code, err.message)
+            self.log.warning(
+                "zoe-local: event %s dead-lettered: %s %s: %s",
+                letter.event.get("id"),
+                err.status,
+                err.code,
+                err.message,
+            )
             if self.on_dead_letter is not None:
                 _call(self.on_dead_letter, letter, self.log)
 
@@ -344,7 +356,9 @@ class Sender(threading.Thread):
         self._problem(kind, message, err, wait)
         return wait
 
-    def _problem(self, kind: str, message: str, err: Optional[ServiceError] = None, retry_in: Optional[float] = None) -> None:
+    def _problem(
+        self, kind: str, message: str, err: Optional[ServiceError] = None, retry_in: Optional[float] = None
+    ) -> None:
         self.last_error = message if err is None else f"{err.status} {err.code}: {err.message}"
         self.last_error_at = time.time()
         self.status = kind

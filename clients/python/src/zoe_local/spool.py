@@ -215,7 +215,9 @@ class Spool:
             self.events -= len(seqs)
             self.bytes -= nbytes
 
-    def bury(self, rows: Sequence[Tuple[int, bytes]], status: int, code: str, message: str, details: Any) -> List[DeadLetter]:
+    def bury(
+        self, rows: Sequence[Tuple[int, bytes]], status: int, code: str, message: str, details: Any
+    ) -> List[DeadLetter]:
         """Moves (seq, payload) rows into the dead-letter table with the service's verdict, in one transaction."""
         dead_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         details_json = json.dumps(details, ensure_ascii=False, default=str)
@@ -229,7 +231,9 @@ class Spool:
                         (payload, status, code, message, details_json, dead_at),
                     )
                     self._db.execute("DELETE FROM spool WHERE seq = ?", (seq,))
-                    out.append(DeadLetter(int(cur.lastrowid or 0), _loads(payload), status, code, message, details, dead_at))
+                    out.append(
+                        DeadLetter(int(cur.lastrowid or 0), _loads(payload), status, code, message, details, dead_at)
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback()

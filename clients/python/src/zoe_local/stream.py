@@ -149,7 +149,9 @@ class EventStream(Iterator[StoredEvent]):
             try:
                 raw = self._resp.readline()
             except (OSError, http.client.HTTPException, ValueError) as error:
-                self._lost(describe(error) if not isinstance(error, socket.timeout) else f"no data for {self._idle_timeout} s")
+                self._lost(
+                    describe(error) if not isinstance(error, socket.timeout) else f"no data for {self._idle_timeout} s"
+                )
                 continue
             if not raw:
                 self._lost("the stream ended")
@@ -258,7 +260,9 @@ class EventStream(Iterator[StoredEvent]):
         delay = min(self._max_delay, base * 2 ** (self._failures - 1)) * self._rng.uniform(0.5, 1.0)
         if retry_after is not None:
             delay = max(delay, retry_after)
-        self._log.info("zoe-local: follow(%s): %s; reconnecting in %.1f s from seq %s", self.mode, why, delay, self.position)
+        self._log.info(
+            "zoe-local: follow(%s): %s; reconnecting in %.1f s from seq %s", self.mode, why, delay, self.position
+        )
         self._closed.wait(delay)
 
     def _disconnect(self) -> None:

@@ -81,7 +81,11 @@ class Transport:
         self.timeout = timeout
         host = f"[{base.host}]" if ":" in base.host else base.host
         default_port = 443 if base.scheme == "https" else 80
-        fixed = [f"Host: {host}" if base.port == default_port else f"Host: {host}:{base.port}", f"User-Agent: {USER_AGENT}", "Accept: application/json"]
+        fixed = [
+            f"Host: {host}" if base.port == default_port else f"Host: {host}:{base.port}",
+            f"User-Agent: {USER_AGENT}",
+            "Accept: application/json",
+        ]
         if token:
             fixed.append(f"Authorization: Bearer {token}")
         self._fixed = "\r\n".join(fixed)
@@ -162,7 +166,9 @@ def describe(error: BaseException) -> str:
     return text
 
 
-def call_json(transport: Transport, method: str, path: str, body: Optional[bytes] = None, timeout: Optional[float] = None) -> Any:
+def call_json(
+    transport: Transport, method: str, path: str, body: Optional[bytes] = None, timeout: Optional[float] = None
+) -> Any:
     """A synchronous call: the answer's JSON, or ServiceError / ServiceUnreachable."""
     resp = transport.request(method, path, body, timeout=timeout)
     if resp.status >= 300:

@@ -45,7 +45,9 @@ class Connection:
     def close(self) -> None:
         self.sock.close()
 
-    def exchange(self, head: bytes, body: Optional[bytes], head_request: bool = False) -> Tuple[int, Dict[str, str], bytes, bool]:
+    def exchange(
+        self, head: bytes, body: Optional[bytes], head_request: bool = False
+    ) -> Tuple[int, Dict[str, str], bytes, bool]:
         """Sends one request; (status, headers with lower-case names, body, the server will close)."""
         self.sock.sendall(head + body if body else head)
         status, version, headers = self._read_head(first=True)
