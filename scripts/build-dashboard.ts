@@ -13,7 +13,7 @@ import { loadDashboardConfig } from "../src/dashboard/config.ts";
 const { values } = parseArgs({ args: process.argv.slice(2), options: { outdir: { type: "string" } } });
 const outdir = resolve(values.outdir ?? join(import.meta.dir, "..", "dist", "dashboard"));
 
-let config;
+let config: ReturnType<typeof loadDashboardConfig>;
 try {
   config = loadDashboardConfig(process.env, { localApiUrl: "http://localhost:8765" });
 } catch (error) {

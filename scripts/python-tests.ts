@@ -44,6 +44,7 @@ function existsOnPath(command: string): boolean {
 export function pytestCounts(output: string): { passed: number; failed: number } | null {
   // bun run test sets FORCE_COLOR=0, which pytest reads as "force colour": strip any escapes.
   const summary = output
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour escapes start with ESC
     .replace(/\x1b\[[0-9;]*m/g, "")
     .split("\n")
     .reverse()

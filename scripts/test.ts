@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from "bun";
 import { existsSync } from "node:fs";
 import { ensureFunctionDependencies } from "./supabase-local/deno.ts";
+import { runLintChecks } from "./lint.ts";
 import { runPythonTests } from "./python-tests.ts";
 
 // The dashboard's browser tests drive Debian's Chromium; install it when missing
@@ -82,10 +83,14 @@ const count = (word: string) =>
 const python = runPython
   ? await runPythonTests(pythonPaths.filter((p) => p !== ""))
   : { passed: 0, failed: 0, problem: null };
-const passed = count("pass") + python.passed;
+// The full run also checks formatting and lint (Biome, ruff), one test each.
+const lint = allArgs.length === 0 ? runLintChecks() : [];
+for (const c of lint) console.log(`${c.passed ? "(pass)" : "(fail)"} ${c.name}${c.passed ? "" : `\n${c.output}`}`);
+const lintFailed = lint.filter((c) => !c.passed).length;
+const passed = count("pass") + python.passed + lint.length - lintFailed;
 const bunFailed = count("fail");
 // A crash before bun printed its summary still has to count as a failure.
-const failures = (code !== 0 && bunFailed === 0 ? 1 : bunFailed) + python.failed;
+const failures = (code !== 0 && bunFailed === 0 ? 1 : bunFailed) + python.failed + lintFailed;
 if (python.problem) console.error(`test: Python client tests: ${python.problem}`);
 if (denoProblem)
   console.error(`test: the tests that run the Edge Function failed because: ${denoProblem.split("\n")[0]}`);

@@ -2,7 +2,7 @@
 // single instance, graceful stop.
 import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type ServiceProcess, startService } from "./helpers/service.ts";
 import { tempDir, waitFor } from "./helpers/tmp.ts";

@@ -13,7 +13,7 @@ const README = readFileSync(join(import.meta.dir, "..", "README.md"), "utf8");
 function snippetAfter(intro: string, lang: string): string {
   const at = README.indexOf(`\n${intro}`);
   if (at < 0) throw new Error(`README has no paragraph starting "${intro}"`);
-  const m = new RegExp("```" + lang + "\\n([\\s\\S]*?)```").exec(README.slice(at));
+  const m = new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``).exec(README.slice(at));
   if (!m) throw new Error(`README has no ${lang} block after "${intro}"`);
   return m[1]!;
 }

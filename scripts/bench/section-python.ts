@@ -89,7 +89,7 @@ export const pythonSection: Section = {
     const normal = result.throughput_normal;
     return {
       table: [
-        ["figure (Python " + result.python + ")", "p50 / p99 / p99.9 / max µs"],
+        [`figure (Python ${result.python})`, "p50 / p99 / p99.9 / max µs"],
         [
           `emit(), tight loop while the sender delivers: ${l.emit_tight_rounds.length} rounds, ${fmt.int(l.emit_tight.count)} calls`,
           row(l.emit_tight),

@@ -108,8 +108,8 @@ export async function run(
   stdoutIsTTY = false,
 ): Promise<number> {
   const at = commandIndex(args);
-  let name = at >= 0 ? args[at]! : null;
-  let rest = at >= 0 ? [...args.slice(0, at), ...args.slice(at + 1)] : args;
+  const name = at >= 0 ? args[at]! : null;
+  const rest = at >= 0 ? [...args.slice(0, at), ...args.slice(at + 1)] : args;
   if (name === "help") {
     const topic = rest.find((a) => !a.startsWith("-"));
     const c = COMMANDS.find((x) => x.name === topic);
@@ -119,7 +119,7 @@ export async function run(
   }
   const command = name ? COMMANDS.find((c) => c.name === name) : null;
   if (name && !command) throw usage(`unknown command "${name}"`);
-  let parsed;
+  let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
       args: rest,

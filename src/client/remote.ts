@@ -79,6 +79,7 @@ export function remoteState(row: Record<string, unknown>): FeedState {
 }
 
 export function createSupabaseReader(
+  // biome-ignore lint/suspicious/noExplicitAny: any generated Database type the dashboard uses
   client: Pick<SupabaseClient<any, any, any>, "from" | "channel" | "removeChannel">,
 ): RemoteReader {
   return {

@@ -52,6 +52,7 @@ export function useLocalLive(mode: Mode, options: UseLocalLiveOptions = {}): Loc
   const { localApiUrl, apiToken, remote, maxEvents, pollIntervalMs, realtime, tickMs = 1000 } = options;
 
   const [feed, setFeed] = useState<LiveFeed | null>(null);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the listed options are the ones a new feed needs; the rest are read through latest
   useEffect(() => {
     const f = createLiveFeed({ ...latest.current, mode });
     setFeed(f);

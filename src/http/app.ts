@@ -37,6 +37,7 @@ export interface AppOptions {
   /** Aborted at shutdown: open SSE streams end so the server can stop. */
   shutdown?: AbortSignal;
   /** Extra routes (dashboard, metrics) mounted by the caller. */
+  // biome-ignore lint/suspicious/noExplicitAny: plugins of any route shape
   plugins?: Elysia<any, any, any, any, any, any, any>[];
   /** Poison events set aside by the flusher (GET /local/quarantine, POST /local/quarantine/retry). */
   quarantine?: QuarantineSource;

@@ -45,6 +45,7 @@ export interface Operations {
   readiness: Readiness;
   metrics: Metrics;
   hooks: AppHooks;
+  // biome-ignore lint/suspicious/noExplicitAny: a plugin of any route shape
   plugin: Elysia<any, any, any, any, any, any, any>;
 }
 

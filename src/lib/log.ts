@@ -20,7 +20,7 @@ export interface LoggerOptions {
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const min = RANK[options.level ?? "info"];
-  const write = options.write ?? ((line: string) => process.stdout.write(line + "\n"));
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   // Scrubbing runs on the JSON line, where a secret holding a quote, a
   // backslash or a control character appears escaped: match that form too.
   // Longest first, so a secret inside another cannot leave part of it behind.

@@ -6,7 +6,7 @@
 // block the writer), so the commit path finds the WAL already backfilled; the
 // automatic checkpoint stays as the backstop if the worker falls behind.
 // Checkpoints only copy committed pages, so durability is unchanged.
-import { RUNNING, STOPPED, STOPPING } from "./checkpoint-control.ts";
+import { STOPPED, STOPPING } from "./checkpoint-control.ts";
 
 export interface CheckpointerOptions {
   /** The SQLite database file (WAL mode). */

@@ -32,7 +32,10 @@ export class WalSync {
 
   /** Calls `done` once an fdatasync of the WAL that began after this call has returned (with its error, if it failed). */
   after(done: Done): void {
-    if (this.closed) return done(new Error(`Cannot sync ${this.path}: the store is closed`));
+    if (this.closed) {
+      done(new Error(`Cannot sync ${this.path}: the store is closed`));
+      return;
+    }
     this.waiting.push(done);
     if (!this.inFlight) this.start();
   }

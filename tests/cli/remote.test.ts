@@ -130,8 +130,8 @@ describe("zoe-local flush", () => {
       stdout: expect.stringMatching(/^flushed in \d+(m \d+)?s: live: 20,000 → 0 unflushed\n$/),
     });
     const bars = r.stderr.trim().split("\n");
-    expect(bars[0]).toMatch(/^flushing live: \[░{24}\]\s+0%  0 of 20,000$/);
-    expect(bars.at(-1)).toMatch(/^flushing live: \[█{24}\] 100%  20,000 of 20,000$/);
+    expect(bars[0]).toMatch(/^flushing live: \[░{24}\]\s+0% {2}0 of 20,000$/);
+    expect(bars.at(-1)).toMatch(/^flushing live: \[█{24}\] 100% {2}20,000 of 20,000$/);
     expect(await remoteCount(source)).toBe(20_000);
     expect((await liveStatus(svc)).backlog).toBe(0);
   }, 120_000);

@@ -11,7 +11,7 @@ import {
   RemoteUnreachableError,
   type Sink,
   type SinkBatch,
-  SinkError,
+  type SinkError,
 } from "../../src/flush/sink.ts";
 import { createDirectSink } from "../../src/flush/sinks/direct.ts";
 import { createEdgeFunctionSink } from "../../src/flush/sinks/edge-function.ts";

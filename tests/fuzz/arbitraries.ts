@@ -20,11 +20,11 @@ export function toJsonText(value: unknown): string {
   return JSON.stringify(value).replace(/"@@RAW(.*?)@@"/g, (_, text: string) => JSON.parse(`"${text}"`) as string);
 }
 
-const deep = (n: number, open: string, close: string) => open.repeat(n) + "1" + close.repeat(n);
+const deep = (n: number, open: string, close: string) => `${open.repeat(n)}1${close.repeat(n)}`;
 export const RAW_NASTIES = [
   "1e400",
   "-1e400",
-  "1" + "0".repeat(400),
+  `1${"0".repeat(400)}`,
   "-0",
   "9007199254740993",
   "1e-400",

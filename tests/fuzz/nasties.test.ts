@@ -51,7 +51,7 @@ async function expectAlive() {
 
 describe("numbers", () => {
   test("numbers beyond a double (1e400, 400 digits) are refused naming the field, not stored as null", async () => {
-    for (const n of ["1e400", "-1e400", "1" + "0".repeat(400), "1" + "0".repeat(250) + "e99"]) {
+    for (const n of ["1e400", "-1e400", `1${"0".repeat(400)}`, `1${"0".repeat(250)}e99`]) {
       await expectRefused(await post("/local/events", eventText(`{"x":${n}}`)), 400, "/meta/x");
       await expectRefused(await post("/local/state", `{"mode":"live","cash":${n}}`), 400, "/cash");
     }
@@ -86,9 +86,9 @@ describe("nesting", () => {
     const n = 100_000;
     const bodies = [
       "[".repeat(n) + "]".repeat(n),
-      '{"a":'.repeat(n) + "1" + "}".repeat(n),
+      `${'{"a":'.repeat(n)}1${"}".repeat(n)}`,
       eventText("[".repeat(n) + "]".repeat(n)),
-      eventText('{"a":'.repeat(n) + "1" + "}".repeat(n)),
+      eventText(`${'{"a":'.repeat(n)}1${"}".repeat(n)}`),
       "[".repeat(1_000_000), // never closed
     ];
     for (const body of bodies) {

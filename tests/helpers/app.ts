@@ -6,7 +6,7 @@ import { createHealth } from "../../src/ops/health.ts";
 import { createHub, type Hub } from "../../src/stream/hub.ts";
 import { silentLogger } from "../../src/lib/log.ts";
 import type { EventInput, Mode } from "../../src/domain/schema.ts";
-import { type EventStore, openStore, type StoreOptions } from "../../src/store/store.ts";
+import { openStore, type StoreOptions } from "../../src/store/store.ts";
 import { tempDir } from "./tmp.ts";
 
 export interface TestAppOptions extends Partial<Omit<AppOptions, "store" | "hub" | "health" | "sse">> {

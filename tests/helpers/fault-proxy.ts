@@ -145,7 +145,7 @@ export function startFaultProxy(options: FaultProxyOptions): FaultProxy {
 
   async function handle(s: Socket<undefined>, st: ConnState): Promise<void> {
     while (!st.closed) {
-      let parsed;
+      let parsed: ReturnType<typeof parseRequest>;
       try {
         parsed = parseRequest(st.buf);
       } catch {

@@ -9,6 +9,7 @@ import time
 from typing import List
 
 from conftest import Service, wait_until
+
 from zoe_local import Client, DeliveryProblem
 
 FULL = {"ZOE_MAX_BACKLOG_EVENTS": "10", "ZOE_CRITICAL_RESERVE_EVENTS": "5"}  # ordinary events stop at 5

@@ -6,8 +6,8 @@ import json
 from typing import List
 
 import pytest
-
 from conftest import Service
+
 from zoe_local import Client, DeliveryProblem, ServiceError
 
 

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port
+
 from zoe_local import Client, ClientClosed, InvalidEvent, SpoolError, uuid7
 from zoe_local.event import is_iso_timestamp
 

@@ -9,6 +9,7 @@ import time
 from typing import Dict, List
 
 from conftest import Service, run_python
+
 from zoe_local import Client
 
 

@@ -6,8 +6,8 @@ import threading
 from typing import List
 
 import pytest
-
 from conftest import Service, wait_until
+
 from zoe_local import Client, ResetEvent, ServiceError, StoredEvent, StreamReset
 from zoe_local.stream import SseParser, split_lines
 

@@ -10,9 +10,9 @@ import signal
 import subprocess
 
 import pytest
-
 from conftest import Service, run_python, wait_until
 from test_faults import assert_gapless, bodies_by_mode
+
 from zoe_local import Client, ClientClosed
 from zoe_local.ring import ring_places
 

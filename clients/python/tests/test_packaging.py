@@ -12,7 +12,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import CLIENT_DIR, Service
 
 sys.path.insert(0, str(CLIENT_DIR / "build_backend"))

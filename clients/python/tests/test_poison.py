@@ -8,6 +8,7 @@ import sqlite3
 from typing import List
 
 from conftest import Service
+
 from zoe_local import Client, DeadLetter
 
 

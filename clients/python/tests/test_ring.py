@@ -19,7 +19,6 @@ from zoe_local.ring import (
     DURABLE_EVENT,
     EVENT,
     HEADER,
-    MAGIC,
     RingConsumer,
     RingProducer,
     ring_capacity,

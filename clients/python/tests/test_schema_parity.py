@@ -10,8 +10,8 @@ import urllib.request
 from typing import Any, Dict
 
 import pytest
-
 from conftest import Service, free_port
+
 from zoe_local import Client, InvalidEvent
 
 

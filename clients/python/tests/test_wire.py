@@ -33,7 +33,12 @@ def serve(answers: List[bytes]) -> Tuple[int, List[bytes], threading.Thread]:
                     data += more
                 head, _, data = data.partition(b"\r\n\r\n")
                 length = next(
-                    (int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")), 0
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
                 )
                 while len(data) < length:
                     data += conn.recv(65536)

@@ -55,7 +55,7 @@ Restore: stop the service, copy the backup over the database, delete its
     const dest = positionals[0] ?? defaultBackupPath(db);
     checkAccess(db, constants.R_OK, "the database");
     checkAccess(dirname(dest), constants.W_OK, "the backup folder");
-    let r;
+    let r: ReturnType<typeof backupDatabase>;
     try {
       r = backupDatabase(db, dest);
     } catch (error) {

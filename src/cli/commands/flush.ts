@@ -122,7 +122,7 @@ flusher keeps retrying on its own) or no remote is configured.
       await progress;
     }
     const body = (await res.json().catch(() => null)) as FlushAnswer | null;
-    const drained = res.ok && body !== null && body.waited;
+    const drained = res.ok && body?.waited;
     // The bar ends at 100% when drained, else where it stood.
     if (wantBar)
       ctx.io.err(

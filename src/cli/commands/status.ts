@@ -19,6 +19,7 @@ export interface StatusBody {
   db: { path: string; size_bytes: number | null; wal_bytes: number | null; free_disk_bytes: number | null };
   remote: { configured: boolean; target: string | null };
   capacity: { accepting: string; fill_ratio: number; min_free_disk_bytes?: number | null } & Record<string, unknown>;
+  // biome-ignore lint/suspicious/noExplicitAny: per-mode figures are read loosely, whatever a newer service adds
   modes: Record<string, Record<string, any>>;
 }
 
@@ -26,11 +27,13 @@ export async function fetchStatus(ctx: Context): Promise<StatusBody> {
   return (await ctx.client.json<StatusBody>("/local/status")).body;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a row of StatusBody.modes
 function flushCell(m: Record<string, any>, now: number): string {
   if (!m.last_flush_ts) return "never";
   return `${m.last_flush_status ?? "ok"} ${relativeText(m.last_flush_ts, now)}`;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a row of StatusBody.modes
 function flusherCell(m: Record<string, any>, now: number, configured: boolean): string {
   if (!configured) return "no remote";
   const phase = String(m.flusher ?? "—");

@@ -69,6 +69,7 @@ export function App({ config, remote, initialMode, initialToken, onMode, onToken
 
 function ModeSwitch({ mode, onChange }: { mode: Mode; onChange(mode: Mode): void }) {
   return (
+    // biome-ignore lint/a11y/useSemanticElements: a fieldset's border and legend do not fit the header bar
     <div className="modes" role="group" aria-label="Trading mode">
       {(["paper", "live"] as const).map((m) => (
         <button key={m} type="button" data-testid={`mode-${m}`} aria-pressed={mode === m} onClick={() => onChange(m)}>
@@ -147,6 +148,7 @@ function Structured({ value }: { value: unknown }) {
           </thead>
           <tbody>
             {value.map((row, i) => (
+              // biome-ignore lint/suspicious/noArrayIndexKey: rows have no identity of their own; the table is redrawn whole
               <tr key={i}>
                 {cols.map((c) => (
                   <td key={c}>{valueText((row as Record<string, unknown>)[c])}</td>

@@ -118,6 +118,7 @@ function Chart({ spec, windowMs, unavailable }: { spec: ChartSpec; windowMs: num
         <line className="axis" x1={plot.left} y1={plot.top} x2={plot.left} y2={plot.bottom} />
         {message === null &&
           g.y.ticks.map((tick, i) => (
+            // biome-ignore lint/suspicious/noArrayIndexKey: a tick is its place on the axis; keys by place keep the node count fixed
             <g key={`y${i}`} className="tick">
               <line className="grid-line" x1={plot.left} y1={tick.at} x2={plot.right} y2={tick.at} />
               <text x={plot.left - 4} y={tick.at} textAnchor="end" dominantBaseline="middle">
@@ -128,6 +129,7 @@ function Chart({ spec, windowMs, unavailable }: { spec: ChartSpec; windowMs: num
         {message === null &&
           g.x.ticks.map((tick, i) => (
             <text
+              // biome-ignore lint/suspicious/noArrayIndexKey: a tick is its place on the axis; keys by place keep the node count fixed
               key={`x${i}`}
               className="tick"
               x={tick.at}

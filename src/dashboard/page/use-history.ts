@@ -44,6 +44,7 @@ export function useHistory({ baseUrl, token, local, connecting = false, refreshK
   const [state, setState] = useState<HistoryState>(
     local ? { status: "loading" } : { status: connecting ? "connecting" : "unreachable" },
   );
+  // biome-ignore lint/correctness/useExhaustiveDependencies: refreshKey is the signal to refetch, not a value read
   useEffect(() => {
     if (!local) {
       setState({ status: connecting ? "connecting" : "unreachable" });

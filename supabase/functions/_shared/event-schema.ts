@@ -123,6 +123,7 @@ function compile(schema: TSchema): Checker {
     try {
       c = TypeCompiler.Compile(schema);
     } catch {
+      // biome-ignore lint/correctness/noComponentHookFactories: TypeBox's Check/Errors, not React components
       c = { Check: (v) => Value.Check(schema, v), Errors: (v) => Value.Errors(schema, v) };
     }
     compiled.set(schema, c);

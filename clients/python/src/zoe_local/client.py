@@ -23,11 +23,11 @@ import weakref
 from datetime import datetime
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-from .errors import ClientClosed, InvalidEvent, SpoolError
 from .drops import Drops
+from .errors import ClientClosed, InvalidEvent, SpoolError
 from .event import EventEncoder
+from .failures import Backoff
 from .link import HelperFailed, HelperLink
-from .pipeline import Pipeline
 from .models import (
     CRITICAL_SUBTYPES,
     MODES,
@@ -37,9 +37,9 @@ from .models import (
     Dropped,
     StateAck,
 )
-from .failures import Backoff
-from .spool import SYNCHRONOUS
+from .pipeline import Pipeline
 from .reads import Reads
+from .spool import SYNCHRONOUS
 from .transport import BaseUrl, call_json
 
 DEFAULT_URL = "http://127.0.0.1:8765"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
-
-from typing import Literal, TypedDict
+from typing import Any, Dict, Literal, Optional, TypedDict
 
 Mode = Literal["paper", "live"]
 Severity = Literal["debug", "info", "warn", "error", "critical"]

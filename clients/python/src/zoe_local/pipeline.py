@@ -13,8 +13,8 @@ import time
 from collections import deque
 from typing import Any, Callable, Deque, List, Optional, Sequence
 
-from .errors import SpoolError
 from .drops import Drops
+from .errors import SpoolError
 from .failures import Backoff
 from .models import ClientStats, DeadLetter, DeliveryProblem, Dropped
 from .sender import FlushMarker, Requeue, Sender, StateSnapshot
