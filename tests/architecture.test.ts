@@ -2,14 +2,11 @@
 // cycle anywhere, and every import points down the layers that README's
 // "Layout" section lists. A new file in a new folder fails here until the
 // folder is given a layer, so the tree keeps reading as the architecture.
-// And the size rule: a file of src/ reads in one sitting (MAX_FILE_LINES), a
-// function fits on a screen or two (MAX_FUNCTION_LINES) unless a
-// `// long: <reason>` comment above it says why it may not.
+// How long a file or a function is stays the concept's call, not a number's.
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, normalize, relative } from "node:path";
 import { importCycles, layerOf, LAYERS, type ImportGraph, upwardImports } from "./helpers/imports.ts";
-import { lineCount, longFunctions, longFunctionsOfSource } from "./helpers/sizes.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const SRC = join(ROOT, "src");
@@ -60,94 +57,6 @@ describe("src/ layering", () => {
     const section = readme.slice(readme.indexOf("## Layout"));
     const listed = [...section.matchAll(/^\| (\d+) \| `([^`]+)`/gm)].map((m) => `${m[1]} ${m[2]}`);
     expect(listed).toEqual(LAYERS.flatMap((l) => l.paths.map((p) => `${l.rank} ${p}`)));
-  });
-});
-
-const MAX_FILE_LINES = 300;
-const MAX_FUNCTION_LINES = 80;
-
-describe("src/ sizes", () => {
-  const files = sourceFiles(SRC);
-
-  test(`no file of src/ is longer than ${MAX_FILE_LINES} lines`, () => {
-    const long = files
-      .map((f) => ({ file: relative(ROOT, f), lines: lineCount(readFileSync(f, "utf8")) }))
-      .filter((f) => f.lines > MAX_FILE_LINES)
-      .map((f) => `${f.file}: ${f.lines} lines`);
-    expect(long).toEqual([]);
-  });
-
-  test(`no function of src/ is longer than ${MAX_FUNCTION_LINES} lines without a "// long:" reason`, async () => {
-    const long = (
-      await longFunctions(
-        files.map((f) => relative(ROOT, f)),
-        MAX_FUNCTION_LINES,
-      )
-    ).map((f) => `${f.file}:${f.line} ${f.name}() is ${f.lines} lines`);
-    expect(long).toEqual([]);
-  });
-});
-
-/** A function of `body` lines (plus its opening and closing lines) whose body holds braces in strings, a template and a regex. */
-function sampleFunction(name: string, body: number): string {
-  const filler = [
-    '  const a = "}}}";',
-    "  const b = `${'{'}}`;",
-    "  const c = /[{}]/.test(a);",
-    "  if (c) { void b; }",
-  ];
-  return [
-    `export function ${name}(): void {`,
-    ...Array.from({ length: body }, (_, i) => filler[i % filler.length]!),
-    "}",
-  ].join("\n");
-}
-
-describe("the size checker itself", () => {
-  test("longFunctions() reports a function one line over the limit with its name, line and length, not one at it", async () => {
-    const source = ["// a sample", sampleFunction("fits", 8), sampleFunction("over", 9), ""].join("\n");
-    expect(await longFunctionsOfSource(source, 10)).toEqual([{ file: "sample.ts", name: "over", line: 12, lines: 11 }]);
-  });
-
-  test("longFunctions() names arrows and methods by what holds them, and counts a long closure inside its factory too", async () => {
-    const source = [
-      "export const arrow = (): number => {",
-      ...Array.from({ length: 12 }, () => "  void 0;"),
-      "  return 1;",
-      "};",
-      "export function factory() {",
-      "  return {",
-      "    method(): void {",
-      ...Array.from({ length: 12 }, () => "      void 0;"),
-      "    },",
-      "  };",
-      "}",
-    ].join("\n");
-    const found = await longFunctionsOfSource(source, 10);
-    expect(found.map((f) => `${f.name}@${f.line}:${f.lines}`)).toEqual(["arrow@1:15", "factory@16:18", "method@18:14"]);
-  });
-
-  test("a `// long:` comment above a function, or above the const holding it, excuses its length; another comment does not", async () => {
-    const excused = [
-      "/**",
-      " * Docs.",
-      " */",
-      "// long: one state machine, split it and the states scatter",
-      sampleFunction("excused", 12),
-    ];
-    const held = [
-      "// long: a table of cases",
-      "export const held = () => {",
-      ...Array.from({ length: 12 }, () => "  void 0;"),
-      "};",
-    ];
-    const plain = ["// just long", sampleFunction("plain", 12)];
-    const found = await longFunctionsOfSource([...excused, ...held, ...plain, ""].join("\n"), 10);
-    expect(found.map((f) => f.name)).toEqual(["plain"]);
-  });
-
-  test("lineCount() counts a last line without a newline and not an empty one after it", () => {
-    expect([lineCount(""), lineCount("a"), lineCount("a\n"), lineCount("a\nb")]).toEqual([0, 1, 1, 2]);
   });
 });
 
