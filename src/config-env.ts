@@ -76,9 +76,9 @@ export function variablesRead(load: (env: Env) => unknown): string[] {
 /** `ZOE_*` names that belong to other parts of the project: not a typo when they turn up here. */
 const READ_ELSEWHERE: [RegExp, string | null][] = [
   [/^ZOE_INGEST_/, "is read by the zoe-ingest Edge Function, not by this service: set it in the function's secrets"],
-  // Test, fuzz, benchmark and local-stack tooling (README: Tests, Benchmark).
+  // Test, fuzz, benchmark and local-stack tooling (docs/development.md).
   [/^ZOE_(FUZZ|PG|BENCH)_|^ZOE_CHROMIUM$|^ZOE_LOCAL_JWT_SECRET$/, null],
-  // The zoe-local CLI's address of the service (README: The zoe-local command); an env file may hold it.
+  // The zoe-local CLI's address of the service (docs/operations.md); an env file may hold it.
   [/^ZOE_URL$/, null],
 ];
 

@@ -1,6 +1,6 @@
 // The dependency rule of src/, checked on the real import graph: no import
-// cycle anywhere, and every import points down the layers that README's
-// "Layout" section lists. A new file in a new folder fails here until the
+// cycle anywhere, and every import points down the layers that
+// docs/ARCHITECTURE.md's "Layout" section lists. A new file in a new folder fails here until the
 // folder is given a layer, so the tree keeps reading as the architecture.
 // How long a file or a function is stays the concept's call, not a number's.
 import { describe, expect, test } from "bun:test";
@@ -52,9 +52,9 @@ describe("src/ layering", () => {
     expect(upwardImports(graph)).toEqual([]);
   });
 
-  test("the layers are the ones README's layout section lists, in that order", () => {
-    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-    const section = readme.slice(readme.indexOf("## Layout"));
+  test("the layers are the ones docs/ARCHITECTURE.md's layout section lists, in that order", () => {
+    const doc = readFileSync(join(ROOT, "docs", "ARCHITECTURE.md"), "utf8");
+    const section = doc.slice(doc.indexOf("## Layout"));
     const listed = [...section.matchAll(/^\| (\d+) \| `([^`]+)`/gm)].map((m) => `${m[1]} ${m[2]}`);
     expect(listed).toEqual(LAYERS.flatMap((l) => l.paths.map((p) => `${l.rank} ${p}`)));
   });

@@ -1,4 +1,4 @@
-// README examples a new user copies, run as written against the real service.
+// The examples a new user copies from docs/http-api.md, run as written against the real service.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -7,7 +7,7 @@ import { type ServiceProcess, startService } from "./helpers/service.ts";
 import { tempDir } from "./helpers/tmp.ts";
 
 // The examples' idempotency keys are fixed, so every run below after the first is a duplicate of seq 1.
-const README = readFileSync(join(import.meta.dir, "..", "README.md"), "utf8");
+const README = readFileSync(join(import.meta.dir, "..", "docs", "http-api.md"), "utf8");
 
 /** The first fenced block of `lang` after the line that starts with `intro`. */
 function snippetAfter(intro: string, lang: string): string {

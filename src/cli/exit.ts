@@ -1,4 +1,4 @@
-// Exit codes of `zoe-local` (README: "The zoe-local command"), stable for scripts.
+// Exit codes of `zoe-local` (docs/operations.md, "The zoe-local command"), stable for scripts.
 export const EXIT = {
   /** Done; for `status`: the service reports no problem. */
   ok: 0,

@@ -13,9 +13,9 @@ import { tempDir } from "../helpers/tmp.ts";
 const ROOT = join(import.meta.dir, "..", "..");
 const TEMPLATE = join(ROOT, "tests", "fixtures", "vite-react-ts");
 
-/** The code blocks of README's "Embed the hook" section, keyed by the path their first line names. */
+/** The code blocks of docs/dashboard.md's "Embed the hook" section, keyed by the path their first line names. */
 function readmeSnippets(): Map<string, string> {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const readme = readFileSync(join(ROOT, "docs", "dashboard.md"), "utf8");
   const start = readme.indexOf("### Embed the hook in a React/Vite dashboard");
   const section = readme.slice(start, readme.indexOf("\n### ", start + 10));
   const files = new Map<string, string>();

@@ -43,9 +43,9 @@ function box() {
   };
 }
 
-/** README's step 1 of "Install". */
+/** docs/operations.md's step 1 of "Install". */
 function installStep(): string {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const readme = readFileSync(join(ROOT, "docs", "operations.md"), "utf8");
   const install = readme.slice(readme.indexOf("### Install"));
   return install.slice(0, install.indexOf("# 2."));
 }

@@ -9,6 +9,7 @@ from pathlib import Path
 from conftest import CLIENT_DIR, REPO, Service, run_python
 
 ROOT_README = (REPO / "README.md").read_text()
+HTTP_API_DOC = (REPO / "docs" / "http-api.md").read_text()
 PACKAGE_README = (CLIENT_DIR / "README.md").read_text()
 
 
@@ -36,7 +37,7 @@ def test_the_first_screen_example_delivers_the_fill_and_the_state(service: Servi
 
 
 def test_the_posting_example_stores_the_fill_under_its_key(service: Service, tmp_path: Path):
-    out = run_example(python_block(ROOT_README, "Python: use the client package"), service, tmp_path)
+    out = run_example(python_block(HTTP_API_DOC, "Python: use the client package"), service, tmp_path)
     assert "'idempotency_key': 'order-4711-fill'" in out
     assert [e["idempotency_key"] for e in service.stored()] == ["order-4711-fill"]
 
