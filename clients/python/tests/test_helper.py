@@ -99,7 +99,8 @@ def test_a_forked_child_cannot_emit_through_its_parents_client(spool: str):
     os.waitpid(pid, 0)
     assert "forked child needs a Client of its own" in said
     zoe.emit("T", "S", "the parent still emits")
-    assert zoe.stats().queued + zoe.stats().spooled == 1
+    stats = zoe.stats()  # one snapshot: between two calls the event can move from queued to spooled
+    assert stats.queued + stats.spooled == 1
     zoe.close(0.2)
 
 
