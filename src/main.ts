@@ -26,9 +26,6 @@ import { buildDashboardAssets } from "./dashboard/build.ts";
 import type { DashboardConfig } from "./dashboard/config.ts";
 import { dashboardPlugin } from "./dashboard/plugin.ts";
 
-// The settings check moved to its own module; main.ts still offers it, as before.
-export { type ConfigCheck, checkConfig, formatConfigCheck, knownVariables } from "./config-check.ts";
-
 export async function main(env: Env): Promise<void> {
   const check = checkConfig(env);
   if (!check.config || !check.dashboard) {

@@ -8,7 +8,7 @@ import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { inlineReader, startReaderWorker } from "../../src/flush/reader.ts";
 import { markAcked } from "../../src/flush/batch.ts";
-import type { StoredEvent } from "../../src/domain/schema.ts";
+import type { StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import { silentLogger } from "../../src/lib/log.ts";
 import { openStore } from "../../src/store/store.ts";
 import { type LatencySummary, summarize } from "./lib.ts";

@@ -7,7 +7,7 @@
 import { Database } from "bun:sqlite";
 import { Elysia } from "elysia";
 import { loadConfig } from "../../src/config.ts";
-import { EventInputSchema } from "../../src/domain/schema.ts";
+import { EventInputSchema } from "../../supabase/functions/_shared/event-schema.ts";
 import { migrate } from "../../src/store/migrate.ts";
 import { childArgs } from "./lib.ts";
 

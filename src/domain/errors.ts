@@ -1,6 +1,6 @@
 // Typed errors: every failure the service reports carries a stable `code`,
 // the HTTP `status` it maps to, optional `details` (field paths) and a cause.
-import type { FieldError } from "./schema.ts";
+import type { FieldError } from "../../supabase/functions/_shared/event-schema.ts";
 
 export interface ZoeErrorOptions {
   details?: unknown;

@@ -1,6 +1,6 @@
 // Event vocabulary the whole service shares: what a stored event is, and which
 // subtypes are critical (flushed at once, admitted into the backlog's reserve).
-import type { StoredEvent } from "./schema.ts";
+import type { StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 
 export type ZoeEvent = StoredEvent;
 

@@ -1,7 +1,7 @@
 // The bot's state snapshot: `{mode, cash, holdings, positions, ...}`. Only
 // `mode` is fixed; the rest is the bot's own JSON, kept as it was sent.
 import { ValidationError } from "./errors.ts";
-import { MODES, type Mode } from "./schema.ts";
+import { MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 
 export function checkStateInput(body: unknown): { mode: Mode; state: Record<string, unknown> } {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {

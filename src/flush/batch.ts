@@ -3,7 +3,7 @@
 // reader.ts), sort the remote's verdicts into acknowledged and rejected, and
 // mark the acknowledged ones flushed. All of it in short slices: the flusher
 // shares the one JS thread with ingest.
-import { checkStoredEvent, type Mode, type StoredEvent } from "../domain/schema.ts";
+import { checkStoredEvent, type Mode, type StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore } from "../store/store.ts";
 import type { QuarantineInput } from "./quarantine.ts";
 import type { EventRef, EventResult, SinkResult } from "./sink.ts";

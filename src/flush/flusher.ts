@@ -8,15 +8,14 @@ import type { FlushSettings } from "../config.ts";
 import type { Clock } from "../lib/clock.ts";
 import { type Logger, silentLogger } from "../lib/log.ts";
 import { type Scheduler, systemScheduler } from "../lib/scheduler.ts";
-import { MODES, type Mode } from "../domain/schema.ts";
+import { MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore } from "../store/store.ts";
-import { FlushCancelled } from "./cancel.ts";
 import { createMarketClock, type MarketClock } from "./market-clock.ts";
 import { ModeWorker, type WorkerContext } from "./mode-worker.ts";
 import type { Quarantine } from "./quarantine.ts";
 import { type BatchReader, inlineReader } from "./reader.ts";
-import { shutdownWorkers } from "./shutdown.ts";
 import type { Sink } from "./sink.ts";
+import { FlushCancelled, raceAbort } from "./pipeline.ts";
 
 export interface FlusherOptions {
   store: EventStore;
@@ -168,4 +167,36 @@ class FlusherImpl implements Flusher {
 
 export function createFlusher(options: FlusherOptions): Flusher {
   return new FlusherImpl(options);
+}
+
+// The flusher's graceful stop: let running cycles end, then one last flush per
+// mode (no backoff, stop at the first failure), all within the shutdown
+// deadline, after which sends in flight are aborted. Reports what is left.
+export async function shutdownWorkers(f: WorkerContext, workers: readonly ModeWorker[]): Promise<{ left: number }> {
+  const deadline = new AbortController();
+  const timer = f.scheduler.sleep(f.config.shutdownMs, deadline.signal).then(
+    () => f.hard.abort(new FlushCancelled(`shutdown deadline of ${f.config.shutdownMs} ms`)),
+    () => {},
+  );
+  for (const w of workers) w.interrupt();
+  const loops = workers.map((w) => w.loop ?? Promise.resolve());
+  await raceAbort(Promise.all(loops), f.hard.signal).catch(() => {});
+  // One last flush: no backoff, stop at the first failure or the deadline.
+  for (const w of workers) {
+    try {
+      if (!f.hard.signal.aborted) await w.lastFlush(f.hard.signal);
+    } catch (error) {
+      if (!f.hard.signal.aborted) f.logger.warn("last flush failed", { mode: w.mode, error });
+    }
+    try {
+      await w.commitDeferred();
+    } catch (error) {
+      f.logger.error("cannot mark flushed events", { mode: w.mode, error });
+    }
+  }
+  deadline.abort();
+  await timer;
+  let left = 0;
+  for (const w of workers) left += f.store.backlog(w.mode);
+  return { left };
 }

@@ -4,21 +4,19 @@
 // retried with the backoff policy, cut short by critical events but never
 // more often than backoffMinMs; only events the remote acknowledged are
 // marked flushed; poison events are quarantined so the queue never blocks.
-import type { FlushSettings } from "../config.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/log.ts";
 import type { Scheduler } from "../lib/scheduler.ts";
-import type { Mode } from "../domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore } from "../store/store.ts";
-import { backoffDelay, urgentRetryFloor } from "./backoff.ts";
 import type { Tally } from "./batch.ts";
-import { FlushCancelled } from "./cancel.ts";
 import type { MarketClock } from "./market-clock.ts";
-import { Pipeline } from "./pipeline.ts";
+import { FlushCancelled, Pipeline } from "./pipeline.ts";
 import type { BatchReader } from "./reader.ts";
 import type { Quarantine } from "./quarantine.ts";
 import { type Sink, SinkError } from "./sink.ts";
 import { flushedThrough, type WorkerPhase, workerStatus } from "./status.ts";
+import type { FlushSettings } from "../config.ts";
 
 /** What every worker shares: the flusher's dependencies and its stop state. */
 export interface WorkerContext {
@@ -248,4 +246,27 @@ export class ModeWorker {
       flushedThroughSeq: flushedThrough(this.f.store, this.mode),
     });
   }
+}
+
+// The retry policy of a failing batch: capped, fully jittered exponential
+// backoff that honours Retry-After, and the floor that spaces out the early
+// retries critical events ask for during an outage.
+/** Full jitter: uniform in [0, min(cap, min·2^(n−1))], at least what Retry-After asks, never above the cap. */
+export function backoffDelay(
+  attempt: number,
+  settings: Pick<FlushSettings, "backoffMinMs" | "backoffMaxMs">,
+  random: () => number,
+  retryAfterMs = 0,
+): number {
+  const ceiling = Math.min(settings.backoffMaxMs, settings.backoffMinMs * 2 ** Math.max(0, attempt - 1));
+  return Math.min(settings.backoffMaxMs, Math.max(retryAfterMs, Math.round(random() * ceiling)));
+}
+
+/**
+ * A critical event retries at once, but a stream of them during an outage
+ * must not hammer the remote: such early retries are spaced at least
+ * backoffMinMs apart. How long to wait still (≤ 0: go now).
+ */
+export function urgentRetryFloor(lastUrgentRetryAt: number | null, backoffMinMs: number, now: number): number {
+  return lastUrgentRetryAt === null ? 0 : lastUrgentRetryAt + backoffMinMs - now;
 }

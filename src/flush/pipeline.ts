@@ -8,10 +8,9 @@
 import pRetry from "p-retry";
 import type { FlushSettings } from "../config.ts";
 import type { Logger } from "../lib/log.ts";
-import type { Mode, StoredEvent } from "../domain/schema.ts";
+import type { Mode, StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore, StateSnapshot } from "../store/store.ts";
 import { addTally, EMPTY_TALLY, markAcked, type ReadBatch, sortVerdicts, type Tally } from "./batch.ts";
-import { raceAbort } from "./cancel.ts";
 import type { Quarantine } from "./quarantine.ts";
 import type { BatchReader } from "./reader.ts";
 import { type EventRef, RemoteOutOfOrderError, type Sink, SinkError, type SinkResult } from "./sink.ts";
@@ -329,4 +328,33 @@ const stateKey = (s: StateSnapshot) => `${s.ts} ${JSON.stringify(s.state)}`;
 function eventsOf(slot: Slot): StoredEvent[] {
   slot.events ??= JSON.parse(slot.json!) as StoredEvent[];
   return slot.events;
+}
+
+// Cancelling flush work: the reason a cycle was cut short (stop, stall,
+// shutdown deadline) and a race that frees the worker from a sink that
+// ignores its signal.
+export class FlushCancelled extends Error {
+  constructor(why: string) {
+    super(`flush cancelled: ${why}`);
+    this.name = "FlushCancelled";
+  }
+}
+
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  // A sink that ignores its signal must not hold the worker hostage.
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
 }

@@ -4,7 +4,13 @@
 // releases it after a fix (POST /local/quarantine/retry).
 import type { Clock } from "../lib/clock.ts";
 import { ValidationError } from "../domain/errors.ts";
-import { type FieldError, isUuid, MODES, type Mode, type StoredEvent } from "../domain/schema.ts";
+import {
+  type FieldError,
+  isUuid,
+  MODES,
+  type Mode,
+  type StoredEvent,
+} from "../../supabase/functions/_shared/event-schema.ts";
 import { EVENT_BYTES_SQL, type EventStore, rowToEvent, storeFailure } from "../store/store.ts";
 
 export interface QuarantineInput {

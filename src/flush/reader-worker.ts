@@ -5,7 +5,7 @@
 import { readlinkSync } from "node:fs";
 import { setPriority } from "node:os";
 import { openQueueReader, type QueueReader } from "../store/queue-reader.ts";
-import type { Mode, StoredEvent } from "../domain/schema.ts";
+import type { Mode, StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import { schemaFailure } from "./batch.ts";
 import type { QuarantineInput } from "./quarantine.ts";
 

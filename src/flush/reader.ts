@@ -5,7 +5,7 @@
 // encoding (about two thirds of the service's work per batch) off the thread
 // that answers ingest; a worker that fails hands over to the event loop.
 import type { Logger } from "../lib/log.ts";
-import type { Mode } from "../domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore } from "../store/store.ts";
 import { type ReadBatch, readBatch } from "./batch.ts";
 import type { WorkerAnswer } from "./reader-worker.ts";

@@ -4,8 +4,8 @@
 // (`retryable`) and whether the batch's content may be to blame (`poison`:
 // splitting the batch isolates the bad event), so the flusher never guesses.
 import { ZoeError } from "../domain/errors.ts";
-import type { StoredEventRef } from "../domain/idempotency.ts";
-import type { FieldError, Mode, StoredEvent } from "../domain/schema.ts";
+import type { StoredEventRef } from "../../supabase/functions/_shared/idempotency.ts";
+import type { FieldError, Mode, StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import type { StateSnapshot } from "../store/store.ts";
 
 export type EventVerdict = "accepted" | "duplicate" | "rejected";

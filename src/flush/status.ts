@@ -1,7 +1,7 @@
 // What one mode's flusher reports into /health: phase, cadence, the last
 // attempt and success, the next attempt, the last error, the quarantine, how
 // far the queue is flushed without gaps, and the batches in flight.
-import type { Mode } from "../domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore } from "../store/store.ts";
 import type { MarketClock } from "./market-clock.ts";
 

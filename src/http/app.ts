@@ -22,8 +22,6 @@ import type { Logger } from "../lib/log.ts";
 import type { EventStore } from "../store/store.ts";
 import type { QuarantineSource } from "../flush/quarantine.ts";
 
-export type { AppHooks } from "./hooks.ts";
-
 export interface AppOptions {
   store: EventStore;
   hub: Hub;

@@ -2,7 +2,7 @@
 // and observation of requests. src/http/operations.ts supplies them (the
 // bounded store, metrics, readiness, the 5xx log). The routes call them
 // directly, so an absent hook costs an optional call, not a lifecycle hook.
-import type { EventInput, Mode } from "../domain/schema.ts";
+import type { EventInput, Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { StreamCloseReason } from "../stream/sse.ts";
 import type { AppendResult } from "../store/store.ts";
 

@@ -11,7 +11,12 @@
 // pointer for every key. None of it changed a verdict.
 import { timingSafeEqual } from "node:crypto";
 import { UnauthorizedError, ValidationError, ZoeError } from "../domain/errors.ts";
-import { checkEventInput, type EventInput, type FieldError, MAX_BATCH_EVENTS } from "../domain/schema.ts";
+import {
+  checkEventInput,
+  type EventInput,
+  type FieldError,
+  MAX_BATCH_EVENTS,
+} from "../../supabase/functions/_shared/event-schema.ts";
 import type { Logger } from "../lib/log.ts";
 import type { AppendResult, EventStore } from "../store/store.ts";
 import { readJsonBody } from "./body.ts";

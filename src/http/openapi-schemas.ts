@@ -3,7 +3,7 @@
 // checks real answers of each route against them, so they say what the
 // routes return, not what they once returned.
 import { type TSchema, Type } from "@sinclair/typebox";
-import { ModeSchema, StoredEventSchema } from "../domain/schema.ts";
+import { ModeSchema, StoredEventSchema } from "../../supabase/functions/_shared/event-schema.ts";
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
 const NullableInt = Type.Union([Type.Integer(), Type.Null()]);

@@ -5,7 +5,7 @@
 // schemas, answers the ones of openapi-schemas.ts, which tests hold to the
 // routes' real answers; CI lints the whole document (tests/http/openapi-lint.test.ts).
 import { type TSchema, Type } from "@sinclair/typebox";
-import { EventInputSchema, MAX_BATCH_EVENTS, ModeSchema } from "../domain/schema.ts";
+import { EventInputSchema, MAX_BATCH_EVENTS, ModeSchema } from "../../supabase/functions/_shared/event-schema.ts";
 import * as S from "./openapi-schemas.ts";
 
 export const securitySchemes = {

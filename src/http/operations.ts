@@ -15,7 +15,7 @@ import { createLimits, type Limits, type LimitsConfig } from "../store/limits.ts
 import type { Logger } from "../lib/log.ts";
 import { createMetrics, type Metrics } from "../ops/metrics.ts";
 import { createReadiness, type Readiness } from "../ops/readiness.ts";
-import type { Mode } from "../domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore } from "../store/store.ts";
 
 export interface OperationsOptions {

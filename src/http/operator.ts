@@ -6,7 +6,7 @@
 // report itself is src/ops/status.ts.
 import { Elysia } from "elysia";
 import { FlushFailedError, NoRemoteError, NotFoundError, ValidationError, ZoeError } from "../domain/errors.ts";
-import { isUuid, MODES, type Mode } from "../domain/schema.ts";
+import { isUuid, MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { Flusher } from "../flush/flusher.ts";
 import type { QuarantineEntry } from "../flush/quarantine.ts";
 import type { Clock } from "../lib/clock.ts";

@@ -1,7 +1,7 @@
 // Strict parsing of query parameters: anything unexpected is a 400 that names
 // the parameter, never a silent default.
 import { ValidationError } from "../domain/errors.ts";
-import { MODES, type Mode } from "../domain/schema.ts";
+import { MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 
 function bad(param: string, message: string): ValidationError {
   return new ValidationError(`Invalid query parameter ${param}: ${message}`, [{ path: `?${param}`, message }]);

@@ -4,7 +4,7 @@
 // scrapes. metrics.ts registers them next to its counters.
 import { statSync } from "node:fs";
 import { Gauge, type Registry } from "./prom.ts";
-import { MODES, type Mode } from "../domain/schema.ts";
+import { MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { Limits } from "../store/limits.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { EventStore } from "../store/store.ts";

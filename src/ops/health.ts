@@ -2,7 +2,7 @@
 // reports once a remote is configured.
 import type { FlushStatusSource } from "../flush/flusher.ts";
 import type { Clock } from "../lib/clock.ts";
-import type { Mode } from "../domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore } from "../store/store.ts";
 
 export interface HealthSource {

@@ -5,7 +5,7 @@
 // it costs the same after a week as after a minute; it starts empty after a
 // restart (Prometheus keeps the long history, see ops/).
 import type { Clock } from "../lib/clock.ts";
-import { MODES, type Mode } from "../domain/schema.ts";
+import { MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { type Sink, wrapSink } from "../flush/sink.ts";
 import type { EventStore } from "../store/store.ts";
 

@@ -6,7 +6,7 @@
 import { Counter, Gauge, Histogram, loadCollectDefaultMetrics, Registry } from "./prom.ts";
 import type { BuildInfo } from "./build-info.ts";
 import { type GaugeSources, registerStateGauges } from "./gauges.ts";
-import { type EventInput, MODES, type Mode } from "../domain/schema.ts";
+import { type EventInput, MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { type Sink, type SinkError, wrapSink } from "../flush/sink.ts";
 import type { StreamCloseReason } from "../stream/sse.ts";
 import type { AppendResult } from "../store/store.ts";

@@ -6,7 +6,7 @@
 // event loop nothing measurable.
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { MODES, type Mode } from "../domain/schema.ts";
+import { MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { FlushStatusSource } from "../flush/flusher.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { Limits } from "../store/limits.ts";

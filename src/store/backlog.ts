@@ -7,8 +7,8 @@
 import type { Database } from "bun:sqlite";
 import type { Clock } from "../lib/clock.ts";
 import type { ZoeEvent } from "../domain/events.ts";
-import { MODES, type Mode } from "../domain/schema.ts";
-import { withoutSync } from "./sync.ts";
+import { MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
+import { withoutSync } from "./wal-sync.ts";
 import { COLUMNS, EVENT_BYTES_SQL, type EventRow, rowToEvent } from "./rows.ts";
 
 /** Unflushed events and their approximate size: what the backlog caps (src/store/limits.ts) bound. */

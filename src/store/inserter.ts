@@ -6,8 +6,8 @@
 import type { Database } from "bun:sqlite";
 import { ConflictError, IdempotencyConflictError } from "../domain/errors.ts";
 import type { ZoeEvent } from "../domain/events.ts";
-import { conflictMessage, idempotencyDifferences } from "../domain/idempotency.ts";
-import type { EventInput, Mode } from "../domain/schema.ts";
+import { conflictMessage, idempotencyDifferences } from "../../supabase/functions/_shared/idempotency.ts";
+import type { EventInput, Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { COLUMNS, EVENT_OVERHEAD_BYTES, type EventRow, rowToEvent } from "./rows.ts";
 
 export interface AppendResult {

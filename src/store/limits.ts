@@ -13,7 +13,7 @@ import { dirname } from "node:path";
 import type { LimitsConfig } from "../config.ts";
 import type { Clock } from "../lib/clock.ts";
 import { ZoeError, type ZoeErrorOptions } from "../domain/errors.ts";
-import type { EventInput } from "../domain/schema.ts";
+import type { EventInput } from "../../supabase/functions/_shared/event-schema.ts";
 import { EVENT_OVERHEAD_BYTES } from "./rows.ts";
 import type { EventStore } from "./store.ts";
 

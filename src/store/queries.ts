@@ -3,9 +3,9 @@
 import type { Database } from "bun:sqlite";
 import type { Clock } from "../lib/clock.ts";
 import type { ZoeEvent } from "../domain/events.ts";
-import type { Mode } from "../domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { COLUMNS, type EventRow, rowToEvent, storeFailure } from "./rows.ts";
-import { withoutSync } from "./sync.ts";
+import { withoutSync } from "./wal-sync.ts";
 
 export interface FlushLogEntry {
   mode: Mode;

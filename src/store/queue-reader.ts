@@ -4,7 +4,7 @@
 // own short transaction, so it never holds a checkpoint back for long.
 import { Database } from "bun:sqlite";
 import type { ZoeEvent } from "../domain/events.ts";
-import type { Mode } from "../domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { COLUMNS, type EventRow, rowToEvent } from "./rows.ts";
 
 export interface QueueReader {

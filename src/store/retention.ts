@@ -3,7 +3,7 @@
 // quarantined) events are never pruned.
 import type { Database } from "bun:sqlite";
 import type { Scheduler } from "../lib/scheduler.ts";
-import { MODES, type Mode } from "../domain/schema.ts";
+import { MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 
 /** Rows per DELETE: a few ms of the event loop each. */
 export const PRUNE_CHUNK = 1000;

@@ -4,7 +4,7 @@
 // unavailable).
 import { StoreUnavailableError, ZoeError } from "../domain/errors.ts";
 import type { ZoeEvent } from "../domain/events.ts";
-import type { Mode } from "../domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 
 export interface EventRow {
   id: string;

@@ -9,7 +9,7 @@ import { type Clock, systemClock } from "../lib/clock.ts";
 import type { SynchronousLevel } from "../config.ts";
 import { StoreUnavailableError } from "../domain/errors.ts";
 import type { ZoeEvent } from "../domain/events.ts";
-import { type EventInput, MODES, type Mode } from "../domain/schema.ts";
+import { type EventInput, MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { Backlog, type BacklogUsage } from "./backlog.ts";
 import { openDatabase } from "./open.ts";
 import { type FlushLogEntry, Queries, type StateSnapshot } from "./queries.ts";

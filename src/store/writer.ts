@@ -12,7 +12,7 @@ import type { Clock } from "../lib/clock.ts";
 import type { SynchronousLevel } from "../config.ts";
 import { StoreUnavailableError } from "../domain/errors.ts";
 import type { ZoeEvent } from "../domain/events.ts";
-import type { EventInput, Mode } from "../domain/schema.ts";
+import type { EventInput, Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { type AppendResult, Inserter } from "./inserter.ts";
 import { storeFailure } from "./rows.ts";
 import type { WalSync } from "./wal-sync.ts";

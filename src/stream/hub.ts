@@ -2,7 +2,7 @@
 // critical-event trigger). Publishing is synchronous and happens right after
 // the commit, on the same thread, which is what makes the SSE replay/live
 // seam exact: no commit can slip between a replay read and a subscription.
-import type { Mode } from "../domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { ZoeEvent } from "../domain/events.ts";
 
 export type Subscriber = (events: ZoeEvent[]) => void;

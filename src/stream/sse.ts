@@ -12,7 +12,7 @@
 // are `:` comments, or `event: heartbeat` for a client that asks
 // (EventSource hides comments, so only events let a page notice a hung link).
 import type { Hub } from "./hub.ts";
-import type { Mode } from "../domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore, ZoeEvent } from "../store/store.ts";
 
 export type StreamCloseReason = "client" | "slow" | "shutdown";

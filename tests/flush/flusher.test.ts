@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { manualClock } from "../../src/lib/clock.ts";
 import type { FlushSettings } from "../../src/config.ts";
-import { backoffDelay } from "../../src/flush/backoff.ts";
+import { backoffDelay } from "../../src/flush/mode-worker.ts";
 import { createFlusher } from "../../src/flush/flusher.ts";
 import { createHealth } from "../../src/ops/health.ts";
 import { Quarantine } from "../../src/flush/quarantine.ts";
 import { manualScheduler } from "../../src/lib/scheduler.ts";
-import type { EventInput, StoredEvent } from "../../src/domain/schema.ts";
+import type { EventInput, StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import {
   type EventResult,
   RemoteAuthError,

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { inlineReader, startReaderWorker } from "../../src/flush/reader.ts";
 import { silentLogger } from "../../src/lib/log.ts";
-import type { StoredEvent } from "../../src/domain/schema.ts";
+import type { StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import { openStore } from "../../src/store/store.ts";
 import { tempDir } from "../helpers/tmp.ts";
 

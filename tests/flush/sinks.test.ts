@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { systemClock } from "../../src/lib/clock.ts";
-import type { StoredEvent } from "../../src/domain/schema.ts";
+import type { StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import {
   RemoteAuthError,
   RemoteOutOfOrderError,

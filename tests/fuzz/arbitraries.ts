@@ -4,7 +4,7 @@
 // byte-level corruption, and header variants (content type, length lies,
 // Authorization forms). Shared by the fuzz tests.
 import fc from "fast-check";
-import { checkEventInput, MODES, SEVERITIES } from "../../src/domain/schema.ts";
+import { checkEventInput, MODES, SEVERITIES } from "../../supabase/functions/_shared/event-schema.ts";
 
 export const TOKEN = "fuzz-token-0123456789abcdef";
 

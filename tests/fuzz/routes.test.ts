@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { createLogger } from "../../src/lib/log.ts";
-import { checkStoredEvent, MODES, type Mode } from "../../src/domain/schema.ts";
+import { checkStoredEvent, MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { type TestApp, testApp } from "../helpers/app.ts";
 import {
   auth,

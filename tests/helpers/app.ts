@@ -5,7 +5,7 @@ import { type Clock, systemClock } from "../../src/lib/clock.ts";
 import { createHealth } from "../../src/ops/health.ts";
 import { createHub, type Hub } from "../../src/stream/hub.ts";
 import { silentLogger } from "../../src/lib/log.ts";
-import type { EventInput, Mode } from "../../src/domain/schema.ts";
+import type { EventInput, Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { openStore, type StoreOptions } from "../../src/store/store.ts";
 import { tempDir } from "./tmp.ts";
 

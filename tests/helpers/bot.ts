@@ -3,7 +3,7 @@
 // killed, 503, connection refused) it sends the very same request again until
 // it is acknowledged. Everything it was told is written to a Ledger, which the
 // invariant (tests/helpers/invariant.ts) holds the stores to.
-import type { Mode } from "../../src/domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 
 export interface Intent {
   key: string;

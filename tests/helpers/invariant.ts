@@ -13,7 +13,7 @@
 // can be tested against made-up failures.
 import { Database } from "bun:sqlite";
 import type { SQL } from "bun";
-import type { Mode } from "../../src/domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { Ack, Intent, Ledger } from "./bot.ts";
 import { waitFor } from "./tmp.ts";
 

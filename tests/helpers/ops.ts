@@ -11,7 +11,7 @@ import type { LimitsConfig } from "../../src/store/limits.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/lib/log.ts";
 import { createOperations, type OperationsOptions } from "../../src/http/operations.ts";
 import { Quarantine } from "../../src/flush/quarantine.ts";
-import type { EventInput } from "../../src/domain/schema.ts";
+import type { EventInput } from "../../supabase/functions/_shared/event-schema.ts";
 import { openStore } from "../../src/store/store.ts";
 import { tempDir } from "./tmp.ts";
 

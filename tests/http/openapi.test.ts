@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Value } from "@sinclair/typebox/value";
 import type { TSchema } from "@sinclair/typebox";
-import type { EventInput } from "../../src/domain/schema.ts";
+import type { EventInput } from "../../supabase/functions/_shared/event-schema.ts";
 import { routeDocs } from "../../src/http/openapi.ts";
 import { type SupabaseStack, startSupabaseStack } from "../helpers/supabase-stack.ts";
 import { wiredApp } from "../helpers/wired-app.ts";

@@ -3,7 +3,7 @@
 // flushes the real Edge Function of the local Supabase stack.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { EventInput } from "../../src/domain/schema.ts";
+import type { EventInput } from "../../supabase/functions/_shared/event-schema.ts";
 import { readBuildInfo } from "../../src/ops/build-info.ts";
 import { type SupabaseStack, startSupabaseStack } from "../helpers/supabase-stack.ts";
 import { wiredApp } from "../helpers/wired-app.ts";

@@ -1,7 +1,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { manualClock } from "../../src/lib/clock.ts";
 import { createHistory } from "../../src/ops/history.ts";
-import type { EventInput } from "../../src/domain/schema.ts";
+import type { EventInput } from "../../supabase/functions/_shared/event-schema.ts";
 import { RemoteUnavailableError, type Sink, type SinkBatch } from "../../src/flush/sink.ts";
 import { openStore } from "../../src/store/store.ts";
 import { tempDir } from "../helpers/tmp.ts";

@@ -4,7 +4,7 @@ import { readBuildInfo } from "../../src/ops/build-info.ts";
 import { manualClock } from "../../src/lib/clock.ts";
 import { createHub } from "../../src/stream/hub.ts";
 import { createMetrics, outcomeOf } from "../../src/ops/metrics.ts";
-import type { StoredEvent } from "../../src/domain/schema.ts";
+import type { StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import { RemoteUnavailableError, type Sink, type SinkBatch } from "../../src/flush/sink.ts";
 import { openStore } from "../../src/store/store.ts";
 import { opsAppsClosedAfterEach, parseMetrics } from "../helpers/ops.ts";

@@ -3,7 +3,7 @@
 // tests/http/operator.test.ts.
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { Mode } from "../../src/domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { FlushStatusSource } from "../../src/flush/flusher.ts";
 import { readBuildInfo } from "../../src/ops/build-info.ts";
 import { createHealth } from "../../src/ops/health.ts";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fc from "fast-check";
-import type { EventInput } from "../../src/domain/schema.ts";
+import type { EventInput } from "../../supabase/functions/_shared/event-schema.ts";
 import { type EventStore, openStore } from "../../src/store/store.ts";
 import { RUNS, SEED, validEvent, WEIRD_STRINGS } from "../fuzz/arbitraries.ts";
 import { tempDir } from "../helpers/tmp.ts";

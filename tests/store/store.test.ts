@@ -7,7 +7,7 @@ import {
   StartupError,
   StoreUnavailableError,
 } from "../../src/domain/errors.ts";
-import type { EventInput, Mode } from "../../src/domain/schema.ts";
+import type { EventInput, Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { type EventStore, openStore, type StoreOptions, storeFailure, type ZoeEvent } from "../../src/store/store.ts";
 import { CONFLICTING_CHANGES } from "../helpers/idempotency.ts";
 import { tempDir } from "../helpers/tmp.ts";

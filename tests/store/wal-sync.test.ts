@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { StoreUnavailableError } from "../../src/domain/errors.ts";
-import type { EventInput } from "../../src/domain/schema.ts";
+import type { EventInput } from "../../supabase/functions/_shared/event-schema.ts";
 import { type EventStore, openStore } from "../../src/store/store.ts";
 import { WalSync } from "../../src/store/wal-sync.ts";
 import { tempDir } from "../helpers/tmp.ts";

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import type { Logger } from "../../src/lib/log.ts";
-import type { Mode } from "../../src/domain/schema.ts";
+import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { formatEvent, type StreamCloseReason } from "../../src/stream/sse.ts";
 import { event, postJson, type TestApp, testApp } from "../helpers/app.ts";
 import { waitFor } from "../helpers/tmp.ts";

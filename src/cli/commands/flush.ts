@@ -2,7 +2,7 @@
 // The service does the work (POST /local/flush?wait=true answers when the
 // queue is drained, or at the first failed attempt); the bar comes from
 // polling GET /local/status, whose figures are running counters.
-import { MODES } from "../../domain/schema.ts";
+import { MODES } from "../../../supabase/functions/_shared/event-schema.ts";
 import { apiError, apiFailure } from "../client.ts";
 import type { Command, Context } from "../context.ts";
 import { CliError, EXIT, usage } from "../exit.ts";

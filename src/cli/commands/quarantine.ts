@@ -1,6 +1,6 @@
 // `zoe-local quarantine list|show|release`: the poison events the flusher set
 // aside, why, and putting them back in the queue once the cause is fixed.
-import { isUuid, MODES } from "../../domain/schema.ts";
+import { isUuid, MODES } from "../../../supabase/functions/_shared/event-schema.ts";
 import type { Command, Context } from "../context.ts";
 import { CliError, EXIT, usage } from "../exit.ts";
 import { count, plural, relativeText, table } from "../format.ts";

@@ -1,7 +1,7 @@
 // `zoe-local tail`: follow the SSE stream, filtered. Each mode is one stream;
 // a lost connection is resumed with Last-Event-ID (the seq last seen), so a
 // restart of the service loses nothing and repeats nothing.
-import { MODES } from "../../domain/schema.ts";
+import { MODES } from "../../../supabase/functions/_shared/event-schema.ts";
 import { apiFailure } from "../client.ts";
 import type { Command, Context } from "../context.ts";
 import { CliError, EXIT, usage } from "../exit.ts";

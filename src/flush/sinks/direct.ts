@@ -5,8 +5,12 @@
 // the flusher's p-retry loop can decide.
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import type { Clock } from "../../lib/clock.ts";
-import { type ComparableEvent, conflictMessage, idempotencyDifferences } from "../../domain/idempotency.ts";
-import type { StoredEvent } from "../../domain/schema.ts";
+import {
+  type ComparableEvent,
+  conflictMessage,
+  idempotencyDifferences,
+} from "../../../supabase/functions/_shared/idempotency.ts";
+import type { StoredEvent } from "../../../supabase/functions/_shared/event-schema.ts";
 import {
   type EventResult,
   isRetryableStatus,

@@ -1,7 +1,8 @@
 // Supabase Edge Function entry: verifies flushed batches with the shared event
 // schema and writes them in one transaction. Logic in ingest.ts, SQL in writer.ts.
 // A bad setting fails here, at boot, rather than on every request.
-import { configFromEnv, createIngestHandler, timeoutsFromEnv } from "./ingest.ts";
+import { configFromEnv, timeoutsFromEnv } from "./config.ts";
+import { createIngestHandler } from "./ingest.ts";
 import { createPgWriter } from "./writer.ts";
 
 // postgres.js 3.4.9 kills the process when Postgres closes a connection while a

@@ -34,16 +34,6 @@ import {
   type StateSnapshot,
 } from "./request.ts";
 
-// The settings and the request checks have modules of their own; ingest.ts still offers what it did.
-export {
-  configFromEnv,
-  DEFAULT_MAX_BODY_BYTES,
-  DEFAULT_MAX_EVENTS,
-  type IngestConfig,
-  timeoutsFromEnv,
-} from "./config.ts";
-export type { StateSnapshot } from "./request.ts";
-
 export interface BatchWrite {
   mode: Mode;
   /** The valid events, in request order. */

@@ -1,5 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { checkEventInput, checkStoredEvent, isIsoTimestamp, isUuid, MAX_BODY_BYTES } from "../../src/domain/schema.ts";
+import {
+  checkEventInput,
+  checkStoredEvent,
+  isIsoTimestamp,
+  isUuid,
+  MAX_BODY_BYTES,
+} from "../../supabase/functions/_shared/event-schema.ts";
 
 const valid = { mode: "live", source: "bot", type: "ORDER", subtype: "BUY_FILLED", body: "bought 1 AAPL" };
 const paths = (value: unknown, prefix?: string) => checkEventInput(value, prefix).map((e) => e.path);
