@@ -2,6 +2,7 @@
 // `zoe-local`: the operator's command for a running zoe-local service. It
 // talks to the service over its HTTP API only (ZOE_URL or --url, the token
 // from ZOE_API_TOKEN); `backup` copies the database file the service names,
+// `restore --from-remote` rebuilds a stopped service's database from Supabase,
 // and `check-config` runs the service's own settings check.
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
@@ -11,6 +12,7 @@ import { backupCommand } from "./commands/backup.ts";
 import { checkConfigCommand } from "./commands/check-config.ts";
 import { flushCommand } from "./commands/flush.ts";
 import { quarantineCommand } from "./commands/quarantine.ts";
+import { restoreCommand } from "./commands/restore.ts";
 import { statusCommand } from "./commands/status.ts";
 import { tailCommand } from "./commands/tail.ts";
 import type { Command, Io } from "./context.ts";
@@ -24,6 +26,7 @@ const COMMANDS: Command[] = [
   flushCommand,
   quarantineCommand,
   backupCommand,
+  restoreCommand,
   checkConfigCommand,
 ];
 
