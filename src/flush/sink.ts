@@ -4,6 +4,7 @@
 // (`retryable`) and whether the batch's content may be to blame (`poison`:
 // splitting the batch isolates the bad event), so the flusher never guesses.
 import { ZoeError } from "../domain/errors.ts";
+import type { ErrorCode } from "../../supabase/functions/_shared/error-codes.ts";
 import type { StoredEventRef } from "../../supabase/functions/_shared/idempotency.ts";
 import type { FieldError, Mode, StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import type { StateSnapshot } from "../store/store.ts";
@@ -109,12 +110,12 @@ export class SinkError extends ZoeError {
   readonly retryAfterMs: number | undefined;
 
   constructor(
-    code: string,
+    code: ErrorCode,
     message: string,
-    flags: { retryable: boolean; poison?: boolean; status?: number },
+    flags: { retryable: boolean; poison?: boolean },
     options: SinkErrorOptions = {},
   ) {
-    super(code, flags.status ?? 502, message, { cause: options.cause, details: options.details });
+    super(code, message, { cause: options.cause, details: options.details });
     this.retryable = flags.retryable;
     this.poison = flags.poison ?? false;
     this.remoteStatus = options.remoteStatus ?? 0;
@@ -125,35 +126,35 @@ export class SinkError extends ZoeError {
 /** No answer: connection refused/reset, DNS, TLS. Retryable. */
 export class RemoteUnreachableError extends SinkError {
   constructor(message: string, options: SinkErrorOptions = {}) {
-    super("remote_unreachable", message, { retryable: true, status: 502 }, options);
+    super("remote_unreachable", message, { retryable: true }, options);
   }
 }
 
 /** No answer within the per-request timeout. Retryable (the remote may have committed: replays are idempotent). */
 export class RemoteTimeoutError extends SinkError {
   constructor(message: string, options: SinkErrorOptions = {}) {
-    super("remote_timeout", message, { retryable: true, status: 504 }, options);
+    super("remote_timeout", message, { retryable: true }, options);
   }
 }
 
 /** 408, 429 or 5xx: the remote is overloaded or failing. Retryable. */
 export class RemoteUnavailableError extends SinkError {
   constructor(message: string, options: SinkErrorOptions = {}) {
-    super("remote_unavailable", message, { retryable: true, status: 502 }, options);
+    super("remote_unavailable", message, { retryable: true }, options);
   }
 }
 
 /** A 2xx whose body is not the agreed shape. Retryable: proxies and half-deployed functions do this. */
 export class RemoteProtocolError extends SinkError {
   constructor(message: string, options: SinkErrorOptions = {}) {
-    super("remote_protocol", message, { retryable: true, status: 502 }, options);
+    super("remote_protocol", message, { retryable: true }, options);
   }
 }
 
 /** 401/403: wrong key or secret. Permanent until the configuration is fixed; not the events' fault. */
 export class RemoteAuthError extends SinkError {
   constructor(message: string, options: SinkErrorOptions = {}) {
-    super("remote_auth", message, { retryable: false, status: 502 }, options);
+    super("remote_auth", message, { retryable: false }, options);
   }
 }
 
@@ -163,7 +164,7 @@ export class RemoteAuthError extends SinkError {
  */
 export class RemoteRejectedError extends SinkError {
   constructor(message: string, poison: boolean, options: SinkErrorOptions = {}) {
-    super("remote_rejected", message, { retryable: false, poison, status: 502 }, options);
+    super("remote_rejected", message, { retryable: false, poison }, options);
   }
 }
 
@@ -174,7 +175,7 @@ export class RemoteRejectedError extends SinkError {
  */
 export class RemoteOutOfOrderError extends SinkError {
   constructor(message: string, options: SinkErrorOptions = {}) {
-    super("remote_out_of_order", message, { retryable: true, status: 502 }, options);
+    super("remote_out_of_order", message, { retryable: true }, options);
   }
 }
 

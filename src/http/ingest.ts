@@ -183,5 +183,5 @@ function asSingleEvent(error: unknown): unknown {
     typeof d.path === "string" ? { ...d, path: d.path.replace(/^\/0(?=\/|$)/, "") } : d,
   );
   const message = error.message.replace(/^Cannot store event 0: /, "Cannot store the event: ");
-  return new ZoeError(error.code, error.status, message, { details, cause: error, retryAfter: error.retryAfter });
+  return new ZoeError(error.code, message, { details, cause: error, retryAfter: error.retryAfter });
 }

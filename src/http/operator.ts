@@ -113,7 +113,6 @@ export function operatorRoutes(options: OperatorRoutesOptions) {
         if (readiness.check().checks.draining)
           throw new ZoeError(
             "draining",
-            503,
             "Cannot flush: the service is shutting down (it makes one last flush on its own)",
             { retryAfter: 5 },
           );

@@ -20,7 +20,7 @@ export class InvalidTokenError extends UnauthorizedError {}
 export class MethodNotAllowedError extends ZoeError {
   readonly allow: string;
   constructor(message: string, allow: string) {
-    super("method_not_allowed", 405, message);
+    super("method_not_allowed", message);
     this.allow = allow;
   }
 }

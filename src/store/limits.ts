@@ -26,14 +26,14 @@ const DISK_SAMPLE_MS = 1_000;
 /** The unflushed backlog is at its cap: nothing was stored. */
 export class BacklogFullError extends ZoeError {
   constructor(message: string, options: ZoeErrorOptions = {}) {
-    super("backlog_full", 503, message, { retryAfter: BACKLOG_RETRY_AFTER_S, ...options });
+    super("backlog_full", message, { retryAfter: BACKLOG_RETRY_AFTER_S, ...options });
   }
 }
 
 /** The database's filesystem is below its free-space floor: nothing was stored. */
 export class DiskLowError extends ZoeError {
   constructor(message: string, options: ZoeErrorOptions = {}) {
-    super("disk_low", 503, message, { retryAfter: DISK_RETRY_AFTER_S, ...options });
+    super("disk_low", message, { retryAfter: DISK_RETRY_AFTER_S, ...options });
   }
 }
 

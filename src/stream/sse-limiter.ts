@@ -20,7 +20,7 @@ const RETRY_AFTER_S = 5;
 
 export class TooManyStreamsError extends ZoeError {
   constructor(message: string, status: 429 | 503) {
-    super("too_many_streams", status, message, { retryAfter: RETRY_AFTER_S });
+    super("too_many_streams", message, { retryAfter: RETRY_AFTER_S, status: status === 503 ? 503 : undefined });
   }
 }
 

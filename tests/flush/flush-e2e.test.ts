@@ -101,7 +101,7 @@ function faultyProxy(plan: (call: number) => Fault) {
     idleTimeout: 0,
     async fetch(req) {
       const fault = plan(++calls);
-      if (fault === "500") return Response.json({ error: { code: "INTERNAL", message: "boom" } }, { status: 500 });
+      if (fault === "500") return Response.json({ error: { code: "internal", message: "boom" } }, { status: 500 });
       if (fault === "garbage") return new Response("<html>502 from some proxy</html>", { status: 200 });
       if (fault === "hang") return new Promise<Response>(() => {});
       const url = new URL(req.url);

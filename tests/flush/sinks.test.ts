@@ -207,6 +207,36 @@ describe("createEdgeFunctionSink() against a misbehaving remote", () => {
     }
   });
 
+  test("an error answer is read by its code from the shared list, in either case, never by its wording", async () => {
+    const answers: [number, string][] = [
+      [400, "BATCH_TOO_LARGE"], // a zoe-ingest deployed before the codes were unified
+      [400, "batch_too_large"],
+      [400, "rate_limit_note"], // not a code of the list: a plain refusal, not split
+      [409, "PREDECESSOR_NOT_COMMITTED"],
+    ];
+    let next = 0;
+    const remote = fakeRemote(() => {
+      const [status, code] = answers[next++]!;
+      return Response.json({ error: { code, message: "too_many limit", details: null } }, { status });
+    });
+    try {
+      const sink = sinkFor(remote.url);
+      const outcomes = [];
+      for (let i = 0; i < answers.length; i++) {
+        const error = await rejection(sink.send(batch([storedEvent()])));
+        outcomes.push([(error as Error).constructor.name, (error as { poison?: boolean }).poison]);
+      }
+      expect(outcomes).toEqual([
+        ["RemoteRejectedError", true],
+        ["RemoteRejectedError", true],
+        ["RemoteRejectedError", false],
+        ["RemoteOutOfOrderError", false],
+      ]);
+    } finally {
+      await remote.stop();
+    }
+  });
+
   test("names the previous batch's last event as after_key only when given", async () => {
     const bodies: Record<string, unknown>[] = [];
     const remote = fakeRemote(async (req) => {
@@ -232,7 +262,7 @@ describe("createEdgeFunctionSink() against a misbehaving remote", () => {
       Response.json(
         {
           error: {
-            code: "INVALID_BATCH",
+            code: "invalid_request",
             message: "Invalid batch: /after_key Unexpected property",
             details: { errors: [{ path: "/after_key", message: "Unexpected property" }] },
           },
@@ -251,10 +281,10 @@ describe("createEdgeFunctionSink() against a misbehaving remote", () => {
     }
   });
 
-  test("409 PREDECESSOR_NOT_COMMITTED is a RemoteOutOfOrderError, retryable", async () => {
+  test("409 predecessor_not_committed is a RemoteOutOfOrderError, retryable", async () => {
     const remote = fakeRemote(() =>
       Response.json(
-        { error: { code: "PREDECESSOR_NOT_COMMITTED", message: "not yet", details: null } },
+        { error: { code: "predecessor_not_committed", message: "not yet", details: null } },
         { status: 409 },
       ),
     );

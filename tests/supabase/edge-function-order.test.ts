@@ -84,14 +84,14 @@ describe("zoe-ingest after_key", () => {
     });
   });
 
-  test("a predecessor that never commits: 409 PREDECESSOR_NOT_COMMITTED after the order wait, nothing written; sent again without after_key it is stored", async () => {
+  test("a predecessor that never commits: 409 predecessor_not_committed after the order wait, nothing written; sent again without after_key it is stored", async () => {
     const events = range(41, 50);
     const t0 = performance.now();
     const neverSent = range(31, 40);
     const refused = await flush({ mode: "live", events, after_key: lastKey(neverSent) });
     expect(performance.now() - t0).toBeGreaterThanOrEqual(ORDER_WAIT_MS - 50);
     expect(refused.status).toBe(409);
-    expect(refused.body.error?.code).toBe("PREDECESSOR_NOT_COMMITTED");
+    expect(refused.body.error?.code).toBe("predecessor_not_committed");
     expect(refused.body.error?.message).toContain(lastKey(neverSent));
     expect(await storedSeqs("live", 41, 50)).toEqual([]);
     expect(await flush({ mode: "live", events })).toMatchObject({ status: 200, body: { accepted: 10 } });

@@ -107,7 +107,7 @@ describe("zoe-ingest auth and request limits", () => {
     const b = batch();
     const res = await flush(b, { authorization: `Bearer ${stack.anonKey}` });
     expect(res.status).toBe(401);
-    expect(res.body.error?.code).toBe("UNAUTHORIZED");
+    expect(res.body.error?.code).toBe("unauthorized");
     expect(await rowsFor(keysOf(b.events))).toEqual([]);
   });
 
@@ -138,7 +138,7 @@ describe("zoe-ingest auth and request limits", () => {
     });
     const declared = await flush(big);
     expect(declared.status).toBe(413);
-    expect(declared.body.error?.code).toBe("PAYLOAD_TOO_LARGE");
+    expect(declared.body.error?.code).toBe("payload_too_large");
     const chunks = new ReadableStream<Uint8Array>({
       start(controller) {
         const chunk = new TextEncoder().encode("x".repeat(1024 * 1024));
@@ -157,7 +157,7 @@ describe("zoe-ingest auth and request limits", () => {
   test("refuses malformed JSON with 400", async () => {
     const res = await flush('{"mode":"live","events":[');
     expect(res.status).toBe(400);
-    expect(res.body.error?.code).toBe("MALFORMED_JSON");
+    expect(res.body.error?.code).toBe("malformed_json");
   });
 
   test("refuses a bad envelope with 400 and field paths", async () => {
@@ -179,17 +179,17 @@ describe("zoe-ingest auth and request limits", () => {
       expect({ path, status: res.status, code: res.body.error?.code }).toEqual({
         path,
         status: 400,
-        code: "INVALID_BATCH",
+        code: "invalid_request",
       });
       expect((res.body.error?.details as { errors: { path: string }[] }).errors.map((e) => e.path)).toContain(path);
     }
   });
 
-  test("refuses more than 500 events per batch with 400 BATCH_TOO_LARGE", async () => {
+  test("refuses more than 500 events per batch with 400 batch_too_large", async () => {
     const events = Array.from({ length: 501 }, (_, i) => remoteEvent(i + 1));
     const res = await flush({ mode: "live", events });
     expect(res.status).toBe(400);
-    expect(res.body.error?.code).toBe("BATCH_TOO_LARGE");
+    expect(res.body.error?.code).toBe("batch_too_large");
     expect(await rowsFor(keysOf(events))).toEqual([]);
     const ok = await flush({ mode: "live", events: events.slice(0, 500) });
     expect(ok.status).toBe(200);
@@ -447,7 +447,7 @@ describe("zoe-ingest on database failure", () => {
       await tx`lock table zoe_events in access exclusive mode`;
       const res = await flush({ mode: "live", events, backlog: 99 });
       expect(res.status).toBe(503);
-      expect(res.body.error?.code).toBe("DATABASE_UNAVAILABLE");
+      expect(res.body.error?.code).toBe("database_unavailable");
       expect(res.headers.get("retry-after")).toBe("1");
     });
     await lock;
@@ -519,7 +519,7 @@ describe("zoe-ingest's own auth, with the platform's verify_jwt off", () => {
   test("no credentials → 401 from the function itself", async () => {
     const res = await post(open, {});
     expect(res.status).toBe(401);
-    expect(((await res.json()) as IngestBody).error?.code).toBe("UNAUTHORIZED");
+    expect(((await res.json()) as IngestBody).error?.code).toBe("unauthorized");
   });
 
   test("with the JWT secret: a service_role JWT signed elsewhere or an anon JWT → 401; a freshly signed service_role JWT → 200", async () => {

@@ -2,6 +2,7 @@
 // with the shared schema and writes the batch in one transaction. Contract:
 // POST {url}/functions/v1/{name} {mode, events, backlog, state} →
 // 200 {results:[{idempotency_key, seq, status, errors?}], accepted, duplicates, rejected}.
+import { ERROR_CODES, errorCodeOf } from "../../../supabase/functions/_shared/error-codes.ts";
 import type { Clock } from "../../lib/clock.ts";
 import {
   type EncodedSinkBatch,
@@ -114,7 +115,8 @@ export function createEdgeFunctionSink(options: EdgeFunctionSinkOptions): Sink {
       .replace(/\s+/g, " ")
       .trim();
     const common = { remoteStatus: status, details: remote?.details };
-    if (status === 409 && remote?.code === "PREDECESSOR_NOT_COMMITTED") throw new RemoteOutOfOrderError(what, common);
+    const code = errorCodeOf(remote?.code);
+    if (status === 409 && code === "predecessor_not_committed") throw new RemoteOutOfOrderError(what, common);
     if (status === 400 && batch.afterKey != null && refusesAfterKey(remote?.details)) {
       ordered = false;
       throw new RemoteOutOfOrderError(
@@ -130,7 +132,7 @@ export function createEdgeFunctionSink(options: EdgeFunctionSinkOptions): Sink {
     }
     if (status === 401 || status === 403) throw new RemoteAuthError(what, common);
     // Too large or too many: a smaller batch will pass, so let the flusher split.
-    if (status === 413 || (status === 400 && /too_large|too_many|batch_limit|limit/i.test(remote?.code ?? ""))) {
+    if (status === 413 || (code !== null && ERROR_CODES[code].splittable)) {
       throw new RemoteRejectedError(what, true, common);
     }
     if (status >= 400 && status < 500) throw new RemoteRejectedError(what, false, common);

@@ -61,7 +61,7 @@ export interface BatchWriteResult {
 export type WriteBatch = (batch: BatchWrite) => Promise<BatchWriteResult>;
 
 export class DatabaseError extends Error {
-  readonly code = "DATABASE_UNAVAILABLE";
+  readonly code = "database_unavailable";
   readonly status = 503;
   constructor(
     message: string,
@@ -75,7 +75,7 @@ export class DatabaseError extends Error {
 
 /** The batch named by after_key did not commit within the order wait: nothing was written. */
 export class PredecessorNotCommittedError extends Error {
-  readonly code = "PREDECESSOR_NOT_COMMITTED";
+  readonly code = "predecessor_not_committed";
   readonly status = 409;
   constructor(mode: Mode, afterKey: string, waitedMs: number) {
     super(
@@ -177,11 +177,11 @@ export function createIngestHandler({
 }: IngestHandlerOptions): (req: Request) => Promise<Response> {
   async function handle(req: Request): Promise<Response> {
     if (req.method !== "POST")
-      throw new HttpError(405, "METHOD_NOT_ALLOWED", `${req.method} is not supported; POST a batch`, undefined, {
+      throw new HttpError(405, "method_not_allowed", `${req.method} is not supported; POST a batch`, undefined, {
         allow: "POST",
       });
     await authorize(req, config);
-    if (!write) throw new HttpError(500, "NOT_CONFIGURED", "SUPABASE_DB_URL is not set for this function");
+    if (!write) throw new HttpError(500, "not_configured", "SUPABASE_DB_URL is not set for this function");
     const t0 = performance.now();
     const bytes = await readBody(req, config.maxBodyBytes);
     const t1 = performance.now();
@@ -244,7 +244,7 @@ export function createIngestHandler({
         );
       }
       log(`zoe-ingest: unexpected error: ${(error as Error)?.stack ?? String(error)}`);
-      return json(500, { error: { code: "INTERNAL", message: "Unexpected error in zoe-ingest", details: null } });
+      return json(500, { error: { code: "internal", message: "Unexpected error in zoe-ingest", details: null } });
     }
   };
 }

@@ -2,6 +2,7 @@
 // (service_role key or JWT, or the flush secret), its size (read in bounded
 // chunks), that it is UTF-8 JSON, and its envelope (mode, events, backlog,
 // state, after_key). Each refusal is an HttpError with its status and code.
+import type { ErrorCode } from "../_shared/error-codes.ts";
 import { type FieldError, isIsoTimestamp, MODES, type Mode } from "../_shared/event-schema.ts";
 import { decodeJwt, timingSafeEqual, verifyJwt } from "../_shared/jwt.ts";
 import type { IngestConfig } from "./config.ts";
@@ -14,7 +15,7 @@ export interface StateSnapshot {
 export class HttpError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly details?: unknown,
     readonly headers: Record<string, string> = {},
@@ -31,13 +32,13 @@ export async function authorize(req: Request, config: IngestConfig): Promise<voi
   const secret = req.headers.get("x-zoe-flush-secret");
   if (secret !== null && config.flushSecret) {
     if (timingSafeEqual(secret, config.flushSecret)) return;
-    throw new HttpError(401, "UNAUTHORIZED", "x-zoe-flush-secret does not match ZOE_FLUSH_SECRET");
+    throw new HttpError(401, "unauthorized", "x-zoe-flush-secret does not match ZOE_FLUSH_SECRET");
   }
   const token = /^Bearer\s+(\S+)$/i.exec(req.headers.get("authorization") ?? "")?.[1];
   if (!token)
     throw new HttpError(
       401,
-      "UNAUTHORIZED",
+      "unauthorized",
       "Missing Authorization: Bearer <service_role key> (or x-zoe-flush-secret)",
     );
   if (config.serviceKeys.some((key) => timingSafeEqual(token, key))) return;
@@ -47,25 +48,25 @@ export async function authorize(req: Request, config: IngestConfig): Promise<voi
   // Supabase a forged {role:"service_role"} never passes, even with
   // verify_jwt = false.
   if (!config.jwtSecret && config.serviceKeys.length > 0) {
-    throw new HttpError(401, "UNAUTHORIZED", "Bearer token is not this project's service_role key");
+    throw new HttpError(401, "unauthorized", "Bearer token is not this project's service_role key");
   }
   let role: unknown;
   try {
     role = (config.jwtSecret ? await verifyJwt(token, config.jwtSecret) : decodeJwt(token)).role;
   } catch (error) {
-    throw new HttpError(401, "UNAUTHORIZED", `Invalid JWT: ${(error as Error).message}`);
+    throw new HttpError(401, "unauthorized", `Invalid JWT: ${(error as Error).message}`);
   }
   if (role !== "service_role") {
     throw new HttpError(
       401,
-      "UNAUTHORIZED",
+      "unauthorized",
       `Role ${JSON.stringify(role ?? null)} may not flush events; the service_role key is required`,
     );
   }
 }
 
 export async function readBody(req: Request, limit: number): Promise<Uint8Array> {
-  const tooLarge = () => new HttpError(413, "PAYLOAD_TOO_LARGE", `Request body exceeds ${limit} bytes`, { limit });
+  const tooLarge = () => new HttpError(413, "payload_too_large", `Request body exceeds ${limit} bytes`, { limit });
   const declared = Number(req.headers.get("content-length") ?? NaN);
   if (declared > limit) throw tooLarge();
   if (!req.body) return new Uint8Array();
@@ -95,7 +96,7 @@ export function parseJson(bytes: Uint8Array): unknown {
   try {
     return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (cause) {
-    throw new HttpError(400, "MALFORMED_JSON", `Request body is not valid UTF-8 JSON: ${(cause as Error).message}`);
+    throw new HttpError(400, "malformed_json", `Request body is not valid UTF-8 JSON: ${(cause as Error).message}`);
   }
 }
 
@@ -123,7 +124,7 @@ const ENVELOPE_KEYS = new Set(["mode", "events", "backlog", "state", "after_key"
 export function checkEnvelope(body: unknown, config: IngestConfig): Envelope {
   const errors: FieldError[] = [];
   if (!isObject(body))
-    throw new HttpError(400, "INVALID_BATCH", "Request body must be a JSON object", {
+    throw new HttpError(400, "invalid_request", "Request body must be a JSON object", {
       errors: [{ path: "", message: "Expected object" }],
     });
   for (const key of Object.keys(body))
@@ -164,7 +165,7 @@ export function checkEnvelope(body: unknown, config: IngestConfig): Envelope {
     const tooMany = Array.isArray(events) && events.length > config.maxEvents;
     throw new HttpError(
       400,
-      tooMany ? "BATCH_TOO_LARGE" : "INVALID_BATCH",
+      tooMany ? "batch_too_large" : "invalid_request",
       `Invalid batch: ${errors.map((e) => `${e.path || "/"} ${e.message}`).join("; ")}`,
       {
         errors,

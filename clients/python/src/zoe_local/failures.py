@@ -8,7 +8,8 @@ from typing import Any, Optional, Set
 
 from .errors import ServiceError
 
-# Service codes that are a verdict on the events of the request.
+# Codes that are a verdict on the events of the request: the `verdict` column of
+# supabase/functions/_shared/error-codes.ts (tests/test_failures.py holds them equal).
 _EVENT_CODES = {"invalid_request", "malformed_json", "conflict", "idempotency_conflict", "payload_too_large"}
 _POINTER = re.compile(r"^/(\d+)(?:/|$)")
 
