@@ -14,14 +14,48 @@ export function tokensEqual(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
+/** A check of presented tokens against one expected token, its digest computed once. */
+export function tokenMatcher(expected: string): (given: string) => boolean {
+  const want = digest(expected);
+  return (given) => timingSafeEqual(digest(given), want);
+}
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** The token of an `Authorization: Bearer <token>` header (null: no header, or not a bearer token). */
+export function bearerToken(header: string | null): string | null {
+  if (!header) return null;
+  return BEARER.exec(header)?.[1] ?? null;
+}
+
 /** The token a request presents: `Authorization: Bearer`, or `?token=` on reads. */
 export function presentedToken(request: Request, url: URL, allowQuery: boolean): string | null {
   const header = request.headers.get("authorization");
-  if (header) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    return m ? m[1]! : null;
-  }
+  if (header) return bearerToken(header);
   return allowQuery ? url.searchParams.get("token") : null;
+}
+
+const READ_MESSAGE = "Missing or invalid API token: send Authorization: Bearer <token> or ?token=<token>";
+const WRITE_MESSAGE = "Missing or invalid API token: send Authorization: Bearer <token>";
+
+/** The refusal of a request that presented `token` (null: none) that does not match. */
+export function refusal(token: string | null, isRead: boolean): UnauthorizedError {
+  const message = isRead ? READ_MESSAGE : WRITE_MESSAGE;
+  // The same message either way; only the challenge tells a wrong token (error="invalid_token") from none.
+  return token === null ? new UnauthorizedError(message) : new InvalidTokenError(message);
+}
+
+/**
+ * The API token policy for a write route that reads only the header (the
+ * ingest fast path): throws the refusal unless the request carries the token.
+ */
+export function writeAuthorizer(expected: string | null): (request: Request) => void {
+  if (expected === null) return () => {};
+  const matches = tokenMatcher(expected);
+  return (request) => {
+    const token = bearerToken(request.headers.get("authorization"));
+    if (token === null || !matches(token)) throw refusal(token, false);
+  };
 }
 
 /** Throws UnauthorizedError unless the request carries `expected`. */
@@ -30,11 +64,7 @@ export function assertAuthorized(request: Request, url: URL, expected: string | 
   const isRead = request.method === "GET" || request.method === "HEAD";
   const token = presentedToken(request, url, isRead);
   if (token !== null && tokensEqual(token, expected)) return;
-  const message = isRead
-    ? "Missing or invalid API token: send Authorization: Bearer <token> or ?token=<token>"
-    : "Missing or invalid API token: send Authorization: Bearer <token>";
-  // The same message either way; only the challenge tells a wrong token (error="invalid_token") from none.
-  throw token === null ? new UnauthorizedError(message) : new InvalidTokenError(message);
+  throw refusal(token, isRead);
 }
 
 const PUBLIC_PATHS = /^\/(docs(\/.*)?)?$/;

@@ -19,6 +19,28 @@ function varyOnOrigin({ responseValue }: { responseValue: unknown }): void {
   if (vary !== null && !VARIES_ON_ORIGIN.test(vary)) responseValue.headers.set("vary", `${vary}, Origin`);
 }
 
+/** What a browser may do: the one home of the policy, for the plugin and the ingest fast path alike. */
+const POLICY = {
+  methods: ["GET", "POST", "OPTIONS"],
+  allowedHeaders: ["Content-Type", "Authorization", "Last-Event-ID"],
+  exposeHeaders: ["Retry-After"],
+  maxAge: 600,
+} as const;
+
+/**
+ * The CORS headers of an answer (not a preflight) to `origin`, as the plugin
+ * sets them: Access-Control-Allow-Origin only for an allowed origin.
+ */
+export function corsAnswerHeaders(origin: string | null): Record<string, string> {
+  return {
+    "access-control-allow-headers": POLICY.allowedHeaders.join(", "),
+    "access-control-allow-methods": POLICY.methods.join(", "),
+    "access-control-expose-headers": POLICY.exposeHeaders.join(", "),
+    vary: "Origin",
+    ...(origin === null ? {} : { "access-control-allow-origin": origin }),
+  };
+}
+
 export function corsPolicy(origins: readonly string[]) {
   const allowed = new Set(origins);
   const policy = cors({
@@ -26,10 +48,10 @@ export function corsPolicy(origins: readonly string[]) {
     // which also reflects "constructor", "__proto__" and other Object.prototype names.
     origin: (request) => allowed.has(request.headers.get("origin") ?? ""),
     credentials: false,
-    methods: ["GET", "POST", "OPTIONS"],
-    allowedHeaders: ["Content-Type", "Authorization", "Last-Event-ID"],
-    exposeHeaders: ["Retry-After"],
-    maxAge: 600,
+    methods: [...POLICY.methods],
+    allowedHeaders: [...POLICY.allowedHeaders],
+    exposeHeaders: [...POLICY.exposeHeaders],
+    maxAge: POLICY.maxAge,
   });
   return new Elysia({ name: "zoe-cors" }).use(policy).onAfterHandle({ as: "global" }, varyOnOrigin);
 }

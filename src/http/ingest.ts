@@ -2,14 +2,14 @@
 // precompiled handler. serveApp gives it to Bun.serve's native router, and the
 // Elysia route calls the same function, so app.handle() tests exercise exactly
 // what the wire runs. It does everything the app-wide hooks did for this
-// route — the API token, CORS headers, the shared error answer, the failure
-// hook — with the CORS header sets and the token's digest computed once.
+// route — the API token (auth.ts's policy), CORS headers (cors.ts's), the
+// shared error answer, the failure hook — with the header sets and the
+// token's digest computed once.
 //
 // Where the time went per event before (BENCHMARKS.md has the budget): Elysia's
 // per-request context, hooks and response mapping, CORS headers recomputed per
 // request, a second Response to merge them, the depth check building a JSON
 // pointer for every key. None of it changed a verdict.
-import { timingSafeEqual } from "node:crypto";
 import { UnauthorizedError, ValidationError, ZoeError } from "../domain/errors.ts";
 import {
   checkEventInput,
@@ -20,6 +20,8 @@ import {
 import type { Logger } from "../lib/log.ts";
 import type { AppendResult, EventStore } from "../store/store.ts";
 import { readJsonBody } from "./body.ts";
+import { writeAuthorizer } from "./auth.ts";
+import { corsAnswerHeaders } from "./cors.ts";
 import { BEARER_CHALLENGE, INVALID_TOKEN_CHALLENGE, InvalidTokenError } from "./responses.ts";
 
 // Enough field errors to fix a request; a 1000-event batch could produce 20,000.
@@ -76,30 +78,15 @@ export function assertEventBatch(events: unknown[], single: boolean): asserts ev
   }
 }
 
-const sha256 = (value: string) => Buffer.from(new Bun.CryptoHasher("sha256").update(value).digest());
-const BEARER = /^Bearer\s+(\S+)\s*$/i;
-const TOKEN_MESSAGE = "Missing or invalid API token: send Authorization: Bearer <token>";
-
-// The headers @elysiajs/cors (src/http/app.ts) puts on every answer: the same
-// here, built once per allowed origin instead of per request.
-const CORS_BASE = {
-  "access-control-allow-headers": "Content-Type, Authorization, Last-Event-ID",
-  "access-control-allow-methods": "GET, POST, OPTIONS",
-  "access-control-expose-headers": "Retry-After",
-  vary: "Origin",
-};
-
 export function createIngest(options: IngestOptions): (request: Request) => Promise<Response> {
   const { store, hooks, logger } = options;
-  const expected = options.apiToken === null ? null : sha256(options.apiToken);
-  const plain = { ...CORS_BASE, "content-type": "application/json" };
+  const authorize = writeAuthorizer(options.apiToken);
+  const json = { "content-type": "application/json" };
   // Every header set an answer can carry, built once per allowed origin: an
   // answer's headers are one lookup, never a merge.
   const perOrigin = <T>(extra: Record<string, string>, make: (headers: Record<string, string>) => T) => {
-    const base = make({ ...plain, ...extra });
-    const byOrigin = new Map(
-      options.corsOrigins.map((o) => [o, make({ ...plain, ...extra, "access-control-allow-origin": o })]),
-    );
+    const base = make({ ...corsAnswerHeaders(null), ...json, ...extra });
+    const byOrigin = new Map(options.corsOrigins.map((o) => [o, make({ ...corsAnswerHeaders(o), ...json, ...extra })]));
     return (request: Request): T => {
       const origin = request.headers.get("origin");
       return (origin !== null && byOrigin.get(origin)) || base;
@@ -112,14 +99,6 @@ export function createIngest(options: IngestOptions): (request: Request) => Prom
   // A Response copies the Headers it is given, so one instance serves every
   // answer: a third of the cost of building them from an object each time.
   const answerHeaders = perOrigin({}, (h) => new Headers(h));
-
-  const authorize = (request: Request) => {
-    if (expected === null) return;
-    const m = BEARER.exec(request.headers.get("authorization") ?? "");
-    // Constant time over the digests: neither the token's content nor its length leaks.
-    if (!m) throw new UnauthorizedError(TOKEN_MESSAGE);
-    if (!timingSafeEqual(sha256(m[1]!), expected)) throw new InvalidTokenError(TOKEN_MESSAGE);
-  };
 
   const failure = (error: unknown, request: Request): Response => {
     const base =

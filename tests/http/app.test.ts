@@ -654,6 +654,17 @@ describe("CORS", () => {
     await responses[4]!.body!.cancel();
   });
 
+  test("the ingest fast path answers with exactly the CORS headers the plugin gives every other route", async () => {
+    t = testApp({ corsOrigins: [ALLOWED] });
+    const cors = (r: Response) =>
+      Object.fromEntries([...r.headers].filter(([k]) => k.startsWith("access-control-") || k === "vary"));
+    for (const origin of [ALLOWED, "http://evil.example"]) {
+      const read = await t.handle("/local/events?mode=live", { headers: { origin } });
+      const write = await t.handle("/local/events", postJson(event(), { origin }));
+      expect([write.status, cors(write)]).toEqual([201, cors(read)]);
+    }
+  });
+
   test("an unknown origin is not reflected", async () => {
     t = testApp({ corsOrigins: [ALLOWED] });
     for (const r of [
