@@ -11,7 +11,7 @@ import {
   type Mode,
   type StoredEvent,
 } from "../../supabase/functions/_shared/event-schema.ts";
-import { EVENT_BYTES_SQL, type EventStore, rowToEvent, storeFailure } from "../store/store.ts";
+import { type EventStore, rowToEvent, storeFailure } from "../store/store.ts";
 
 export interface QuarantineInput {
   /** What setting it aside needs of the event. */
@@ -47,10 +47,7 @@ export class Quarantine {
     if (items.length === 0) return 0;
     const db = this.store.db;
     const now = new Date(this.clock.now()).toISOString();
-    // RETURNING the size keeps the store's in-memory backlog usage exact.
-    const take = db.query(
-      `UPDATE local_events SET flushed = 2 WHERE id = ? AND flushed = 0 RETURNING mode, ${EVENT_BYTES_SQL} AS bytes`,
-    );
+    const take = db.query("UPDATE local_events SET flushed = 2 WHERE id = ? AND flushed = 0");
     const upsert = db.query(
       `INSERT INTO local_quarantine (event_id, mode, seq, reason, errors_json, remote_status, attempts, quarantined_at)
        VALUES (?, ?, ?, ?, ?, ?, 1, ?)
@@ -58,13 +55,10 @@ export class Quarantine {
          remote_status = excluded.remote_status, attempts = attempts + 1, quarantined_at = excluded.quarantined_at, released_at = NULL`,
     );
     let moved = 0;
-    const taken: { mode: Mode; bytes: number }[] = [];
     try {
       db.transaction(() => {
         for (const { event, reason, errors, remoteStatus } of items) {
-          const row = take.get(event.id) as { mode: Mode; bytes: number } | null;
-          if (!row) continue;
-          taken.push(row);
+          if (take.run(event.id).changes === 0) continue;
           moved++;
           upsert.run(
             event.id,
@@ -80,7 +74,8 @@ export class Quarantine {
     } catch (error) {
       throw storeFailure("Cannot quarantine events", error);
     }
-    for (const r of taken) this.store.adjustBacklog(r.mode, -1, -r.bytes);
+    // The triggers counted the change in local_backlog; the store's in-memory copy follows.
+    if (moved > 0) this.store.reloadBacklog();
     return moved;
   }
 
@@ -144,24 +139,19 @@ export class Quarantine {
     const free = db.query(
       "UPDATE local_quarantine SET released_at = ? WHERE event_id = ? AND mode = ? AND released_at IS NULL",
     );
-    const requeue = db.query(
-      `UPDATE local_events SET flushed = 0 WHERE id = ? AND flushed = 2 RETURNING mode, ${EVENT_BYTES_SQL} AS bytes`,
-    );
-    const requeued: { mode: Mode; bytes: number }[] = [];
+    const requeue = db.query("UPDATE local_events SET flushed = 0 WHERE id = ? AND flushed = 2");
     let released = 0;
     try {
       db.transaction(() => {
         for (const id of targets) {
           if (free.run(now, id, mode).changes === 0) continue;
-          const row = requeue.get(id) as { mode: Mode; bytes: number } | null;
-          if (row) requeued.push(row);
-          released += row ? 1 : 0;
+          released += requeue.run(id).changes;
         }
       }).immediate();
     } catch (error) {
       throw storeFailure("Cannot release quarantined events", error);
     }
-    for (const r of requeued) this.store.adjustBacklog(r.mode, 1, r.bytes);
+    if (released > 0) this.store.reloadBacklog();
     return released;
   }
 }

@@ -138,7 +138,7 @@ export class EventStore {
    * keeps backlogUsage exact. The triggers on local_events have already
    * counted the change in local_backlog; this reloads the in-memory copy.
    */
-  adjustBacklog(_mode: Mode, _events: number, _bytes: number): void {
+  reloadBacklog(): void {
     this.backlogs.refresh();
   }
 

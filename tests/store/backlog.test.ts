@@ -91,7 +91,7 @@ test("local_backlog follows appends, flush marks, quarantine, release, deletes a
   // An operator's hand in the database is counted too (the triggers).
   store.db.run("UPDATE local_events SET flushed = 1 WHERE mode = 'paper'");
   store.db.run("DELETE FROM local_events WHERE mode = 'live' AND flushed = 0");
-  store.adjustBacklog("live", 0, 0);
+  store.reloadBacklog();
   check();
   await store.append([{ mode: "paper", source: "s", type: "T", subtype: "X", body: "after" }]);
   store.close();
