@@ -25,6 +25,7 @@ function emptySnapshot(mode: Mode, options: UseLocalLiveOptions): FeedSnapshot {
     status: "connecting",
     isLocal: false,
     events: [],
+    important: [],
     lastSeq: 0,
     state: null,
     health: null,

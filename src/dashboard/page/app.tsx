@@ -2,12 +2,14 @@
 // hour's charts, event feed.
 // The feed batches updates per animation frame and keeps at most maxEvents,
 // so a burst of 1,000 events/s costs one render of a bounded list per frame.
-import { memo, type FormEvent, useState } from "react";
+import { memo, type FormEvent, useMemo, useState } from "react";
+import { unionBySeq } from "../../client/merge.ts";
 import type { RemoteReader } from "../../client/remote.ts";
-import type { FeedState, FlushHealth, Mode, ZoeEvent } from "../../client/types.ts";
+import { type FeedState, type FlushHealth, type Mode, SEVERITIES, type ZoeEvent } from "../../client/types.ts";
 import { type LocalLive, useLocalLive } from "../../client/use-local-live.ts";
 import type { DashboardConfig } from "../config.ts";
 import { HistoryPanel } from "./charts.tsx";
+import { type FeedFilters, matches, toggleSeverity } from "./filters.ts";
 import { useHistory } from "./use-history.ts";
 import { agoText, everyText, moneyText, timeText, valueText } from "./format.ts";
 
@@ -16,12 +18,24 @@ export interface AppProps {
   remote: RemoteReader | null;
   initialMode: Mode;
   initialToken: string | null;
+  initialFilters: FeedFilters;
   onMode(mode: Mode): void;
+  onFilters(filters: FeedFilters): void;
   onToken(token: string | null): void;
 }
 
-export function App({ config, remote, initialMode, initialToken, onMode, onToken }: AppProps) {
+export function App({
+  config,
+  remote,
+  initialMode,
+  initialToken,
+  initialFilters,
+  onMode,
+  onFilters,
+  onToken,
+}: AppProps) {
   const [mode, setMode] = useState<Mode>(initialMode);
+  const [filters, setFilters] = useState<FeedFilters>(initialFilters);
   const [token, setToken] = useState<string | null>(initialToken);
   const live = useLocalLive(mode, {
     localApiUrl: config.localApiUrl,
@@ -61,7 +75,16 @@ export function App({ config, remote, initialMode, initialToken, onMode, onToken
         <StatePanel state={live.state} lastSeq={live.lastSeq} />
         <FlushPanel health={live.health} syncedAgoS={live.syncedAgoS} live={live} />
         <HistoryPanel state={history} mode={mode} />
-        <Feed events={live.events} max={config.maxEvents} />
+        <Feed
+          events={live.events}
+          important={live.important}
+          max={config.maxEvents}
+          filters={filters}
+          onFilters={(f) => {
+            setFilters(f);
+            onFilters(f);
+          }}
+        />
       </main>
     </div>
   );
@@ -262,14 +285,98 @@ const EventRow = memo(function EventRow({ e }: { e: ZoeEvent }) {
   );
 });
 
-function Feed({ events, max }: { events: readonly ZoeEvent[]; max: number }) {
+function FilterBar({
+  filters,
+  types,
+  onChange,
+}: {
+  filters: FeedFilters;
+  types: readonly string[];
+  onChange(f: FeedFilters): void;
+}) {
+  return (
+    <div className="filters" data-testid="filters">
+      {/* biome-ignore lint/a11y/useSemanticElements: a fieldset's border and legend do not fit the toolbar */}
+      <span className="sevs" role="group" aria-label="Severities shown">
+        {SEVERITIES.map((s) => (
+          <label key={s} className={`sev sev-${s}`}>
+            <input
+              type="checkbox"
+              data-testid={`filter-sev-${s}`}
+              checked={filters.severities.includes(s)}
+              onChange={() => onChange(toggleSeverity(filters, s))}
+            />
+            {s}
+          </label>
+        ))}
+      </span>
+      <label>
+        Type{" "}
+        <select
+          data-testid="filter-type"
+          value={filters.type ?? ""}
+          onChange={(e) => onChange({ ...filters, type: e.target.value || null })}
+        >
+          <option value="">all</option>
+          {types.map((t) => (
+            <option key={t} value={t}>
+              {t}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Symbol{" "}
+        <input
+          data-testid="filter-symbol"
+          size={8}
+          placeholder="all"
+          value={filters.symbol ?? ""}
+          onChange={(e) => onChange({ ...filters, symbol: e.target.value.trim() ? e.target.value : null })}
+        />
+      </label>
+    </div>
+  );
+}
+
+function Feed({
+  events,
+  important,
+  max,
+  filters,
+  onFilters,
+}: {
+  events: readonly ZoeEvent[];
+  important: readonly ZoeEvent[];
+  max: number;
+  filters: FeedFilters;
+  onFilters(f: FeedFilters): void;
+}) {
+  const all = useMemo(() => unionBySeq(events, important), [events, important]);
+  const types = useMemo(() => {
+    const seen = new Set(all.map((e) => e.type));
+    if (filters.type) seen.add(filters.type);
+    return [...seen].sort();
+  }, [all, filters.type]);
   const rows = [];
-  for (let i = events.length - 1; i >= 0; i--) rows.push(<EventRow key={events[i]!.seq} e={events[i]!} />);
+  for (let i = all.length - 1; i >= 0; i--) {
+    const e = all[i]!;
+    if (matches(e, filters)) rows.push(<EventRow key={e.seq} e={e} />);
+  }
   return (
     <section className="panel feed">
       <h2>
-        Events <span className="muted small">newest first, last {max}</span>
+        Events{" "}
+        <span className="muted small">
+          newest first: the last {max}, and the last {max} fills, kill switches and errors however many ticks came after
+          them
+        </span>
       </h2>
+      <FilterBar filters={filters} types={types} onChange={onFilters} />
+      <p className="muted small" data-testid="feed-count">
+        {rows.length} shown of {all.length}
+        {all.length > rows.length ? " (the rest filtered out)" : ""}
+      </p>
       <div className="scroll">
         <table data-testid="feed">
           <thead>
@@ -284,7 +391,8 @@ function Feed({ events, max }: { events: readonly ZoeEvent[]; max: number }) {
           </thead>
           <tbody>{rows}</tbody>
         </table>
-        {events.length === 0 && <p className="muted empty">No events yet.</p>}
+        {all.length === 0 && <p className="muted empty">No events yet.</p>}
+        {all.length > 0 && rows.length === 0 && <p className="muted empty">No event matches the filters.</p>}
       </div>
     </section>
   );
