@@ -63,6 +63,7 @@ export function remoteHealth(row: Record<string, unknown>): FlushHealth {
     syncedAt: lastFlushTs,
     remoteConfigured: true,
     source: "remote",
+    asOf: str(row.updated_at) ?? lastFlushTs,
   };
 }
 
@@ -75,6 +76,7 @@ export function remoteState(row: Record<string, unknown>): FeedState {
     positions: state.positions ?? null,
     ts: str(row.ts),
     lastSeq: num(state.last_seq),
+    asOf: str(row.updated_at) ?? str(row.ts),
   };
 }
 

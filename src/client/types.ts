@@ -47,6 +47,8 @@ export interface FeedState {
   ts: string | null;
   /** Highest seq the source knew when it answered. */
   lastSeq: number | null;
+  /** When the source vouched for these figures (ISO): the local answer's arrival, or zoe_state's updated_at. */
+  asOf?: string | null;
 }
 
 /** How far the flush to Supabase has got, from whichever source answered last. */
@@ -62,6 +64,8 @@ export interface FlushHealth {
   /** False when the service says no remote is configured. */
   remoteConfigured: boolean | null;
   source: "local" | "remote";
+  /** When the source vouched for these figures (ISO): the local answer's arrival, or zoe_health's updated_at. */
+  asOf?: string | null;
 }
 
 export type FeedStatus = "connecting" | "local" | "remote" | "closed";

@@ -106,4 +106,47 @@ describe("the built-in page in Chromium", () => {
     }
     expect(browser.errors()).toEqual([]);
   }, 60_000);
+
+  test("unknown figures show — rather than a made-up 0 or never", async () => {
+    const live = await browser.newPage();
+    try {
+      await live.goto(`${service.url}/?mode=live`);
+      await live.waitForSelector("[data-testid=badge][data-status=local]", { timeout: 15_000 });
+      await live.waitForSelector("[data-testid=backlog]:text-is('0')", { timeout: 15_000 });
+      expect(await live.textContent("[data-testid=last-seq]")).toBe("—");
+      expect(await live.textContent("[data-testid=cash]")).toBe("—");
+      expect(await live.textContent("[data-testid=snapshot]")).toBe("—");
+      expect(await live.textContent("[data-testid=last-flush]")).toBe("— (Supabase not configured)");
+      expect(await live.textContent("[data-testid=synced]")).toBe("—");
+      expect((await live.textContent("[data-testid=source]"))?.startsWith("·")).toBe(false);
+    } finally {
+      await live.close();
+    }
+  }, 60_000);
+
+  test("with no Supabase configured, killing the service shows OFFLINE and marks every figure 'as of' its time", async () => {
+    const posted = await post([
+      ev("paper", { type: "ORDER", subtype: "BUY_FILLED", severity: "info", body: "bought 1 AAPL" }),
+    ]);
+    await lastSeqShown(page, posted[0]!);
+    expect(await page.$("[data-testid=state-as-of]")).toBeNull();
+    expect(await page.$("[data-testid=flush-as-of]")).toBeNull();
+    const backlog = await page.textContent("[data-testid=backlog]");
+    await service.kill("SIGKILL");
+    await page.waitForSelector("[data-testid=badge][data-status=offline]", { timeout: 5_000 });
+    expect(await page.textContent("[data-testid=badge-label]")).toBe("OFFLINE");
+    expect(await page.textContent("[data-testid=badge-detail]")).toBe(
+      "local API unreachable · Supabase not configured",
+    );
+    expect(await page.textContent("[data-testid=badge]")).not.toContain("REMOTE");
+    const stamp = /^as of \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \S+$/;
+    for (const id of ["state-as-of", "flush-as-of", "feed-as-of"]) {
+      expect(await page.textContent(`[data-testid=${id}]`)).toMatch(stamp);
+    }
+    // The figures stay on screen, marked, not blanked.
+    expect(await page.textContent("[data-testid=last-seq]")).toBe(String(posted[0]));
+    expect(await page.textContent("[data-testid=backlog]")).toBe(backlog);
+    expect(await page.getAttribute("[data-testid=state]", "data-stale")).toBe("true");
+    expect((await page.textContent("[data-testid=source]"))?.startsWith("·")).toBe(false);
+  }, 60_000);
 });

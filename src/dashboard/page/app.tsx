@@ -72,10 +72,11 @@ export function App({
         />
       )}
       <main className="grid">
-        <StatePanel state={live.state} lastSeq={live.lastSeq} />
+        <StatePanel state={live.state} lastSeq={live.lastSeq} live={live} />
         <FlushPanel health={live.health} syncedAgoS={live.syncedAgoS} live={live} />
         <HistoryPanel state={history} mode={mode} />
         <Feed
+          asOf={badgeKind(live) === "offline" ? (live.health?.asOf ?? live.state?.asOf ?? null) : null}
           events={live.events}
           important={live.important}
           max={config.maxEvents}
@@ -109,8 +110,24 @@ function syncedText(live: LocalLive): string {
   return "Supabase not synced yet";
 }
 
+export type BadgeKind = "local" | "remote" | "offline" | "connecting";
+
+/** OFFLINE when the local API is away and there is no Supabase to fall back to: nothing on the page is current. */
+export function badgeKind(live: LocalLive): BadgeKind {
+  if (live.isLocal) return "local";
+  if (live.status !== "remote") return "connecting";
+  return live.remote.configured ? "remote" : "offline";
+}
+
+const BADGE_LABEL: Record<BadgeKind, string> = {
+  local: "LOCAL LIVE",
+  remote: "REMOTE",
+  offline: "OFFLINE",
+  connecting: "CONNECTING",
+};
+
 export function Badge({ live }: { live: LocalLive }) {
-  const kind = live.isLocal ? "local" : live.status === "remote" ? "remote" : "connecting";
+  const kind = badgeKind(live);
   return (
     <div className={`badge ${kind}`} data-testid="badge" data-status={kind} data-next-probe={live.nextProbeAt ?? ""}>
       <div className="badge-title">
@@ -118,20 +135,32 @@ export function Badge({ live }: { live: LocalLive }) {
           {kind === "local" ? "●" : "○"}
         </span>
         <span data-testid="badge-label" role="status">
-          {kind === "local" ? "LOCAL LIVE" : kind === "remote" ? "REMOTE" : "CONNECTING"}
+          {BADGE_LABEL[kind]}
         </span>
       </div>
       {kind === "remote" && (
         <div data-testid="badge-polling">
-          {live.remote.configured
-            ? live.remote.via === "realtime"
-              ? "Realtime"
-              : `Polling every ${everyText(live.remote.pollIntervalMs)}`
-            : "Supabase not configured"}
+          {live.remote.via === "realtime" ? "Realtime" : `Polling every ${everyText(live.remote.pollIntervalMs)}`}
         </div>
       )}
-      {(kind !== "remote" || live.remote.configured) && <div data-testid="badge-synced">{syncedText(live)}</div>}
+      {kind === "offline" && (
+        <div data-testid="badge-detail">
+          {live.unauthorized ? "the local API refused the token" : "local API unreachable"} · Supabase not configured
+        </div>
+      )}
+      {kind !== "offline" && <div data-testid="badge-synced">{syncedText(live)}</div>}
     </div>
+  );
+}
+
+/** "as of <time>" for figures the page keeps showing once their source stopped answering live. */
+function AsOf({ at, testId, source }: { at: string | null | undefined; testId: string; source?: string }) {
+  if (!at) return null;
+  return (
+    <span className="as-of" data-testid={testId}>
+      as of {timeText(at)}
+      {source ? ` (${source})` : ""}
+    </span>
   );
 }
 
@@ -201,10 +230,20 @@ function Structured({ value }: { value: unknown }) {
   return <span>{valueText(value)}</span>;
 }
 
-function StatePanel({ state, lastSeq }: { state: FeedState | null; lastSeq: number }) {
+function StatePanel({ state, lastSeq, live }: { state: FeedState | null; lastSeq: number; live: LocalLive }) {
+  const seq = Math.max(lastSeq, state?.lastSeq ?? 0);
   return (
-    <section className="panel state" data-testid="state">
-      <h2>State</h2>
+    <section className="panel state" data-testid="state" data-stale={!live.isLocal && state !== null}>
+      <h2>
+        State{" "}
+        {!live.isLocal && (
+          <AsOf
+            at={state?.asOf}
+            testId="state-as-of"
+            source={live.status === "remote" && live.remote.configured ? "Supabase" : undefined}
+          />
+        )}
+      </h2>
       <dl className="facts">
         <div>
           <dt>Cash</dt>
@@ -212,11 +251,11 @@ function StatePanel({ state, lastSeq }: { state: FeedState | null; lastSeq: numb
         </div>
         <div>
           <dt>Last seq</dt>
-          <dd data-testid="last-seq">{Math.max(lastSeq, state?.lastSeq ?? 0)}</dd>
+          <dd data-testid="last-seq">{seq > 0 ? seq : "—"}</dd>
         </div>
         <div>
           <dt>Snapshot</dt>
-          <dd>{state?.ts ? timeText(state.ts) : "—"}</dd>
+          <dd data-testid="snapshot">{state?.ts ? timeText(state.ts) : "—"}</dd>
         </div>
       </dl>
       <h3>Holdings</h3>
@@ -225,6 +264,16 @@ function StatePanel({ state, lastSeq }: { state: FeedState | null; lastSeq: numb
       <Structured value={state?.positions} />
     </section>
   );
+}
+
+function lastFlushText(health: FlushHealth | null): string {
+  if (!health) return "—";
+  if (health.lastFlushTs) {
+    const n = health.lastBatchCount;
+    const count = n !== null ? ` · ${n} event${n === 1 ? "" : "s"}` : "";
+    return `${health.lastFlushStatus ?? "ok"} · ${timeText(health.lastFlushTs)}${count}`;
+  }
+  return health.remoteConfigured === false ? "— (Supabase not configured)" : "none yet";
 }
 
 function FlushPanel({
@@ -237,9 +286,19 @@ function FlushPanel({
   live: LocalLive;
 }) {
   const status = health?.lastFlushStatus ?? null;
+  const note = [
+    health ? `as reported by ${health.source === "local" ? "the local service" : "Supabase (zoe_health)"}` : null,
+    !live.isLocal && live.localError ? `local: ${live.localError}` : null,
+    live.remote.error && !live.isLocal && live.remote.configured ? `remote: ${live.remote.error}` : null,
+  ].filter((part) => part !== null);
   return (
-    <section className="panel flush" data-testid="flush">
-      <h2>Flush to Supabase</h2>
+    <section className="panel flush" data-testid="flush" data-stale={!live.isLocal && health !== null}>
+      <h2>
+        Flush to Supabase{" "}
+        {!live.isLocal && (
+          <AsOf at={health?.asOf} testId="flush-as-of" source={health?.source === "remote" ? "Supabase" : undefined} />
+        )}
+      </h2>
       <dl className="facts">
         <div>
           <dt>Backlog</dt>
@@ -248,21 +307,17 @@ function FlushPanel({
         <div>
           <dt>Last flush</dt>
           <dd data-testid="last-flush" className={status === "error" ? "bad" : status === "partial" ? "warn" : ""}>
-            {health?.lastFlushTs
-              ? `${status ?? "ok"} · ${timeText(health.lastFlushTs)}${health.lastBatchCount !== null ? ` · ${health.lastBatchCount} event${health.lastBatchCount === 1 ? "" : "s"}` : ""}`
-              : "never"}
+            {lastFlushText(health)}
           </dd>
         </div>
         <div>
           <dt>Synced</dt>
-          <dd>{syncedAgoS === null ? "—" : agoText(syncedAgoS)}</dd>
+          <dd data-testid="synced">{syncedAgoS === null ? "—" : agoText(syncedAgoS)}</dd>
         </div>
       </dl>
       {health?.lastFlushError && <p className="bad">{health.lastFlushError}</p>}
       <p className="muted small" data-testid="source">
-        {health ? `as reported by ${health.source === "local" ? "the local service" : "Supabase (zoe_health)"}` : ""}
-        {!live.isLocal && live.localError ? ` · local: ${live.localError}` : ""}
-        {live.remote.error && !live.isLocal ? ` · remote: ${live.remote.error}` : ""}
+        {note.join(" · ")}
       </p>
     </section>
   );
@@ -271,7 +326,7 @@ function FlushPanel({
 const EventRow = memo(function EventRow({ e }: { e: ZoeEvent }) {
   return (
     <tr className={`sev-${e.severity}`} data-seq={e.seq} data-mode={e.mode}>
-      <td className="time">{timeText(e.ts)}</td>
+      <td className="time">{timeText(e.ts, { ms: true })}</td>
       <td className="seq">{e.seq}</td>
       <td>
         <span className={`sev sev-${e.severity}`}>{e.severity}</span>
@@ -340,12 +395,14 @@ function FilterBar({
 }
 
 function Feed({
+  asOf,
   events,
   important,
   max,
   filters,
   onFilters,
 }: {
+  asOf: string | null;
   events: readonly ZoeEvent[];
   important: readonly ZoeEvent[];
   max: number;
@@ -370,7 +427,8 @@ function Feed({
         <span className="muted small">
           newest first: the last {max}, and the last {max} fills, kill switches and errors however many ticks came after
           them
-        </span>
+        </span>{" "}
+        <AsOf at={asOf} testId="feed-as-of" />
       </h2>
       <FilterBar filters={filters} types={types} onChange={onFilters} />
       <p className="muted small" data-testid="feed-count">
