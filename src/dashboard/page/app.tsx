@@ -11,7 +11,7 @@ import type { DashboardConfig } from "../config.ts";
 import { HistoryPanel } from "./charts.tsx";
 import { type FeedFilters, matches, toggleSeverity } from "./filters.ts";
 import { useHistory } from "./use-history.ts";
-import { agoText, everyText, moneyText, timeText, valueText } from "./format.ts";
+import { agoText, everyText, isPnlKey, moneyText, pnlText, timeText, valueText } from "./format.ts";
 
 export interface AppProps {
   config: DashboardConfig;
@@ -58,6 +58,7 @@ export function App({
   };
   return (
     <div className="page" data-mode={mode}>
+      <ModeBanner mode={mode} />
       <header className="top">
         <h1>Zoe</h1>
         <ModeSwitch mode={mode} onChange={switchMode} />
@@ -87,6 +88,21 @@ export function App({
           }}
         />
       </main>
+    </div>
+  );
+}
+
+/** Which money is at stake, before anything else on the page: live trading must never pass for paper. */
+function ModeBanner({ mode }: { mode: Mode }) {
+  if (mode === "live")
+    return (
+      <div className="mode-banner live" data-testid="mode-banner" data-mode="live" role="alert">
+        <strong>LIVE TRADING</strong> · real money · every order and fill below is real
+      </div>
+    );
+  return (
+    <div className="mode-banner paper" data-testid="mode-banner" data-mode="paper">
+      <strong>PAPER</strong> · simulated trading, no real money
     </div>
   );
 }
@@ -181,14 +197,50 @@ function TokenForm({ onSubmit }: { onSubmit(token: string): void }) {
   );
 }
 
+/** Columns read best in this order; other keys follow alphabetically, so the order never depends on the source. */
+const COLUMN_ORDER = [
+  "symbol",
+  "side",
+  "qty",
+  "quantity",
+  "avg_price",
+  "price",
+  "last_price",
+  "market_value",
+  "unrealized_pnl",
+  "realized_pnl",
+  "pnl",
+];
+
+/**
+ * The columns of a table of objects: the same for the same rows whatever
+ * order their keys come in (jsonb from Supabase reorders them; the local API
+ * keeps the bot's order), at most `max`.
+ */
+export function columnsOf(rows: readonly object[], max = 8): string[] {
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const rank = (k: string) => {
+    const i = COLUMN_ORDER.indexOf(k);
+    return i === -1 ? COLUMN_ORDER.length : i;
+  };
+  return keys.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0)).slice(0, max);
+}
+
+/** A value under `key`: P&L with its sign and colour, anything else as text. */
+function Cell({ name, value }: { name: string; value: unknown }) {
+  if (isPnlKey(name)) {
+    const { text, sign } = pnlText(value);
+    if (sign) return <span className={`pnl ${sign}`}>{text}</span>;
+  }
+  return <>{valueText(value)}</>;
+}
+
 function Structured({ value }: { value: unknown }) {
   if (value === null || value === undefined) return <span className="muted">—</span>;
   if (Array.isArray(value)) {
     if (value.length === 0) return <span className="muted">none</span>;
     if (value.every((v) => v !== null && typeof v === "object" && !Array.isArray(v))) {
-      // jsonb reorders keys; the instrument reads best first.
-      const keys = [...new Set(value.flatMap((v) => Object.keys(v as object)))];
-      const cols = [...keys.filter((k) => k === "symbol"), ...keys.filter((k) => k !== "symbol")].slice(0, 8);
+      const cols = columnsOf(value as object[]);
       return (
         <table className="mini">
           <thead>
@@ -203,7 +255,9 @@ function Structured({ value }: { value: unknown }) {
               // biome-ignore lint/suspicious/noArrayIndexKey: rows have no identity of their own; the table is redrawn whole
               <tr key={i}>
                 {cols.map((c) => (
-                  <td key={c}>{valueText((row as Record<string, unknown>)[c])}</td>
+                  <td key={c}>
+                    <Cell name={c} value={(row as Record<string, unknown>)[c]} />
+                  </td>
                 ))}
               </tr>
             ))}
@@ -214,14 +268,16 @@ function Structured({ value }: { value: unknown }) {
     return <span>{value.map(valueText).join(", ")}</span>;
   }
   if (typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>);
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     if (entries.length === 0) return <span className="muted">none</span>;
     return (
       <dl className="kv">
         {entries.map(([k, v]) => (
           <div key={k}>
             <dt>{k}</dt>
-            <dd>{valueText(v)}</dd>
+            <dd>
+              <Cell name={k} value={v} />
+            </dd>
           </div>
         ))}
       </dl>
