@@ -3,7 +3,7 @@
 // why. The local link and the remote loop write it; the page reads immutable
 // snapshots. Listeners run at most once per scheduled frame however many
 // events arrived, so a burst of 1,000 events is one render.
-import { mergeEvents } from "./merge.ts";
+import { isImportant, mergeEvents } from "./merge.ts";
 import type {
   FeedSnapshot,
   FeedState,
@@ -31,7 +31,7 @@ export interface FeedData {
 export interface FeedStore {
   readonly data: FeedData;
   readonly closed: boolean;
-  /** Merges events from either source (by seq, at most maxEvents kept) and notifies. */
+  /** Merges events from either source (by seq, at most maxEvents kept, and as many important ones apart) and notifies. */
   addEvents(incoming: readonly ZoeEvent[]): void;
   /** Forgets every event (the local database restarted its seqs). */
   clearEvents(): void;
@@ -68,6 +68,7 @@ export function defaultSchedule(timers: Timers): (fn: () => void) => () => void 
 export function createFeedStore(options: FeedStoreOptions): FeedStore {
   const { mode, maxEvents, schedule } = options;
   const events: ZoeEvent[] = [];
+  const important: ZoeEvent[] = [];
   const data: FeedData = {
     status: "connecting",
     lastSeq: 0,
@@ -100,12 +101,15 @@ export function createFeedStore(options: FeedStoreOptions): FeedStore {
     addEvents(incoming) {
       if (incoming.length === 0) return;
       mergeEvents(events, incoming, mode, maxEvents);
+      const kept = incoming.filter(isImportant);
+      if (kept.length > 0) mergeEvents(important, kept, mode, maxEvents);
       const newest = events.at(-1)?.seq ?? 0;
       if (newest > data.lastSeq) data.lastSeq = newest;
       changed();
     },
     clearEvents() {
       events.length = 0;
+      important.length = 0;
       data.lastSeq = 0;
     },
     changed,
@@ -115,6 +119,7 @@ export function createFeedStore(options: FeedStoreOptions): FeedStore {
         status: data.status,
         isLocal: data.status === "local",
         events: events.slice(),
+        important: important.slice(),
         lastSeq: data.lastSeq,
         state: data.state,
         health: data.health,

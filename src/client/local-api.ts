@@ -18,8 +18,9 @@ export function localHealth(h: Record<string, unknown>): FlushHealth {
   const okTs = str(h.last_success_at) ?? str(h.last_ok_flush_ts);
   return {
     backlog: num(h.backlog),
-    lastFlushTs,
-    lastFlushStatus,
+    // A success the flusher reports and the flush log does not show yet is still the last flush.
+    lastFlushTs: lastFlushTs ?? okTs,
+    lastFlushStatus: lastFlushStatus ?? (okTs ? "ok" : null),
     lastFlushError: str(h.last_flush_error),
     lastBatchCount: num(h.last_flush_count ?? h.last_batch_count),
     syncedAt: okTs ?? (lastFlushStatus === "ok" ? lastFlushTs : null),

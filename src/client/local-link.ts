@@ -115,9 +115,11 @@ class LocalLinkImpl implements LocalLink {
 
   private applyState(body: Record<string, unknown>): void {
     const data = this.data;
-    data.state = localState(body);
+    // Kept on screen after the service goes away, so they carry when they were true.
+    const asOf = new Date(this.o.now()).toISOString();
+    data.state = { ...localState(body), asOf };
     if (body.health && typeof body.health === "object")
-      data.health = localHealth(body.health as Record<string, unknown>);
+      data.health = { ...localHealth(body.health as Record<string, unknown>), asOf };
     data.unauthorized = false;
     this.o.feed.changed();
   }

@@ -1,7 +1,37 @@
 // Merging events from the local stream and from Supabase. Both sources serve
 // the same events keyed by (mode, seq); the feed keeps one copy of each,
 // ordered by seq, and only the newest `max`.
-import type { Mode, ZoeEvent } from "./types.ts";
+import { IMPORTANT_SUBTYPES, type Mode, type ZoeEvent } from "./types.ts";
+
+const important = new Set(IMPORTANT_SUBTYPES);
+
+/** A fill, a kill switch, a halt, realised P&L, a reconciliation mismatch, or anything error or worse. */
+export function isImportant(e: ZoeEvent): boolean {
+  return e.severity === "error" || e.severity === "critical" || important.has(e.subtype);
+}
+
+/** `a` and `b` (each ascending by seq, unique) as one ascending list, each seq once. */
+export function unionBySeq(a: readonly ZoeEvent[], b: readonly ZoeEvent[]): ZoeEvent[] {
+  const out: ZoeEvent[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const x = a[i];
+    const y = b[j];
+    if (y === undefined || (x !== undefined && x.seq < y.seq)) {
+      out.push(x!);
+      i++;
+    } else if (x === undefined || y.seq < x.seq) {
+      out.push(y);
+      j++;
+    } else {
+      out.push(x);
+      i++;
+      j++;
+    }
+  }
+  return out;
+}
 
 /**
  * Merges `incoming` into `current` (ascending by seq, unique) and returns the

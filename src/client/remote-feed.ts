@@ -36,13 +36,16 @@ export function createRemoteFeed(options: RemoteFeedOptions): RemoteFeed {
     pollTimer = null;
     if (!remote) return;
     try {
-      const [evs, h, s] = await Promise.all([
+      const [evs, important, h, s] = await Promise.all([
         remote.events(mode, feed.data.lastSeq, options.maxEvents),
+        // The newest window may be all ticks: the fills and kill switches are asked for apart.
+        remote.importantEvents ? remote.importantEvents(mode, options.maxEvents) : [],
         remote.health(mode),
         remote.state(mode),
       ]);
       if (at !== epoch || feed.closed) return;
       feed.addEvents(evs);
+      feed.addEvents(important);
       if (h) feed.data.health = h;
       if (s) feed.data.state = s;
       status.lastPollAt = options.now();

@@ -2,8 +2,8 @@
 // zoe_health and zoe_state (RLS lets anon SELECT, nothing more). The feed
 // only sees the RemoteReader interface, so tests can hand it a fake.
 import type { SupabaseClient } from "@supabase/supabase-js";
-import { toEvent } from "./merge.ts";
-import type { FeedState, FlushHealth, Mode, ZoeEvent } from "./types.ts";
+import { toEvent, unionBySeq } from "./merge.ts";
+import { type FeedState, type FlushHealth, IMPORTANT_SUBTYPES, type Mode, type ZoeEvent } from "./types.ts";
 
 export interface RemoteSubscription {
   unsubscribe(): void;
@@ -12,6 +12,12 @@ export interface RemoteSubscription {
 export interface RemoteReader {
   /** The newest `limit` events of `mode` with seq > afterSeq, in any order. */
   events(mode: Mode, afterSeq: number, limit: number): Promise<ZoeEvent[]>;
+  /**
+   * The newest `limit` important events of `mode` (an IMPORTANT_SUBTYPES
+   * subtype, or severity error or critical), in any order: however many ticks
+   * came after them, REMOTE mode still shows the fills and kill switches.
+   */
+  importantEvents?(mode: Mode, limit: number): Promise<ZoeEvent[]>;
   health(mode: Mode): Promise<FlushHealth | null>;
   state(mode: Mode): Promise<FeedState | null>;
   /**
@@ -63,6 +69,7 @@ export function remoteHealth(row: Record<string, unknown>): FlushHealth {
     syncedAt: lastFlushTs,
     remoteConfigured: true,
     source: "remote",
+    asOf: str(row.updated_at) ?? lastFlushTs,
   };
 }
 
@@ -75,6 +82,7 @@ export function remoteState(row: Record<string, unknown>): FeedState {
     positions: state.positions ?? null,
     ts: str(row.ts),
     lastSeq: num(state.last_seq),
+    asOf: str(row.updated_at) ?? str(row.ts),
   };
 }
 
@@ -96,6 +104,29 @@ export function createSupabaseReader(
           .limit(limit),
       );
       return ((rows ?? []) as unknown[]).map(toEvent).filter((e): e is ZoeEvent => e !== null);
+    },
+    async importantEvents(mode, limit) {
+      const newest = async (what: string, column: "subtype" | "severity", values: readonly string[]) => {
+        const rows = unwrap(
+          what,
+          await client
+            .from("zoe_events")
+            .select("*")
+            .eq("mode", mode)
+            .in(column, [...values])
+            .order("seq", { ascending: false })
+            .limit(limit),
+        );
+        return ((rows ?? []) as unknown[])
+          .map(toEvent)
+          .filter((e): e is ZoeEvent => e !== null)
+          .sort((a, b) => a.seq - b.seq);
+      };
+      const [bySubtype, bySeverity] = await Promise.all([
+        newest("zoe_events (important subtypes)", "subtype", IMPORTANT_SUBTYPES),
+        newest("zoe_events (errors)", "severity", ["error", "critical"]),
+      ]);
+      return unionBySeq(bySubtype, bySeverity).slice(-limit);
     },
     async health(mode) {
       const rows = unwrap("zoe_health", await client.from("zoe_health").select("*").eq("mode", mode).limit(1));

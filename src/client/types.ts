@@ -5,6 +5,23 @@
 export type Mode = "paper" | "live";
 export type Severity = "debug" | "info" | "warn" | "error" | "critical";
 
+/** Least to most severe. */
+export const SEVERITIES: readonly Severity[] = ["debug", "info", "warn", "error", "critical"];
+
+/**
+ * Subtypes a trader must never lose from view under a flood of ticks: the
+ * service's critical subtypes (src/domain/events.ts CRITICAL_SUBTYPES; this
+ * tree imports nothing from the service, a test keeps the two equal).
+ */
+export const IMPORTANT_SUBTYPES: readonly string[] = [
+  "BUY_FILLED",
+  "SELL_FILLED",
+  "PNL_REALIZED",
+  "TRADING_HALTED",
+  "KILL_SWITCH",
+  "RECONCILIATION_MISMATCH",
+];
+
 /** One event as the local stream and Supabase's zoe_events both serve it. */
 export interface ZoeEvent {
   id: string;
@@ -30,6 +47,8 @@ export interface FeedState {
   ts: string | null;
   /** Highest seq the source knew when it answered. */
   lastSeq: number | null;
+  /** When the source vouched for these figures (ISO): the local answer's arrival, or zoe_state's updated_at. */
+  asOf?: string | null;
 }
 
 /** How far the flush to Supabase has got, from whichever source answered last. */
@@ -45,6 +64,8 @@ export interface FlushHealth {
   /** False when the service says no remote is configured. */
   remoteConfigured: boolean | null;
   source: "local" | "remote";
+  /** When the source vouched for these figures (ISO): the local answer's arrival, or zoe_health's updated_at. */
+  asOf?: string | null;
 }
 
 export type FeedStatus = "connecting" | "local" | "remote" | "closed";
@@ -69,6 +90,13 @@ export interface FeedSnapshot {
   isLocal: boolean;
   /** Ordered by seq ascending (oldest first), unique by seq, at most maxEvents. */
   events: readonly ZoeEvent[];
+  /**
+   * The newest maxEvents important events (an IMPORTANT_SUBTYPES subtype, or
+   * severity error or critical), ascending by seq, kept apart from `events` so
+   * a flood of ticks never pushes a fill or a kill switch out; some may also
+   * be in `events`.
+   */
+  important: readonly ZoeEvent[];
   /** Highest seq seen from either source (0 before any). */
   lastSeq: number;
   state: FeedState | null;

@@ -19,19 +19,20 @@ export interface LocalLive extends FeedSnapshot {
   syncedAgoS: number | null;
 }
 
-function emptySnapshot(mode: Mode, options: UseLocalLiveOptions): FeedSnapshot {
+function emptySnapshot(mode: Mode, configured: boolean, pollIntervalMs: number): FeedSnapshot {
   return {
     mode,
     status: "connecting",
     isLocal: false,
     events: [],
+    important: [],
     lastSeq: 0,
     state: null,
     health: null,
     remote: {
-      configured: Boolean(options.remote),
+      configured,
       via: "polling",
-      pollIntervalMs: options.pollIntervalMs ?? 30_000,
+      pollIntervalMs,
       lastPollAt: null,
       error: null,
       realtimeError: null,
@@ -46,9 +47,12 @@ const noSubscribe = () => () => {};
 
 export function useLocalLive(mode: Mode, options: UseLocalLiveOptions = {}): LocalLive {
   // Injected functions may be fresh closures each render; only the settings
-  // below decide when the feed is rebuilt.
+  // below decide when the feed is rebuilt. The ref is written and read in
+  // effects only (React's rules: never during render), the first effect first.
   const latest = useRef(options);
-  latest.current = options;
+  useEffect(() => {
+    latest.current = options;
+  });
   const { localApiUrl, apiToken, remote, maxEvents, pollIntervalMs, realtime, tickMs = 1000 } = options;
 
   const [feed, setFeed] = useState<LiveFeed | null>(null);
@@ -59,15 +63,17 @@ export function useLocalLive(mode: Mode, options: UseLocalLiveOptions = {}): Loc
     return () => f.close();
   }, [mode, localApiUrl, apiToken, remote, maxEvents, pollIntervalMs, realtime]);
 
-  const empty = useMemo(() => emptySnapshot(mode, latest.current), [mode]);
+  const empty = useMemo(
+    () => emptySnapshot(mode, Boolean(remote), pollIntervalMs ?? 30_000),
+    [mode, remote, pollIntervalMs],
+  );
   const snap = useSyncExternalStore(feed ? feed.subscribe : noSubscribe, () =>
     feed && feed.mode === mode ? feed.getSnapshot() : empty,
   );
   // Between a mode change and the effect that swaps feeds, never show the old mode's events.
   const current = snap.mode === mode && snap.status !== "closed" ? snap : empty;
 
-  const now = latest.current.now ?? Date.now;
-  const [nowMs, setNowMs] = useState(now);
+  const [nowMs, setNowMs] = useState(options.now ?? Date.now);
   useEffect(() => {
     const timers = latest.current.timers ?? {
       setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),

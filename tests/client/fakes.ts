@@ -2,6 +2,7 @@
 // timers, frame scheduling and the Supabase reader. Each records what is
 // still open so teardown tests can assert nothing leaked.
 import type { EventSourceLike, Timers } from "../../src/client/live-feed.ts";
+import { isImportant } from "../../src/client/merge.ts";
 import type { RemoteReader } from "../../src/client/remote.ts";
 import type { FeedState, FlushHealth, Mode, ZoeEvent } from "../../src/client/types.ts";
 
@@ -172,6 +173,13 @@ export class FakeRemote implements RemoteReader {
     this.calls.push(`events ${mode} >${afterSeq} ${limit}`);
     return this.rows
       .filter((e) => e.mode === mode && e.seq > afterSeq)
+      .sort((a, b) => b.seq - a.seq)
+      .slice(0, limit);
+  }
+  async importantEvents(mode: Mode, limit: number) {
+    this.calls.push(`important ${mode} ${limit}`);
+    return this.rows
+      .filter((e) => e.mode === mode && isImportant(e))
       .sort((a, b) => b.seq - a.seq)
       .slice(0, limit);
   }

@@ -19,6 +19,23 @@ function setup(maxEvents = 3) {
 }
 
 describe("createFeedStore()", () => {
+  test("keeps fills, kill switches and errors apart, so a flood of ticks does not push them out of the window", () => {
+    const { feed } = setup(3);
+    const fill = event(2, "paper", { subtype: "BUY_FILLED" });
+    const kill = event(3, "paper", { subtype: "KILL_SWITCH", severity: "critical" });
+    const error = event(4, "paper", { subtype: "REJECTED", severity: "error" });
+    feed.addEvents([event(1), fill, kill, error, event(9, "live", { subtype: "SELL_FILLED" })]);
+    feed.addEvents(Array.from({ length: 50 }, (_, i) => event(10 + i, "paper", { severity: "debug" })));
+    const s = feed.snapshot();
+    expect(s.events.map((e) => e.seq)).toEqual([57, 58, 59]);
+    expect(s.important.map((e) => e.seq)).toEqual([2, 3, 4]);
+    feed.addEvents([event(60, "paper", { subtype: "SELL_FILLED" }), event(61, "paper", { severity: "critical" })]);
+    expect(feed.snapshot().important.map((e) => e.seq)).toEqual([4, 60, 61]);
+    feed.clearEvents();
+    feed.changed();
+    expect(feed.snapshot()).toMatchObject({ events: [], important: [], lastSeq: 0 });
+  });
+
   test("keeps the newest maxEvents of the mode by seq, once each, and the highest seq seen", () => {
     const { feed } = setup(3);
     feed.addEvents([event(5), event(2), event(9, "live")]);

@@ -160,7 +160,12 @@ describe("createLiveFeed()", () => {
     await timers.advance(1);
     expect(polls()).toBe(2);
     expect(seqs(feed)).toEqual([1, 2]);
-    expect(remote.calls.at(-3)).toBe("events paper >0 200");
+    expect(remote.calls.slice(-4)).toEqual([
+      "events paper >0 200",
+      "important paper 200",
+      "health paper",
+      "state paper",
+    ]);
 
     local.answer = "up";
     await timers.advance(15_000); // next probe succeeds

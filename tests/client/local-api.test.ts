@@ -87,6 +87,12 @@ describe("localHealth() and localState()", () => {
       syncedAt: "2026-01-05T15:01:00.000Z",
       remoteConfigured: null,
     });
+    // The flusher's success shows as the last flush while the flush log has none yet.
+    expect(localHealth({ last_success_at: "2026-01-05T15:01:00.000Z", remote_configured: true })).toMatchObject({
+      lastFlushTs: "2026-01-05T15:01:00.000Z",
+      lastFlushStatus: "ok",
+      syncedAt: "2026-01-05T15:01:00.000Z",
+    });
     expect(localState({ cash: 10, state_ts: "", last_seq: 4 })).toEqual({
       cash: 10,
       holdings: null,

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { mergeEvents, toEvent } from "../../src/client/merge.ts";
-import type { ZoeEvent } from "../../src/client/types.ts";
+import { isImportant, mergeEvents, toEvent, unionBySeq } from "../../src/client/merge.ts";
+import { IMPORTANT_SUBTYPES, type ZoeEvent } from "../../src/client/types.ts";
+import { CRITICAL_SUBTYPES } from "../../src/domain/events.ts";
 import { event } from "./fakes.ts";
 
 /** What a merge must produce: the newest `max` distinct seqs of `mode`, ascending. */
@@ -79,5 +80,31 @@ describe("toEvent()", () => {
     expect(toEvent({ ...event(1), seq: 1.5 })).toBeNull();
     expect(toEvent({ ...event(1), mode: "demo" })).toBeNull();
     expect(toEvent("nope")).toBeNull();
+  });
+});
+
+describe("isImportant()", () => {
+  test("is the service's critical subtypes (the client cannot import them) and anything error or critical", () => {
+    expect([...IMPORTANT_SUBTYPES]).toEqual([...CRITICAL_SUBTYPES]);
+    expect(isImportant(event(1, "paper", { subtype: "BUY_FILLED", severity: "info" }))).toBe(true);
+    expect(isImportant(event(1, "paper", { subtype: "KILL_SWITCH", severity: "debug" }))).toBe(true);
+    expect(isImportant(event(1, "paper", { subtype: "TICK", severity: "error" }))).toBe(true);
+    expect(isImportant(event(1, "paper", { subtype: "TICK", severity: "critical" }))).toBe(true);
+    expect(isImportant(event(1, "paper", { subtype: "TICK", severity: "warn" }))).toBe(false);
+  });
+});
+
+describe("unionBySeq()", () => {
+  test("merges two ascending lists into one, each seq once, whatever the overlap", () => {
+    const seqs = fc.uniqueArray(fc.integer({ min: 1, max: 80 }), { maxLength: 40 }).map((a) => a.sort((x, y) => x - y));
+    fc.assert(
+      fc.property(seqs, seqs, (a, b) => {
+        const got = unionBySeq(
+          a.map((n) => event(n)),
+          b.map((n) => event(n)),
+        ).map((e) => e.seq);
+        expect(got).toEqual([...new Set([...a, ...b])].sort((x, y) => x - y));
+      }),
+    );
   });
 });

@@ -34,6 +34,23 @@ function setup(options: { remote?: RemoteReader | null; realtime?: boolean } = {
 }
 
 describe("createRemoteFeed()", () => {
+  test("asks for the important events apart, so a fill older than the newest window of ticks still shows", async () => {
+    const { reader, feed, remote } = setup();
+    const fake = reader as FakeRemote;
+    fake.rows = [
+      event(1, "paper", { subtype: "BUY_FILLED" }),
+      event(2, "paper", { subtype: "KILL_SWITCH", severity: "critical" }),
+      ...Array.from({ length: 120 }, (_, i) => event(3 + i, "paper", { severity: "debug" })),
+    ];
+    remote.start();
+    await settle();
+    const s = feed.snapshot();
+    expect(s.events).toHaveLength(50);
+    expect(s.events[0]!.seq).toBe(73);
+    expect(s.important.map((e) => e.seq)).toEqual([1, 2]);
+    expect(fake.calls).toContain("important paper 50");
+  });
+
   test("polls at once, then every pollIntervalMs, asking only for events after the seq the feed has", async () => {
     const { timers, reader, feed, remote } = setup();
     const fake = reader as FakeRemote;

@@ -48,6 +48,24 @@ describe("createSupabaseReader()", () => {
     expect(await reader.events("paper", 30, 5)).toEqual([]);
   });
 
+  test("reads the newest important events of one mode: critical subtypes and errors, however many ticks follow", async () => {
+    const base = 1000;
+    const rows = [
+      { seq: base + 1, subtype: "BUY_FILLED", severity: "info" },
+      { seq: base + 2, subtype: "TICK", severity: "error" },
+      { seq: base + 3, subtype: "KILL_SWITCH", severity: "critical" },
+      { seq: base + 4, subtype: "TICK", severity: "warn" },
+    ];
+    for (const r of rows) {
+      await stack.sql`insert into zoe_events (id, mode, ts, seq, source, type, subtype, symbol, severity, body, meta, idempotency_key)
+        values (${crypto.randomUUID()}, 'live', ${new Date().toISOString()}, ${r.seq}, 'bot', 'ORDER', ${r.subtype}, null, ${r.severity}, 'x', ${{}}, ${`imp-${r.seq}`})`;
+    }
+    const important = await reader.importantEvents!("live", 10);
+    expect(important.map((e) => e.seq)).toEqual([base + 1, base + 2, base + 3]);
+    expect((await reader.importantEvents!("live", 2)).map((e) => e.seq)).toEqual([base + 2, base + 3]);
+    expect(await reader.importantEvents!("paper", 10)).toEqual([]);
+  });
+
   test("reads zoe_health and zoe_state for the mode, null where nothing was flushed", async () => {
     const health = await reader.health("paper");
     expect(health).toMatchObject({ backlog: 4, lastBatchCount: 20, lastFlushStatus: "ok", source: "remote" });

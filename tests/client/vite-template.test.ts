@@ -1,10 +1,12 @@
-// src/client/ and the README's React snippet as a new user puts them into a
-// project from `npm create vite@latest -- --template react-ts`: they must
-// type-check under that template's tsconfig.app.json unchanged, and a
-// dashboard built from them with no Supabase settings must run LOCAL only in
-// a real browser instead of throwing at import.
+// @zoe-local/react (clients/react/, built from src/client/) and the docs' React
+// snippet as a new user puts them into a project from `npm create vite@latest
+// -- --template react-ts`: the package installed from the tarball `npm pack`
+// makes, the snippet type-checked under the template's tsconfig.app.json
+// unchanged and lint-clean under the template's oxlint, and a dashboard built
+// from them with no Supabase settings must run LOCAL only in a real browser
+// instead of throwing at import.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cpSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { chromiumAvailable, launchBrowser, type TestBrowser } from "../helpers/browser.ts";
 import { type ServiceProcess, startService } from "../helpers/service.ts";
@@ -12,6 +14,11 @@ import { tempDir } from "../helpers/tmp.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const TEMPLATE = join(ROOT, "tests", "fixtures", "vite-react-ts");
+const PACKAGE = join(ROOT, "clients", "react");
+const PACKAGE_JSON = JSON.parse(readFileSync(join(PACKAGE, "package.json"), "utf8")) as {
+  name: string;
+  version: string;
+};
 
 /** The code blocks of docs/dashboard.md's "Embed the hook" section, keyed by the path their first line names. */
 function readmeSnippets(): Map<string, string> {
@@ -23,27 +30,63 @@ function readmeSnippets(): Map<string, string> {
   return files;
 }
 
+function run(cmd: string[], cwd: string): { code: number; out: string; stdout: string } {
+  const r = Bun.spawnSync(cmd, { cwd, stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
+  return { code: r.exitCode, out: `${r.stdout}${r.stderr}`.trim(), stdout: String(r.stdout) };
+}
+
+const packDir = tempDir("zoe-pack-");
+let tarball = "";
+/** `npm pack` of clients/react/ (its prepack builds dist/ first), once for the file. */
+function packed(): string {
+  if (tarball) return tarball;
+  const r = run(["npm", "pack", "--json", "--pack-destination", packDir.path], PACKAGE);
+  if (r.code !== 0) throw new Error(`npm pack failed: ${r.out}`);
+  const info = JSON.parse(r.stdout) as { filename: string; files: { path: string }[] }[];
+  tarball = join(packDir.path, info[0]!.filename);
+  return tarball;
+}
+afterAll(() => packDir.cleanup());
+
 /**
- * A react-ts template project: its tsconfig.app.json, src/lib/zoe-live/ copied
- * from src/client/ as the README says, the README's files, and node_modules
- * holding this repository's packages plus vite's client declarations.
+ * A react-ts template project: its tsconfig.app.json, .oxlintrc.json and
+ * .gitignore, @zoe-local/react installed by npm from the packed tarball as
+ * the docs say, the docs' files, and node_modules holding this repository's
+ * libraries (react, supabase-js, their types) plus vite's client declarations.
  */
 function templateProject(dir: string, extra: Record<string, string> = {}): string {
+  mkdirSync(dir, { recursive: true });
   cpSync(join(TEMPLATE, "tsconfig.app.json"), join(dir, "tsconfig.app.json"));
+  cpSync(join(TEMPLATE, "_oxlintrc.json"), join(dir, ".oxlintrc.json"));
+  cpSync(join(TEMPLATE, "_gitignore"), join(dir, ".gitignore"));
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
+  // npm runs before any link to the repository's node_modules exists: it prunes what it did not install.
+  const install = run(
+    ["npm", "install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", "--no-package-lock", packed()],
+    dir,
+  );
+  if (install.code !== 0) throw new Error(`npm install of the tarball failed: ${install.out}`);
   const nm = join(dir, "node_modules");
-  mkdirSync(nm);
-  for (const entry of readdirSync(join(ROOT, "node_modules")))
+  for (const entry of readdirSync(join(ROOT, "node_modules"))) {
+    if (entry.startsWith(".") || existsSync(join(nm, entry))) continue;
     symlinkSync(join(ROOT, "node_modules", entry), join(nm, entry));
-  cpSync(join(TEMPLATE, "vite"), join(nm, "vite"), { recursive: true });
-  mkdirSync(join(dir, "src", "lib", "zoe-live"), { recursive: true });
-  for (const file of readdirSync(join(ROOT, "src", "client")).filter((f) => f.endsWith(".ts"))) {
-    cpSync(join(ROOT, "src", "client", file), join(dir, "src", "lib", "zoe-live", file));
   }
+  cpSync(join(TEMPLATE, "vite"), join(nm, "vite"), { recursive: true });
   for (const [path, code] of [...readmeSnippets(), ...Object.entries(extra)]) {
     mkdirSync(dirname(join(dir, path)), { recursive: true });
     writeFileSync(join(dir, path), code);
   }
   return dir;
+}
+
+function runOut(cmd: string[], cwd: string): { code: number; out: string } {
+  const { code, out } = run(cmd, cwd);
+  return { code, out };
+}
+
+/** The template's `npm run lint`: oxlint with its .oxlintrc.json, from the project's root. */
+function oxlint(dir: string, ...paths: string[]): { code: number; out: string } {
+  return runOut([join(ROOT, "node_modules", ".bin", "oxlint"), ...paths], dir);
 }
 
 /** `tsc -b`, as the template's `npm run build` runs it (plain text: tsc colours its output under scripts/test.ts's FORCE_COLOR=0). */
@@ -61,7 +104,27 @@ describe("Vite react-ts template", () => {
     expect([...readmeSnippets().keys()]).toEqual(["src/lib/localLive.ts", "src/LiveBadge.tsx"]);
   });
 
-  test("src/client/ and README's hook snippet type-check under the template's tsconfig.app.json unchanged", () => {
+  test("npm pack ships the built package: ESM, declarations, README and CHANGELOG with this version", () => {
+    const dir = tempDir("zoe-vite-pack-");
+    try {
+      const project = templateProject(dir.path);
+      const installed = join(project, "node_modules", ...PACKAGE_JSON.name.split("/"));
+      const meta = JSON.parse(readFileSync(join(installed, "package.json"), "utf8"));
+      expect(meta.version).toBe(PACKAGE_JSON.version);
+      for (const file of ["dist/index.js", "dist/index.d.ts", "dist/core.js", "dist/core.d.ts", "README.md"])
+        expect(existsSync(join(installed, file))).toBe(true);
+      expect(readFileSync(join(installed, "CHANGELOG.md"), "utf8")).toContain(`## ${PACKAGE_JSON.version}`);
+      // The app brings react and supabase-js; the package neither bundles nor installs them.
+      const js = readFileSync(join(installed, "dist", "index.js"), "utf8");
+      expect(js).toContain('from "react"');
+      expect(js).not.toContain("react.production");
+      expect(existsSync(join(installed, "node_modules"))).toBe(false);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  test("the installed package and README's hook snippet type-check under the template's tsconfig.app.json unchanged", () => {
     const dir = tempDir("zoe-vite-tsc-");
     try {
       expect(typecheck(templateProject(dir.path))).toEqual({ code: 0, out: "" });
@@ -79,6 +142,42 @@ describe("Vite react-ts template", () => {
       expect(code).not.toBe(0);
       expect(out).toContain("error TS1294");
       expect(out).toContain("error TS6133");
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  test("the template's oxlint finds nothing in the app, nor in the package's source (src/client/)", () => {
+    const range = JSON.parse(readFileSync(join(TEMPLATE, "template-package.json"), "utf8")).devDependencies.oxlint;
+    const ours = JSON.parse(readFileSync(join(ROOT, "node_modules", "oxlint", "package.json"), "utf8")).version;
+    expect(Bun.semver.satisfies(ours, range)).toBe(true);
+    const dir = tempDir("zoe-vite-lint-");
+    try {
+      const project = templateProject(dir.path);
+      const app = oxlint(project);
+      expect(app.out).toContain("Found 0 warnings and 0 errors");
+      expect(app.code).toBe(0);
+      // It did lint the app's two files (node_modules is in the template's .gitignore).
+      expect(app.out).toMatch(/on 2 files/);
+      cpSync(join(ROOT, "src", "client"), join(project, "client-src"), { recursive: true });
+      const own = oxlint(project, "client-src");
+      expect(own.out).toContain("Found 0 warnings and 0 errors");
+      expect(own.code).toBe(0);
+      expect(own.out).toMatch(
+        new RegExp(`on ${readdirSync(join(ROOT, "src", "client")).filter((f) => f.endsWith(".ts")).length} files`),
+      );
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  test("the template's oxlint does see what the package avoids: a ref read during render", () => {
+    const dir = tempDir("zoe-vite-lint-");
+    try {
+      const probe =
+        'import { useRef } from "react";\nexport function useProbe(v: number) {\n  const r = useRef(v);\n  r.current = v;\n  return r.current;\n}\n';
+      const project = templateProject(dir.path, { "src/probe.ts": probe });
+      expect(oxlint(project).out).toContain("react(refs)");
     } finally {
       dir.cleanup();
     }

@@ -1,5 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { chartGeometry, linearScale, linePath, niceCeil, tickText } from "../../src/dashboard/page/chart-geometry.ts";
+import {
+  chartGeometry,
+  linearScale,
+  linePath,
+  niceCeil,
+  tickText,
+  wrapText,
+} from "../../src/dashboard/page/chart-geometry.ts";
 
 const margin = { top: 0, right: 0, bottom: 0, left: 0 };
 const size = { width: 100, height: 50 };
@@ -148,5 +155,17 @@ describe("tickText()", () => {
       "25k",
       "2M",
     ]);
+  });
+});
+
+describe("wrapText()", () => {
+  test("breaks at spaces into lines that fit the width, every word kept in order", () => {
+    const text = "the local service is unreachable: its history is not available";
+    const lines = wrapText(text, 300, 12);
+    expect(lines.length).toBeGreaterThan(1);
+    for (const line of lines) expect(line.length * 12 * 0.62).toBeLessThanOrEqual(300);
+    expect(lines.join(" ")).toBe(text);
+    expect(wrapText("no data yet", 300, 12)).toEqual(["no data yet"]);
+    expect(wrapText("supercalifragilistic word", 40, 12)).toEqual(["supercalifragilistic", "word"]);
   });
 });

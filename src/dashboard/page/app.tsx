@@ -2,26 +2,40 @@
 // hour's charts, event feed.
 // The feed batches updates per animation frame and keeps at most maxEvents,
 // so a burst of 1,000 events/s costs one render of a bounded list per frame.
-import { memo, type FormEvent, useState } from "react";
+import { memo, type FormEvent, useMemo, useState } from "react";
+import { unionBySeq } from "../../client/merge.ts";
 import type { RemoteReader } from "../../client/remote.ts";
-import type { FeedState, FlushHealth, Mode, ZoeEvent } from "../../client/types.ts";
+import { type FeedState, type FlushHealth, type Mode, SEVERITIES, type ZoeEvent } from "../../client/types.ts";
 import { type LocalLive, useLocalLive } from "../../client/use-local-live.ts";
 import type { DashboardConfig } from "../config.ts";
 import { HistoryPanel } from "./charts.tsx";
+import { type FeedFilters, matches, toggleSeverity } from "./filters.ts";
 import { useHistory } from "./use-history.ts";
-import { agoText, everyText, moneyText, timeText, valueText } from "./format.ts";
+import { agoText, everyText, isPnlKey, moneyText, pnlText, timeText, valueText } from "./format.ts";
 
 export interface AppProps {
   config: DashboardConfig;
   remote: RemoteReader | null;
   initialMode: Mode;
   initialToken: string | null;
+  initialFilters: FeedFilters;
   onMode(mode: Mode): void;
+  onFilters(filters: FeedFilters): void;
   onToken(token: string | null): void;
 }
 
-export function App({ config, remote, initialMode, initialToken, onMode, onToken }: AppProps) {
+export function App({
+  config,
+  remote,
+  initialMode,
+  initialToken,
+  initialFilters,
+  onMode,
+  onFilters,
+  onToken,
+}: AppProps) {
   const [mode, setMode] = useState<Mode>(initialMode);
+  const [filters, setFilters] = useState<FeedFilters>(initialFilters);
   const [token, setToken] = useState<string | null>(initialToken);
   const live = useLocalLive(mode, {
     localApiUrl: config.localApiUrl,
@@ -44,6 +58,7 @@ export function App({ config, remote, initialMode, initialToken, onMode, onToken
   };
   return (
     <div className="page" data-mode={mode}>
+      <ModeBanner mode={mode} />
       <header className="top">
         <h1>Zoe</h1>
         <ModeSwitch mode={mode} onChange={switchMode} />
@@ -58,11 +73,36 @@ export function App({ config, remote, initialMode, initialToken, onMode, onToken
         />
       )}
       <main className="grid">
-        <StatePanel state={live.state} lastSeq={live.lastSeq} />
+        <StatePanel state={live.state} lastSeq={live.lastSeq} live={live} />
         <FlushPanel health={live.health} syncedAgoS={live.syncedAgoS} live={live} />
         <HistoryPanel state={history} mode={mode} />
-        <Feed events={live.events} max={config.maxEvents} />
+        <Feed
+          asOf={badgeKind(live) === "offline" ? (live.health?.asOf ?? live.state?.asOf ?? null) : null}
+          events={live.events}
+          important={live.important}
+          max={config.maxEvents}
+          filters={filters}
+          onFilters={(f) => {
+            setFilters(f);
+            onFilters(f);
+          }}
+        />
       </main>
+    </div>
+  );
+}
+
+/** Which money is at stake, before anything else on the page: live trading must never pass for paper. */
+function ModeBanner({ mode }: { mode: Mode }) {
+  if (mode === "live")
+    return (
+      <div className="mode-banner live" data-testid="mode-banner" data-mode="live" role="alert">
+        <strong>LIVE TRADING</strong> · real money · every order and fill below is real
+      </div>
+    );
+  return (
+    <div className="mode-banner paper" data-testid="mode-banner" data-mode="paper">
+      <strong>PAPER</strong> · simulated trading, no real money
     </div>
   );
 }
@@ -86,8 +126,24 @@ function syncedText(live: LocalLive): string {
   return "Supabase not synced yet";
 }
 
+export type BadgeKind = "local" | "remote" | "offline" | "connecting";
+
+/** OFFLINE when the local API is away and there is no Supabase to fall back to: nothing on the page is current. */
+export function badgeKind(live: LocalLive): BadgeKind {
+  if (live.isLocal) return "local";
+  if (live.status !== "remote") return "connecting";
+  return live.remote.configured ? "remote" : "offline";
+}
+
+const BADGE_LABEL: Record<BadgeKind, string> = {
+  local: "LOCAL LIVE",
+  remote: "REMOTE",
+  offline: "OFFLINE",
+  connecting: "CONNECTING",
+};
+
 export function Badge({ live }: { live: LocalLive }) {
-  const kind = live.isLocal ? "local" : live.status === "remote" ? "remote" : "connecting";
+  const kind = badgeKind(live);
   return (
     <div className={`badge ${kind}`} data-testid="badge" data-status={kind} data-next-probe={live.nextProbeAt ?? ""}>
       <div className="badge-title">
@@ -95,20 +151,32 @@ export function Badge({ live }: { live: LocalLive }) {
           {kind === "local" ? "●" : "○"}
         </span>
         <span data-testid="badge-label" role="status">
-          {kind === "local" ? "LOCAL LIVE" : kind === "remote" ? "REMOTE" : "CONNECTING"}
+          {BADGE_LABEL[kind]}
         </span>
       </div>
       {kind === "remote" && (
         <div data-testid="badge-polling">
-          {live.remote.configured
-            ? live.remote.via === "realtime"
-              ? "Realtime"
-              : `Polling every ${everyText(live.remote.pollIntervalMs)}`
-            : "Supabase not configured"}
+          {live.remote.via === "realtime" ? "Realtime" : `Polling every ${everyText(live.remote.pollIntervalMs)}`}
         </div>
       )}
-      {(kind !== "remote" || live.remote.configured) && <div data-testid="badge-synced">{syncedText(live)}</div>}
+      {kind === "offline" && (
+        <div data-testid="badge-detail">
+          {live.unauthorized ? "the local API refused the token" : "local API unreachable"} · Supabase not configured
+        </div>
+      )}
+      {kind !== "offline" && <div data-testid="badge-synced">{syncedText(live)}</div>}
     </div>
+  );
+}
+
+/** "as of <time>" for figures the page keeps showing once their source stopped answering live. */
+function AsOf({ at, testId, source }: { at: string | null | undefined; testId: string; source?: string }) {
+  if (!at) return null;
+  return (
+    <span className="as-of" data-testid={testId}>
+      as of {timeText(at)}
+      {source ? ` (${source})` : ""}
+    </span>
   );
 }
 
@@ -129,14 +197,50 @@ function TokenForm({ onSubmit }: { onSubmit(token: string): void }) {
   );
 }
 
+/** Columns read best in this order; other keys follow alphabetically, so the order never depends on the source. */
+const COLUMN_ORDER = [
+  "symbol",
+  "side",
+  "qty",
+  "quantity",
+  "avg_price",
+  "price",
+  "last_price",
+  "market_value",
+  "unrealized_pnl",
+  "realized_pnl",
+  "pnl",
+];
+
+/**
+ * The columns of a table of objects: the same for the same rows whatever
+ * order their keys come in (jsonb from Supabase reorders them; the local API
+ * keeps the bot's order), at most `max`.
+ */
+export function columnsOf(rows: readonly object[], max = 8): string[] {
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const rank = (k: string) => {
+    const i = COLUMN_ORDER.indexOf(k);
+    return i === -1 ? COLUMN_ORDER.length : i;
+  };
+  return keys.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0)).slice(0, max);
+}
+
+/** A value under `key`: P&L with its sign and colour, anything else as text. */
+function Cell({ name, value }: { name: string; value: unknown }) {
+  if (isPnlKey(name)) {
+    const { text, sign } = pnlText(value);
+    if (sign) return <span className={`pnl ${sign}`}>{text}</span>;
+  }
+  return <>{valueText(value)}</>;
+}
+
 function Structured({ value }: { value: unknown }) {
   if (value === null || value === undefined) return <span className="muted">—</span>;
   if (Array.isArray(value)) {
     if (value.length === 0) return <span className="muted">none</span>;
     if (value.every((v) => v !== null && typeof v === "object" && !Array.isArray(v))) {
-      // jsonb reorders keys; the instrument reads best first.
-      const keys = [...new Set(value.flatMap((v) => Object.keys(v as object)))];
-      const cols = [...keys.filter((k) => k === "symbol"), ...keys.filter((k) => k !== "symbol")].slice(0, 8);
+      const cols = columnsOf(value as object[]);
       return (
         <table className="mini">
           <thead>
@@ -151,7 +255,9 @@ function Structured({ value }: { value: unknown }) {
               // biome-ignore lint/suspicious/noArrayIndexKey: rows have no identity of their own; the table is redrawn whole
               <tr key={i}>
                 {cols.map((c) => (
-                  <td key={c}>{valueText((row as Record<string, unknown>)[c])}</td>
+                  <td key={c}>
+                    <Cell name={c} value={(row as Record<string, unknown>)[c]} />
+                  </td>
                 ))}
               </tr>
             ))}
@@ -162,14 +268,16 @@ function Structured({ value }: { value: unknown }) {
     return <span>{value.map(valueText).join(", ")}</span>;
   }
   if (typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>);
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     if (entries.length === 0) return <span className="muted">none</span>;
     return (
       <dl className="kv">
         {entries.map(([k, v]) => (
           <div key={k}>
             <dt>{k}</dt>
-            <dd>{valueText(v)}</dd>
+            <dd>
+              <Cell name={k} value={v} />
+            </dd>
           </div>
         ))}
       </dl>
@@ -178,10 +286,20 @@ function Structured({ value }: { value: unknown }) {
   return <span>{valueText(value)}</span>;
 }
 
-function StatePanel({ state, lastSeq }: { state: FeedState | null; lastSeq: number }) {
+function StatePanel({ state, lastSeq, live }: { state: FeedState | null; lastSeq: number; live: LocalLive }) {
+  const seq = Math.max(lastSeq, state?.lastSeq ?? 0);
   return (
-    <section className="panel state" data-testid="state">
-      <h2>State</h2>
+    <section className="panel state" data-testid="state" data-stale={!live.isLocal && state !== null}>
+      <h2>
+        State{" "}
+        {!live.isLocal && (
+          <AsOf
+            at={state?.asOf}
+            testId="state-as-of"
+            source={live.status === "remote" && live.remote.configured ? "Supabase" : undefined}
+          />
+        )}
+      </h2>
       <dl className="facts">
         <div>
           <dt>Cash</dt>
@@ -189,11 +307,11 @@ function StatePanel({ state, lastSeq }: { state: FeedState | null; lastSeq: numb
         </div>
         <div>
           <dt>Last seq</dt>
-          <dd data-testid="last-seq">{Math.max(lastSeq, state?.lastSeq ?? 0)}</dd>
+          <dd data-testid="last-seq">{seq > 0 ? seq : "—"}</dd>
         </div>
         <div>
           <dt>Snapshot</dt>
-          <dd>{state?.ts ? timeText(state.ts) : "—"}</dd>
+          <dd data-testid="snapshot">{state?.ts ? timeText(state.ts) : "—"}</dd>
         </div>
       </dl>
       <h3>Holdings</h3>
@@ -202,6 +320,16 @@ function StatePanel({ state, lastSeq }: { state: FeedState | null; lastSeq: numb
       <Structured value={state?.positions} />
     </section>
   );
+}
+
+function lastFlushText(health: FlushHealth | null): string {
+  if (!health) return "—";
+  if (health.lastFlushTs) {
+    const n = health.lastBatchCount;
+    const count = n !== null ? ` · ${n} event${n === 1 ? "" : "s"}` : "";
+    return `${health.lastFlushStatus ?? "ok"} · ${timeText(health.lastFlushTs)}${count}`;
+  }
+  return health.remoteConfigured === false ? "— (Supabase not configured)" : "none yet";
 }
 
 function FlushPanel({
@@ -214,9 +342,19 @@ function FlushPanel({
   live: LocalLive;
 }) {
   const status = health?.lastFlushStatus ?? null;
+  const note = [
+    health ? `as reported by ${health.source === "local" ? "the local service" : "Supabase (zoe_health)"}` : null,
+    !live.isLocal && live.localError ? `local: ${live.localError}` : null,
+    live.remote.error && !live.isLocal && live.remote.configured ? `remote: ${live.remote.error}` : null,
+  ].filter((part) => part !== null);
   return (
-    <section className="panel flush" data-testid="flush">
-      <h2>Flush to Supabase</h2>
+    <section className="panel flush" data-testid="flush" data-stale={!live.isLocal && health !== null}>
+      <h2>
+        Flush to Supabase{" "}
+        {!live.isLocal && (
+          <AsOf at={health?.asOf} testId="flush-as-of" source={health?.source === "remote" ? "Supabase" : undefined} />
+        )}
+      </h2>
       <dl className="facts">
         <div>
           <dt>Backlog</dt>
@@ -225,21 +363,17 @@ function FlushPanel({
         <div>
           <dt>Last flush</dt>
           <dd data-testid="last-flush" className={status === "error" ? "bad" : status === "partial" ? "warn" : ""}>
-            {health?.lastFlushTs
-              ? `${status ?? "ok"} · ${timeText(health.lastFlushTs)}${health.lastBatchCount !== null ? ` · ${health.lastBatchCount} event${health.lastBatchCount === 1 ? "" : "s"}` : ""}`
-              : "never"}
+            {lastFlushText(health)}
           </dd>
         </div>
         <div>
           <dt>Synced</dt>
-          <dd>{syncedAgoS === null ? "—" : agoText(syncedAgoS)}</dd>
+          <dd data-testid="synced">{syncedAgoS === null ? "—" : agoText(syncedAgoS)}</dd>
         </div>
       </dl>
       {health?.lastFlushError && <p className="bad">{health.lastFlushError}</p>}
       <p className="muted small" data-testid="source">
-        {health ? `as reported by ${health.source === "local" ? "the local service" : "Supabase (zoe_health)"}` : ""}
-        {!live.isLocal && live.localError ? ` · local: ${live.localError}` : ""}
-        {live.remote.error && !live.isLocal ? ` · remote: ${live.remote.error}` : ""}
+        {note.join(" · ")}
       </p>
     </section>
   );
@@ -248,7 +382,7 @@ function FlushPanel({
 const EventRow = memo(function EventRow({ e }: { e: ZoeEvent }) {
   return (
     <tr className={`sev-${e.severity}`} data-seq={e.seq} data-mode={e.mode}>
-      <td className="time">{timeText(e.ts)}</td>
+      <td className="time">{timeText(e.ts, { ms: true })}</td>
       <td className="seq">{e.seq}</td>
       <td>
         <span className={`sev sev-${e.severity}`}>{e.severity}</span>
@@ -262,14 +396,101 @@ const EventRow = memo(function EventRow({ e }: { e: ZoeEvent }) {
   );
 });
 
-function Feed({ events, max }: { events: readonly ZoeEvent[]; max: number }) {
+function FilterBar({
+  filters,
+  types,
+  onChange,
+}: {
+  filters: FeedFilters;
+  types: readonly string[];
+  onChange(f: FeedFilters): void;
+}) {
+  return (
+    <div className="filters" data-testid="filters">
+      {/* biome-ignore lint/a11y/useSemanticElements: a fieldset's border and legend do not fit the toolbar */}
+      <span className="sevs" role="group" aria-label="Severities shown">
+        {SEVERITIES.map((s) => (
+          <label key={s} className={`sev sev-${s}`}>
+            <input
+              type="checkbox"
+              data-testid={`filter-sev-${s}`}
+              checked={filters.severities.includes(s)}
+              onChange={() => onChange(toggleSeverity(filters, s))}
+            />
+            {s}
+          </label>
+        ))}
+      </span>
+      <label>
+        Type{" "}
+        <select
+          data-testid="filter-type"
+          value={filters.type ?? ""}
+          onChange={(e) => onChange({ ...filters, type: e.target.value || null })}
+        >
+          <option value="">all</option>
+          {types.map((t) => (
+            <option key={t} value={t}>
+              {t}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Symbol{" "}
+        <input
+          data-testid="filter-symbol"
+          size={8}
+          placeholder="all"
+          value={filters.symbol ?? ""}
+          onChange={(e) => onChange({ ...filters, symbol: e.target.value.trim() ? e.target.value : null })}
+        />
+      </label>
+    </div>
+  );
+}
+
+function Feed({
+  asOf,
+  events,
+  important,
+  max,
+  filters,
+  onFilters,
+}: {
+  asOf: string | null;
+  events: readonly ZoeEvent[];
+  important: readonly ZoeEvent[];
+  max: number;
+  filters: FeedFilters;
+  onFilters(f: FeedFilters): void;
+}) {
+  const all = useMemo(() => unionBySeq(events, important), [events, important]);
+  const types = useMemo(() => {
+    const seen = new Set(all.map((e) => e.type));
+    if (filters.type) seen.add(filters.type);
+    return [...seen].sort();
+  }, [all, filters.type]);
   const rows = [];
-  for (let i = events.length - 1; i >= 0; i--) rows.push(<EventRow key={events[i]!.seq} e={events[i]!} />);
+  for (let i = all.length - 1; i >= 0; i--) {
+    const e = all[i]!;
+    if (matches(e, filters)) rows.push(<EventRow key={e.seq} e={e} />);
+  }
   return (
     <section className="panel feed">
       <h2>
-        Events <span className="muted small">newest first, last {max}</span>
+        Events{" "}
+        <span className="muted small">
+          newest first: the last {max}, and the last {max} fills, kill switches and errors however many ticks came after
+          them
+        </span>{" "}
+        <AsOf at={asOf} testId="feed-as-of" />
       </h2>
+      <FilterBar filters={filters} types={types} onChange={onFilters} />
+      <p className="muted small" data-testid="feed-count">
+        {rows.length} shown of {all.length}
+        {all.length > rows.length ? " (the rest filtered out)" : ""}
+      </p>
       <div className="scroll">
         <table data-testid="feed">
           <thead>
@@ -284,7 +505,8 @@ function Feed({ events, max }: { events: readonly ZoeEvent[]; max: number }) {
           </thead>
           <tbody>{rows}</tbody>
         </table>
-        {events.length === 0 && <p className="muted empty">No events yet.</p>}
+        {all.length === 0 && <p className="muted empty">No events yet.</p>}
+        {all.length > 0 && rows.length === 0 && <p className="muted empty">No event matches the filters.</p>}
       </div>
     </section>
   );

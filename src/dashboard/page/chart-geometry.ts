@@ -178,3 +178,22 @@ export function clockText(ms: number): string {
   const pad = (n: number) => String(n).padStart(2, "0");
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
+
+/**
+ * `text` broken at spaces into lines of at most `width` pixels at `fontSize`
+ * (a generous 0.62 em a character, so proportional text fits), for a message
+ * that must stay inside the plot; a word longer than a line stands alone.
+ */
+export function wrapText(text: string, width: number, fontSize: number): string[] {
+  const max = Math.max(1, Math.floor(width / (fontSize * 0.62)));
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > max) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}

@@ -6,10 +6,12 @@
 // update attributes instead of piling up nodes.
 import type { Mode } from "../../client/types.ts";
 import type { HistoryView } from "../../ops/history.ts";
-import { chartGeometry, clockText, type SeriesInput, tickText } from "./chart-geometry.ts";
+import { chartGeometry, clockText, type SeriesInput, tickText, wrapText } from "./chart-geometry.ts";
+import { zoneText } from "./format.ts";
 import type { HistoryState } from "./use-history.ts";
 
 export const CHART_SIZE = { width: 360, height: 150 };
+const MESSAGE_FONT_PX = 12;
 
 interface ChartSpec {
   id: "backlog" | "latency" | "ingest";
@@ -66,6 +68,7 @@ export function HistoryPanel({ state, mode }: { state: HistoryState; mode: Mode 
   const views = state.status === "ok" ? state.views : null;
   const windowMs = views?.[mode].window_ms ?? 3_600_000;
   const every = views ? ` · a sample every ${tickText(views[mode].interval_ms / 1000)} s` : "";
+  const zone = ` · times in ${zoneText(new Date())}`;
   return (
     // The newest sample of each mode, so a test can ask the service for exactly the samples drawn.
     <section
@@ -76,7 +79,11 @@ export function HistoryPanel({ state, mode }: { state: HistoryState; mode: Mode 
       data-live-t={views?.live.t.at(-1) ?? ""}
     >
       <h2>
-        Last hour <span className="muted small">from the local service's memory{every}</span>
+        Last hour{" "}
+        <span className="muted small">
+          from the local service's memory{every}
+          {zone}
+        </span>
       </h2>
       <div className="charts">
         {(views ? specs(views, mode) : EMPTY_SPECS).map((spec) => (
@@ -153,16 +160,13 @@ function Chart({ spec, windowMs, unavailable }: { spec: ChartSpec; windowMs: num
             </g>
           ))}
         {message !== null && (
-          <text
-            className="message"
-            data-testid={`chart-${spec.id}-message`}
+          <MessageText
+            id={spec.id}
+            text={message}
             x={(plot.left + plot.right) / 2}
             y={(plot.top + plot.bottom) / 2}
-            textAnchor="middle"
-            dominantBaseline="middle"
-          >
-            {message}
-          </text>
+            width={plot.right - plot.left - 8}
+          />
         )}
       </svg>
       {message === null && (
@@ -175,5 +179,29 @@ function Chart({ spec, windowMs, unavailable }: { spec: ChartSpec; windowMs: num
         </div>
       )}
     </figure>
+  );
+}
+
+/** A message centred in the plot, wrapped so it never runs past the axes. */
+function MessageText({ id, text, x, y, width }: { id: string; text: string; x: number; y: number; width: number }) {
+  const lines = wrapText(text, width, MESSAGE_FONT_PX);
+  const lineHeight = MESSAGE_FONT_PX * 1.25;
+  return (
+    <text
+      className="message"
+      data-testid={`chart-${id}-message`}
+      x={x}
+      y={y - ((lines.length - 1) * lineHeight) / 2}
+      textAnchor="middle"
+      dominantBaseline="middle"
+    >
+      {lines.map((line, i) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: a line is its place in the message
+        <tspan key={i} x={x} dy={i === 0 ? 0 : lineHeight}>
+          {/* The space keeps the message's text whole for screen readers and copy. */}
+          {i < lines.length - 1 ? `${line} ` : line}
+        </tspan>
+      ))}
+    </text>
   );
 }

@@ -7,6 +7,7 @@ import { createSupabaseReader, type RemoteReader } from "../../client/remote.ts"
 import type { Mode } from "../../client/types.ts";
 import type { DashboardConfig } from "../config.ts";
 import { App } from "./app.tsx";
+import { readFilters, writeFilters } from "./filters.ts";
 import "./dashboard.css";
 
 const TOKEN_KEY = "zoe-dashboard-token";
@@ -64,7 +65,16 @@ async function start() {
       remote={remote}
       initialMode={readMode()}
       initialToken={readToken()}
-      onMode={(m) => localStorage.setItem(MODE_KEY, m)}
+      initialFilters={readFilters(location.search)}
+      onMode={(m) => {
+        localStorage.setItem(MODE_KEY, m);
+        const q = new URLSearchParams(location.search);
+        q.set("mode", m);
+        history.replaceState(null, "", `${location.pathname}?${q}${location.hash}`);
+      }}
+      onFilters={(f) =>
+        history.replaceState(null, "", `${location.pathname}${writeFilters(location.search, f)}${location.hash}`)
+      }
       onToken={(t) => (t ? sessionStorage.setItem(TOKEN_KEY, t) : sessionStorage.removeItem(TOKEN_KEY))}
     />,
   );
