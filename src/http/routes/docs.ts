@@ -9,7 +9,8 @@
 // merged with our documentation, as its openapi() plugin does it; the page is
 // the one that plugin renders.
 import { Elysia } from "elysia";
-import { apiReferences, securitySchemes, servers } from "../openapi.ts";
+import packageJson from "../../../package.json" with { type: "json" };
+import { apiReferences, securitySchemes, servers, withNamedSchemas } from "../openapi.ts";
 
 const OPENAPI_VERSION = "3.1.2";
 
@@ -19,7 +20,8 @@ const documentation = {
     description:
       "Local-first event store for the Zoe trading bot. Writes need `Authorization: Bearer <token>` when ZOE_API_TOKEN is set; reads take the header or `?token=`. " +
       "Every error is `{error:{code,message,details}}`; a method a known path does not serve is 405 `method_not_allowed` with `Allow` (after the token check); every answer says `Vary: Origin`.",
-    version: "1",
+    // The API changes with the package: a generated client names the release it was built from.
+    version: packageJson.version,
   },
   servers,
   // Writes by default; each operation states its own (reads also take ?token=).
@@ -57,12 +59,12 @@ export function docsRoutes() {
         const { toOpenAPISchema } = await openapiModule();
         if (cached && cached.routes === app.routes.length) return cached.doc;
         const { paths, components } = toOpenAPISchema(app, undefined, apiReferences, undefined, OPENAPI_VERSION);
-        const doc = {
+        const doc = withNamedSchemas({
           ...documentation,
           openapi: OPENAPI_VERSION,
           paths: { ...paths },
           components: { ...documentation.components, schemas: { ...components.schemas } },
-        };
+        });
         cached = { routes: app.routes.length, doc };
         return doc;
       },
