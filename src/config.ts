@@ -93,6 +93,15 @@ export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+/**
+ * Browser origins allowed by default: this service's own page and the dev
+ * servers a dashboard is built with (Vite's `dev` on 5173, `preview` on
+ * 4173), under both names of the loopback host a browser may be given.
+ */
+export const DEFAULT_CORS_ORIGINS = ["localhost", "127.0.0.1"].flatMap((host) =>
+  [5173, 4173, 8765].map((port) => `http://${host}:${port}`),
+);
+
 export function loadConfig(env: Env): Config {
   const host = read(env, "HOST") ?? "127.0.0.1";
   const apiToken = read(env, "ZOE_API_TOKEN") ?? null;
@@ -102,7 +111,7 @@ export function loadConfig(env: Env): Config {
   if (!isLoopback(host) && apiToken === null) {
     throw new ConfigError("HOST", `binding to non-loopback address ${host} requires ZOE_API_TOKEN to be set`);
   }
-  const origins = (read(env, "ZOE_CORS_ORIGINS") ?? "http://localhost:5173,http://localhost:8765")
+  const origins = (read(env, "ZOE_CORS_ORIGINS") ?? DEFAULT_CORS_ORIGINS.join(","))
     .split(",")
     .map((o) => o.trim())
     .filter(Boolean);

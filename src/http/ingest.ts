@@ -16,6 +16,7 @@ import type { Logger } from "../lib/log.ts";
 import type { AppendResult, EventStore } from "../store/store.ts";
 import { readJsonBody } from "./body.ts";
 import { BEARER_CHALLENGE, INVALID_TOKEN_CHALLENGE, InvalidTokenError } from "./responses.ts";
+import type { OriginRefused } from "./cors.ts";
 
 // Enough field errors to fix a request; a 1000-event batch could produce 20,000.
 const MAX_DETAILS = 100;
@@ -36,6 +37,8 @@ export interface IngestOptions {
   corsOrigins: readonly string[];
   logger: Logger;
   hooks?: IngestHooks;
+  /** Told of a request from an origin CORS refuses (src/http/cors.ts). */
+  originRefused?: OriginRefused;
 }
 
 /** Throws the ValidationError that names the first bad event and field, with up to MAX_DETAILS field errors. */
@@ -97,7 +100,11 @@ export function createIngest(options: IngestOptions): (request: Request) => Prom
     );
     return (request: Request): T => {
       const origin = request.headers.get("origin");
-      return (origin !== null && byOrigin.get(origin)) || base;
+      if (origin === null) return base;
+      const allowed = byOrigin.get(origin);
+      if (allowed) return allowed;
+      options.originRefused?.(request, origin);
+      return base;
     };
   };
   const asObject = (h: Record<string, string>) => h;
