@@ -67,7 +67,7 @@ const service = await startListening(
     ZOE_FLUSH_BACKOFF_MAX_MS: "10000",
     ZOE_SSE_MAX_CLIENTS_PER_IP: String(Math.max(50, cfg.sse * 2)),
   },
-  /zoe-local listening on (http:\/\/\S+)/,
+  /zoe-local listening on (http:\/\/[^\s"]+)/,
 );
 const pid = service.proc.pid;
 const rows = new Map<number, SoakRow>();

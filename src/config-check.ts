@@ -16,6 +16,7 @@ import {
   unknownVariables,
   variablesRead,
 } from "./config.ts";
+import { misnamedVariables, readVar } from "./config-env.ts";
 import type { ConfigError } from "./domain/errors.ts";
 import { type DashboardConfig, loadDashboardConfig } from "./dashboard/config.ts";
 
@@ -53,10 +54,22 @@ export function checkConfig(env: Env): ConfigCheck {
     seen.add(e.message);
     errors.push({ variable: e.variable, message: e.message });
   }
-  const warnings = unknownVariables(env, knownVariables());
+  const known = knownVariables();
+  const warnings = [...unknownVariables(env, known), ...misnamedVariables(env, known), ...flusherOffWarnings(env)];
   if (service.value) warnings.push(...databaseFolderWarnings(service.value.dbPath));
   const ok = errors.length === 0;
   return { ok, errors, warnings, config: ok ? service.value : null, dashboard: ok ? dashboard.value : null };
+}
+
+/** Flush settings without SUPABASE_URL: the flusher never starts, which is easy to miss. */
+function flusherOffWarnings(env: Env): ConfigWarning[] {
+  if (readVar(env, "SUPABASE_URL") !== undefined) return [];
+  const given = ["SUPABASE_SERVICE_ROLE_KEY", "ZOE_FLUSH_SECRET"].filter((name) => readVar(env, name) !== undefined);
+  if (given.length === 0) return [];
+  const message =
+    `${given.join(" and ")} ${given.length === 1 ? "is" : "are"} set but SUPABASE_URL is not: the flusher stays off ` +
+    "and events stay on this box only; set SUPABASE_URL=https://<project>.supabase.co to flush them to Supabase";
+  return [{ variable: "SUPABASE_URL", message, suggestion: null }];
 }
 
 /** The service creates the database's folder; warn now if this user could not. */

@@ -3,7 +3,7 @@
 // and every error of a loader instead of its first. config.ts composes the
 // settings from these; config-check.ts reports with them.
 import { ConfigError } from "./domain/errors.ts";
-import { nearest } from "./lib/edit-distance.ts";
+import { editDistance, nearest } from "./lib/edit-distance.ts";
 
 export type Env = Record<string, string | undefined>;
 
@@ -96,6 +96,78 @@ export function unknownVariables(env: Env, known: readonly string[]): ConfigWarn
     const suggestion = nearest(variable, known)?.name ?? null;
     const hint = suggestion ? `; did you mean ${suggestion}?` : "";
     warnings.push({ variable, message: `${variable} is not a zoe-local setting and is ignored${hint}`, suggestion });
+  }
+  return warnings;
+}
+
+/** Supabase variables of other tools (the CLI, the Edge Functions): not a typo of one of ours. */
+const OTHER_SUPABASE = new Set([
+  "SUPABASE_DB_URL",
+  "SUPABASE_DB_PASSWORD",
+  "SUPABASE_JWT_SECRET",
+  "SUPABASE_SECRET_KEYS",
+  "SUPABASE_PUBLISHABLE_KEYS",
+  "SUPABASE_ACCESS_TOKEN",
+  "SUPABASE_PROJECT_ID",
+  "SUPABASE_PROJECT_REF",
+]);
+/** What other projects call the variables zoe-local reads under another name. */
+const ALIASES: Record<string, string> = {
+  SUPABASE_KEY: "SUPABASE_SERVICE_ROLE_KEY",
+  SUPABASE_SERVICE_KEY: "SUPABASE_SERVICE_ROLE_KEY",
+  SUPABASE_SECRET_KEY: "SUPABASE_SERVICE_ROLE_KEY",
+  SUPABASE_SERVICE_ROLE: "SUPABASE_SERVICE_ROLE_KEY",
+  SERVICE_ROLE_KEY: "SUPABASE_SERVICE_ROLE_KEY",
+  SUPABASE_PROJECT_URL: "SUPABASE_URL",
+  SUPABASE_API_URL: "SUPABASE_URL",
+};
+
+/** "SUPABSE", "SUPERBASE", "SUPBASE": a first word a typo away from SUPABASE. */
+function looksLikeSupabase(name: string): boolean {
+  const first = name.split("_")[0]!;
+  return first.length >= 6 && editDistance(first, "SUPABASE") <= 2;
+}
+
+/**
+ * Variables that look meant for zoe-local but are not read: lower- or
+ * mixed-case spellings of its settings (`zoe_api_token`, `supabase_url`:
+ * names are case-sensitive), and misspelt or differently named Supabase
+ * variables (`SUPABSE_URL`, `SUPABASE_SERVICE_KEY`) while the one they stand
+ * for is unset. Each names the variable to use.
+ */
+export function misnamedVariables(env: Env, known: readonly string[]): ConfigWarning[] {
+  const knownSet = new Set(known);
+  const isSet = (name: string) => readVar(env, name) !== undefined;
+  const warnings: ConfigWarning[] = [];
+  for (const variable of Object.keys(env).sort()) {
+    if (knownSet.has(variable) || readVar(env, variable) === undefined) continue;
+    const upper = variable.toUpperCase();
+    if (upper !== variable) {
+      if (!upper.startsWith("ZOE_") && !knownSet.has(upper) && !looksLikeSupabase(upper)) continue;
+      const suggestion = knownSet.has(upper) ? upper : (nearest(upper, known)?.name ?? null);
+      const hint = suggestion ? `; did you mean ${suggestion}?` : "";
+      warnings.push({
+        variable,
+        message: `${variable} is ignored: zoe-local's settings are upper-case${hint}`,
+        suggestion,
+      });
+      continue;
+    }
+    if (OTHER_SUPABASE.has(variable)) continue;
+    let suggestion: string | null = ALIASES[variable] ?? null;
+    if (suggestion === null && looksLikeSupabase(variable)) {
+      const close = nearest(
+        variable,
+        known.filter((k) => k.startsWith("SUPABASE_")),
+      );
+      if (close && close.distance <= 3) suggestion = close.name;
+    }
+    if (suggestion === null || isSet(suggestion)) continue;
+    warnings.push({
+      variable,
+      message: `${variable} is not a zoe-local setting and is ignored; did you mean ${suggestion}?`,
+      suggestion,
+    });
   }
   return warnings;
 }

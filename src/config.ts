@@ -4,7 +4,7 @@
 // config-env.ts; this module holds the settings and their shapes.
 import { ConfigError } from "./domain/errors.ts";
 import { CRITICAL_SUBTYPES } from "./domain/events.ts";
-import type { LogLevel } from "./lib/log.ts";
+import type { LogFormatSetting, LogLevel } from "./lib/log.ts";
 import { boolVar, enumVar, type Env, intVar, numberVar, readVar as read } from "./config-env.ts";
 
 // The readers and the variable checks live in config-env.ts; config.ts still offers them, as before.
@@ -36,6 +36,8 @@ export interface Config {
   /** WAL checkpoint interval of the background checkpointer; 0 leaves checkpoints to SQLite's automatic one. */
   checkpointIntervalMs: number;
   logLevel: LogLevel;
+  /** ZOE_LOG_FORMAT: json, pretty, or auto (JSON unless stdout is a terminal). */
+  logFormat: LogFormatSetting;
   /** Bun's idleTimeout: an idle connection, or one trickling a body (slowloris), is closed after it. */
   idleTimeoutS: number;
   /** Sampling interval of the in-memory hour of history (GET /local/history, the dashboard's charts). */
@@ -93,6 +95,20 @@ export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+/** ZOE_LOG_FORMAT; also read on its own to report settings that stop the start in the run's format. */
+export function logFormatVar(env: Env): LogFormatSetting {
+  return enumVar(env, "ZOE_LOG_FORMAT", "auto", ["auto", "json", "pretty"] as const);
+}
+
+/**
+ * Browser origins allowed by default: this service's own page and the dev
+ * servers a dashboard is built with (Vite's `dev` on 5173, `preview` on
+ * 4173), under both names of the loopback host a browser may be given.
+ */
+export const DEFAULT_CORS_ORIGINS = ["localhost", "127.0.0.1"].flatMap((host) =>
+  [5173, 4173, 8765].map((port) => `http://${host}:${port}`),
+);
+
 export function loadConfig(env: Env): Config {
   const host = read(env, "HOST") ?? "127.0.0.1";
   const apiToken = read(env, "ZOE_API_TOKEN") ?? null;
@@ -102,7 +118,7 @@ export function loadConfig(env: Env): Config {
   if (!isLoopback(host) && apiToken === null) {
     throw new ConfigError("HOST", `binding to non-loopback address ${host} requires ZOE_API_TOKEN to be set`);
   }
-  const origins = (read(env, "ZOE_CORS_ORIGINS") ?? "http://localhost:5173,http://localhost:8765")
+  const origins = (read(env, "ZOE_CORS_ORIGINS") ?? DEFAULT_CORS_ORIGINS.join(","))
     .split(",")
     .map((o) => o.trim())
     .filter(Boolean);
@@ -134,6 +150,7 @@ export function loadConfig(env: Env): Config {
     groupCommit: boolVar(env, "ZOE_GROUP_COMMIT", true),
     checkpointIntervalMs: intVar(env, "ZOE_CHECKPOINT_INTERVAL_MS", 5, 0, 60_000),
     logLevel: enumVar(env, "ZOE_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
+    logFormat: logFormatVar(env),
     idleTimeoutS: intVar(env, "ZOE_IDLE_TIMEOUT_S", 30, 1, 255),
     historyIntervalMs: intVar(env, "ZOE_HISTORY_INTERVAL_MS", 10_000, 100, 600_000),
     sse: {

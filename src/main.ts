@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { createApp, serveApp } from "./http/app.ts";
 import { type Clock, systemClock } from "./lib/clock.ts";
-import { type Config, configSecrets, type Env } from "./config.ts";
+import { type Config, configSecrets, type Env, logFormatVar } from "./config.ts";
 import { checkConfig, formatConfigCheck } from "./config-check.ts";
 import { StartupError } from "./domain/errors.ts";
 import { createHealth, type HealthSource } from "./ops/health.ts";
@@ -13,7 +13,7 @@ import { createHistory, type History } from "./ops/history.ts";
 import { operatorRoutes } from "./http/operator.ts";
 import { createFlusher, type Flusher } from "./flush/flusher.ts";
 import { createHub, type Hub } from "./stream/hub.ts";
-import { createLogger, type Logger } from "./lib/log.ts";
+import { createLogger, type LogFormat, type LogFormatSetting, type Logger, resolveLogFormat } from "./lib/log.ts";
 import { Quarantine } from "./flush/quarantine.ts";
 import type { Sink } from "./flush/sink.ts";
 import { createEdgeFunctionSink } from "./flush/sinks/edge-function.ts";
@@ -26,18 +26,29 @@ import { buildDashboardAssets } from "./dashboard/build.ts";
 import type { DashboardConfig } from "./dashboard/config.ts";
 import { dashboardPlugin } from "./dashboard/plugin.ts";
 
+/** The run's log format, decided once: every line the service prints is in it (docs/operations.md, "Logs"). */
+function runLogFormat(env: Env): LogFormat {
+  let setting: LogFormatSetting = "auto";
+  try {
+    setting = logFormatVar(env);
+  } catch {
+    // A bad ZOE_LOG_FORMAT is one of the errors reported below, in the automatic format.
+  }
+  return resolveLogFormat(setting, Boolean(process.stdout.isTTY));
+}
+
 export async function main(env: Env): Promise<void> {
+  const format = runLogFormat(env);
   const check = checkConfig(env);
   if (!check.config || !check.dashboard) {
-    for (const e of check.errors) console.error(`zoe-local: refusing to start: ${e.message}`);
+    const early = createLogger({ level: "error", format });
+    for (const e of check.errors) early.error(`refusing to start: ${e.message}`, { variable: e.variable });
     process.exit(2);
   }
   const config = check.config;
-  const logger = createLogger({ level: config.logLevel, secrets: configSecrets(config) });
-  for (const w of check.warnings) {
-    logger.warn("configuration warning", { variable: w.variable, message: w.message, suggestion: w.suggestion });
-    console.error(`zoe-local: warning: ${w.message}`);
-  }
+  const logger = createLogger({ level: config.logLevel, secrets: configSecrets(config), format });
+  for (const w of check.warnings)
+    logger.warn(`configuration warning: ${w.message}`, { variable: w.variable, suggestion: w.suggestion });
   const clock = systemClock;
   const startedAt = clock.now();
   const store = openStoreOrExit(config, clock, logger);
@@ -85,7 +96,9 @@ export async function main(env: Env): Promise<void> {
   const server = listenOrExit(app, config, store, logger);
 
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
-  logger.info("zoe-local listening", {
+  // The start line is printed whatever ZOE_LOG_LEVEL says: where the service
+  // listens, on which database, flushing where, is what an operator reads first.
+  createLogger({ level: "info", secrets: configSecrets(config), format }).info(`zoe-local listening on ${url}`, {
     url,
     version: build.version,
     commit: build.commit,
@@ -94,9 +107,6 @@ export async function main(env: Env): Promise<void> {
     synchronous: config.synchronous,
     limits: config.limits,
   });
-  console.log(`zoe-local listening on ${url}`);
-  console.log(`database: ${store.path} (synchronous=${config.synchronous})`);
-  console.log(`remote: ${remote.line}`);
   // Crash recovery: events a previous run left unflushed go out now.
   remote.flusher?.start();
   history.start(shutdown.signal);
@@ -130,8 +140,7 @@ function openStoreOrExit(config: Config, clock: Clock, logger: Logger): EventSto
       onListenerError: (error) => logger.error("append listener failed", { error }),
     });
   } catch (error) {
-    logger.error("refusing to start", { error });
-    console.error(`zoe-local: refusing to start: ${(error as Error).message}`);
+    logger.error(`refusing to start: ${(error as Error).message}`, { error });
     process.exit(error instanceof StartupError ? 3 : 1);
   }
 }
@@ -268,10 +277,11 @@ function listenOrExit(app: ReturnType<typeof createApp>, config: Config, store: 
   try {
     return serveApp(app, { hostname: config.host, port: config.port, idleTimeoutS: config.idleTimeoutS });
   } catch (error) {
-    logger.error("refusing to start: cannot listen", { host: config.host, port: config.port, error });
-    console.error(
-      `zoe-local: refusing to start: cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`,
-    );
+    logger.error(`refusing to start: cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`, {
+      host: config.host,
+      port: config.port,
+      error,
+    });
     store.close();
     process.exit(4);
   }

@@ -7,6 +7,7 @@ import {
   collectConfigErrors,
   enumVar,
   intVar,
+  misnamedVariables,
   numberVar,
   unknownVariables,
   variablesRead,
@@ -95,5 +96,70 @@ describe("collectConfigErrors()", () => {
 
   test("gives the value when everything is valid", () => {
     expect(collectConfigErrors({ PORT: "1" }, loadConfig)).toMatchObject({ value: { port: 1 }, errors: [] });
+  });
+});
+
+describe("misnamed variables", () => {
+  const known = ["HOST", "PORT", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ANON_KEY", "ZOE_API_TOKEN"];
+
+  test("a Supabase variable a typo away (SUPABSE_URL, SUPERBASE_URL) names the one zoe-local reads", () => {
+    expect(misnamedVariables({ SUPABSE_URL: "https://p.supabase.co", SUPERBASE_ANON_KEY: "k" }, known)).toEqual([
+      {
+        variable: "SUPABSE_URL",
+        message: "SUPABSE_URL is not a zoe-local setting and is ignored; did you mean SUPABASE_URL?",
+        suggestion: "SUPABASE_URL",
+      },
+      {
+        variable: "SUPERBASE_ANON_KEY",
+        message: "SUPERBASE_ANON_KEY is not a zoe-local setting and is ignored; did you mean SUPABASE_ANON_KEY?",
+        suggestion: "SUPABASE_ANON_KEY",
+      },
+    ]);
+  });
+
+  test("other projects' names for the service-role key point to SUPABASE_SERVICE_ROLE_KEY while it is unset", () => {
+    expect(misnamedVariables({ SUPABASE_SERVICE_KEY: "k" }, known).map((w) => w.suggestion)).toEqual([
+      "SUPABASE_SERVICE_ROLE_KEY",
+    ]);
+    expect(misnamedVariables({ SUPABASE_KEY: "k", SUPABASE_SERVICE_ROLE_KEY: "k" }, known)).toEqual([]);
+  });
+
+  test("lower- and mixed-case spellings of a setting are ignored by the service, and said so", () => {
+    expect(misnamedVariables({ zoe_api_token: "t", supabase_url: "u", Zoe_Api_Tokn: "t" }, known)).toEqual([
+      {
+        variable: "Zoe_Api_Tokn",
+        message: "Zoe_Api_Tokn is ignored: zoe-local's settings are upper-case; did you mean ZOE_API_TOKEN?",
+        suggestion: "ZOE_API_TOKEN",
+      },
+      {
+        variable: "supabase_url",
+        message: "supabase_url is ignored: zoe-local's settings are upper-case; did you mean SUPABASE_URL?",
+        suggestion: "SUPABASE_URL",
+      },
+      {
+        variable: "zoe_api_token",
+        message: "zoe_api_token is ignored: zoe-local's settings are upper-case; did you mean ZOE_API_TOKEN?",
+        suggestion: "ZOE_API_TOKEN",
+      },
+    ]);
+  });
+
+  test("the rest of an environment is left alone: other tools' Supabase variables, proxies, HOME, empty values", () => {
+    expect(
+      misnamedVariables(
+        {
+          PATH: "/bin",
+          HOME: "/root",
+          HOSTNAME: "box",
+          http_proxy: "http://proxy:3128",
+          SUPABASE_DB_URL: "postgres://…",
+          SUPABASE_ACCESS_TOKEN: "sbp_…",
+          SUPABASE_URL: "https://p.supabase.co",
+          SUPABSE_ANON_KEY: "",
+          PORT: "8765",
+        },
+        known,
+      ),
+    ).toEqual([]);
   });
 });

@@ -15,14 +15,22 @@ function configError(env: Record<string, string>): ConfigError {
 const TOKEN = "0123456789abcdef-token";
 
 describe("loadConfig()", () => {
-  test("defaults: 127.0.0.1:8765, ./data/zoe-local.db, no token, the two dev origins, synchronous FULL, 7 days retention", () => {
+  test("defaults: 127.0.0.1:8765, ./data/zoe-local.db, no token, the dev origins, synchronous FULL, 7 days retention", () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
       host: "127.0.0.1",
       port: 8765,
       dbPath: "./data/zoe-local.db",
       apiToken: null,
-      corsOrigins: ["http://localhost:5173", "http://localhost:8765"],
+      // The service's own page, Vite's dev server (5173) and `vite preview` (4173), as localhost and 127.0.0.1.
+      corsOrigins: [
+        "http://localhost:5173",
+        "http://localhost:4173",
+        "http://localhost:8765",
+        "http://127.0.0.1:5173",
+        "http://127.0.0.1:4173",
+        "http://127.0.0.1:8765",
+      ],
       synchronous: "FULL",
       retentionMs: 7 * 86_400_000,
       stateKeep: 100,

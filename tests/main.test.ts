@@ -25,6 +25,23 @@ async function start(env: Record<string, string> = {}, dbPath = dir.file("zoe.db
   return s;
 }
 
+/** Every line of `output` as JSON; a line that is not JSON fails the test. */
+function jsonLines(output: string): Record<string, unknown>[] {
+  return output
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => {
+      try {
+        return JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        throw new Error(`not a JSON log line: ${line}`);
+      }
+    });
+}
+
+const startLine = (output: string) =>
+  jsonLines(output).find((l) => String(l.msg).startsWith("zoe-local listening on "));
+
 /** Runs src/main.ts to its exit; for startups that must be refused. */
 async function runToExit(
   env: Record<string, string>,
@@ -86,7 +103,14 @@ describe("startup", () => {
     const s = await start();
     expect(s.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     await waitFor(() => /no remote configured/.test(s.output()), 5_000, "the remote line");
-    expect(s.output()).toContain(`database: ${dir.file("zoe.db")}`);
+    // One JSON start line (stdout is a pipe here), printed even at ZOE_LOG_LEVEL=warn.
+    const started = startLine(s.output());
+    expect(started).toMatchObject({
+      level: "info",
+      url: s.url,
+      db: dir.file("zoe.db"),
+      remote: expect.stringMatching(/^no remote configured/),
+    });
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
     expect(existsSync(dir.file("zoe.db"))).toBe(true);
   });
@@ -147,18 +171,93 @@ describe("startup", () => {
   });
 });
 
+describe("logs: one format per run", () => {
+  test("stdout not a terminal: every line the service prints is JSON, from a warning and the start line to the last line at SIGTERM", async () => {
+    const s = await start({ ZOE_SYNCRONOUS: "NORMAL", ZOE_LOG_LEVEL: "info" });
+    await fetch(`${s.url}/local/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{",
+    });
+    expect(await s.kill("SIGTERM")).toBe(0);
+    const lines = jsonLines(s.output());
+    expect(lines.map((l) => l.msg)).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining("configuration warning: ZOE_SYNCRONOUS"),
+        `zoe-local listening on ${s.url}`,
+        "shutting down",
+        "stopped",
+      ]),
+    );
+  });
+
+  test("a refused start is JSON too, naming the variable", async () => {
+    const { code, output } = await runToExit({ PORT: "eighty" });
+    expect(code).toBe(2);
+    expect(jsonLines(output)).toEqual([
+      expect.objectContaining({
+        level: "error",
+        msg: expect.stringContaining("refusing to start: PORT:"),
+        variable: "PORT",
+      }),
+    ]);
+  });
+
+  test("ZOE_LOG_FORMAT=pretty gives readable lines on a pipe: time, level, message, key=value", async () => {
+    const s = await start({ ZOE_LOG_FORMAT: "pretty" });
+    const line = s
+      .output()
+      .split("\n")
+      .find((l) => l.includes("zoe-local listening on"))!;
+    expect(line).toMatch(
+      new RegExp(`^\\d{4}-\\d{2}-\\d{2}T[\\d:.]+Z INFO  zoe-local listening on ${s.url.replace(/\./g, "\\.")} url=`),
+    );
+    expect(line).toContain(' remote="no remote configured');
+    expect(s.output()).not.toMatch(/^\{/m);
+  });
+
+  test.skipIf(Bun.which("script") === null)(
+    "on a terminal the lines are readable by default; ZOE_LOG_FORMAT=json forces JSON there",
+    () => {
+      // util-linux `script` runs the service on a pseudo-terminal, as a person starting it would.
+      const onTerminal = (env: Record<string, string>) => {
+        const r = Bun.spawnSync(["script", "-qec", `bun ${MAIN}`, "/dev/null"], {
+          env: {
+            PATH: process.env.PATH ?? "",
+            HOME: process.env.HOME ?? "/tmp",
+            ZOE_DB_PATH: dir.file("t.db"),
+            ...env,
+          },
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+        return r.stdout.toString().replace(/\r/g, "").trim();
+      };
+      const readable = onTerminal({ PORT: "eighty" });
+      expect(readable).toMatch(/^\S+Z ERROR refusing to start: PORT: expected an integer.* variable=PORT$/);
+      const forced = onTerminal({ PORT: "eighty", ZOE_LOG_FORMAT: "json" });
+      expect(JSON.parse(forced)).toMatchObject({ level: "error", variable: "PORT" });
+    },
+  );
+
+  test("a bad ZOE_LOG_FORMAT refuses the start, naming the choices", async () => {
+    const { code, output } = await runToExit({ ZOE_LOG_FORMAT: "xml" });
+    expect(code).toBe(2);
+    expect(output).toContain("refusing to start: ZOE_LOG_FORMAT: expected one of auto, json, pretty");
+  });
+});
+
 describe("configuration check", () => {
   test("a misspelt ZOE_* variable is reported at start, naming the nearest known one, and the service still serves", async () => {
     const s = await start({ ZOE_SYNCRONOUS: "NORMAL" });
-    await waitFor(
-      () => /did you mean ZOE_SYNCHRONOUS/.test(s.output()) && /^database: /m.test(s.output()),
-      5_000,
-      "the warning and the database line",
-    );
-    expect(s.output()).toContain(
-      "zoe-local: warning: ZOE_SYNCRONOUS is not a zoe-local setting and is ignored; did you mean ZOE_SYNCHRONOUS?",
-    );
-    expect(s.output()).toContain("(synchronous=FULL)"); // the misspelt value did not apply
+    await waitFor(() => /did you mean ZOE_SYNCHRONOUS/.test(s.output()), 5_000, "the warning");
+    const warning = jsonLines(s.output()).find((l) => l.variable === "ZOE_SYNCRONOUS");
+    expect(warning).toMatchObject({
+      level: "warn",
+      msg: "configuration warning: ZOE_SYNCRONOUS is not a zoe-local setting and is ignored; did you mean ZOE_SYNCHRONOUS?",
+      suggestion: "ZOE_SYNCHRONOUS",
+    });
+    expect(startLine(s.output())?.synchronous).toBe("FULL"); // the misspelt value did not apply
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
   });
 

@@ -46,7 +46,7 @@ export async function startBenchService(
       ZOE_BENCH_STATS_FILE: statsFile,
       ...env,
     },
-    /zoe-local listening on (http:\/\/\S+)/,
+    /zoe-local listening on (http:\/\/[^\s"]+)/,
   );
   const pid = child.proc.pid;
   return {

@@ -92,6 +92,41 @@ function version(): string {
   }
 }
 
+/** `--json` among the options (before a `--`): then even an error that stops the command answers in JSON. */
+export function wantsJson(args: string[]): boolean {
+  for (const a of args) {
+    if (a === "--") return false;
+    if (a === "--json") return true;
+  }
+  return false;
+}
+
+const EXIT_NAMES = new Map<number, string>(Object.entries(EXIT).map(([name, code]) => [code, name]));
+
+/**
+ * What `--json` prints for an error, on stdout like every other answer:
+ * `{"error": {code, exit_code, message, details?}}`, where `code` names the
+ * exit code (usage, unreachable, unauthorized, failed; internal for a bug).
+ */
+export function errorDocument(error: unknown): { error: Record<string, unknown> } {
+  if (error instanceof CliError)
+    return {
+      error: {
+        code: EXIT_NAMES.get(error.exitCode) ?? "failed",
+        exit_code: error.exitCode,
+        message: error.message,
+        ...(error.details !== undefined ? { details: error.details } : {}),
+      },
+    };
+  return {
+    error: {
+      code: "internal",
+      exit_code: EXIT.failed,
+      message: `unexpected error: ${(error as Error)?.message ?? error}`,
+    },
+  };
+}
+
 /** The first argument that is neither an option nor a global option's value. */
 function commandIndex(args: string[]): number {
   for (let i = 0; i < args.length; i++) {
@@ -137,9 +172,14 @@ export async function run(
   }
   const values = parsed.values as Record<string, unknown>;
   if (values.version) {
-    io.out(`zoe-local ${version()} (bun ${Bun.version})`);
+    io.out(
+      values.json
+        ? JSON.stringify({ version: version(), bun: Bun.version })
+        : `zoe-local ${version()} (bun ${Bun.version})`,
+    );
     return EXIT.ok;
   }
+  if (!command && !values.help && values.json) throw usage("no command given");
   if (values.help || !command) {
     io.out(command ? command.help : HELP);
     return command || values.help ? EXIT.ok : EXIT.usage;
@@ -181,10 +221,15 @@ if (import.meta.main) {
     errIsTTY: Boolean(process.stderr.isTTY),
   };
   let code: number;
+  const args = process.argv.slice(2);
   try {
-    code = await run(process.argv.slice(2), process.env, io, stop.signal, Boolean(process.stdout.isTTY));
+    code = await run(args, process.env, io, stop.signal, Boolean(process.stdout.isTTY));
   } catch (error) {
-    if (error instanceof CliError) {
+    if (wantsJson(args)) {
+      const doc = errorDocument(error);
+      io.out(JSON.stringify(doc, null, 2));
+      code = doc.error.exit_code as number;
+    } else if (error instanceof CliError) {
       process.stderr.write(`zoe-local: ${error.message}\n`);
       code = error.exitCode;
     } else {

@@ -5,7 +5,7 @@
 // Edge Function gives. The OpenAPI document is generated from those very schemas.
 import { Elysia } from "elysia";
 import { authGuard } from "./auth.ts";
-import { corsPolicy } from "./cors.ts";
+import { corsPolicy, refusedOriginLog } from "./cors.ts";
 import { errorAnswers } from "./errors.ts";
 import type { AppHooks } from "./hooks.ts";
 import { createIngest } from "./ingest.ts";
@@ -58,14 +58,15 @@ export function createApp(options: AppOptions) {
     if (known === null || known.count !== routes.length) known = { count: routes.length, allow: methodTable(routes) };
     return known.allow(path);
   };
+  const originRefused = refusedOriginLog({ allowed: options.corsOrigins, logger: options.logger });
   let app = new Elysia()
-    .use(corsPolicy(options.corsOrigins))
+    .use(corsPolicy(options.corsOrigins, originRefused))
     .use(docsRoutes())
     .use(errorAnswers({ ...options, allowedMethods }))
     .use(authGuard(options.apiToken));
 
   for (const plugin of options.plugins ?? []) app = app.use(plugin);
-  const ingest = createIngest(options);
+  const ingest = createIngest({ ...options, originRefused });
 
   const built = app
     .use(eventRoutes({ store: options.store, ingest }))

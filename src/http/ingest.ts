@@ -23,6 +23,7 @@ import { readJsonBody } from "./body.ts";
 import { writeAuthorizer } from "./auth.ts";
 import { corsAnswerHeaders } from "./cors.ts";
 import { BEARER_CHALLENGE, INVALID_TOKEN_CHALLENGE, InvalidTokenError } from "./responses.ts";
+import type { OriginRefused } from "./cors.ts";
 
 // Enough field errors to fix a request; a 1000-event batch could produce 20,000.
 const MAX_DETAILS = 100;
@@ -43,6 +44,8 @@ export interface IngestOptions {
   corsOrigins: readonly string[];
   logger: Logger;
   hooks?: IngestHooks;
+  /** Told of a request from an origin CORS refuses (src/http/cors.ts). */
+  originRefused?: OriginRefused;
 }
 
 /** Throws the ValidationError that names the first bad event and field, with up to MAX_DETAILS field errors. */
@@ -89,7 +92,11 @@ export function createIngest(options: IngestOptions): (request: Request) => Prom
     const byOrigin = new Map(options.corsOrigins.map((o) => [o, make({ ...corsAnswerHeaders(o), ...json, ...extra })]));
     return (request: Request): T => {
       const origin = request.headers.get("origin");
-      return (origin !== null && byOrigin.get(origin)) || base;
+      if (origin === null) return base;
+      const allowed = byOrigin.get(origin);
+      if (allowed) return allowed;
+      options.originRefused?.(request, origin);
+      return base;
     };
   };
   const asObject = (h: Record<string, string>) => h;

@@ -5,7 +5,12 @@
 // schemas, answers the ones of openapi-schemas.ts, which tests hold to the
 // routes' real answers; CI lints the whole document (tests/http/openapi-lint.test.ts).
 import { type TSchema, Type } from "@sinclair/typebox";
-import { EventInputSchema, MAX_BATCH_EVENTS, ModeSchema } from "../../supabase/functions/_shared/event-schema.ts";
+import {
+  EventInputSchema,
+  MAX_BATCH_EVENTS,
+  ModeSchema,
+  StoredEventSchema,
+} from "../../supabase/functions/_shared/event-schema.ts";
 import * as S from "./openapi-schemas.ts";
 
 export const securitySchemes = {
@@ -329,3 +334,84 @@ const queries: Record<string, Record<string, { query?: TSchema; params?: TSchema
 queries["/local/stream"]!.head = queries["/local/stream"]!.get!;
 
 export const apiReferences = queries as never;
+
+/**
+ * The schemas generated clients get named types for (components.schemas):
+ * every copy of one of them in the document, in a route or inside another
+ * named schema, becomes a `$ref` to it.
+ */
+export const namedSchemas: Record<string, TSchema> = {
+  Mode: ModeSchema,
+  Event: EventInputSchema,
+  EventsRequest: EventsRequestBody,
+  StoredEvent: StoredEventSchema,
+  Ack: S.AppendResult,
+  AppendAnswer: S.AppendAnswer,
+  Error: S.ErrorBody,
+  FieldError: S.FieldErrorSchema,
+  StateInput: S.StateInput,
+  StateStored: S.StateStored,
+  StateView: S.StateView,
+  Capacity: S.Capacity,
+  Health: S.Health,
+  HealthUp: S.HealthUp,
+  HealthDown: S.HealthDown,
+  Ready: S.ReadyAnswer,
+  Status: S.StatusAnswer,
+  FlushStarted: S.FlushStarted,
+  FlushDone: S.FlushDone,
+  History: S.HistoryAnswer,
+  QuarantineEntry: S.QuarantineEntry,
+  QuarantineList: S.QuarantineList,
+  QuarantineRetry: S.RetryInput,
+  QuarantineRetryAnswer: S.RetryAnswer,
+};
+
+/** JSON with object keys sorted: two copies of a schema compare equal whatever order their keys were copied in. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/**
+ * `document` with each copy of a named schema replaced by a `$ref`, and the
+ * named schemas themselves in components.schemas (referring to one another).
+ * The outermost match wins, so an Ack inside an AppendAnswer inside a route
+ * is one `$ref` to AppendAnswer.
+ */
+export function withNamedSchemas<T extends { paths: unknown; components?: Record<string, unknown> }>(
+  document: T,
+  named: Record<string, TSchema> = namedSchemas,
+): T {
+  const byShape = new Map<string, string>();
+  for (const [name, schema] of Object.entries(named)) {
+    const shape = canonical(JSON.parse(JSON.stringify(schema)));
+    const twin = byShape.get(shape);
+    if (twin) throw new Error(`OpenAPI schemas ${twin} and ${name} are the same schema: name it once`);
+    byShape.set(shape, name);
+  }
+  const refer = (node: unknown, self?: string): unknown => {
+    if (Array.isArray(node)) return node.map((item) => refer(item));
+    if (node === null || typeof node !== "object") return node;
+    const name = byShape.get(canonical(node));
+    if (name !== undefined && name !== self) return { $ref: `#/components/schemas/${name}` };
+    return Object.fromEntries(Object.entries(node).map(([key, value]) => [key, refer(value)]));
+  };
+  const schemas = Object.fromEntries(
+    Object.entries(named).map(([name, schema]) => [name, refer(JSON.parse(JSON.stringify(schema)), name)]),
+  );
+  const components = document.components ?? {};
+  return {
+    ...document,
+    paths: refer(document.paths),
+    components: {
+      ...components,
+      schemas: { ...(components.schemas as Record<string, unknown> | undefined), ...schemas },
+    },
+  };
+}

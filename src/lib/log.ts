@@ -1,6 +1,12 @@
-// Structured JSON logs, one object a line. Values under secret-looking keys
-// are masked, so a token or key passed by mistake never reaches the log.
+// Structured logs, one record a line, in one format per run: JSON objects
+// (for journald, files and log shippers) or readable lines (for a person at a
+// terminal). Values under secret-looking keys are masked and configured
+// secret values scrubbed in both, so a token or key passed by mistake never
+// reaches the log.
 export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFormat = "json" | "pretty";
+/** ZOE_LOG_FORMAT: `auto` is JSON unless stdout is a terminal. */
+export type LogFormatSetting = LogFormat | "auto";
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const SECRET_KEY = /token|secret|password|authorization|apikey|api_key|service_role|anon_key|service_key/i;
 
@@ -16,6 +22,27 @@ export interface LoggerOptions {
   write?: (line: string) => void;
   /** Literal secret values to scrub wherever they appear. */
   secrets?: string[];
+  /** JSON objects (default) or readable lines. */
+  format?: LogFormat;
+}
+
+/** The format of a run: `auto` is JSON when stdout is not a terminal (a pipe, a file, journald), readable when it is. */
+export function resolveLogFormat(setting: LogFormatSetting, stdoutIsTTY: boolean): LogFormat {
+  if (setting === "auto") return stdoutIsTTY ? "pretty" : "json";
+  return setting;
+}
+
+const BARE = /^[^\s"=]+$/;
+
+/** `2026-03-09T14:30:00.123Z WARN  msg key=value key="two words" obj={"a":1}` from a masked record. */
+function prettyLine(record: Record<string, unknown>): string {
+  const { time, level, msg, ...fields } = record;
+  let line = `${time} ${String(level).toUpperCase().padEnd(5)} ${msg}`;
+  for (const [key, value] of Object.entries(fields)) {
+    const text = typeof value === "string" && BARE.test(value) ? value : JSON.stringify(value);
+    line += ` ${key}=${text}`;
+  }
+  return line;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
@@ -30,6 +57,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     ),
   ].sort((a, b) => b.length - a.length);
   const scrub = (text: string) => secrets.reduce((t, s) => t.split(s).join("[redacted]"), text);
+  const pretty = options.format === "pretty";
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (RANK[level] < min) return;
     const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }, (key, value) => {
@@ -38,7 +66,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         return { name: value.name, message: value.message, code: (value as { code?: unknown }).code };
       return value;
     });
-    write(scrub(line));
+    // The readable line is rendered from the masked JSON, so both formats hide the same things.
+    write(scrub(pretty ? prettyLine(JSON.parse(line)) : line));
   };
   return {
     debug: (m, f) => emit("debug", m, f),

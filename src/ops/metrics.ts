@@ -8,7 +8,7 @@ import type { BuildInfo } from "./build-info.ts";
 import { type GaugeSources, registerStateGauges } from "./gauges.ts";
 import { type EventInput, MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { type Sink, type SinkError, wrapSink } from "../flush/sink.ts";
-import type { StreamCloseReason } from "../stream/sse.ts";
+import { STREAM_CLOSE_REASONS, type StreamCloseReason } from "../stream/sse.ts";
 import type { AppendResult } from "../store/store.ts";
 
 export interface MetricsSources extends GaugeSources {
@@ -60,6 +60,10 @@ const MISLEADING_UNDER_BUN = [
   "nodejs_gc_duration_seconds",
 ];
 
+/** The 5xx codes the service answers with on its own (not a remote's); others get a series when first seen. */
+const SERVER_ERROR_CODES = ["internal", "store_unavailable", "backlog_full", "disk_low"] as const;
+const FLUSH_VERDICTS = ["accepted", "duplicate", "rejected"] as const;
+
 export function outcomeOf(status: number, code: string): IngestOutcome {
   if (status === 503) return code === "backlog_full" || code === "disk_low" ? "refused" : "unavailable";
   if (status >= 500) return "error";
@@ -106,6 +110,10 @@ export function createMetrics(sources: MetricsSources): Metrics {
     labelNames: ["mode", "reason"],
     registers,
   });
+  // Every known label set exists (at 0) from the first scrape: a panel or a
+  // rate() over a counter with no series shows "No data" on a fresh box.
+  for (const code of SERVER_ERROR_CODES) serverErrors.labels(code).inc(0);
+  for (const mode of MODES) for (const reason of STREAM_CLOSE_REASONS) sseClosed.labels(mode, reason).inc(0);
   registerStateGauges(registers, sources);
 
   return {
@@ -171,7 +179,8 @@ function ingestMetrics(registers: Registry[]) {
   });
   // Pre-create the label sets so every series exists (at 0) from the first scrape.
   for (const mode of MODES) for (const o of ["created", "duplicate"]) events.labels(mode, o).inc(0);
-  for (const o of ["created", "duplicate", "invalid", "refused", "unavailable", "error"]) requests.labels(o).inc(0);
+  for (const o of ["created", "duplicate", "conflict", "invalid", "refused", "unavailable", "error"])
+    requests.labels(o).inc(0);
   return {
     ingested(input: EventInput[], results: AppendResult[], ms: number): void {
       let fresh = 0;
@@ -221,8 +230,14 @@ function flushMetrics(registers: Registry[]) {
     registers,
   });
 
-  // Every mode's failure series exists (at 0) from the first scrape, for rate() alerts.
-  for (const mode of MODES) flushFailures.labels(mode).inc(0);
+  // Every mode's failure, success and verdict series exist (at 0) from the
+  // first scrape, for rate() alerts and panels; failures' error codes are
+  // the remote's and get a series when they first happen.
+  for (const mode of MODES) {
+    flushFailures.labels(mode).inc(0);
+    flushes.labels(mode, "ok").inc(0);
+    for (const verdict of FLUSH_VERDICTS) flushed.labels(mode, verdict).inc(0);
+  }
   return {
     instrumentSink(sink: Sink): Sink {
       return wrapSink(sink, async (batch, send) => {

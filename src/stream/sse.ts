@@ -15,7 +15,8 @@ import type { Hub } from "./hub.ts";
 import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore, ZoeEvent } from "../store/store.ts";
 
-export type StreamCloseReason = "client" | "slow" | "shutdown";
+export const STREAM_CLOSE_REASONS = ["client", "slow", "shutdown"] as const;
+export type StreamCloseReason = (typeof STREAM_CLOSE_REASONS)[number];
 
 export interface StreamOptions {
   store: EventStore;

@@ -53,6 +53,39 @@ describe("zoe-local without a running service", () => {
     }
   }, 60_000);
 
+  test("with --json every failure is a JSON document on stdout, nothing on stderr, with the same exit code", async () => {
+    const url = `http://127.0.0.1:${deadPort()}`;
+    const unreachable = `cannot reach zoe-local at ${url}: connection refused — is it running? \`bun start\``;
+    const cases: [string[], Record<string, string>, number, string, string][] = [
+      [["status", "--json"], { ZOE_URL: url }, 3, "unreachable", unreachable],
+      [["--json", "flush"], { ZOE_URL: url }, 3, "unreachable", unreachable],
+      [["quarantine", "list", "--json"], { ZOE_URL: url }, 3, "unreachable", unreachable],
+      [["backup", "--json"], { ZOE_URL: url }, 3, "unreachable", unreachable],
+      [["status", "--json", "--frob"], {}, 2, "usage", "Unknown option '--frob' for status (zoe-local --help)"],
+      [["--json"], {}, 2, "usage", "no command given (zoe-local --help)"],
+      [["status", "--json"], { ZOE_URL: "localhost:8765" }, 2, "usage", expect.stringContaining("ZOE_URL")],
+      [["status", "--json"], { ZOE_URL: svc.url }, 4, "unauthorized", expect.stringContaining("unauthorized")],
+      [["flush", "--json"], asOperator, 1, "failed", expect.stringContaining("no remote is configured")],
+    ];
+    for (const [args, env, code, name, message] of cases) {
+      const r = await runCli(args, env);
+      let doc: unknown = r.stdout;
+      try {
+        doc = JSON.parse(r.stdout);
+      } catch {
+        // not JSON: the comparison below shows it
+      }
+      expect({ args, code: r.code, stderr: r.stderr, doc }).toEqual({
+        args,
+        code,
+        stderr: "",
+        doc: { error: { code: name, exit_code: code, message } },
+      });
+    }
+    const v = await runCli(["--version", "--json"]);
+    expect(JSON.parse(v.stdout)).toEqual({ version: expect.any(String), bun: Bun.version });
+  }, 60_000);
+
   test("a service that accepts the connection but never answers is reported after --timeout", async () => {
     const hung = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Promise<Response>(() => {}) });
     try {

@@ -250,6 +250,13 @@ describe("zoe-local tail", () => {
     expect(printed.every((e) => e.type === "ORDER" && ["warn", "error", "critical"].includes(e.severity))).toBe(true);
     const seqs = printed.map((e) => e.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
-    expect(tail.stderr()).toContain("zoe-local: live: reconnected, resuming after seq ");
+    // With --json the notices on stderr are JSON lines too.
+    const notices = tail
+      .stderr()
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { notice: string; mode: string });
+    expect(notices.map((n) => n.mode)).toEqual(notices.map(() => "live"));
+    expect(notices.some((n) => n.notice.startsWith("reconnected, resuming after seq "))).toBe(true);
   }, 60_000);
 });

@@ -388,7 +388,7 @@ describe("flush through the edge sink", () => {
 
   test("without SUPABASE_URL the flusher is idle and health says no remote is configured", async () => {
     const svc = await service({});
-    await waitFor(() => svc.output().includes("remote: no remote configured"), 5_000, "the startup line");
+    await waitFor(() => svc.output().includes('"remote":"no remote configured'), 5_000, "the startup line");
     expect(await health(svc)).toMatchObject({ remote: "no remote configured", remote_configured: false });
   }, 20_000);
 });

@@ -45,7 +45,7 @@ export async function startService(options: StartServiceOptions): Promise<Servic
   const pump = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream) {
       out += decoder.decode(chunk, { stream: true });
-      const m = /zoe-local listening on (http:\/\/\S+)/.exec(out);
+      const m = /zoe-local listening on (http:\/\/[^\s"]+)/.exec(out);
       if (m) resolveUrl(m[1]!);
     }
   };

@@ -510,6 +510,7 @@ describe("health and docs", () => {
     expect((await t.handle("/docs")).status).toBe(200);
     const doc = (await (await t.handle("/docs/json")).json()) as {
       openapi: string;
+      components: { schemas: Record<string, { anyOf?: Record<string, unknown>[] } & Record<string, unknown>> };
       paths: Record<
         string,
         Record<
@@ -526,7 +527,12 @@ describe("health and docs", () => {
       expect.arrayContaining(["/local/events", "/local/state", "/local/stream", "/health"]),
     );
     const schema = doc.paths["/local/events"]!.post!.requestBody!.content["application/json"]!.schema;
-    const [one, many] = schema.anyOf as [Record<string, any>, Record<string, any>];
+    // The body is the named EventsRequest: one Event, or an array of them.
+    expect(schema).toEqual({ $ref: "#/components/schemas/EventsRequest" } as never);
+    const [oneRef, many] = doc.components.schemas.EventsRequest!.anyOf as [Record<string, any>, Record<string, any>];
+    expect(oneRef).toEqual({ $ref: "#/components/schemas/Event" });
+    expect(many.items).toEqual({ $ref: "#/components/schemas/Event" });
+    const one = doc.components.schemas.Event as Record<string, any>;
     expect(one.required).toEqual(["mode", "source", "type", "subtype", "body"]);
     expect(one.additionalProperties).toBe(false);
     expect(Object.keys(one.properties)).toEqual(

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { configSecrets, loadConfig } from "../../src/config.ts";
 import { StoreUnavailableError } from "../../src/domain/errors.ts";
 import { BacklogFullError } from "../../src/store/limits.ts";
-import { createLogger } from "../../src/lib/log.ts";
+import { createLogger, resolveLogFormat } from "../../src/lib/log.ts";
 import { opsApp } from "../helpers/ops.ts";
 
 function capture(options: Parameters<typeof createLogger>[0] = {}) {
@@ -144,5 +144,38 @@ describe("no secret in the log", () => {
     } finally {
       t.close();
     }
+  });
+});
+
+describe("formats", () => {
+  test("resolveLogFormat(): auto is JSON unless stdout is a terminal; json and pretty are forced", () => {
+    expect(resolveLogFormat("auto", false)).toBe("json");
+    expect(resolveLogFormat("auto", true)).toBe("pretty");
+    expect(resolveLogFormat("json", true)).toBe("json");
+    expect(resolveLogFormat("pretty", false)).toBe("pretty");
+  });
+
+  test("pretty: one readable line with time, level, message and key=value fields, quoted where needed", () => {
+    const raw: string[] = [];
+    const logger = createLogger({ format: "pretty", write: (line) => raw.push(line) });
+    logger.warn("flush attempt failed", {
+      mode: "live",
+      attempt: 3,
+      error: new Error("remote said no"),
+      why: "two words",
+    });
+    expect(raw).toHaveLength(1);
+    expect(raw[0]).toMatch(
+      /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z WARN {2}flush attempt failed mode=live attempt=3 error=\{"name":"Error","message":"remote said no"\} why="two words"$/,
+    );
+  });
+
+  test("pretty masks and scrubs secrets as JSON does", () => {
+    const raw: string[] = [];
+    const logger = createLogger({ format: "pretty", secrets: ["s3cr3t-value"], write: (line) => raw.push(line) });
+    logger.info("config", { apiToken: "abc123", note: "the key is s3cr3t-value" });
+    expect(raw[0]).not.toContain("abc123");
+    expect(raw[0]).not.toContain("s3cr3t-value");
+    expect(raw[0]).toContain("apiToken=[redacted]");
   });
 });

@@ -137,6 +137,34 @@ describe("Prometheus alert rules (ops/prometheus/zoe-local.rules.yml)", () => {
     }
   });
 
+  test("agree with docs/operations.md's 'alert when' column: its thresholds are the rules', and no hours the rules do not know", () => {
+    const docs = readFileSync(join(OPS, "..", "docs", "operations.md"), "utf8");
+    const table = docs.slice(docs.indexOf("| metric | meaning | alert when |"));
+    const rows = table
+      .split("\n")
+      .slice(2)
+      .filter((line, i, all) => line.startsWith("|") && all.slice(0, i).every((l) => l.startsWith("|")))
+      .map((line) => line.split(/(?<!\\)\|/).map((cell) => cell.trim()))
+      .map((cells) => ({ metrics: metricNames(`${cells[1]} ${cells[3]}`), when: cells[3] ?? "" }))
+      .filter((row) => row.when !== "");
+    expect(rows.length).toBeGreaterThan(5);
+    const problems: string[] = [];
+    for (const { metrics, when } of rows) {
+      for (const [, op, value] of when.matchAll(/(>|<|==)\s*([\d.]+)/g)) {
+        // A rule compares one of the row's metrics (with or without a selector) the same way.
+        const said = metrics.some((m) =>
+          rules.some((r) =>
+            new RegExp(`\\b${m}(\\{[^}]*\\})?\\s*${op}\\s*${value!.replace(".", "\\.")}\\b`).test(r.expr),
+          ),
+        );
+        if (!said) problems.push(`${metrics.join(", ")}: "${op} ${value}" is in no rule`);
+      }
+      if (/market hours|off hours/i.test(when) && !/at any hour/i.test(when))
+        problems.push(`${metrics.join(", ")}: "${when}" names hours, but no rule reads the market clock`);
+    }
+    expect(problems).toEqual([]);
+  });
+
   test("read only metrics the service really exports", () => {
     const have = exported();
     const missing = rules.flatMap((r) =>

@@ -44,6 +44,25 @@ describe("GET /metrics", () => {
     expect(m.has("zoe_wal_size_bytes")).toBe(true);
   });
 
+  test("every counter a panel or an alert reads has its known label sets at 0 on a fresh box, not 'No data'", async () => {
+    const m = parseMetrics(await (await setup().handle("/metrics")).text());
+    const expected = [
+      ...["created", "duplicate", "conflict", "invalid", "refused", "unavailable", "error"].map(
+        (o) => `zoe_ingest_requests_total{outcome="${o}"}`,
+      ),
+      ...["internal", "store_unavailable", "backlog_full", "disk_low"].map(
+        (c) => `zoe_http_server_errors_total{code="${c}"}`,
+      ),
+      ...["paper", "live"].flatMap((mode) => [
+        `zoe_flush_requests_total{mode="${mode}",outcome="ok"}`,
+        `zoe_flush_failures_total{mode="${mode}"}`,
+        ...["accepted", "duplicate", "rejected"].map((v) => `zoe_flush_events_total{mode="${mode}",verdict="${v}"}`),
+        ...["client", "slow", "shutdown"].map((r) => `zoe_sse_disconnects_total{mode="${mode}",reason="${r}"}`),
+      ]),
+    ];
+    expect(expected.filter((key) => m.get(key) !== 0)).toEqual([]);
+  });
+
   test("needs the token like other reads (header or ?token=)", async () => {
     const token = "metrics-token-0123456789";
     const t = setup({ apiToken: token });

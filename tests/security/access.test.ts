@@ -247,9 +247,13 @@ describe("binding", () => {
     test(`HOST=${host} without ZOE_API_TOKEN: exit 2 naming HOST and ZOE_API_TOKEN, nothing listens`, async () => {
       const { code, output } = await runToExit({ HOST: host });
       expect(code).toBe(2);
-      expect(output).toContain(
-        `zoe-local: refusing to start: HOST: binding to non-loopback address ${host} requires ZOE_API_TOKEN`,
-      );
+      // A log line in the run's format (JSON here: stdout is a pipe), naming the variable.
+      const refusal = JSON.parse(output.split("\n").find((l) => l.includes("refusing to start"))!);
+      expect(refusal).toMatchObject({
+        level: "error",
+        variable: "HOST",
+        msg: `refusing to start: HOST: binding to non-loopback address ${host} requires ZOE_API_TOKEN to be set`,
+      });
       expect(output).not.toContain("listening");
     });
   }

@@ -103,7 +103,8 @@ flusher keeps retrying on its own) or no remote is configured.
       !values["no-wait"] &&
       !values["no-progress"] &&
       total >= BAR_FROM &&
-      (Boolean(values.progress) || ctx.io.errIsTTY);
+      // With --json only an explicit --progress draws the bar: a script reads the output, not a person.
+      (Boolean(values.progress) || (ctx.io.errIsTTY && !ctx.json));
     const progress = wantBar ? watchProgress(ctx, modes, total, ctx.io.errIsTTY, stop.signal) : Promise.resolve();
     const tty = ctx.io.errIsTTY;
     let res: Response;

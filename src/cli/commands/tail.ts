@@ -8,6 +8,11 @@ import { CliError, EXIT, usage } from "../exit.ts";
 import { fetchStatus } from "./status.ts";
 
 const SEVERITIES = ["debug", "info", "warn", "error", "critical"] as const;
+/** A note on stderr about the stream (a retry, a reconnect): a JSON line with --json, like the events. */
+function notice(ctx: Context, mode: string, message: string): void {
+  ctx.io.err(ctx.json ? `${JSON.stringify({ notice: message, mode })}\n` : `zoe-local: ${mode}: ${message}\n`);
+}
+
 /** The service sends a heartbeat every 15 s by default; this much silence means a dead link. */
 const SILENCE_MS = 45_000;
 
@@ -113,16 +118,14 @@ async function follow(
     } catch (error) {
       if (done.aborted) return;
       if (!connectedOnce) throw error;
-      ctx.io.err(`zoe-local: ${f.mode}: ${(error as Error).message}; retrying in ${delay / 1000} s\n`);
+      notice(ctx, f.mode, `${(error as Error).message}; retrying in ${delay / 1000} s`);
       await Bun.sleep(delay);
       delay = Math.min(delay * 2, 10_000);
       continue;
     }
     if (res.status === 429 || res.status === 503) {
       const wait = Number(res.headers.get("retry-after") ?? 5) * 1000;
-      ctx.io.err(
-        `zoe-local: ${f.mode}: the service refused the stream (${res.status}); retrying in ${wait / 1000} s\n`,
-      );
+      notice(ctx, f.mode, `the service refused the stream (${res.status}); retrying in ${wait / 1000} s`);
       await res.body?.cancel();
       await Bun.sleep(wait);
       continue;
@@ -134,7 +137,7 @@ async function follow(
         `GET /local/stream?mode=${f.mode}`,
         Boolean(ctx.env.ZOE_API_TOKEN),
       );
-    if (connectedOnce) ctx.io.err(`zoe-local: ${f.mode}: reconnected, resuming after seq ${f.position ?? "(live)"}\n`);
+    if (connectedOnce) notice(ctx, f.mode, `reconnected, resuming after seq ${f.position ?? "(live)"}`);
     connectedOnce = true;
     delay = 500;
     try {
@@ -145,10 +148,10 @@ async function follow(
         if (matches(e, filter) && !emit(e)) return;
       }
       if (done.aborted) return;
-      ctx.io.err(`zoe-local: ${f.mode}: the stream ended (service stopping?); reconnecting\n`);
+      notice(ctx, f.mode, `the stream ended (service stopping?); reconnecting`);
     } catch (error) {
       if (done.aborted) return;
-      ctx.io.err(`zoe-local: ${f.mode}: stream lost: ${(error as Error).message}; reconnecting\n`);
+      notice(ctx, f.mode, `stream lost: ${(error as Error).message}; reconnecting`);
     }
     await Bun.sleep(delay);
   }

@@ -9,23 +9,41 @@
 // merged with our documentation, as its openapi() plugin does it; the page is
 // the one that plugin renders.
 import { Elysia } from "elysia";
-import { apiReferences, securitySchemes, servers } from "../openapi.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { apiReferences, securitySchemes, servers, withNamedSchemas } from "../openapi.ts";
 
 const OPENAPI_VERSION = "3.1.2";
 
-const documentation = {
+let cachedVersion: string | null = null;
+/** package.json's version, read when the first routes are built (src/ may not import files outside it). */
+function packageVersion(): string {
+  if (cachedVersion !== null) return cachedVersion;
+  let found = "unknown";
+  try {
+    const pkg = JSON.parse(readFileSync(join(import.meta.dir, "..", "..", "..", "package.json"), "utf8"));
+    if (typeof pkg.version === "string") found = pkg.version;
+  } catch {
+    // A broken package.json does not take the docs down.
+  }
+  cachedVersion = found;
+  return found;
+}
+
+const describeApi = (version: string) => ({
   info: {
     title: "zoe-local",
     description:
       "Local-first event store for the Zoe trading bot. Writes need `Authorization: Bearer <token>` when ZOE_API_TOKEN is set; reads take the header or `?token=`. " +
       "Every error is `{error:{code,message,details}}`; a method a known path does not serve is 405 `method_not_allowed` with `Allow` (after the token check); every answer says `Vary: Origin`.",
-    version: "1",
+    // The API changes with the package: a generated client names the release it was built from.
+    version,
   },
   servers,
   // Writes by default; each operation states its own (reads also take ?token=).
   security: [{ bearerToken: [] }],
   components: { securitySchemes },
-};
+});
 
 type OpenApiModule = typeof import("@elysiajs/openapi");
 let loaded: Promise<OpenApiModule> | null = null;
@@ -33,6 +51,7 @@ const openapiModule = () => (loaded ??= import("@elysiajs/openapi"));
 
 export function docsRoutes() {
   const app = new Elysia({ name: "zoe-local/docs" });
+  const documentation = describeApi(packageVersion());
   let page: Promise<{ html: string; type: string }> | null = null;
   let cached: { routes: number; doc: unknown } | null = null;
   return app
@@ -57,12 +76,12 @@ export function docsRoutes() {
         const { toOpenAPISchema } = await openapiModule();
         if (cached && cached.routes === app.routes.length) return cached.doc;
         const { paths, components } = toOpenAPISchema(app, undefined, apiReferences, undefined, OPENAPI_VERSION);
-        const doc = {
+        const doc = withNamedSchemas({
           ...documentation,
           openapi: OPENAPI_VERSION,
           paths: { ...paths },
           components: { ...documentation.components, schemas: { ...components.schemas } },
-        };
+        });
         cached = { routes: app.routes.length, doc };
         return doc;
       },
