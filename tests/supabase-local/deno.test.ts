@@ -169,7 +169,7 @@ describe("fetchFunctionDependencies() on an empty cache, from a registry only a 
     expect(error).toBeInstanceOf(DenoDependencyError);
     const first = (error as Error).message.split("\n")[0]!;
     expect(first).toMatch(
-      /^Cannot fetch the Edge Function zoe-ingest's dependencies \(npm:(postgres@3\.4\.9|@sinclair\/typebox@0\.34\.52)/,
+      /^Cannot fetch the Edge Function zoe-ingest's dependencies \(npm:(postgres@3\.4\.9|@sinclair\/typebox@0\.34\.52|jose@6\.2\.19)/,
     );
     expect(first).toContain("UnknownIssuer");
     expect(first).toContain("set SSL_CERT_FILE (or DENO_CERT)");
