@@ -116,12 +116,55 @@ describe("bounded store", () => {
     expect((await t.post(t.ev())).status).toBe(503);
     expect((await t.post(t.ev({ subtype: "BUY_FILLED" }))).status).toBe(201);
     expect((await t.post(t.ev({ subtype: "KILL_SWITCH", mode: "paper" }))).status).toBe(201);
-    // Any severity-critical event counts, whatever its subtype; so does a batch holding one.
+    // Any severity-critical event counts, whatever its subtype.
     expect((await t.post(t.ev({ severity: "critical", subtype: "ORDER_REJECTED" }))).status).toBe(201);
     const atCap = await t.post(t.ev({ subtype: "SELL_FILLED" }));
     expect(atCap.status).toBe(503);
     expect(await errorOf(atCap)).toMatchObject({ code: "backlog_full", details: { critical: true } });
     expect(t.store.backlogUsage().events).toBe(10);
+  });
+
+  test("only critical events use the reserve: a batch of ticks and one fill is judged by its ticks, a lone kill switch still gets in", async () => {
+    const t = setup({ limits: { maxBacklogEvents: 100, criticalReserveEvents: 10 } });
+    await t.post(Array.from({ length: 85 }, () => t.ev()));
+    // Its 5 ordinary events fit under the line (90): the fill rides along.
+    expect((await t.post([...Array.from({ length: 5 }, () => t.ev()), t.ev({ subtype: "BUY_FILLED" })])).status).toBe(
+      201,
+    );
+    expect(t.store.backlogUsage().events).toBe(91);
+    // At the line a critical event in the batch does not open the reserve to its ticks.
+    const mixed = await t.post([...Array.from({ length: 29 }, () => t.ev()), t.ev({ subtype: "BUY_FILLED" })]);
+    expect(mixed.status).toBe(503);
+    const error = await errorOf(mixed);
+    expect(error).toMatchObject({
+      code: "backlog_full",
+      details: { backlog_events: 91, critical: false, request_events: { ordinary: 29, critical: 1 } },
+    });
+    expect(error.message).toContain(
+      "a request is judged by its ordinary events (this one holds 29 ordinary and 1 critical)",
+    );
+    expect(error.message).toContain("send critical events in a request of their own");
+    expect(t.store.backlogUsage().events).toBe(91);
+    // The reserve is whole: a lone kill switch, then critical events up to the hard cap.
+    expect((await t.post(t.ev({ subtype: "KILL_SWITCH" }))).status).toBe(201);
+    expect((await t.post(Array.from({ length: 8 }, () => t.ev({ subtype: "SELL_FILLED" })))).status).toBe(201);
+    expect(t.store.backlogUsage().events).toBe(100);
+    const full = await t.post(t.ev({ subtype: "KILL_SWITCH" }));
+    expect(await errorOf(full)).toMatchObject({ code: "backlog_full", details: { critical: true } });
+  });
+
+  test("a batch of ordinary and critical events must fit the hard cap as a whole", async () => {
+    const t = setup({ limits: { maxBacklogEvents: 20, criticalReserveEvents: 5 } });
+    await t.post(Array.from({ length: 14 }, () => t.ev()));
+    const over = await t.post([t.ev(), ...Array.from({ length: 6 }, () => t.ev({ subtype: "BUY_FILLED" }))]);
+    expect(await errorOf(over)).toMatchObject({
+      code: "backlog_full",
+      details: { critical: true, request_events: { ordinary: 1, critical: 6 } },
+    });
+    expect((await t.post([t.ev(), ...Array.from({ length: 5 }, () => t.ev({ subtype: "BUY_FILLED" }))])).status).toBe(
+      201,
+    );
+    expect(t.store.backlogUsage().events).toBe(20);
   });
 
   test("room made by the flush lets ordinary events in again", async () => {
