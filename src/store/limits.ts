@@ -14,7 +14,7 @@ import type { LimitsConfig } from "../config.ts";
 import type { Clock } from "../lib/clock.ts";
 import { ZoeError, type ZoeErrorOptions } from "../domain/errors.ts";
 import type { EventInput } from "../../supabase/functions/_shared/event-schema.ts";
-import { EVENT_OVERHEAD_BYTES } from "./rows.ts";
+import { EVENT_OVERHEAD_BYTES, eventBytes, metaJson } from "./rows.ts";
 import type { EventStore } from "./store.ts";
 
 /** Seconds a refused client should wait: the flusher needs a cycle or two to make room. */
@@ -209,10 +209,13 @@ export function createLimits(options: LimitsOptions): Limits {
 
   return {
     admit(events) {
-      // An estimate (meta is left out): the exact size is counted at commit.
+      // Counted as the store counts it (body and meta in UTF-8, plus the row
+      // overhead), so the byte cap is a hard limit. Without a byte cap the
+      // size decides nothing and is not measured.
       const load: RequestLoad = { ordinary: 0, ordinaryBytes: 0, critical: 0, criticalBytes: 0 };
+      const measured = config.maxBacklogBytes > 0;
       for (const e of events) {
-        const size = e.body.length + EVENT_OVERHEAD_BYTES;
+        const size = measured ? eventBytes(e.body, metaJson(e.meta, true)) : EVENT_OVERHEAD_BYTES;
         if (isCritical(e, critical)) {
           load.critical++;
           load.criticalBytes += size;

@@ -6,6 +6,7 @@ import { BacklogFullError, isCritical } from "../../src/store/limits.ts";
 import { Quarantine } from "../../src/flush/quarantine.ts";
 import { EVENT_BYTES_SQL, openStore } from "../../src/store/store.ts";
 import { opsAppsClosedAfterEach } from "../helpers/ops.ts";
+import { startService } from "../helpers/service.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const cleanups: (() => void)[] = [];
@@ -197,6 +198,51 @@ describe("bounded store", () => {
     });
     expect((await t.post(t.ev({ body: big, subtype: "PNL_REALIZED" }))).status).toBe(201);
     expect(t.store.backlogUsage().bytes).toBeLessThanOrEqual(10_000);
+  });
+
+  test("the byte cap is hard on the real service: 16 concurrent events with 1 MB of meta each never take the backlog above ZOE_MAX_BACKLOG_BYTES", async () => {
+    const dir = tempDir();
+    cleanups.push(() => dir.cleanup());
+    const svc = await startService({ dbPath: dir.file("zoe.db"), env: { ZOE_MAX_BACKLOG_BYTES: "1000000" } });
+    try {
+      const meta = { blob: "m".repeat(1_000_000) };
+      const statuses = await Promise.all(
+        Array.from({ length: 16 }, (_, i) =>
+          fetch(`${svc.url}/local/events`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ mode: "live", source: "bot", type: "T", subtype: "TICK", body: `big ${i}`, meta }),
+          }).then(async (r) => [r.status, ((await r.json()) as { error?: { code: string } }).error?.code]),
+        ),
+      );
+      // Each is bigger than the room ordinary events have (900,000 bytes): all are refused.
+      expect(statuses).toEqual(Array.from({ length: 16 }, () => [503, "backlog_full"]));
+      const status = (await (await fetch(`${svc.url}/local/status`)).json()) as {
+        capacity: { backlog_bytes: number; max_backlog_bytes: number };
+      };
+      expect(status.capacity.max_backlog_bytes).toBe(1_000_000);
+      expect(status.capacity.backlog_bytes).toBeLessThanOrEqual(1_000_000);
+    } finally {
+      await svc.kill("SIGTERM");
+    }
+  });
+
+  test("admission counts what the store counts: concurrent events fill the byte room exactly, multi-byte bodies by their UTF-8 bytes", async () => {
+    const t = setup({ limits: { maxBacklogBytes: 1_000_000, criticalReserveBytes: 100_000 } });
+    const meta = { blob: "m".repeat(220_000) };
+    const size = Buffer.byteLength(JSON.stringify(meta)) + Buffer.byteLength("big") + 200;
+    const statuses = await Promise.all(
+      Array.from({ length: 16 }, () => t.post(t.ev({ body: "big", meta })).then((r) => r.status)),
+    );
+    const fit = Math.floor(900_000 / size);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(fit);
+    expect(t.store.backlogUsage().bytes).toBe(fit * size);
+    // A euro sign is 3 bytes of UTF-8 and 1 character: the room left is measured in bytes.
+    const room = 900_000 - fit * size;
+    const euros = "€".repeat(Math.floor((room - 202) / 3) + 1);
+    expect((await t.post(t.ev({ body: euros }))).status).toBe(503);
+    expect((await t.post(t.ev({ body: euros.slice(1) }))).status).toBe(201);
+    expect(t.store.backlogUsage().bytes).toBeLessThanOrEqual(900_000);
   });
 
   test("below the free-disk floor plus the reserve only critical events get in; below the floor none; disk_low with Retry-After", async () => {
