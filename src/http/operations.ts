@@ -6,6 +6,7 @@
 import { Elysia } from "elysia";
 import type { AppHooks } from "./hooks.ts";
 import { routeDocs } from "./openapi.ts";
+import { onlyParams } from "./query.ts";
 import type { BuildInfo } from "../ops/build-info.ts";
 import type { Clock } from "../lib/clock.ts";
 import { ZoeError } from "../domain/errors.ts";
@@ -118,12 +119,16 @@ export function createOperations(options: OperationsOptions): Operations {
   const plugin = new Elysia({ name: "zoe-operations" })
     .get(
       "/metrics",
-      async () => new Response(await metrics.text(), { headers: { "content-type": metrics.contentType } }),
+      async ({ request }) => {
+        onlyParams(new URL(request.url), ["token"]);
+        return new Response(await metrics.text(), { headers: { "content-type": metrics.contentType } });
+      },
       { detail: routeDocs["GET /metrics"] },
     )
     .get(
       "/ready",
-      () => {
+      ({ request }) => {
+        onlyParams(new URL(request.url), ["token"]);
         const report = readiness.check();
         return new Response(
           JSON.stringify({
