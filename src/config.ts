@@ -4,6 +4,7 @@
 // config-env.ts; this module holds the settings and their shapes.
 import { ConfigError } from "./domain/errors.ts";
 import { CRITICAL_SUBTYPES } from "./domain/events.ts";
+import { hostName } from "./lib/host-name.ts";
 import type { LogFormatSetting, LogLevel } from "./lib/log.ts";
 import { boolVar, enumVar, type Env, intVar, numberVar, readVar as read } from "./config-env.ts";
 
@@ -28,6 +29,8 @@ export interface Config {
   dbPath: string;
   apiToken: string | null;
   corsOrigins: string[];
+  /** ZOE_ALLOWED_HOSTS: Host names served besides the loopback ones (lower case, no port); null when unset. */
+  allowedHosts: string[] | null;
   synchronous: SynchronousLevel;
   retentionMs: number;
   stateKeep: number;
@@ -140,6 +143,7 @@ export function loadConfig(env: Env): Config {
     dbPath: read(env, "ZOE_DB_PATH") ?? "./data/zoe-local.db",
     apiToken,
     corsOrigins: origins.map((o) => o.replace(/\/$/, "")),
+    allowedHosts: loadAllowedHosts(env),
     // FULL by default: an acknowledged event must survive a power cut, not only a crash.
     synchronous: enumVar(env, "ZOE_SYNCHRONOUS", "FULL", ["NORMAL", "FULL", "EXTRA"] as const),
     // At least a day: the retention period is also the idempotency window. A bot
@@ -166,6 +170,28 @@ export function loadConfig(env: Env): Config {
     flush: loadFlushConfig(env),
     limits: loadLimitsConfig(env),
   };
+}
+
+/** ZOE_ALLOWED_HOSTS: comma-separated names or addresses, no port (an IPv6 address with or without brackets). */
+function loadAllowedHosts(env: Env): string[] | null {
+  const raw = read(env, "ZOE_ALLOWED_HOSTS");
+  if (raw === undefined) return null;
+  const names: string[] = [];
+  for (const entry of raw
+    .split(",")
+    .map((h) => h.trim())
+    .filter(Boolean)) {
+    const bracketed = /^[0-9a-f]*:[0-9a-f:.]*$/i.test(entry) ? `[${entry}]` : entry;
+    const name = hostName(bracketed);
+    if (name === null || name !== bracketed.toLowerCase().replace(/\.$/, "")) {
+      throw new ConfigError(
+        "ZOE_ALLOWED_HOSTS",
+        `expected comma-separated host names or addresses without a port, like bot-box.local,192.168.1.20, got "${entry}"`,
+      );
+    }
+    names.push(name);
+  }
+  return names;
 }
 
 /** A secret as it may be printed: that it is set, and its length, never a character of it. */

@@ -236,6 +236,7 @@ function buildApp(p: AppParts): ReturnType<typeof createApp> {
     health,
     logger: p.logger,
     apiToken: config.apiToken,
+    allowedHosts: config.allowedHosts,
     corsOrigins: config.corsOrigins,
     maxRequestBytes: config.maxRequestBytes,
     sse: config.sse,

@@ -22,6 +22,7 @@ describe("loadConfig()", () => {
       port: 8765,
       dbPath: "./data/zoe-local.db",
       apiToken: null,
+      allowedHosts: null,
       // The service's own page, Vite's dev server (5173) and `vite preview` (4173), as localhost and 127.0.0.1.
       corsOrigins: [
         "http://localhost:5173",
@@ -48,6 +49,7 @@ describe("loadConfig()", () => {
       ZOE_API_TOKEN: TOKEN,
       ZOE_DB_PATH: "/var/lib/zoe/events.db",
       ZOE_CORS_ORIGINS: "http://192.168.1.5:5173, https://dash.example/ ",
+      ZOE_ALLOWED_HOSTS: " Bot-Box.local., 192.168.1.5,fe80::1 ,[::2]",
       ZOE_SYNCHRONOUS: "normal",
       ZOE_RETENTION_DAYS: "1.5",
       ZOE_STATE_KEEP: "10",
@@ -65,6 +67,7 @@ describe("loadConfig()", () => {
       apiToken: TOKEN,
       dbPath: "/var/lib/zoe/events.db",
       corsOrigins: ["http://192.168.1.5:5173", "https://dash.example"],
+      allowedHosts: ["bot-box.local", "192.168.1.5", "[fe80::1]", "[::2]"],
       synchronous: "NORMAL",
       retentionMs: 129_600_000,
       stateKeep: 10,
@@ -89,6 +92,9 @@ describe("loadConfig()", () => {
     [{ ZOE_CORS_ORIGINS: "*" }, "ZOE_CORS_ORIGINS", /wildcard is not accepted/],
     [{ ZOE_CORS_ORIGINS: "localhost:5173" }, "ZOE_CORS_ORIGINS", /origin/],
     [{ ZOE_CORS_ORIGINS: "http://a.example/app" }, "ZOE_CORS_ORIGINS", /without path/],
+    [{ ZOE_ALLOWED_HOSTS: "bot-box.local:8765" }, "ZOE_ALLOWED_HOSTS", /without a port.*got "bot-box.local:8765"/],
+    [{ ZOE_ALLOWED_HOSTS: "http://bot-box.local" }, "ZOE_ALLOWED_HOSTS", /host names or addresses/],
+    [{ ZOE_ALLOWED_HOSTS: "a b" }, "ZOE_ALLOWED_HOSTS", /host names or addresses/],
     [{ ZOE_SYNCHRONOUS: "OFF" }, "ZOE_SYNCHRONOUS", /one of NORMAL, FULL, EXTRA, got "OFF"/],
     [{ ZOE_RETENTION_DAYS: "a week" }, "ZOE_RETENTION_DAYS", /number from 1 to 3650/],
     [{ ZOE_RETENTION_DAYS: "0.5" }, "ZOE_RETENTION_DAYS", /number from 1 to 3650/],

@@ -7,6 +7,7 @@ import { Elysia } from "elysia";
 import { authGuard } from "./auth.ts";
 import { corsPolicy, refusedOriginLog } from "./cors.ts";
 import { errorAnswers } from "./errors.ts";
+import { hostCheck } from "./host.ts";
 import type { AppHooks } from "./hooks.ts";
 import { createIngest } from "./ingest.ts";
 import { methodTable, type RouteEntry } from "./methods.ts";
@@ -28,6 +29,8 @@ export interface AppOptions {
   health: HealthSource;
   logger: Logger;
   apiToken: string | null;
+  /** ZOE_ALLOWED_HOSTS: Host names served besides the loopback ones (src/http/host.ts); null or absent when unset. */
+  allowedHosts?: readonly string[] | null;
   corsOrigins: string[];
   maxRequestBytes: number;
   /** maxClients / maxClientsPerAddress: open-stream caps (none when absent). */
@@ -74,21 +77,33 @@ export function createApp(options: AppOptions) {
     .use(quarantineRoutes(options))
     .use(streamRoutes(options))
     .use(healthRoutes(options));
-  ingestOf.set(built, ingest);
+  wiringOf.set(built, {
+    ingest,
+    checkHost: hostCheck({ apiToken: options.apiToken, allowedHosts: options.allowedHosts ?? null }),
+    logger: options.logger,
+    hooks: options.hooks,
+  });
   return built;
 }
 
 /**
- * Elysia looks for the path from index 11 of the URL on ("http://" plus at
- * least 4 characters), so a request whose Host is shorter, e.g. `Host: pi` on
- * port 80, would be routed by the wrong path. Such requests get a longer host.
+ * The request as the router needs it. Elysia looks for the path from index 11
+ * of the URL on ("http://" plus at least 4 characters), so a short Host, e.g.
+ * `Host: pi` on port 80, would be routed by the wrong path; without a Host
+ * (HTTP/1.0) Bun's URL is the bare path, which new URL() refuses; and a
+ * fragment (`/docs#/x`, never sent by a browser) would be part of the path
+ * Elysia matches but not of the one new URL() gives the auth check. Such
+ * requests get the URL `http://localhost<path>`, without the fragment.
  */
 export function withRoutablePath(request: Request): Request {
   const url = request.url;
-  if (url.indexOf("/", url.indexOf("//") + 2) >= 11) return request;
-  const fixed = new URL(url);
-  fixed.hostname = "localhost";
-  return new Request(fixed, request);
+  const scheme = url.indexOf("//");
+  const pathAt = scheme < 0 ? 0 : url.indexOf("/", scheme + 2);
+  if (scheme >= 0 && pathAt >= 11 && !url.includes("#", pathAt)) return request;
+  let path = pathAt < 0 ? "/" : url.slice(pathAt);
+  const fragment = path.indexOf("#");
+  if (fragment >= 0) path = path.slice(0, fragment);
+  return new Request(`http://localhost${path}`, request);
 }
 
 export interface ServeOptions {
@@ -105,14 +120,36 @@ export interface ServeOptions {
  * timeouts (SSE).
  */
 export function serveApp(app: App, options: ServeOptions) {
+  const { ingest, checkHost, logger, hooks } = wiringOf.get(app)!;
+  // What nothing else answered: a JSON 500, logged (secrets masked) and
+  // counted, never Bun's error page (its development page shows the source,
+  // the working directory and the full URL, ?token= included).
+  const internal = (error: unknown, request: Request | null): Response => {
+    logger.error("unhandled error", { error });
+    hooks?.failed?.(error, 500, request);
+    return new Response(INTERNAL_ERROR, {
+      status: 500,
+      headers: { "content-type": "application/json", vary: "Origin" },
+    });
+  };
+  const ingestRoute = (request: Request) =>
+    checkHost(request) ?? ingest(request.url.startsWith("http") ? request : withRoutablePath(request));
   const server = Bun.serve({
     hostname: options.hostname,
     port: options.port,
+    development: false,
     maxRequestBodySize: 128 * 1_048_576,
     idleTimeout: options.idleTimeoutS ?? 30,
     // The ingest hot path goes straight from Bun's router to its handler.
-    routes: { "/local/events": { POST: ingestOf.get(app)! } },
-    fetch: (request) => app.fetch(withRoutablePath(request)),
+    routes: { "/local/events": { POST: ingestRoute } },
+    fetch: async (request) => {
+      try {
+        return checkHost(request) ?? (await app.fetch(withRoutablePath(request)));
+      } catch (error) {
+        return internal(error, request);
+      }
+    },
+    error: (error) => internal(error, null),
   });
   app.server = server as never;
   return server;
@@ -120,5 +157,15 @@ export function serveApp(app: App, options: ServeOptions) {
 
 export type App = ReturnType<typeof createApp>;
 
-/** Each app's precompiled POST /local/events handler, for serveApp. */
-const ingestOf = new WeakMap<object, (request: Request) => Promise<Response>>();
+const INTERNAL_ERROR = '{"error":{"code":"internal","message":"Internal error","details":null}}';
+
+/** What serveApp needs of each app besides its routes: the precompiled POST /local/events handler, the Host check, the failure path. */
+const wiringOf = new WeakMap<
+  object,
+  {
+    ingest: (request: Request) => Promise<Response>;
+    checkHost: (request: Request) => Response | null;
+    logger: Logger;
+    hooks: AppHooks | undefined;
+  }
+>();

@@ -128,7 +128,54 @@ export async function readJsonBody(request: Request, maxBytes: number, what: str
       ]);
     }
   }
+  // An integer beyond 2^53 - 1 parses to the nearest double, another number
+  // than was sent (9007199254740993 becomes ...992): refused like 1e400. Only
+  // a run of 16 digits can be one.
+  if (/\d{16}/.test(text)) {
+    const inexact = inexactIntegerAt(text, value);
+    if (inexact !== null) {
+      throw new ValidationError(
+        `Cannot read ${what}: integer ${inexact.literal} at ${inexact.path || "/"} is beyond ±9007199254740991 and would not be kept exactly; send it as a string`,
+        [{ path: inexact.path, message: "Expected an integer within ±9007199254740991 (2^53 - 1), or a string" }],
+      );
+    }
+  }
   return value;
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * The first integer literal of `text` (a number without fraction or
+ * exponent, outside strings) beyond ±(2^53 - 1), and the JSON pointer of
+ * where it parsed to in `value`; null when there is none.
+ */
+export function inexactIntegerAt(text: string, value: unknown): { literal: string; path: string } | null {
+  let literal: string | null = null;
+  for (let i = 0; i < text.length && literal === null; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34 /* " */) {
+      for (i++; i < text.length && text.charCodeAt(i) !== 34; i++) if (text.charCodeAt(i) === 92 /* \ */) i++;
+    } else if (c === 45 /* - */ || (c >= 48 && c <= 57)) {
+      const start = i;
+      while (i + 1 < text.length && /[-+.eE0-9]/.test(text[i + 1]!)) i++;
+      const token = text.slice(start, i + 1);
+      const digits = token.replace(/^-/, "");
+      if (/^\d{16,}$/.test(digits) && BigInt(digits) > MAX_SAFE) literal = token;
+    }
+  }
+  if (literal === null) return null;
+  const parsed = Number(literal);
+  const stack: [unknown, string][] = [[value, ""]];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (v === parsed) return { literal, path };
+    if (v === null || typeof v !== "object") continue;
+    for (const [key, child] of Object.entries(v).reverse()) {
+      stack.push([child, `${path}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`]);
+    }
+  }
+  return { literal, path: "" };
 }
 
 /** JSON pointer of the first number that is not finite (1e400 parses as Infinity), or null. */

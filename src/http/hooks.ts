@@ -11,7 +11,7 @@ export interface AppHooks {
   admit?(events: EventInput[]): () => void;
   /** The append committed; `ms` since the ingest handler started. */
   ingested?(events: EventInput[], results: AppendResult[], ms: number): void;
-  /** A request on any route ended in this error answer. */
-  failed?(error: unknown, status: number, request: Request): void;
+  /** A request on any route ended in this error answer (request null: an error Bun caught outside any request handler). */
+  failed?(error: unknown, status: number, request: Request | null): void;
   streamClosed?(mode: Mode, reason: StreamCloseReason): void;
 }

@@ -33,8 +33,8 @@ export interface IngestHooks {
   admit?(events: EventInput[]): () => void;
   /** The append committed; `ms` since the handler started. */
   ingested?(events: EventInput[], results: AppendResult[], ms: number): void;
-  /** The request ended in this error answer. */
-  failed?(error: unknown, status: number, request: Request): void;
+  /** The request ended in this error answer (request null: an error Bun caught outside any request handler). */
+  failed?(error: unknown, status: number, request: Request | null): void;
 }
 
 export interface IngestOptions {

@@ -183,6 +183,7 @@ export const routeDocs = {
     security: READ,
     responses: {
       200: answer("Serving; each mode's flush health.", S.HealthUp),
+      400: BAD_QUERY,
       401: UNAUTHORIZED,
       503: answer("The database does not answer.", S.HealthDown),
     },
@@ -194,6 +195,7 @@ export const routeDocs = {
     security: READ,
     responses: {
       200: answer("Ready.", S.ReadyAnswer),
+      400: BAD_QUERY,
       401: UNAUTHORIZED,
       503: answer("Not ready; `reasons` says why.", S.ReadyAnswer),
     },
@@ -205,6 +207,7 @@ export const routeDocs = {
     security: READ,
     responses: {
       200: { description: "Prometheus text format 0.0.4.", content: content("text/plain", Type.String()) },
+      400: BAD_QUERY,
       401: UNAUTHORIZED,
     },
   },
@@ -214,7 +217,7 @@ export const routeDocs = {
       "Everything `zoe-local status` prints: overall status (ok, degraded, not_ready) and the problems found, build and uptime, readiness, " +
       "database path and size, free disk, remote, capacity against the limits, and per mode the backlog, oldest unflushed age, last flush, flusher state, quarantine, last seq and stream clients.",
     security: READ,
-    responses: { 200: answer("The status.", S.StatusAnswer), 401: UNAUTHORIZED },
+    responses: { 200: answer("The status.", S.StatusAnswer), 400: BAD_QUERY, 401: UNAUTHORIZED },
   },
   "POST /local/flush": {
     summary: "Flush now",

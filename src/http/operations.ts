@@ -6,6 +6,7 @@
 import { Elysia } from "elysia";
 import type { AppHooks } from "./hooks.ts";
 import { routeDocs } from "./openapi.ts";
+import { onlyParams } from "./query.ts";
 import type { BuildInfo } from "../ops/build-info.ts";
 import type { Clock } from "../lib/clock.ts";
 import { ZoeError } from "../domain/errors.ts";
@@ -103,13 +104,13 @@ export function createOperations(options: OperationsOptions): Operations {
     },
     failed(error, status, request) {
       const code = error instanceof ZoeError ? error.code : status >= 500 ? "internal" : "invalid_request";
-      const path = new URL(request.url).pathname;
-      if (request.method === "POST" && path === "/local/events") metrics.ingestFailed(status, code);
+      const path = request === null ? null : pathOf(request.url);
+      if (request?.method === "POST" && path === "/local/events") metrics.ingestFailed(status, code);
       if (code === "store_unavailable") readiness.recordWrite(false, error);
       if (status >= 500) {
         metrics.serverError(code);
         // Unhandled errors are logged by the app itself.
-        if (error instanceof ZoeError) logServerError(error, status, path);
+        if (error instanceof ZoeError) logServerError(error, status, path ?? "");
       }
     },
     streamClosed: (mode, reason) => metrics.streamClosed(mode, reason),
@@ -118,12 +119,16 @@ export function createOperations(options: OperationsOptions): Operations {
   const plugin = new Elysia({ name: "zoe-operations" })
     .get(
       "/metrics",
-      async () => new Response(await metrics.text(), { headers: { "content-type": metrics.contentType } }),
+      async ({ request }) => {
+        onlyParams(new URL(request.url), ["token"]);
+        return new Response(await metrics.text(), { headers: { "content-type": metrics.contentType } });
+      },
       { detail: routeDocs["GET /metrics"] },
     )
     .get(
       "/ready",
-      () => {
+      ({ request }) => {
+        onlyParams(new URL(request.url), ["token"]);
         const report = readiness.check();
         return new Response(
           JSON.stringify({
@@ -141,4 +146,13 @@ export function createOperations(options: OperationsOptions): Operations {
     );
 
   return { limits, readiness, metrics, hooks, plugin };
+}
+
+/** The path of a request URL, absolute or (no Host) a bare path; never throws. */
+function pathOf(url: string): string {
+  const scheme = url.indexOf("//");
+  const start = scheme < 0 ? 0 : url.indexOf("/", scheme + 2);
+  if (start < 0) return "/";
+  const end = url.slice(start).search(/[?#]/);
+  return end < 0 ? url.slice(start) : url.slice(start, start + end);
 }

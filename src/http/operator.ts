@@ -100,7 +100,14 @@ export function operatorRoutes(options: OperatorRoutesOptions) {
   });
 
   return new Elysia({ name: "zoe-operator" })
-    .get("/local/status", () => json(status()), { detail: routeDocs["GET /local/status"] })
+    .get(
+      "/local/status",
+      ({ request }) => {
+        onlyParams(new URL(request.url), ["token"]);
+        return json(status());
+      },
+      { detail: routeDocs["GET /local/status"] },
+    )
     .post(
       "/local/flush",
       async ({ request, server }) => {

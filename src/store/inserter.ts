@@ -8,7 +8,7 @@ import { ConflictError, IdempotencyConflictError } from "../domain/errors.ts";
 import type { ZoeEvent } from "../domain/events.ts";
 import { conflictMessage, idempotencyDifferences } from "../../supabase/functions/_shared/idempotency.ts";
 import type { EventInput, Mode } from "../../supabase/functions/_shared/event-schema.ts";
-import { COLUMNS, EVENT_OVERHEAD_BYTES, type EventRow, rowToEvent } from "./rows.ts";
+import { COLUMNS, type EventRow, eventBytes, metaJson, rowToEvent } from "./rows.ts";
 
 export interface AppendResult {
   id: string;
@@ -116,8 +116,8 @@ export class Inserter {
       const params: (string | number | null)[] = [];
       for (let j = i; j < i + n; j++) {
         const e = rows[j]!;
-        const meta = JSON.stringify(e.meta);
-        sizes.push(Buffer.byteLength(e.body) + Buffer.byteLength(meta) + EVENT_OVERHEAD_BYTES);
+        const meta = metaJson(e.meta);
+        sizes.push(eventBytes(e.body, meta));
         params.push(
           e.id,
           e.mode,

@@ -14,7 +14,7 @@ import type { LimitsConfig } from "../config.ts";
 import type { Clock } from "../lib/clock.ts";
 import { ZoeError, type ZoeErrorOptions } from "../domain/errors.ts";
 import type { EventInput } from "../../supabase/functions/_shared/event-schema.ts";
-import { EVENT_OVERHEAD_BYTES } from "./rows.ts";
+import { EVENT_OVERHEAD_BYTES, eventBytes, metaJson } from "./rows.ts";
 import type { EventStore } from "./store.ts";
 
 /** Seconds a refused client should wait: the flusher needs a cycle or two to make room. */
@@ -104,9 +104,18 @@ const byteLimit = (config: LimitsConfig, crit: boolean) =>
 const diskFloor = (config: LimitsConfig, crit: boolean) =>
   config.minFreeDiskBytes + (crit ? 0 : config.criticalReserveBytes);
 
+/** What one request adds, split by class: ordinary events never use the reserve, critical ones may. */
+interface RequestLoad {
+  ordinary: number;
+  ordinaryBytes: number;
+  critical: number;
+  criticalBytes: number;
+}
+
 /**
- * Why `adding` more (the request plus what is in flight) on top of the stored
- * `usage` would break a limit for this class of event, or null. The disk is
+ * Why `adding` more (the request's share plus what is in flight) on top of
+ * the stored `usage` would break a limit for this class of event, or null.
+ * `load` is the whole request, for the answer's details. The disk is
  * measured only when it has a floor.
  */
 function refusalOf(
@@ -115,27 +124,56 @@ function refusalOf(
   usage: { events: number; bytes: number },
   adding: { events: number; bytes: number },
   freeDisk: () => number | null,
+  load: RequestLoad | null,
 ): ZoeError | null {
+  const mixed = load !== null && load.ordinary > 0 && load.critical > 0;
   const kind = crit ? "critical events" : "events";
   const reserve = (n: number, unit: string) =>
     crit || n === 0 ? "" : `, ${n.toLocaleString("en")} ${unit} kept for critical events`;
+  // A request holding both is judged by its ordinary events: the critical
+  // ones in it do not open the reserve to them.
+  const judged = mixed
+    ? `; a request is judged by its ordinary events (this one holds ${load.ordinary.toLocaleString("en")} ordinary and ${load.critical.toLocaleString("en")} critical), so send critical events in a request of their own to use the reserve`
+    : "";
+  const request = load === null ? {} : { request_events: { ordinary: load.ordinary, critical: load.critical } };
   if (config.maxBacklogEvents > 0 && usage.events + adding.events > eventLimit(config, crit)) {
     return new BacklogFullError(
-      `Cannot store ${kind}: the unflushed backlog holds ${usage.events.toLocaleString("en")} events (cap ${config.maxBacklogEvents.toLocaleString("en")}${reserve(config.criticalReserveEvents, "events")}); retry once the flush to the remote catches up`,
-      { details: { backlog_events: usage.events, max_backlog_events: config.maxBacklogEvents, critical: crit } },
+      `Cannot store ${kind}: the unflushed backlog holds ${usage.events.toLocaleString("en")} events (cap ${config.maxBacklogEvents.toLocaleString("en")}${reserve(config.criticalReserveEvents, "events")})${judged}; retry once the flush to the remote catches up`,
+      {
+        details: {
+          backlog_events: usage.events,
+          max_backlog_events: config.maxBacklogEvents,
+          critical: crit,
+          ...request,
+        },
+      },
     );
   }
   if (config.maxBacklogBytes > 0 && usage.bytes + adding.bytes > byteLimit(config, crit)) {
     return new BacklogFullError(
-      `Cannot store ${kind}: the unflushed backlog holds ${usage.bytes.toLocaleString("en")} bytes (cap ${config.maxBacklogBytes.toLocaleString("en")}${reserve(config.criticalReserveBytes, "bytes")}); retry once the flush to the remote catches up`,
-      { details: { backlog_bytes: usage.bytes, max_backlog_bytes: config.maxBacklogBytes, critical: crit } },
+      `Cannot store ${kind}: the unflushed backlog holds ${usage.bytes.toLocaleString("en")} bytes (cap ${config.maxBacklogBytes.toLocaleString("en")}${reserve(config.criticalReserveBytes, "bytes")})${judged}; retry once the flush to the remote catches up`,
+      {
+        details: {
+          backlog_bytes: usage.bytes,
+          max_backlog_bytes: config.maxBacklogBytes,
+          critical: crit,
+          ...request,
+        },
+      },
     );
   }
   const disk = config.minFreeDiskBytes > 0 ? freeDisk() : null;
   if (disk !== null && disk < diskFloor(config, crit)) {
     return new DiskLowError(
-      `Cannot store ${kind}: ${disk.toLocaleString("en")} bytes free on the database's filesystem (floor ${config.minFreeDiskBytes.toLocaleString("en")}${reserve(config.criticalReserveBytes, "bytes")}); free disk space`,
-      { details: { free_disk_bytes: disk, min_free_disk_bytes: config.minFreeDiskBytes, critical: crit } },
+      `Cannot store ${kind}: ${disk.toLocaleString("en")} bytes free on the database's filesystem (floor ${config.minFreeDiskBytes.toLocaleString("en")}${reserve(config.criticalReserveBytes, "bytes")})${judged}; free disk space`,
+      {
+        details: {
+          free_disk_bytes: disk,
+          min_free_disk_bytes: config.minFreeDiskBytes,
+          critical: crit,
+          ...request,
+        },
+      },
     );
   }
   return null;
@@ -159,25 +197,39 @@ export function createLimits(options: LimitsOptions): Limits {
     return free;
   };
 
-  const refusal = (crit: boolean, events: number, bytes: number) =>
+  const refusal = (crit: boolean, events: number, bytes: number, load: RequestLoad | null = null) =>
     refusalOf(
       config,
       crit,
       store.backlogUsage(),
       { events: inflightEvents + events, bytes: inflightBytes + bytes },
       freeDisk,
+      load,
     );
 
   return {
     admit(events) {
-      let crit = false;
-      // An estimate (meta is left out): the exact size is counted at commit.
-      let bytes = 0;
+      // Counted as the store counts it (body and meta in UTF-8, plus the row
+      // overhead), so the byte cap is a hard limit. Without a byte cap the
+      // size decides nothing and is not measured.
+      const load: RequestLoad = { ordinary: 0, ordinaryBytes: 0, critical: 0, criticalBytes: 0 };
+      const measured = config.maxBacklogBytes > 0;
       for (const e of events) {
-        bytes += e.body.length + EVENT_OVERHEAD_BYTES;
-        if (!crit && isCritical(e, critical)) crit = true;
+        const size = measured ? eventBytes(e.body, metaJson(e.meta, true)) : EVENT_OVERHEAD_BYTES;
+        if (isCritical(e, critical)) {
+          load.critical++;
+          load.criticalBytes += size;
+        } else {
+          load.ordinary++;
+          load.ordinaryBytes += size;
+        }
       }
-      const refused = refusal(crit, events.length, bytes);
+      const bytes = load.ordinaryBytes + load.criticalBytes;
+      // Ordinary events stop a reserve short of the caps, counted on top of
+      // everything stored and in flight; the whole request must fit the hard caps.
+      const refused =
+        (load.ordinary > 0 ? refusal(false, load.ordinary, load.ordinaryBytes, load) : null) ??
+        (load.critical > 0 ? refusal(true, events.length, bytes, load) : null);
       if (refused) throw refused;
       inflightEvents += events.length;
       inflightBytes += bytes;

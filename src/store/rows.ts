@@ -31,6 +31,27 @@ export const COLUMNS = "id, mode, ts, seq, source, type, subtype, symbol, severi
 export const EVENT_OVERHEAD_BYTES = 200;
 export const EVENT_BYTES_SQL = `length(CAST(body AS BLOB)) + length(CAST(meta_json AS BLOB)) + ${EVENT_OVERHEAD_BYTES}`;
 
+// Admission (limits.ts) measures an event before the store encodes it: the
+// JSON it made is kept with the meta object, so a large meta is encoded once.
+const encodedMeta = new WeakMap<object, string>();
+const EMPTY_META = "{}";
+
+/** meta_json of an event's meta (absent: `{}`); `remember` keeps it for the insert that follows. */
+export function metaJson(meta: Record<string, unknown> | undefined, remember = false): string {
+  if (meta === undefined) return EMPTY_META;
+  let json = encodedMeta.get(meta);
+  if (json === undefined) {
+    json = JSON.stringify(meta);
+    if (remember) encodedMeta.set(meta, json);
+  }
+  return json;
+}
+
+/** The backlog bytes of an event with this body and meta JSON: EVENT_BYTES_SQL before the row exists. */
+export function eventBytes(body: string, metaJsonText: string): number {
+  return Buffer.byteLength(body) + Buffer.byteLength(metaJsonText) + EVENT_OVERHEAD_BYTES;
+}
+
 export function rowToEvent(row: EventRow): ZoeEvent {
   return {
     id: row.id,

@@ -58,14 +58,15 @@ describe("numbers", () => {
     await expectAlive();
   });
 
-  test("-0 and 2^53+1 are ordinary JSON numbers: stored as the double they parse to", async () => {
-    const res = await post("/local/events", eventText(`{"zero":-0,"big":9007199254740993,"tiny":1e-400}`));
+  test("-0 and 1e-400 are ordinary JSON numbers, stored as the double they parse to; 2^53+1 is refused, not rounded", async () => {
+    const res = await post("/local/events", eventText(`{"zero":-0,"big":9007199254740991,"tiny":1e-400}`));
     expect(res.status).toBe(201);
     const { seq } = (await res.json()) as { seq: number };
     const [stored] = (await (await get(`/local/events?mode=live&since_seq=${seq - 1}&limit=1`)).json()) as {
       meta: Record<string, number>;
     }[];
-    expect(stored!.meta).toEqual({ zero: 0, big: 9007199254740992, tiny: 0 });
+    expect(stored!.meta).toEqual({ zero: 0, big: 9007199254740991, tiny: 0 });
+    await expectRefused(await post("/local/events", eventText(`{"big":9007199254740993}`)), 400, "/meta/big");
   });
 
   test("seq-like values past 2^53-1 are refused: as a field, a position, a Last-Event-ID", async () => {

@@ -1,7 +1,10 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { Elysia } from "elysia";
 import { manualClock } from "../../src/lib/clock.ts";
+import { rawExchange } from "../fuzz/wire.ts";
 import { event, postJson, type TestApp, testApp } from "../helpers/app.ts";
+import { type ServiceProcess, startService } from "../helpers/service.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 let t: TestApp;
 afterEach(async () => {
@@ -225,6 +228,13 @@ describe("bad input: 4xx JSON {error:{code,message,details}}, field paths, nothi
     ["a ts as epoch millis", () => postJson({ ...ok(), ts: 1767348000000 }), 400, "invalid_request", "/ts"],
     ["an id that is not a UUID", () => postJson({ ...ok(), id: "order-1" }), 400, "invalid_request", "/id"],
     ["meta that is an array", () => postJson({ ...ok(), meta: [1, 2] }), 400, "invalid_request", "/meta"],
+    [
+      "an integer in meta beyond 2^53 - 1 (it would be rounded)",
+      () => postJson(`${JSON.stringify({ ...ok(), meta: { qty: 1 } }).slice(0, -2)},"ts_ns":1765100000123456789}}`),
+      400,
+      "invalid_request",
+      null, // a read error, like 1e400: its path and message are in tests/http/body.test.ts
+    ],
     [
       "a body over 64 KiB of UTF-8 (but under 64 Ki characters)",
       () => postJson({ ...ok(), body: "€".repeat(22_000) }),
@@ -702,5 +712,53 @@ describe("CORS", () => {
     for (const h of ["content-type", "authorization", "last-event-id"]) expect(allowed).toContain(h);
     const get = await t.handle("/local/events?mode=live", { headers: { origin: ALLOWED } });
     expect(get.headers.get("access-control-expose-headers")?.toLowerCase()).toContain("retry-after");
+  });
+});
+
+describe("the path and the query, on the real service", () => {
+  const TOKEN = "paths-token-0123456789abcdef";
+  let svc: ServiceProcess;
+  const dir = tempDir("zoe-paths-");
+  beforeAll(async () => {
+    svc = await startService({ dbPath: dir.file("zoe.db"), env: { ZOE_API_TOKEN: TOKEN } });
+  });
+  afterAll(async () => {
+    await svc.kill("SIGTERM");
+    dir.cleanup();
+  });
+
+  const raw = async (target: string, extra = "") => {
+    const { response } = await rawExchange(svc.port, [
+      `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close${extra}\r\n\r\n`,
+    ]);
+    const at = response.indexOf("\r\n\r\n");
+    const type = /\r\ncontent-type:\s*([^\r]+)/i.exec(response.slice(0, at))?.[1] ?? null;
+    return { status: Number(response.split(" ")[1]), type, body: response.slice(at + 4) };
+  };
+
+  test("withRoutablePath() drops a fragment (fetch() never sends one): GET /docs#/x answers like /docs, and the auth check and the router see one path", async () => {
+    const docs = await raw("/docs");
+    expect(docs.status).toBe(200);
+    expect(await raw("/docs#/x")).toMatchObject({ status: 200, type: docs.type });
+    expect((await raw("/docs/json#/paths")).status).toBe(200);
+    // A guarded path with a fragment is guarded, and routed once authorised.
+    expect((await raw("/local/events#/x?mode=live")).status).toBe(401);
+    const auth = `\r\nAuthorization: Bearer ${TOKEN}`;
+    expect((await raw("/local/events?mode=live#frag", auth)).status).toBe(200);
+    expect((await raw("/health#x", auth)).status).toBe(200);
+  });
+
+  test("GET /health, /ready, /metrics and /local/status refuse an unknown query parameter with 400 naming it, and keep ?token=", async () => {
+    for (const path of ["/health", "/ready", "/metrics", "/local/status"]) {
+      const res = await fetch(`${svc.url}${path}?token=${TOKEN}&verbose=1`);
+      expect(res.status, path).toBe(400);
+      const error = ((await res.json()) as { error: { code: string; details: { path: string }[] } }).error;
+      expect(error).toMatchObject({ code: "invalid_request", details: [{ path: "?verbose" }] });
+      expect((await fetch(`${svc.url}${path}?token=${TOKEN}`)).status, path).toBe(200);
+      expect((await fetch(`${svc.url}${path}?token=${TOKEN}&token=${TOKEN}`)).status, path).toBe(400);
+      expect((await fetch(`${svc.url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, path).toBe(
+        200,
+      );
+    }
   });
 });

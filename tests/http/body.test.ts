@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { MAX_JSON_DEPTH, readJsonBody, tooDeepAt } from "../../src/http/body.ts";
+import { inexactIntegerAt, MAX_JSON_DEPTH, readJsonBody, tooDeepAt } from "../../src/http/body.ts";
 import {
   MalformedJsonError,
   PayloadTooLargeError,
@@ -109,6 +109,37 @@ describe("readJsonBody()", () => {
       const detail = (error as ValidationError).details as { path: string }[];
       expect(detail[0]!.path).toStartWith("/meta/a~0b/0/0");
     }
+  });
+});
+
+describe("integers beyond 2^53 - 1", () => {
+  test("readJsonBody() refuses an integer that would be rounded with a 400 naming it and where, as it refuses 1e400", async () => {
+    const error = await failure(post('{"meta":{"order_ids":[7,9007199254740993]}}'));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.message).toBe(
+      "Cannot read thing: integer 9007199254740993 at /meta/order_ids/1 is beyond ±9007199254740991 and would not be kept exactly; send it as a string",
+    );
+    expect((error as ValidationError).details).toEqual([
+      { path: "/meta/order_ids/1", message: "Expected an integer within ±9007199254740991 (2^53 - 1), or a string" },
+    ]);
+    expect(((await failure(post('{"n":-9007199254740992}'))) as ValidationError).details).toMatchObject([
+      { path: "/n" },
+    ]);
+  });
+
+  test("readJsonBody() keeps the largest safe integers, long digit runs in strings, fractions and exponents", async () => {
+    const text =
+      '{"a":9007199254740991,"b":-9007199254740991,"s":"\\"12345678901234567890","f":0.12345678901234567,"e":12345678901234567e3}';
+    expect(await readJsonBody(post(text), LIMIT, "thing")).toEqual(JSON.parse(text));
+  });
+
+  test("inexactIntegerAt() finds the literal in nested arrays and escaped keys", () => {
+    const text = '[{"a":1},{"b/c":{"d~":[99999999999999999999]}}]';
+    expect(inexactIntegerAt(text, JSON.parse(text))).toEqual({
+      literal: "99999999999999999999",
+      path: "/1/b~1c/d~0/0",
+    });
+    expect(inexactIntegerAt('{"x":"99999999999999999999"}', { x: "99999999999999999999" })).toBeNull();
   });
 });
 

@@ -60,6 +60,11 @@ const CASES: Case[] = [
     body: `{"mode":"live","source":"s","type":"t","subtype":"x","body":"b","meta":{"x":1e400}}`,
   },
   {
+    name: "an integer beyond 2^53",
+    headers: auth,
+    body: `{"mode":"live","source":"s","type":"t","subtype":"x","body":"b","meta":{"order":12345678901234567890}}`,
+  },
+  {
     name: "text/plain",
     headers: { "content-type": "text/plain", authorization: `Bearer ${TOKEN}` },
     body: JSON.stringify(ev(8)),

@@ -6,6 +6,7 @@ import { BacklogFullError, isCritical } from "../../src/store/limits.ts";
 import { Quarantine } from "../../src/flush/quarantine.ts";
 import { EVENT_BYTES_SQL, openStore } from "../../src/store/store.ts";
 import { opsAppsClosedAfterEach } from "../helpers/ops.ts";
+import { startService } from "../helpers/service.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const cleanups: (() => void)[] = [];
@@ -116,12 +117,55 @@ describe("bounded store", () => {
     expect((await t.post(t.ev())).status).toBe(503);
     expect((await t.post(t.ev({ subtype: "BUY_FILLED" }))).status).toBe(201);
     expect((await t.post(t.ev({ subtype: "KILL_SWITCH", mode: "paper" }))).status).toBe(201);
-    // Any severity-critical event counts, whatever its subtype; so does a batch holding one.
+    // Any severity-critical event counts, whatever its subtype.
     expect((await t.post(t.ev({ severity: "critical", subtype: "ORDER_REJECTED" }))).status).toBe(201);
     const atCap = await t.post(t.ev({ subtype: "SELL_FILLED" }));
     expect(atCap.status).toBe(503);
     expect(await errorOf(atCap)).toMatchObject({ code: "backlog_full", details: { critical: true } });
     expect(t.store.backlogUsage().events).toBe(10);
+  });
+
+  test("only critical events use the reserve: a batch of ticks and one fill is judged by its ticks, a lone kill switch still gets in", async () => {
+    const t = setup({ limits: { maxBacklogEvents: 100, criticalReserveEvents: 10 } });
+    await t.post(Array.from({ length: 85 }, () => t.ev()));
+    // Its 5 ordinary events fit under the line (90): the fill rides along.
+    expect((await t.post([...Array.from({ length: 5 }, () => t.ev()), t.ev({ subtype: "BUY_FILLED" })])).status).toBe(
+      201,
+    );
+    expect(t.store.backlogUsage().events).toBe(91);
+    // At the line a critical event in the batch does not open the reserve to its ticks.
+    const mixed = await t.post([...Array.from({ length: 29 }, () => t.ev()), t.ev({ subtype: "BUY_FILLED" })]);
+    expect(mixed.status).toBe(503);
+    const error = await errorOf(mixed);
+    expect(error).toMatchObject({
+      code: "backlog_full",
+      details: { backlog_events: 91, critical: false, request_events: { ordinary: 29, critical: 1 } },
+    });
+    expect(error.message).toContain(
+      "a request is judged by its ordinary events (this one holds 29 ordinary and 1 critical)",
+    );
+    expect(error.message).toContain("send critical events in a request of their own");
+    expect(t.store.backlogUsage().events).toBe(91);
+    // The reserve is whole: a lone kill switch, then critical events up to the hard cap.
+    expect((await t.post(t.ev({ subtype: "KILL_SWITCH" }))).status).toBe(201);
+    expect((await t.post(Array.from({ length: 8 }, () => t.ev({ subtype: "SELL_FILLED" })))).status).toBe(201);
+    expect(t.store.backlogUsage().events).toBe(100);
+    const full = await t.post(t.ev({ subtype: "KILL_SWITCH" }));
+    expect(await errorOf(full)).toMatchObject({ code: "backlog_full", details: { critical: true } });
+  });
+
+  test("a batch of ordinary and critical events must fit the hard cap as a whole", async () => {
+    const t = setup({ limits: { maxBacklogEvents: 20, criticalReserveEvents: 5 } });
+    await t.post(Array.from({ length: 14 }, () => t.ev()));
+    const over = await t.post([t.ev(), ...Array.from({ length: 6 }, () => t.ev({ subtype: "BUY_FILLED" }))]);
+    expect(await errorOf(over)).toMatchObject({
+      code: "backlog_full",
+      details: { critical: true, request_events: { ordinary: 1, critical: 6 } },
+    });
+    expect((await t.post([t.ev(), ...Array.from({ length: 5 }, () => t.ev({ subtype: "BUY_FILLED" }))])).status).toBe(
+      201,
+    );
+    expect(t.store.backlogUsage().events).toBe(20);
   });
 
   test("room made by the flush lets ordinary events in again", async () => {
@@ -154,6 +198,51 @@ describe("bounded store", () => {
     });
     expect((await t.post(t.ev({ body: big, subtype: "PNL_REALIZED" }))).status).toBe(201);
     expect(t.store.backlogUsage().bytes).toBeLessThanOrEqual(10_000);
+  });
+
+  test("the byte cap is hard on the real service: 16 concurrent events with 1 MB of meta each never take the backlog above ZOE_MAX_BACKLOG_BYTES", async () => {
+    const dir = tempDir();
+    cleanups.push(() => dir.cleanup());
+    const svc = await startService({ dbPath: dir.file("zoe.db"), env: { ZOE_MAX_BACKLOG_BYTES: "1000000" } });
+    try {
+      const meta = { blob: "m".repeat(1_000_000) };
+      const statuses = await Promise.all(
+        Array.from({ length: 16 }, (_, i) =>
+          fetch(`${svc.url}/local/events`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ mode: "live", source: "bot", type: "T", subtype: "TICK", body: `big ${i}`, meta }),
+          }).then(async (r) => [r.status, ((await r.json()) as { error?: { code: string } }).error?.code]),
+        ),
+      );
+      // Each is bigger than the room ordinary events have (900,000 bytes): all are refused.
+      expect(statuses).toEqual(Array.from({ length: 16 }, () => [503, "backlog_full"]));
+      const status = (await (await fetch(`${svc.url}/local/status`)).json()) as {
+        capacity: { backlog_bytes: number; max_backlog_bytes: number };
+      };
+      expect(status.capacity.max_backlog_bytes).toBe(1_000_000);
+      expect(status.capacity.backlog_bytes).toBeLessThanOrEqual(1_000_000);
+    } finally {
+      await svc.kill("SIGTERM");
+    }
+  });
+
+  test("admission counts what the store counts: concurrent events fill the byte room exactly, multi-byte bodies by their UTF-8 bytes", async () => {
+    const t = setup({ limits: { maxBacklogBytes: 1_000_000, criticalReserveBytes: 100_000 } });
+    const meta = { blob: "m".repeat(220_000) };
+    const size = Buffer.byteLength(JSON.stringify(meta)) + Buffer.byteLength("big") + 200;
+    const statuses = await Promise.all(
+      Array.from({ length: 16 }, () => t.post(t.ev({ body: "big", meta })).then((r) => r.status)),
+    );
+    const fit = Math.floor(900_000 / size);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(fit);
+    expect(t.store.backlogUsage().bytes).toBe(fit * size);
+    // A euro sign is 3 bytes of UTF-8 and 1 character: the room left is measured in bytes.
+    const room = 900_000 - fit * size;
+    const euros = "€".repeat(Math.floor((room - 202) / 3) + 1);
+    expect((await t.post(t.ev({ body: euros }))).status).toBe(503);
+    expect((await t.post(t.ev({ body: euros.slice(1) }))).status).toBe(201);
+    expect(t.store.backlogUsage().bytes).toBeLessThanOrEqual(900_000);
   });
 
   test("below the free-disk floor plus the reserve only critical events get in; below the floor none; disk_low with Retry-After", async () => {

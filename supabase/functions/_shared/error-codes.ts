@@ -51,6 +51,11 @@ export const ERROR_CODES = {
   not_found: code(404, "service", "no such route, event or quarantined event"),
   conflict: code(409, "service", "the request conflicts with what is stored", { verdict: true }),
   idempotency_conflict: code(409, "both", "an idempotency_key is reused for a different event", { verdict: true }),
+  host_not_allowed: code(
+    421,
+    "service",
+    "the Host names a host the service does not serve (DNS rebinding guard; ZOE_ALLOWED_HOSTS)",
+  ),
   // Credentials.
   unauthorized: code(401, "both", "missing or wrong API token, flush secret or service-role key"),
   // The store and its limits.
