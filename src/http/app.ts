@@ -8,6 +8,7 @@ import { authGuard } from "./auth.ts";
 import { corsPolicy } from "./cors.ts";
 import { errorAnswers } from "./errors.ts";
 import type { AppHooks } from "./hooks.ts";
+import { rememberOriginal } from "./client-address.ts";
 import { createIngest } from "./ingest.ts";
 import { methodTable, type RouteEntry } from "./methods.ts";
 import { docsRoutes } from "./routes/docs.ts";
@@ -111,7 +112,12 @@ export function serveApp(app: App, options: ServeOptions) {
     idleTimeout: options.idleTimeoutS ?? 30,
     // The ingest hot path goes straight from Bun's router to its handler.
     routes: { "/local/events": { POST: ingestOf.get(app)! } },
-    fetch: (request) => app.fetch(withRoutablePath(request)),
+    fetch: (request) => {
+      const routed = withRoutablePath(request);
+      // Bun knows the client's address only for its own Request object.
+      rememberOriginal(routed, request);
+      return app.fetch(routed);
+    },
   });
   app.server = server as never;
   return server;

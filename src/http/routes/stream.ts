@@ -7,6 +7,7 @@ import type { Hub } from "../../stream/hub.ts";
 import { openEventStream, SSE_HEADERS } from "../../stream/sse.ts";
 import { createSseLimiter, type SseLimits } from "../../stream/sse-limiter.ts";
 import type { EventStore } from "../../store/store.ts";
+import { clientAddress, originalRequest } from "../client-address.ts";
 import type { AppHooks } from "../hooks.ts";
 import { routeDocs } from "../openapi.ts";
 import { modeQuery, streamHeartbeatEvents, streamPosition } from "../query.ts";
@@ -43,10 +44,10 @@ export function streamRoutes(options: StreamRoutesOptions) {
           const url = new URL(request.url);
           const mode = modeQuery(url);
           const after = streamPosition(request, url);
-          const release = streams.acquire(server?.requestIP(request)?.address ?? null);
+          const release = streams.acquire(clientAddress(server, request));
           // Bun closes sockets idle for idleTimeout; a stream's liveness is the
           // heartbeat's business (which also cuts off stuck clients).
-          server?.timeout(request, 0);
+          server?.timeout(originalRequest(request), 0);
           const stream = openEventStream({
             store,
             hub,
