@@ -1,6 +1,8 @@
 // One Server-Sent Events stream: replay from the client's position, then live.
 // The stream is a cursor: while it is behind it pages through SQLite, pulled
-// only as fast as the socket drains; once caught up it takes events from the
+// only as fast as the socket drains, one small page per turn of the replay
+// scheduler (replay-scheduler.ts), so that replays share the event loop with
+// requests, commits and each other; once caught up it takes events from the
 // hub, coalescing each client's pending events into one write every few ms.
 // Memory per client is bounded (about twice maxBufferedBytes: coalesced plus
 // queued): a live burst bigger than the bound sends the stream back to paging
@@ -12,6 +14,7 @@
 // are `:` comments, or `event: heartbeat` for a client that asks
 // (EventSource hides comments, so only events let a page notice a hung link).
 import type { Hub } from "./hub.ts";
+import { type ReplayScheduler, sharedReplayScheduler } from "./replay-scheduler.ts";
 import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore, ZoeEvent } from "../store/store.ts";
 
@@ -38,6 +41,8 @@ export interface StreamOptions {
   /** Unsent bytes a client may have queued before it is cut off. */
   maxBufferedBytes: number;
   coalesceMs: number;
+  /** Where replay pages take turns (default: one scheduler for every stream of the process). */
+  replayScheduler?: ReplayScheduler;
   /** Called once when the stream ends, for whatever reason. */
   onClose?: (reason: StreamCloseReason) => void;
 }
@@ -46,8 +51,10 @@ export interface StreamOptions {
 // queued chunks into the socket as fast as the kernel takes them, so for a
 // reading client the queue stays near empty.
 const HIGH_WATER_MARK = 64 * 1024;
-const REPLAY_ROWS = 500;
-const REPLAY_BYTES = 256 * 1024;
+// One page is one turn: about half a millisecond of SQLite and framing for
+// ordinary events, and about what the queue holds.
+const REPLAY_ROWS = 128;
+const REPLAY_BYTES = 64 * 1024;
 const encoder = new TextEncoder();
 
 export function formatEvent(e: ZoeEvent): string {
@@ -107,6 +114,10 @@ class EventStream {
   private done = false;
   private enqueuedBytes = 0;
   private consumedAtLastBeat = -1;
+  /** A replay turn is requested and has not run yet. */
+  private turnRequested = false;
+  /** Resolves the pull() waiting for the requested turn. */
+  private pulled: (() => void) | null = null;
   private lastProgressAt: number;
   private controller!: ReadableStreamDefaultController<Uint8Array>;
 
@@ -125,7 +136,7 @@ class EventStream {
     return new ReadableStream<Uint8Array>(
       {
         start: (c) => this.start(c),
-        pull: () => this.replayStep(),
+        pull: () => this.pull(),
         cancel: () => this.finish("client"),
       },
       { highWaterMark: HIGH_WATER_MARK, size: (chunk) => chunk?.byteLength ?? 0 },
@@ -189,6 +200,34 @@ class EventStream {
     if (this.queuedBytes() > this.o.maxBufferedBytes) this.finish("slow");
   }
 
+  /**
+   * The queue has room: while replaying, the next page comes in a turn of the
+   * scheduler, and the stream asks for no more until then.
+   */
+  private pull(): Promise<void> | undefined {
+    if (!this.replaying || this.done) return;
+    return new Promise<void>((resolve) => {
+      this.pulled = resolve;
+      this.requestTurn();
+    });
+  }
+
+  private requestTurn(): void {
+    if (this.turnRequested) return;
+    this.turnRequested = true;
+    (this.o.replayScheduler ?? sharedReplayScheduler).request(this.turn);
+  }
+
+  private readonly turn = () => {
+    this.turnRequested = false;
+    const pulled = this.pulled;
+    this.pulled = null;
+    // The queue may have filled since the turn was asked for (a live burst sent
+    // the stream back to replay): the next pull asks again.
+    if ((this.controller.desiredSize ?? 0) > 0) this.replayStep();
+    pulled?.();
+  };
+
   /** One bounded page of catch-up from SQLite; runs only when the queue has room. */
   private replayStep(): void {
     if (!this.replaying || this.done) return;
@@ -234,7 +273,7 @@ class EventStream {
       this.replaying = true;
       if (this.flushTimer) clearTimeout(this.flushTimer);
       this.flushTimer = null;
-      if ((this.controller.desiredSize ?? 0) > 0) this.replayStep();
+      if ((this.controller.desiredSize ?? 0) > 0) this.requestTurn();
       return;
     }
     if (!this.flushTimer) this.flushTimer = setTimeout(this.flushPending, this.o.coalesceMs);
