@@ -10,7 +10,7 @@ import type { ScaleDb } from "./scale-db.ts";
 import { type BenchContext, fmt, type Section, type SectionReport } from "./section.ts";
 import type { SseClientsResult } from "./sse-clients.ts";
 import type { SseReplayResult } from "./sse-replay.ts";
-import { type CommitStats, startBenchService } from "./service.ts";
+import { type BenchService, type CommitStats, startBenchService } from "./service.ts";
 
 const CLIENTS = 100;
 const RATE = 1000;
@@ -124,6 +124,8 @@ export const sseSection: Section = {
 interface LoadWindow {
   publisher: PublisherResult;
   health: LatencySummary & { failures: number };
+  /** The service's own figures over the window (event-loop lag, commits). */
+  stats: CommitStats | null;
 }
 
 interface ReplayMeasurements {
@@ -160,7 +162,9 @@ async function probeHealth(url: string, stop: AbortSignal): Promise<LoadWindow["
 }
 
 /** Paced single-event POSTs (mode live) and /health polling, for `durationMs`. */
-async function loadWindow(url: string, durationMs: number): Promise<LoadWindow> {
+async function loadWindow(service: BenchService, durationMs: number): Promise<LoadWindow> {
+  const url = service.url;
+  await service.commitStats(); // reset: the figures cover this window
   const stop = new AbortController();
   const health = probeHealth(url, stop.signal);
   try {
@@ -171,7 +175,8 @@ async function loadWindow(url: string, durationMs: number): Promise<LoadWindow> 
       durationMs,
       connections: 8,
     });
-    return { publisher, health: await (stop.abort(), health) };
+    const stats = await service.commitStats();
+    return { publisher, health: await (stop.abort(), health), stats };
   } finally {
     stop.abort();
   }
@@ -185,7 +190,7 @@ async function replaysUnderLoad(ctx: BenchContext): Promise<ReplayMeasurements> 
   try {
     const windowMs = ctx.ms(8000, 3000);
     ctx.log("SSE replays: ingest and /health with no stream open");
-    const idle = await loadWindow(service.url, windowMs);
+    const idle = await loadWindow(service, windowMs);
     ctx.log(`SSE replays: the same while ${REPLAY_STREAMS} clients replay ${fmt.int(events)} events`);
     let rssPeakMb = service.memory().rssMb;
     const sampler = setInterval(() => (rssPeakMb = Math.max(rssPeakMb, service.memory().rssMb)), 100);
@@ -205,7 +210,7 @@ async function replaysUnderLoad(ctx: BenchContext): Promise<ReplayMeasurements> 
         {},
         330_000,
       );
-      const loaded = await loadWindow(service.url, windowMs);
+      const loaded = await loadWindow(service, windowMs);
       const windowEnd = performance.now();
       const replay = await replaying;
       const replayMs = performance.now() - t0;
@@ -236,6 +241,8 @@ function replayReport(m: ReplayMeasurements): Pick<SectionReport, "table" | "tar
   const mib = m.replay.all.reduce((a, r) => a + r.bytes, 0) / 2 ** 20;
   const ingest = (w: LoadWindow) =>
     `${fmt.ms(w.publisher.postLatencyMs.p50)} / ${fmt.ms(w.publisher.postLatencyMs.p99)} / ${fmt.ms(w.publisher.postLatencyMs.max)} (${fmt.int(w.publisher.ok)} of ${fmt.int(w.publisher.sent)} ok)`;
+  const lag = (w: LoadWindow) =>
+    w.stats ? `${fmt.ms(w.stats.eventLoopLagMs.p99)} / ${fmt.ms(w.stats.eventLoopLagMs.max)}` : "n/a";
   const health = (w: LoadWindow) =>
     `${fmt.ms(w.health.p50)} / ${fmt.ms(w.health.p99)} / ${fmt.ms(w.health.max)}${w.health.failures ? ` (${w.health.failures} failed)` : ""}`;
   const p99Ratio = loaded.publisher.postLatencyMs.p99 / idle.publisher.postLatencyMs.p99;
@@ -246,6 +253,8 @@ function replayReport(m: ReplayMeasurements): Pick<SectionReport, "table" | "tar
       [`ingest ${RATE}/s p50 / p99 / max ms: no stream`, ingest(idle)],
       [`ingest ${RATE}/s p50 / p99 / max ms: ${what}`, ingest(loaded)],
       ["/health p50 / p99 / max ms: no stream", health(idle)],
+      ["service event-loop lag p99 / max ms: no stream", lag(idle)],
+      [`service event-loop lag p99 / max ms: ${what}`, lag(loaded)],
       [`/health p50 / p99 / max ms: ${what}`, health(loaded)],
       [
         `${what}: complete; slowest; all`,
