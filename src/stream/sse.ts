@@ -7,12 +7,16 @@
 // Memory per client is bounded (about twice maxBufferedBytes: coalesced plus
 // queued): a live burst bigger than the bound sends the stream back to paging
 // from SQLite, and a client whose queued bytes pass the bound, or that takes
-// nothing for stallMs while data waits, is cut off. It resumes with
-// Last-Event-ID. A position beyond the newest seq (a database restored from a
+// nothing for stallMs while data waits, is cut off; so is the stream with the
+// largest backlog when all streams together hold more than their shared
+// budget (buffer-budget.ts). Live bytes are encoded once per published group
+// and shared by every stream, so a stalled client holds references, not
+// copies. A client cut off resumes with Last-Event-ID. A position beyond the newest seq (a database restored from a
 // backup, a client of another box) is answered with an `event: reset`
 // carrying the newest seq, then the stream goes on live from there. Heartbeats
 // are `:` comments, or `event: heartbeat` for a client that asks
 // (EventSource hides comments, so only events let a page notice a hung link).
+import type { BudgetEntry, BufferBudget } from "./buffer-budget.ts";
 import type { Hub } from "./hub.ts";
 import { type ReplayScheduler, sharedReplayScheduler } from "./replay-scheduler.ts";
 import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
@@ -41,6 +45,8 @@ export interface StreamOptions {
   /** Unsent bytes a client may have queued before it is cut off. */
   maxBufferedBytes: number;
   coalesceMs: number;
+  /** The bound on what all streams hold together (none when absent). */
+  budget?: BufferBudget;
   /** Where replay pages take turns (default: one scheduler for every stream of the process). */
   replayScheduler?: ReplayScheduler;
   /** Called once when the stream ends, for whatever reason. */
@@ -71,6 +77,21 @@ function formatLive(e: ZoeEvent): string {
     formattedLive.set(e, text);
   }
   return text;
+}
+
+// And each published group as one encoded chunk that every stream up to date
+// enqueues as it is: a thousand streams hold references to one buffer, not a
+// thousand copies (the bytes of a 100-event batch once, not per client).
+const encodedGroups = new WeakMap<readonly ZoeEvent[], Uint8Array>();
+function encodeGroup(events: readonly ZoeEvent[]): Uint8Array {
+  let bytes = encodedGroups.get(events);
+  if (bytes === undefined) {
+    let text = "";
+    for (const e of events) text += formatLive(e);
+    bytes = encoder.encode(text);
+    encodedGroups.set(events, bytes);
+  }
+  return bytes;
 }
 
 /**
@@ -107,7 +128,9 @@ class EventStream {
   /** Newest seq enqueued. */
   private written: number;
   private replaying: boolean;
-  private pending = "";
+  /** Live chunks gathered for the next write (shared with other streams: never modified). */
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private unsubscribe: (() => void) | null = null;
@@ -118,6 +141,9 @@ class EventStream {
   private turnRequested = false;
   /** Resolves the pull() waiting for the requested turn. */
   private pulled: (() => void) | null = null;
+  private budgetEntry: BudgetEntry | null = null;
+  /** Bytes of the latest enqueue. */
+  private lastEnqueued = 0;
   private lastProgressAt: number;
   private controller!: ReadableStreamDefaultController<Uint8Array>;
 
@@ -152,6 +178,12 @@ class EventStream {
     }
     signal.addEventListener("abort", this.onAbort, { once: true });
     shutdown?.addEventListener("abort", this.onShutdown, { once: true });
+    this.budgetEntry =
+      this.o.budget?.join({
+        held: () => (this.done ? 0 : this.queuedBytes() + this.pendingBytes),
+        backlog: () => (this.done ? 0 : Math.max(0, this.queuedBytes() - this.lastEnqueued)),
+        cut: () => this.finish("slow"),
+      }) ?? null;
     this.unsubscribe = hub.subscribe(mode, this.onLive);
     this.heartbeat = setInterval(this.beat, this.o.heartbeatMs);
     this.enqueue(`retry: ${this.o.retryMs}\n\n`);
@@ -167,12 +199,14 @@ class EventStream {
   private finish(reason: StreamCloseReason): void {
     if (this.done) return;
     this.done = true;
+    this.budgetEntry?.leave();
     this.unsubscribe?.();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.o.signal.removeEventListener("abort", this.onAbort);
     this.o.shutdown?.removeEventListener("abort", this.onShutdown);
-    this.pending = "";
+    this.pending = [];
+    this.pendingBytes = 0;
     try {
       // Erroring (not closing) drops the queued bytes and aborts the
       // connection; closing would keep them until a stuck client reads.
@@ -187,16 +221,22 @@ class EventStream {
   private readonly onAbort = () => this.finish("client");
   private readonly onShutdown = () => this.finish("shutdown");
 
-  private enqueue(text: string): void {
-    const bytes = encoder.encode(text);
-    this.enqueuedBytes += bytes.byteLength;
-    this.controller.enqueue(bytes);
+  private enqueue(data: string | readonly Uint8Array[]): void {
+    const chunks = typeof data === "string" ? [encoder.encode(data)] : data;
+    let bytes = 0;
+    for (const chunk of chunks) {
+      this.controller.enqueue(chunk);
+      bytes += chunk.byteLength;
+    }
+    this.enqueuedBytes += bytes;
+    this.lastEnqueued = bytes;
+    this.budgetEntry?.update();
   }
 
   /** Writes live data; a client that lets it pile up is cut off. */
-  private writeLive(text: string): void {
+  private writeLive(data: string | readonly Uint8Array[]): void {
     if (this.done) return;
-    this.enqueue(text);
+    this.enqueue(data);
     if (this.queuedBytes() > this.o.maxBufferedBytes) this.finish("slow");
   }
 
@@ -250,25 +290,38 @@ class EventStream {
 
   private readonly flushPending = () => {
     this.flushTimer = null;
-    if (this.pending === "") return;
-    const text = this.pending;
-    this.pending = "";
+    if (this.pending.length === 0) return;
+    const chunks = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
     this.written = this.cursor;
-    this.writeLive(text);
+    this.writeLive(chunks);
   };
 
   private readonly onLive = (events: ZoeEvent[]) => {
     if (this.replaying || this.done) return; // the replay will read them from SQLite
-    for (const e of events) {
-      if (e.seq <= this.cursor) continue;
-      this.pending += formatLive(e);
-      this.cursor = e.seq;
+    let chunk: Uint8Array;
+    if (events.length > 0 && events[0]!.seq > this.cursor) {
+      // The whole group is new to this stream (events come in seq order): the shared bytes.
+      chunk = encodeGroup(events);
+      this.cursor = events.at(-1)!.seq;
+    } else {
+      let text = "";
+      for (const e of events) {
+        if (e.seq <= this.cursor) continue;
+        text += formatLive(e);
+        this.cursor = e.seq;
+      }
+      if (text === "") return;
+      chunk = encoder.encode(text);
     }
-    if (this.pending === "") return;
-    if (this.pending.length > this.o.maxBufferedBytes) {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.byteLength;
+    if (this.pendingBytes > this.o.maxBufferedBytes) {
       // A burst bigger than the buffer: drop it and page it from SQLite at
       // the pace the socket drains, rather than holding it in memory.
-      this.pending = "";
+      this.pending = [];
+      this.pendingBytes = 0;
       this.cursor = this.written;
       this.replaying = true;
       if (this.flushTimer) clearTimeout(this.flushTimer);
@@ -276,6 +329,8 @@ class EventStream {
       if ((this.controller.desiredSize ?? 0) > 0) this.requestTurn();
       return;
     }
+    this.budgetEntry?.update();
+    if (this.done) return;
     if (!this.flushTimer) this.flushTimer = setTimeout(this.flushPending, this.o.coalesceMs);
   };
 

@@ -4,6 +4,7 @@
 import { Elysia } from "elysia";
 import type { Logger } from "../../lib/log.ts";
 import type { Hub } from "../../stream/hub.ts";
+import { createBufferBudget } from "../../stream/buffer-budget.ts";
 import { openEventStream, SSE_HEADERS } from "../../stream/sse.ts";
 import { createSseLimiter, type SseLimits } from "../../stream/sse-limiter.ts";
 import type { EventStore } from "../../store/store.ts";
@@ -22,6 +23,8 @@ export interface StreamRoutesOptions {
     stallMs?: number;
     retryMs: number;
     maxBufferedBytes: number;
+    /** What all streams together may hold (no total bound when absent). */
+    maxTotalBufferedBytes?: number;
     coalesceMs: number;
   } & Partial<SseLimits>;
   /** Aborted at shutdown: open SSE streams end so the server can stop. */
@@ -36,6 +39,8 @@ export function streamRoutes(options: StreamRoutesOptions) {
     maxClientsPerAddress: options.sse.maxClientsPerAddress ?? Number.POSITIVE_INFINITY,
     exemptLoopback: options.sse.exemptLoopback,
   });
+  const { maxTotalBufferedBytes, ...sse } = options.sse;
+  const budget = maxTotalBufferedBytes === undefined ? undefined : createBufferBudget(maxTotalBufferedBytes);
   return (
     new Elysia({ name: "zoe-stream" })
       .get(
@@ -56,7 +61,8 @@ export function streamRoutes(options: StreamRoutesOptions) {
             heartbeatEvents: streamHeartbeatEvents(url),
             signal: request.signal,
             shutdown: options.shutdown,
-            ...options.sse,
+            ...sse,
+            budget,
             onClose: (reason) => {
               options.hooks?.streamClosed?.(mode, reason);
               release();
