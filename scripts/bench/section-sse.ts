@@ -292,7 +292,7 @@ function replayReport(m: ReplayMeasurements): Pick<SectionReport, "table" | "tar
       },
     ],
     analysis: [
-      `Replays share the event loop: each stream reads its next page from SQLite only when its socket has taken the previous one, and the pages of all replaying streams are read in turns, a slice of a few hundred rows at a time, with the loop free between slices for requests, commits and live streams. Ingest and /health were measured over the same ${fmt.int(idle.publisher.achievedPerSecond)} ev/s window with no stream open and while ${what} ran${m.covered ? "" : " (the replays ended before the window did: the loaded figures are only partly under replay)"}.`,
+      `Replays share the service: each stream asks for its next page (128 rows, 64 KiB) only when its socket has taken the previous one, and a worker thread with its own read-only connection reads and frames the pages of all replaying streams in turns, so the event loop that answers ingest and /health only writes the bytes out. Ingest and /health were measured over the same ${fmt.int(idle.publisher.achievedPerSecond)} ev/s window with no stream open and while ${what} ran${m.covered ? "" : " (the replays ended before the window did: the loaded figures are only partly under replay)"}.`,
     ],
   };
 }

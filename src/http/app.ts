@@ -35,6 +35,8 @@ export interface AppOptions {
   sse: StreamRoutesOptions["sse"];
   /** Aborted at shutdown: open SSE streams end so the server can stop. */
   shutdown?: AbortSignal;
+  /** Reads SSE replay pages off the event loop (src/stream/replay-reader.ts). */
+  replayReader?: StreamRoutesOptions["replayReader"];
   /** Extra routes (dashboard, metrics) mounted by the caller. */
   // biome-ignore lint/suspicious/noExplicitAny: plugins of any route shape
   plugins?: Elysia<any, any, any, any, any, any, any>[];

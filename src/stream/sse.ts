@@ -1,6 +1,7 @@
 // One Server-Sent Events stream: replay from the client's position, then live.
 // The stream is a cursor: while it is behind it pages through SQLite, pulled
-// only as fast as the socket drains, one small page per turn of the replay
+// only as fast as the socket drains, one small page at a time, read by the
+// replay worker (replay-reader.ts) or, without one, in a turn of the replay
 // scheduler (replay-scheduler.ts), so that replays share the event loop with
 // requests, commits and each other; once caught up it takes events from the
 // hub, coalescing each client's pending events into one write every few ms.
@@ -18,6 +19,8 @@
 // (EventSource hides comments, so only events let a page notice a hung link).
 import type { BudgetEntry, BufferBudget } from "./buffer-budget.ts";
 import type { Hub } from "./hub.ts";
+import { framePage, REPLAY_ROWS } from "./replay-page.ts";
+import type { ReplayReader } from "./replay-reader.ts";
 import { type ReplayScheduler, sharedReplayScheduler } from "./replay-scheduler.ts";
 import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore, ZoeEvent } from "../store/store.ts";
@@ -47,7 +50,9 @@ export interface StreamOptions {
   coalesceMs: number;
   /** The bound on what all streams hold together (none when absent). */
   budget?: BufferBudget;
-  /** Where replay pages take turns (default: one scheduler for every stream of the process). */
+  /** Reads replay pages off the event loop (default: on it, in turns of replayScheduler). */
+  replayReader?: ReplayReader;
+  /** Where replay pages take turns on the loop (default: one scheduler for every stream of the process). */
   replayScheduler?: ReplayScheduler;
   /** Called once when the stream ends, for whatever reason. */
   onClose?: (reason: StreamCloseReason) => void;
@@ -57,10 +62,6 @@ export interface StreamOptions {
 // queued chunks into the socket as fast as the kernel takes them, so for a
 // reading client the queue stays near empty.
 const HIGH_WATER_MARK = 64 * 1024;
-// One page is one turn: about half a millisecond of SQLite and framing for
-// ordinary events, and about what the queue holds.
-const REPLAY_ROWS = 128;
-const REPLAY_BYTES = 64 * 1024;
 const encoder = new TextEncoder();
 
 export function formatEvent(e: ZoeEvent): string {
@@ -139,6 +140,10 @@ class EventStream {
   private consumedAtLastBeat = -1;
   /** A replay turn is requested and has not run yet. */
   private turnRequested = false;
+  /** A page is being read by the replay worker. */
+  private reading = false;
+  /** The replay worker failed: pages are read on the loop. */
+  private readerFailed = false;
   /** Resolves the pull() waiting for the requested turn. */
   private pulled: (() => void) | null = null;
   private budgetEntry: BudgetEntry | null = null;
@@ -246,10 +251,44 @@ class EventStream {
    */
   private pull(): Promise<void> | undefined {
     if (!this.replaying || this.done) return;
+    if (this.o.replayReader && !this.readerFailed) return this.readPage(this.o.replayReader);
     return new Promise<void>((resolve) => {
       this.pulled = resolve;
       this.requestTurn();
     });
+  }
+
+  /** A page from the replay worker; the stream asks for no more until it is enqueued. */
+  private async readPage(reader: ReplayReader): Promise<void> {
+    if (this.reading) return;
+    this.reading = true;
+    const { store, mode } = this.o;
+    const through = store.lastSeq(mode);
+    const page = await reader.page(mode, this.cursor, through);
+    this.reading = false;
+    if (!this.replaying || this.done) return;
+    if (page === null) {
+      this.readerFailed = true;
+      this.requestTurn();
+      return;
+    }
+    // Every event up to `through` that exists was sent (some may have been
+    // pruned): the position is `through`. Back in this synchronous step, the
+    // seam is exact: if nothing was stored since the read, every later event
+    // comes from the hub.
+    this.cursor = page.caughtUp ? Math.max(page.lastSeq, through) : page.lastSeq;
+    this.written = this.cursor;
+    if (page.caughtUp && this.cursor >= store.lastSeq(mode)) this.replaying = false;
+    if (page.bytes.byteLength > 0) this.enqueue([page.bytes]);
+    // Nothing framed and still behind (stored meanwhile): an enqueue is what
+    // would have asked for the next page.
+    else if (this.replaying) await this.readPage(reader);
+  }
+
+  /** The stream went back to replaying (a live burst): read on while the queue has room. */
+  private resumeReplay(): void {
+    if (this.o.replayReader && !this.readerFailed) void this.readPage(this.o.replayReader);
+    else this.requestTurn();
   }
 
   private requestTurn(): void {
@@ -274,17 +313,13 @@ class EventStream {
     // Synchronous read: no commit can land between this page and
     // `replaying = false`, so the seam has no gap and no duplicate.
     // Each event comes as its JSON text, built by SQLite (formatEvent's data, unparsed).
-    const page = this.o.store.listJson(this.o.mode, this.cursor, REPLAY_ROWS);
-    let text = "";
-    let taken = 0;
-    for (const [seq, json] of page) {
-      text += `id: ${seq}\ndata: ${json}\n\n`;
-      this.cursor = seq;
-      taken++;
-      if (text.length >= REPLAY_BYTES) break;
-    }
+    const { text, lastSeq, caughtUp } = framePage(
+      this.o.store.listJson(this.o.mode, this.cursor, REPLAY_ROWS),
+      this.cursor,
+    );
+    this.cursor = lastSeq;
     this.written = this.cursor;
-    if (taken === page.length && page.length < REPLAY_ROWS) this.replaying = false;
+    if (caughtUp) this.replaying = false;
     if (text !== "") this.enqueue(text);
   }
 
@@ -326,7 +361,7 @@ class EventStream {
       this.replaying = true;
       if (this.flushTimer) clearTimeout(this.flushTimer);
       this.flushTimer = null;
-      if ((this.controller.desiredSize ?? 0) > 0) this.requestTurn();
+      if ((this.controller.desiredSize ?? 0) > 0) this.resumeReplay();
       return;
     }
     this.budgetEntry?.update();

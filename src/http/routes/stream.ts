@@ -5,6 +5,7 @@ import { Elysia } from "elysia";
 import type { Logger } from "../../lib/log.ts";
 import type { Hub } from "../../stream/hub.ts";
 import { createBufferBudget } from "../../stream/buffer-budget.ts";
+import type { ReplayReader } from "../../stream/replay-reader.ts";
 import { openEventStream, SSE_HEADERS } from "../../stream/sse.ts";
 import { createSseLimiter, type SseLimits } from "../../stream/sse-limiter.ts";
 import type { EventStore } from "../../store/store.ts";
@@ -29,6 +30,8 @@ export interface StreamRoutesOptions {
   } & Partial<SseLimits>;
   /** Aborted at shutdown: open SSE streams end so the server can stop. */
   shutdown?: AbortSignal;
+  /** Reads replay pages off the event loop (without it: on the loop, in turns). */
+  replayReader?: ReplayReader;
   hooks?: AppHooks;
 }
 
@@ -63,6 +66,7 @@ export function streamRoutes(options: StreamRoutesOptions) {
             shutdown: options.shutdown,
             ...sse,
             budget,
+            replayReader: options.replayReader,
             onClose: (reason) => {
               options.hooks?.streamClosed?.(mode, reason);
               release();
