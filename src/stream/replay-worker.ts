@@ -5,7 +5,7 @@ import { readlinkSync } from "node:fs";
 import { setPriority } from "node:os";
 import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { openReplaySource, type ReplaySource } from "../store/replay-source.ts";
-import { framePage, REPLAY_ROWS, type ReplayAnswer } from "./replay-page.ts";
+import { framePage, type ReplayAnswer, WORKER_PAGE } from "./replay-page.ts";
 
 declare const self: Worker;
 
@@ -33,7 +33,8 @@ self.onmessage = (
   }
   let answer: ReplayAnswer;
   try {
-    const framed = framePage(source!.pageJson(data.mode, data.afterSeq, data.throughSeq, REPLAY_ROWS), data.afterSeq);
+    const rows = source!.pageJson(data.mode, data.afterSeq, data.throughSeq, WORKER_PAGE.rows);
+    const framed = framePage(rows, data.afterSeq, WORKER_PAGE);
     answer = {
       id: data.id,
       ok: true,

@@ -19,7 +19,7 @@
 // (EventSource hides comments, so only events let a page notice a hung link).
 import type { BudgetEntry, BufferBudget } from "./buffer-budget.ts";
 import type { Hub } from "./hub.ts";
-import { framePage, REPLAY_ROWS } from "./replay-page.ts";
+import { framePage, LOOP_PAGE } from "./replay-page.ts";
 import type { ReplayReader } from "./replay-reader.ts";
 import { type ReplayScheduler, sharedReplayScheduler } from "./replay-scheduler.ts";
 import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
@@ -314,8 +314,9 @@ class EventStream {
     // `replaying = false`, so the seam has no gap and no duplicate.
     // Each event comes as its JSON text, built by SQLite (formatEvent's data, unparsed).
     const { text, lastSeq, caughtUp } = framePage(
-      this.o.store.listJson(this.o.mode, this.cursor, REPLAY_ROWS),
+      this.o.store.listJson(this.o.mode, this.cursor, LOOP_PAGE.rows),
       this.cursor,
+      LOOP_PAGE,
     );
     this.cursor = lastSeq;
     this.written = this.cursor;
