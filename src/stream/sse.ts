@@ -258,31 +258,44 @@ class EventStream {
     });
   }
 
-  /** A page from the replay worker; the stream asks for no more until it is enqueued. */
+  /**
+   * A page from the replay worker, enqueued in a turn of the scheduler (its
+   * socket write is the loop's share of the work); the stream asks for no
+   * more until then.
+   */
   private async readPage(reader: ReplayReader): Promise<void> {
     if (this.reading) return;
     this.reading = true;
     const { store, mode } = this.o;
     const through = store.lastSeq(mode);
     const page = await reader.page(mode, this.cursor, through);
-    this.reading = false;
-    if (!this.replaying || this.done) return;
     if (page === null) {
+      this.reading = false;
       this.readerFailed = true;
-      this.requestTurn();
+      if (this.replaying && !this.done) this.requestTurn();
       return;
     }
-    // Every event up to `through` that exists was sent (some may have been
-    // pruned): the position is `through`. Back in this synchronous step, the
-    // seam is exact: if nothing was stored since the read, every later event
-    // comes from the hub.
-    this.cursor = page.caughtUp ? Math.max(page.lastSeq, through) : page.lastSeq;
-    this.written = this.cursor;
-    if (page.caughtUp && this.cursor >= store.lastSeq(mode)) this.replaying = false;
-    if (page.bytes.byteLength > 0) this.enqueue([page.bytes]);
-    // Nothing framed and still behind (stored meanwhile): an enqueue is what
-    // would have asked for the next page.
-    else if (this.replaying) await this.readPage(reader);
+    let again = false;
+    await new Promise<void>((resolve) => {
+      (this.o.replayScheduler ?? sharedReplayScheduler).request(() => {
+        this.reading = false;
+        resolve();
+        if (!this.replaying || this.done) return 0;
+        // Every event up to `through` that exists was sent (some may have been
+        // pruned): the position is `through`. In this synchronous step, with
+        // the page's enqueue, the seam is exact: if nothing was stored since
+        // the read, every later event comes from the hub.
+        this.cursor = page.caughtUp ? Math.max(page.lastSeq, through) : page.lastSeq;
+        this.written = this.cursor;
+        if (page.caughtUp && this.cursor >= store.lastSeq(mode)) this.replaying = false;
+        if (page.bytes.byteLength > 0) this.enqueue([page.bytes]);
+        // Nothing framed and still behind (stored meanwhile): an enqueue is what
+        // would have asked for the next page.
+        else again = this.replaying;
+        return page.bytes.byteLength;
+      });
+    });
+    if (again) await this.readPage(reader);
   }
 
   /** The stream went back to replaying (a live burst): read on while the queue has room. */
@@ -297,14 +310,16 @@ class EventStream {
     (this.o.replayScheduler ?? sharedReplayScheduler).request(this.turn);
   }
 
-  private readonly turn = () => {
+  private readonly turn = (): number => {
     this.turnRequested = false;
     const pulled = this.pulled;
     this.pulled = null;
+    const before = this.enqueuedBytes;
     // The queue may have filled since the turn was asked for (a live burst sent
     // the stream back to replay): the next pull asks again.
     if ((this.controller.desiredSize ?? 0) > 0) this.replayStep();
     pulled?.();
+    return this.enqueuedBytes - before;
   };
 
   /** One bounded page of catch-up from SQLite; runs only when the queue has room. */

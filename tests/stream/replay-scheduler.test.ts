@@ -10,10 +10,11 @@ test("createReplayScheduler() runs steps in request order, a step asked for agai
   const a = () => {
     log.push("a");
     if (++rounds < 3) scheduler.request(a);
+    return 0;
   };
   scheduler.request(a);
-  scheduler.request(() => log.push("b"));
-  scheduler.request(() => log.push("c"));
+  scheduler.request(() => log.push("b") && 0);
+  scheduler.request(() => log.push("c") && 0);
   expect(log).toEqual([]); // later, never inside request()
   expect(scheduler.waiting).toBe(3);
   for (let i = 0; i < 5 && scheduler.waiting > 0; i++) await nextIteration();
@@ -29,6 +30,7 @@ test("createReplayScheduler() hands the loop back once a step spends the slice: 
     scheduler.request(() => {
       log.push(name);
       clock += 1; // each step takes the whole slice
+      return 0;
     });
   setImmediate(() => log.push("request"));
   setImmediate(() => log.push("commit"));
@@ -40,7 +42,7 @@ test("createReplayScheduler() hands the loop back once a step spends the slice: 
 test("createReplayScheduler() runs quick steps together within one slice", async () => {
   const scheduler = createReplayScheduler({ sliceMs: 1000 });
   const log: string[] = [];
-  for (const name of ["s1", "s2", "s3"]) scheduler.request(() => log.push(name));
+  for (const name of ["s1", "s2", "s3"]) scheduler.request(() => log.push(name) && 0);
   setImmediate(() => log.push("other"));
   await nextIteration();
   await nextIteration();
@@ -56,11 +58,24 @@ test("createReplayScheduler(): a step that throws does not stop the others", asy
     scheduler.request(() => {
       throw new Error("boom");
     });
-    scheduler.request(() => log.push("after"));
+    scheduler.request(() => log.push("after") && 0);
     await nextIteration();
     await nextIteration();
   } finally {
     console.error = error;
   }
   expect(log).toEqual(["after"]);
+});
+
+test("createReplayScheduler() hands the loop back once the steps enqueued the slice's bytes: their socket writes come before more", async () => {
+  const scheduler = createReplayScheduler({ sliceMs: 1000, sliceBytes: 100 });
+  const log: string[] = [];
+  for (const name of ["p1", "p2", "p3"])
+    scheduler.request(() => {
+      log.push(name);
+      return 60;
+    });
+  setImmediate(() => log.push("write"));
+  for (let i = 0; i < 5 && scheduler.waiting > 0; i++) await nextIteration();
+  expect(log).toEqual(["p1", "p2", "write", "p3"]);
 });
