@@ -68,12 +68,15 @@ export function createBufferBudget(maxBytes: number): BufferBudget {
       for (const e of entries) e.refresh();
       if (total <= maxBytes) return;
       const target = Math.floor(maxBytes * 0.75);
-      const slowest = [...entries]
-        .map((e) => ({ e, backlog: e.holder.backlog() }))
-        .sort((a, b) => b.backlog - a.backlog);
       // Streams with no backlog are keeping up: their bytes leave with the next socket write.
-      for (const { e, backlog } of slowest) {
-        if (total <= target || backlog === 0) break;
+      const slowest: { e: Entry; backlog: number }[] = [];
+      for (const e of entries) {
+        const backlog = e.holder.backlog();
+        if (backlog > 0) slowest.push({ e, backlog });
+      }
+      slowest.sort((a, b) => b.backlog - a.backlog);
+      for (const { e } of slowest) {
+        if (total <= target) break;
         cuts++;
         e.holder.cut();
         e.leave(); // in case the holder did not
