@@ -53,7 +53,8 @@ export function createReplayScheduler(options: ReplaySchedulerOptions = {}): Rep
       queue = queue.slice(head);
       head = 0;
     }
-    // Steps requested during this run wait for the next one (`scheduled` was still set).
+    // A step requested during the run joined it, budget permitting; `scheduled`
+    // was still set, so no second run was queued meanwhile.
     scheduled = false;
     if (queue.length > head) schedule();
   };
