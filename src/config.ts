@@ -50,6 +50,8 @@ export interface Config {
     stallMs: number;
     retryMs: number;
     maxBufferedBytes: number;
+    /** Bytes all streams together may hold before the ones holding the most are cut off. */
+    maxTotalBufferedBytes: number;
     coalesceMs: number;
     maxClients: number;
     maxClientsPerAddress: number;
@@ -163,6 +165,7 @@ export function loadConfig(env: Env): Config {
       stallMs: intVar(env, "ZOE_SSE_STALL_MS", 15_000, 100, 3_600_000),
       retryMs: intVar(env, "ZOE_SSE_RETRY_MS", 2_000, 0, 600_000),
       maxBufferedBytes: intVar(env, "ZOE_SSE_MAX_BUFFER_BYTES", 4 * 1_048_576, 1024, 1 << 30),
+      maxTotalBufferedBytes: intVar(env, "ZOE_SSE_MAX_TOTAL_BUFFER_BYTES", 64 * 1_048_576, 1_048_576, 2 ** 40),
       coalesceMs: intVar(env, "ZOE_SSE_COALESCE_MS", 2, 0, 1000),
       maxClients: intVar(env, "ZOE_SSE_MAX_CLIENTS", 1000, 1, 1_000_000),
       maxClientsPerAddress: intVar(env, "ZOE_SSE_MAX_CLIENTS_PER_IP", 50, 1, 1_000_000),

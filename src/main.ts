@@ -18,6 +18,7 @@ import { Quarantine } from "./flush/quarantine.ts";
 import type { Sink } from "./flush/sink.ts";
 import { createEdgeFunctionSink } from "./flush/sinks/edge-function.ts";
 import { inlineReader, type ReaderWorker, startReaderWorker } from "./flush/reader.ts";
+import { type ReplayReader, startReplayReader } from "./stream/replay-reader.ts";
 import { runRetention } from "./store/retention.ts";
 import { type EventStore, openStore } from "./store/store.ts";
 import { systemScheduler } from "./lib/scheduler.ts";
@@ -92,7 +93,11 @@ export async function main(env: Env): Promise<void> {
     remote,
     quarantine,
   };
-  const app = buildApp({ ...parts, shutdown: shutdown.signal });
+  // SSE replays read and frame their pages on a worker thread, off the loop that answers ingest.
+  const replayReader = store.path === ":memory:" ? undefined : startReplayReader({ path: store.path, logger });
+  // Streams end on the shutdown signal; the worker's connection closes before the store's.
+  shutdown.signal.addEventListener("abort", () => replayReader?.close(), { once: true });
+  const app = buildApp({ ...parts, shutdown: shutdown.signal, replayReader });
   const server = listenOrExit(app, config, store, logger);
 
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
@@ -226,6 +231,7 @@ interface AppParts extends Omit<RemoteParts, "config"> {
   startedAt: number;
   remote: Remote;
   shutdown: AbortSignal;
+  replayReader?: ReplayReader;
 }
 
 function buildApp(p: AppParts): ReturnType<typeof createApp> {
@@ -241,6 +247,7 @@ function buildApp(p: AppParts): ReturnType<typeof createApp> {
     maxRequestBytes: config.maxRequestBytes,
     sse: config.sse,
     shutdown: p.shutdown,
+    replayReader: p.replayReader,
     plugins: [
       dashboardPlugin({ config: p.dashboard, assets: () => buildDashboardAssets() }),
       p.ops.plugin,

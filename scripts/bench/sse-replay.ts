@@ -1,8 +1,9 @@
-// A resuming SSE client for the scale section: GET /local/stream with
-// Last-Event-ID, read as fast as the socket gives, until the event with seq
-// `untilSeq` arrives. Counts frames without parsing them (the client's own
-// cost stays small next to the service's) and checks the last id.
-// Args (JSON): { url, mode, after, untilSeq, timeoutMs }. Prints one JSON line.
+// Resuming SSE clients for the scale and SSE sections: `streams` concurrent
+// GET /local/stream with Last-Event-ID, each read as fast as the socket gives,
+// until the event with seq `untilSeq` arrives. Counts frames without parsing
+// them (the client's own cost stays small next to the service's) and checks
+// the last id. Args (JSON): { url, mode, after, untilSeq, timeoutMs, streams? }.
+// Prints one JSON line: the first stream's figures, and every stream's in `all`.
 import { childArgs, cpuMeter, reply } from "./lib.ts";
 
 export interface SseReplayArgs {
@@ -11,9 +12,11 @@ export interface SseReplayArgs {
   after: number;
   untilSeq: number;
   timeoutMs: number;
+  /** Concurrent replays (default 1). */
+  streams?: number;
 }
 
-export interface SseReplayResult {
+export interface StreamReplay {
   events: number;
   bytes: number;
   /** Request sent → first byte of the body. */
@@ -22,20 +25,21 @@ export interface SseReplayResult {
   totalMs: number;
   lastId: number | null;
   complete: boolean;
+}
+
+export interface SseReplayResult extends StreamReplay {
+  /** Every stream, the first one included. */
+  all: StreamReplay[];
   clientCores: number;
 }
 
 const FRAME = Buffer.from("\n\nid: ");
 
-if (import.meta.main) {
-  const args = childArgs<SseReplayArgs>();
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), args.timeoutMs);
-  const cpu = cpuMeter();
+async function replayOnce(args: SseReplayArgs, signal: AbortSignal): Promise<StreamReplay> {
   const t0 = performance.now();
   const response = await fetch(`${args.url}/local/stream?mode=${args.mode}`, {
     headers: { "last-event-id": String(args.after) },
-    signal: abort.signal,
+    signal,
   });
   if (response.status !== 200 || !response.body) throw new Error(`GET /local/stream answered ${response.status}`);
   const expected = args.untilSeq - args.after;
@@ -46,8 +50,11 @@ if (import.meta.main) {
   let tail = Buffer.alloc(0);
   let complete = false;
   let lastId: number | null = null;
+  const reader = response.body.getReader();
   try {
-    for await (const chunk of response.body) {
+    for (;;) {
+      const { value: chunk, done } = await reader.read();
+      if (done) break;
       if (Number.isNaN(firstByteMs)) firstByteMs = performance.now() - t0;
       bytes += chunk.byteLength;
       // A frame marker split across chunks is found in tail + chunk; tail is shorter than the marker.
@@ -65,10 +72,20 @@ if (import.meta.main) {
       tail = Buffer.from(buf.subarray(Math.max(0, buf.length - (FRAME.length - 1))));
     }
   } catch (error) {
-    if (!abort.signal.aborted) throw error;
+    if (!signal.aborted) throw error;
+  } finally {
+    void reader.cancel().catch(() => {});
   }
-  const totalMs = performance.now() - t0;
+  return { events, bytes, firstByteMs, totalMs: performance.now() - t0, lastId, complete };
+}
+
+if (import.meta.main) {
+  const args = childArgs<SseReplayArgs>();
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), args.timeoutMs);
+  const cpu = cpuMeter();
+  const all = await Promise.all(Array.from({ length: args.streams ?? 1 }, () => replayOnce(args, abort.signal)));
   clearTimeout(timer);
   abort.abort();
-  reply({ events, bytes, firstByteMs, totalMs, lastId, complete, clientCores: cpu() } satisfies SseReplayResult);
+  reply({ ...all[0]!, all, clientCores: cpu() } satisfies SseReplayResult);
 }

@@ -9,6 +9,7 @@ import { corsPolicy, refusedOriginLog } from "./cors.ts";
 import { errorAnswers } from "./errors.ts";
 import { hostCheck } from "./host.ts";
 import type { AppHooks } from "./hooks.ts";
+import { rememberOriginal } from "./client-address.ts";
 import { createIngest } from "./ingest.ts";
 import { methodTable, type RouteEntry } from "./methods.ts";
 import { docsRoutes } from "./routes/docs.ts";
@@ -37,6 +38,8 @@ export interface AppOptions {
   sse: StreamRoutesOptions["sse"];
   /** Aborted at shutdown: open SSE streams end so the server can stop. */
   shutdown?: AbortSignal;
+  /** Reads SSE replay pages off the event loop (src/stream/replay-reader.ts). */
+  replayReader?: StreamRoutesOptions["replayReader"];
   /** Extra routes (dashboard, metrics) mounted by the caller. */
   // biome-ignore lint/suspicious/noExplicitAny: plugins of any route shape
   plugins?: Elysia<any, any, any, any, any, any, any>[];
@@ -144,7 +147,12 @@ export function serveApp(app: App, options: ServeOptions) {
     routes: { "/local/events": { POST: ingestRoute } },
     fetch: async (request) => {
       try {
-        return checkHost(request) ?? (await app.fetch(withRoutablePath(request)));
+        const refused = checkHost(request);
+        if (refused) return refused;
+        const routed = withRoutablePath(request);
+        // Bun knows the client's address only for its own Request object.
+        rememberOriginal(routed, request);
+        return await app.fetch(routed);
       } catch (error) {
         return internal(error, request);
       }

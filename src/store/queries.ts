@@ -22,6 +22,20 @@ export interface StateSnapshot {
 
 type Statement = ReturnType<Database["query"]>;
 
+/**
+ * Events of a mode after a seq and up to a seq, in seq order, each as
+ * [seq, the JSON.stringify(rowToEvent(row)) text] built by SQLite: one string
+ * per row instead of twelve, and no JSON.parse of meta and stringify of the
+ * whole event in JS (the SSE replay's cost). meta_json is JSON.stringify's own
+ * output and json() keeps its text. Parameters: mode, after, through, limit.
+ */
+export const SINCE_JSON_SQL = `SELECT seq, json_object('id', id, 'mode', mode, 'ts', ts, 'seq', seq, 'source', source, 'type', type, 'subtype', subtype,
+     'symbol', symbol, 'severity', severity, 'body', body, 'meta', json(meta_json), 'idempotency_key', idempotency_key)
+   FROM local_events WHERE mode = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`;
+
+/** As SINCE_JSON_SQL, the whole rows (for rowToEvent). */
+export const SINCE_SQL = `SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`;
+
 export class Queries {
   private readonly db: Database;
   private readonly clock: Clock;
@@ -40,18 +54,8 @@ export class Queries {
     this.clock = options.clock;
     this.stateKeep = options.stateKeep;
     this.q = {
-      since: db.query(
-        `SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
-      ),
-      // The event as JSON.stringify(rowToEvent(row)) would write it, built by
-      // SQLite: one string per row instead of twelve, and no JSON.parse of
-      // meta and stringify of the whole event in JS (the SSE replay's cost).
-      // meta_json is JSON.stringify's own output and json() keeps its text.
-      sinceJson: db.query(
-        `SELECT seq, json_object('id', id, 'mode', mode, 'ts', ts, 'seq', seq, 'source', source, 'type', type, 'subtype', subtype,
-           'symbol', symbol, 'severity', severity, 'body', body, 'meta', json(meta_json), 'idempotency_key', idempotency_key)
-         FROM local_events WHERE mode = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
-      ),
+      since: db.query(SINCE_SQL),
+      sinceJson: db.query(SINCE_JSON_SQL),
       latest: db.query(
         `SELECT * FROM (SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND seq <= ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
       ),

@@ -15,6 +15,8 @@ export interface SseLimits {
   exemptLoopback?: boolean;
 }
 
+const UNKNOWN = "an unknown address";
+
 /** Seconds a refused client should wait: about when a slot may have freed. */
 const RETRY_AFTER_S = 5;
 
@@ -26,8 +28,8 @@ export class TooManyStreamsError extends ZoeError {
 
 export interface SseLimiter {
   /**
-   * Takes a slot for a stream from `address` (null: unknown, counted in the
-   * total only) or throws TooManyStreamsError. Call the returned function
+   * Takes a slot for a stream from `address` (null: unknown; every unknown
+   * address counts as one) or throws TooManyStreamsError. Call the returned function
    * once when the stream ends; later calls do nothing.
    */
   acquire(address: string | null): () => void;
@@ -49,8 +51,9 @@ export function createSseLimiter(limits: SseLimits): SseLimiter {
           503,
         );
       }
-      const exempt = address === null || (limits.exemptLoopback !== false && isLoopback(unmapped(address)));
-      const key = exempt ? null : address;
+      // An unknown address is never exempt: all such streams share one slot count.
+      const exempt = address !== null && limits.exemptLoopback !== false && isLoopback(unmapped(address));
+      const key = exempt ? null : (address ?? UNKNOWN);
       const mine = key === null ? 0 : (perAddress.get(key) ?? 0);
       if (key !== null && mine >= limits.maxClientsPerAddress) {
         throw new TooManyStreamsError(

@@ -1,17 +1,27 @@
 // One Server-Sent Events stream: replay from the client's position, then live.
 // The stream is a cursor: while it is behind it pages through SQLite, pulled
-// only as fast as the socket drains; once caught up it takes events from the
+// only as fast as the socket drains, one small page at a time, read by the
+// replay worker (replay-reader.ts) or, without one, in a turn of the replay
+// scheduler (replay-scheduler.ts), so that replays share the event loop with
+// requests, commits and each other; once caught up it takes events from the
 // hub, coalescing each client's pending events into one write every few ms.
 // Memory per client is bounded (about twice maxBufferedBytes: coalesced plus
 // queued): a live burst bigger than the bound sends the stream back to paging
 // from SQLite, and a client whose queued bytes pass the bound, or that takes
-// nothing for stallMs while data waits, is cut off. It resumes with
-// Last-Event-ID. A position beyond the newest seq (a database restored from a
+// nothing for stallMs while data waits, is cut off; so is the stream with the
+// largest backlog when all streams together hold more than their shared
+// budget (buffer-budget.ts). Live bytes are encoded once per published group
+// and shared by every stream, so a stalled client holds references, not
+// copies. A client cut off resumes with Last-Event-ID. A position beyond the newest seq (a database restored from a
 // backup, a client of another box) is answered with an `event: reset`
 // carrying the newest seq, then the stream goes on live from there. Heartbeats
 // are `:` comments, or `event: heartbeat` for a client that asks
 // (EventSource hides comments, so only events let a page notice a hung link).
+import type { BudgetEntry, BufferBudget } from "./buffer-budget.ts";
 import type { Hub } from "./hub.ts";
+import { framePage, LOOP_PAGE } from "./replay-page.ts";
+import type { ReplayReader } from "./replay-reader.ts";
+import { type ReplayScheduler, sharedReplayScheduler } from "./replay-scheduler.ts";
 import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore, ZoeEvent } from "../store/store.ts";
 
@@ -39,6 +49,12 @@ export interface StreamOptions {
   /** Unsent bytes a client may have queued before it is cut off. */
   maxBufferedBytes: number;
   coalesceMs: number;
+  /** The bound on what all streams hold together (none when absent). */
+  budget?: BufferBudget;
+  /** Reads replay pages off the event loop (default: on it, in turns of replayScheduler). */
+  replayReader?: ReplayReader;
+  /** Where replay pages take turns on the loop (default: one scheduler for every stream of the process). */
+  replayScheduler?: ReplayScheduler;
   /** Called once when the stream ends, for whatever reason. */
   onClose?: (reason: StreamCloseReason) => void;
 }
@@ -47,8 +63,6 @@ export interface StreamOptions {
 // queued chunks into the socket as fast as the kernel takes them, so for a
 // reading client the queue stays near empty.
 const HIGH_WATER_MARK = 64 * 1024;
-const REPLAY_ROWS = 500;
-const REPLAY_BYTES = 256 * 1024;
 const encoder = new TextEncoder();
 
 export function formatEvent(e: ZoeEvent): string {
@@ -65,6 +79,21 @@ function formatLive(e: ZoeEvent): string {
     formattedLive.set(e, text);
   }
   return text;
+}
+
+// And each published group as one encoded chunk that every stream up to date
+// enqueues as it is: a thousand streams hold references to one buffer, not a
+// thousand copies (the bytes of a 100-event batch once, not per client).
+const encodedGroups = new WeakMap<readonly ZoeEvent[], Uint8Array>();
+function encodeGroup(events: readonly ZoeEvent[]): Uint8Array {
+  let bytes = encodedGroups.get(events);
+  if (bytes === undefined) {
+    let text = "";
+    for (const e of events) text += formatLive(e);
+    bytes = encoder.encode(text);
+    encodedGroups.set(events, bytes);
+  }
+  return bytes;
 }
 
 /**
@@ -101,13 +130,26 @@ class EventStream {
   /** Newest seq enqueued. */
   private written: number;
   private replaying: boolean;
-  private pending = "";
+  /** Live chunks gathered for the next write (shared with other streams: never modified). */
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private unsubscribe: (() => void) | null = null;
   private done = false;
   private enqueuedBytes = 0;
   private consumedAtLastBeat = -1;
+  /** A replay turn is requested and has not run yet. */
+  private turnRequested = false;
+  /** A page is being read by the replay worker. */
+  private reading = false;
+  /** The replay worker failed: pages are read on the loop. */
+  private readerFailed = false;
+  /** Resolves the pull() waiting for the requested turn. */
+  private pulled: (() => void) | null = null;
+  private budgetEntry: BudgetEntry | null = null;
+  /** Bytes of the latest enqueue. */
+  private lastEnqueued = 0;
   private lastProgressAt: number;
   private controller!: ReadableStreamDefaultController<Uint8Array>;
 
@@ -126,7 +168,7 @@ class EventStream {
     return new ReadableStream<Uint8Array>(
       {
         start: (c) => this.start(c),
-        pull: () => this.replayStep(),
+        pull: () => this.pull(),
         cancel: () => this.finish("client"),
       },
       { highWaterMark: HIGH_WATER_MARK, size: (chunk) => chunk?.byteLength ?? 0 },
@@ -142,6 +184,12 @@ class EventStream {
     }
     signal.addEventListener("abort", this.onAbort, { once: true });
     shutdown?.addEventListener("abort", this.onShutdown, { once: true });
+    this.budgetEntry =
+      this.o.budget?.join({
+        held: () => (this.done ? 0 : this.queuedBytes() + this.pendingBytes),
+        backlog: () => (this.done ? 0 : Math.max(0, this.queuedBytes() - this.lastEnqueued)),
+        cut: () => this.finish("slow"),
+      }) ?? null;
     this.unsubscribe = hub.subscribe(mode, this.onLive);
     this.heartbeat = setInterval(this.beat, this.o.heartbeatMs);
     this.enqueue(`retry: ${this.o.retryMs}\n\n`);
@@ -157,12 +205,14 @@ class EventStream {
   private finish(reason: StreamCloseReason): void {
     if (this.done) return;
     this.done = true;
+    this.budgetEntry?.leave();
     this.unsubscribe?.();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.o.signal.removeEventListener("abort", this.onAbort);
     this.o.shutdown?.removeEventListener("abort", this.onShutdown);
-    this.pending = "";
+    this.pending = [];
+    this.pendingBytes = 0;
     try {
       // Erroring (not closing) drops the queued bytes and aborts the
       // connection; closing would keep them until a stuck client reads.
@@ -177,18 +227,101 @@ class EventStream {
   private readonly onAbort = () => this.finish("client");
   private readonly onShutdown = () => this.finish("shutdown");
 
-  private enqueue(text: string): void {
-    const bytes = encoder.encode(text);
-    this.enqueuedBytes += bytes.byteLength;
-    this.controller.enqueue(bytes);
+  private enqueue(data: string | readonly Uint8Array[]): void {
+    const chunks = typeof data === "string" ? [encoder.encode(data)] : data;
+    let bytes = 0;
+    for (const chunk of chunks) {
+      this.controller.enqueue(chunk);
+      bytes += chunk.byteLength;
+    }
+    this.enqueuedBytes += bytes;
+    this.lastEnqueued = bytes;
+    this.budgetEntry?.update();
   }
 
   /** Writes live data; a client that lets it pile up is cut off. */
-  private writeLive(text: string): void {
+  private writeLive(data: string | readonly Uint8Array[]): void {
     if (this.done) return;
-    this.enqueue(text);
+    this.enqueue(data);
     if (this.queuedBytes() > this.o.maxBufferedBytes) this.finish("slow");
   }
+
+  /**
+   * The queue has room: while replaying, the next page comes in a turn of the
+   * scheduler, and the stream asks for no more until then.
+   */
+  private pull(): Promise<void> | undefined {
+    if (!this.replaying || this.done) return;
+    if (this.o.replayReader && !this.readerFailed) return this.readPage(this.o.replayReader);
+    return new Promise<void>((resolve) => {
+      this.pulled = resolve;
+      this.requestTurn();
+    });
+  }
+
+  /**
+   * A page from the replay worker, enqueued in a turn of the scheduler (its
+   * socket write is the loop's share of the work); the stream asks for no
+   * more until then.
+   */
+  private async readPage(reader: ReplayReader): Promise<void> {
+    if (this.reading) return;
+    this.reading = true;
+    const { store, mode } = this.o;
+    const through = store.lastSeq(mode);
+    const page = await reader.page(mode, this.cursor, through);
+    if (page === null) {
+      this.reading = false;
+      this.readerFailed = true;
+      if (this.replaying && !this.done) this.requestTurn();
+      return;
+    }
+    let again = false;
+    await new Promise<void>((resolve) => {
+      (this.o.replayScheduler ?? sharedReplayScheduler).request(() => {
+        this.reading = false;
+        resolve();
+        if (!this.replaying || this.done) return 0;
+        // Every event up to `through` that exists was sent (some may have been
+        // pruned): the position is `through`. In this synchronous step, with
+        // the page's enqueue, the seam is exact: if nothing was stored since
+        // the read, every later event comes from the hub.
+        this.cursor = page.caughtUp ? Math.max(page.lastSeq, through) : page.lastSeq;
+        this.written = this.cursor;
+        if (page.caughtUp && this.cursor >= store.lastSeq(mode)) this.replaying = false;
+        if (page.bytes.byteLength > 0) this.enqueue([page.bytes]);
+        // Nothing framed and still behind (stored meanwhile): an enqueue is what
+        // would have asked for the next page.
+        else again = this.replaying;
+        return page.bytes.byteLength;
+      });
+    });
+    if (again) await this.readPage(reader);
+  }
+
+  /** The stream went back to replaying (a live burst): read on while the queue has room. */
+  private resumeReplay(): void {
+    if (this.o.replayReader && !this.readerFailed) void this.readPage(this.o.replayReader);
+    else this.requestTurn();
+  }
+
+  private requestTurn(): void {
+    if (this.turnRequested) return;
+    this.turnRequested = true;
+    (this.o.replayScheduler ?? sharedReplayScheduler).request(this.turn);
+  }
+
+  private readonly turn = (): number => {
+    this.turnRequested = false;
+    const pulled = this.pulled;
+    this.pulled = null;
+    const before = this.enqueuedBytes;
+    // The queue may have filled since the turn was asked for (a live burst sent
+    // the stream back to replay): the next pull asks again.
+    if ((this.controller.desiredSize ?? 0) > 0) this.replayStep();
+    pulled?.();
+    return this.enqueuedBytes - before;
+  };
 
   /** One bounded page of catch-up from SQLite; runs only when the queue has room. */
   private replayStep(): void {
@@ -196,48 +329,60 @@ class EventStream {
     // Synchronous read: no commit can land between this page and
     // `replaying = false`, so the seam has no gap and no duplicate.
     // Each event comes as its JSON text, built by SQLite (formatEvent's data, unparsed).
-    const page = this.o.store.listJson(this.o.mode, this.cursor, REPLAY_ROWS);
-    let text = "";
-    let taken = 0;
-    for (const [seq, json] of page) {
-      text += `id: ${seq}\ndata: ${json}\n\n`;
-      this.cursor = seq;
-      taken++;
-      if (text.length >= REPLAY_BYTES) break;
-    }
+    const { text, lastSeq, caughtUp } = framePage(
+      this.o.store.listJson(this.o.mode, this.cursor, LOOP_PAGE.rows),
+      this.cursor,
+      LOOP_PAGE,
+    );
+    this.cursor = lastSeq;
     this.written = this.cursor;
-    if (taken === page.length && page.length < REPLAY_ROWS) this.replaying = false;
+    if (caughtUp) this.replaying = false;
     if (text !== "") this.enqueue(text);
   }
 
   private readonly flushPending = () => {
     this.flushTimer = null;
-    if (this.pending === "") return;
-    const text = this.pending;
-    this.pending = "";
+    if (this.pending.length === 0) return;
+    const chunks = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
     this.written = this.cursor;
-    this.writeLive(text);
+    this.writeLive(chunks);
   };
 
   private readonly onLive = (events: ZoeEvent[]) => {
     if (this.replaying || this.done) return; // the replay will read them from SQLite
-    for (const e of events) {
-      if (e.seq <= this.cursor) continue;
-      this.pending += formatLive(e);
-      this.cursor = e.seq;
+    let chunk: Uint8Array;
+    if (events.length > 0 && events[0]!.seq > this.cursor) {
+      // The whole group is new to this stream (events come in seq order): the shared bytes.
+      chunk = encodeGroup(events);
+      this.cursor = events.at(-1)!.seq;
+    } else {
+      let text = "";
+      for (const e of events) {
+        if (e.seq <= this.cursor) continue;
+        text += formatLive(e);
+        this.cursor = e.seq;
+      }
+      if (text === "") return;
+      chunk = encoder.encode(text);
     }
-    if (this.pending === "") return;
-    if (this.pending.length > this.o.maxBufferedBytes) {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.byteLength;
+    if (this.pendingBytes > this.o.maxBufferedBytes) {
       // A burst bigger than the buffer: drop it and page it from SQLite at
       // the pace the socket drains, rather than holding it in memory.
-      this.pending = "";
+      this.pending = [];
+      this.pendingBytes = 0;
       this.cursor = this.written;
       this.replaying = true;
       if (this.flushTimer) clearTimeout(this.flushTimer);
       this.flushTimer = null;
-      if ((this.controller.desiredSize ?? 0) > 0) this.replayStep();
+      if ((this.controller.desiredSize ?? 0) > 0) this.resumeReplay();
       return;
     }
+    this.budgetEntry?.update();
+    if (this.done) return;
     if (!this.flushTimer) this.flushTimer = setTimeout(this.flushPending, this.o.coalesceMs);
   };
 

@@ -4,6 +4,7 @@ import { type AppOptions, createApp, serveApp } from "../../src/http/app.ts";
 import { type Clock, systemClock } from "../../src/lib/clock.ts";
 import { createHealth } from "../../src/ops/health.ts";
 import { createHub, type Hub } from "../../src/stream/hub.ts";
+import { startReplayReader } from "../../src/stream/replay-reader.ts";
 import { silentLogger } from "../../src/lib/log.ts";
 import type { EventInput, Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { openStore, type StoreOptions } from "../../src/store/store.ts";
@@ -13,6 +14,8 @@ export interface TestAppOptions extends Partial<Omit<AppOptions, "store" | "hub"
   store?: Partial<Omit<StoreOptions, "path">>;
   sse?: Partial<AppOptions["sse"]>;
   clock?: Clock;
+  /** Read SSE replay pages on a worker thread, as the service does (default: on the event loop). */
+  replayWorker?: boolean;
 }
 
 export function testApp(options: TestAppOptions = {}) {
@@ -22,7 +25,9 @@ export function testApp(options: TestAppOptions = {}) {
   const hub: Hub = createHub();
   store.onAppend((events) => hub.publish(events));
   const shutdown = new AbortController();
+  const replayReader = options.replayWorker ? startReplayReader({ path: store.path, logger: silentLogger }) : undefined;
   const app = createApp({
+    replayReader,
     logger: silentLogger,
     apiToken: null,
     corsOrigins: ["http://localhost:5173"],
@@ -51,6 +56,7 @@ export function testApp(options: TestAppOptions = {}) {
     async close() {
       shutdown.abort();
       if (server) await server.stop(true);
+      replayReader?.close();
       store.close();
       dir.cleanup();
     },

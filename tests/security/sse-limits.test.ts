@@ -1,6 +1,7 @@
 // Open SSE streams are capped in total (503) and per client address (429),
 // both with Retry-After, so one host cannot take every socket of the box.
 import { afterEach, describe, expect, test } from "bun:test";
+import net from "node:net";
 import { serveApp } from "../../src/http/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createSseLimiter, TooManyStreamsError } from "../../src/stream/sse-limiter.ts";
@@ -54,9 +55,21 @@ describe("createSseLimiter()", () => {
 
   test("loopback clients (the box itself, or a reverse proxy) are bound by the total only", () => {
     const limiter = createSseLimiter({ maxClients: 8, maxClientsPerAddress: 1 });
-    for (const address of ["127.0.0.1", "127.0.0.1", "::1", "::1", "::ffff:127.0.0.1", "127.0.0.2", null, null])
+    for (const address of ["127.0.0.1", "127.0.0.1", "::1", "::1", "::ffff:127.0.0.1", "127.0.0.2", "127.0.0.1"])
       limiter.acquire(address);
+    limiter.acquire(null);
     expect(refusal(() => limiter.acquire("127.0.0.1")).status).toBe(503);
+  });
+
+  test("an unknown address is never exempt: every stream without one shares one per-address count", () => {
+    const limiter = createSseLimiter({ maxClients: 10, maxClientsPerAddress: 2 });
+    limiter.acquire(null);
+    limiter.acquire(null);
+    const refused = refusal(() => limiter.acquire(null));
+    expect(refused.status).toBe(429);
+    expect(refused.message).toContain("unknown address");
+    limiter.acquire("192.168.1.7");
+    expect(limiter.open).toBe(3);
   });
 
   test("config: ZOE_SSE_MAX_CLIENTS (default 1000) and ZOE_SSE_MAX_CLIENTS_PER_IP (default 50)", () => {
@@ -127,6 +140,48 @@ describe("GET /local/stream over HTTP", () => {
       await waitFor(async () => (await open(base)).status === 200, 5_000, "a slot freed by a closed stream");
     } finally {
       for (const c of opened.splice(0)) c.abort();
+      await server.stop(true);
+    }
+  });
+
+  // Host `x` is too short for Elysia's router, so serveApp rebuilds the
+  // request; the cap must still see the socket's address (fetch normalises
+  // Host, hence raw sockets). With a token set, any Host name is served (a LAN
+  // host reaching the box by whatever name it knows).
+  test("a short Host header does not hide the client's address: the 51st stream from one address gets 429", async () => {
+    const token = "sse-limit-test-token-0123456789";
+    t = testApp({ apiToken: token, sse: { maxClients: 1000, maxClientsPerAddress: 50, exemptLoopback: false } });
+    const server = serveApp(t.app, { hostname: "127.0.0.1", port: 0 });
+    const sockets: net.Socket[] = [];
+    /** Opens a stream with `Host: x`; resolves with the answer's head, and a refusal's body too. */
+    const rawStream = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect(server.port!, "127.0.0.1");
+        sockets.push(socket);
+        let text = "";
+        socket.setEncoding("latin1");
+        socket.on("connect", () =>
+          socket.write(`GET /local/stream?mode=live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`),
+        );
+        socket.on("data", (chunk: string) => {
+          text += chunk;
+          const end = text.indexOf("\r\n\r\n");
+          if (end >= 0 && (text.startsWith("HTTP/1.1 200") || text.endsWith("}"))) resolve(text);
+        });
+        socket.on("error", reject);
+        socket.on("close", () => resolve(text));
+      });
+    try {
+      const heads: string[] = [];
+      for (let i = 0; i < 50; i++) heads.push(await rawStream());
+      expect(heads.filter((h) => h.startsWith("HTTP/1.1 200")).length).toBe(50);
+      const refused = await rawStream();
+      expect(refused).toStartWith("HTTP/1.1 429");
+      expect(refused.toLowerCase()).toContain("retry-after: 5");
+      // Counted under the socket's address, not as an unknown one.
+      expect(refused).toContain("streams are open from 127.0.0.1");
+    } finally {
+      for (const s of sockets) s.destroy();
       await server.stop(true);
     }
   });

@@ -271,9 +271,12 @@ describe("stream format and positions", () => {
   });
 });
 
-describe("replay/live seam", () => {
+describe.each([
+  ["on the event loop", false],
+  ["on the replay worker", true],
+])("replay/live seam, pages read %s", (_, replayWorker) => {
   test("clients joining during concurrent posting get every event exactly once, in seq order", async () => {
-    t = testApp();
+    t = testApp({ replayWorker });
     const base = t.listen();
     await seed("live", 650); // replay spans several pages
     const writers = 6;
@@ -309,7 +312,7 @@ describe("replay/live seam", () => {
 
   test("a live burst bigger than the client's buffer is paged from SQLite, not dropped and not cut off", async () => {
     const warnings: string[] = [];
-    t = testApp({ sse: { maxBufferedBytes: 16 * 1024 }, logger: captureLogger(warnings) });
+    t = testApp({ sse: { maxBufferedBytes: 16 * 1024 }, logger: captureLogger(warnings), replayWorker });
     const base = t.listen();
     const c = new SseClient(`${base}/local/stream?mode=live`);
     await c.untilOpen();
@@ -326,6 +329,26 @@ describe("replay/live seam", () => {
     await fetch(`${base}/local/events`, postJson(event("live")));
     await c.untilSeq(301);
   });
+});
+
+test("a replay whose worker fails goes on from the event loop: every event, in order", async () => {
+  let asked = 0;
+  const failing = {
+    async page() {
+      asked++;
+      return null; // what startReplayReader() answers once its worker failed
+    },
+    close() {},
+  };
+  t = testApp({ replayReader: failing });
+  const base = t.listen();
+  await seed("live", 650);
+  const c = new SseClient(`${base}/local/stream?mode=live&since_seq=0`);
+  await c.untilSeq(650);
+  expect(c.seqs()).toEqual(range(1, 650));
+  expect(asked).toBe(1);
+  await fetch(`${base}/local/events`, postJson(event("live")));
+  await c.untilSeq(651);
 });
 
 describe("keep-alive and cleanup", () => {

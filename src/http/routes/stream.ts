@@ -4,9 +4,12 @@
 import { Elysia } from "elysia";
 import type { Logger } from "../../lib/log.ts";
 import type { Hub } from "../../stream/hub.ts";
+import { createBufferBudget } from "../../stream/buffer-budget.ts";
+import type { ReplayReader } from "../../stream/replay-reader.ts";
 import { openEventStream, SSE_HEADERS } from "../../stream/sse.ts";
 import { createSseLimiter, type SseLimits } from "../../stream/sse-limiter.ts";
 import type { EventStore } from "../../store/store.ts";
+import { clientAddress, originalRequest } from "../client-address.ts";
 import type { AppHooks } from "../hooks.ts";
 import { routeDocs } from "../openapi.ts";
 import { modeQuery, streamHeartbeatEvents, streamPosition } from "../query.ts";
@@ -21,10 +24,14 @@ export interface StreamRoutesOptions {
     stallMs?: number;
     retryMs: number;
     maxBufferedBytes: number;
+    /** What all streams together may hold (no total bound when absent). */
+    maxTotalBufferedBytes?: number;
     coalesceMs: number;
   } & Partial<SseLimits>;
   /** Aborted at shutdown: open SSE streams end so the server can stop. */
   shutdown?: AbortSignal;
+  /** Reads replay pages off the event loop (without it: on the loop, in turns). */
+  replayReader?: ReplayReader;
   hooks?: AppHooks;
 }
 
@@ -35,6 +42,8 @@ export function streamRoutes(options: StreamRoutesOptions) {
     maxClientsPerAddress: options.sse.maxClientsPerAddress ?? Number.POSITIVE_INFINITY,
     exemptLoopback: options.sse.exemptLoopback,
   });
+  const { maxTotalBufferedBytes, ...sse } = options.sse;
+  const budget = maxTotalBufferedBytes === undefined ? undefined : createBufferBudget(maxTotalBufferedBytes);
   return (
     new Elysia({ name: "zoe-stream" })
       .get(
@@ -43,10 +52,10 @@ export function streamRoutes(options: StreamRoutesOptions) {
           const url = new URL(request.url);
           const mode = modeQuery(url);
           const after = streamPosition(request, url);
-          const release = streams.acquire(server?.requestIP(request)?.address ?? null);
+          const release = streams.acquire(clientAddress(server, request));
           // Bun closes sockets idle for idleTimeout; a stream's liveness is the
           // heartbeat's business (which also cuts off stuck clients).
-          server?.timeout(request, 0);
+          server?.timeout(originalRequest(request), 0);
           const stream = openEventStream({
             store,
             hub,
@@ -55,7 +64,9 @@ export function streamRoutes(options: StreamRoutesOptions) {
             heartbeatEvents: streamHeartbeatEvents(url),
             signal: request.signal,
             shutdown: options.shutdown,
-            ...options.sse,
+            ...sse,
+            budget,
+            replayReader: options.replayReader,
             onClose: (reason) => {
               options.hooks?.streamClosed?.(mode, reason);
               release();
