@@ -414,10 +414,19 @@ _LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     # The child shares the parent's ring and helper: writing to them would
-    # interleave with the parent's records.
+    # interleave with the parent's records. What tells the helper (and the
+    # next bot on the spool) that the parent lives must not live on in the
+    # child: a worker outliving a killed bot would keep its spool locked.
     for client in list(_LIVE):
         client._forked = True
         client._closed = True
+        try:
+            if client._link is not None:
+                client._link.forget_after_fork()
+            if client._pipeline is not None:
+                client._pipeline.spool.forget_after_fork()
+        except Exception:  # an at-fork hook must never fail the fork
+            pass
 
 
 if hasattr(os, "register_at_fork"):

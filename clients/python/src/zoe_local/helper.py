@@ -104,7 +104,8 @@ class Feed:
         self.critical = critical_subtypes
         self.appended = pipeline.writer.committed  # events put on the pipeline's queue, ever
         self.checkpoints: Deque[Tuple[int, int, int]] = deque()  # (appended, ring position, records read)
-        self.orphaned = threading.Event()  # stdin closed: the bot is gone
+        self.orphaned = threading.Event()  # stdin closed, or reparented: the bot is gone
+        self.bot = os.getppid()
         self.closing: Optional[Dict[str, Any]] = None
 
     def run(self) -> None:
@@ -139,7 +140,14 @@ class Feed:
 
     def wait(self, timeout: float) -> None:
         """Until a doorbell byte on stdin (the bot rings for every ordered record,
-        and for events while this sleeps), EOF (the bot is gone) or ``timeout``."""
+        and for events while this sleeps), EOF (the bot is gone) or ``timeout``.
+
+        The bot's death is also read from this process being reparented: a
+        child the bot forked without the at-fork hook (a C library's fork())
+        still holds the pipe's write end, but it is never this one's parent."""
+        if os.getppid() != self.bot:
+            self.orphaned.set()
+            return
         try:
             ready, _, _ = select.select([0], [], [], timeout)
             if ready and not os.read(0, 4096):

@@ -365,6 +365,19 @@ class HelperLink:
             self._remove_ring()
         return int(reply["left"])
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: closes the child's copies of the helper's stdin
+        and of the ring's lock. The helper takes EOF on its stdin as the bot's
+        death, and a recovering helper a free ring lock as the ring's owner's:
+        a child that kept them would keep both from seeing the bot die."""
+        proc = self.proc
+        if proc is not None and proc.stdin is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        self._ring_lock.release()
+
     def _remove_ring(self) -> None:
         for path in (self.ring_path, self.ring_path + ".lock"):
             try:

@@ -102,7 +102,12 @@ class _FileLock:
             raise BlockingIOError(path) from None
 
     def release(self) -> None:
-        os.close(self.fd)  # closing the descriptor drops the lock
+        """Drops the lock (closing the descriptor does); idempotent. In a forked
+        child it drops only the child's reference: the lock lives on while the
+        parent holds it."""
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 class Spool:
@@ -295,6 +300,11 @@ class Spool:
             self._db.execute("ROLLBACK")
         except sqlite3.Error:
             pass
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: let go of the child's copy of the lock, so that
+        the child living on never keeps the spool from the parent's successor."""
+        self._release_file_lock()
 
     def _release_file_lock(self) -> None:
         if self._file_lock is not None:
