@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import threading
+import time
 import weakref
 from datetime import datetime
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
@@ -45,6 +46,8 @@ from .transport import BaseUrl, call_json
 DEFAULT_URL = "http://127.0.0.1:8765"
 MiB = 1024 * 1024
 DELIVERY = ("process", "thread")
+OVERFLOW = ("drop", "block")
+BLOCK_POLL_S = 0.0005
 _SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f][0-9a-f]{2}", re.IGNORECASE)
 
 
@@ -90,6 +93,8 @@ class Client(Reads):
         delivery: str = "process",
         ring_bytes: int = 32 * MiB,
         helper_nice: int = 10,
+        overflow: str = "drop",
+        block_timeout: float = 1.0,
     ) -> None:
         self._base = BaseUrl(url)
         if token is not None and (not isinstance(token, str) or not token or "\n" in token):
@@ -100,6 +105,7 @@ class Client(Reads):
             ("backoff_max", backoff_max),
             ("max_retry_after", max_retry_after),
             ("durable_timeout", durable_timeout),
+            ("block_timeout", block_timeout),
         ):
             _positive(name, value)
         for name, value in (
@@ -117,6 +123,14 @@ class Client(Reads):
         if delivery not in DELIVERY:
             raise ValueError(f"delivery must be one of {', '.join(DELIVERY)}, got {delivery!r}")
         _positive("ring_bytes", ring_bytes, integer=True)
+        if overflow not in OVERFLOW:
+            raise ValueError(f"overflow must be one of {', '.join(OVERFLOW)}, got {overflow!r}")
+        # overflow="block": how long an ordinary emit() may wait for room in a
+        # full queue (0: drop at once). After one wait ran out, emits drop at
+        # once until the queue has room again: a stalled helper must not make
+        # every emit() wait.
+        self._block_s = float(block_timeout) if overflow == "block" else 0.0
+        self._blocked_out = False
         self._token = token
         self._timeout = float(timeout)
         self._log = logger or logging.getLogger("zoe_local")
@@ -252,12 +266,19 @@ class Client(Reads):
                     raise SpoolError(
                         f"Cannot confirm event {event_id}: not committed to spool {self.spool_path} ({why}); it stays queued"
                     )
-            elif not link.submit(payload, critical):
+            elif link.submit(payload, critical):
+                if self._blocked_out:
+                    self._blocked_out = False
+            elif not self._wait_for_room(lambda: link.submit(payload, False)):
                 self._drops(Dropped(event_id, event_mode, type, subtype, "queue_full"))  # type: ignore[arg-type]
             return event_id
         pipeline = self._pipeline
         assert pipeline is not None
         why = pipeline.full(critical)
+        if why == "queue_full" and self._wait_for_room(lambda: pipeline.full(False) != "queue_full"):
+            why = pipeline.full(False)
+        elif why is None and self._blocked_out:
+            self._blocked_out = False
         if why is not None:
             pipeline.drop(Dropped(event_id, event_mode, type, subtype, why))  # type: ignore[arg-type]
         elif durable:
@@ -265,6 +286,18 @@ class Client(Reads):
         else:
             pipeline.submit(payload, critical)
         return event_id
+
+    def _wait_for_room(self, try_again: Callable[[], bool]) -> bool:
+        """overflow="block": polls ``try_again`` until it succeeds or block_timeout ran out."""
+        if not self._block_s or self._blocked_out:
+            return False
+        deadline = time.monotonic() + self._block_s
+        while time.monotonic() < deadline:
+            time.sleep(BLOCK_POLL_S)
+            if try_again():
+                return True
+        self._blocked_out = True
+        return False
 
     def _closed_message(self, what: str) -> str:
         if self._forked:
