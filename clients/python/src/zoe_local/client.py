@@ -377,7 +377,8 @@ class Client(Reads):
                 assert self._pipeline is not None
                 left = self._pipeline.close(timeout)
             if left is None:
-                return self.pending()
+                # No answer in time: count without the helper, and never wait for it again.
+                left = self._link.left_without_helper() if self._link is not None else self.pending()
             self._left = left
             if self._exit_timeout is not None:
                 atexit.unregister(self._at_exit)
@@ -404,6 +405,8 @@ class Client(Reads):
 
     def stats(self) -> ClientStats:
         if self._link is not None:
+            if self._left is not None:
+                raise ClientClosed("Cannot read stats: the client is closed (its delivery helper has stopped)")
             stats = self._link.stats()
             if stats is None:
                 raise ClientClosed("Cannot read stats: the delivery helper did not answer (closed, or being restarted)")
