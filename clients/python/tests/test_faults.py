@@ -270,3 +270,20 @@ def test_close_and_stats_do_not_wait_for_a_helper_that_died(spool: str):
     with pytest.raises(ClientClosed):
         zoe.stats()
     assert zoe.close(1.0) == 100 and time.monotonic() - started < 0.5
+
+
+def test_flush_after_an_outage_retries_at_once_instead_of_waiting_out_the_backoff(service_factory, spool: str):
+    service: Service = service_factory()
+    service.kill()
+    zoe = Client(service.url, mode="paper", spool_path=spool, backoff_base=30.0, backoff_max=30.0, exit_timeout=None)
+    for i in range(100):
+        zoe.emit("SIGNAL", "ENTRY", f"signal {i}")
+    # Full jitter: some waits are short; wait for one long enough to tell a retry at once from one after it.
+    wait_until(lambda: zoe.stats().retry_in > 10.0, timeout=60, what="a long backoff")
+    service.start()
+    started = time.monotonic()
+    assert zoe.flush(8.0) == 0
+    assert zoe.stats().retry_in == 0.0
+    zoe.close(1)
+    assert time.monotonic() - started < 8.0
+    assert bodies_by_mode(service)["paper"] == [f"signal {i}" for i in range(100)]

@@ -105,6 +105,7 @@ class Sender(threading.Thread):
         # Per mode, the gen of the newest post_state(wait=True): older queued snapshots are stale.
         self.state_floor: Dict[str, int] = {}
         self.next_attempt = 0.0
+        self.told_to_wait = False  # next_attempt is the service's Retry-After, not our backoff
         self.state_next_attempt = 0.0
         self.critical_next_attempt = 0.0
         self.ordinary_refused_until = 0.0
@@ -188,6 +189,13 @@ class Sender(threading.Thread):
         with self.lock:
             self.markers.append(marker)
         self._settle_markers()
+        # Someone waits for delivery: retry now rather than sleep out a backoff
+        # (the service may have been back for seconds). A Retry-After the
+        # service sent is still honoured.
+        now = time.monotonic()
+        if self.next_attempt > now and not self.told_to_wait:
+            self.next_attempt = now
+        self.wake.set()
 
     def state(self, snapshot: StateSnapshot) -> None:
         with self.lock:
@@ -353,6 +361,7 @@ class Sender(threading.Thread):
         wait = self.backoff.next(None if err is None else err.retry_after)
         self.retries += 1
         self.next_attempt = time.monotonic() + wait
+        self.told_to_wait = err is not None and err.retry_after is not None
         self._problem(kind, message, err, wait)
         return wait
 
