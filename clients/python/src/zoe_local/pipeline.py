@@ -195,6 +195,7 @@ class Pipeline:
             last_error_at=s.last_error_at,
             last_delivery_at=s.last_delivery_at,
             retry_in=retry_in,
+            states_delivered=s.states_delivered,
         )
 
     def dead_letters(self, limit: int) -> List[DeadLetter]:
