@@ -40,7 +40,7 @@ from .models import (
 )
 from .pipeline import Pipeline
 from .reads import Reads
-from .spool import SYNCHRONOUS
+from .spool import SYNCHRONOUS, side_spool_path
 from .transport import BaseUrl, call_json
 
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -163,6 +163,45 @@ class Client(Reads):
             delivery = "thread"  # the link waits on pipes with select(), POSIX only
         if spool_synchronous not in SYNCHRONOUS:
             raise ValueError(f"spool_synchronous must be one of {', '.join(SYNCHRONOUS)}, got {spool_synchronous!r}")
+        self._main_spool = spool_path
+        self._start = lambda spool: self._start_delivery(
+            delivery,
+            dict(options, spool_path=spool),
+            backoff,
+            token,
+            critical_subtypes,
+            exit_timeout,
+            helper_nice,
+            ring_bytes,
+            queue_max,
+            on_dead_letter,
+            on_drop,
+            on_problem,
+        )
+        self._start(spool_path)
+        self.spool_path = self._link.spool_path if self._link is not None else spool_path
+        self.delivery = "process" if self._link is not None else "thread"
+        _LIVE.add(self)
+        self._exit_timeout = exit_timeout
+        if exit_timeout is not None:
+            atexit.register(self._at_exit)
+
+    def _start_delivery(
+        self,
+        delivery: str,
+        options: Dict[str, Any],
+        backoff: tuple,
+        token: Optional[str],
+        critical_subtypes: Iterable[str],
+        exit_timeout: Optional[float],
+        helper_nice: int,
+        ring_bytes: int,
+        queue_max: int,
+        on_dead_letter: Optional[Callable[[DeadLetter], None]],
+        on_drop: Optional[Callable[[Dropped], None]],
+        on_problem: Optional[Callable[[DeliveryProblem], None]],
+    ) -> None:
+        """The helper (or the threads); run again in a forked child that uses this Client."""
         if delivery == "process":
             config = dict(
                 options,
@@ -200,12 +239,6 @@ class Client(Reads):
                 logger=self._log,
                 **options,  # type: ignore[arg-type]
             )
-        self.spool_path = spool_path
-        self.delivery = "process" if self._link is not None else "thread"
-        _LIVE.add(self)
-        self._exit_timeout = exit_timeout
-        if exit_timeout is not None:
-            atexit.register(self._at_exit)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Client":
@@ -258,6 +291,8 @@ class Client(Reads):
         payload, event_id, event_mode, critical = self._encoder.encode(
             type, subtype, body, symbol, severity, meta, source, mode, ts, idempotency_key
         )
+        if self._link is None and self._pipeline is None:
+            self._child_delivery()
         link = self._link
         if link is not None:
             if durable:
@@ -300,11 +335,34 @@ class Client(Reads):
         return False
 
     def _closed_message(self, what: str) -> str:
-        if self._forked:
-            return (
-                f"Cannot {what}: this Client was made in the parent process; a forked child needs a Client of its own"
-            )
         return f"Cannot {what}: the client is closed"
+
+    def _child_delivery(self) -> None:
+        """In a forked child that uses its parent's Client: a delivery of the
+        child's own, on a side spool next to the parent's (the helper picks
+        one when the spool is held; threads take one here), started on the
+        first call. Its leftovers are taken over by the Client on the main spool."""
+        with self._close_lock:
+            if self._link is not None or self._pipeline is not None:
+                return
+            if self._closed:
+                raise ClientClosed(self._closed_message("emit event"))
+            self._start(self._main_spool if self.delivery == "process" else side_spool_path(self._main_spool))
+            self.spool_path = self._link.spool_path if self._link is not None else side_spool_path(self._main_spool)
+
+    def _delivery(self) -> Union[HelperLink, Pipeline]:
+        if self._link is None and self._pipeline is None:
+            self._child_delivery()
+        delivery = self._link or self._pipeline
+        assert delivery is not None
+        return delivery
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "Cannot pickle a zoe_local Client (passing it to a 'spawn' or 'forkserver' child, or to a pool's task): "
+            "make a Client in the child (Client.from_env() or the same arguments); a child started with the 'fork' "
+            "method may use its parent's Client, and gets a delivery of its own"
+        )
 
     def post_state(
         self,
@@ -342,8 +400,7 @@ class Client(Reads):
         if "\\u0000" in text or _SURROGATE_ESCAPE.search(text):
             raise InvalidEvent("Cannot post state: NUL characters and lone surrogates are not accepted")
         gen = next(self._state_gen)
-        delivery = self._link or self._pipeline
-        assert delivery is not None
+        delivery = self._delivery()
         if wait:
             delivery.state_floor(mode, gen)
             return call_json(self._reader(), "POST", "/local/state", body, timeout)  # type: ignore[no-any-return]
@@ -356,9 +413,7 @@ class Client(Reads):
         the number of events still waiting (queued + spooled) at the deadline."""
         if self._left is not None:
             return self._left
-        delivery = self._link or self._pipeline
-        assert delivery is not None
-        return delivery.flush(timeout)
+        return self._delivery().flush(timeout)
 
     def close(self, timeout: float = 5.0) -> int:
         """Delivers what it can within ``timeout`` seconds, stops the sender and
@@ -368,9 +423,10 @@ class Client(Reads):
         with self._close_lock:
             if self._left is not None:
                 return self._left
-            if self._forked:
-                return 0  # the parent's client: not this process's to close
             self._closed = True
+            if self._link is None and self._pipeline is None:
+                self._left = 0  # a forked child that never used its parent's Client
+                return 0
             if self._link is not None:
                 left = self._link.close(timeout, self._durable_timeout)
             else:
@@ -397,13 +453,12 @@ class Client(Reads):
         """Events not yet acknowledged by the service: queued + spooled."""
         if self._left is not None:
             return self._left
-        delivery = self._link or self._pipeline
-        assert delivery is not None
-        return delivery.pending()
+        return self._delivery().pending()
 
     # -- health ----------------------------------------------------------------
 
     def stats(self) -> ClientStats:
+        self._delivery()
         if self._link is not None:
             if self._left is not None:
                 raise ClientClosed("Cannot read stats: the client is closed (its delivery helper has stopped)")
@@ -416,6 +471,7 @@ class Client(Reads):
 
     def dead_letters(self, limit: int = 100) -> List[DeadLetter]:
         """Events the service refused for good, oldest first, with its error."""
+        self._delivery()
         if self._link is not None:
             letters = self._link.dead_letters(limit)
             if letters is None:
@@ -432,6 +488,7 @@ class Client(Reads):
         if self._closed:
             raise ClientClosed(self._closed_message("requeue dead letters"))
         wanted = None if ids is None else list(ids)
+        self._delivery()
         if self._link is not None:
             count = self._link.requeue(wanted, self._durable_timeout)
         else:
@@ -449,13 +506,14 @@ _LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    # The child shares the parent's ring and helper: writing to them would
-    # interleave with the parent's records. What tells the helper (and the
-    # next bot on the spool) that the parent lives must not live on in the
-    # child: a worker outliving a killed bot would keep its spool locked.
+    # The child must not write to the parent's ring and helper (its records
+    # would interleave with the parent's): it gets a delivery of its own on
+    # first use (_child_delivery). What tells the helper (and the next bot on
+    # the spool) that the parent lives must not live on in the child: a
+    # worker outliving a killed bot would keep its spool locked.
     for client in list(_LIVE):
         client._forked = True
-        client._closed = True
+        client._close_lock = threading.Lock()  # the parent's may have been held by another thread
         try:
             if client._link is not None:
                 client._link.forget_after_fork()
@@ -463,6 +521,9 @@ def _after_fork_in_child() -> None:
                 client._pipeline.spool.forget_after_fork()
         except Exception:  # an at-fork hook must never fail the fork
             pass
+        client._link = None
+        client._pipeline = None
+        client._drops = Drops(client._drops._on_drop, client._log)
 
 
 if hasattr(os, "register_at_fork"):

@@ -160,6 +160,9 @@ class HelperLink:
             except ValueError:
                 msg = {}
             if msg.get("ready"):
+                # A held spool makes the helper pick a side spool (helper._open_waiting).
+                self.spool_path = msg.get("spool_path") or self.spool_path
+                self._config["spool_path"] = self.spool_path  # a helper started again stays on it
                 return
             if "log" in msg:
                 self._dispatch(msg)
