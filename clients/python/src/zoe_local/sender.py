@@ -41,11 +41,12 @@ IDLE_WAIT_S = 1.0
 class FlushMarker:
     """Put in the control queue by flush(): done once every event emitted before it is resolved."""
 
-    __slots__ = ("done", "upto")
+    __slots__ = ("done", "upto", "snaps")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.upto: Optional[int] = None
+        self.snaps: List["StateSnapshot"] = []  # queued post_state() snapshots it also waits for
 
 
 class Requeue:
@@ -189,6 +190,7 @@ class Sender(threading.Thread):
 
     def watch(self, marker: FlushMarker) -> None:
         with self.lock:
+            marker.snaps = list(self.states.values())
             self.markers.append(marker)
         self._settle_markers()
         # Someone waits for delivery: retry now rather than sleep out a backoff
@@ -222,7 +224,8 @@ class Sender(threading.Thread):
             low = self.window.lowest()
             keep = []
             for m in self.markers:
-                if m.upto is not None and m.upto < low:
+                # A snapshot replaced by a newer one is never sent: not waited for.
+                if m.upto is not None and m.upto < low and all(self.states.get(x.mode) is not x for x in m.snaps):
                     m.done.set()
                 else:
                     keep.append(m)
