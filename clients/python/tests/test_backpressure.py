@@ -4,13 +4,16 @@ critical events overtake the refused ordinary ones into the critical reserve."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import time
 from typing import List
 
+import pytest
 from conftest import Service, wait_until
 
-from zoe_local import Client, DeliveryProblem
+from zoe_local import Client, DeliveryProblem, Dropped
 
 FULL = {"ZOE_MAX_BACKLOG_EVENTS": "10", "ZOE_CRITICAL_RESERVE_EVENTS": "5"}  # ordinary events stop at 5
 
@@ -79,3 +82,71 @@ def test_the_spool_bound_drops_new_ordinary_events_but_never_critical_ones(spool
     assert payloads[-1]["id"] == fill  # the fill got in over the bound
     kept = [p["body"] for p in payloads[:-1]]
     assert kept == [f"tick {i}" for i in range(len(kept))]  # the oldest are kept, the newest refused
+
+
+def test_a_tight_loop_of_200000_events_is_delivered_whole_with_overflow_block(service: Service, spool: str):
+    dropped: List[Dropped] = []
+    zoe = Client(
+        service.url, mode="paper", spool_path=spool, overflow="block", on_drop=dropped.append, exit_timeout=None
+    )
+    for i in range(200_000):  # as fast as emit() goes: faster than a starved helper spools
+        zoe.emit("TICK", "PRICE", f"tick {i}", symbol="AAPL", meta={"i": i, "px": 187.5})
+    assert zoe.flush(300) == 0
+    stats = zoe.stats()
+    zoe.close(5)
+    assert (stats.dropped, dropped) == (0, [])
+    db = sqlite3.connect(f"file:{service.db_path}?mode=ro", uri=True)
+    bodies = [b for (b,) in db.execute("SELECT body FROM local_events WHERE mode = 'paper' ORDER BY seq")]
+    assert bodies == [f"tick {i}" for i in range(200_000)]
+
+
+@pytest.mark.parametrize("delivery", ["process", "thread"])
+def test_overflow_block_waits_at_most_block_timeout_for_room_then_drops_without_waiting(spool: str, delivery: str):
+    dropped: List[Dropped] = []
+    zoe = Client(
+        "http://127.0.0.1:9",
+        mode="paper",
+        spool_path=spool,
+        queue_max=50,
+        overflow="block",
+        block_timeout=0.5,
+        on_drop=dropped.append,
+        delivery=delivery,
+        exit_timeout=None,
+    )
+    stalled = zoe._link.proc.pid if zoe._link else None  # type: ignore[union-attr]
+    if stalled:
+        os.kill(stalled, signal.SIGSTOP)  # the helper takes nothing from the ring: it fills
+    else:
+        zoe._pipeline.writer._lock.acquire()  # type: ignore[union-attr]  # the writer spools nothing: the queue fills
+    try:
+        for i in range(50):
+            zoe.emit("TICK", "PRICE", f"tick {i}")
+        assert dropped == []
+        started = time.monotonic()
+        zoe.emit("TICK", "PRICE", "tick 50")  # waits for room, then drops
+        waited = time.monotonic() - started
+        assert [d.reason for d in dropped] == ["queue_full"]
+        assert waited >= 0.45
+        started = time.monotonic()
+        zoe.emit("TICK", "PRICE", "tick 51")  # still full: dropped without a second wait
+        assert time.monotonic() - started < 0.45 and len(dropped) == 2
+        fill = zoe.emit("ORDER", "BUY_FILLED", "Bought 1 AAPL")  # critical: never waits, never dropped
+        assert len(dropped) == 2
+    finally:
+        if stalled:
+            os.kill(stalled, signal.SIGCONT)
+        else:
+            zoe._pipeline.writer._lock.release()  # type: ignore[union-attr]
+    wait_until(lambda: zoe.stats().queued == 0, what="the queue to be spooled")
+    zoe.emit("TICK", "PRICE", "tick 52")  # room again: queued
+    assert len(dropped) == 2
+    assert zoe.close(0.5) == 52
+    ids = [json.loads(p)["body"] for (p,) in sqlite3.connect(spool).execute("SELECT payload FROM spool ORDER BY seq")]
+    assert ids == [f"tick {i}" for i in range(50)] + ["Bought 1 AAPL", "tick 52"]
+    assert fill
+
+
+def test_an_unknown_overflow_policy_is_refused(spool: str):
+    with pytest.raises(ValueError, match="overflow must be one of drop, block"):
+        Client("http://127.0.0.1:9", spool_path=spool, overflow="wait")

@@ -6,7 +6,7 @@ import json
 from typing import List
 
 import pytest
-from conftest import Service
+from conftest import Service, wait_until
 
 from zoe_local import Client, DeliveryProblem, ServiceError
 
@@ -107,3 +107,32 @@ def test_a_wrong_token_keeps_events_spooled_until_a_client_with_the_right_one_se
     with Client(service.url, token, mode="live", spool_path=spool) as fixed:
         assert fixed.flush(10) == 0
     assert [e["body"] for e in service.stored()] == [f"event {i}" for i in range(20)]
+
+
+def test_an_outage_names_what_waits_and_recovery_clears_last_error_and_counts_state(
+    service_factory, spool: str, caplog: pytest.LogCaptureFixture
+):
+    service: Service = service_factory()
+    service.kill()
+    caplog.set_level("WARNING", logger="zoe_local")
+    zoe = Client(service.url, mode="paper", spool_path=spool, backoff_max=0.3, exit_timeout=None)
+    for i in range(10):
+        zoe.emit("SIGNAL", "ENTRY", f"signal {i}", durable=i == 9)
+    zoe.post_state(cash=1.0)
+    wait_until(lambda: len([r for r in caplog.records if "retried" in r.getMessage()]) >= 2, what="two warnings")
+    warnings = [r.getMessage() for r in caplog.records if "retried" in r.getMessage()]
+    about_events = [w for w in warnings if "events stay spooled" in w]
+    about_state = [w for w in warnings if "state snapshot is kept" in w]
+    assert about_events and about_state, warnings
+    assert all("/local/state" not in w for w in about_events) and "10 events" in about_events[0]
+    assert all("/local/state" in w for w in about_state)
+    assert zoe.stats().last_error is not None
+
+    service.start()
+    assert zoe.flush(30) == 0  # the queued snapshot too
+    stats = zoe.stats()
+    assert stats.states_delivered == 1
+    zoe.close(1)
+    assert (stats.status, stats.last_error) == ("ok", None)
+    assert stats.last_error_at is not None  # when the last problem was is kept
+    assert stats.delivered == 10 + 1  # the events and the snapshot

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import math
+import multiprocessing
 import os
+import pickle
 import re
 import time
 import uuid
@@ -13,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import CLIENT_DIR, free_port
 
 from zoe_local import Client, ClientClosed, InvalidEvent, SpoolError, uuid7
 from zoe_local.event import is_iso_timestamp
@@ -79,8 +82,37 @@ def test_emit_refuses_meta_nested_deeper_than_the_service_accepts(client: Client
     for _ in range(70):
         inner["a"] = {}
         inner = inner["a"]
-    with pytest.raises(InvalidEvent, match="nested more than 64 levels"):
+    with pytest.raises(InvalidEvent, match="nested more than 64 levels") as info:
         client.emit("T", "S", "deep", meta=meta)
+    pointer = "/meta" + "/a" * 62
+    assert info.value.field == pointer
+    message = str(info.value)
+    assert message.count("/meta") == 1 and len(message) < 120, message  # the pointer once, shortened
+    assert message.endswith("at /meta/a/a/a/a/a/a/a/a/a…/a/a/a/a/a/a/a/a")
+
+
+def test_a_second_client_of_one_process_on_a_spool_says_why_without_waiting_3_s(client: Client, spool: str):
+    started = time.monotonic()
+    with pytest.raises(SpoolError, match="another open Client of this process"):
+        Client("http://127.0.0.1:1", mode="paper", spool_path=spool)
+    assert time.monotonic() - started < 2.5
+
+
+def test_a_client_cannot_be_pickled_for_a_spawn_child_and_says_what_to_do(client: Client):
+    with pytest.raises(TypeError, match="make a Client in the child"):
+        pickle.dumps(client)
+    child = multiprocessing.get_context("spawn").Process(target=print, args=(client,))
+    with pytest.raises(TypeError, match="'spawn' or 'forkserver' child"):
+        child.start()
+
+
+def test_the_ring_file_is_where_the_readme_says(client: Client, spool: str):
+    digest = hashlib.sha256(os.path.abspath(spool).encode()).hexdigest()[:16]
+    ring = client._link.ring_path  # type: ignore[union-attr]
+    assert re.fullmatch(rf"/dev/shm/zoe-local-{digest}\.ring-{os.getpid()}-[0-9a-f]{{8}}", ring), ring
+    assert os.path.exists(ring) and os.path.exists(ring + ".lock")
+    readme = (CLIENT_DIR / "README.md").read_text()
+    assert "/dev/shm/zoe-local-<hash>.ring-<pid>-<random>" in readme and "(plus a `.lock`)" in readme
 
 
 def test_emit_refuses_an_event_larger_than_the_request_limit(spool: str):

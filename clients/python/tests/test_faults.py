@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
 from typing import Dict, List
 
-from conftest import Service, run_python
+import pytest
+from conftest import Service, run_python, wait_until
 
-from zoe_local import Client
+from zoe_local import Client, ClientClosed
 
 
 def bodies_by_mode(service: Service) -> Dict[str, List[str]]:
@@ -206,3 +209,81 @@ for i in range(200, 300):
     with Client(service.url, mode="paper", spool_path=spool, exit_timeout=None) as again:
         assert again.flush(30) == 0
     assert bodies_by_mode(service)["paper"] == [f"slow {i}" for i in range(300)]
+
+
+SIGTERMED_BOT = """
+import signal, sys
+from zoe_local import Client
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the README's handler: close() runs at exit
+zoe = Client(sys.argv[1], mode="paper", spool_path=sys.argv[2], exit_timeout=2.0)
+for i in range(2000):
+    zoe.emit("SIGNAL", "ENTRY", f"signal {i}")
+print("emitted", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_close_returns_within_its_timeout_when_sigterm_kills_the_helper_too_and_nothing_is_lost(
+    service_factory, spool: str
+):
+    service: Service = service_factory()
+    service.kill()  # it has a port, nothing listens: the events stay spooled
+    bot = run_python(
+        SIGTERMED_BOT,
+        service.url,
+        spool,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert bot.stdout is not None and bot.stdout.readline().strip() == "emitted"
+    started = time.monotonic()
+    os.killpg(bot.pid, signal.SIGTERM)  # what systemctl stop does: the bot and its helper at the same moment
+    assert bot.wait(30) == 0
+    took = time.monotonic() - started
+    assert took < 2.0 + 1.5, f"close(2.0) at exit took {took:.1f} s with the helper dead"
+    service.start()
+    with Client(service.url, mode="paper", spool_path=spool, exit_timeout=None) as again:
+        assert again.flush(30) == 0
+    assert bodies_by_mode(service)["paper"] == [f"signal {i}" for i in range(2000)]
+
+
+def test_close_and_stats_do_not_wait_for_a_helper_that_died(spool: str):
+    zoe = Client("http://127.0.0.1:9", mode="paper", spool_path=spool, exit_timeout=None)
+    for i in range(100):
+        zoe.emit("T", "S", f"e {i}")
+    wait_until(lambda: zoe.stats().spooled == 100, what="the events to be spooled")
+    helper = zoe._link.proc  # type: ignore[union-attr]
+    os.kill(helper.pid, signal.SIGSTOP)  # hung: it never answers close()
+    try:
+        started = time.monotonic()
+        left = zoe.close(1.0)
+        took = time.monotonic() - started
+    finally:
+        os.kill(helper.pid, signal.SIGKILL)
+    assert took < 1.0 + 1.0, f"close(1.0) took {took:.1f} s with a hung helper"
+    assert left == 100  # counted from the spool file without the helper
+    started = time.monotonic()
+    with pytest.raises(ClientClosed):
+        zoe.emit("T", "S", "after close")
+    with pytest.raises(ClientClosed):
+        zoe.stats()
+    assert zoe.close(1.0) == 100 and time.monotonic() - started < 0.5
+
+
+def test_flush_after_an_outage_retries_at_once_instead_of_waiting_out_the_backoff(service_factory, spool: str):
+    service: Service = service_factory()
+    service.kill()
+    zoe = Client(service.url, mode="paper", spool_path=spool, backoff_base=30.0, backoff_max=30.0, exit_timeout=None)
+    for i in range(100):
+        zoe.emit("SIGNAL", "ENTRY", f"signal {i}")
+    # Full jitter: some waits are short; wait for one long enough to tell a retry at once from one after it.
+    wait_until(lambda: zoe.stats().retry_in > 10.0, timeout=60, what="a long backoff")
+    service.start()
+    started = time.monotonic()
+    assert zoe.flush(8.0) == 0
+    assert zoe.stats().retry_in == 0.0
+    zoe.close(1)
+    assert time.monotonic() - started < 8.0
+    assert bodies_by_mode(service)["paper"] == [f"signal {i}" for i in range(100)]

@@ -13,7 +13,7 @@ import pytest
 from conftest import Service, run_python, wait_until
 from test_faults import assert_gapless, bodies_by_mode
 
-from zoe_local import Client, ClientClosed
+from zoe_local import Client
 from zoe_local.ring import ring_places
 
 
@@ -80,28 +80,6 @@ def test_a_ring_left_by_a_bot_and_its_helper_both_killed_is_delivered_by_the_nex
         assert again.flush(30) == 0
     assert bodies_by_mode(service)["paper"] == [f"signal {i}" for i in range(1000)]
     assert rings(spool) == []  # recovered, then removed
-
-
-def test_a_forked_child_cannot_emit_through_its_parents_client(spool: str):
-    zoe = Client("http://127.0.0.1:9", mode="paper", spool_path=spool, exit_timeout=None)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: its records would interleave with the parent's in the ring
-        os.close(read)
-        try:
-            zoe.emit("T", "S", "from the child")
-            os.write(write, b"emitted")
-        except ClientClosed as error:
-            os.write(write, str(error).encode())
-        os._exit(0)
-    os.close(write)
-    said = os.read(read, 1000).decode()
-    os.waitpid(pid, 0)
-    assert "forked child needs a Client of its own" in said
-    zoe.emit("T", "S", "the parent still emits")
-    stats = zoe.stats()  # one snapshot: between two calls the event can move from queued to spooled
-    assert stats.queued + stats.spooled == 1
-    zoe.close(0.2)
 
 
 @pytest.mark.parametrize("delivery", ["thread", "process"])

@@ -31,7 +31,7 @@ def run_example(code: str, service: Service, tmp_path: Path) -> str:
 
 def test_the_first_screen_example_delivers_the_fill_and_the_state(service: Service, tmp_path: Path):
     out = run_example(python_block(ROOT_README, "From the bot (Python 3.9+"), service, tmp_path)
-    assert out.strip() == "0 1"
+    assert out.strip() == "0 2"  # the fill and the state snapshot
     [fill] = service.stored()
     assert (fill["subtype"], fill["symbol"], fill["body"]) == ("BUY_FILLED", "AAPL", "Bought 10 AAPL @ 187.50")
 

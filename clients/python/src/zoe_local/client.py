@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import threading
+import time
 import weakref
 from datetime import datetime
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
@@ -39,12 +40,14 @@ from .models import (
 )
 from .pipeline import Pipeline
 from .reads import Reads
-from .spool import SYNCHRONOUS
+from .spool import SYNCHRONOUS, side_spool_path
 from .transport import BaseUrl, call_json
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 MiB = 1024 * 1024
 DELIVERY = ("process", "thread")
+OVERFLOW = ("drop", "block")
+BLOCK_POLL_S = 0.0005
 _SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f][0-9a-f]{2}", re.IGNORECASE)
 
 
@@ -90,6 +93,8 @@ class Client(Reads):
         delivery: str = "process",
         ring_bytes: int = 32 * MiB,
         helper_nice: int = 10,
+        overflow: str = "drop",
+        block_timeout: float = 1.0,
     ) -> None:
         self._base = BaseUrl(url)
         if token is not None and (not isinstance(token, str) or not token or "\n" in token):
@@ -100,6 +105,7 @@ class Client(Reads):
             ("backoff_max", backoff_max),
             ("max_retry_after", max_retry_after),
             ("durable_timeout", durable_timeout),
+            ("block_timeout", block_timeout),
         ):
             _positive(name, value)
         for name, value in (
@@ -117,6 +123,14 @@ class Client(Reads):
         if delivery not in DELIVERY:
             raise ValueError(f"delivery must be one of {', '.join(DELIVERY)}, got {delivery!r}")
         _positive("ring_bytes", ring_bytes, integer=True)
+        if overflow not in OVERFLOW:
+            raise ValueError(f"overflow must be one of {', '.join(OVERFLOW)}, got {overflow!r}")
+        # overflow="block": how long an ordinary emit() may wait for room in a
+        # full queue (0: drop at once). After one wait ran out, emits drop at
+        # once until the queue has room again: a stalled helper must not make
+        # every emit() wait.
+        self._block_s = float(block_timeout) if overflow == "block" else 0.0
+        self._blocked_out = False
         self._token = token
         self._timeout = float(timeout)
         self._log = logger or logging.getLogger("zoe_local")
@@ -149,6 +163,45 @@ class Client(Reads):
             delivery = "thread"  # the link waits on pipes with select(), POSIX only
         if spool_synchronous not in SYNCHRONOUS:
             raise ValueError(f"spool_synchronous must be one of {', '.join(SYNCHRONOUS)}, got {spool_synchronous!r}")
+        self._main_spool = spool_path
+        self._start = lambda spool: self._start_delivery(
+            delivery,
+            dict(options, spool_path=spool),
+            backoff,
+            token,
+            critical_subtypes,
+            exit_timeout,
+            helper_nice,
+            ring_bytes,
+            queue_max,
+            on_dead_letter,
+            on_drop,
+            on_problem,
+        )
+        self._start(spool_path)
+        self.spool_path = self._link.spool_path if self._link is not None else spool_path
+        self.delivery = "process" if self._link is not None else "thread"
+        _LIVE.add(self)
+        self._exit_timeout = exit_timeout
+        if exit_timeout is not None:
+            atexit.register(self._at_exit)
+
+    def _start_delivery(
+        self,
+        delivery: str,
+        options: Dict[str, Any],
+        backoff: tuple,
+        token: Optional[str],
+        critical_subtypes: Iterable[str],
+        exit_timeout: Optional[float],
+        helper_nice: int,
+        ring_bytes: int,
+        queue_max: int,
+        on_dead_letter: Optional[Callable[[DeadLetter], None]],
+        on_drop: Optional[Callable[[Dropped], None]],
+        on_problem: Optional[Callable[[DeliveryProblem], None]],
+    ) -> None:
+        """The helper (or the threads); run again in a forked child that uses this Client."""
         if delivery == "process":
             config = dict(
                 options,
@@ -186,12 +239,6 @@ class Client(Reads):
                 logger=self._log,
                 **options,  # type: ignore[arg-type]
             )
-        self.spool_path = spool_path
-        self.delivery = "process" if self._link is not None else "thread"
-        _LIVE.add(self)
-        self._exit_timeout = exit_timeout
-        if exit_timeout is not None:
-            atexit.register(self._at_exit)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Client":
@@ -244,6 +291,8 @@ class Client(Reads):
         payload, event_id, event_mode, critical = self._encoder.encode(
             type, subtype, body, symbol, severity, meta, source, mode, ts, idempotency_key
         )
+        if self._link is None and self._pipeline is None:
+            self._child_delivery()
         link = self._link
         if link is not None:
             if durable:
@@ -252,12 +301,19 @@ class Client(Reads):
                     raise SpoolError(
                         f"Cannot confirm event {event_id}: not committed to spool {self.spool_path} ({why}); it stays queued"
                     )
-            elif not link.submit(payload, critical):
+            elif link.submit(payload, critical):
+                if self._blocked_out:
+                    self._blocked_out = False
+            elif not self._wait_for_room(lambda: link.submit(payload, False)):
                 self._drops(Dropped(event_id, event_mode, type, subtype, "queue_full"))  # type: ignore[arg-type]
             return event_id
         pipeline = self._pipeline
         assert pipeline is not None
         why = pipeline.full(critical)
+        if why == "queue_full" and self._wait_for_room(lambda: pipeline.full(False) != "queue_full"):
+            why = pipeline.full(False)
+        elif why is None and self._blocked_out:
+            self._blocked_out = False
         if why is not None:
             pipeline.drop(Dropped(event_id, event_mode, type, subtype, why))  # type: ignore[arg-type]
         elif durable:
@@ -266,12 +322,47 @@ class Client(Reads):
             pipeline.submit(payload, critical)
         return event_id
 
+    def _wait_for_room(self, try_again: Callable[[], bool]) -> bool:
+        """overflow="block": polls ``try_again`` until it succeeds or block_timeout ran out."""
+        if not self._block_s or self._blocked_out:
+            return False
+        deadline = time.monotonic() + self._block_s
+        while time.monotonic() < deadline:
+            time.sleep(BLOCK_POLL_S)
+            if try_again():
+                return True
+        self._blocked_out = True
+        return False
+
     def _closed_message(self, what: str) -> str:
-        if self._forked:
-            return (
-                f"Cannot {what}: this Client was made in the parent process; a forked child needs a Client of its own"
-            )
         return f"Cannot {what}: the client is closed"
+
+    def _child_delivery(self) -> None:
+        """In a forked child that uses its parent's Client: a delivery of the
+        child's own, on a side spool next to the parent's (the helper picks
+        one when the spool is held; threads take one here), started on the
+        first call. Its leftovers are taken over by the Client on the main spool."""
+        with self._close_lock:
+            if self._link is not None or self._pipeline is not None:
+                return
+            if self._closed:
+                raise ClientClosed(self._closed_message("emit event"))
+            self._start(self._main_spool if self.delivery == "process" else side_spool_path(self._main_spool))
+            self.spool_path = self._link.spool_path if self._link is not None else side_spool_path(self._main_spool)
+
+    def _delivery(self) -> Union[HelperLink, Pipeline]:
+        if self._link is None and self._pipeline is None:
+            self._child_delivery()
+        delivery = self._link or self._pipeline
+        assert delivery is not None
+        return delivery
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "Cannot pickle a zoe_local Client (passing it to a 'spawn' or 'forkserver' child, or to a pool's task): "
+            "make a Client in the child (Client.from_env() or the same arguments); a child started with the 'fork' "
+            "method may use its parent's Client, and gets a delivery of its own"
+        )
 
     def post_state(
         self,
@@ -309,8 +400,7 @@ class Client(Reads):
         if "\\u0000" in text or _SURROGATE_ESCAPE.search(text):
             raise InvalidEvent("Cannot post state: NUL characters and lone surrogates are not accepted")
         gen = next(self._state_gen)
-        delivery = self._link or self._pipeline
-        assert delivery is not None
+        delivery = self._delivery()
         if wait:
             delivery.state_floor(mode, gen)
             return call_json(self._reader(), "POST", "/local/state", body, timeout)  # type: ignore[no-any-return]
@@ -323,9 +413,7 @@ class Client(Reads):
         the number of events still waiting (queued + spooled) at the deadline."""
         if self._left is not None:
             return self._left
-        delivery = self._link or self._pipeline
-        assert delivery is not None
-        return delivery.flush(timeout)
+        return self._delivery().flush(timeout)
 
     def close(self, timeout: float = 5.0) -> int:
         """Delivers what it can within ``timeout`` seconds, stops the sender and
@@ -335,16 +423,18 @@ class Client(Reads):
         with self._close_lock:
             if self._left is not None:
                 return self._left
-            if self._forked:
-                return 0  # the parent's client: not this process's to close
             self._closed = True
+            if self._link is None and self._pipeline is None:
+                self._left = 0  # a forked child that never used its parent's Client
+                return 0
             if self._link is not None:
                 left = self._link.close(timeout, self._durable_timeout)
             else:
                 assert self._pipeline is not None
                 left = self._pipeline.close(timeout)
             if left is None:
-                return self.pending()
+                # No answer in time: count without the helper, and never wait for it again.
+                left = self._link.left_without_helper() if self._link is not None else self.pending()
             self._left = left
             if self._exit_timeout is not None:
                 atexit.unregister(self._at_exit)
@@ -363,14 +453,15 @@ class Client(Reads):
         """Events not yet acknowledged by the service: queued + spooled."""
         if self._left is not None:
             return self._left
-        delivery = self._link or self._pipeline
-        assert delivery is not None
-        return delivery.pending()
+        return self._delivery().pending()
 
     # -- health ----------------------------------------------------------------
 
     def stats(self) -> ClientStats:
+        self._delivery()
         if self._link is not None:
+            if self._left is not None:
+                raise ClientClosed("Cannot read stats: the client is closed (its delivery helper has stopped)")
             stats = self._link.stats()
             if stats is None:
                 raise ClientClosed("Cannot read stats: the delivery helper did not answer (closed, or being restarted)")
@@ -380,6 +471,7 @@ class Client(Reads):
 
     def dead_letters(self, limit: int = 100) -> List[DeadLetter]:
         """Events the service refused for good, oldest first, with its error."""
+        self._delivery()
         if self._link is not None:
             letters = self._link.dead_letters(limit)
             if letters is None:
@@ -396,6 +488,7 @@ class Client(Reads):
         if self._closed:
             raise ClientClosed(self._closed_message("requeue dead letters"))
         wanted = None if ids is None else list(ids)
+        self._delivery()
         if self._link is not None:
             count = self._link.requeue(wanted, self._durable_timeout)
         else:
@@ -413,11 +506,24 @@ _LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    # The child shares the parent's ring and helper: writing to them would
-    # interleave with the parent's records.
+    # The child must not write to the parent's ring and helper (its records
+    # would interleave with the parent's): it gets a delivery of its own on
+    # first use (_child_delivery). What tells the helper (and the next bot on
+    # the spool) that the parent lives must not live on in the child: a
+    # worker outliving a killed bot would keep its spool locked.
     for client in list(_LIVE):
         client._forked = True
-        client._closed = True
+        client._close_lock = threading.Lock()  # the parent's may have been held by another thread
+        try:
+            if client._link is not None:
+                client._link.forget_after_fork()
+            if client._pipeline is not None:
+                client._pipeline.spool.forget_after_fork()
+        except Exception:  # an at-fork hook must never fail the fork
+            pass
+        client._link = None
+        client._pipeline = None
+        client._drops = Drops(client._drops._on_drop, client._log)
 
 
 if hasattr(os, "register_at_fork"):

@@ -111,7 +111,10 @@ def check_json_value(value: Any, path: str, depth: int) -> None:
     ±2^53 (JavaScript numbers; they would be stored rounded), nesting past the
     service's limit."""
     if depth >= MAX_JSON_DEPTH:
-        raise InvalidEvent(f"Cannot emit event: {path} is nested more than {MAX_JSON_DEPTH} levels deep", path)
+        # The pointer once, cut in the middle when long (``field`` has it whole).
+        head, tail = path[:24], path[-16:]
+        at = path if len(path) <= 48 else f"{head[: head.rfind('/')]}…{tail[tail.find('/') :]}"
+        raise InvalidEvent(f"Cannot emit event: meta is nested more than {MAX_JSON_DEPTH} levels deep at {at}", path)
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, v in items:
         t = type(v)

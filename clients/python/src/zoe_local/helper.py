@@ -38,7 +38,7 @@ from .event import payload_is_critical
 from .failures import Backoff
 from .models import Dropped
 from .pipeline import Pipeline
-from .spool import SpoolBusy
+from .spool import SpoolBusy, lock_holder, pid_alive, remove_spool_files, side_spool_path
 from .transport import BaseUrl
 
 TAKE_RECORDS = 4096
@@ -49,6 +49,7 @@ IDLE_AFTER_S = 0.25
 # (the ring's flag and the bell are not atomic with the record).
 IDLE_WAIT_S = 0.05
 LOCK_WAIT_S = 3.0
+SAME_BOT_WAIT_S = 0.5
 
 
 class Out:
@@ -104,7 +105,8 @@ class Feed:
         self.critical = critical_subtypes
         self.appended = pipeline.writer.committed  # events put on the pipeline's queue, ever
         self.checkpoints: Deque[Tuple[int, int, int]] = deque()  # (appended, ring position, records read)
-        self.orphaned = threading.Event()  # stdin closed: the bot is gone
+        self.orphaned = threading.Event()  # stdin closed, or reparented: the bot is gone
+        self.bot = os.getppid()
         self.closing: Optional[Dict[str, Any]] = None
 
     def run(self) -> None:
@@ -139,7 +141,14 @@ class Feed:
 
     def wait(self, timeout: float) -> None:
         """Until a doorbell byte on stdin (the bot rings for every ordered record,
-        and for events while this sleeps), EOF (the bot is gone) or ``timeout``."""
+        and for events while this sleeps), EOF (the bot is gone) or ``timeout``.
+
+        The bot's death is also read from this process being reparented: a
+        child the bot forked without the at-fork hook (a C library's fork())
+        still holds the pipe's write end, but it is never this one's parent."""
+        if os.getppid() != self.bot:
+            self.orphaned.set()
+            return
         try:
             ready, _, _ = select.select([0], [], [], timeout)
             if ready and not os.read(0, 4096):
@@ -236,18 +245,59 @@ def _open(config: Dict[str, Any], out: Out, log: logging.Logger) -> Pipeline:
         on_drop=notify("drop") if "drop" in cb else None,
         on_problem=notify("problem") if "problem" in cb else None,
         logger=log,
+        bot=os.getppid(),
     )
 
 
 def _open_waiting(config: Dict[str, Any], out: Out, log: logging.Logger) -> Pipeline:
-    """Opens the pipeline; a held spool lock is waited for a little: the helper
-    of a bot that was just killed stores its ring and lets go within moments,
-    and a restarted bot must not fail on it."""
+    """Opens the pipeline. When the spool is held, what the holder wrote in
+    the lock file says by whom:
+    * by this very bot (a second Client in one process): refused after
+      SAME_BOT_WAIT_S (a Client of it being closed lets go by then);
+    * by another live bot (a forked worker's parent or sibling, or a Client
+      per worker on one spool_path): this one spools to a side spool of its
+      own at once (``config["spool_path"]`` changes), which the Client on the
+      main spool takes over once this process is gone;
+    * by the helper of a bot that is gone (it stores its ring and lets go
+      within moments): waited for, up to LOCK_WAIT_S, so that a restarted
+      bot's events follow the ones its killed predecessor left."""
     deadline = time.monotonic() + LOCK_WAIT_S
+    said = False
     while True:
         try:
             return _open(config, out, log)
         except SpoolBusy as error:
+            path = config["spool_path"]
+            holder = lock_holder(path)
+            bot = os.getppid()
+            if holder is not None and holder[1] == bot and pid_alive(holder[0]):
+                # A Client of this process that is being closed lets go within moments.
+                if time.monotonic() < deadline - LOCK_WAIT_S + SAME_BOT_WAIT_S:
+                    time.sleep(0.05)
+                    continue
+                out.send({"error": f"{error}: by another open Client of this process (pid {bot})", "spool": True})
+                sys.exit(3)
+            if holder is not None and pid_alive(holder[1]):
+                config["spool_path"] = side_spool_path(path)
+                log.info(
+                    "zoe-local: spool %s is in use by bot pid %d; this Client (pid %d) spools to %s, which the "
+                    "Client on %s takes over when this process is gone",
+                    path,
+                    holder[1],
+                    bot,
+                    config["spool_path"],
+                    path,
+                )
+                continue
+            if not said:
+                said = True
+                log.info(
+                    "zoe-local: spool %s is still held by the helper (pid %s) of a bot that is gone; "
+                    "waiting up to %.0f s for it to store that bot's last events",
+                    path,
+                    holder[0] if holder else "?",
+                    LOCK_WAIT_S,
+                )
             if time.monotonic() < deadline:
                 time.sleep(0.05)
                 continue
@@ -348,6 +398,7 @@ def _run() -> None:
             os.nice(config["nice"])
         except (AttributeError, OSError):
             pass
+    main_spool = config["spool_path"]
     pipeline = _open_waiting(config, out, log)
     feed = Feed(
         R.RingConsumer(config["ring"]), pipeline, out, frozenset(config["critical_subtypes"]), config["queue_max"]
@@ -358,13 +409,15 @@ def _run() -> None:
             log.warning(
                 "zoe-local: recovered %d events from the emit ring of a bot that exited without closing", recovered
             )
-    out.send({"ready": True, "pid": os.getpid()})
+    out.send({"ready": True, "pid": os.getpid(), "spool_path": config["spool_path"]})
     feed.run()
     closing = feed.closing
     feed.drain()
     # Orphaned (the bot was killed): store the ring and let go of the spool at
     # once, so that the restarted bot's helper can take it over.
     left = pipeline.close(closing["timeout"] if closing else 0.0)
+    if left == 0 and config["spool_path"] != main_spool:
+        remove_spool_files(config["spool_path"])  # an empty side spool: nothing for anyone to take over
     if left is not None:
         feed.publish()
     out.send({"re": closing["id"] if closing else None, "left": left, "ring_left": feed.ring.read - feed.ring.consumed})

@@ -31,6 +31,10 @@ from .spool import _FileLock
 START_TIMEOUT_S = 30.0
 RESPAWN_S = (0.2, 1.0, 5.0)
 PUMP_S = 0.002
+# How long close() waits for the helper's answer past its deadline; a helper
+# that has not answered by then finishes on its own (the ring keeps what it
+# had not committed, and the next start recovers it).
+CLOSE_MARGIN_S = 0.5
 _LAUNCH = "import sys; sys.path.insert(0, sys.argv[1]); from zoe_local.helper import main; main()"
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -106,6 +110,8 @@ class HelperLink:
         self._ids = itertools.count(1)
         self._waiters: Dict[int, _Waiter] = {}
         self._closing = False
+        self._stop_respawn = threading.Event()
+        self._gone = threading.Event()  # the helper exited and will not be started again
         self.spool_path = spool_path
         self.proc: Optional[subprocess.Popen] = None
         try:
@@ -154,6 +160,9 @@ class HelperLink:
             except ValueError:
                 msg = {}
             if msg.get("ready"):
+                # A held spool makes the helper pick a side spool (helper._open_waiting).
+                self.spool_path = msg.get("spool_path") or self.spool_path
+                self._config["spool_path"] = self.spool_path  # a helper started again stays on it
                 return
             if "log" in msg:
                 self._dispatch(msg)
@@ -175,6 +184,7 @@ class HelperLink:
                     self._log.exception("zoe-local: bad message from the delivery helper: %r", line[:200])
             code = proc.wait()
             if self._closing:
+                self._give_up()
                 return
             _close_pipes(proc)
             self._log.error(
@@ -183,12 +193,20 @@ class HelperLink:
                 code,
             )
             if not self._respawn():
+                self._give_up()
                 return
+
+    def _give_up(self) -> None:
+        """No helper will answer again: whoever waits for an answer stops waiting."""
+        self._gone.set()
+        for rid in list(self._waiters):
+            waiter = self._waiters.pop(rid, None)
+            if waiter is not None:
+                waiter.done.set()  # an empty reply: no answer
 
     def _respawn(self) -> bool:
         for attempt in itertools.count():
-            time.sleep(RESPAWN_S[min(attempt, len(RESPAWN_S) - 1)])
-            if self._closing:
+            if self._stop_respawn.wait(RESPAWN_S[min(attempt, len(RESPAWN_S) - 1)]) or self._closing:
                 return False
             try:
                 self._spawn()  # not under the lock: emit() must not wait for a start
@@ -285,7 +303,10 @@ class HelperLink:
         data = rid.to_bytes(8, "little") + prefix if kind != R.CONTROL else json.dumps({**body, "id": rid}).encode()
         with self._lock:
             self._put(kind, data)
-        if waiter.done.wait(timeout):
+        if self._gone.is_set():  # after registering: _give_up() either saw this waiter or set _gone first
+            self._waiters.pop(rid, None)
+            return None
+        if waiter.done.wait(timeout) and waiter.reply:
             return waiter.reply
         self._waiters.pop(rid, None)
         return None
@@ -344,26 +365,74 @@ class HelperLink:
     def close(self, timeout: float, durable_timeout: float) -> Optional[int]:
         """The helper delivers for ``timeout``, stores the rest and exits; the events left, or None."""
         deadline = time.monotonic() + timeout
-        while self._overflow and time.monotonic() < deadline:
+        while self._overflow and time.monotonic() < deadline and not self._gone.is_set():
             time.sleep(PUMP_S)
         self._closing = True  # from here on an exit of the helper is the expected one
-        reply = self._ask(R.CONTROL, {"op": "close", "timeout": timeout}, timeout + durable_timeout + 1.0)
+        self._stop_respawn.set()
+        # The helper's own close takes what is left of the deadline; past it
+        # (plus a margin), this returns whatever state the helper is in. What
+        # a dead or late helper did not commit stays in the ring, which the
+        # next Client on the spool recovers.
+        left_s = max(0.0, deadline - time.monotonic())
+        reply = self._ask(R.CONTROL, {"op": "close", "timeout": left_s}, left_s + CLOSE_MARGIN_S)
         proc = self.proc
         if proc is not None:
-            _close_pipes(proc)
             try:
-                proc.wait(max(0.5, deadline - time.monotonic() + 1.0))
+                if proc.stdin is not None:
+                    proc.stdin.close()  # EOF: a helper that did not get the close exits when it sees it
+            except OSError:
+                pass
+            try:
+                proc.wait(max(0.05, deadline + CLOSE_MARGIN_S - time.monotonic()))
             except subprocess.TimeoutExpired:
+                # Its stdout stays open: closing it would wait for the reader
+                # thread's read, which only the helper's exit ends.
                 self._log.warning(
-                    "zoe-local: close(): the delivery helper (pid %d) is still finishing; it exits on its own", proc.pid
+                    "zoe-local: close(): the delivery helper (pid %d) did not finish within the deadline; "
+                    "it exits on its own, and what it did not store is recovered from the ring by the next start",
+                    proc.pid,
                 )
                 return None
+            self._reader.join(0.5)
+            if not self._reader.is_alive():
+                _close_pipes(proc)
         if reply is None or reply.get("left") is None:
             return None
         self.ring.close()
         if reply.get("ring_left") == 0 and not self._overflow:
             self._remove_ring()
         return int(reply["left"])
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: closes the child's copies of the helper's stdin
+        and of the ring's lock. The helper takes EOF on its stdin as the bot's
+        death, and a recovering helper a free ring lock as the ring's owner's:
+        a child that kept them would keep both from seeing the bot die."""
+        proc = self.proc
+        if proc is not None and proc.stdin is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        self._ring_lock.release()
+
+    def left_without_helper(self) -> int:
+        """Events not delivered, counted without the helper (it did not answer
+        close()): what is in the ring, plus the spool's rows read from the file."""
+        left = self.in_ring()
+        if self.spool_path == ":memory:":
+            return left
+        try:
+            import sqlite3
+
+            db = sqlite3.connect(f"file:{self.spool_path}?mode=ro", uri=True, timeout=0.2)
+            try:
+                left += db.execute("SELECT count(*) FROM spool").fetchone()[0]
+            finally:
+                db.close()
+        except Exception:
+            pass  # no spool yet, or locked: the ring is what is known
+        return left
 
     def _remove_ring(self) -> None:
         for path in (self.ring_path, self.ring_path + ".lock"):

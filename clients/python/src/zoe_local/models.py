@@ -113,7 +113,8 @@ class ClientStats:
     spooled_bytes: int
     #: Rows in the dead-letter table (all runs of this spool).
     dead_letters: int
-    #: Acknowledged by the service since this client started (duplicates included).
+    #: Acknowledged by the service since this client started (duplicates included):
+    #: events and queued ``post_state()`` snapshots.
     delivered: int
     #: Requests the service acknowledged (delivered / batches = events per request).
     batches: int
@@ -131,6 +132,8 @@ class ClientStats:
     last_delivery_at: Optional[float]
     #: Seconds until the sender tries again (0 when it is not waiting).
     retry_in: float
+    #: Of ``delivered``, ``post_state()`` snapshots (not ``wait=True`` ones: their answer is the call's).
+    states_delivered: int = 0
 
 
 __all__ = [

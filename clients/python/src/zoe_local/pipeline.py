@@ -18,9 +18,11 @@ from .errors import SpoolError
 from .failures import Backoff
 from .models import ClientStats, DeadLetter, DeliveryProblem, Dropped
 from .sender import FlushMarker, Requeue, Sender, StateSnapshot
-from .spool import Item, Spool
+from .spool import Item, Spool, lock_holder, pid_alive, side_spools
 from .transport import BaseUrl, Transport
 from .writer import Writer
+
+ADOPT_WAIT_S = 2.0
 
 
 class Pipeline:
@@ -42,9 +44,11 @@ class Pipeline:
         on_drop: Optional[Callable[[Dropped], None]],
         on_problem: Optional[Callable[[DeliveryProblem], None]],
         logger: logging.Logger,
+        bot: Optional[int] = None,
     ) -> None:
         self._log = logger
-        self.spool = Spool(spool_path, spool_synchronous)
+        self.spool = Spool(spool_path, spool_synchronous, bot=bot)
+        self.adopted = self._adopt()
         self.spool_max_bytes = spool_max_bytes
         self._queue_max = queue_max
         self._durable_timeout = durable_timeout
@@ -109,10 +113,45 @@ class Pipeline:
         """A post_state(wait=True) of generation ``gen`` is on its way: older queued snapshots are stale."""
         self.sender.state_floor[mode] = gen
 
+    def _adopt(self) -> int:
+        """Takes over the side spools of forked workers (or of other Clients on
+        this spool_path) whose processes are gone; the events taken over."""
+        moved = 0
+        if not self.spool.durable:
+            return 0
+        for path in side_spools(self.spool.path):
+            # A worker that just ended: its helper is storing its last events
+            # and lets go within moments; worth a short wait (a live worker's
+            # spool is left alone).
+            deadline = time.monotonic() + ADOPT_WAIT_S
+            holder = lock_holder(path)
+            while holder is not None and not pid_alive(holder[1]) and pid_alive(holder[0]):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+            try:
+                if hasattr(self, "writer"):
+                    with self.writer._lock:  # the sender's window takes appends in seq order
+                        got = self.spool.adopt(path)
+                        if got is not None and got[1]:
+                            self.sender.spooled(*got)
+                else:
+                    got = self.spool.adopt(path)  # before the sender: its window reads the spool
+            except Exception as error:
+                self._log.warning("zoe-local: cannot take over the side spool %s: %s", path, error)
+                continue
+            if got is not None:
+                moved += len(got[1])
+                if got[1]:
+                    self._log.info("zoe-local: took over %d events from the side spool %s", len(got[1]), path)
+        return moved
+
     def marker(self) -> Optional[FlushMarker]:
-        """A flush marker behind everything queued so far (None when delivery has stopped)."""
+        """A flush marker behind everything queued so far (None when delivery
+        has stopped), and behind what finished workers left in side spools."""
         if not (self.sender.is_alive() and self.writer.is_alive()):
             return None
+        self._adopt()
         marker = FlushMarker()
         self._control.append(marker)
         self.writer.wake.set()
@@ -195,6 +234,7 @@ class Pipeline:
             last_error_at=s.last_error_at,
             last_delivery_at=s.last_delivery_at,
             retry_in=retry_in,
+            states_delivered=s.states_delivered,
         )
 
     def dead_letters(self, limit: int) -> List[DeadLetter]:

@@ -41,11 +41,12 @@ IDLE_WAIT_S = 1.0
 class FlushMarker:
     """Put in the control queue by flush(): done once every event emitted before it is resolved."""
 
-    __slots__ = ("done", "upto")
+    __slots__ = ("done", "upto", "snaps")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.upto: Optional[int] = None
+        self.snaps: List["StateSnapshot"] = []  # queued post_state() snapshots it also waits for
 
 
 class Requeue:
@@ -105,17 +106,20 @@ class Sender(threading.Thread):
         # Per mode, the gen of the newest post_state(wait=True): older queued snapshots are stale.
         self.state_floor: Dict[str, int] = {}
         self.next_attempt = 0.0
+        self.told_to_wait = False  # next_attempt is the service's Retry-After, not our backoff
         self.state_next_attempt = 0.0
         self.critical_next_attempt = 0.0
         self.ordinary_refused_until = 0.0
         self.critical_pending = True  # the spool may hold critical rows from a previous run
         # stats, read by Client.stats() from other threads
         self.delivered = 0
+        self.states_delivered = 0
         self.batches = 0
         self.duplicates = 0
         self.retries = 0
         self.status = "ok"
-        self.problem: Optional[tuple] = None
+        self.problem: Optional[tuple] = None  # (kind, code) of the events' current problem
+        self.state_problem: Optional[tuple] = None
         self.last_error: Optional[str] = None
         self.last_error_at: Optional[float] = None
         self.last_delivery_at: Optional[float] = None
@@ -186,8 +190,16 @@ class Sender(threading.Thread):
 
     def watch(self, marker: FlushMarker) -> None:
         with self.lock:
+            marker.snaps = list(self.states.values())
             self.markers.append(marker)
         self._settle_markers()
+        # Someone waits for delivery: retry now rather than sleep out a backoff
+        # (the service may have been back for seconds). A Retry-After the
+        # service sent is still honoured.
+        now = time.monotonic()
+        if self.next_attempt > now and not self.told_to_wait:
+            self.next_attempt = now
+        self.wake.set()
 
     def state(self, snapshot: StateSnapshot) -> None:
         with self.lock:
@@ -212,7 +224,8 @@ class Sender(threading.Thread):
             low = self.window.lowest()
             keep = []
             for m in self.markers:
-                if m.upto is not None and m.upto < low:
+                # A snapshot replaced by a newer one is never sent: not waited for.
+                if m.upto is not None and m.upto < low and all(self.states.get(x.mode) is not x for x in m.snaps):
                     m.done.set()
                 else:
                     keep.append(m)
@@ -290,7 +303,7 @@ class Sender(threading.Thread):
         self.last_delivery_at = time.time()
         self.backoff.reset()
         self.next_attempt = 0.0
-        if self.problem is not None:
+        if self.problem is not None or self.state_problem is not None:
             self._recovered()
         return True
 
@@ -333,19 +346,26 @@ class Sender(threading.Thread):
             resp = self.transport.request("POST", "/local/state", snap.body)
         except ServiceUnreachable as error:
             self.state_next_attempt = time.monotonic() + self.backoff.next()
-            self._problem("unreachable", str(error))
+            self._problem("unreachable", str(error), what=f"the {mode} state snapshot is kept and retried")
             return
         if resp.status < 300 or failures.kind(resp.status) == "rejected":
             with self.lock:
                 if self.states.get(mode) is snap:
                     del self.states[mode]
         if resp.status < 300:
+            self.delivered += 1
+            self.states_delivered += 1
+            if self.state_problem is not None:
+                self._recovered()
             return
         err = resp.error()
         if failures.kind(err.status) != "rejected":
             self.state_next_attempt = time.monotonic() + self.backoff.next(err.retry_after)
+            self._problem(
+                failures.kind(err.status), err.message, err, what=f"the {mode} state snapshot is kept and retried"
+            )
             return
-        self._problem("rejected", f"state snapshot for {mode} refused: {err.status} {err.code}: {err.message}", err)
+        self._problem("rejected", err.message, err, what=f"the {mode} state snapshot is refused and dropped")
 
     # -- failures --------------------------------------------------------------
 
@@ -353,27 +373,47 @@ class Sender(threading.Thread):
         wait = self.backoff.next(None if err is None else err.retry_after)
         self.retries += 1
         self.next_attempt = time.monotonic() + wait
+        self.told_to_wait = err is not None and err.retry_after is not None
         self._problem(kind, message, err, wait)
         return wait
 
     def _problem(
-        self, kind: str, message: str, err: Optional[ServiceError] = None, retry_in: Optional[float] = None
+        self,
+        kind: str,
+        message: str,
+        err: Optional[ServiceError] = None,
+        retry_in: Optional[float] = None,
+        what: Optional[str] = None,
     ) -> None:
+        """``what`` says what waits: the spooled events (the default) or a state snapshot."""
         self.last_error = message if err is None else f"{err.status} {err.code}: {err.message}"
+        if what is not None:
+            self.last_error = f"POST /local/state: {self.last_error}" if err is not None else self.last_error
         self.last_error_at = time.time()
         self.status = kind
+        # Events and state snapshots fail side by side in an outage: one
+        # problem each, so that neither hides the other and alternating
+        # failures do not log every retry.
         key = (kind, None if err is None else err.code)
-        if self.problem == key:
-            return
-        self.problem = key
+        if what is None:
+            if self.problem == key:
+                return
+            self.problem = key
+        else:
+            if self.state_problem == key:
+                return
+            self.state_problem = key
         status, code = (None, None) if err is None else (err.status, err.code)
-        self.log.warning("zoe-local: %s: %s; events stay spooled and are retried", kind, self.last_error)
+        if what is None:
+            what = f"{self.spool.events} events stay spooled and are retried"
+        self.log.warning("zoe-local: %s: %s; %s", kind, self.last_error, what)
         if self.on_problem is not None:
             _call(self.on_problem, DeliveryProblem(kind, self.last_error, status, code, retry_in), self.log)  # type: ignore[arg-type]
 
     def _recovered(self) -> None:
-        self.problem = None
+        self.problem = self.state_problem = None
         self.status = "ok"
+        self.last_error = None  # last_error_at keeps when the last one was
         self.log.info("zoe-local: delivering again")
         if self.on_problem is not None:
             _call(self.on_problem, DeliveryProblem("recovered", "delivering again"), self.log)

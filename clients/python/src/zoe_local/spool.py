@@ -81,6 +81,58 @@ class SpoolBusy(SpoolError):
     """Another process holds the spool's lock."""
 
 
+def side_spool_path(spool_path: str) -> str:
+    """A spool of this process's own next to ``spool_path`` (held by another
+    live bot: a forked worker's parent or sibling). The Client on the main
+    spool takes it over once its process is gone (adopt_side_spools)."""
+    import secrets
+
+    return f"{spool_path}.worker-{os.getpid()}-{secrets.token_hex(4)}.db"
+
+
+def side_spools(spool_path: str) -> List[str]:
+    folder, base = os.path.split(os.path.abspath(spool_path))
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    prefix = base + ".worker-"
+    return sorted(os.path.join(folder, n) for n in names if n.startswith(prefix) and n.endswith(".db"))
+
+
+def remove_spool_files(path: str) -> None:
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        try:
+            os.unlink(path + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def lock_holder(spool_path: str) -> Optional[Tuple[int, int]]:
+    """(pid holding the lock, pid of its bot) as the holder wrote them, or None."""
+    try:
+        with open(spool_path + ".lock") as f:
+            holder, bot = f.read().split()[:2]
+        return int(holder), int(bot)
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """A live process (a zombie, killed but not yet reaped, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 class _FileLock:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -102,13 +154,18 @@ class _FileLock:
             raise BlockingIOError(path) from None
 
     def release(self) -> None:
-        os.close(self.fd)  # closing the descriptor drops the lock
+        """Drops the lock (closing the descriptor does); idempotent. In a forked
+        child it drops only the child's reference: the lock lives on while the
+        parent holds it."""
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 class Spool:
     """Thread-safe (one lock around one connection); the sender thread is its main user."""
 
-    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str, synchronous: str = "FULL", bot: Optional[int] = None) -> None:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"spool_synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}")
         self.path = path
@@ -120,6 +177,9 @@ class Spool:
             try:
                 os.makedirs(folder, exist_ok=True)
                 self._file_lock = _FileLock(path + ".lock")
+                # Who holds it, for the next Client that finds it held: is its bot alive?
+                os.ftruncate(self._file_lock.fd, 0)
+                os.pwrite(self._file_lock.fd, f"{os.getpid()} {bot or os.getpid()}\n".encode(), 0)
             except BlockingIOError:
                 raise SpoolBusy(
                     f"Cannot open spool {path}: another process (or Client) is using it (lock {path}.lock is held); "
@@ -279,6 +339,52 @@ class Spool:
             self.dead -= len(rows)
             return first, items
 
+    def adopt(self, path: str) -> Optional[Tuple[int, List[Item]]]:
+        """Moves the rows and dead letters of the side spool at ``path`` (its
+        process gone) to the end of this one, then removes its files; the
+        events moved as (first seq, items), or None when its owner still holds it. The two
+        commits are not atomic together: a crash between them only sends the
+        moved events twice, which the service answers as duplicates."""
+        try:
+            lock = _FileLock(path + ".lock")
+        except (BlockingIOError, OSError):
+            return None
+        try:
+            with self._lock:
+                side = sqlite3.connect(path, isolation_level=None, timeout=1.0)
+                try:
+                    side.executescript(_SCHEMA)
+                    rows = side.execute("SELECT payload, critical, size FROM spool ORDER BY seq").fetchall()
+                    dead = side.execute(
+                        "SELECT payload, status, code, message, details, dead_at FROM dead_letters ORDER BY id"
+                    ).fetchall()
+                    items = [(bytes(p), bool(c), n) for p, c, n in rows]
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        first = self._insert(items) if items else self.next_seq
+                        self._db.executemany(
+                            "INSERT INTO dead_letters (payload, status, code, message, details, dead_at) VALUES (?, ?, ?, ?, ?, ?)",
+                            dead,
+                        )
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        self._rollback()
+                        raise
+                    self._added(items)
+                    self.dead += len(dead)
+                    side.execute("DELETE FROM spool")
+                    side.execute("DELETE FROM dead_letters")
+                finally:
+                    side.close()
+            remove_spool_files(path)
+            return first, items
+        finally:
+            lock.release()
+            try:
+                os.unlink(path + ".lock")
+            except FileNotFoundError:
+                pass
+
     def close(self) -> None:
         with self._lock:
             try:
@@ -295,6 +401,11 @@ class Spool:
             self._db.execute("ROLLBACK")
         except sqlite3.Error:
             pass
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: let go of the child's copy of the lock, so that
+        the child living on never keeps the spool from the parent's successor."""
+        self._release_file_lock()
 
     def _release_file_lock(self) -> None:
         if self._file_lock is not None:
