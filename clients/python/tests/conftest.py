@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 CLIENT_DIR = Path(__file__).resolve().parents[1]
-LISTENING = re.compile(r"zoe-local listening on (http://\S+)")
+LISTENING = re.compile(r"zoe-local listening on (http://[^\s\"]+)")
 
 
 def service_command() -> List[str]:
