@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import itertools
-import json
 import logging
 import os
 import re
@@ -41,6 +40,7 @@ from .pipeline import Pipeline
 from .reads import Reads
 from .spool import SYNCHRONOUS
 from .transport import BaseUrl, call_json
+from .values import Values
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 MiB = 1024 * 1024
@@ -90,8 +90,13 @@ class Client(Reads):
         delivery: str = "process",
         ring_bytes: int = 32 * MiB,
         helper_nice: int = 10,
+        convert: bool = False,
+        json_default: Optional[Callable[[Any], Any]] = None,
+        non_finite: str = "refuse",
+        naive_ts: str = "refuse",
     ) -> None:
         self._base = BaseUrl(url)
+        values = Values(convert, json_default, non_finite, naive_ts)
         if token is not None and (not isinstance(token, str) or not token or "\n" in token):
             raise ValueError("token must be a non-empty string (ZOE_API_TOKEN of the service)")
         for name, value in (
@@ -120,7 +125,7 @@ class Client(Reads):
         self._token = token
         self._timeout = float(timeout)
         self._log = logger or logging.getLogger("zoe_local")
-        self._encoder = EventEncoder(mode, source, frozenset(critical_subtypes), max_request_bytes)
+        self._encoder = EventEncoder(mode, source, frozenset(critical_subtypes), max_request_bytes, values)
         self.mode = mode
         self._durable_timeout = float(durable_timeout)
         # Drops for a full queue, decided here; a full spool is the pipeline's to count.
@@ -228,7 +233,7 @@ class Client(Reads):
         meta: Optional[Dict[str, Any]] = None,
         mode: Optional[str] = None,
         source: Optional[str] = None,
-        ts: Union[str, datetime, None] = None,
+        ts: Union[str, datetime, float, None] = None,
         idempotency_key: Optional[str] = None,
         durable: bool = False,
     ) -> str:
@@ -301,13 +306,7 @@ class Client(Reads):
                 f"Cannot post state: the snapshot says mode {state['mode']!r}, the call {mode!r}", "/mode"
             )
         state["mode"] = mode
-        try:
-            text = json.dumps(state, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-            body = text.encode("utf-8")
-        except (TypeError, ValueError, RecursionError) as error:
-            raise InvalidEvent(f"Cannot post state: the snapshot is not JSON: {error}") from error
-        if "\\u0000" in text or _SURROGATE_ESCAPE.search(text):
-            raise InvalidEvent("Cannot post state: NUL characters and lone surrogates are not accepted")
+        body = self._encoder.encode_state(state)
         gen = next(self._state_gen)
         delivery = self._link or self._pipeline
         assert delivery is not None
