@@ -11,6 +11,7 @@ this process instead.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import dataclasses
 import itertools
@@ -20,7 +21,7 @@ import re
 import threading
 import weakref
 from datetime import datetime
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .drops import Drops
 from .errors import ClientClosed, InvalidEvent, SpoolError
@@ -211,6 +212,12 @@ class Client(Reads):
         kwargs.update(overrides)
         return cls(**kwargs)
 
+    @classmethod
+    async def aopen(cls, *args: Any, **kwargs: Any) -> "Client":
+        """``Client(...)`` for asyncio: starting the delivery helper (about 0.1 s)
+        runs in a worker thread, so the loop goes on meanwhile."""
+        return await asyncio.to_thread(cls, *args, **kwargs)
+
     def __repr__(self) -> str:
         return f"Client({self._base.text!r}, mode={self.mode!r}, spool={self.spool_path!r}, delivery={self.delivery!r})"
 
@@ -219,6 +226,12 @@ class Client(Reads):
 
     def __exit__(self, *exc: Any) -> None:
         self.close(self._exit_timeout or 5.0)
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose(self._exit_timeout or 5.0)
 
     # -- writing ---------------------------------------------------------------
 
@@ -294,6 +307,17 @@ class Client(Reads):
         ``wait=True`` posts it now and returns the service's answer, raising
         ServiceError / ServiceUnreachable.
         """
+        mode, body = self._state_body(snapshot, mode, fields)
+        if wait:
+            return self._post_state_now(mode, body, next(self._state_gen), timeout)
+        delivery = self._link or self._pipeline
+        assert delivery is not None
+        delivery.post_state(mode, body, next(self._state_gen))
+        return None
+
+    def _state_body(
+        self, snapshot: Optional[Mapping[str, Any]], mode: Optional[str], fields: Dict[str, Any]
+    ) -> Tuple[str, bytes]:
         if self._closed:
             raise ClientClosed(self._closed_message("post state"))
         mode = mode or self.mode
@@ -306,15 +330,14 @@ class Client(Reads):
                 f"Cannot post state: the snapshot says mode {state['mode']!r}, the call {mode!r}", "/mode"
             )
         state["mode"] = mode
-        body = self._encoder.encode_state(state)
-        gen = next(self._state_gen)
+        return mode, self._encoder.encode_state(state)
+
+    def _post_state_now(self, mode: str, body: bytes, gen: int, timeout: Optional[float]) -> StateAck:
         delivery = self._link or self._pipeline
         assert delivery is not None
-        if wait:
-            delivery.state_floor(mode, gen)
-            return call_json(self._reader(), "POST", "/local/state", body, timeout)  # type: ignore[no-any-return]
-        delivery.post_state(mode, body, gen)
-        return None
+        # A queued snapshot older than this one must not be sent after it.
+        delivery.state_floor(mode, gen)
+        return call_json(self._reader(), "POST", "/local/state", body, timeout)  # type: ignore[no-any-return]
 
     def flush(self, timeout: float = 10.0) -> int:
         """Waits until every event emitted before the call is acknowledged by the
@@ -325,6 +348,29 @@ class Client(Reads):
         delivery = self._link or self._pipeline
         assert delivery is not None
         return delivery.flush(timeout)
+
+    async def aflush(self, timeout: float = 10.0) -> int:
+        """``flush()`` for asyncio: waits in a worker thread, so the loop (and
+        ``emit()`` from it) goes on meanwhile."""
+        return await asyncio.to_thread(self.flush, timeout)
+
+    async def aclose(self, timeout: float = 5.0) -> int:
+        """``close()`` for asyncio, in a worker thread."""
+        return await asyncio.to_thread(self.close, timeout)
+
+    async def apost_state(
+        self,
+        snapshot: Optional[Mapping[str, Any]] = None,
+        *,
+        mode: Optional[str] = None,
+        timeout: Optional[float] = None,
+        **fields: Any,
+    ) -> StateAck:
+        """``post_state(..., wait=True)`` for asyncio: checked and encoded in the
+        loop's thread (so a bad value raises at once, and the snapshot is taken
+        as it is at the call), posted from a worker thread."""
+        mode, body = self._state_body(snapshot, mode, fields)
+        return await asyncio.to_thread(self._post_state_now, mode, body, next(self._state_gen), timeout)
 
     def close(self, timeout: float = 5.0) -> int:
         """Delivers what it can within ``timeout`` seconds, stops the sender and
