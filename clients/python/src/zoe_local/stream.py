@@ -317,6 +317,7 @@ class AsyncEventStream(_Follower, AsyncIterator[StoredEvent]):
         self._chunked = False
         self._chunk_left = 0
         self._buf = bytearray()
+        self._pos = 0
         self._closed = False
         self._wake: Optional[asyncio.Event] = None
 
@@ -345,6 +346,7 @@ class AsyncEventStream(_Follower, AsyncIterator[StoredEvent]):
     def _disconnect(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None
         self._buf.clear()
+        self._pos = 0
         if writer is not None:
             writer.close()  # no wait_closed(): a dead peer must not hold up a cancel
 
@@ -357,18 +359,23 @@ class AsyncEventStream(_Follower, AsyncIterator[StoredEvent]):
                 if self._reader is None:
                     await self._open()
                     continue
-                try:
-                    raw = await asyncio.wait_for(self._readline(), self._idle_timeout)
-                except asyncio.TimeoutError:
-                    await self._lost(f"no data for {self._idle_timeout} s")
+                raw = self._buffered_line()
+                if raw is None:
+                    # Only a read that has to wait for the network gets a timeout
+                    # (wait_for costs a task per call; a busy stream has many lines per read).
+                    try:
+                        more = await asyncio.wait_for(self._fill(), self._idle_timeout)
+                    except asyncio.TimeoutError:
+                        await self._lost(f"no data for {self._idle_timeout} s")
+                        continue
+                    except (OSError, ValueError, asyncio.IncompleteReadError) as error:
+                        await self._lost(describe(error) or type(error).__name__)
+                        continue
+                    if not more:
+                        await self._lost("the stream ended")
+                    else:
+                        self._failures = 0
                     continue
-                except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
-                    await self._lost(describe(error) or type(error).__name__)
-                    continue
-                if not raw:
-                    await self._lost("the stream ended")
-                    continue
-                self._failures = 0
                 for line in split_lines(raw):
                     event = self._line(line)
                     if event is not None:
@@ -377,35 +384,39 @@ class AsyncEventStream(_Follower, AsyncIterator[StoredEvent]):
             self._disconnect()
             raise
 
-    async def _readline(self) -> bytes:
-        """One line of the event stream (up to and including its LF), b"" at its end."""
+    def _buffered_line(self) -> Optional[bytes]:
+        """The next complete line (with its LF) already read, or None."""
+        at = self._buf.find(b"\n", self._pos)
+        if at < 0:
+            if self._pos:
+                del self._buf[: self._pos]
+                self._pos = 0
+            return None
+        line = bytes(self._buf[self._pos : at + 1])
+        self._pos = at + 1
+        return line
+
+    async def _fill(self) -> bool:
+        """Reads more of the stream's body into the buffer; False at its end."""
         reader = self._reader
         assert reader is not None
-        if not self._chunked:
-            return await reader.readline()
-        while True:
-            at = self._buf.find(b"\n")
-            if at >= 0:
-                line = bytes(self._buf[: at + 1])
-                del self._buf[: at + 1]
-                return line
+        if len(self._buf) - self._pos > 1 << 20:
+            raise ValueError("an event stream line longer than 1 MiB")
+        if self._chunked:
             if self._chunk_left == 0:
                 size_line = await reader.readline()
-                if not size_line:
-                    return b""
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16) if size_line else 0
                 if size == 0:
-                    return b""  # the last chunk: the service ended the stream
+                    return False  # the last chunk (or the connection's end): the service ended the stream
                 self._chunk_left = size
             data = await reader.read(min(self._chunk_left, 65_536))
-            if not data:
-                return b""
             self._chunk_left -= len(data)
-            self._buf += data
-            if self._chunk_left == 0:
+            if data and self._chunk_left == 0:
                 await reader.readexactly(2)  # the CRLF after a chunk's data
-            if len(self._buf) > 1 << 20:
-                raise ValueError("an event stream line longer than 1 MiB")
+        else:
+            data = await reader.read(65_536)
+        self._buf += data
+        return bool(data)
 
     async def _open(self) -> None:
         try:
