@@ -324,8 +324,21 @@ class EventEncoder:
             raise InvalidEvent(f"Cannot emit event: meta must be a dict, got {meta.__class__.__name__}", "/meta")
         if not meta:
             return "{}"
-        # The request array is depth 0, the event 1, meta 2.
-        text = encode_json(meta, self._meta, self.values, "Cannot emit event", "/meta", 2)
+        # The C encoder inline (the hot path); encode_json() when it refuses or the
+        # values need the full walk. The request array is depth 0, the event 1, meta 2.
+        try:
+            text = self._meta(meta)
+        except (TypeError, ValueError, RecursionError):
+            text = encode_json(meta, self._meta, self.values, "Cannot emit event", "/meta", 2)
+        else:
+            for v in meta.values():
+                t = type(v)
+                if t is str or t is float or t is bool or v is None:
+                    continue
+                if t is int and -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+                    continue
+                check_json_value(meta, "Cannot emit event", "/meta", 2)
+                break
         if "\\" in text:
             # The service checks the JSON text of meta, so a literal "\u0000" is refused too.
             if "\\u0000" in text:
