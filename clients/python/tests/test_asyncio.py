@@ -224,3 +224,31 @@ def test_aflush_waits_for_a_stopped_service_without_blocking_the_loop(service: S
         assert service.stored("paper")[-1]["body"] == "event 49"
 
     asyncio.run(main())
+
+
+def test_cancelling_afollow_while_events_pour_in_always_ends_it(service: Service, spool: str):
+    # A cancel that lands while a read completes must still end the follower
+    # (asyncio.wait_for before Python 3.12 returns the read's result instead).
+    async def main() -> None:
+        async with Client(service.url, mode="live", spool_path=spool) as zoe:
+            for i in range(20_000):
+                zoe.emit("TICK", "PRICE", f"tick {i}", meta={"i": i, "pad": "x" * 200})
+            assert await zoe.aflush(60) == 0
+            for attempt in range(30):
+                seen = 0
+
+                async def follow() -> None:
+                    nonlocal seen
+                    async for _ in zoe.afollow(since_seq=0):
+                        seen += 1
+                        if seen % 50 == 0:
+                            await asyncio.sleep(0)  # let the cancel in between reads
+
+                task = asyncio.ensure_future(follow())
+                await until(lambda: seen >= 100 + 37 * attempt, what="the follower to be reading")
+                task.cancel()
+                done, _ = await asyncio.wait({task}, timeout=5)
+                assert done, f"attempt {attempt}: the cancelled follower kept reading ({seen} events)"
+                assert task.cancelled()
+
+    asyncio.run(main())

@@ -319,7 +319,10 @@ class AsyncEventStream(_Follower, AsyncIterator[StoredEvent]):
         self._buf = bytearray()
         self._pos = 0
         self._closed = False
-        self._wake: Optional[asyncio.Event] = None
+        self._wake: Optional["asyncio.Future[None]"] = None
+        self._watchdog: Optional[asyncio.TimerHandle] = None
+        self._last_data = 0.0
+        self._idle = False
 
     def __aiter__(self) -> "AsyncEventStream":
         return self
@@ -336,8 +339,8 @@ class AsyncEventStream(_Follower, AsyncIterator[StoredEvent]):
 
     def close(self) -> None:
         self._closed = True
-        if self._wake is not None:
-            self._wake.set()
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
         self._disconnect()
 
     def _end(self) -> None:
@@ -347,6 +350,9 @@ class AsyncEventStream(_Follower, AsyncIterator[StoredEvent]):
         writer, self._writer, self._reader = self._writer, None, None
         self._buf.clear()
         self._pos = 0
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if writer is not None:
             writer.close()  # no wait_closed(): a dead peer must not hold up a cancel
 
@@ -361,18 +367,16 @@ class AsyncEventStream(_Follower, AsyncIterator[StoredEvent]):
                     continue
                 raw = self._buffered_line()
                 if raw is None:
-                    # Only a read that has to wait for the network gets a timeout
-                    # (wait_for costs a task per call; a busy stream has many lines per read).
+                    # No asyncio.wait_for here: before Python 3.12 it returns a
+                    # read that completed as the task was cancelled and drops the
+                    # cancel. The idle timeout is a watchdog that aborts the link.
                     try:
-                        more = await asyncio.wait_for(self._fill(), self._idle_timeout)
-                    except asyncio.TimeoutError:
-                        await self._lost(f"no data for {self._idle_timeout} s")
-                        continue
+                        more = await self._fill()
                     except (OSError, ValueError, asyncio.IncompleteReadError) as error:
-                        await self._lost(describe(error) or type(error).__name__)
+                        await self._lost(self._why(describe(error) or type(error).__name__))
                         continue
                     if not more:
-                        await self._lost("the stream ended")
+                        await self._lost(self._why("the stream ended"))
                     else:
                         self._failures = 0
                     continue
@@ -416,14 +420,51 @@ class AsyncEventStream(_Follower, AsyncIterator[StoredEvent]):
         else:
             data = await reader.read(65_536)
         self._buf += data
+        self._last_data = asyncio.get_running_loop().time()
         return bool(data)
+
+    def _why(self, why: str) -> str:
+        return f"no data for {self._idle_timeout} s" if self._idle else why
+
+    def _watch(self) -> None:
+        """The idle timeout: aborts a link that sent nothing for ``idle_timeout``
+        seconds, which ends the pending read."""
+        self._watchdog = None
+        writer = self._writer
+        if writer is None:
+            return
+        loop = asyncio.get_running_loop()
+        due = self._last_data + self._idle_timeout
+        if loop.time() >= due:
+            self._idle = True
+            writer.transport.abort()
+        else:
+            self._watchdog = loop.call_at(due, self._watch)
+
+    @staticmethod
+    async def _bounded(aw: Any, timeout: float) -> Any:
+        """``aw`` within ``timeout`` seconds, else asyncio.TimeoutError; a cancel
+        always propagates (unlike asyncio.wait_for before Python 3.12), and a
+        connection it opened meanwhile is closed."""
+        task = asyncio.ensure_future(aw)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            task.add_done_callback(_close_orphan)
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_close_orphan)
+            raise asyncio.TimeoutError
+        return task.result()
 
     async def _open(self) -> None:
         try:
             if self.position is None:
                 self.position = await asyncio.to_thread(self._newest_seq)
             ssl_context = ssl.create_default_context() if self._base.scheme == "https" else None
-            reader, writer = await asyncio.wait_for(
+            reader, writer = await self._bounded(
                 asyncio.open_connection(
                     self._base.host,
                     self._base.port,
@@ -441,9 +482,9 @@ class AsyncEventStream(_Follower, AsyncIterator[StoredEvent]):
             lines = [f"GET {self._path()} HTTP/1.1", f"Host: {host}:{self._base.port}"]
             lines += [f"{k}: {v}" for k, v in self._headers().items()]
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-            status, headers = await asyncio.wait_for(self._read_head(reader), self._timeout)
+            status, headers = await self._bounded(self._read_head(reader), self._timeout)
             if status != 200:
-                body = await asyncio.wait_for(self._read_body(reader, headers), self._timeout)
+                body = await self._bounded(self._read_body(reader, headers), self._timeout)
                 err = Response(status, headers, body).error()
                 self._disconnect()
                 if status in (408, 429) or status >= 500:
@@ -460,6 +501,10 @@ class AsyncEventStream(_Follower, AsyncIterator[StoredEvent]):
             return
         self._chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         self._chunk_left = 0
+        self._idle = False
+        loop = asyncio.get_running_loop()
+        self._last_data = loop.time()
+        self._watchdog = loop.call_at(self._last_data + self._idle_timeout, self._watch)
         self._parser = SseParser()
         self.connects += 1
 
@@ -501,13 +546,24 @@ class AsyncEventStream(_Follower, AsyncIterator[StoredEvent]):
         if self._closed:
             return
         delay = self._delay(why, retry_after)
-        self._wake = asyncio.Event()
+        wake: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
+        timer = asyncio.get_running_loop().call_later(delay, lambda: wake.done() or wake.set_result(None))
+        self._wake = wake
         try:
-            await asyncio.wait_for(self._wake.wait(), delay)
-        except asyncio.TimeoutError:
-            pass
+            await wake  # close() wakes it early; a cancel cancels it
         finally:
+            timer.cancel()
             self._wake = None
+
+
+def _close_orphan(task: "asyncio.Task[Any]") -> None:
+    """A connection opened by a task whose caller gave up on it."""
+    if task.cancelled() or task.exception() is not None:
+        return
+    result = task.result()
+    writer = result[1] if isinstance(result, tuple) and len(result) == 2 else None
+    if isinstance(writer, asyncio.StreamWriter):
+        writer.close()
 
 
 def _reset_seq(msg: SseMessage) -> Optional[int]:
