@@ -235,20 +235,20 @@ def test_cancelling_afollow_while_events_pour_in_always_ends_it(service: Service
                 zoe.emit("TICK", "PRICE", f"tick {i}", meta={"i": i, "pad": "x" * 200})
             assert await zoe.aflush(60) == 0
             for attempt in range(30):
-                seen = 0
+                seen = [0]
 
-                async def follow() -> None:
-                    nonlocal seen
+                async def follow(seen: List[int] = seen) -> None:
                     async for _ in zoe.afollow(since_seq=0):
-                        seen += 1
-                        if seen % 50 == 0:
+                        seen[0] += 1
+                        if seen[0] % 50 == 0:
                             await asyncio.sleep(0)  # let the cancel in between reads
 
                 task = asyncio.ensure_future(follow())
-                await until(lambda: seen >= 100 + 37 * attempt, what="the follower to be reading")
+                want = 100 + 37 * attempt
+                await until(lambda seen=seen, want=want: seen[0] >= want, what="the follower to be reading")
                 task.cancel()
                 done, _ = await asyncio.wait({task}, timeout=5)
-                assert done, f"attempt {attempt}: the cancelled follower kept reading ({seen} events)"
+                assert done, f"attempt {attempt}: the cancelled follower kept reading ({seen[0]} events)"
                 assert task.cancelled()
 
     asyncio.run(main())
