@@ -213,3 +213,15 @@ def test_bad_value_settings_are_refused_at_construction(spool: str):
     ):
         with pytest.raises(ValueError, match=what):
             Client("http://127.0.0.1:1", mode="paper", spool_path=spool, exit_timeout=None, **kwargs)
+
+
+def test_nesting_past_the_limit_reads_the_same_for_converted_values(offline):
+    deep: dict = {"x": np.int64(1)}
+    for _ in range(70):
+        deep = {"a": deep}
+    with pytest.raises(InvalidEvent) as info:
+        offline(convert=True).emit("T", "S", "deep", meta=deep)
+    assert info.value.field == "/meta" + "/a" * 62
+    assert str(info.value).endswith(
+        "meta is nested more than 64 levels deep at /meta/a/a/a/a/a/a/a/a/a…/a/a/a/a/a/a/a/a"
+    )

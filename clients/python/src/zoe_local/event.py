@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
 from .errors import InvalidEvent
 from .ids import rfc3339, uuid7
 from .models import MODES, SEVERITIES
-from .values import MAX_JSON_DEPTH, MAX_SAFE_INTEGER, Values, naive_as_aware, pointer
+from .values import MAX_JSON_DEPTH, MAX_SAFE_INTEGER, Values, naive_as_aware, pointer, too_deep
 
 MAX_BODY_BYTES = 65_536
 # Epoch seconds a ts may be: 0001-01-01 up to, not including, 10000-01-01.
@@ -118,7 +118,7 @@ def check_json_value(value: Any, what: str, path: str, depth: int) -> None:
     container of plain values: integers past ±2^53 (JavaScript numbers; they
     would be stored rounded) and nesting past the service's limit."""
     if depth >= MAX_JSON_DEPTH:
-        raise InvalidEvent(f"{what}: {path[1:]} is nested more than {MAX_JSON_DEPTH} levels deep", path)
+        raise too_deep(what, path)
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, v in items:
         t = type(v)

@@ -34,6 +34,14 @@ def type_name(value: Any) -> str:
     return t.__qualname__ if module in ("builtins", "") else f"{module}.{t.__qualname__}"
 
 
+def too_deep(what: str, path: str) -> InvalidEvent:
+    """Nesting past the service's limit; the pointer once, cut in the middle when long (``field`` has it whole)."""
+    head, tail = path[:24], path[-16:]
+    at = path if len(path) <= 48 else f"{head[: head.rfind('/')]}…{tail[tail.find('/') :]}"
+    subject = "meta" if path.startswith("/meta") else "the snapshot"
+    return InvalidEvent(f"{what}: {subject} is nested more than {MAX_JSON_DEPTH} levels deep at {at}", path)
+
+
 def pointer(path: str, key: Any) -> str:
     return f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
 
@@ -122,7 +130,7 @@ class Values:
 
     def _deeper(self, what: str, path: str, depth: int) -> None:
         if depth >= MAX_JSON_DEPTH:
-            raise InvalidEvent(f"{what}: {path[1:]} is nested more than {MAX_JSON_DEPTH} levels deep", path)
+            raise too_deep(what, path)
 
     def _missing(self, value: Any, what: str, path: str) -> None:
         if self.non_finite == "null":
