@@ -55,13 +55,13 @@ def client(spool: str):
         ({"ts": "2026-03-02T09:30:00+16:00"}, "/ts"),
         ({"ts": datetime(2026, 3, 2, 9, 30)}, "/ts"),
         ({"meta": ["not", "a", "dict"]}, "/meta"),
-        ({"meta": {"x": math.nan}}, "/meta"),
-        ({"meta": {"x": {1, 2}}}, "/meta"),
+        ({"meta": {"x": math.nan}}, "/meta/x"),
+        ({"meta": {"x": {1, 2}}}, "/meta/x"),
         ({"meta": {"order_id": 2**53}}, "/meta/order_id"),
         ({"meta": {"order_id": -(2**53)}}, "/meta/order_id"),
         ({"meta": {"fills": [{"id": 1}, {"id": 2**60}]}}, "/meta/fills/1/id"),
         ({"meta": {"order_id": _Big.ID}}, "/meta/order_id"),
-        ({"meta": {"x": [math.inf]}}, "/meta"),
+        ({"meta": {"x": [math.inf]}}, "/meta/x/0"),
         ({"meta": {"text": "a\x00b"}}, "/meta"),
         ({"body": "lone \ud800 surrogate"}, "/body"),
     ],
@@ -207,3 +207,46 @@ def test_uuid7_has_version_7_the_rfc_variant_and_the_call_time_in_its_first_48_b
         assert str(u) == text and u.version == 7 and u.variant == uuid.RFC_4122
         assert 0 <= now_ms - (u.int >> 80) < 10_000
     assert uuid7(1_764_000_000_123_456_789).startswith("019ab697-e87b-7")  # 1764000000123 ms
+
+
+def test_a_naive_ts_is_refused_by_default_and_read_by_naive_ts_when_set(service, spool: str):
+    import pandas as pd
+
+    bar = datetime(2026, 3, 2, 9, 30, 0, 250000)  # what backtrader's data.datetime.datetime(0) hands out
+    with Client(service.url, mode="paper", spool_path=spool, exit_timeout=None) as zoe:
+        with pytest.raises(InvalidEvent, match='naive_ts="utc"') as info:
+            zoe.emit("TICK", "BAR", "bar", ts=bar)
+        assert info.value.field == "/ts"
+    with Client(service.url, mode="paper", spool_path=spool, naive_ts="utc", exit_timeout=None) as zoe:
+        zoe.emit("TICK", "BAR", "utc", ts=bar)
+        zoe.emit("TICK", "BAR", "pandas", ts=pd.Timestamp(bar))
+        zoe.emit("TICK", "BAR", "aware", ts=bar.replace(tzinfo=timezone(timedelta(hours=-5))))
+        assert zoe.flush(20) == 0
+    with Client(service.url, mode="paper", spool_path=spool, naive_ts="local", exit_timeout=None) as zoe:
+        zoe.emit("TICK", "BAR", "local", ts=bar)
+        assert zoe.flush(20) == 0
+    stored = {e["body"]: datetime.fromisoformat(e["ts"].replace("Z", "+00:00")) for e in service.stored()}
+    assert stored["utc"] == stored["pandas"] == bar.replace(tzinfo=timezone.utc)
+    assert stored["aware"] == bar.replace(tzinfo=timezone(timedelta(hours=-5)))  # an offset is never overridden
+    assert stored["local"] == bar.astimezone()
+
+
+def test_ts_takes_unix_epoch_seconds_as_a_float_or_int(service, spool: str):
+    import numpy as np
+
+    with Client(service.url, mode="live", spool_path=spool, exit_timeout=None) as zoe:
+        zoe.emit("TICK", "BAR", "float", ts=1_772_443_800.123456)
+        zoe.emit("TICK", "BAR", "int", ts=1_772_443_800)
+        zoe.emit("TICK", "BAR", "numpy", ts=np.float64(1_772_443_800.5))
+        zoe.emit("TICK", "BAR", "1960", ts=-315_619_200.0)
+        for bad in (1_772_443_800_123, math.nan, math.inf, True):  # milliseconds, not finite, a bool
+            with pytest.raises(InvalidEvent) as info:
+                zoe.emit("TICK", "BAR", "bad", ts=bad)
+            assert info.value.field == "/ts"
+        assert zoe.flush(20) == 0
+    assert {e["body"]: e["ts"] for e in service.stored()} == {
+        "float": "2026-03-02T09:30:00.123456Z",
+        "int": "2026-03-02T09:30:00.000000Z",
+        "numpy": "2026-03-02T09:30:00.500000Z",
+        "1960": "1960-01-01T00:00:00.000000Z",
+    }

@@ -46,3 +46,9 @@ def test_the_package_readme_quick_start_runs(service: Service, tmp_path: Path):
     out = run_example(python_block(PACKAGE_README, "pip install ./clients/python"), service, tmp_path)
     assert "ClientStats(" in out
     assert [e["subtype"] for e in service.stored()] == ["BUY_FILLED", "PRICE"]
+
+
+def test_the_package_readme_asyncio_example_runs(service: Service, tmp_path: Path):
+    out = run_example(python_block(PACKAGE_README, "## asyncio"), service, tmp_path)
+    assert out.strip().splitlines()[-1] == "0"
+    assert [e["subtype"] for e in service.stored()] == ["STARTED"]

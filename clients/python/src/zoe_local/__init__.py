@@ -34,11 +34,12 @@ from .models import (
     StateAck,
     StoredEvent,
 )
-from .stream import EventStream
+from .stream import AsyncEventStream, EventStream
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncEventStream",
     "CRITICAL_SUBTYPES",
     "Client",
     "ClientClosed",

@@ -11,10 +11,10 @@ this process instead.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import dataclasses
 import itertools
-import json
 import logging
 import os
 import re
@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from datetime import datetime
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .drops import Drops
 from .errors import ClientClosed, InvalidEvent, SpoolError
@@ -42,6 +42,7 @@ from .pipeline import Pipeline
 from .reads import Reads
 from .spool import SYNCHRONOUS, side_spool_path
 from .transport import BaseUrl, call_json
+from .values import Values
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 MiB = 1024 * 1024
@@ -95,8 +96,13 @@ class Client(Reads):
         helper_nice: int = 10,
         overflow: str = "drop",
         block_timeout: float = 1.0,
+        convert: bool = False,
+        json_default: Optional[Callable[[Any], Any]] = None,
+        non_finite: str = "refuse",
+        naive_ts: str = "refuse",
     ) -> None:
         self._base = BaseUrl(url)
+        values = Values(convert, json_default, non_finite, naive_ts)
         if token is not None and (not isinstance(token, str) or not token or "\n" in token):
             raise ValueError("token must be a non-empty string (ZOE_API_TOKEN of the service)")
         for name, value in (
@@ -134,7 +140,7 @@ class Client(Reads):
         self._token = token
         self._timeout = float(timeout)
         self._log = logger or logging.getLogger("zoe_local")
-        self._encoder = EventEncoder(mode, source, frozenset(critical_subtypes), max_request_bytes)
+        self._encoder = EventEncoder(mode, source, frozenset(critical_subtypes), max_request_bytes, values)
         self.mode = mode
         self._durable_timeout = float(durable_timeout)
         # Drops for a full queue, decided here; a full spool is the pipeline's to count.
@@ -253,6 +259,12 @@ class Client(Reads):
         kwargs.update(overrides)
         return cls(**kwargs)
 
+    @classmethod
+    async def aopen(cls, *args: Any, **kwargs: Any) -> "Client":
+        """``Client(...)`` for asyncio: starting the delivery helper (about 0.1 s)
+        runs in a worker thread, so the loop goes on meanwhile."""
+        return await asyncio.to_thread(cls, *args, **kwargs)
+
     def __repr__(self) -> str:
         return f"Client({self._base.text!r}, mode={self.mode!r}, spool={self.spool_path!r}, delivery={self.delivery!r})"
 
@@ -261,6 +273,12 @@ class Client(Reads):
 
     def __exit__(self, *exc: Any) -> None:
         self.close(self._exit_timeout or 5.0)
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose(self._exit_timeout or 5.0)
 
     # -- writing ---------------------------------------------------------------
 
@@ -275,7 +293,7 @@ class Client(Reads):
         meta: Optional[Dict[str, Any]] = None,
         mode: Optional[str] = None,
         source: Optional[str] = None,
-        ts: Union[str, datetime, None] = None,
+        ts: Union[str, datetime, float, None] = None,
         idempotency_key: Optional[str] = None,
         durable: bool = False,
     ) -> str:
@@ -380,6 +398,15 @@ class Client(Reads):
         ``wait=True`` posts it now and returns the service's answer, raising
         ServiceError / ServiceUnreachable.
         """
+        mode, body = self._state_body(snapshot, mode, fields)
+        if wait:
+            return self._post_state_now(mode, body, next(self._state_gen), timeout)
+        self._delivery().post_state(mode, body, next(self._state_gen))
+        return None
+
+    def _state_body(
+        self, snapshot: Optional[Mapping[str, Any]], mode: Optional[str], fields: Dict[str, Any]
+    ) -> Tuple[str, bytes]:
         if self._closed:
             raise ClientClosed(self._closed_message("post state"))
         mode = mode or self.mode
@@ -392,20 +419,13 @@ class Client(Reads):
                 f"Cannot post state: the snapshot says mode {state['mode']!r}, the call {mode!r}", "/mode"
             )
         state["mode"] = mode
-        try:
-            text = json.dumps(state, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-            body = text.encode("utf-8")
-        except (TypeError, ValueError, RecursionError) as error:
-            raise InvalidEvent(f"Cannot post state: the snapshot is not JSON: {error}") from error
-        if "\\u0000" in text or _SURROGATE_ESCAPE.search(text):
-            raise InvalidEvent("Cannot post state: NUL characters and lone surrogates are not accepted")
-        gen = next(self._state_gen)
+        return mode, self._encoder.encode_state(state)
+
+    def _post_state_now(self, mode: str, body: bytes, gen: int, timeout: Optional[float]) -> StateAck:
         delivery = self._delivery()
-        if wait:
-            delivery.state_floor(mode, gen)
-            return call_json(self._reader(), "POST", "/local/state", body, timeout)  # type: ignore[no-any-return]
-        delivery.post_state(mode, body, gen)
-        return None
+        # A queued snapshot older than this one must not be sent after it.
+        delivery.state_floor(mode, gen)
+        return call_json(self._reader(), "POST", "/local/state", body, timeout)  # type: ignore[no-any-return]
 
     def flush(self, timeout: float = 10.0) -> int:
         """Waits until every event emitted before the call is acknowledged by the
@@ -414,6 +434,29 @@ class Client(Reads):
         if self._left is not None:
             return self._left
         return self._delivery().flush(timeout)
+
+    async def aflush(self, timeout: float = 10.0) -> int:
+        """``flush()`` for asyncio: waits in a worker thread, so the loop (and
+        ``emit()`` from it) goes on meanwhile."""
+        return await asyncio.to_thread(self.flush, timeout)
+
+    async def aclose(self, timeout: float = 5.0) -> int:
+        """``close()`` for asyncio, in a worker thread."""
+        return await asyncio.to_thread(self.close, timeout)
+
+    async def apost_state(
+        self,
+        snapshot: Optional[Mapping[str, Any]] = None,
+        *,
+        mode: Optional[str] = None,
+        timeout: Optional[float] = None,
+        **fields: Any,
+    ) -> StateAck:
+        """``post_state(..., wait=True)`` for asyncio: checked and encoded in the
+        loop's thread (so a bad value raises at once, and the snapshot is taken
+        as it is at the call), posted from a worker thread."""
+        mode, body = self._state_body(snapshot, mode, fields)
+        return await asyncio.to_thread(self._post_state_now, mode, body, next(self._state_gen), timeout)
 
     def close(self, timeout: float = 5.0) -> int:
         """Delivers what it can within ``timeout`` seconds, stops the sender and

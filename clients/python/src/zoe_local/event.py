@@ -25,10 +25,11 @@ from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
 from .errors import InvalidEvent
 from .ids import rfc3339, uuid7
 from .models import MODES, SEVERITIES
+from .values import MAX_JSON_DEPTH, MAX_SAFE_INTEGER, Values, naive_as_aware, pointer, too_deep
 
 MAX_BODY_BYTES = 65_536
-MAX_JSON_DEPTH = 64  # src/http/body.ts: containers nested this deep are refused
-MAX_SAFE_INTEGER = 2**53 - 1
+# Epoch seconds a ts may be: 0001-01-01 up to, not including, 10000-01-01.
+_EPOCH_MIN, _EPOCH_END = -62_135_596_800, 253_402_300_800
 _SEEN_MAX = 4096
 
 _ISO_8601 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$")
@@ -42,7 +43,7 @@ def _not_json(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _make_meta_encoder() -> Callable[[Any], str]:
+def make_json_encoder() -> Callable[[Any], str]:
     c_make = getattr(_je, "c_make_encoder", None)
     if c_make is None:  # not CPython: the pure-Python encoder, same output
         enc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_not_json)
@@ -91,13 +92,19 @@ def check_text(value: Any, field: str, max_units: int) -> str:
     return value
 
 
-def check_ts(value: Union[str, datetime]) -> str:
+def check_ts(value: Union[str, datetime, float], naive_ts: str = "refuse") -> str:
+    """``ts`` as the service's RFC 3339: a string as given, an aware datetime
+    (a naive one by ``naive_ts``), or Unix epoch seconds (int or float, UTC)."""
     if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
+        value = naive_as_aware(value, naive_ts, "Cannot emit event", "/ts").isoformat()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not (math.isfinite(value) and _EPOCH_MIN <= value < _EPOCH_END):
             raise InvalidEvent(
-                "Cannot emit event: ts is a naive datetime; give it a timezone (e.g. timezone.utc)", "/ts"
+                f"Cannot emit event: ts = {value!r} is not Unix epoch seconds from year 1 to 9999 "
+                "(milliseconds? divide by 1000)",
+                "/ts",
             )
-        value = value.isoformat()
+        return rfc3339(round(value * 1_000_000) * 1000)
     if not isinstance(value, str) or not is_iso_timestamp(value):
         raise InvalidEvent(
             f"Cannot emit event: ts must be ISO 8601 with an offset, e.g. 2026-03-02T09:30:00.5-05:00, got {value!r}",
@@ -106,33 +113,51 @@ def check_ts(value: Union[str, datetime]) -> str:
     return value
 
 
-def check_json_value(value: Any, path: str, depth: int) -> None:
-    """What JSON cannot carry faithfully to the service: NaN/Infinity, integers past
-    ±2^53 (JavaScript numbers; they would be stored rounded), nesting past the
-    service's limit."""
+def check_json_value(value: Any, what: str, path: str, depth: int) -> None:
+    """What the C encoder passes but the service would not store faithfully in a
+    container of plain values: integers past ±2^53 (JavaScript numbers; they
+    would be stored rounded) and nesting past the service's limit."""
     if depth >= MAX_JSON_DEPTH:
-        # The pointer once, cut in the middle when long (``field`` has it whole).
-        head, tail = path[:24], path[-16:]
-        at = path if len(path) <= 48 else f"{head[: head.rfind('/')]}…{tail[tail.find('/') :]}"
-        raise InvalidEvent(f"Cannot emit event: meta is nested more than {MAX_JSON_DEPTH} levels deep at {at}", path)
+        raise too_deep(what, path)
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, v in items:
         t = type(v)
-        if t is str or t is bool or v is None:
+        if t is str or t is bool or t is float or v is None:
             continue
         if isinstance(v, int):  # int subclasses (IntEnum) are encoded as numbers too
             if -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
                 continue
             raise InvalidEvent(
-                f"Cannot emit event: {path}/{key} = {v} is beyond ±2^53 and would be rounded; send it as a string",
-                f"{path}/{key}",
+                f"{what}: {pointer(path, key)[1:]} = {v} is beyond ±2^53 and would be rounded; send it as a string",
+                pointer(path, key),
             )
-        if t is float:
-            if math.isfinite(v):
-                continue
-            raise InvalidEvent(f"Cannot emit event: {path}/{key} is {v}, which JSON cannot carry", f"{path}/{key}")
         if t is dict or t is list or t is tuple or isinstance(v, (dict, list, tuple)):
-            check_json_value(v, f"{path}/{key}", depth + 1)
+            check_json_value(v, what, pointer(path, key), depth + 1)
+
+
+def encode_json(value: Any, encoder: Callable[[Any], str], values: Values, what: str, path: str, depth: int) -> str:
+    """``value`` (a dict) as compact JSON, or :class:`InvalidEvent` naming the
+    first value that is not JSON. The C encoder goes first; only when it fails
+    does ``values`` walk the value, to convert it or to say what failed."""
+    try:
+        text = encoder(value)
+    except (TypeError, ValueError, RecursionError):
+        plain = values.plain(value, what, path, depth)
+        try:
+            return encoder(plain)
+        except (TypeError, ValueError, RecursionError) as error:  # pragma: no cover - plain() checked it all
+            raise InvalidEvent(f"{what}: {path[1:] or 'it'} is not JSON: {error}", path) from error
+    # A flat dict of plain values (the usual case) is checked here in one pass;
+    # anything else (containers, int subclasses, ...) gets the full walk.
+    for v in value.values():
+        t = type(v)
+        if t is str or t is float or t is bool or v is None:
+            continue
+        if t is int and -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+            continue
+        check_json_value(value, what, path, depth)
+        break
+    return text
 
 
 def check_body(body: Any) -> None:
@@ -161,6 +186,7 @@ class EventEncoder:
         source: str,
         critical_subtypes: FrozenSet[str],
         max_request_bytes: int,
+        values: Optional[Values] = None,
     ) -> None:
         if mode is not None and mode not in MODES:
             raise InvalidEvent(f"mode must be one of {', '.join(MODES)}, got {mode!r}", "/mode")
@@ -168,7 +194,8 @@ class EventEncoder:
         self.source_json = _escape(check_text(source, "/source", 128))
         self.critical_subtypes = critical_subtypes
         self.max_request_bytes = max_request_bytes
-        self._meta = _make_meta_encoder()
+        self._meta = make_json_encoder()
+        self.values = values or Values()
         # A bot repeats its types, subtypes and symbols: each distinct string
         # is checked and escaped once (plain str only, so a str subclass with
         # its own __eq__ cannot stand in for a checked value).
@@ -195,7 +222,7 @@ class EventEncoder:
         meta: Optional[Dict[str, Any]],
         source: Optional[str],
         mode: Optional[str],
-        ts: Union[str, datetime, None],
+        ts: Union[str, datetime, float, None],
         idempotency_key: Optional[str],
     ) -> Tuple[bytes, str, str, bool]:
         """(payload JSON, id, mode, critical) or :class:`InvalidEvent`."""
@@ -229,7 +256,7 @@ class EventEncoder:
                 symbol_json = self._first_time(self._symbols, symbol, "/symbol", 64)
         meta_json = "{}" if meta is None else self._encode_meta(meta)
         now = time.time_ns()
-        ts_text = rfc3339(now) if ts is None else check_ts(ts)
+        ts_text = rfc3339(now) if ts is None else check_ts(ts, self.values.naive_ts)
         event_id = uuid7(now)
         key_json = (
             f'"{event_id}"'
@@ -274,6 +301,20 @@ class EventEncoder:
         critical = severity == "critical" or subtype in self.critical_subtypes
         return payload, event_id, mode, critical
 
+    def encode_state(self, state: Dict[str, Any]) -> bytes:
+        """A state snapshot's request body, by the same rules and settings as ``meta``."""
+        what = "Cannot post state"
+        text = encode_json(state, self._meta, self.values, what, "", 0)
+        if "\\" in text:
+            if "\\u0000" in text:
+                raise InvalidEvent(f"{what}: the snapshot contains a NUL character")
+            if _SURROGATE_ESCAPE.search(text):
+                raise InvalidEvent(f"{what}: the snapshot holds a lone surrogate (not valid Unicode)")
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InvalidEvent(f"{what}: the snapshot holds a lone surrogate (not valid Unicode)") from error
+
     def is_critical(self, payload: bytes) -> bool:
         """Whether an encoded event (a dead letter being requeued) is critical."""
         return payload_is_critical(payload, self.critical_subtypes)
@@ -283,22 +324,21 @@ class EventEncoder:
             raise InvalidEvent(f"Cannot emit event: meta must be a dict, got {meta.__class__.__name__}", "/meta")
         if not meta:
             return "{}"
+        # The C encoder inline (the hot path); encode_json() when it refuses or the
+        # values need the full walk. The request array is depth 0, the event 1, meta 2.
         try:
             text = self._meta(meta)
-        except (TypeError, ValueError, RecursionError) as error:
-            raise InvalidEvent(f"Cannot emit event: meta is not JSON: {error}", "/meta") from error
-        # The encoder already refused NaN/Infinity and what is not JSON. Left:
-        # integers past 2^53 and nesting past the limit. A flat meta of plain
-        # values (the usual case) is checked here in one pass; anything else
-        # (containers, int subclasses, ...) gets the full walk.
-        for v in meta.values():
-            t = type(v)
-            if t is str or t is float or t is bool or v is None:
-                continue
-            if t is int and -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
-                continue
-            check_json_value(meta, "/meta", 2)  # the request array is depth 0, the event 1
-            break
+        except (TypeError, ValueError, RecursionError):
+            text = encode_json(meta, self._meta, self.values, "Cannot emit event", "/meta", 2)
+        else:
+            for v in meta.values():
+                t = type(v)
+                if t is str or t is float or t is bool or v is None:
+                    continue
+                if t is int and -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+                    continue
+                check_json_value(meta, "Cannot emit event", "/meta", 2)
+                break
         if "\\" in text:
             # The service checks the JSON text of meta, so a literal "\u0000" is refused too.
             if "\\u0000" in text:

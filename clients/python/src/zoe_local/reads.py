@@ -4,13 +4,14 @@ waits behind the sender's batch in flight."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlencode
 
 from .models import MODES, ResetEvent, State, StoredEvent
-from .stream import EventStream
+from .stream import AsyncEventStream, EventStream
 from .transport import BaseUrl, Transport, call_json
 
 
@@ -59,6 +60,48 @@ class Reads:
     def state(self, *, mode: Optional[str] = None, timeout: Optional[float] = None) -> State:
         """The newest state snapshot with ``last_seq`` and the service's health."""
         return call_json(self._reader(), "GET", f"/local/state?{urlencode({'mode': self._mode(mode)})}", None, timeout)  # type: ignore[no-any-return]
+
+    async def aevents(
+        self,
+        since_seq: Optional[int] = None,
+        limit: int = 50,
+        *,
+        mode: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> List[StoredEvent]:
+        """``events()`` for asyncio: the request runs in a worker thread (``asyncio.to_thread``)."""
+        return await asyncio.to_thread(self.events, since_seq, limit, mode=mode, timeout=timeout)
+
+    async def astate(self, *, mode: Optional[str] = None, timeout: Optional[float] = None) -> State:
+        """``state()`` for asyncio: the request runs in a worker thread."""
+        return await asyncio.to_thread(self.state, mode=mode, timeout=timeout)
+
+    def afollow(
+        self,
+        since_seq: Optional[int] = None,
+        *,
+        mode: Optional[str] = None,
+        on_reset: Optional[Callable[[ResetEvent], Optional[int]]] = None,
+        idle_timeout: float = 10.0,
+        reconnect_delay: Optional[float] = None,
+        max_reconnect_delay: float = 30.0,
+    ) -> AsyncEventStream:
+        """``follow()`` for ``async for``: the same events, resumes and resets, read
+        with asyncio streams, so the loop runs while it waits. Cancel the task
+        that iterates, or ``await stream.aclose()``, to end it."""
+        _positive("idle_timeout", idle_timeout)
+        return AsyncEventStream(
+            self._base,
+            self._token,
+            self._mode(mode),
+            since_seq,
+            on_reset=on_reset,
+            idle_timeout=float(idle_timeout),
+            reconnect_delay=reconnect_delay,
+            max_reconnect_delay=float(max_reconnect_delay),
+            timeout=self._timeout,
+            logger=self._log,
+        )
 
     def follow(
         self,
