@@ -234,39 +234,39 @@ interface AppParts extends Omit<RemoteParts, "config"> {
   replayReader?: ReplayReader;
 }
 
-function buildApp(p: AppParts): ReturnType<typeof createApp> {
-  const { config, store, hub, health, quarantine, remote } = p;
+function buildApp(parts: AppParts): ReturnType<typeof createApp> {
+  const { config, store, hub, health, quarantine, remote } = parts;
   return createApp({
     store,
     hub,
     health,
-    logger: p.logger,
+    logger: parts.logger,
     apiToken: config.apiToken,
     allowedHosts: config.allowedHosts,
     corsOrigins: config.corsOrigins,
     maxRequestBytes: config.maxRequestBytes,
     sse: config.sse,
-    shutdown: p.shutdown,
-    replayReader: p.replayReader,
+    shutdown: parts.shutdown,
+    replayReader: parts.replayReader,
     plugins: [
-      dashboardPlugin({ config: p.dashboard, assets: () => buildDashboardAssets() }),
-      p.ops.plugin,
+      dashboardPlugin({ config: parts.dashboard, assets: () => buildDashboardAssets() }),
+      parts.ops.plugin,
       operatorRoutes({
         store,
         hub,
         health,
-        readiness: p.ops.readiness,
-        limits: p.ops.limits,
-        history: p.history,
-        build: p.build,
-        clock: p.clock,
-        startedAt: p.startedAt,
+        readiness: parts.ops.readiness,
+        limits: parts.ops.limits,
+        history: parts.history,
+        build: parts.build,
+        clock: parts.clock,
+        startedAt: parts.startedAt,
         flusher: () => remote.flusher,
         remoteTarget: remote.target,
         quarantine,
       }),
     ],
-    hooks: p.ops.hooks,
+    hooks: parts.ops.hooks,
     quarantine: {
       list: (mode, o) => quarantine.list(mode, o),
       count: (mode) => quarantine.count(mode),

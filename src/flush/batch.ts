@@ -9,7 +9,7 @@ import type { QuarantineInput } from "./quarantine.ts";
 import type { EventRef, EventResult, SinkResult } from "./sink.ts";
 
 /** What one batch (or one half of a bisected batch) came to. */
-export interface Tally {
+export interface BatchOutcome {
   sent: number;
   acked: number;
   duplicates: number;
@@ -17,8 +17,15 @@ export interface Tally {
   missing: number;
   stateSent: boolean;
 }
-export const EMPTY_TALLY: Tally = { sent: 0, acked: 0, duplicates: 0, quarantined: 0, missing: 0, stateSent: false };
-export const addTally = (a: Tally, b: Tally): Tally => ({
+export const NO_OUTCOME: BatchOutcome = {
+  sent: 0,
+  acked: 0,
+  duplicates: 0,
+  quarantined: 0,
+  missing: 0,
+  stateSent: false,
+};
+export const addOutcomes = (a: BatchOutcome, b: BatchOutcome): BatchOutcome => ({
   sent: a.sent + b.sent,
   acked: a.acked + b.acked,
   duplicates: a.duplicates + b.duplicates,

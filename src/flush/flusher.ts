@@ -2,7 +2,7 @@
 // (mode-worker.ts). This module composes them: it routes appends to the
 // workers (a critical event wakes its mode at once, a full batch's worth
 // coalesces into one request), restarts a stalled worker, reports status,
-// and stops gracefully (shutdown.ts). The store is only read and marked here:
+// and stops gracefully (a last flush within the deadline). The store is only read and marked here:
 // ingest never waits on the remote.
 import type { FlushSettings } from "../config.ts";
 import type { Clock } from "../lib/clock.ts";
@@ -40,52 +40,44 @@ export interface FlushStatusSource {
   status(mode: Mode): Record<string, unknown>;
 }
 
-export interface Flusher extends FlushStatusSource {
-  start(): void;
-  /** Asks for a flush; resolves when a flush that started after this call has ended. */
-  requestFlush(mode: Mode, options?: { urgent?: boolean }): Promise<void>;
-  /** Graceful stop within config.shutdownMs; resolves with what is left unflushed. */
-  stop(): Promise<{ left: number }>;
-}
-
 /** What the workers share, with the one flag only the flusher flips. */
 type SharedContext = Omit<WorkerContext, "stopping"> & { stopping: boolean };
 
-function sharedContext(o: FlusherOptions): SharedContext {
+function sharedContext(options: FlusherOptions): SharedContext {
   return {
-    store: o.store,
-    sink: o.sink,
-    quarantine: o.quarantine,
-    clock: o.clock,
-    config: o.config,
-    scheduler: o.scheduler ?? systemScheduler,
-    logger: o.logger ?? silentLogger,
-    random: o.random ?? Math.random,
-    reader: o.reader ?? inlineReader(o.store),
+    store: options.store,
+    sink: options.sink,
+    quarantine: options.quarantine,
+    clock: options.clock,
+    config: options.config,
+    scheduler: options.scheduler ?? systemScheduler,
+    logger: options.logger ?? silentLogger,
+    random: options.random ?? Math.random,
+    reader: options.reader ?? inlineReader(options.store),
     market:
-      o.marketClock ??
+      options.marketClock ??
       createMarketClock({
-        clock: o.clock,
-        activeIntervalMs: o.config.activeIntervalMs,
-        offHoursIntervalMs: o.config.offHoursIntervalMs,
-        marketHours: o.config.marketHours,
+        clock: options.clock,
+        activeIntervalMs: options.config.activeIntervalMs,
+        offHoursIntervalMs: options.config.offHoursIntervalMs,
+        marketHours: options.config.marketHours,
       }),
     hard: new AbortController(),
     stopping: false,
   };
 }
 
-class FlusherImpl implements Flusher {
+export class Flusher implements FlushStatusSource {
   private readonly ctx: SharedContext;
   private readonly workers = new Map<Mode, ModeWorker>();
   private readonly stopWatchdog = new AbortController();
   private unsubscribe: (() => void) | null = null;
   private stopped: Promise<{ left: number }> | null = null;
 
-  constructor(o: FlusherOptions) {
-    this.ctx = sharedContext(o);
-    for (const mode of o.modes ?? MODES) this.workers.set(mode, new ModeWorker(mode, this.ctx));
-    o.signal?.addEventListener(
+  constructor(options: FlusherOptions) {
+    this.ctx = sharedContext(options);
+    for (const mode of options.modes ?? MODES) this.workers.set(mode, new ModeWorker(mode, this.ctx));
+    options.signal?.addEventListener(
       "abort",
       () => {
         this.ctx.stopping = true;
@@ -100,23 +92,16 @@ class FlusherImpl implements Flusher {
   start(): void {
     const critical = new Set(this.ctx.config.criticalSubtypes);
     this.unsubscribe = this.ctx.store.onAppend((events) => {
-      const urgent = new Set<Mode>();
+      const counts = new Map<Mode, { count: number; urgent: boolean }>();
       for (const e of events) {
-        const w = this.workers.get(e.mode);
-        if (!w) continue;
-        w.appended++;
-        if (this.ctx.config.criticalImmediate && critical.has(e.subtype)) urgent.add(e.mode);
+        const c = counts.get(e.mode) ?? { count: 0, urgent: false };
+        c.count++;
+        if (this.ctx.config.criticalImmediate && critical.has(e.subtype)) c.urgent = true;
+        counts.set(e.mode, c);
       }
-      for (const [mode, w] of this.workers) {
-        if (urgent.has(mode)) void w.request(true);
-        else if (w.appended >= this.ctx.config.batchSize && !w.requested) void w.request(false);
-      }
+      for (const [mode, c] of counts) this.workers.get(mode)?.appended(c.count, c.urgent);
     });
-    // Crash recovery: whatever a previous run left unflushed goes out now.
-    for (const w of this.workers.values()) {
-      void w.request(true);
-      w.loop = w.run();
-    }
+    for (const w of this.workers.values()) w.start();
     void this.watchdog();
   }
 
@@ -134,14 +119,10 @@ class FlusherImpl implements Flusher {
       }
       const now = this.ctx.clock.now();
       for (const w of this.workers.values()) {
-        if (
-          this.ctx.stopping ||
-          now - w.lastActivityAt <= this.ctx.config.stallMs ||
-          this.ctx.store.backlogUsage(w.mode).events === 0
-        )
+        const idle = w.idleFor(now);
+        if (this.ctx.stopping || idle <= this.ctx.config.stallMs || this.ctx.store.backlogUsage(w.mode).events === 0)
           continue;
-        this.ctx.logger.warn("flusher stalled: restarting it", { mode: w.mode, idle_ms: now - w.lastActivityAt });
-        w.lastActivityAt = now;
+        this.ctx.logger.warn("flusher stalled: restarting it", { mode: w.mode, idle_ms: idle });
         w.restart("stalled");
       }
     }
@@ -156,7 +137,42 @@ class FlusherImpl implements Flusher {
     this.ctx.stopping = true;
     this.stopWatchdog.abort();
     this.unsubscribe?.();
-    return shutdownWorkers(this.ctx, [...this.workers.values()]);
+    return this.lastFlush([...this.workers.values()]);
+  }
+
+  /**
+   * The graceful stop: let running cycles end, then one last flush per mode
+   * (no backoff, stop at the first failure), all within the shutdown
+   * deadline, after which sends in flight are aborted. Reports what is left.
+   */
+  private async lastFlush(workers: readonly ModeWorker[]): Promise<{ left: number }> {
+    const ctx = this.ctx;
+    const deadline = new AbortController();
+    const timer = ctx.scheduler.sleep(ctx.config.shutdownMs, deadline.signal).then(
+      () => ctx.hard.abort(new FlushCancelled(`shutdown deadline of ${ctx.config.shutdownMs} ms`)),
+      () => {},
+    );
+    for (const w of workers) w.interrupt();
+    const loops = workers.map((w) => w.finished());
+    await raceAbort(Promise.all(loops), ctx.hard.signal).catch(() => {});
+    // One last flush: no backoff, stop at the first failure or the deadline.
+    for (const w of workers) {
+      try {
+        if (!ctx.hard.signal.aborted) await w.lastFlush(ctx.hard.signal);
+      } catch (error) {
+        if (!ctx.hard.signal.aborted) ctx.logger.warn("last flush failed", { mode: w.mode, error });
+      }
+      try {
+        await w.commitDeferred();
+      } catch (error) {
+        ctx.logger.error("cannot mark flushed events", { mode: w.mode, error });
+      }
+    }
+    deadline.abort();
+    await timer;
+    let left = 0;
+    for (const w of workers) left += ctx.store.backlog(w.mode);
+    return { left };
   }
 
   status(mode: Mode): Record<string, unknown> {
@@ -166,37 +182,5 @@ class FlusherImpl implements Flusher {
 }
 
 export function createFlusher(options: FlusherOptions): Flusher {
-  return new FlusherImpl(options);
-}
-
-// The flusher's graceful stop: let running cycles end, then one last flush per
-// mode (no backoff, stop at the first failure), all within the shutdown
-// deadline, after which sends in flight are aborted. Reports what is left.
-export async function shutdownWorkers(f: WorkerContext, workers: readonly ModeWorker[]): Promise<{ left: number }> {
-  const deadline = new AbortController();
-  const timer = f.scheduler.sleep(f.config.shutdownMs, deadline.signal).then(
-    () => f.hard.abort(new FlushCancelled(`shutdown deadline of ${f.config.shutdownMs} ms`)),
-    () => {},
-  );
-  for (const w of workers) w.interrupt();
-  const loops = workers.map((w) => w.loop ?? Promise.resolve());
-  await raceAbort(Promise.all(loops), f.hard.signal).catch(() => {});
-  // One last flush: no backoff, stop at the first failure or the deadline.
-  for (const w of workers) {
-    try {
-      if (!f.hard.signal.aborted) await w.lastFlush(f.hard.signal);
-    } catch (error) {
-      if (!f.hard.signal.aborted) f.logger.warn("last flush failed", { mode: w.mode, error });
-    }
-    try {
-      await w.commitDeferred();
-    } catch (error) {
-      f.logger.error("cannot mark flushed events", { mode: w.mode, error });
-    }
-  }
-  deadline.abort();
-  await timer;
-  let left = 0;
-  for (const w of workers) left += f.store.backlog(w.mode);
-  return { left };
+  return new Flusher(options);
 }

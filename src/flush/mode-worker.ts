@@ -1,21 +1,23 @@
 // One mode's flush worker. It waits for its cadence (market clock), a
 // critical event, or a full batch; then drains the queue (pipeline.ts: in seq
 // order, several batches in flight when the sink allows). A failed batch is
-// retried with the backoff policy, cut short by critical events but never
-// more often than backoffMinMs; only events the remote acknowledged are
-// marked flushed; poison events are quarantined so the queue never blocks.
+// retried after the backoff the pipeline computes, a wait this worker cuts
+// short for critical events but never more often than backoffMinMs; only
+// events the remote acknowledged are marked flushed; poison events are
+// quarantined so the queue never blocks. Its state is its own: the flusher
+// tells it what happened (appended, restart, stop) and reads status().
 import type { Clock } from "../lib/clock.ts";
 import type { Logger } from "../lib/log.ts";
 import type { Scheduler } from "../lib/scheduler.ts";
 import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore } from "../store/store.ts";
-import type { Tally } from "./batch.ts";
+import type { BatchOutcome } from "./batch.ts";
 import type { MarketClock } from "./market-clock.ts";
 import { FlushCancelled, Pipeline } from "./pipeline.ts";
 import type { BatchReader } from "./reader.ts";
 import type { Quarantine } from "./quarantine.ts";
 import { type Sink, SinkError } from "./sink.ts";
-import { flushedThrough, type WorkerPhase, workerStatus } from "./status.ts";
+import { flushedThrough, type WorkerPhase, type WorkerView, workerStatus } from "./status.ts";
 import type { FlushSettings } from "../config.ts";
 
 /** What every worker shares: the flusher's dependencies and its stop state. */
@@ -36,17 +38,18 @@ export interface WorkerContext {
 }
 
 export class ModeWorker {
-  phase: WorkerPhase = "idle";
-  requested = false;
-  appended = 0;
-  consecutiveFailures = 0;
-  lastAttemptAt: number | null = null;
-  lastSuccessAt: number | null = null;
-  lastCycleEndAt: number;
-  lastActivityAt: number;
-  nextAttemptAt: number | null = null;
-  lastError: string | null = null;
-  loop: Promise<void> | null = null;
+  private phase: WorkerPhase = "idle";
+  private requested = false;
+  /** Events appended since the last cycle began: a full batch's worth asks for a flush. */
+  private appendedSinceCycle = 0;
+  private consecutiveFailures = 0;
+  private lastAttemptAt: number | null = null;
+  private lastSuccessAt: number | null = null;
+  private lastCycleEndAt: number;
+  private lastActivityAt: number;
+  private nextAttemptAt: number | null = null;
+  private lastError: string | null = null;
+  private loop: Promise<void> | null = null;
   private wake: { controller: AbortController; kind: "timer" | "backoff" | "floor" } | null = null;
   /** When a critical event last cut a backoff wait short (null: not in this failure streak). */
   private lastUrgentRetryAt: number | null = null;
@@ -57,23 +60,46 @@ export class ModeWorker {
 
   constructor(
     readonly mode: Mode,
-    private readonly f: WorkerContext,
+    private readonly ctx: WorkerContext,
   ) {
-    this.lastCycleEndAt = f.clock.now();
-    this.lastActivityAt = f.clock.now();
-    this.pipeline = new Pipeline(mode, f, {
+    this.lastCycleEndAt = ctx.clock.now();
+    this.lastActivityAt = ctx.clock.now();
+    this.pipeline = new Pipeline(mode, ctx, {
       attempting: () => {
-        this.lastAttemptAt = this.lastActivityAt = this.f.clock.now();
+        this.lastAttemptAt = this.lastActivityAt = this.ctx.clock.now();
         this.nextAttemptAt = null;
       },
-      succeeded: (batch, tally) => this.succeeded(batch, tally),
+      succeeded: (batch, outcome) => this.succeeded(batch, outcome),
       failed: (error, attempt, batch) => this.failed(error, attempt, batch),
-      retry: (error, attempt, signal) => this.backoff(error, attempt, signal),
+      waitBeforeRetry: (delayMs, signal) => this.waitBeforeRetry(delayMs, signal),
     });
   }
 
+  /** Starts the loop with a flush of whatever a previous run left unflushed (crash recovery). */
+  start(): void {
+    void this.request(true);
+    this.loop ??= this.run();
+  }
+
+  /** `count` events of this mode were stored; `urgent`: one of them is critical and goes at once. */
+  appended(count: number, urgent: boolean): void {
+    this.appendedSinceCycle += count;
+    if (urgent) void this.request(true);
+    else if (this.appendedSinceCycle >= this.ctx.config.batchSize && !this.requested) void this.request(false);
+  }
+
+  /** How long the worker has done nothing: the stall watchdog's measure. */
+  idleFor(now: number): number {
+    return now - this.lastActivityAt;
+  }
+
+  /** Resolves when the loop has ended (after stop, or at once when it never ran). */
+  finished(): Promise<void> {
+    return this.loop ?? Promise.resolve();
+  }
+
   request(urgent: boolean): Promise<void> {
-    if (this.f.stopping) return Promise.resolve();
+    if (this.ctx.stopping) return Promise.resolve();
     this.requested = true;
     const done = new Promise<void>((resolve) => this.waiters.push(resolve));
     if (this.wake && this.wake.kind !== "floor" && (urgent || this.wake.kind === "timer")) {
@@ -88,7 +114,9 @@ export class ModeWorker {
     this.wake?.controller.abort();
   }
 
+  /** Cuts the cycle in flight short and starts again (the stall watchdog). */
   restart(why: string): void {
+    this.lastActivityAt = this.ctx.clock.now();
     this.cycleAbort?.abort(new FlushCancelled(why));
     this.requested = true;
     this.interrupt();
@@ -99,7 +127,7 @@ export class ModeWorker {
     const controller = new AbortController();
     this.wake = { controller, kind };
     try {
-      await this.f.scheduler.sleep(ms, signal ? AbortSignal.any([controller.signal, signal]) : controller.signal);
+      await this.ctx.scheduler.sleep(ms, signal ? AbortSignal.any([controller.signal, signal]) : controller.signal);
     } catch {
       // Woken early: the caller re-checks why.
     } finally {
@@ -109,11 +137,11 @@ export class ModeWorker {
 
   async run(): Promise<void> {
     try {
-      while (!this.f.stopping) {
+      while (!this.ctx.stopping) {
         try {
           if (!this.requested) {
-            const now = this.f.clock.now();
-            const cadence = this.f.market.cadence(now);
+            const now = this.ctx.clock.now();
+            const cadence = this.ctx.market.cadence(now);
             const due = this.lastCycleEndAt + cadence.intervalMs;
             if (now < due) {
               this.phase = "idle";
@@ -125,8 +153,8 @@ export class ModeWorker {
           await this.cycle();
         } catch (error) {
           // Only a bug lands here; keep the worker alive without spinning.
-          this.f.logger.error("flush worker error", { mode: this.mode, error });
-          await this.pause(this.f.config.backoffMaxMs, "backoff");
+          this.ctx.logger.error("flush worker error", { mode: this.mode, error });
+          await this.pause(this.ctx.config.backoffMaxMs, "backoff");
         }
       }
     } finally {
@@ -139,26 +167,26 @@ export class ModeWorker {
   /** Drains full batches until the queue is short, a batch makes no progress, or it fails for good. */
   private async cycle(): Promise<void> {
     this.requested = false;
-    this.appended = 0;
+    this.appendedSinceCycle = 0;
     const waiters = this.waiters.splice(0);
     const abort = new AbortController();
     this.cycleAbort = abort;
-    const signal = AbortSignal.any([abort.signal, this.f.hard.signal]);
+    const signal = AbortSignal.any([abort.signal, this.ctx.hard.signal]);
     this.phase = "flushing";
     try {
-      await this.pipeline.drain(signal, { retry: true, more: () => !this.f.stopping });
+      await this.pipeline.drain(signal, { retry: true, more: () => !this.ctx.stopping });
     } catch (error) {
       if (!signal.aborted && !(error instanceof SinkError))
-        this.f.logger.error("flush failed", { mode: this.mode, error });
+        this.ctx.logger.error("flush failed", { mode: this.mode, error });
     } finally {
       try {
         await this.commitDeferred();
       } catch (error) {
         // Unmarked events are sent again next time: duplicates, never loss.
-        this.f.logger.error("cannot mark flushed events", { mode: this.mode, error });
+        this.ctx.logger.error("cannot mark flushed events", { mode: this.mode, error });
       }
       this.cycleAbort = null;
-      this.lastCycleEndAt = this.lastActivityAt = this.f.clock.now();
+      this.lastCycleEndAt = this.lastActivityAt = this.ctx.clock.now();
       this.phase = "idle";
       for (const w of waiters) w();
     }
@@ -169,25 +197,28 @@ export class ModeWorker {
     return this.pipeline.drain(signal, { retry: false, more: () => true });
   }
 
-  /** Waits out the backoff before a retry; false when the error cannot be retried. */
-  private async backoff(error: Error, attemptNumber: number, signal: AbortSignal): Promise<boolean> {
-    if (!(error instanceof SinkError) || !error.retryable || this.f.stopping) return false;
-    const delay = backoffDelay(attemptNumber, this.f.config, this.f.random, error.retryAfterMs);
-    this.nextAttemptAt = this.f.clock.now() + delay;
+  /**
+   * Waits the backoff the pipeline computed before its next attempt; a
+   * critical event cuts the wait short, but such early retries are spaced at
+   * least backoffMinMs apart. False when stopping (the failure is final).
+   */
+  private async waitBeforeRetry(delayMs: number, signal: AbortSignal): Promise<boolean> {
+    if (this.ctx.stopping) return false;
+    this.nextAttemptAt = this.ctx.clock.now() + delayMs;
     this.phase = "backoff";
     this.urgentWake = false;
-    await this.pause(delay, "backoff", signal);
+    await this.pause(delayMs, "backoff", signal);
     if (this.urgentWake) {
-      const now = this.f.clock.now();
-      const floor = urgentRetryFloor(this.lastUrgentRetryAt, this.f.config.backoffMinMs, now);
+      const now = this.ctx.clock.now();
+      const floor = urgentRetryFloor(this.lastUrgentRetryAt, this.ctx.config.backoffMinMs, now);
       if (floor > 0) {
         this.nextAttemptAt = now + floor;
         await this.pause(floor, "floor", signal);
       }
-      this.lastUrgentRetryAt = this.f.clock.now();
+      this.lastUrgentRetryAt = this.ctx.clock.now();
     }
     this.phase = "flushing";
-    return !this.f.stopping;
+    return !this.ctx.stopping;
   }
 
   /** Marks what the remote acknowledged and is not marked yet. */
@@ -195,20 +226,20 @@ export class ModeWorker {
     return this.pipeline.commitDeferred();
   }
 
-  private succeeded(batch: { count: number; lastSeq: number }, tally: Tally): void {
-    const now = this.f.clock.now();
+  private succeeded(batch: { count: number; lastSeq: number }, outcome: BatchOutcome): void {
+    const now = this.ctx.clock.now();
     if (this.consecutiveFailures > 0)
-      this.f.logger.info("flush recovered", { mode: this.mode, after_failures: this.consecutiveFailures });
+      this.ctx.logger.info("flush recovered", { mode: this.mode, after_failures: this.consecutiveFailures });
     this.consecutiveFailures = 0;
     this.lastUrgentRetryAt = null;
     this.lastSuccessAt = now;
     this.lastError = null;
     if (batch.count === 0) return;
-    const partial = tally.quarantined > 0 || tally.missing > 0;
-    const error = partial ? `${tally.quarantined} quarantined, ${tally.missing} unacknowledged` : null;
-    this.f.store.logFlush({
+    const partial = outcome.quarantined > 0 || outcome.missing > 0;
+    const error = partial ? `${outcome.quarantined} quarantined, ${outcome.missing} unacknowledged` : null;
+    this.ctx.store.logFlush({
       mode: this.mode,
-      count: tally.acked,
+      count: outcome.acked,
       last_seq: batch.lastSeq,
       status: partial ? "partial" : "ok",
       error,
@@ -219,7 +250,7 @@ export class ModeWorker {
     this.consecutiveFailures++;
     this.lastError = error.message;
     try {
-      this.f.store.logFlush({
+      this.ctx.store.logFlush({
         mode: this.mode,
         count: batch.count,
         last_seq: batch.lastSeq,
@@ -232,34 +263,28 @@ export class ModeWorker {
     // 1st, 2nd, 4th, 8th … failure at warn: visible without flooding.
     const n = this.consecutiveFailures;
     const level = (n & (n - 1)) === 0 ? "warn" : "debug";
-    this.f.logger[level]("flush attempt failed", { mode: this.mode, attempt, consecutive: n, error });
+    this.ctx.logger[level]("flush attempt failed", { mode: this.mode, attempt, consecutive: n, error });
   }
 
   status(): Record<string, unknown> {
-    return workerStatus(this, {
-      now: this.f.clock.now(),
-      market: this.f.market,
-      remote: this.f.sink.name,
-      quarantined: this.f.quarantine.count(this.mode),
+    const view: WorkerView = {
+      phase: this.phase,
+      consecutiveFailures: this.consecutiveFailures,
+      lastAttemptAt: this.lastAttemptAt,
+      lastSuccessAt: this.lastSuccessAt,
+      nextAttemptAt: this.nextAttemptAt,
+      lastError: this.lastError,
+    };
+    return workerStatus(view, {
+      now: this.ctx.clock.now(),
+      market: this.ctx.market,
+      remote: this.ctx.sink.name,
+      quarantined: this.ctx.quarantine.count(this.mode),
       inFlight: this.pipeline.inFlight,
       window: this.pipeline.windowSize(),
-      flushedThroughSeq: flushedThrough(this.f.store, this.mode),
+      flushedThroughSeq: flushedThrough(this.ctx.store, this.mode),
     });
   }
-}
-
-// The retry policy of a failing batch: capped, fully jittered exponential
-// backoff that honours Retry-After, and the floor that spaces out the early
-// retries critical events ask for during an outage.
-/** Full jitter: uniform in [0, min(cap, min·2^(n−1))], at least what Retry-After asks, never above the cap. */
-export function backoffDelay(
-  attempt: number,
-  settings: Pick<FlushSettings, "backoffMinMs" | "backoffMaxMs">,
-  random: () => number,
-  retryAfterMs = 0,
-): number {
-  const ceiling = Math.min(settings.backoffMaxMs, settings.backoffMinMs * 2 ** Math.max(0, attempt - 1));
-  return Math.min(settings.backoffMaxMs, Math.max(retryAfterMs, Math.round(random() * ceiling)));
 }
 
 /**

@@ -10,7 +10,7 @@ import type { FlushSettings } from "../config.ts";
 import type { Logger } from "../lib/log.ts";
 import type { Mode, StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore, StateSnapshot } from "../store/store.ts";
-import { addTally, EMPTY_TALLY, markAcked, type ReadBatch, sortVerdicts, type Tally } from "./batch.ts";
+import { addOutcomes, NO_OUTCOME, markAcked, type ReadBatch, sortVerdicts, type BatchOutcome } from "./batch.ts";
 import type { Quarantine } from "./quarantine.ts";
 import type { BatchReader } from "./reader.ts";
 import { type EventRef, RemoteOutOfOrderError, type Sink, SinkError, type SinkResult } from "./sink.ts";
@@ -22,6 +22,8 @@ export interface PipelineContext {
   readonly config: FlushSettings;
   readonly logger: Logger;
   readonly reader: BatchReader;
+  /** Jitter source in [0, 1) for the backoff. */
+  readonly random: () => number;
 }
 
 /** What the pipeline tells its worker, and asks it. */
@@ -29,11 +31,11 @@ export interface PipelineHooks {
   /** A batch is being tried: read, or a request about to go out. */
   attempting(): void;
   /** A batch is settled: every verdict applied. */
-  succeeded(batch: { count: number; lastSeq: number }, tally: Tally): void;
+  succeeded(batch: { count: number; lastSeq: number }, outcome: BatchOutcome): void;
   /** An attempt at a batch failed. */
   failed(error: Error, attempt: number, batch: { count: number; lastSeq: number }): void;
-  /** Waits out the backoff; false when the failure is final. */
-  retry(error: Error, attempt: number, signal: AbortSignal): Promise<boolean>;
+  /** Waits `delayMs` before the next attempt (the worker may cut it short); false when stopping. */
+  waitBeforeRetry(delayMs: number, signal: AbortSignal): Promise<boolean>;
 }
 
 export interface DrainOptions {
@@ -43,7 +45,8 @@ export interface DrainOptions {
   more(): boolean;
 }
 
-interface Slot extends ReadBatch {
+/** A batch read and (once opened) sent, until its verdicts are settled. */
+interface InFlightBatch extends ReadBatch {
   /** The seq the batch was read after. */
   from: number;
   /** Events that failed the schema locally and went to the quarantine. */
@@ -69,13 +72,13 @@ export class Pipeline {
 
   constructor(
     readonly mode: Mode,
-    private readonly f: PipelineContext,
+    private readonly ctx: PipelineContext,
     private readonly hooks: PipelineHooks,
   ) {}
 
   /** Batches allowed in flight now: the window only for a sink that commits in order. */
   windowSize(): number {
-    return this.f.sink.ordered ? Math.max(1, this.f.config.window) : 1;
+    return this.ctx.sink.ordered ? Math.max(1, this.ctx.config.window) : 1;
   }
 
   /**
@@ -85,7 +88,7 @@ export class Pipeline {
    * later and answered as duplicates.
    */
   async drain(signal: AbortSignal, options: DrainOptions): Promise<void> {
-    const window: Slot[] = [];
+    const window: InFlightBatch[] = [];
     let cursor = 0;
     let more = true;
     try {
@@ -98,19 +101,19 @@ export class Pipeline {
           }
           window.push(slot);
           cursor = slot.lastSeq;
-          if (slot.count < this.f.config.batchSize) more = false;
+          if (slot.count < this.ctx.config.batchSize) more = false;
         }
         // The requests above are on their way: the marks overlap the remote's work.
         await this.commitDeferred();
         const head = window.shift();
         if (!head) break;
-        const tally = await this.settle(head, signal, options.retry, () => window.length === 0);
+        const outcome = await this.settle(head, signal, options.retry, () => window.length === 0);
         if (window.length === 0) {
           // A retry may have read further than the first attempt.
           cursor = head.lastSeq;
-          more = head.count >= this.f.config.batchSize;
+          more = head.count >= this.ctx.config.batchSize;
         }
-        if (tally.acked + tally.quarantined === 0) more = false;
+        if (outcome.acked + outcome.quarantined === 0) more = false;
       }
       // No batch carried the newest snapshot (no event was pending): it goes alone.
       await this.flushState(signal, options.retry);
@@ -125,20 +128,27 @@ export class Pipeline {
    * pending. Retried like a batch; the flush log records only failures.
    */
   private async flushState(signal: AbortSignal, retry: boolean): Promise<void> {
-    const { store } = this.f;
+    const { store } = this.ctx;
     const latest = store.latestState(this.mode);
     if (!latest || stateKey(latest) === this.sentState) return;
     const batch = { count: 0, lastSeq: store.lastSeq(this.mode) };
     const attempt = async () => {
       const backlog = store.backlogUsage(this.mode).events;
-      const tally = this.apply([], latest, await raceAbort(this.postEvents([], latest, backlog, signal), signal));
-      this.hooks.succeeded(batch, tally);
+      const outcome = this.apply([], latest, await raceAbort(this.postEvents([], latest, backlog, signal), signal));
+      this.hooks.succeeded(batch, outcome);
     };
     if (!retry) return await attempt();
     await this.retried(attempt, batch, signal);
   }
 
-  /** `attempt` until it succeeds or the worker's backoff says the failure is final. */
+  /**
+   * `attempt` until it succeeds or the failure is final: p-retry's loop, with
+   * the backoff decided here — capped, fully jittered exponential backoff that
+   * honours Retry-After (backoffDelay below) for a retryable SinkError, no
+   * retry for anything else — and waited by the worker, which can cut the
+   * wait short for a critical event. p-retry's own timer is off (minTimeout
+   * 0): it can neither be woken nor run on the injectable scheduler.
+   */
   private retried<T>(
     attempt: () => Promise<T>,
     batch: { count: number; lastSeq: number },
@@ -146,12 +156,14 @@ export class Pipeline {
   ): Promise<T> {
     return pRetry(attempt, {
       retries: Number.POSITIVE_INFINITY,
-      // Delays are the worker's (full jitter, injectable scheduler, cut
-      // short by critical events), taken in retry(); p-retry adds none.
       minTimeout: 0,
       signal,
       onFailedAttempt: ({ error, attemptNumber }) => this.hooks.failed(error, attemptNumber, batch),
-      shouldRetry: ({ error, attemptNumber }) => this.hooks.retry(error, attemptNumber, signal),
+      shouldRetry: ({ error, attemptNumber }) => {
+        if (!(error instanceof SinkError) || !error.retryable) return false;
+        const delay = backoffDelay(attemptNumber, this.ctx.config, this.ctx.random, error.retryAfterMs);
+        return this.hooks.waitBeforeRetry(delay, signal);
+      },
     });
   }
 
@@ -159,13 +171,17 @@ export class Pipeline {
   async commitDeferred(): Promise<void> {
     const acked = this.deferred;
     this.deferred = [];
-    if (acked.length > 0) await markAcked(this.f.store, acked);
+    if (acked.length > 0) await markAcked(this.ctx.store, acked);
   }
 
   /** Reads the batch after seq `from`; events failing the schema go to the quarantine. */
-  private async read(from: number, window: readonly Slot[], signal: AbortSignal): Promise<Slot | null> {
-    const { store, quarantine, config } = this.f;
-    const batch = await this.f.reader.read(this.mode, config.batchSize, from, signal);
+  private async read(
+    from: number,
+    window: readonly InFlightBatch[],
+    signal: AbortSignal,
+  ): Promise<InFlightBatch | null> {
+    const { store, quarantine, config } = this.ctx;
+    const batch = await this.ctx.reader.read(this.mode, config.batchSize, from, signal);
     if (batch.count === 0) return null;
     const quarantined = quarantine.add(batch.bad);
     // The snapshot rides with events once: not again with the other batches
@@ -184,7 +200,11 @@ export class Pipeline {
   }
 
   /** Reads the next batch after `cursor` and sends it at once, conditioned on the batch before it. */
-  private async open(cursor: number, window: readonly Slot[], signal: AbortSignal): Promise<Slot | null> {
+  private async open(
+    cursor: number,
+    window: readonly InFlightBatch[],
+    signal: AbortSignal,
+  ): Promise<InFlightBatch | null> {
     const slot = await this.read(cursor, window, signal);
     if (!slot) return null;
     if (slot.good.length === 0) {
@@ -200,10 +220,10 @@ export class Pipeline {
   }
 
   /** Sends a slot's events as read: pre-encoded when the reader encoded them and the sink takes that. */
-  private post(slot: Slot, afterKey: string | null, signal: AbortSignal): Promise<SinkResult> {
+  private post(slot: InFlightBatch, afterKey: string | null, signal: AbortSignal): Promise<SinkResult> {
     const common = { mode: this.mode, backlog: slot.backlog, state: slot.state, signal, afterKey };
     this.hooks.attempting();
-    const { sink } = this.f;
+    const { sink } = this.ctx;
     const sending =
       slot.json !== null && sink.sendEncoded
         ? sink.sendEncoded({ ...common, refs: slot.good, json: slot.json })
@@ -219,13 +239,18 @@ export class Pipeline {
     signal: AbortSignal,
   ): Promise<SinkResult> {
     this.hooks.attempting();
-    const sending = this.f.sink.send({ mode: this.mode, events, backlog, state, signal, afterKey: null });
+    const sending = this.ctx.sink.send({ mode: this.mode, events, backlog, state, signal, afterKey: null });
     sending.catch(() => {});
     return sending;
   }
 
   /** Applies the oldest batch's verdicts, retrying it (alone, unconditioned) as the worker's backoff allows. */
-  private async settle(slot: Slot, signal: AbortSignal, retry: boolean, alone: () => boolean): Promise<Tally> {
+  private async settle(
+    slot: InFlightBatch,
+    signal: AbortSignal,
+    retry: boolean,
+    alone: () => boolean,
+  ): Promise<BatchOutcome> {
     let first = true;
     const attempt = async () => {
       const pipelined = first ? slot.sending : null;
@@ -238,10 +263,10 @@ export class Pipeline {
       }
       first = false;
       this.isolated = 0;
-      let tally: Tally = { ...EMPTY_TALLY, quarantined: slot.quarantined };
-      if (slot.good.length > 0) tally = addTally(tally, await this.deliver(slot, pipelined, signal));
-      this.hooks.succeeded(slot, tally);
-      return tally;
+      let outcome: BatchOutcome = { ...NO_OUTCOME, quarantined: slot.quarantined };
+      if (slot.good.length > 0) outcome = addOutcomes(outcome, await this.deliver(slot, pipelined, signal));
+      this.hooks.succeeded(slot, outcome);
+      return outcome;
     };
     try {
       if (!retry) return await attempt();
@@ -251,7 +276,11 @@ export class Pipeline {
     }
   }
 
-  private async deliver(slot: Slot, pipelined: Promise<SinkResult> | null, signal: AbortSignal): Promise<Tally> {
+  private async deliver(
+    slot: InFlightBatch,
+    pipelined: Promise<SinkResult> | null,
+    signal: AbortSignal,
+  ): Promise<BatchOutcome> {
     if (pipelined) {
       try {
         return this.apply(slot.good, slot.state, await raceAbort(pipelined, signal));
@@ -273,7 +302,7 @@ export class Pipeline {
     state: StateSnapshot | null,
     backlog: number,
     signal: AbortSignal,
-  ): Promise<Tally> {
+  ): Promise<BatchOutcome> {
     let result: SinkResult;
     try {
       const sending = this.postEvents(events, state, backlog, signal);
@@ -293,29 +322,33 @@ export class Pipeline {
     backlog: number,
     signal: AbortSignal,
     error: SinkError,
-  ): Promise<Tally> {
+  ): Promise<BatchOutcome> {
     if (events.length === 1) {
       if (++this.isolated > MAX_ISOLATED_PER_ATTEMPT) throw error;
-      const moved = this.f.quarantine.add([
+      const moved = this.ctx.quarantine.add([
         { event: events[0]!, reason: error.message, remoteStatus: error.remoteStatus },
       ]);
-      this.f.logger.warn("event quarantined", { mode: this.mode, seq: events[0]!.seq, reason: error.message });
-      return { ...EMPTY_TALLY, quarantined: moved };
+      this.ctx.logger.warn("event quarantined", { mode: this.mode, seq: events[0]!.seq, reason: error.message });
+      return { ...NO_OUTCOME, quarantined: moved };
     }
     // Bisect: the half that passes is applied before the other is tried.
     const mid = Math.ceil(events.length / 2);
     const first = await this.send(events.slice(0, mid), state, backlog + events.length - mid, signal);
     const second = await this.send(events.slice(mid), first.stateSent ? null : state, backlog, signal);
-    return addTally(first, second);
+    return addOutcomes(first, second);
   }
 
-  private apply(events: readonly EventRef[], state: StateSnapshot | null, result: SinkResult): Tally {
+  private apply(events: readonly EventRef[], state: StateSnapshot | null, result: SinkResult): BatchOutcome {
     const { acked, rejected, duplicates, missing } = sortVerdicts(events, result);
     for (const e of acked) this.deferred.push(e);
-    const quarantined = this.f.quarantine.add(rejected);
+    const quarantined = this.ctx.quarantine.add(rejected);
     if (rejected.length > 0)
-      this.f.logger.warn("events quarantined", { mode: this.mode, count: rejected.length, first: rejected[0]!.reason });
-    for (const w of result.warnings ?? []) this.f.logger.warn("flush warning", { mode: this.mode, warning: w });
+      this.ctx.logger.warn("events quarantined", {
+        mode: this.mode,
+        count: rejected.length,
+        first: rejected[0]!.reason,
+      });
+    for (const w of result.warnings ?? []) this.ctx.logger.warn("flush warning", { mode: this.mode, warning: w });
     const stateSent = state !== null && !(result.warnings?.length ?? 0);
     if (stateSent) this.sentState = stateKey(state);
     return { sent: events.length, acked: acked.length, duplicates, quarantined, missing, stateSent };
@@ -325,9 +358,20 @@ export class Pipeline {
 const stateKey = (s: StateSnapshot) => `${s.ts} ${JSON.stringify(s.state)}`;
 
 /** A slot's events as objects: decoded from the reader worker's JSON only when needed (a retry, a split, a sink that wants objects). */
-function eventsOf(slot: Slot): StoredEvent[] {
+function eventsOf(slot: InFlightBatch): StoredEvent[] {
   slot.events ??= JSON.parse(slot.json!) as StoredEvent[];
   return slot.events;
+}
+
+/** Full jitter: uniform in [0, min(cap, min·2^(n−1))], at least what Retry-After asks, never above the cap. */
+export function backoffDelay(
+  attempt: number,
+  settings: Pick<FlushSettings, "backoffMinMs" | "backoffMaxMs">,
+  random: () => number,
+  retryAfterMs = 0,
+): number {
+  const ceiling = Math.min(settings.backoffMaxMs, settings.backoffMinMs * 2 ** Math.max(0, attempt - 1));
+  return Math.min(settings.backoffMaxMs, Math.max(retryAfterMs, Math.round(random() * ceiling)));
 }
 
 // Cancelling flush work: the reason a cycle was cut short (stop, stall,

@@ -153,15 +153,15 @@ class EventStream {
   private lastProgressAt: number;
   private controller!: ReadableStreamDefaultController<Uint8Array>;
 
-  constructor(private readonly o: StreamOptions) {
-    this.newest = o.store.lastSeq(o.mode);
-    this.beyond = o.after !== null && o.after > this.newest;
-    this.cursor = o.after === null || this.beyond ? this.newest : o.after;
+  constructor(private readonly options: StreamOptions) {
+    this.newest = options.store.lastSeq(options.mode);
+    this.beyond = options.after !== null && options.after > this.newest;
+    this.cursor = options.after === null || this.beyond ? this.newest : options.after;
     this.written = this.cursor;
-    this.replaying = o.after !== null && !this.beyond;
-    this.now = o.now ?? Date.now;
+    this.replaying = options.after !== null && !this.beyond;
+    this.now = options.now ?? Date.now;
     this.lastProgressAt = this.now();
-    this.stallMs = o.stallMs ?? 15_000;
+    this.stallMs = options.stallMs ?? 15_000;
   }
 
   readable(): ReadableStream<Uint8Array> {
@@ -176,7 +176,7 @@ class EventStream {
   }
 
   private start(c: ReadableStreamDefaultController<Uint8Array>): void {
-    const { signal, shutdown, hub, mode } = this.o;
+    const { signal, shutdown, hub, mode } = this.options;
     this.controller = c;
     if (signal.aborted || shutdown?.aborted) {
       this.finish(signal.aborted ? "client" : "shutdown");
@@ -185,17 +185,17 @@ class EventStream {
     signal.addEventListener("abort", this.onAbort, { once: true });
     shutdown?.addEventListener("abort", this.onShutdown, { once: true });
     this.budgetEntry =
-      this.o.budget?.join({
+      this.options.budget?.join({
         held: () => (this.done ? 0 : this.queuedBytes() + this.pendingBytes),
         backlog: () => (this.done ? 0 : Math.max(0, this.queuedBytes() - this.lastEnqueued)),
         cut: () => this.finish("slow"),
       }) ?? null;
     this.unsubscribe = hub.subscribe(mode, this.onLive);
-    this.heartbeat = setInterval(this.beat, this.o.heartbeatMs);
-    this.enqueue(`retry: ${this.o.retryMs}\n\n`);
-    if (this.beyond) this.enqueue(formatReset(this.newest, this.o.after!));
+    this.heartbeat = setInterval(this.beat, this.options.heartbeatMs);
+    this.enqueue(`retry: ${this.options.retryMs}\n\n`);
+    if (this.beyond) this.enqueue(formatReset(this.newest, this.options.after!));
     // A first heartbeat at once: the client knows from the start that they come, and how often.
-    if (this.o.heartbeatEvents) this.enqueue(this.heartbeatText());
+    if (this.options.heartbeatEvents) this.enqueue(this.heartbeatText());
   }
 
   private queuedBytes(): number {
@@ -209,8 +209,8 @@ class EventStream {
     this.unsubscribe?.();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.heartbeat) clearInterval(this.heartbeat);
-    this.o.signal.removeEventListener("abort", this.onAbort);
-    this.o.shutdown?.removeEventListener("abort", this.onShutdown);
+    this.options.signal.removeEventListener("abort", this.onAbort);
+    this.options.shutdown?.removeEventListener("abort", this.onShutdown);
     this.pending = [];
     this.pendingBytes = 0;
     try {
@@ -221,7 +221,7 @@ class EventStream {
     } catch {
       // already closed or cancelled by the runtime
     }
-    this.o.onClose?.(reason);
+    this.options.onClose?.(reason);
   }
 
   private readonly onAbort = () => this.finish("client");
@@ -243,7 +243,7 @@ class EventStream {
   private writeLive(data: string | readonly Uint8Array[]): void {
     if (this.done) return;
     this.enqueue(data);
-    if (this.queuedBytes() > this.o.maxBufferedBytes) this.finish("slow");
+    if (this.queuedBytes() > this.options.maxBufferedBytes) this.finish("slow");
   }
 
   /**
@@ -252,7 +252,7 @@ class EventStream {
    */
   private pull(): Promise<void> | undefined {
     if (!this.replaying || this.done) return;
-    if (this.o.replayReader && !this.readerFailed) return this.readPage(this.o.replayReader);
+    if (this.options.replayReader && !this.readerFailed) return this.readPage(this.options.replayReader);
     return new Promise<void>((resolve) => {
       this.pulled = resolve;
       this.requestTurn();
@@ -267,7 +267,7 @@ class EventStream {
   private async readPage(reader: ReplayReader): Promise<void> {
     if (this.reading) return;
     this.reading = true;
-    const { store, mode } = this.o;
+    const { store, mode } = this.options;
     const through = store.lastSeq(mode);
     const page = await reader.page(mode, this.cursor, through);
     if (page === null) {
@@ -278,7 +278,7 @@ class EventStream {
     }
     let again = false;
     await new Promise<void>((resolve) => {
-      (this.o.replayScheduler ?? sharedReplayScheduler).request(() => {
+      (this.options.replayScheduler ?? sharedReplayScheduler).request(() => {
         this.reading = false;
         resolve();
         if (!this.replaying || this.done) return 0;
@@ -301,14 +301,14 @@ class EventStream {
 
   /** The stream went back to replaying (a live burst): read on while the queue has room. */
   private resumeReplay(): void {
-    if (this.o.replayReader && !this.readerFailed) void this.readPage(this.o.replayReader);
+    if (this.options.replayReader && !this.readerFailed) void this.readPage(this.options.replayReader);
     else this.requestTurn();
   }
 
   private requestTurn(): void {
     if (this.turnRequested) return;
     this.turnRequested = true;
-    (this.o.replayScheduler ?? sharedReplayScheduler).request(this.turn);
+    (this.options.replayScheduler ?? sharedReplayScheduler).request(this.turn);
   }
 
   private readonly turn = (): number => {
@@ -330,7 +330,7 @@ class EventStream {
     // `replaying = false`, so the seam has no gap and no duplicate.
     // Each event comes as its JSON text, built by SQLite (formatEvent's data, unparsed).
     const { text, lastSeq, caughtUp } = framePage(
-      this.o.store.listJson(this.o.mode, this.cursor, LOOP_PAGE.rows),
+      this.options.store.listJson(this.options.mode, this.cursor, LOOP_PAGE.rows),
       this.cursor,
       LOOP_PAGE,
     );
@@ -369,7 +369,7 @@ class EventStream {
     }
     this.pending.push(chunk);
     this.pendingBytes += chunk.byteLength;
-    if (this.pendingBytes > this.o.maxBufferedBytes) {
+    if (this.pendingBytes > this.options.maxBufferedBytes) {
       // A burst bigger than the buffer: drop it and page it from SQLite at
       // the pace the socket drains, rather than holding it in memory.
       this.pending = [];
@@ -383,7 +383,7 @@ class EventStream {
     }
     this.budgetEntry?.update();
     if (this.done) return;
-    if (!this.flushTimer) this.flushTimer = setTimeout(this.flushPending, this.o.coalesceMs);
+    if (!this.flushTimer) this.flushTimer = setTimeout(this.flushPending, this.options.coalesceMs);
   };
 
   private readonly beat = () => {
@@ -406,8 +406,8 @@ class EventStream {
   };
 
   private heartbeatText(): string {
-    const { store, mode, heartbeatMs } = this.o;
-    return this.o.heartbeatEvents
+    const { store, mode, heartbeatMs } = this.options;
+    return this.options.heartbeatEvents
       ? `event: heartbeat\ndata: {"newest_seq":${store.lastSeq(mode)},"interval_ms":${heartbeatMs}}\n\n`
       : ":\n\n";
   }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { manualClock } from "../../src/lib/clock.ts";
 import type { FlushSettings } from "../../src/config.ts";
-import { backoffDelay } from "../../src/flush/mode-worker.ts";
+import { backoffDelay } from "../../src/flush/pipeline.ts";
 import { createFlusher } from "../../src/flush/flusher.ts";
 import { createHealth } from "../../src/ops/health.ts";
 import { Quarantine } from "../../src/flush/quarantine.ts";
