@@ -16,7 +16,7 @@ import {
   unknownVariables,
   variablesRead,
 } from "./config.ts";
-import { misnamedVariables, readVar } from "./config-env.ts";
+import { misnamedVariables, readVar } from "./config.ts";
 import type { ConfigError } from "./domain/errors.ts";
 import { type DashboardConfig, loadDashboardConfig } from "./dashboard/config.ts";
 

@@ -20,7 +20,7 @@ export const LAYERS: Layer[] = [
   { rank: 0, name: "lib", paths: ["src/lib/"] },
   { rank: 0, name: "client", paths: ["src/client/"] },
   { rank: 1, name: "domain", paths: ["src/domain/"] },
-  { rank: 2, name: "config", paths: ["src/config.ts", "src/config-env.ts"] },
+  { rank: 2, name: "config", paths: ["src/config.ts"] },
   { rank: 3, name: "store", paths: ["src/store/"] },
   { rank: 4, name: "stream", paths: ["src/stream/"] },
   { rank: 4, name: "flush", paths: ["src/flush/"] },
