@@ -20,6 +20,9 @@ import { createEdgeFunctionSink } from "./flush/sinks/edge-function.ts";
 import { inlineReader, type ReaderWorker, startReaderWorker } from "./flush/reader.ts";
 import { runRetention } from "./store/retention.ts";
 import { type EventStore, openStore } from "./store/store.ts";
+import { rangeFloor } from "./store/ranges.ts";
+import { fetchRemoteMaxSeqs } from "./flush/remote-max.ts";
+import { MODES, type Mode } from "../supabase/functions/_shared/event-schema.ts";
 import { systemScheduler } from "./lib/scheduler.ts";
 import { createOperations, type Operations } from "./http/operations.ts";
 import { buildDashboardAssets } from "./dashboard/build.ts";
@@ -40,7 +43,8 @@ export async function main(env: Env): Promise<void> {
   }
   const clock = systemClock;
   const startedAt = clock.now();
-  const store = openStoreOrExit(config, clock, logger);
+  const remoteMax = await remoteMaxSeqs(config, logger);
+  const store = openStoreOrExit(config, clock, logger, remoteMax);
   const hub = createHub({ onSubscriberError: (error, mode) => logger.error("hub subscriber failed", { mode, error }) });
   store.onAppend((events) => hub.publish(events));
   const shutdown = new AbortController();
@@ -90,12 +94,14 @@ export async function main(env: Env): Promise<void> {
     version: build.version,
     commit: build.commit,
     db: store.path,
+    store_id: store.storeId,
+    seq_ranges: Object.fromEntries(MODES.map((m) => [m, store.currentRange(m).start_seq])),
     remote: remote.line,
     synchronous: config.synchronous,
     limits: config.limits,
   });
   console.log(`zoe-local listening on ${url}`);
-  console.log(`database: ${store.path} (synchronous=${config.synchronous})`);
+  console.log(`database: ${store.path} (synchronous=${config.synchronous}), store ${store.storeId}`);
   console.log(`remote: ${remote.line}`);
   // Crash recovery: events a previous run left unflushed go out now.
   remote.flusher?.start();
@@ -117,9 +123,32 @@ export async function main(env: Env): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT"));
 }
 
-function openStoreOrExit(config: Config, clock: Clock, logger: Logger): EventStore {
+/**
+ * Supabase's highest seq per mode, so this start's seq ranges begin above it;
+ * null (the time base alone) when there is no remote or it did not answer
+ * within about a second: the bot is never kept waiting on the remote.
+ */
+async function remoteMaxSeqs(config: Config, logger: Logger): Promise<Map<Mode, number> | null> {
+  if (!config.flush.remote) return null;
+  const answer = await fetchRemoteMaxSeqs({ ...config.flush.remote, timeoutMs: 1000 });
+  if (answer.seqs === null)
+    logger.warn("seq ranges start from the time base alone: the remote's highest seqs are unknown", {
+      reason: answer.reason,
+    });
+  return answer.seqs;
+}
+
+function openStoreOrExit(
+  config: Config,
+  clock: Clock,
+  logger: Logger,
+  remoteMax: Map<Mode, number> | null,
+): EventStore {
   try {
     return openStore({
+      // Each start's range begins above the store, its start time x 1000 and
+      // the remote's highest seq: docs/flushing.md, "Seq ranges".
+      seqFloor: (mode) => rangeFloor(clock.now(), remoteMax?.get(mode) ?? null),
       path: config.dbPath,
       synchronous: config.synchronous,
       retentionMs: config.retentionMs,
@@ -162,6 +191,8 @@ async function startRemote({ config, store, quarantine, clock, logger, ops, hist
   if (!flush.remote)
     return { flusher: null, reader: null, target: null, line: "no remote configured (events stay local)" };
   const { url, serviceKey } = flush.remote;
+  // Every batch names the store and this start of it (docs/flushing.md, "Store identity").
+  const writer = { store_id: store.storeId, started_at: store.startedAt };
   const sink: Sink =
     flush.sink === "direct"
       ? // Loaded only when chosen: supabase-js alone is ~35 ms of every start-up.
@@ -171,6 +202,7 @@ async function startRemote({ config, store, quarantine, clock, logger, ops, hist
           timeoutMs: flush.timeoutMs,
           clock,
           distinguishDuplicates: true,
+          writer,
         })
       : createEdgeFunctionSink({
           url,
@@ -179,6 +211,7 @@ async function startRemote({ config, store, quarantine, clock, logger, ops, hist
           secret: flush.secret,
           timeoutMs: flush.timeoutMs,
           clock,
+          writer,
         });
   // The edge sink posts JSON: a worker thread reads, checks and encodes its
   // batches, off the thread that answers ingest.

@@ -1,7 +1,7 @@
 // The zoe-ingest Edge Function, run by real Deno behind the local gateway,
 // writing to a real Postgres database of its own.
 import { SQL } from "bun";
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
@@ -23,6 +23,11 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stack?.stop();
+});
+// (mode, seq) is unique: each test starts from empty tables, so the seqs one
+// test writes never clash with another's.
+beforeEach(async () => {
+  await stack.sql`truncate zoe_events, zoe_health, zoe_state`;
 });
 
 interface IngestBody {
