@@ -22,6 +22,7 @@ import { runRetention } from "./store/retention.ts";
 import { type EventStore, openStore } from "./store/store.ts";
 import { rangeFloor } from "./store/ranges.ts";
 import { fetchRemoteMaxSeqs } from "./flush/remote-max.ts";
+import { createWriterWatch, type WriterWatch } from "./flush/writers.ts";
 import { MODES, type Mode } from "../supabase/functions/_shared/event-schema.ts";
 import { systemScheduler } from "./lib/scheduler.ts";
 import { createOperations, type Operations } from "./http/operations.ts";
@@ -49,6 +50,17 @@ export async function main(env: Env): Promise<void> {
   store.onAppend((events) => hub.publish(events));
   const shutdown = new AbortController();
   const quarantine = new Quarantine(store, clock);
+  // What the remote says of each mode's writers (a second store writing a mode).
+  const writers = createWriterWatch({
+    self: { store_id: store.storeId, started_at: store.startedAt },
+    clock,
+    onSecondWriter: (mode, second) =>
+      logger.error("a second store writes this mode", {
+        mode,
+        detected_at: second.detected_at,
+        store_ids: second.writers.map((w) => w.store_id),
+      }),
+  });
   const build = readBuildInfo(join(import.meta.dir, ".."));
   // The flusher is built after the sink is instrumented by ops and history.
   let flusher: Flusher | null = null;
@@ -64,15 +76,24 @@ export async function main(env: Env): Promise<void> {
     flusher: () => flusher,
     build,
     remoteConfigured: config.flush.remote !== null,
+    writers,
   });
   // The last hour for the dashboard's charts, sampled in memory.
   const history = createHistory({ store, clock, intervalMs: config.historyIntervalMs });
-  const remote = await startRemote({ config, store, quarantine, clock, logger, ops, history });
+  const remote = await startRemote({ config, store, quarantine, clock, logger, ops, history, writers });
   flusher = remote.flusher;
-  const health = createHealth({ store, clock, startedAt, flusher: remote.flusher, limits: ops.limits });
+  const health = createHealth({
+    store,
+    clock,
+    startedAt,
+    flusher: remote.flusher,
+    limits: ops.limits,
+    writers: remote.flusher ? writers : null,
+  });
   const parts = {
     config,
     dashboard: check.dashboard,
+    writers,
     store,
     hub,
     health,
@@ -183,9 +204,19 @@ interface RemoteParts {
   logger: Logger;
   ops: Operations;
   history: History;
+  writers: WriterWatch;
 }
 
-async function startRemote({ config, store, quarantine, clock, logger, ops, history }: RemoteParts): Promise<Remote> {
+async function startRemote({
+  config,
+  store,
+  quarantine,
+  clock,
+  logger,
+  ops,
+  history,
+  writers,
+}: RemoteParts): Promise<Remote> {
   const flush = config.flush;
   // With no SUPABASE_URL there is no flusher: events stay local, health says so.
   if (!flush.remote)
@@ -226,7 +257,7 @@ async function startRemote({ config, store, quarantine, clock, logger, ops, hist
       : null;
   const flusher = createFlusher({
     store,
-    sink: history.instrumentSink(ops.metrics.instrumentSink(sink)),
+    sink: history.instrumentSink(ops.metrics.instrumentSink(writers.instrumentSink(sink))),
     quarantine,
     clock,
     logger,
