@@ -40,6 +40,9 @@ export interface WriterWatch {
   detections(mode: Mode): number;
 }
 
+const sameWriter = (a: WriterIdentity, b: WriterIdentity) =>
+  a.store_id === b.store_id && Date.parse(a.started_at) === Date.parse(b.started_at);
+
 export function createWriterWatch(options: {
   self: WriterIdentity;
   clock: Clock;
@@ -69,6 +72,8 @@ export function createWriterWatch(options: {
     note(mode, report) {
       remote.set(mode, report.writer);
       if (!report.second_writer_at || !Array.isArray(report.second_writer)) return;
+      // A record of two other starts (before a restart of this one, say) is not this start's second writer.
+      if (!report.second_writer.some((w) => sameWriter(w, options.self))) return;
       const at = new Date(report.second_writer_at).toISOString();
       if (second.get(mode)?.at === at) return;
       second.set(mode, { at, writers: report.second_writer });

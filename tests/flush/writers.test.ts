@@ -35,3 +35,11 @@ test("createWriterWatch() reports a second writer from the flush answers, counts
   expect(watch.writers("live")).toBe(1);
   expect(watch.status("live").second_writer?.active).toBe(false);
 });
+
+test("createWriterWatch() ignores a second-writer record that does not name this start", () => {
+  const clock = manualClock("2026-12-07T16:05:00Z");
+  const watch = createWriterWatch({ self, clock });
+  const earlierStart = { ...self, started_at: "2026-12-07T14:00:00.000Z" };
+  watch.note("live", { writer: self, second_writer_at: "2026-12-07T16:04:00Z", second_writer: [earlierStart, other] });
+  expect([watch.writers("live"), watch.detections("live"), watch.status("live").second_writer]).toEqual([1, 0, null]);
+});
