@@ -95,7 +95,7 @@ interface Row {
 /** zoe_events rows of these sources, by seq (seqs as numbers: they are past int4). */
 async function remoteRows(...sources: string[]): Promise<Row[]> {
   const rows = await stack.sql`select id::text, seq::text as seq, body, store_id::text as store_id from zoe_events
-    where mode = 'live' and source in ${stack.sql(sources)} order by seq`;
+    where mode = 'live' and source in ${stack.sql(sources)} order by zoe_events.seq`;
   return (rows as (Omit<Row, "seq"> & { seq: string })[]).map((r) => ({ ...r, seq: Number(r.seq) }));
 }
 
