@@ -11,6 +11,11 @@ import { backupDatabase } from "../../src/store/backup.ts";
 import { type ServiceProcess, startService } from "../helpers/service.ts";
 import { startSupabaseStack, type SupabaseStack } from "../helpers/supabase-stack.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
+import { createClient } from "@supabase/supabase-js";
+import { createSupabaseReader } from "../../src/client/remote.ts";
+import { createFeedStore } from "../../src/client/feed-store.ts";
+import { createRemoteFeed } from "../../src/client/remote-feed.ts";
+import { FakeFrames, FakeTimers } from "../client/fakes.ts";
 
 let stack: SupabaseStack;
 const cleanups: (() => unknown)[] = [];
@@ -255,4 +260,88 @@ describe.each(["edge", "direct"] as const)("store continuity through the %s sink
     const [row] = await stack.sql`select second_writer_at is not null as seen from zoe_health where mode = 'live'`;
     expect(row.seen).toBe(true);
   }, 90_000);
+});
+
+describe("readers across a box replacement", () => {
+  test("the dashboard's REMOTE fallback (supabase-js reader, seq > last polling) shows the new box's events without a reset", async () => {
+    const source = nextSource();
+    const old = await service(flushEnv("edge"), dbFile());
+    const before = await post(old, source, 1, 6);
+    await flush(old);
+
+    const timers = new FakeTimers();
+    const feed = createFeedStore({
+      mode: "live",
+      maxEvents: 200,
+      schedule: new FakeFrames().schedule,
+      remote: {
+        configured: true,
+        via: "polling",
+        pollIntervalMs: 1_000,
+        lastPollAt: null,
+        error: null,
+        realtimeError: null,
+      },
+    });
+    const reader = createSupabaseReader(
+      createClient(stack.url, stack.anonKey, { auth: { persistSession: false, autoRefreshToken: false } }),
+    );
+    const remote = createRemoteFeed({
+      mode: "live",
+      remote: reader,
+      realtime: false,
+      pollIntervalMs: 1_000,
+      maxEvents: 200,
+      feed,
+      timers,
+      now: () => timers.now,
+    });
+    cleanups.push(() => remote.stop());
+    remote.start();
+    const oldMax = before.at(-1)!.seq;
+    await waitFor(() => feed.snapshot().lastSeq >= oldMax, 10_000, "the old box's events in the feed");
+
+    await old.kill("SIGKILL");
+    const fresh = await service(flushEnv("edge"), dbFile());
+    const after = await post(fresh, source, 7, 4);
+    await flush(fresh);
+    const newMax = after.at(-1)!.seq;
+    await waitFor(
+      async () => {
+        await timers.advance(1_000);
+        return feed.snapshot().lastSeq === newMax;
+      },
+      10_000,
+      "the new box's events in the feed",
+    );
+    const mine = feed.snapshot().events.filter((e) => e.source === source);
+    expect(mine.map((e) => e.id)).toEqual([...before, ...after].map((e) => e.id));
+    expect(feed.snapshot().remote.error).toBeNull();
+  }, 60_000);
+
+  test("a local SSE client resuming with a Last-Event-ID from before the rebuild gets the new store's events, in order", async () => {
+    const source = nextSource();
+    const old = await service({}, dbFile());
+    const before = await post(old, source, 1, 3);
+    await old.kill("SIGKILL");
+    const fresh = await service({}, dbFile());
+    const after = await post(fresh, source, 4, 3);
+
+    const res = await fetch(`${fresh.url}/local/stream?mode=live`, {
+      headers: { "last-event-id": String(before.at(-1)!.seq) },
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    const ids = () => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    while (!after.every((e) => ids().includes(e.seq))) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    await reader.cancel();
+    expect(text).not.toContain("event: reset");
+    expect(ids()).toEqual(after.map((e) => e.seq));
+  }, 60_000);
 });

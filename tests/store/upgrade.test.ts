@@ -2,10 +2,10 @@
 // from 1) opened by this one: it keeps its events and its flush queue, gets a
 // store id and its old seqs as one recorded range, and its next start begins
 // a new range above them.
-import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { manualClock } from "../../src/lib/clock.ts";
-import { migrate, readMigrations } from "../../src/store/migrate.ts";
+import { readMigrations } from "../../src/store/migrate.ts";
+import { writeSchema3Store } from "../helpers/old-store.ts";
 import { rangeFloor } from "../../src/store/ranges.ts";
 import { type EventStore, openStore } from "../../src/store/store.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -19,43 +19,15 @@ afterEach(() => {
 
 /** Schema 3 as the previous release made it, with 5 live events (2 flushed) and 2 paper ones. */
 function storeOfSchema3(path: string): void {
-  const db = new Database(path, { create: true, strict: true });
-  db.run("PRAGMA journal_mode = WAL");
-  expect(
-    migrate(
-      db,
-      readMigrations().filter((m) => m.version <= 3),
-    ),
-  ).toBe(3);
-  const insert = db.query(
-    "INSERT INTO local_events (id, mode, ts, seq, source, type, subtype, body, idempotency_key, flushed, created_at) VALUES (?, ?, ?, ?, 'old', 'ORDER', 'TICK', ?, ?, ?, ?)",
-  );
-  const rows: [string, number, number][] = [
-    ["live", 1, 1],
-    ["live", 2, 1],
-    ["live", 3, 0],
-    ["live", 4, 0],
-    ["live", 5, 0],
-    ["paper", 1, 0],
-    ["paper", 2, 0],
-  ];
-  for (const [mode, seq, flushed] of rows) {
-    const id = Bun.randomUUIDv7();
-    insert.run(
-      id,
-      mode,
-      "2026-11-30T12:00:00.000Z",
-      seq,
-      `old ${mode} ${seq}`,
-      id,
-      flushed,
-      "2026-11-30T12:00:00.000Z",
-    );
-  }
-  db.run(
-    "UPDATE local_backlog SET events = (SELECT COUNT(*) FROM local_events e WHERE e.mode = local_backlog.mode AND e.flushed = 0)",
-  );
-  db.close();
+  writeSchema3Store(path, [
+    { mode: "live", seq: 1, flushed: true },
+    { mode: "live", seq: 2, flushed: true },
+    { mode: "live", seq: 3, flushed: false },
+    { mode: "live", seq: 4, flushed: false },
+    { mode: "live", seq: 5, flushed: false },
+    { mode: "paper", seq: 1, flushed: false },
+    { mode: "paper", seq: 2, flushed: false },
+  ]);
 }
 
 test("a store made before store identities upgrades in place: events kept, a store id, its old seqs one range, then a new range", async () => {
