@@ -4,6 +4,7 @@
 // within the wait (about a second) is skipped and the range rests on its time
 // base alone.
 import { MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
+import { redactCredentials } from "./sink.ts";
 
 export interface RemoteMaxOptions {
   url: string;
@@ -27,7 +28,11 @@ export async function fetchRemoteMaxSeqs(
       headers,
       signal,
     });
-    if (!res.ok) throw new Error(`GET zoe_events (${mode}): ${res.status} ${(await res.text()).slice(0, 200)}`);
+    // A proxy may echo the key it was sent; the reason ends up in the log, maybe cut short.
+    if (!res.ok)
+      throw new Error(
+        `GET zoe_events (${mode}): ${res.status} ${redactCredentials(await res.text(), [options.serviceKey]).slice(0, 200)}`,
+      );
     const rows = (await res.json()) as { seq: number | string }[];
     const seq = rows.length === 0 ? 0 : Number(rows[0]!.seq);
     if (!Number.isSafeInteger(seq) || seq < 0)
@@ -38,7 +43,9 @@ export async function fetchRemoteMaxSeqs(
     const seqs = await Promise.all(MODES.map(one));
     return { seqs: new Map(MODES.map((m, i) => [m, seqs[i]!])) };
   } catch (error) {
-    const reason = signal.aborted ? `no answer within ${timeoutMs} ms` : (error as Error).message;
+    const reason = signal.aborted
+      ? `no answer within ${timeoutMs} ms`
+      : redactCredentials((error as Error).message, [options.serviceKey]);
     return { seqs: null, reason };
   }
 }
