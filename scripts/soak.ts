@@ -219,8 +219,11 @@ try {
   let lost = 0;
   for (let n = 0; n < loadFinal.sent; n++) if (!unacked.has(n) && !seen.has(n)) lost++;
   const [stats] =
-    (await stack.sql`select count(*)::int as rows, count(distinct idempotency_key)::int as keys, coalesce(min(seq), 0)::int as min, coalesce(max(seq), 0)::int as max
-    from zoe_events where mode = 'live'`) as { rows: number; keys: number; min: number; max: number }[];
+    // Seqs as text: a start's range begins at its start time x 1000, past int4.
+    (
+      (await stack.sql`select count(*)::int as rows, count(distinct idempotency_key)::int as keys, coalesce(min(seq), 0)::text as min, coalesce(max(seq), 0)::text as max
+    from zoe_events where mode = 'live'`) as { rows: number; keys: number; min: string; max: string }[]
+    ).map((r) => ({ ...r, min: Number(r.min), max: Number(r.max) }));
   const db = new Database(dbPath, { readonly: true });
   const integrity = (db.query("PRAGMA integrity_check").get() as { integrity_check: string }).integrity_check;
   db.close();
@@ -242,7 +245,8 @@ try {
     lost,
     remoteRows: stats!.rows,
     remoteDistinctKeys: stats!.keys,
-    seqGapless: stats!.rows === stats!.max && (stats!.rows === 0 || stats!.min === 1) && stats!.max === lastSeq,
+    // One start, one seq range: gapless from its first seq to the last.
+    seqGapless: stats!.rows === (stats!.rows === 0 ? 0 : stats!.max - stats!.min + 1) && stats!.max === lastSeq,
     lastSeq,
     drainS,
     sse: sseFinal,

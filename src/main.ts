@@ -21,6 +21,10 @@ import { inlineReader, type ReaderWorker, startReaderWorker } from "./flush/read
 import { type ReplayReader, startReplayReader } from "./stream/replay-reader.ts";
 import { runRetention } from "./store/retention.ts";
 import { type EventStore, openStore } from "./store/store.ts";
+import { rangeFloor } from "./store/ranges.ts";
+import { fetchRemoteMaxSeqs } from "./flush/remote-max.ts";
+import { createWriterWatch, type WriterWatch } from "./flush/writers.ts";
+import { MODES, type Mode } from "../supabase/functions/_shared/event-schema.ts";
 import { systemScheduler } from "./lib/scheduler.ts";
 import { createOperations, type Operations } from "./http/operations.ts";
 import { buildDashboardAssets } from "./dashboard/build.ts";
@@ -52,11 +56,23 @@ export async function main(env: Env): Promise<void> {
     logger.warn(`configuration warning: ${w.message}`, { variable: w.variable, suggestion: w.suggestion });
   const clock = systemClock;
   const startedAt = clock.now();
-  const store = openStoreOrExit(config, clock, logger);
+  const remoteMax = await remoteMaxSeqs(config, logger);
+  const store = openStoreOrExit(config, clock, logger, remoteMax);
   const hub = createHub({ onSubscriberError: (error, mode) => logger.error("hub subscriber failed", { mode, error }) });
   store.onAppend((events) => hub.publish(events));
   const shutdown = new AbortController();
   const quarantine = new Quarantine(store, clock);
+  // What the remote says of each mode's writers (a second store writing a mode).
+  const writers = createWriterWatch({
+    self: { store_id: store.storeId, started_at: store.startedAt },
+    clock,
+    onSecondWriter: (mode, second) =>
+      logger.error("a second store writes this mode", {
+        mode,
+        detected_at: second.detected_at,
+        store_ids: second.writers.map((w) => w.store_id),
+      }),
+  });
   const build = readBuildInfo(join(import.meta.dir, ".."));
   // The flusher is built after the sink is instrumented by ops and history.
   let flusher: Flusher | null = null;
@@ -72,15 +88,24 @@ export async function main(env: Env): Promise<void> {
     flusher: () => flusher,
     build,
     remoteConfigured: config.flush.remote !== null,
+    writers,
   });
   // The last hour for the dashboard's charts, sampled in memory.
   const history = createHistory({ store, clock, intervalMs: config.historyIntervalMs });
-  const remote = await startRemote({ config, store, quarantine, clock, logger, ops, history });
+  const remote = await startRemote({ config, store, quarantine, clock, logger, ops, history, writers });
   flusher = remote.flusher;
-  const health = createHealth({ store, clock, startedAt, flusher: remote.flusher, limits: ops.limits });
+  const health = createHealth({
+    store,
+    clock,
+    startedAt,
+    flusher: remote.flusher,
+    limits: ops.limits,
+    writers: remote.flusher ? writers : null,
+  });
   const parts = {
     config,
     dashboard: check.dashboard,
+    writers,
     store,
     hub,
     health,
@@ -108,6 +133,8 @@ export async function main(env: Env): Promise<void> {
     version: build.version,
     commit: build.commit,
     db: store.path,
+    store_id: store.storeId,
+    seq_ranges: Object.fromEntries(MODES.map((m) => [m, store.currentRange(m).start_seq])),
     remote: remote.line,
     synchronous: config.synchronous,
     limits: config.limits,
@@ -132,9 +159,32 @@ export async function main(env: Env): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT"));
 }
 
-function openStoreOrExit(config: Config, clock: Clock, logger: Logger): EventStore {
+/**
+ * Supabase's highest seq per mode, so this start's seq ranges begin above it;
+ * null (the time base alone) when there is no remote or it did not answer
+ * within about a second: the bot is never kept waiting on the remote.
+ */
+async function remoteMaxSeqs(config: Config, logger: Logger): Promise<Map<Mode, number> | null> {
+  if (!config.flush.remote) return null;
+  const answer = await fetchRemoteMaxSeqs({ ...config.flush.remote, timeoutMs: 1000 });
+  if (answer.seqs === null)
+    logger.warn("seq ranges start from the time base alone: the remote's highest seqs are unknown", {
+      reason: answer.reason,
+    });
+  return answer.seqs;
+}
+
+function openStoreOrExit(
+  config: Config,
+  clock: Clock,
+  logger: Logger,
+  remoteMax: Map<Mode, number> | null,
+): EventStore {
   try {
     return openStore({
+      // Each start's range begins above the store, its start time x 1000 and
+      // the remote's highest seq: docs/flushing.md, "Seq ranges".
+      seqFloor: (mode) => rangeFloor(clock.now(), remoteMax?.get(mode) ?? null),
       path: config.dbPath,
       synchronous: config.synchronous,
       retentionMs: config.retentionMs,
@@ -168,14 +218,26 @@ interface RemoteParts {
   logger: Logger;
   ops: Operations;
   history: History;
+  writers: WriterWatch;
 }
 
-async function startRemote({ config, store, quarantine, clock, logger, ops, history }: RemoteParts): Promise<Remote> {
+async function startRemote({
+  config,
+  store,
+  quarantine,
+  clock,
+  logger,
+  ops,
+  history,
+  writers,
+}: RemoteParts): Promise<Remote> {
   const flush = config.flush;
   // With no SUPABASE_URL there is no flusher: events stay local, health says so.
   if (!flush.remote)
     return { flusher: null, reader: null, target: null, line: "no remote configured (events stay local)" };
   const { url, serviceKey } = flush.remote;
+  // Every batch names the store and this start of it (docs/flushing.md, "Store identity").
+  const writer = { store_id: store.storeId, started_at: store.startedAt };
   const sink: Sink =
     flush.sink === "direct"
       ? // Loaded only when chosen: supabase-js alone is ~35 ms of every start-up.
@@ -185,6 +247,7 @@ async function startRemote({ config, store, quarantine, clock, logger, ops, hist
           timeoutMs: flush.timeoutMs,
           clock,
           distinguishDuplicates: true,
+          writer,
         })
       : createEdgeFunctionSink({
           url,
@@ -193,6 +256,7 @@ async function startRemote({ config, store, quarantine, clock, logger, ops, hist
           secret: flush.secret,
           timeoutMs: flush.timeoutMs,
           clock,
+          writer,
         });
   // The edge sink posts JSON: a worker thread reads, checks and encodes its
   // batches, off the thread that answers ingest.
@@ -207,7 +271,7 @@ async function startRemote({ config, store, quarantine, clock, logger, ops, hist
       : null;
   const flusher = createFlusher({
     store,
-    sink: history.instrumentSink(ops.metrics.instrumentSink(sink)),
+    sink: history.instrumentSink(ops.metrics.instrumentSink(writers.instrumentSink(sink))),
     quarantine,
     clock,
     logger,

@@ -366,16 +366,24 @@ describe("durability", () => {
       const e = byKey.get(a.idempotency_key);
       expect(e === undefined ? `lost ${a.idempotency_key}` : [e.id, e.seq]).toEqual([a.id, a.seq]);
     }
-    // Gapless: events committed but not yet acknowledged may be there too, never holes.
-    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
-    const max = events.length;
+    // Gapless within the first start's range: events committed but not yet
+    // acknowledged may be there too, never holes.
+    const first = events[0]!.seq;
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => first + i));
+    const max = events.at(-1)!.seq;
 
     const next = await fetch(`${restarted.url}/local/events`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(event("after-restart")),
     });
-    expect(((await next.json()) as Ack).seq).toBe(max + 1);
+    // The restart begins a new range above everything stored: no seq is reused.
+    const after = ((await next.json()) as Ack).seq;
+    expect(after).toBeGreaterThan(max);
+    const h = (await (await fetch(`${restarted.url}/health`)).json()) as {
+      modes: { live: { store: { seq_range: { start_seq: number } } } };
+    };
+    expect(after).toBe(h.modes.live.store.seq_range.start_seq);
     // A bot retrying an acknowledged event after the crash gets the same seq back.
     const retry = await fetch(`${restarted.url}/local/events`, {
       method: "POST",
@@ -432,7 +440,9 @@ describe("concurrent ingest over HTTP", () => {
       }),
     );
     const all = results.flatMap((r) => r.seqs).sort((a, b) => a - b);
-    expect(all).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+    // Gapless from the first seq of this start's range.
+    const first = all[0]!;
+    expect(all).toEqual(Array.from({ length: 400 }, (_, i) => first + i));
     // Each connection's later request was committed after its earlier one.
     for (const r of results) expect(r.seqs).toEqual([...r.seqs].sort((a, b) => a - b));
     // Physical insertion order (rowid) is seq order: seq order is the commit order.
@@ -441,6 +451,6 @@ describe("concurrent ingest over HTTP", () => {
       db.query("SELECT seq FROM local_events WHERE mode = 'live' ORDER BY rowid").all() as { seq: number }[]
     ).map((r) => r.seq);
     db.close();
-    expect(byRowid).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+    expect(byRowid).toEqual(Array.from({ length: 400 }, (_, i) => first + i));
   }, 60_000);
 });

@@ -128,7 +128,10 @@ export function renderSoak(r: SoakReport): string {
       ],
       ["**acknowledged events lost** (missing from Postgres after the final drain)", `**${int(r.lost)}**`],
       ["rows in Postgres / distinct idempotency keys", `${int(r.remoteRows)} / ${int(r.remoteDistinctKeys)}`],
-      ["Postgres seqs gapless 1..last", `${r.seqGapless ? "yes" : "**no**"} (last seq ${int(r.lastSeq)})`],
+      [
+        "Postgres seqs gapless from the range's first to the last",
+        `${r.seqGapless ? "yes" : "**no**"} (last seq ${int(r.lastSeq)})`,
+      ],
       ["final drain after the load stopped (includes waiting for the next 15 s flush tick)", `${f(r.drainS)} s`],
       [
         "SSE events delivered / gaps / repeats / reconnects",

@@ -11,6 +11,8 @@ import { createStackDatabase, findPostgres } from "./postgres.ts";
 export const FUNCTION_NAME = "zoe-ingest";
 
 export interface SupabaseStackOptions {
+  /** Where the migrations come from (default supabase/migrations): an upgrade test starts from an older set. */
+  migrationsDir?: string;
   /** Extra (or overriding) environment for the Edge Function, e.g. ZOE_FLUSH_SECRET. */
   functionEnv?: Record<string, string>;
   /** HS256 secret for the keys; a random one by default. */
@@ -65,7 +67,7 @@ export async function startSupabaseStack(options: SupabaseStackOptions = {}): Pr
     for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
   };
   try {
-    const db = await createStackDatabase(pg.adminUrl);
+    const db = await createStackDatabase(pg.adminUrl, options.migrationsDir);
     cleanups.push(() => db.drop());
     const sql = new SQL({ url: db.url, max: 4 });
     cleanups.push(() => sql.close());

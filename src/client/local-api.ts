@@ -77,6 +77,12 @@ export interface LocalApi {
   streamUrl(from: number): string;
   /** GET /local/state of the mode; throws LocalRefused on a non-2xx answer. */
   fetchState(signal: AbortSignal): Promise<Record<string, unknown>>;
+  /**
+   * The position just before the newest `limit` stored events of the mode
+   * (0 when it holds fewer): seqs jump forward between the store's ranges, so
+   * this cannot be told from the newest seq alone. Throws LocalRefused on a non-2xx answer.
+   */
+  fetchWindowStart?(limit: number, signal: AbortSignal): Promise<number>;
 }
 
 export function createLocalApi(options: LocalApiOptions): LocalApi {
@@ -92,6 +98,13 @@ export function createLocalApi(options: LocalApiOptions): LocalApi {
       const res = await options.fetch(withToken(`/local/state?mode=${mode}`), { signal });
       if (!res.ok) throw new LocalRefused(res.status);
       return (await res.json()) as Record<string, unknown>;
+    },
+    async fetchWindowStart(limit, signal) {
+      const res = await options.fetch(withToken(`/local/events?mode=${mode}&limit=${limit}`), { signal });
+      if (!res.ok) throw new LocalRefused(res.status);
+      const events = (await res.json()) as { seq?: unknown }[];
+      const first = Array.isArray(events) ? num(events[0]?.seq) : null;
+      return first === null || events.length < limit ? 0 : first - 1;
     },
   };
 }

@@ -164,7 +164,23 @@ class LocalLinkImpl implements LocalLink {
     this.applyState(body);
     // Resume after what we have; after a long absence only the newest window.
     const head = num(body.last_seq) ?? 0;
-    const from = Math.max(this.data.lastSeq, head - this.o.maxEvents, 0);
+    let from = Math.max(this.data.lastSeq, head - this.o.maxEvents, 0);
+    // Within this start's seq range seqs are gapless, so the window is head - maxEvents;
+    // when it reaches below the range's start (a restart, a rebuilt store) the
+    // store says where the newest maxEvents events begin.
+    const rangeStart = num(
+      (body.health as { store?: { seq_range?: { start_seq?: unknown } } } | undefined)?.store?.seq_range?.start_seq,
+    );
+    if (api.fetchWindowStart && rangeStart !== null && from > this.data.lastSeq && from < rangeStart) {
+      try {
+        from = Math.max(this.data.lastSeq, await api.fetchWindowStart(this.o.maxEvents, abort.signal));
+      } catch (error) {
+        if (!this.current(at)) return;
+        this.failed(describeLocalError(error));
+        return;
+      }
+      if (!this.current(at)) return;
+    }
     this.watch(this.o.eventSource(api.streamUrl(from)), at);
   }
 

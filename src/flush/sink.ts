@@ -44,9 +44,27 @@ export interface SinkBatch {
   afterKey?: string | null;
 }
 
+/** The local store that sends: its id and when its current start began (docs/flushing.md, "Store identity"). */
+export interface WriterIdentity {
+  store_id: string;
+  started_at: string;
+}
+
+/** What the remote says of a mode's writers after a batch (zoe_health). */
+export interface WritersReport {
+  /** The mode's current writer as the remote recorded it. */
+  writer: WriterIdentity | null;
+  /** When two writers were last seen alternating on the mode, or null. */
+  second_writer_at: string | null;
+  /** Both writers of that moment. */
+  second_writer: (WriterIdentity & { seen_at?: string })[] | null;
+}
+
 export interface SinkResult {
   /** One verdict per event the remote acknowledged; events without one stay queued. */
   results: EventResult[];
+  /** The remote's record of the mode's writers, when it keeps one. */
+  writers?: WritersReport;
   /** Problems that did not affect the events (e.g. a failed health row update). */
   warnings?: string[];
 }

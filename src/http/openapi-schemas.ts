@@ -77,6 +77,36 @@ export const Capacity = Type.Object(
 );
 
 /** One mode's health: the store's figures, and the flusher's when there is a remote. */
+const SeqRange = Type.Object(
+  {
+    mode: ModeSchema,
+    start_seq: Type.Integer({ minimum: 1, description: "First seq of the range; seqs are gapless within it." }),
+    started_at: Iso("When the start that opened the range began"),
+    store_id: Type.String(),
+  },
+  closed,
+);
+const WriterIdentity = Type.Object(
+  { store_id: Type.String(), started_at: Type.String(), seen_at: Type.Optional(Type.String()) },
+  closed,
+);
+const StoreView = Type.Object(
+  {
+    id: Type.String({ description: "The store's id (UUID v4), made with the store; a backup copy has the same." }),
+    created_at: Iso("When the store was created"),
+    started_at: Iso("When this start of the store began"),
+    seq_range: Type.Object(
+      {
+        ...SeqRange.properties,
+        recorded: Type.Boolean({ description: "False until the range's first event is stored." }),
+      },
+      { ...closed, description: "This start's range: new seqs of the mode begin at start_seq." },
+    ),
+    seq_ranges: Type.Array(SeqRange, { description: "The newest recorded ranges, newest first." }),
+  },
+  { ...closed, description: "Which store this is and where its seqs stand (docs/flushing.md, Seq ranges)." },
+);
+
 export const Health = Type.Object(
   {
     backlog: Type.Integer({ description: "Events not yet flushed to the remote." }),
@@ -100,6 +130,22 @@ export const Health = Type.Object(
     in_flight_batches: Type.Optional(Type.Integer()),
     window: Type.Optional(Type.Integer()),
     capacity: Type.Optional(Capacity),
+    store: StoreView,
+    remote_writer: Type.Optional(
+      Type.Union([WriterIdentity, Type.Null()], { description: "The mode's writer as Supabase last recorded it." }),
+    ),
+    second_writer: Type.Optional(
+      Type.Union(
+        [
+          Type.Object(
+            { detected_at: Type.String(), writers: Type.Array(WriterIdentity), active: Type.Boolean() },
+            closed,
+          ),
+          Type.Null(),
+        ],
+        { description: "Two stores seen writing this mode back and forth (both named); active for 10 minutes." },
+      ),
+    ),
   },
   closed,
 );
@@ -206,7 +252,13 @@ export const StatusAnswer = Type.Object(
     ),
     ready: Type.Object({ ready: Type.Boolean(), reasons: Type.Array(Type.String()) }, closed),
     db: Type.Object(
-      { path: Type.String(), size_bytes: NullableInt, wal_bytes: NullableInt, free_disk_bytes: NullableInt },
+      {
+        path: Type.String(),
+        size_bytes: NullableInt,
+        wal_bytes: NullableInt,
+        free_disk_bytes: NullableInt,
+        store_id: Type.String({ description: "The store's id." }),
+      },
       closed,
     ),
     remote: Type.Object({ configured: Type.Boolean(), target: NullableString }, closed),

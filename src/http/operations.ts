@@ -15,6 +15,7 @@ import type { Hub } from "../stream/hub.ts";
 import { createLimits, type Limits, type LimitsConfig } from "../store/limits.ts";
 import type { Logger } from "../lib/log.ts";
 import { createMetrics, type Metrics } from "../ops/metrics.ts";
+import type { GaugeSources } from "../ops/gauges.ts";
 import { createReadiness, type Readiness } from "../ops/readiness.ts";
 import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { EventStore } from "../store/store.ts";
@@ -29,6 +30,8 @@ export interface OperationsOptions {
   quarantine?: { count(mode: Mode): number } | null;
   /** The flusher, once there is one (it is built after the sink is instrumented). */
   flusher?: () => FlushStatusSource | null;
+  /** The writers of each mode as the remote reports them (zoe_mode_writers, zoe_second_writer_total). */
+  writers?: GaugeSources["writers"];
   readiness?: { failureThreshold?: number; windowMs?: number };
   /** Free bytes on the database's filesystem (tests); default statfs. */
   freeDiskBytes?: () => number | null;
@@ -70,6 +73,8 @@ export function createOperations(options: OperationsOptions): Operations {
     flusher: { status: (mode) => flusher()?.status(mode) ?? {} },
     processMetrics: options.processMetrics,
     build: options.build,
+    storeId: store.storeId,
+    writers: options.writers ?? null,
     ready: () => readiness.check().ready,
     remoteConfigured: options.remoteConfigured,
   });

@@ -3,7 +3,7 @@
 // scrape time from its source, so an idle service costs nothing between
 // scrapes. metrics.ts registers them next to its counters.
 import { statSync } from "node:fs";
-import { Gauge, type Registry } from "./prom.ts";
+import { Counter, Gauge, type Registry } from "./prom.ts";
 import { MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import type { Limits } from "../store/limits.ts";
 import type { Clock } from "../lib/clock.ts";
@@ -22,6 +22,8 @@ export interface GaugeSources {
   ready?: (() => boolean) | null;
   /** Whether a remote is configured (zoe_remote_configured); a local-only box never flushes. */
   remoteConfigured?: boolean;
+  /** The writers of each mode as the remote reports them (src/flush/writers.ts). */
+  writers?: { writers(mode: Mode): number; detections(mode: Mode): number } | null;
 }
 
 function fileSize(path: string): number {
@@ -90,6 +92,24 @@ export function registerStateGauges(registers: Registry[], sources: GaugeSources
     perMode("zoe_flush_last_success_timestamp_seconds", "When the last flush succeeded (0: not since start)", (m) => {
       const at = f.status(m).last_success_at;
       return typeof at === "string" ? Date.parse(at) / 1000 : 0;
+    });
+  }
+  if (sources.writers) {
+    const w = sources.writers;
+    perMode(
+      "zoe_mode_writers",
+      "Stores writing this mode as the remote sees it: 2 while a second writer was seen in the last 10 minutes",
+      (m) => w.writers(m),
+    );
+    new Counter({
+      name: "zoe_second_writer_total",
+      help: "Times the remote reported a second store writing this mode (distinct detections since start)",
+      labelNames: ["mode"],
+      registers,
+      collect() {
+        this.reset();
+        for (const mode of MODES) this.labels(mode).inc(w.detections(mode));
+      },
     });
   }
   if (sources.ready) {

@@ -16,6 +16,8 @@ export interface MetricsSources extends GaugeSources {
   processMetrics?: boolean;
   /** zoe_build_info's labels. */
   build?: BuildInfo | null;
+  /** The store's id: zoe_build_info's store_id label. */
+  storeId?: string | null;
 }
 
 /** How an ingest request ended, as a label. */
@@ -86,13 +88,15 @@ export function createMetrics(sources: MetricsSources): Metrics {
         : Promise.resolve());
   if (sources.build) {
     const { version, commit, bun, sqlite } = sources.build;
+    const storeId = sources.storeId ?? null;
     new Gauge({
       name: "zoe_build_info",
-      help: "Always 1; the labels say which build runs (package version, git commit, Bun and SQLite versions)",
-      labelNames: ["version", "commit", "bun", "sqlite"],
+      help: "Always 1; the labels say which build runs (package version, git commit, Bun and SQLite versions) and on which store (store_id)",
+      labelNames:
+        storeId === null ? ["version", "commit", "bun", "sqlite"] : ["version", "commit", "bun", "sqlite", "store_id"],
       registers,
     })
-      .labels(version, commit, bun, sqlite)
+      .labels(...[version, commit, bun, sqlite, ...(storeId === null ? [] : [storeId])])
       .set(1);
   }
 

@@ -71,6 +71,15 @@ export function createStatusReport(options: StatusReportOptions) {
       if (options.flusher() && typeof age === "number" && age > STALE_UNFLUSHED_MS) {
         lines.push(`${mode}: the oldest unflushed event waits for ${Math.round(age / 60_000)} min`);
       }
+      const second = m.second_writer as {
+        active?: boolean;
+        detected_at?: string;
+        writers?: { store_id: string }[];
+      } | null;
+      if (second?.active)
+        lines.push(
+          `${mode}: a second store writes this mode: ${(second.writers ?? []).map((w) => w.store_id).join(" and ")} (last seen alternating at ${second.detected_at}); stop the one that should not run`,
+        );
       const quarantined = Number(m.quarantined ?? 0);
       if (quarantined > 0)
         lines.push(
@@ -103,6 +112,7 @@ export function createStatusReport(options: StatusReportOptions) {
       ready: { ready: ready.ready, reasons: ready.reasons },
       db: {
         path: dbPath,
+        store_id: store.storeId,
         size_bytes: dbPath === ":memory:" ? null : fileSize(dbPath),
         wal_bytes: dbPath === ":memory:" ? null : (fileSize(`${dbPath}-wal`) ?? 0),
         free_disk_bytes: capacity.free_disk_bytes,

@@ -1,4 +1,5 @@
-// The durable local event store: SQLite in WAL mode, seqs gapless per mode.
+// The durable local event store: SQLite in WAL mode, seqs gapless per mode
+// within each start's range (ranges.ts), the store's identity.
 // EventStore is the one face the rest of the service sees; the concerns live
 // next to it: opening (open.ts), the group-commit writer (writer.ts), reads
 // (queries.ts), the flush queue and backlog accounting (backlog.ts),
@@ -16,9 +17,10 @@ import { type FlushLogEntry, Queries, type StateSnapshot } from "./queries.ts";
 import { pruneAll, type PruneStep, pruneStep } from "./retention.ts";
 import { WalSync } from "./wal-sync.ts";
 import { type AppendResult, Writer } from "./writer.ts";
+import { type CurrentRange, type SeqRange, SeqRanges } from "./ranges.ts";
 
 export { EVENT_BYTES_SQL, EVENT_OVERHEAD_BYTES, rowToEvent, storeFailure } from "./rows.ts";
-export type { AppendResult, BacklogUsage, FlushLogEntry, StateSnapshot, ZoeEvent };
+export type { AppendResult, BacklogUsage, CurrentRange, FlushLogEntry, SeqRange, StateSnapshot, ZoeEvent };
 
 export interface StoreOptions {
   path: string;
@@ -34,6 +36,13 @@ export interface StoreOptions {
   clock?: Clock;
   /** Checkpoint the WAL from a worker thread every this many ms (0 or unset: only SQLite's automatic checkpoint). */
   checkpointIntervalMs?: number;
+  /**
+   * The lowest first seq of this start's range of `mode` (ranges.ts): the
+   * service passes rangeFloor(start time, the remote's highest seq). Unset: 0,
+   * the range continues right above the store's max (tools and tests that
+   * want small seqs).
+   */
+  seqFloor?: (mode: Mode) => number;
   /** Reports an error thrown by an onAppend listener (default: console.error). */
   onListenerError?: (error: unknown) => void;
 }
@@ -59,6 +68,7 @@ export class EventStore {
   private readonly queries: Queries;
   private readonly checkpointer: Checkpointer | null;
   private readonly pruneOne: PruneStep;
+  private readonly ranges: SeqRanges;
   private closed = false;
 
   constructor(db: Database, lock: Database | null, options: StoreOptions) {
@@ -72,6 +82,12 @@ export class EventStore {
     const maxSeq = db.query("SELECT COALESCE(MAX(seq), 0) AS seq FROM local_events WHERE mode = ?");
     const lastSeqs = new Map<Mode, number>();
     for (const mode of MODES) lastSeqs.set(mode, (maxSeq.get(mode) as { seq: number }).seq);
+    this.ranges = new SeqRanges(db, {
+      localMax: lastSeqs,
+      floor: options.seqFloor ?? (() => 0),
+      startedAt: new Date(this.clock.now()).toISOString(),
+    });
+    const counterStarts = new Map(MODES.map((mode) => [mode, this.ranges.counterStart(mode)]));
     this.backlogs = new Backlog(db, this.clock, (mode) => this.lastSeq(mode));
     this.queries = new Queries(db, {
       clock: this.clock,
@@ -87,13 +103,17 @@ export class EventStore {
       clock: this.clock,
       groupCommit: options.groupCommit ?? true,
       lastSeqs,
+      counterStarts,
       beforeCommit: (stored, sizes) => {
+        this.ranges.beforeCommit(stored);
         counted = this.backlogs.record(stored, sizes);
       },
       onCommit: () => {
+        this.ranges.committed();
         this.backlogs.added(counted);
         counted = new Map();
       },
+      onRollback: () => this.ranges.rolledBack(),
       onDurable: (stored) => this.committed(stored),
       walSync: this.walSync ? { sync: this.walSync, synchronous: options.synchronous ?? "NORMAL" } : null,
     });
@@ -121,6 +141,31 @@ export class EventStore {
         this.onListenerError(error);
       }
     }
+  }
+
+  /** The store's id (a UUID v4), made with the store and kept in it; a backup copy has the same. */
+  get storeId(): string {
+    return this.ranges.storeId;
+  }
+
+  /** When the store was created (for a store made before identities: its oldest event). */
+  get createdAt(): string {
+    return this.ranges.createdAt;
+  }
+
+  /** When this start of the store began (the time its ranges were opened). */
+  get startedAt(): string {
+    return this.ranges.startedAt;
+  }
+
+  /** This start's range of `mode`: where its seqs begin (recorded once its first event is). */
+  currentRange(mode: Mode): CurrentRange {
+    return this.ranges.currentRange(mode);
+  }
+
+  /** The newest `limit` recorded seq ranges of `mode`, newest first. */
+  seqRanges(mode: Mode, limit?: number): SeqRange[] {
+    return this.ranges.list(mode, limit);
   }
 
   /** Recomputes the backlog counters from the rows (a repair tool: one pass over the unflushed rows). */

@@ -1,4 +1,5 @@
-// The group-commit writer: seqs gapless per mode, assigned inside the
+// The group-commit writer: seqs gapless per mode within the start's range
+// (ranges.ts says where it begins), assigned inside the
 // transaction that inserts the event. Concurrent appends are group-committed:
 // every request that arrives while the event loop is busy shares one
 // transaction, and each caller's promise settles only after the commit that
@@ -31,12 +32,16 @@ export interface WriterOptions {
   clock: Clock;
   /** Commit concurrent appends together. */
   groupCommit: boolean;
-  /** The highest stored seq of each mode, where the counters continue. */
+  /** The highest stored seq of each mode: what readers may see until the next commit. */
   lastSeqs: ReadonlyMap<Mode, number>;
+  /** One below the first seq each mode assigns (the start of its range); default lastSeqs. */
+  counterStarts?: ReadonlyMap<Mode, number>;
   /** Called inside each transaction, before COMMIT, with the new events (unsorted) and their backlog bytes. */
   beforeCommit(stored: ZoeEvent[], sizes: number[]): void;
   /** Called after each commit with the new events (unsorted). */
   onCommit(stored: ZoeEvent[]): void;
+  /** Called when a transaction that reached beforeCommit (or may have) rolled back. */
+  onRollback?(): void;
   /** Called once a commit is durable, with its new events (unsorted), before any of its callers hears back. */
   onDurable(stored: ZoeEvent[]): void;
   /**
@@ -55,6 +60,7 @@ export class Writer {
   private readonly beforeCommit: WriterOptions["beforeCommit"];
   private readonly onCommit: WriterOptions["onCommit"];
   private readonly onDurable: WriterOptions["onDurable"];
+  private readonly onRollback: () => void;
   private readonly walSync: WalSync | null;
   private readonly counters: Map<Mode, number>;
   /** Highest seq per mode whose commit is durable and answered: what readers may see. */
@@ -77,6 +83,7 @@ export class Writer {
     this.beforeCommit = options.beforeCommit;
     this.onCommit = options.onCommit;
     this.onDurable = options.onDurable;
+    this.onRollback = options.onRollback ?? (() => {});
     this.walSync = options.walSync?.sync ?? null;
     this.syncLevel = options.walSync
       ? {
@@ -84,7 +91,7 @@ export class Writer {
           restored: db.query(`PRAGMA synchronous = ${options.walSync.synchronous}`),
         }
       : null;
-    this.counters = new Map(options.lastSeqs);
+    this.counters = new Map(options.counterStarts ?? options.lastSeqs);
     this.durable = new Map(options.lastSeqs);
     this.inserter = new Inserter(db, this.counters);
     this.tx = {
@@ -238,6 +245,7 @@ export class Writer {
         // SQLite may already have rolled back (e.g. on SQLITE_FULL).
       }
       for (const [m, s] of before) this.counters.set(m, s);
+      this.onRollback();
       this.restoreSyncLevel();
       throw storeFailure("Cannot store events", error);
     }

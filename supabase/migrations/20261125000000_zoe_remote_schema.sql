@@ -22,7 +22,7 @@ create table if not exists public.zoe_events (
   received_at timestamptz not null default now()
 );
 
--- Not unique: a rebuilt local store restarts seqs, and that must not wedge the flush.
+-- Made unique by 20261207000000_zoe_store_identity.sql (seq ranges: no store reuses a seq).
 create index if not exists zoe_events_mode_seq_idx on public.zoe_events (mode, seq);
 
 create table if not exists public.zoe_health (

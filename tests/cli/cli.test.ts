@@ -135,8 +135,17 @@ describe("help and arguments", () => {
   });
 });
 
+/** The service's store id and its live seq of the 5th event (each start's seqs begin at a new range). */
+async function storeFacts(): Promise<{ id: string; fifth: number }> {
+  const h = (await (await fetch(`${svc.url}/health`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+    modes: { live: { store: { id: string; seq_range: { start_seq: number } } } };
+  };
+  return { id: h.modes.live.store.id, fifth: h.modes.live.store.seq_range.start_seq + 4 };
+}
+
 describe("zoe-local status", () => {
   test("prints the build, the database and per-mode figures, exit 0 when all is well", async () => {
+    const facts = await storeFacts();
     const r = await runCli(["status"], asOperator);
     expect(r).toMatchObject({ code: 0, stderr: "" });
     expect(r.stdout).toMatch(
@@ -147,11 +156,19 @@ describe("zoe-local status", () => {
     expect(r.stdout).toContain("status:    OK\n");
     expect(r.stdout).toContain(`database:  ${dir.file("zoe.db")}  `);
     expect(r.stdout).toContain("remote:    none configured (SUPABASE_URL unset): events stay local");
-    expect(r.stdout).toMatch(/^live\s+5\s+\d+s\s+never\s+no remote\s+0\s+0\s+5\s+0$/m);
+    expect(r.stdout).toContain(`store:     ${facts.id}\n`);
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `^live\\s+5\\s+\\d+s\\s+never\\s+no remote\\s+0\\s+0\\s+${facts.fifth.toLocaleString("en")}\\s+0$`,
+        "m",
+      ),
+    );
+    expect(r.stdout).toContain(`live: seqs of this start from ${facts.fifth - 4}\n`);
     expect(r.stdout).toMatch(/^paper\s+0\s+—\s+never/m);
   });
 
   test("--json is the service's status document plus the URL", async () => {
+    const facts = await storeFacts();
     const r = await runCli(["status", "--json"], asOperator);
     expect(r.code).toBe(0);
     const s = JSON.parse(r.stdout);
@@ -159,8 +176,8 @@ describe("zoe-local status", () => {
       url: svc.url,
       status: "ok",
       problems: [],
-      db: { path: dir.file("zoe.db") },
-      modes: { live: { backlog: 5, last_seq: 5 } },
+      db: { path: dir.file("zoe.db"), store_id: facts.id },
+      modes: { live: { backlog: 5, last_seq: facts.fifth } },
     });
     expect(s.db.size_bytes).toBeGreaterThan(0);
   });
@@ -193,10 +210,13 @@ describe("zoe-local status", () => {
 describe("zoe-local backup", () => {
   test("copies the database the service names while it runs: integrity-checked, every event, never overwriting", async () => {
     const dest = dir.file("backup.db");
+    const facts = await storeFacts();
     const r = await runCli(["backup", dest], asOperator);
     expect(r).toMatchObject({ code: 0, stderr: "" });
     expect(r.stdout).toMatch(
-      new RegExp(`^backup: ${dest} \\([\\d.]+ KiB, integrity ok\\): 5 events, 5 unflushed, last seq live 5\\n$`),
+      new RegExp(
+        `^backup: ${dest} \\([\\d.]+ KiB, integrity ok\\): 5 events, 5 unflushed, last seq live ${facts.fifth.toLocaleString("en")}\\n$`,
+      ),
     );
     const copy = new Database(dest, { readonly: true });
     expect((copy.query("SELECT COUNT(*) AS n FROM local_events").get() as { n: number }).n).toBe(5);

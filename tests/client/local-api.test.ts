@@ -31,6 +31,22 @@ describe("createLocalApi()", () => {
     expect(api.streamUrl(0)).toBe("/local/stream?mode=paper&last_event_id=0&heartbeat=event");
   });
 
+  test("fetchWindowStart() is the position before the newest events the store holds (0 when it has fewer), whatever their seqs", async () => {
+    let held = [5, 6, 1_796_659_575_835_000, 1_796_659_575_835_001];
+    const fetch = new FakeFetch((url) =>
+      url.pathname === "/local/events"
+        ? Response.json(held.slice(-Number(url.searchParams.get("limit"))).map((seq) => ({ seq })))
+        : new Response("no", { status: 401 }),
+    );
+    const api = createLocalApi({ mode: "live", baseUrl: "http://box:8765", apiToken: "t", fetch: fetch.fetch });
+    const signal = new AbortController().signal;
+    expect(await api.fetchWindowStart!(3, signal)).toBe(5);
+    expect(fetch.calls.at(-1)).toBe("http://box:8765/local/events?mode=live&limit=3&token=t");
+    expect(await api.fetchWindowStart!(10, signal)).toBe(0);
+    held = [];
+    expect(await api.fetchWindowStart!(3, signal)).toBe(0);
+  });
+
   test("fetchState() returns the body of GET /local/state and throws LocalRefused with the status otherwise", async () => {
     let status = 200;
     const fetch = new FakeFetch(() =>

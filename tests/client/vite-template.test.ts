@@ -253,7 +253,9 @@ describe.skipIf(!chromiumAvailable())(
         body: JSON.stringify({ mode: "paper", source: "bot", type: "SIGNAL", subtype: "ENTRY", body: "RSI < 30" }),
       });
       expect(res.status).toBe(201);
-      await shows("seq 1 · 1 events");
+      // The first seq of the box's range for this start (docs/flushing.md, "Seq ranges").
+      const { seq } = (await res.json()) as { seq: number };
+      await shows(`seq ${seq} · 1 events`);
       await svc.kill();
       await shows("○ OFFLINE · local API unreachable, Supabase not configured");
       expect(browser.errors().filter((e) => e.startsWith("pageerror"))).toEqual([]);

@@ -46,7 +46,7 @@ describe("findViolations()", () => {
     s.remote.push({ id: "idX", mode: "live", seq: 1, idempotency_key: "k1-again", body: "k1" });
     const text = findViolations(s).join("\n");
     expect(text).toContain("remote: body k1 appears twice");
-    expect(text).toContain("remote live: seqs are not gapless");
+    expect(text).toContain("remote live: seq 1 is held twice");
   });
 
   test("reports a gap in a mode's seqs", () => {
@@ -54,6 +54,23 @@ describe("findViolations()", () => {
     s.local = s.local.filter((r) => r.idempotency_key !== "k4");
     s.remote = s.remote.filter((r) => r.idempotency_key !== "k4");
     expect(findViolations(s).join("\n")).toContain("paper: seqs are not gapless");
+  });
+
+  test("accepts a jump to the start of a later seq range; reports a jump that starts no range, and a range recorded twice", () => {
+    const s = sound();
+    const jump = (rows: EventRow[]) =>
+      rows.map((r) => (r.mode === "live" && r.seq === 3 ? { ...r, seq: 1_796_659_575_835_000 } : r));
+    s.local = jump(s.local) as LocalRow[];
+    s.remote = jump(s.remote);
+    s.acks = s.acks.map((a) => (a.key === "k5" ? { ...a, seq: 1_796_659_575_835_000 } : a));
+    s.ranges = { live: [1, 1_796_659_575_835_000], paper: [1] };
+    expect(findViolations(s)).toEqual([]);
+    s.ranges = { live: [1], paper: [1] };
+    expect(findViolations(s).join("\n")).toContain(
+      "local live: seqs are not gapless: 2 is followed by 1796659575835000, which starts no range",
+    );
+    s.ranges = { live: [1, 1, 1_796_659_575_835_000], paper: [1] };
+    expect(findViolations(s).join("\n")).toContain("local live: range 1 recorded twice");
   });
 
   test("reports two acknowledgements of one key that disagree", () => {

@@ -79,11 +79,14 @@ const event = (source: string, i: number, extra: Record<string, unknown> = {}) =
 });
 
 async function remoteRows(source: string): Promise<{ id: string; seq: number; body: string }[]> {
-  return (await stack.sql`select id::text, seq::int, body from zoe_events where source = ${source} order by seq`) as {
-    id: string;
-    seq: number;
-    body: string;
-  }[];
+  // seq as text: a start's seqs are past int4 (docs/flushing.md, "Seq ranges").
+  return (
+    (await stack.sql`select id::text, seq::text as seq, body from zoe_events where source = ${source} order by zoe_events.seq`) as {
+      id: string;
+      seq: string;
+      body: string;
+    }[]
+  ).map((r) => ({ ...r, seq: Number(r.seq) }));
 }
 
 async function health(svc: ServiceProcess): Promise<Record<string, unknown>> {
@@ -100,7 +103,9 @@ function faultyProxy(plan: (call: number) => Fault) {
     port: 0,
     idleTimeout: 0,
     async fetch(req) {
-      const fault = plan(++calls);
+      // The start-up read of the remote's highest seqs (a GET) goes through
+      // untouched: the plan is for the flush's sends.
+      const fault = req.method === "GET" ? "forward" : plan(++calls);
       if (fault === "500") return Response.json({ error: { code: "internal", message: "boom" } }, { status: 500 });
       if (fault === "garbage") return new Response("<html>502 from some proxy</html>", { status: 200 });
       if (fault === "hang") return new Promise<Response>(() => {});
@@ -108,7 +113,7 @@ function faultyProxy(plan: (call: number) => Fault) {
       const upstream = await fetch(`${stack.url}${url.pathname}${url.search}`, {
         method: req.method,
         headers: req.headers,
-        body: await req.arrayBuffer(),
+        body: req.method === "GET" ? undefined : await req.arrayBuffer(),
       });
       const body = await upstream.arrayBuffer();
       // The remote committed; its answer never reaches the service.
@@ -232,10 +237,12 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
     // Another box (or this one before a restore) already stored an event under the key.
     const key = `fill-${source}`;
     const remoteId = Bun.randomUUIDv7();
+    // (mode, seq) is unique: each run's other-box row has a seq of its own.
+    const otherSeq = 7 + tag;
     await stack.sql`insert into zoe_events (id, mode, ts, seq, source, type, subtype, symbol, severity, body, meta, idempotency_key)
-      values (${remoteId}, 'live', now(), 7, ${source}, 'ORDER', 'TICK', null, 'info', 'the other fill', '{}'::jsonb, ${key})`;
+      values (${remoteId}, 'live', now(), ${otherSeq}, ${source}, 'ORDER', 'TICK', null, 'info', 'the other fill', '{}'::jsonb, ${key})`;
     const svc = await service(flushEnv(sink));
-    await post(svc, [
+    const [first] = await post(svc, [
       event(source, 1),
       event(source, 2, { idempotency_key: key }),
       event(source, 3, { subtype: "KILL_SWITCH" }),
@@ -249,11 +256,12 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
       "the flush and the quarantine",
     );
     expect(h).toMatchObject({ backlog: 0, quarantined: 1 });
-    // By seq: local 1 and 3 arrived, local 2 did not; the other box's event (seq 7) stands unchanged.
+    // By seq: the other box's event stands unchanged; local 1 and 3 arrived (this
+    // start's range is above it), local 2 did not.
     expect((await remoteRows(source)).map((r) => [r.seq, r.id === remoteId, r.body])).toEqual([
-      [1, false, "event 1"],
-      [3, false, "event 3"],
-      [7, true, "the other fill"],
+      [otherSeq, true, "the other fill"],
+      [first!.seq, false, "event 1"],
+      [first!.seq + 2, false, "event 3"],
     ]);
     const listed = (await (await fetch(`${svc.url}/local/quarantine?mode=live`)).json()) as {
       count: number;
@@ -262,7 +270,7 @@ describe.each(["edge", "direct"] as const)("flush through the %s sink", (sink) =
     expect(listed.count).toBe(1);
     expect(listed.events[0]!.event.body).toBe("event 2");
     expect(listed.events[0]!.reason).toStartWith(
-      `idempotency_conflict: in Supabase, idempotency_key "${key}" is already used by event ${remoteId} (mode live, seq 7), which differs in body`,
+      `idempotency_conflict: in Supabase, idempotency_key "${key}" is already used by event ${remoteId} (mode live, seq ${otherSeq}), which differs in body`,
     );
     // Not marked flushed: it stays in local_events, set aside (flushed = 2), until an operator decides.
     await svc.kill("SIGKILL");
@@ -318,7 +326,9 @@ describe("flush through the edge sink", () => {
     await waitFor(async () => (await remoteRows(source)).length === 41, 10_000, "the drained backlog");
     await waitFor(async () => (await health(svc)).backlog === 0, 5_000, "an empty local backlog");
     expect(await health(svc)).toMatchObject({ consecutive_failures: 0, last_flush_status: "ok" });
-    expect((await remoteRows(source)).map((r) => r.seq)).toEqual(Array.from({ length: 41 }, (_, i) => i + 1));
+    const rows = await remoteRows(source);
+    // Gapless from the first seq of this start's range.
+    expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 41 }, (_, i) => rows[0]!.seq + i));
   }, 40_000);
 
   test("500, a timeout, garbage and a lost response are retried; every event lands once", async () => {
@@ -329,7 +339,8 @@ describe("flush through the edge sink", () => {
     await post(svc, [event(source, 1), event(source, 2), event(source, 3, { subtype: "PNL_REALIZED" })]);
     await waitFor(async () => (await health(svc)).backlog === 0, 15_000, "an empty local backlog");
     expect(proxy.calls()).toBeGreaterThanOrEqual(5);
-    expect((await remoteRows(source)).map((r) => r.seq)).toEqual([1, 2, 3]);
+    const landed = (await remoteRows(source)).map((r) => r.seq);
+    expect(landed).toEqual([landed[0]!, landed[0]! + 1, landed[0]! + 2]);
     const log = openStoreReadOnly(svc.dbPath);
     expect(log.map((r) => r.status)).toEqual(["error", "error", "error", "error", "ok"]);
   }, 30_000);

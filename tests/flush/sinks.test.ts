@@ -237,6 +237,51 @@ describe("createEdgeFunctionSink() against a misbehaving remote", () => {
     }
   });
 
+  test("sends the writer with every batch, returns the remote's writers report, and drops the writer for a function that predates it", async () => {
+    const writer = { store_id: "11111111-1111-4111-8111-111111111111", started_at: "2026-12-07T16:00:00.000Z" };
+    const bodies: Record<string, unknown>[] = [];
+    let knowsWriter = true;
+    const remote = fakeRemote(async (req) => {
+      const body = (await req.json()) as { events: StoredEvent[]; writer?: unknown };
+      bodies.push(body);
+      if (!knowsWriter && "writer" in body)
+        return Response.json(
+          {
+            error: {
+              code: "INVALID_BATCH",
+              message: "Invalid batch: /writer Unexpected property",
+              details: { errors: [{ path: "/writer", message: "Unexpected property" }] },
+            },
+          },
+          { status: 400 },
+        );
+      return Response.json({
+        results: body.events.map((e) => ({ idempotency_key: e.idempotency_key, seq: e.seq, status: "accepted" })),
+        ...(knowsWriter ? { writers: { writer, second_writer_at: null, second_writer: null } } : {}),
+      });
+    });
+    try {
+      const sink = createEdgeFunctionSink({
+        url: remote.url,
+        serviceKey: "key-123456",
+        timeoutMs: 5_000,
+        clock: systemClock,
+        writer,
+      });
+      const first = await sink.send(batch([storedEvent()]));
+      expect(bodies[0]!.writer).toEqual(writer);
+      expect(first.writers).toEqual({ writer, second_writer_at: null, second_writer: null });
+      knowsWriter = false;
+      const old = await sink.send(batch([storedEvent()]));
+      expect(old.results.map((r) => r.status)).toEqual(["accepted"]);
+      expect(bodies.slice(1).map((b) => "writer" in b)).toEqual([true, false]);
+      await sink.send(batch([storedEvent()]));
+      expect("writer" in bodies.at(-1)!).toBe(false);
+    } finally {
+      await remote.stop();
+    }
+  });
+
   test("names the previous batch's last event as after_key only when given", async () => {
     const bodies: Record<string, unknown>[] = [];
     const remote = fakeRemote(async (req) => {

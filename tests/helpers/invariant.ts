@@ -3,7 +3,9 @@
 //   - every event acknowledged with a 2xx is in Postgres (zoe_events) exactly
 //     once, with the id and seq it was acknowledged with (and in the local
 //     store likewise); repeated acknowledgements of one key agree;
-//   - per mode the seqs are gapless and unique, locally and remotely;
+//   - per mode the seqs are unique and gapless within each seq range (a start
+//     of the store begins a new range: local_seq_ranges), the ranges strictly
+//     increasing, locally and remotely;
 //   - the local database passes PRAGMA integrity_check;
 //   - nothing appears twice, acknowledged or not (by key, id or body), and
 //     nothing appears that the client never sent;
@@ -40,6 +42,8 @@ export interface InvariantInput {
   integrity: string;
   /** Answers the client should never have had. */
   unexpected?: string[];
+  /** The first seq of each recorded range per mode (local_seq_ranges); absent: one range from 1. */
+  ranges?: Record<string, number[]>;
 }
 
 export interface InvariantReport {
@@ -51,7 +55,17 @@ export interface InvariantReport {
 
 const MAX_LISTED = 20;
 
-function gapless(label: string, rows: EventRow[], violations: string[]): void {
+/**
+ * Per mode: seqs unique, each one the successor of the one before or the
+ * start of a later range (ranges strictly increasing), the first one a range
+ * start. A jump that lands on no range start is a gap.
+ */
+function gapless(
+  label: string,
+  rows: EventRow[],
+  ranges: Record<string, number[]> | undefined,
+  violations: string[],
+): void {
   const byMode = new Map<string, number[]>();
   for (const r of rows) {
     let seqs = byMode.get(r.mode);
@@ -60,10 +74,23 @@ function gapless(label: string, rows: EventRow[], violations: string[]): void {
   }
   for (const [mode, seqs] of byMode) {
     seqs.sort((a, b) => a - b);
+    const starts = [...(ranges?.[mode] ?? [1])].sort((a, b) => a - b);
+    for (let i = 1; i < starts.length; i++)
+      if (starts[i] === starts[i - 1]) violations.push(`${label} ${mode}: range ${starts[i]} recorded twice`);
+    const startSet = new Set(starts);
+    const around = (i: number) => `seqs ${seqs[Math.max(0, i - 2)]}..${seqs[Math.min(seqs.length - 1, i + 2)]}`;
     for (let i = 0; i < seqs.length; i++) {
-      if (seqs[i] !== i + 1) {
+      const seq = seqs[i]!;
+      if (i > 0 && seq === seqs[i - 1]) {
+        violations.push(`${label} ${mode}: seq ${seq} is held twice`);
+        break;
+      }
+      if (i > 0 && seq === seqs[i - 1]! + 1) continue;
+      if (!startSet.has(seq)) {
         violations.push(
-          `${label} ${mode}: seqs are not gapless: expected ${i + 1} at position ${i}, found ${seqs[i]} (seqs ${seqs[Math.max(0, i - 2)]}..${seqs[Math.min(seqs.length - 1, i + 2)]})`,
+          i === 0
+            ? `${label} ${mode}: seqs are not gapless: the first seq ${seq} starts no range (ranges ${starts.join(", ")})`
+            : `${label} ${mode}: seqs are not gapless: ${seqs[i - 1]} is followed by ${seq}, which starts no range (${around(i)})`,
         );
         break;
       }
@@ -103,7 +130,7 @@ export function findViolations(input: InvariantInput): string[] {
     unique(label, rows, "idempotency_key", v);
     unique(label, rows, "id", v);
     unique(label, rows, "body", v);
-    gapless(label, rows, v);
+    gapless(label, rows, input.ranges, v);
     for (const r of rows) {
       const intent = input.intents.get(r.idempotency_key);
       if (!intent) v.push(`${label}: seq ${r.mode}/${r.seq} has key ${r.idempotency_key}, which the client never sent`);
@@ -151,7 +178,11 @@ export function findViolations(input: InvariantInput): string[] {
 }
 
 /** Reads every event row and runs PRAGMA integrity_check (the service must be stopped). */
-export function readLocal(dbPath: string): { rows: LocalRow[]; integrity: string } {
+export function readLocal(dbPath: string): {
+  rows: LocalRow[];
+  integrity: string;
+  ranges: Record<string, number[]>;
+} {
   const db = new Database(dbPath);
   try {
     const integrity = (db.query("PRAGMA integrity_check").all() as { integrity_check: string }[])
@@ -160,14 +191,22 @@ export function readLocal(dbPath: string): { rows: LocalRow[]; integrity: string
     const rows = db
       .query("SELECT id, mode, seq, idempotency_key, body, flushed FROM local_events ORDER BY mode, seq")
       .all() as LocalRow[];
-    return { rows, integrity };
+    const ranges: Record<string, number[]> = {};
+    for (const r of db.query("SELECT mode, start_seq FROM local_seq_ranges ORDER BY mode, start_seq").all() as {
+      mode: string;
+      start_seq: number;
+    }[])
+      (ranges[r.mode] ??= []).push(r.start_seq);
+    return { rows, integrity, ranges };
   } finally {
     db.close();
   }
 }
 
 export async function readRemote(sql: SQL, source: string): Promise<EventRow[]> {
-  return (await sql`select id::text as id, mode, seq::int as seq, idempotency_key, body from zoe_events where source = ${source} order by mode, seq`) as EventRow[];
+  return (
+    await sql`select id::text as id, mode, seq::text as seq, idempotency_key, body from zoe_events where source = ${source} order by mode, zoe_events.seq`
+  ).map((r: EventRow & { seq: string }) => ({ ...r, seq: Number(r.seq) })) as EventRow[];
 }
 
 /**
@@ -186,6 +225,7 @@ export async function checkInvariant(options: { ledger: Ledger; dbPath: string; 
     remote,
     integrity: local.integrity,
     unexpected: ledger.unexpected,
+    ranges: local.ranges,
   });
   if (violations.length > 0)
     throw new Error(`The invariant does not hold (${ledger.source}):\n  ${violations.join("\n  ")}`);

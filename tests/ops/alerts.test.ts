@@ -120,6 +120,7 @@ describe("Prometheus alert rules (ops/prometheus/zoe-local.rules.yml)", () => {
       "ZoeLocalDiskNearFloor",
       "ZoeLocalBacklogNearCap",
       "ZoeLocalSseClientsCutOff",
+      "ZoeSecondWriter",
     ]) {
       expect(names).toContain(needed);
     }

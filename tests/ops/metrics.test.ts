@@ -1,3 +1,4 @@
+import { createWriterWatch } from "../../src/flush/writers.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { readBuildInfo } from "../../src/ops/build-info.ts";
@@ -234,6 +235,26 @@ describe("build and process metrics", () => {
         `zoe_build_info{version="${build.version}",commit="${build.commit}",bun="${Bun.version}",sqlite="${build.sqlite}"}`,
       ),
     ).toBe(1);
+  });
+
+  test("zoe_build_info carries the store id; zoe_mode_writers and zoe_second_writer_total follow the remote's writer reports", async () => {
+    const build = readBuildInfo(join(import.meta.dir, "..", ".."));
+    const clock = manualClock("2026-12-07T16:05:00Z");
+    const self = { store_id: "11111111-1111-4111-8111-111111111111", started_at: "2026-12-07T16:00:00.000Z" };
+    const other = { store_id: "22222222-2222-4222-8222-222222222222", started_at: "2026-12-07T15:00:00.000Z" };
+    const writers = createWriterWatch({ self, clock });
+    const metrics = registry({ processMetrics: false, build, storeId: self.store_id, writers });
+    let m = parseMetrics(await metrics.text());
+    expect(
+      m.get(
+        `zoe_build_info{version="${build.version}",commit="${build.commit}",bun="${Bun.version}",sqlite="${build.sqlite}",store_id="${self.store_id}"}`,
+      ),
+    ).toBe(1);
+    expect([m.get('zoe_mode_writers{mode="live"}'), m.get('zoe_second_writer_total{mode="live"}')]).toEqual([1, 0]);
+    writers.note("live", { writer: self, second_writer_at: "2026-12-07T16:04:00Z", second_writer: [self, other] });
+    m = parseMetrics(await metrics.text());
+    expect([m.get('zoe_mode_writers{mode="live"}'), m.get('zoe_second_writer_total{mode="live"}')]).toEqual([2, 1]);
+    expect(m.get('zoe_mode_writers{mode="paper"}')).toBe(1);
   });
 
   test("prom-client's Node-only metrics that mislead under Bun are dropped; the meaningful process metrics stay", async () => {

@@ -9,13 +9,18 @@ import { readBuildInfo } from "../../src/ops/build-info.ts";
 import { createHealth } from "../../src/ops/health.ts";
 import { createStatusReport } from "../../src/ops/status.ts";
 import { opsApp } from "../helpers/ops.ts";
+import { createWriterWatch, type WriterWatch } from "../../src/flush/writers.ts";
+import { manualClock } from "../../src/lib/clock.ts";
 
 const apps: ReturnType<typeof opsApp>[] = [];
 afterEach(() => {
   for (const a of apps.splice(0)) a.close();
 });
 
-function report(failures: Partial<Record<Mode, { consecutive_failures: number; last_error: string }>> | null) {
+function report(
+  failures: Partial<Record<Mode, { consecutive_failures: number; last_error: string }>> | null,
+  writers: WriterWatch | null = null,
+) {
   const t = opsApp({ limits: { maxBacklogEvents: 10 } });
   apps.push(t);
   // The flusher as /health sees it: what its workers report per mode.
@@ -28,6 +33,7 @@ function report(failures: Partial<Record<Mode, { consecutive_failures: number; l
     startedAt: t.clock.now(),
     flusher,
     limits: t.ops.limits,
+    writers,
   });
   const build = readBuildInfo(join(import.meta.dir, "..", ".."));
   const status = createStatusReport({
@@ -65,4 +71,21 @@ test("createStatusReport() without a remote does not count waiting events as a p
   await t.store.append([t.ev()]);
   t.clock.advance(20 * 60_000);
   expect(status()).toMatchObject({ status: "ok", problems: [], remote: { configured: false, target: null } });
+});
+
+test("createStatusReport() names a second store writing a mode with both store ids, and shows the store id", () => {
+  const clock = manualClock("2026-12-07T16:05:00Z");
+  const self = { store_id: "11111111-1111-4111-8111-111111111111", started_at: "2026-12-07T16:00:00.000Z" };
+  const other = { store_id: "22222222-2222-4222-8222-222222222222", started_at: "2026-12-07T15:00:00.000Z" };
+  const writers = createWriterWatch({ self, clock });
+  const { t, status } = report({}, writers);
+  writers.note("live", { writer: self, second_writer_at: "2026-12-07T16:04:00.000Z", second_writer: [self, other] });
+  const answer = status();
+  expect(answer.status).toBe("degraded");
+  expect(answer.problems).toEqual([
+    `live: a second store writes this mode: ${self.store_id} and ${other.store_id} (last seen alternating at 2026-12-07T16:04:00.000Z); stop the one that should not run`,
+  ]);
+  expect(answer.db.store_id).toBe(t.store.storeId);
+  expect(answer.modes.live).toMatchObject({ remote_writer: self, second_writer: { active: true } });
+  expect(answer.modes.paper).toMatchObject({ second_writer: null });
 });

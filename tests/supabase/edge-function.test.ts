@@ -1,7 +1,7 @@
 // The zoe-ingest Edge Function, run by real Deno behind the local gateway,
 // writing to a real Postgres database of its own.
 import { SQL } from "bun";
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
@@ -23,6 +23,11 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stack?.stop();
+});
+// (mode, seq) is unique: each test starts from empty tables, so the seqs one
+// test writes never clash with another's.
+beforeEach(async () => {
+  await stack.sql`truncate zoe_events, zoe_health, zoe_state`;
 });
 
 interface IngestBody {
@@ -173,6 +178,19 @@ describe("zoe-ingest auth and request limits", () => {
         { mode: "live", events: [remoteEvent(1)], state: { ts: "2026-01-01T00:00:00Z", state: { a: "\u0000" } } },
         "/state/state",
       ],
+      [
+        { mode: "live", events: [remoteEvent(1)], writer: { store_id: "box-1", started_at: "2026-01-01T00:00:00Z" } },
+        "/writer/store_id",
+      ],
+      [
+        {
+          mode: "live",
+          events: [remoteEvent(1)],
+          writer: { store_id: "11111111-1111-4111-8111-111111111111", started_at: "today" },
+        },
+        "/writer/started_at",
+      ],
+      [{ mode: "live", events: [remoteEvent(1)], writer: "box-1" }, "/writer"],
     ];
     for (const [body, path] of cases) {
       const res = await flush(body);
@@ -392,6 +410,48 @@ describe("zoe-ingest idempotency and ordering", () => {
     const rows =
       await stack.sql`select idempotency_key from zoe_events where mode = 'paper' and seq between 1000 and 1029 order by seq`;
     expect(rows.map((r: { idempotency_key: string }) => r.idempotency_key)).toEqual(keysOf(local));
+  });
+});
+
+describe("zoe-ingest writers", () => {
+  const a = { store_id: "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", started_at: "2026-12-07T15:00:00.000Z" };
+  const b = { store_id: "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb", started_at: "2026-12-07T16:00:00.000Z" };
+  let seq = 9000;
+  const send = (writer: typeof a | null) =>
+    flush({ mode: "live", events: [remoteEvent(++seq)], ...(writer ? { writer } : {}) });
+
+  test("records the store id on each new row and the mode's writer; a handover is no second writer", async () => {
+    const first = await send(a);
+    expect(first.status).toBe(200);
+    expect((first.body as unknown as { writers: unknown }).writers).toEqual({
+      writer: a,
+      second_writer_at: null,
+      second_writer: null,
+    });
+    const [row] = await stack.sql`select store_id::text as s from zoe_events where seq = ${seq}`;
+    expect(row.s).toBe(a.store_id);
+    // b replaces a (a restart, a new box); a batch without a writer keeps b as the writer.
+    await send(b);
+    const without = await send(null);
+    expect((without.body as unknown as { writers: Record<string, unknown> }).writers).toEqual({
+      writer: b,
+      second_writer_at: null,
+      second_writer: null,
+    });
+    const [h] =
+      await stack.sql`select writer_store_id::text as w, previous_writer_store_id::text as p from zoe_health where mode = 'live'`;
+    expect(h).toEqual({ w: b.store_id, p: a.store_id });
+  });
+
+  test("two writers alternating within 10 minutes are answered as a second writer naming both", async () => {
+    await send(a);
+    await send(b);
+    const back = await send(a);
+    const writers = (
+      back.body as unknown as { writers: { second_writer_at: string | null; second_writer: { store_id: string }[] } }
+    ).writers;
+    expect(writers.second_writer_at).not.toBeNull();
+    expect(writers.second_writer.map((w) => w.store_id)).toEqual([a.store_id, b.store_id]);
   });
 });
 

@@ -44,6 +44,7 @@ describe("remote schema", () => {
       meta: "jsonb",
       idempotency_key: "text",
       received_at: "timestamp with time zone",
+      store_id: "uuid null",
     });
     expect(shape("zoe_health")).toEqual({
       mode: "text",
@@ -52,6 +53,13 @@ describe("remote schema", () => {
       last_batch_count: "integer",
       backlog: "bigint",
       updated_at: "timestamp with time zone",
+      writer_store_id: "uuid null",
+      writer_started_at: "timestamp with time zone null",
+      writer_seen_at: "timestamp with time zone null",
+      previous_writer_store_id: "uuid null",
+      previous_writer_started_at: "timestamp with time zone null",
+      second_writer_at: "timestamp with time zone null",
+      second_writer: "jsonb null",
     });
     expect(shape("zoe_state")).toEqual({
       mode: "text",
@@ -74,10 +82,17 @@ describe("remote schema", () => {
     expect((await insert()).length).toBe(0);
   });
 
-  test("zoe_events is indexed on (mode, seq)", async () => {
+  test("(mode, seq) is unique in zoe_events: a second event with a stored seq is refused", async () => {
     const idx =
       await stack.sql`select indexdef from pg_indexes where schemaname = 'public' and tablename = 'zoe_events'`;
-    expect(idx.map((i: { indexdef: string }) => i.indexdef).some((d: string) => /\(mode, seq\)$/.test(d))).toBe(true);
+    expect(idx.map((i: { indexdef: string }) => i.indexdef)).toContain(
+      "CREATE UNIQUE INDEX zoe_events_mode_seq_key ON public.zoe_events USING btree (mode, seq)",
+    );
+    const insert = (key: string) =>
+      stack.sql`insert into zoe_events (id, mode, ts, seq, source, type, subtype, body, idempotency_key)
+      values (${crypto.randomUUID()}, 'paper', now(), 777001, 's', 't', 'st', 'b', ${key})`;
+    await insert(`seq-a-${crypto.randomUUID()}`);
+    expect(insert(`seq-b-${crypto.randomUUID()}`)).rejects.toThrow(/zoe_events_mode_seq_key/);
   });
 
   test("RLS is on for all three tables; anon and authenticated may only SELECT; service_role bypasses RLS", async () => {

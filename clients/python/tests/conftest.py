@@ -119,6 +119,15 @@ class Service:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
 
+    def range_starts(self, mode: str) -> List[int]:
+        """The first seq of each seq range of ``mode`` (one per start of the store that stored events), ascending."""
+        db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = db.execute("SELECT start_seq FROM local_seq_ranges WHERE mode = ? ORDER BY start_seq", (mode,))
+            return [r[0] for r in rows.fetchall()]
+        finally:
+            db.close()
+
     def stored(self, mode: Optional[str] = None) -> List[Dict[str, Any]]:
         """Every event in the service's SQLite file, by mode and seq (read-only)."""
         db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
@@ -184,3 +193,12 @@ def wait_until(check: Callable[[], Any], timeout: float = 20.0, what: str = "con
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
+
+
+def assert_gapless_within_ranges(seqs: List[int], starts: List[int], what: str = "seqs") -> None:
+    """Unique, ascending, and each seq the one after the seq before it or the start of a later range."""
+    assert seqs == sorted(set(seqs)), f"{what} repeat or go back"
+    for i, seq in enumerate(seqs):
+        if i > 0 and seq == seqs[i - 1] + 1:
+            continue
+        assert seq in starts, f"{what}: {seqs[i - 1] if i else None} is followed by {seq}, which starts no range"

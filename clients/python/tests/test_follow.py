@@ -6,7 +6,7 @@ import threading
 from typing import List
 
 import pytest
-from conftest import Service, wait_until
+from conftest import Service, assert_gapless_within_ranges, wait_until
 
 from zoe_local import Client, ResetEvent, ServiceError, StoredEvent, StreamReset
 from zoe_local.stream import SseParser, split_lines
@@ -74,9 +74,45 @@ def test_follow_resumes_across_a_service_restart_without_loss_or_repeat(service_
     reader.join(5)
     stream.close()
     zoe.close(1)
-    assert [e["seq"] for e in got] == list(range(1, 601))
+    # Two starts, two seq ranges: gapless within each, the restart's range above the first.
+    seqs = [e["seq"] for e in got]
+    assert seqs == [e["seq"] for e in service.stored("live")]
+    assert_gapless_within_ranges(seqs, service.range_starts("live"))
+    assert len(service.range_starts("live")) == 2
     assert [e["body"] for e in got] == [f"tick {i}" for i in range(600)]
-    assert stream.connects >= 2 and stream.reconnects >= 1 and stream.position == 600
+    assert stream.connects >= 2 and stream.reconnects >= 1 and stream.position == seqs[-1]
+
+
+def test_follow_goes_on_across_a_rebuilt_store_without_a_reset(service_factory, spool: str):
+    """The box's disk is lost: a new, empty store answers on the same address. Its
+    seqs start a new range above everything the follower saw, so follow() gets
+    the new events in order, with no reset and no manual step."""
+    env = {"ZOE_SSE_HEARTBEAT_MS": "200", "ZOE_SSE_RETRY_MS": "100"}
+    old: Service = service_factory(env, name="old")
+    zoe = Client(old.url, mode="live", spool_path=spool, backoff_max=0.3, exit_timeout=None)
+    resets: List[ResetEvent] = []
+    stream = zoe.follow(since_seq=0, idle_timeout=5, on_reset=lambda r: resets.append(r))
+    got: List[StoredEvent] = []
+    reader = collect(stream, got, 10)
+    for i in range(5):
+        zoe.emit("TICK", "PRICE", f"old {i}")
+    wait_for(5, got)
+    old.kill()
+    rebuilt: Service = service_factory(env, start=False, name="rebuilt")
+    rebuilt.port = old.port
+    rebuilt.start()
+    for i in range(5):
+        zoe.emit("TICK", "PRICE", f"new {i}")
+    assert zoe.flush(30) == 0
+    wait_for(10, got)
+    reader.join(5)
+    stream.close()
+    zoe.close(1)
+    assert [e["body"] for e in got] == [f"old {i}" for i in range(5)] + [f"new {i}" for i in range(5)]
+    new_seqs = [e["seq"] for e in got[5:]]
+    assert new_seqs[0] > got[4]["seq"] and new_seqs == list(range(new_seqs[0], new_seqs[0] + 5))
+    assert new_seqs[0] == rebuilt.range_starts("live")[0]
+    assert resets == [] and stream.position == new_seqs[-1]
 
 
 def test_follow_without_since_seq_starts_at_the_newest_event(service: Service, spool: str):
@@ -119,10 +155,11 @@ def test_follow_raises_stream_reset_for_a_position_beyond_the_newest_seq(service
         for i in range(5):
             zoe.emit("T", "S", f"event {i}")
         assert zoe.flush(10) == 0
-        # A follower whose seqs came from another database (e.g. before a restore from backup).
+        newest = service.stored("live")[-1]["seq"]
+        # A follower whose seqs came from another database, beyond everything this one holds.
         with pytest.raises(StreamReset) as info:
-            next(zoe.follow(since_seq=1_000))
-        assert (info.value.position, info.value.newest_seq) == (1_000, 5)
+            next(zoe.follow(since_seq=newest + 1_000))
+        assert (info.value.position, info.value.newest_seq) == (newest + 1_000, newest)
 
 
 def test_follow_with_on_reset_goes_on_from_the_seq_the_callback_returns(service: Service, spool: str):
@@ -132,18 +169,20 @@ def test_follow_with_on_reset_goes_on_from_the_seq_the_callback_returns(service:
         assert zoe.flush(10) == 0
         resets: List[ResetEvent] = []
 
+        seqs = [e["seq"] for e in service.stored("live")]
+
         def resync(reset: ResetEvent) -> int:
             resets.append(reset)
-            return 3  # re-read from seq 3 on, e.g. after reloading state()
+            return seqs[2]  # re-read from the third event on, e.g. after reloading state()
 
-        with zoe.follow(since_seq=1_000, on_reset=resync) as stream:
+        with zoe.follow(since_seq=seqs[-1] + 1_000, on_reset=resync) as stream:
             got: List[StoredEvent] = []
             reader = collect(stream, got, 3)
             wait_until(lambda: resets, what="the reset")
             zoe.emit("T", "S", "after the reset")
             wait_for(3, got)
             reader.join(5)
-        assert resets == [ResetEvent(position=1_000, newest_seq=5)]
+        assert resets == [ResetEvent(position=seqs[-1] + 1_000, newest_seq=seqs[-1])]
         assert [e["body"] for e in got] == ["event 3", "event 4", "after the reset"]
 
 

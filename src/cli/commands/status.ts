@@ -16,7 +16,13 @@ export interface StatusBody {
     uptime_s: number;
   };
   ready: { ready: boolean; reasons: string[] };
-  db: { path: string; size_bytes: number | null; wal_bytes: number | null; free_disk_bytes: number | null };
+  db: {
+    path: string;
+    size_bytes: number | null;
+    wal_bytes: number | null;
+    free_disk_bytes: number | null;
+    store_id?: string;
+  };
   remote: { configured: boolean; target: string | null };
   capacity: { accepting: string; fill_ratio: number; min_free_disk_bytes?: number | null } & Record<string, unknown>;
   // biome-ignore lint/suspicious/noExplicitAny: per-mode figures are read loosely, whatever a newer service adds
@@ -49,6 +55,7 @@ export function renderStatus(s: StatusBody, url: string, ctx: Pick<Context, "pai
     `status:    ${verdict}`,
     ...s.problems.map((line) => `  ${p.red("!")} ${line}`),
     `database:  ${s.db.path}  ${bytesText(s.db.size_bytes)} (WAL ${bytesText(s.db.wal_bytes)}), disk free ${bytesText(s.db.free_disk_bytes)}`,
+    ...(s.db.store_id ? [`store:     ${s.db.store_id}`] : []),
     `remote:    ${s.remote.configured ? s.remote.target : "none configured (SUPABASE_URL unset): events stay local"}`,
     `ingest:    ${s.capacity.accepting === "all" || s.capacity.accepting === "unlimited" ? "accepting all events" : s.capacity.accepting === "critical" ? p.yellow("only critical events accepted") : p.red("refusing all events")}, limits ${Math.round(s.capacity.fill_ratio * 100)}% full`,
     "",
@@ -76,6 +83,16 @@ export function renderStatus(s: StatusBody, url: string, ctx: Pick<Context, "pai
   for (const mode of modes) {
     const err = s.modes[mode]!.last_error ?? s.modes[mode]!.last_flush_error;
     if (err) lines.push(`${mode}: last error: ${err}`);
+    const range = s.modes[mode]!.store?.seq_range;
+    if (range)
+      lines.push(`${mode}: seqs of this start from ${range.start_seq}${range.recorded ? "" : " (no event yet)"}`);
+    const second = s.modes[mode]!.second_writer;
+    if (second?.active)
+      lines.push(
+        p.red(
+          `${mode}: second writer: ${(second.writers ?? []).map((w: { store_id: string; started_at: string }) => `store ${w.store_id} (started ${w.started_at})`).join(" and ")}`,
+        ),
+      );
   }
   return lines.join("\n");
 }
@@ -88,7 +105,9 @@ export const statusCommand: Command = {
 Prints what the service reports (GET /local/status): build and uptime, the
 problems it sees, database path and size, free disk, the remote, and per mode
 the backlog, the oldest unflushed event's age, the last flush, the flusher's
-state, failed attempts in a row, quarantined events, last seq, open streams.
+state, failed attempts in a row, quarantined events, last seq, open streams;
+the store id and where each mode's seqs of this start begin, and a second
+store writing the same mode (both store ids) when Supabase has seen one.
 
 Exits 0 when the status is ok, 1 when the service reports a problem
 (degraded or not ready), 3 when it cannot be reached, 4 on a refused token.

@@ -23,6 +23,8 @@ import {
   type Sink,
   type SinkBatch,
   type SinkResult,
+  type WriterIdentity,
+  type WritersReport,
 } from "../sink.ts";
 
 export interface DirectSinkOptions {
@@ -36,6 +38,8 @@ export interface DirectSinkOptions {
    * duplicates are told apart from new rows. Costs a response body.
    */
   distinguishDuplicates?: boolean;
+  /** Recorded on each event (store_id) and as the mode's writer in zoe_health. */
+  writer?: WriterIdentity | null;
 }
 
 interface PostgrestFailure {
@@ -74,8 +78,9 @@ function toSinkError(
   return new RemoteRejectedError(what, status === 413 || ROW_LEVEL_SQLSTATE.test(code), options);
 }
 
-function toRow(e: StoredEvent) {
+function toRow(e: StoredEvent, storeId: string | null) {
   return {
+    store_id: storeId,
     id: e.id,
     mode: e.mode,
     ts: e.ts,
@@ -149,6 +154,20 @@ async function storedRows(
   return rows;
 }
 
+const iso = (v: unknown) => (typeof v === "string" ? new Date(v).toISOString() : null);
+
+function writersReport(row: Record<string, unknown>): WritersReport {
+  const second = typeof row.second_writer === "string" ? JSON.parse(row.second_writer) : row.second_writer;
+  return {
+    writer:
+      typeof row.writer_store_id === "string"
+        ? { store_id: row.writer_store_id, started_at: iso(row.writer_started_at) ?? "" }
+        : null,
+    second_writer_at: iso(row.second_writer_at),
+    second_writer: (second as WritersReport["second_writer"]) ?? null,
+  };
+}
+
 export function createDirectSink(options: DirectSinkOptions): Sink {
   const client: SupabaseClient = createClient(options.url, options.serviceKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
@@ -156,6 +175,7 @@ export function createDirectSink(options: DirectSinkOptions): Sink {
   });
   const base = options.url.replace(/\/+$/, "");
   const lastSeq = new Map<string, number>();
+  const storeId = options.writer?.store_id ?? null;
 
   return {
     name: "direct",
@@ -170,7 +190,10 @@ export function createDirectSink(options: DirectSinkOptions): Sink {
         const where = `upsert ${base}/rest/v1/zoe_events (${batch.mode}, ${unique.length} rows)`;
         const query = client
           .from("zoe_events")
-          .upsert(unique.map(toRow), { onConflict: "idempotency_key", ignoreDuplicates: true })
+          .upsert(
+            unique.map((e) => toRow(e, storeId)),
+            { onConflict: "idempotency_key", ignoreDuplicates: true },
+          )
           .abortSignal(signal);
         const result = options.distinguishDuplicates ? await query.select("idempotency_key") : await query;
         if (result.error)
@@ -213,39 +236,45 @@ export function createDirectSink(options: DirectSinkOptions): Sink {
         }
       }
       // The events are committed; a failed health/state row must not send them again.
-      const side = async (table: "zoe_health" | "zoe_state", row: Record<string, unknown>) => {
+      const side = async (table: "zoe_health" | "zoe_state", row: Record<string, unknown>, returning?: string) => {
         const timeout = AbortSignal.timeout(options.timeoutMs);
         const signal = AbortSignal.any([batch.signal, timeout]);
-        const result = await client.from(table).upsert(row, { onConflict: "mode" }).abortSignal(signal);
-        if (result.error) {
-          const error = toSinkError(
-            `upsert ${table} (${batch.mode})`,
-            result,
-            batch.signal,
-            timeout,
-            options.timeoutMs,
-            [options.serviceKey],
-          );
-          if (batch.signal.aborted) throw error;
-          warnings.push((error as Error).message);
-        }
+        const query = client.from(table).upsert(row, { onConflict: "mode" }).abortSignal(signal);
+        const result = returning ? await query.select(returning) : await query;
+        if (!result.error) return (result.data as unknown as Record<string, unknown>[] | null)?.[0] ?? null;
+        const error = toSinkError(`upsert ${table} (${batch.mode})`, result, batch.signal, timeout, options.timeoutMs, [
+          options.serviceKey,
+        ]);
+        if (batch.signal.aborted) throw error;
+        warnings.push((error as Error).message);
+        return null;
       };
+      let writers: WritersReport | undefined;
       const now = new Date(options.clock.now()).toISOString();
       if (unique.length > 0) {
         const seq = Math.max(lastSeq.get(batch.mode) ?? 0, ...unique.map((e) => e.seq));
         lastSeq.set(batch.mode, seq);
-        await side("zoe_health", {
-          mode: batch.mode,
-          last_flush_ts: now,
-          last_seq: seq,
-          last_batch_count: unique.length,
-          backlog: batch.backlog,
-          updated_at: now,
-        });
+        // The zoe_health_writer trigger keeps the writer history and records a second writer.
+        const health = await side(
+          "zoe_health",
+          {
+            mode: batch.mode,
+            last_flush_ts: now,
+            last_seq: seq,
+            last_batch_count: unique.length,
+            backlog: batch.backlog,
+            updated_at: now,
+            ...(options.writer
+              ? { writer_store_id: options.writer.store_id, writer_started_at: options.writer.started_at }
+              : {}),
+          },
+          options.writer ? "writer_store_id,writer_started_at,second_writer_at,second_writer" : undefined,
+        );
+        if (health) writers = writersReport(health);
       }
       if (batch.state)
         await side("zoe_state", { mode: batch.mode, ts: batch.state.ts, state: batch.state.state, updated_at: now });
-      return warnings.length > 0 ? { results, warnings } : { results };
+      return { results, ...(warnings.length > 0 ? { warnings } : {}), ...(writers ? { writers } : {}) };
     },
   };
 }

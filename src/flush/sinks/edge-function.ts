@@ -20,6 +20,8 @@ import {
   type Sink,
   type SinkBatch,
   type SinkResult,
+  type WriterIdentity,
+  type WritersReport,
 } from "../sink.ts";
 
 export interface EdgeFunctionSinkOptions {
@@ -33,6 +35,8 @@ export interface EdgeFunctionSinkOptions {
   timeoutMs: number;
   clock: Clock;
   fetch?: typeof fetch;
+  /** Sent with every batch: the remote records it on each event and as the mode's writer. */
+  writer?: WriterIdentity | null;
 }
 
 const VERDICTS = new Set(["accepted", "duplicate", "rejected"]);
@@ -57,10 +61,15 @@ function parseResults(body: unknown, events: readonly EventRef[], where: string)
   return results as EventResult[];
 }
 
-/** The 400 an older function answers to an envelope with after_key. */
-function refusesAfterKey(details: unknown): boolean {
+/** The 400 an older function answers to an envelope with a property it does not know (after_key, writer). */
+function refusesProperty(details: unknown, path: string): boolean {
   const errors = (details as { errors?: { path?: unknown; message?: unknown }[] } | null)?.errors;
-  return Array.isArray(errors) && errors.some((e) => e?.path === "/after_key" && e?.message === "Unexpected property");
+  return Array.isArray(errors) && errors.some((e) => e?.path === path && e?.message === "Unexpected property");
+}
+
+function writersOf(body: unknown): WritersReport | undefined {
+  const w = (body as { writers?: unknown })?.writers as WritersReport | undefined;
+  return w && typeof w === "object" ? w : undefined;
 }
 
 export function createEdgeFunctionSink(options: EdgeFunctionSinkOptions): Sink {
@@ -76,13 +85,16 @@ export function createEdgeFunctionSink(options: EdgeFunctionSinkOptions): Sink {
   // Until the function says it does not know after_key (a deployment older
   // than this service): then the flusher goes back to one batch at a time.
   let ordered = true;
+  // Until the function says it does not know writer (deployed before store
+  // identities): the batches then go without it, and the remote records no writer.
+  let writer = options.writer ? `,"writer":${JSON.stringify(options.writer)}` : "";
 
   // The envelope around an events array already in JSON: one string concat,
   // no second encoding of the events.
   const envelope = (batch: EncodedSinkBatch) =>
     `{"mode":${JSON.stringify(batch.mode)},"events":${batch.json},"backlog":${JSON.stringify(batch.backlog)},"state":${JSON.stringify(batch.state)}${
       batch.afterKey == null ? "" : `,"after_key":${JSON.stringify(batch.afterKey)}`
-    }}`;
+    }${writer}}`;
 
   async function post(batch: EncodedSinkBatch): Promise<SinkResult> {
     const where = `POST ${endpoint} (${batch.mode}, ${batch.refs.length} events${batch.afterKey == null ? "" : ", after the batch before"})`;
@@ -108,7 +120,10 @@ export function createEdgeFunctionSink(options: EdgeFunctionSinkOptions): Sink {
         throw new RemoteProtocolError(`${where}: ${status} with a body that is not JSON: ${text.slice(0, 200)}`, {
           remoteStatus: status,
         });
-      return { results: parseResults(json, batch.refs, where) };
+      const writers = writersOf(json);
+      return writers
+        ? { results: parseResults(json, batch.refs, where), writers }
+        : { results: parseResults(json, batch.refs, where) };
     }
     const remote = (json as { error?: { code?: string; message?: string; details?: unknown } })?.error;
     const what = `${where}: ${status} ${remote?.code ?? ""} ${remote?.message ?? text.slice(0, 200)}`
@@ -117,7 +132,11 @@ export function createEdgeFunctionSink(options: EdgeFunctionSinkOptions): Sink {
     const common = { remoteStatus: status, details: remote?.details };
     const code = errorCodeOf(remote?.code);
     if (status === 409 && code === "predecessor_not_committed") throw new RemoteOutOfOrderError(what, common);
-    if (status === 400 && batch.afterKey != null && refusesAfterKey(remote?.details)) {
+    if (status === 400 && writer !== "" && refusesProperty(remote?.details, "/writer")) {
+      writer = "";
+      return post(batch);
+    }
+    if (status === 400 && batch.afterKey != null && refusesProperty(remote?.details, "/after_key")) {
       ordered = false;
       throw new RemoteOutOfOrderError(
         `${what} (the deployed ${options.functionName ?? "zoe-ingest"} predates after_key: deploy it again for several batches in flight; one at a time until then)`,

@@ -4,11 +4,16 @@
 // Wire contract (the service's flusher codes against exactly this):
 //   POST /functions/v1/zoe-ingest
 //   Authorization: Bearer <service_role JWT>   or   x-zoe-flush-secret: <ZOE_FLUSH_SECRET>
-//   {"mode":"live","events":[StoredEvent…],"backlog":N,"state":{"ts":"…","state":{…}}|null,"after_key":"…"|null}
+//   {"mode":"live","events":[StoredEvent…],"backlog":N,"state":{"ts":"…","state":{…}}|null,"after_key":"…"|null,
+//    "writer":{"store_id":"<uuid>","started_at":"<ISO>"}|null}
 //       after_key (optional): the idempotency key of the last event of the batch sent before this
 //       one; this batch commits only once that event is stored, so a flusher with several batches
 //       in flight keeps the mode's rows visible in seq order. Bounded by ZOE_INGEST_ORDER_WAIT_MS.
-//   200 {"results":[{idempotency_key,seq,status:"accepted"|"duplicate"|"rejected",code?,stored_event?,errors?}],accepted,duplicates,rejected,conflicts}
+//       writer (optional): the local store that sent the batch and when its start began; stored on each
+//       new row (zoe_events.store_id) and as the mode's writer in zoe_health, whose trigger records a
+//       second writer when two alternate (migration 20261207000000).
+//   200 {"results":[{idempotency_key,seq,status:"accepted"|"duplicate"|"rejected",code?,stored_event?,errors?}],accepted,duplicates,rejected,conflicts,
+//        "writers":{"writer":{store_id,started_at}|null,"second_writer_at":"…"|null,"second_writer":[{store_id,started_at},…]|null}}
 //       results[i] answers events[i]; error paths are JSON pointers into that event. A key already
 //       stored for a different event (shared/idempotency.ts) is rejected with code "idempotency_conflict"
 //       and stored_event {id, mode, seq}; only a true repeat is a duplicate.
@@ -32,6 +37,7 @@ import {
   parseJson,
   readBody,
   type StateSnapshot,
+  type Writer,
 } from "./request.ts";
 
 export interface BatchWrite {
@@ -46,6 +52,17 @@ export interface BatchWrite {
   afterKey: string | null;
   /** Idempotency key of the request's last event: the lock a successor waits on. */
   lastKey: string | null;
+  /** The local store that sent the batch (null: a flusher too old to say). */
+  writer: Writer | null;
+}
+
+/** What zoe_health says of the mode's writers after this batch. */
+export interface WritersReport {
+  writer: Writer | null;
+  /** When two writers were last seen alternating on this mode. */
+  second_writer_at: string | null;
+  /** Both writers of that moment (store ids and start times). */
+  second_writer: Record<string, unknown>[] | null;
 }
 
 export interface BatchWriteResult {
@@ -55,6 +72,7 @@ export interface BatchWriteResult {
   refused: Map<number, string>;
   /** Events whose idempotency_key is stored for a different event, by index into BatchWrite.events. */
   conflicts: Map<number, { stored: StoredEventRef; fields: string[] }>;
+  writers: WritersReport;
 }
 
 /** Writes one batch in one transaction; throws DatabaseError and writes nothing on failure. */
@@ -103,6 +121,7 @@ export interface IngestResponse {
   /** Includes the conflicts. */
   rejected: number;
   conflicts: number;
+  writers: WritersReport;
 }
 
 export interface IngestHandlerOptions {
@@ -198,6 +217,7 @@ export function createIngestHandler({
       state: envelope.state,
       afterKey: envelope.afterKey,
       lastKey: field<string>(envelope.events.at(-1), "idempotency_key", "string"),
+      writer: envelope.writer,
     });
 
     applyOutcome(valid, validIndex, results, outcome);
@@ -209,6 +229,7 @@ export function createIngestHandler({
       duplicates: count("duplicate"),
       rejected: count("rejected"),
       conflicts,
+      writers: outcome.writers,
     };
     const t4 = performance.now();
     const timing = `read;dur=${(t1 - t0).toFixed(2)}, parse;dur=${(t2 - t1).toFixed(2)}, check;dur=${(t3 - t2).toFixed(2)}, db;dur=${(t4 - t3).toFixed(2)}`;

@@ -117,9 +117,17 @@ export interface Envelope {
   backlog: number | null;
   state: StateSnapshot | null;
   afterKey: string | null;
+  writer: Writer | null;
 }
 
-const ENVELOPE_KEYS = new Set(["mode", "events", "backlog", "state", "after_key"]);
+/** The local store that sent the batch and when its current start began (docs/flushing.md, "Store identity"). */
+export interface Writer {
+  store_id: string;
+  started_at: string;
+}
+
+const ENVELOPE_KEYS = new Set(["mode", "events", "backlog", "state", "after_key", "writer"]);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function checkEnvelope(body: unknown, config: IngestConfig): Envelope {
   const errors: FieldError[] = [];
@@ -145,6 +153,19 @@ export function checkEnvelope(body: unknown, config: IngestConfig): Envelope {
   const afterKey = body.after_key ?? null;
   if (afterKey !== null && !(typeof afterKey === "string" && afterKey.length >= 1 && afterKey.length <= 256)) {
     errors.push({ path: "/after_key", message: "Expected an idempotency key (1 to 256 characters) or null" });
+  }
+  const writer = body.writer ?? null;
+  if (writer !== null) {
+    if (!isObject(writer)) errors.push({ path: "/writer", message: "Expected object or null" });
+    else {
+      for (const key of Object.keys(writer))
+        if (key !== "store_id" && key !== "started_at")
+          errors.push({ path: `/writer/${key}`, message: "Unexpected property" });
+      if (typeof writer.store_id !== "string" || !UUID.test(writer.store_id))
+        errors.push({ path: "/writer/store_id", message: "Expected a UUID" });
+      if (typeof writer.started_at !== "string" || !isIsoTimestamp(writer.started_at))
+        errors.push({ path: "/writer/started_at", message: "Expected ISO 8601 date-time with offset" });
+    }
   }
   const state = body.state ?? null;
   if (state !== null) {
@@ -179,6 +200,7 @@ export function checkEnvelope(body: unknown, config: IngestConfig): Envelope {
     backlog: backlog as number | null,
     state: state as StateSnapshot | null,
     afterKey: afterKey as string | null,
+    writer: writer as Writer | null,
   };
 }
 

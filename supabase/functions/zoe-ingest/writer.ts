@@ -14,6 +14,7 @@ import {
   DatabaseError,
   PredecessorNotCommittedError,
   type WriteBatch,
+  type WritersReport,
 } from "./ingest.ts";
 
 export interface WriterOptions {
@@ -65,16 +66,21 @@ function column(events: StoredEvent[], pick: (e: StoredEvent) => string | null):
 // of failing the batch forever.
 type InsertMode = "plain" | "on-conflict";
 
-async function insertEvents(sql: Sql, events: StoredEvent[], mode: InsertMode): Promise<string[]> {
+async function insertEvents(
+  sql: Sql,
+  events: StoredEvent[],
+  mode: InsertMode,
+  storeId: string | null,
+): Promise<string[]> {
   const values = sql`
-    select * from unnest(
+    select *, ${storeId}::uuid from unnest(
       ${column(events, (e) => e.id)}::text::uuid[], ${column(events, (e) => e.mode)}::text::text[],
       ${column(events, (e) => e.ts)}::text::timestamptz[], ${column(events, (e) => String(e.seq))}::text::bigint[],
       ${column(events, (e) => e.source)}::text::text[], ${column(events, (e) => e.type)}::text::text[],
       ${column(events, (e) => e.subtype)}::text::text[], ${column(events, (e) => e.symbol)}::text::text[],
       ${column(events, (e) => e.severity)}::text::text[], ${column(events, (e) => e.body)}::text::text[],
       ${column(events, (e) => JSON.stringify(e.meta))}::text::jsonb[], ${column(events, (e) => e.idempotency_key)}::text::text[])`;
-  const into = sql`insert into public.zoe_events (id, mode, ts, seq, source, type, subtype, symbol, severity, body, meta, idempotency_key)`;
+  const into = sql`insert into public.zoe_events (id, mode, ts, seq, source, type, subtype, symbol, severity, body, meta, idempotency_key, store_id)`;
   if (mode === "plain") {
     await sql`${into} ${values}`;
     return events.map((e) => e.idempotency_key);
@@ -105,9 +111,9 @@ const lockKey = (sql: Sql, key: string) => sql`hashtextextended(${`zoe-ingest:${
 /**
  * Holds this batch's transaction open until its predecessor batch has
  * committed (its last event is stored), so commits — and with them what
- * readers see — follow seq order. The key, not a seq: seqs start again at 1
- * when a local store is rebuilt, and another writer of the project has seqs
- * of its own. It waits on the predecessor's lock,
+ * readers see — follow seq order. The key, not a seq: a store's seqs jump
+ * forward at each start (a new range), an older range may still be flushing,
+ * and another writer of the mode has a range of its own. It waits on the predecessor's lock,
  * taken and let go at once (holding it would block the very batch it waits
  * for), and polls only while the predecessor has not started.
  */
@@ -161,12 +167,16 @@ async function writeInTransaction(
 ): Promise<BatchWriteResult> {
   const inserted = new Set<string>();
   const refused = new Map<number, string>();
+  const storeId = batch.writer?.store_id ?? null;
   if (mode !== "per-row") {
-    if (batch.events.length > 0) for (const key of await insertEvents(sql, batch.events, mode)) inserted.add(key);
+    if (batch.events.length > 0)
+      for (const key of await insertEvents(sql, batch.events, mode, storeId)) inserted.add(key);
   } else {
     for (const [i, event] of batch.events.entries()) {
       try {
-        const keys = await (sql as postgres.TransactionSql).savepoint((sp) => insertEvents(sp, [event], "on-conflict"));
+        const keys = await (sql as postgres.TransactionSql).savepoint((sp) =>
+          insertEvents(sp, [event], "on-conflict", storeId),
+        );
         for (const key of keys) inserted.add(key);
       } catch (error) {
         if (!isDataError(error)) throw error;
@@ -178,15 +188,19 @@ async function writeInTransaction(
   if (batch.afterKey !== null)
     await awaitPredecessor(sql, batch as BatchWrite & { afterKey: string }, limits.orderWaitMs, limits.lockTimeout);
   const lastSeq = lastSeqOf(batch, (i) => refused.has(i) || conflicts.has(i));
-  const health = sql`
-    insert into public.zoe_health as h (mode, last_flush_ts, last_seq, last_batch_count, backlog, updated_at)
-    values (${batch.mode}, now(), ${lastSeq}, ${batch.batchCount}, ${batch.backlog ?? 0}, now())
+  // The zoe_health_writer trigger keeps the writer history and records a second writer.
+  const health = sql<HealthRow[]>`
+    insert into public.zoe_health as h (mode, last_flush_ts, last_seq, last_batch_count, backlog, updated_at, writer_store_id, writer_started_at)
+    values (${batch.mode}, now(), ${lastSeq}, ${batch.batchCount}, ${batch.backlog ?? 0}, now(), ${storeId}::uuid, ${batch.writer?.started_at ?? null}::timestamptz)
     on conflict (mode) do update set
       last_flush_ts = excluded.last_flush_ts,
       last_seq = greatest(h.last_seq, excluded.last_seq),
       last_batch_count = excluded.last_batch_count,
       backlog = ${batch.backlog === null ? sql`h.backlog` : sql`excluded.backlog`},
-      updated_at = excluded.updated_at`.execute();
+      updated_at = excluded.updated_at,
+      writer_store_id = excluded.writer_store_id,
+      writer_started_at = excluded.writer_started_at
+    returning writer_store_id::text, writer_started_at, second_writer_at, second_writer`.execute();
   if (batch.state) {
     // A retried or reordered batch must not roll the snapshot back.
     health.catch(() => {});
@@ -196,8 +210,29 @@ async function writeInTransaction(
       on conflict (mode) do update set ts = excluded.ts, state = excluded.state, updated_at = excluded.updated_at
       where s.ts <= excluded.ts`;
   }
-  await health;
-  return { inserted, refused, conflicts };
+  const [row] = await health;
+  return { inserted, refused, conflicts, writers: writersReport(row) };
+}
+
+interface HealthRow {
+  writer_store_id: string | null;
+  writer_started_at: Date | string | null;
+  second_writer_at: Date | string | null;
+  second_writer: Record<string, unknown>[] | string | null;
+}
+
+const iso = (v: Date | string | null) =>
+  v === null ? null : v instanceof Date ? v.toISOString() : new Date(v).toISOString();
+
+function writersReport(row: HealthRow | undefined): WritersReport {
+  if (!row) return { writer: null, second_writer_at: null, second_writer: null };
+  const second = typeof row.second_writer === "string" ? JSON.parse(row.second_writer) : row.second_writer;
+  return {
+    writer:
+      row.writer_store_id === null ? null : { store_id: row.writer_store_id, started_at: iso(row.writer_started_at)! },
+    second_writer_at: iso(row.second_writer_at),
+    second_writer: second ?? null,
+  };
 }
 
 type StoredRow = ComparableEvent & { idempotency_key: string; id: string; seq: string | number };
@@ -233,7 +268,10 @@ async function judgeRepeats(
     const e = events[i]!;
     const row = byKey.get(e.idempotency_key);
     if (!row) {
-      refused.set(i, `id ${e.id} is already stored under a different idempotency_key`);
+      refused.set(
+        i,
+        `not stored: an event with a different idempotency_key already holds its id ${e.id} or its ${e.mode} seq ${e.seq}`,
+      );
       continue;
     }
     const fields = idempotencyDifferences(row, e);
