@@ -111,7 +111,6 @@ async function sharedSeqs(): Promise<number> {
   return (r as { n: number }).n;
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: the /health document
 async function health(svc: ServiceProcess): Promise<Record<string, any>> {
   return ((await (await fetch(`${svc.url}/health`)).json()) as { modes: { live: Record<string, unknown> } }).modes.live;
 }
