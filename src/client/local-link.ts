@@ -166,6 +166,24 @@ class LocalLinkImpl implements LocalLink {
     const head = num(body.last_seq) ?? 0;
     const from = Math.max(this.data.lastSeq, head - this.o.maxEvents, 0);
     this.watch(this.o.eventSource(api.streamUrl(from)), at);
+    void this.loadImportant(at, from, abort.signal);
+  }
+
+  /**
+   * The stream replays only what follows `upTo`, which may be all ticks: the
+   * newest fills, kill switches and errors up to there are asked for apart
+   * (REMOTE asks Supabase the same on every poll). Best effort: a service
+   * without the filters answers 400, and the stream stands without them.
+   */
+  private async loadImportant(at: number, upTo: number, signal: AbortSignal): Promise<void> {
+    if (upTo < 1) return;
+    let important: Awaited<ReturnType<LocalApi["importantEvents"]>>;
+    try {
+      important = await this.o.api.importantEvents(upTo, this.o.maxEvents, signal);
+    } catch {
+      return;
+    }
+    if (this.current(at)) this.o.feed.addEvents(important);
   }
 
   /** Follows `source` for attempt `at`: opening makes the feed LOCAL, anything it delivers proves the link. */
