@@ -3,7 +3,7 @@
 // into the feed's types. Refusals and network failures become the one-line
 // reasons the page shows.
 import { toEvent, unionBySeq } from "./merge.ts";
-import { type FeedState, type FlushHealth, IMPORTANT_SUBTYPES, type Mode, type ZoeEvent } from "./types.ts";
+import { type FeedState, type FlushHealth, IMPORTANT_SUBTYPES, type Mode, type StoredEvent } from "./types.ts";
 
 export const DEFAULT_LOCAL_API_URL = "http://localhost:8765";
 
@@ -84,7 +84,7 @@ export interface LocalApi {
    * two filtered GET /local/events, as the Supabase reader asks zoe_events.
    * Throws LocalRefused on a non-2xx answer.
    */
-  importantEvents(upTo: number, limit: number, signal: AbortSignal): Promise<ZoeEvent[]>;
+  importantEvents(upTo: number, limit: number, signal: AbortSignal): Promise<StoredEvent[]>;
 }
 
 export function createLocalApi(options: LocalApiOptions): LocalApi {
@@ -99,7 +99,7 @@ export function createLocalApi(options: LocalApiOptions): LocalApi {
     const res = await options.fetch(url, { signal });
     if (!res.ok) throw new LocalRefused(res.status);
     const body: unknown = await res.json();
-    return (Array.isArray(body) ? body : []).map(toEvent).filter((e): e is ZoeEvent => e !== null);
+    return (Array.isArray(body) ? body : []).map(toEvent).filter((e): e is StoredEvent => e !== null);
   };
   return {
     async importantEvents(upTo, limit, signal) {

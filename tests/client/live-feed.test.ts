@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createLiveFeed, type LiveFeedOptions } from "../../src/client/live-feed.ts";
-import { type FlushHealth, type Mode, SEVERITIES, type Severity, type ZoeEvent } from "../../src/client/types.ts";
+import { type FlushHealth, type Mode, SEVERITIES, type Severity, type StoredEvent } from "../../src/client/types.ts";
 import {
   EventSources,
   event,
@@ -457,7 +457,7 @@ describe("event: reset", () => {
 
 describe("important events on load", () => {
   /** A local API holding `stored`: GET /local/state, and GET /local/events with the filters the feed sends. */
-  function localApi(stored: ZoeEvent[]) {
+  function localApi(stored: StoredEvent[]) {
     return new FakeFetch((url) => {
       const q = url.searchParams;
       if (url.pathname === "/local/state") return localStateResponse("paper", stored.at(-1)?.seq ?? 0);
