@@ -37,11 +37,19 @@ export interface ListOptions {
   filter?: EventFilter;
 }
 
-/** The index a filter on this column seeks in (sql/local/004_event_filters.sql). */
+/**
+ * The index a filter on this column seeks in (sql/local/004_event_filters.sql),
+ * and the condition of a partial one, repeated in the query so SQLite may use it.
+ */
 const FILTER_INDEX = {
-  subtype: "idx_local_events_mode_subtype_seq",
-  severity: "idx_local_events_mode_severity_seq",
+  subtype: { name: "idx_local_events_mode_subtype_seq", partial: "" },
+  severity: {
+    name: "idx_local_events_mode_severity_seq",
+    partial: " AND severity IN ('warn', 'error', 'critical')",
+  },
 } as const;
+/** The severities the partial severity index holds. */
+const INDEXED_SEVERITIES: readonly Severity[] = ["warn", "error", "critical"];
 
 type Statement = ReturnType<Database["query"]>;
 
@@ -110,17 +118,19 @@ export class Queries {
   }
 
   /**
-   * A filtered list(). A subtype (else severity) filter drives it: one
-   * subquery per listed value, each a seek in that column's index reading at
-   * most `limit` rows in seq order, merged; the other conditions are checked
-   * on those rows. Without either (type or symbol alone) it reads the mode's
-   * rows in seq order until `limit` match. SQLite's planner, without
+   * A filtered list(). A subtype (else a warn-or-worse severity) filter
+   * drives it: one subquery per listed value, each a seek in that column's
+   * index reading at most `limit` rows in seq order, merged; the other
+   * conditions are checked on those rows. Without either (type, symbol or
+   * severity info alone) it reads the mode's rows in seq order until `limit`
+   * match. SQLite's planner, without
    * statistics, prefers the unique (mode, seq) index and would walk every row
    * of the mode for a rare subtype: INDEXED BY holds it to the seek.
    */
   private filtered(mode: Mode, sinceSeq: number | undefined, upTo: number, limit: number, f: EventFilter): EventRow[] {
     const conditions: { column: string; values: readonly string[] }[] = [];
-    const driver: keyof typeof FILTER_INDEX | null = f.subtypes ? "subtype" : f.severities ? "severity" : null;
+    const bySeverity = f.severities?.every((s) => INDEXED_SEVERITIES.includes(s)) ?? false;
+    const driver: keyof typeof FILTER_INDEX | null = f.subtypes ? "subtype" : bySeverity ? "severity" : null;
     if (f.types) conditions.push({ column: "type", values: f.types });
     if (f.subtypes && driver !== "subtype") conditions.push({ column: "subtype", values: f.subtypes });
     if (f.symbols) conditions.push({ column: "symbol", values: f.symbols });
@@ -136,8 +146,9 @@ export class Queries {
       rows = this.db.query(sql).all(mode, from, upTo, ...whereArgs, limit) as EventRow[];
     } else {
       const values = driver === "subtype" ? f.subtypes! : f.severities!;
-      const part = `SELECT * FROM (SELECT ${COLUMNS} FROM local_events INDEXED BY ${FILTER_INDEX[driver]}
-        WHERE mode = ? AND ${driver} = ? AND seq > ? AND seq <= ?${where} ${order} LIMIT ?)`;
+      const index = FILTER_INDEX[driver];
+      const part = `SELECT * FROM (SELECT ${COLUMNS} FROM local_events INDEXED BY ${index.name}
+        WHERE mode = ? AND ${driver} = ?${index.partial} AND seq > ? AND seq <= ?${where} ${order} LIMIT ?)`;
       const sql = `SELECT * FROM (${values.map(() => part).join(" UNION ALL ")}) ${order} LIMIT ?`;
       const args = values.flatMap((v) => [mode, v, from, upTo, ...whereArgs, limit]);
       rows = this.db.query(sql).all(...args, limit) as EventRow[];

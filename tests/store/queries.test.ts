@@ -91,6 +91,8 @@ test("list() with a filter gives exactly the matching events, newest `limit` or 
       { filter: { subtypes: ["BUY_FILLED", "SELL_FILLED"] }, beforeSeq: 200, limit: 3 },
       { filter: { subtypes: ["BUY_FILLED"], symbols: ["AAPL"], severities: ["info"] }, limit: 1000 },
       { filter: { severities: ["error", "critical"] }, limit: 4 },
+      { filter: { severities: ["info", "warn", "error", "critical"] }, beforeSeq: 250, limit: 5 },
+      { filter: { severities: ["critical"], subtypes: ["KILL_SWITCH", "BUY_FILLED"] }, limit: 1000 },
       { filter: { severities: ["warn", "error", "critical"] }, sinceSeq: 10, beforeSeq: 300, limit: 1000 },
       { filter: { severities: ["warn", "error", "critical"], types: ["SYSTEM"] }, limit: 2 },
       { filter: { symbols: ["MSFT"] }, limit: 9 },
