@@ -523,6 +523,29 @@ describe("important events on load", () => {
   });
 });
 
+describe("important events on load, when the box does not answer", () => {
+  test("the fetch is aborted after probeTimeoutMs, and at once when the link drops, never left hanging", async () => {
+    const fetch = new FakeFetch((url) => (url.pathname === "/local/state" ? localStateResponse("paper", 500) : "hang"));
+    const { feed, sources, timers } = setup({ maxEvents: 200, probeTimeoutMs: 3_000, fetch: fetch.fetch });
+    await settle();
+    sources.last.open();
+    expect(fetch.inFlight).toBe(2);
+    await timers.advance(2_900);
+    expect(fetch.inFlight).toBe(2);
+    await timers.advance(200);
+    expect(fetch.inFlight).toBe(0);
+    expect(feed.getSnapshot().status).toBe("local");
+    // Reconnect: the new fetch hangs too, and goes with the link.
+    sources.last.fail();
+    await timers.advance(1_000);
+    await settle();
+    expect(fetch.inFlight).toBe(2);
+    sources.last.fail();
+    expect(fetch.inFlight).toBe(0);
+    feed.close();
+  });
+});
+
 describe("LiveFeed.close()", () => {
   const phases = {
     connecting: async () => {
