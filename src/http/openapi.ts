@@ -315,14 +315,14 @@ const queries: Record<string, Record<string, { query?: TSchema; params?: TSchema
         symbol: Type.Optional(
           filterList(64, "Only these symbols: a comma list of exact values (case matters), e.g. AAPL,MSFT."),
         ),
+        // An enum with its description: the plugin turns a union of literals into a bare enum.
         severity: Type.Optional(
-          Type.Union(
-            SEVERITIES.map((s) => Type.Literal(s)),
-            {
-              description:
-                "At least this severity (as `zoe-local tail --severity`): warn keeps warn, error and critical.",
-            },
-          ),
+          Type.Unsafe<string>({
+            type: "string",
+            enum: [...SEVERITIES],
+            description:
+              "At least this severity (as `zoe-local tail --severity`): warn keeps warn, error and critical.",
+          }),
         ),
       }),
     },
