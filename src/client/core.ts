@@ -22,5 +22,5 @@ export {
   SEVERITIES,
   type Severity,
   type Timers,
-  type ZoeEvent,
+  type StoredEvent,
 } from "./types.ts";

@@ -12,7 +12,7 @@ import type {
   Mode,
   RemoteStatus,
   Timers,
-  ZoeEvent,
+  StoredEvent,
 } from "./types.ts";
 
 /** The feed's current values; the local link and the remote loop assign to them, then call changed(). */
@@ -32,7 +32,7 @@ export interface FeedStore {
   readonly data: FeedData;
   readonly closed: boolean;
   /** Merges events from either source (by seq, at most maxEvents kept, and as many important ones apart) and notifies. */
-  addEvents(incoming: readonly ZoeEvent[]): void;
+  addEvents(incoming: readonly StoredEvent[]): void;
   /** Forgets every event (the local database restarted its seqs). */
   clearEvents(): void;
   /** Something in `data` changed: a new snapshot, listeners notified on the next frame. */
@@ -67,8 +67,8 @@ export function defaultSchedule(timers: Timers): (fn: () => void) => () => void 
 
 export function createFeedStore(options: FeedStoreOptions): FeedStore {
   const { mode, maxEvents, schedule } = options;
-  const events: ZoeEvent[] = [];
-  const important: ZoeEvent[] = [];
+  const events: StoredEvent[] = [];
+  const important: StoredEvent[] = [];
   const data: FeedData = {
     status: "connecting",
     lastSeq: 0,

@@ -2,7 +2,8 @@
 // EventSource cannot set headers), GET /local/state, and its answer turned
 // into the feed's types. Refusals and network failures become the one-line
 // reasons the page shows.
-import type { FeedState, FlushHealth, Mode } from "./types.ts";
+import { toEvent, unionBySeq } from "./merge.ts";
+import { type FeedState, type FlushHealth, IMPORTANT_SUBTYPES, type Mode, type StoredEvent } from "./types.ts";
 
 export const DEFAULT_LOCAL_API_URL = "http://localhost:8765";
 
@@ -83,6 +84,13 @@ export interface LocalApi {
    * this cannot be told from the newest seq alone. Throws LocalRefused on a non-2xx answer.
    */
   fetchWindowStart?(limit: number, signal: AbortSignal): Promise<number>;
+  /**
+   * The newest `limit` important events of the mode with seq <= upTo (an
+   * IMPORTANT_SUBTYPES subtype, or severity error or critical), ascending:
+   * two filtered GET /local/events, as the Supabase reader asks zoe_events.
+   * Throws LocalRefused on a non-2xx answer.
+   */
+  importantEvents(upTo: number, limit: number, signal: AbortSignal): Promise<StoredEvent[]>;
 }
 
 export function createLocalApi(options: LocalApiOptions): LocalApi {
@@ -92,7 +100,21 @@ export function createLocalApi(options: LocalApiOptions): LocalApi {
     const url = `${base}${path}`;
     return options.apiToken ? `${url}&token=${encodeURIComponent(options.apiToken)}` : url;
   };
+  const events = async (filter: string, upTo: number, limit: number, signal: AbortSignal) => {
+    const url = withToken(`/local/events?mode=${mode}&${filter}&before_seq=${upTo + 1}&limit=${limit}`);
+    const res = await options.fetch(url, { signal });
+    if (!res.ok) throw new LocalRefused(res.status);
+    const body: unknown = await res.json();
+    return (Array.isArray(body) ? body : []).map(toEvent).filter((e): e is StoredEvent => e !== null);
+  };
   return {
+    async importantEvents(upTo, limit, signal) {
+      const [bySubtype, bySeverity] = await Promise.all([
+        events(`subtype=${IMPORTANT_SUBTYPES.map(encodeURIComponent).join(",")}`, upTo, limit, signal),
+        events("severity=error", upTo, limit, signal),
+      ]);
+      return unionBySeq(bySubtype, bySeverity).slice(-limit);
+    },
     streamUrl: (from) => withToken(`/local/stream?mode=${mode}&last_event_id=${from}&heartbeat=event`),
     async fetchState(signal) {
       const res = await options.fetch(withToken(`/local/state?mode=${mode}`), { signal });

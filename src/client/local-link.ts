@@ -67,6 +67,8 @@ class LocalLinkImpl implements LocalLink {
   /** Aborts a probe or state refresh that takes too long. */
   private requestTimer: unknown = null;
   private probeTimer: unknown = null;
+  /** The important-events fetch of the current attempt: aborted with it, or after probeTimeoutMs. */
+  private importantAbort: AbortController | null = null;
   /** Bumped whenever a local attempt is superseded, so late answers from an abandoned attempt are ignored. */
   private epoch = 0;
   private probeAttempt = 0;
@@ -134,6 +136,8 @@ class LocalLinkImpl implements LocalLink {
     }
     this.localAbort?.abort();
     this.localAbort = null;
+    this.importantAbort?.abort();
+    this.importantAbort = null;
     this.watchdog.stop();
     this.connectTimer = this.clear(this.connectTimer);
     this.refreshTimer = this.clear(this.refreshTimer);
@@ -182,6 +186,32 @@ class LocalLinkImpl implements LocalLink {
       if (!this.current(at)) return;
     }
     this.watch(this.o.eventSource(api.streamUrl(from)), at);
+    void this.loadImportant(at, from);
+  }
+
+  /**
+   * The stream replays only what follows `upTo`, which may be all ticks: the
+   * newest fills, kill switches and errors up to there are asked for apart
+   * (REMOTE asks Supabase the same on every poll). Best effort: a service
+   * without the filters answers 400, and the stream stands without them.
+   */
+  private async loadImportant(at: number, upTo: number): Promise<void> {
+    if (upTo < 1) return;
+    const { timers } = this.o;
+    // Its own controller and deadline: a fetch left hanging by a frozen box would hold one of the
+    // browser's few connections to it past every reconnect.
+    const abort = (this.importantAbort = new AbortController());
+    const deadline = timers.setTimeout(() => abort.abort(), this.o.probeTimeoutMs);
+    let important: Awaited<ReturnType<LocalApi["importantEvents"]>>;
+    try {
+      important = await this.o.api.importantEvents(upTo, this.o.maxEvents, abort.signal);
+    } catch {
+      return;
+    } finally {
+      timers.clearTimeout(deadline);
+      if (this.importantAbort === abort) this.importantAbort = null;
+    }
+    if (this.current(at)) this.o.feed.addEvents(important);
   }
 
   /** Follows `source` for attempt `at`: opening makes the feed LOCAL, anything it delivers proves the link. */

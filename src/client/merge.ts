@@ -1,18 +1,18 @@
 // Merging events from the local stream and from Supabase. Both sources serve
 // the same events keyed by (mode, seq); the feed keeps one copy of each,
 // ordered by seq, and only the newest `max`.
-import { IMPORTANT_SUBTYPES, type Mode, type ZoeEvent } from "./types.ts";
+import { IMPORTANT_SUBTYPES, type Mode, type StoredEvent } from "./types.ts";
 
 const important = new Set(IMPORTANT_SUBTYPES);
 
 /** A fill, a kill switch, a halt, realised P&L, a reconciliation mismatch, or anything error or worse. */
-export function isImportant(e: ZoeEvent): boolean {
+export function isImportant(e: StoredEvent): boolean {
   return e.severity === "error" || e.severity === "critical" || important.has(e.subtype);
 }
 
 /** `a` and `b` (each ascending by seq, unique) as one ascending list, each seq once. */
-export function unionBySeq(a: readonly ZoeEvent[], b: readonly ZoeEvent[]): ZoeEvent[] {
-  const out: ZoeEvent[] = [];
+export function unionBySeq(a: readonly StoredEvent[], b: readonly StoredEvent[]): StoredEvent[] {
+  const out: StoredEvent[] = [];
   let i = 0;
   let j = 0;
   while (i < a.length || j < b.length) {
@@ -39,7 +39,12 @@ export function unionBySeq(a: readonly ZoeEvent[], b: readonly ZoeEvent[]): ZoeE
  * keeps its first copy. Mutates and returns `current`: the feed calls this for
  * every SSE message, so the common case (one newer event) must not copy.
  */
-export function mergeEvents(current: ZoeEvent[], incoming: readonly ZoeEvent[], mode: Mode, max: number): ZoeEvent[] {
+export function mergeEvents(
+  current: StoredEvent[],
+  incoming: readonly StoredEvent[],
+  mode: Mode,
+  max: number,
+): StoredEvent[] {
   let needsSort = false;
   let seen: Set<number> | null = null;
   let newest = current.at(-1)?.seq ?? 0;
@@ -65,8 +70,8 @@ export function mergeEvents(current: ZoeEvent[], incoming: readonly ZoeEvent[], 
   return current;
 }
 
-/** Coerces a row from either source into a ZoeEvent, or null if it is not one. */
-export function toEvent(raw: unknown): ZoeEvent | null {
+/** Coerces a row from either source into a StoredEvent, or null if it is not one. */
+export function toEvent(raw: unknown): StoredEvent | null {
   if (raw === null || typeof raw !== "object") return null;
   const r = raw as Record<string, unknown>;
   const seq = typeof r.seq === "string" ? Number(r.seq) : r.seq;
@@ -91,7 +96,7 @@ export function toEvent(raw: unknown): ZoeEvent | null {
     symbol: typeof r.symbol === "string" ? r.symbol : null,
     severity: (["debug", "info", "warn", "error", "critical"].includes(r.severity as string)
       ? r.severity
-      : "info") as ZoeEvent["severity"],
+      : "info") as StoredEvent["severity"],
     body: String(r.body ?? ""),
     meta: meta !== null && typeof meta === "object" ? (meta as Record<string, unknown>) : {},
     idempotency_key: typeof r.idempotency_key === "string" ? r.idempotency_key : undefined,

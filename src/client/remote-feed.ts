@@ -3,7 +3,7 @@
 // stopped by the local link; answers from a stopped loop are ignored.
 import type { FeedStore } from "./feed-store.ts";
 import type { RemoteReader, RemoteSubscription } from "./remote.ts";
-import type { Mode, Timers, ZoeEvent } from "./types.ts";
+import type { Mode, Timers, StoredEvent } from "./types.ts";
 
 export interface RemoteFeedOptions {
   mode: Mode;
@@ -59,7 +59,7 @@ export function createRemoteFeed(options: RemoteFeedOptions): RemoteFeed {
   }
 
   /** Realtime events and channel status, for the loop started as `at`. */
-  const onEvent = (at: number) => (e: ZoeEvent) => {
+  const onEvent = (at: number) => (e: StoredEvent) => {
     if (at === epoch) feed.addEvents([e]);
   };
   const onStatus = (at: number) => (s: "subscribed" | "failed", detail?: string) => {

@@ -3,7 +3,7 @@
 // only sees the RemoteReader interface, so tests can hand it a fake.
 import type { SupabaseClient } from "@supabase/supabase-js";
 import { toEvent, unionBySeq } from "./merge.ts";
-import { type FeedState, type FlushHealth, IMPORTANT_SUBTYPES, type Mode, type ZoeEvent } from "./types.ts";
+import { type FeedState, type FlushHealth, IMPORTANT_SUBTYPES, type Mode, type StoredEvent } from "./types.ts";
 
 export interface RemoteSubscription {
   unsubscribe(): void;
@@ -11,13 +11,13 @@ export interface RemoteSubscription {
 
 export interface RemoteReader {
   /** The newest `limit` events of `mode` with seq > afterSeq, in any order. */
-  events(mode: Mode, afterSeq: number, limit: number): Promise<ZoeEvent[]>;
+  events(mode: Mode, afterSeq: number, limit: number): Promise<StoredEvent[]>;
   /**
    * The newest `limit` important events of `mode` (an IMPORTANT_SUBTYPES
    * subtype, or severity error or critical), in any order: however many ticks
    * came after them, REMOTE mode still shows the fills and kill switches.
    */
-  importantEvents?(mode: Mode, limit: number): Promise<ZoeEvent[]>;
+  importantEvents?(mode: Mode, limit: number): Promise<StoredEvent[]>;
   health(mode: Mode): Promise<FlushHealth | null>;
   state(mode: Mode): Promise<FeedState | null>;
   /**
@@ -26,7 +26,7 @@ export interface RemoteReader {
    */
   subscribe?(
     mode: Mode,
-    onEvent: (event: ZoeEvent) => void,
+    onEvent: (event: StoredEvent) => void,
     onStatus: (status: "subscribed" | "failed", detail?: string) => void,
   ): RemoteSubscription;
 }
@@ -103,7 +103,7 @@ export function createSupabaseReader(
           .order("seq", { ascending: false })
           .limit(limit),
       );
-      return ((rows ?? []) as unknown[]).map(toEvent).filter((e): e is ZoeEvent => e !== null);
+      return ((rows ?? []) as unknown[]).map(toEvent).filter((e): e is StoredEvent => e !== null);
     },
     async importantEvents(mode, limit) {
       const newest = async (what: string, column: "subtype" | "severity", values: readonly string[]) => {
@@ -119,7 +119,7 @@ export function createSupabaseReader(
         );
         return ((rows ?? []) as unknown[])
           .map(toEvent)
-          .filter((e): e is ZoeEvent => e !== null)
+          .filter((e): e is StoredEvent => e !== null)
           .sort((a, b) => a.seq - b.seq);
       };
       const [bySubtype, bySeverity] = await Promise.all([

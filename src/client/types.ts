@@ -22,8 +22,12 @@ export const IMPORTANT_SUBTYPES: readonly string[] = [
   "RECONCILIATION_MISMATCH",
 ];
 
-/** One event as the local stream and Supabase's zoe_events both serve it. */
-export interface ZoeEvent {
+/**
+ * One stored event as the local stream and Supabase's zoe_events both serve
+ * it: the service's StoredEvent (components.schemas.StoredEvent in
+ * /docs/json), under the same name.
+ */
+export interface StoredEvent {
   id: string;
   mode: Mode;
   seq: number;
@@ -89,14 +93,14 @@ export interface FeedSnapshot {
   /** True only while the local SSE stream is open. */
   isLocal: boolean;
   /** Ordered by seq ascending (oldest first), unique by seq, at most maxEvents. */
-  events: readonly ZoeEvent[];
+  events: readonly StoredEvent[];
   /**
    * The newest maxEvents important events (an IMPORTANT_SUBTYPES subtype, or
    * severity error or critical), ascending by seq, kept apart from `events` so
    * a flood of ticks never pushes a fill or a kill switch out; some may also
    * be in `events`.
    */
-  important: readonly ZoeEvent[];
+  important: readonly StoredEvent[];
   /** Highest seq seen from either source (0 before any). */
   lastSeq: number;
   state: FeedState | null;

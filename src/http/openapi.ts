@@ -9,8 +9,10 @@ import {
   EventInputSchema,
   MAX_BATCH_EVENTS,
   ModeSchema,
+  SEVERITIES,
   StoredEventSchema,
 } from "../../supabase/functions/_shared/event-schema.ts";
+import { MAX_FILTER_VALUES } from "./query.ts";
 import * as S from "./openapi-schemas.ts";
 
 export const securitySchemes = {
@@ -115,7 +117,11 @@ export const routeDocs = {
   "GET /local/events": {
     summary: "List events",
     description:
-      "Events with seq > since_seq, ascending; without since_seq, the newest `limit` events, still ascending.",
+      "Events with seq > since_seq, ascending; without since_seq, the newest `limit` events, still ascending. " +
+      "before_seq keeps only seqs below it (page back: the first seq of the last answer). " +
+      "type, subtype and symbol take comma lists of exact values, severity the least level kept; each given one must hold " +
+      "(`subtype=BUY_FILLED,SELL_FILLED&severity=warn`: fills of severity warn or worse). " +
+      "A subtype or severity filter reads its own index (one seek per value), so the newest fills come at once however many ticks followed them.",
     security: READ,
     responses: { 200: answer("The events, by seq.", S.StoredEvents), 400: BAD_QUERY, 401: UNAUTHORIZED },
   },
@@ -280,6 +286,12 @@ export const routeDocs = {
 } as const;
 
 const ModeQuery = Type.Object({ mode: ModeSchema });
+/** A comma list of 1..MAX_FILTER_VALUES values, none empty (query.ts checks each value's length and repeats). */
+const filterList = (maxLength: number, description: string) =>
+  Type.String({
+    pattern: `^[^,]{1,${maxLength}}(,[^,]{1,${maxLength}}){0,${MAX_FILTER_VALUES - 1}}$`,
+    description,
+  });
 const Since = Type.Integer({ minimum: 0 });
 
 /** The query schemas, by path and method: the plugin lists their fields as parameters. */
@@ -289,7 +301,32 @@ const queries: Record<string, Record<string, { query?: TSchema; params?: TSchema
       query: Type.Object({
         mode: ModeSchema,
         since_seq: Type.Optional(Since),
+        before_seq: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            description: "Only events with seq < before_seq (without since_seq: the newest of them).",
+          }),
+        ),
         limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
+        type: Type.Optional(filterList(128, "Only these types: a comma list of exact values, e.g. ORDER,RISK.")),
+        subtype: Type.Optional(
+          filterList(
+            128,
+            "Only these subtypes: a comma list of exact values, e.g. BUY_FILLED,SELL_FILLED,KILL_SWITCH.",
+          ),
+        ),
+        symbol: Type.Optional(
+          filterList(64, "Only these symbols: a comma list of exact values (case matters), e.g. AAPL,MSFT."),
+        ),
+        // An enum with its description: the plugin turns a union of literals into a bare enum.
+        severity: Type.Optional(
+          Type.Unsafe<string>({
+            type: "string",
+            enum: [...SEVERITIES],
+            description:
+              "At least this severity (as `zoe-local tail --severity`): warn keeps warn, error and critical.",
+          }),
+        ),
       }),
     },
   },

@@ -1,7 +1,8 @@
 // Strict parsing of query parameters: anything unexpected is a 400 that names
 // the parameter, never a silent default.
 import { ValidationError } from "../domain/errors.ts";
-import { MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
+import { MODES, type Mode, SEVERITIES, type Severity } from "../../supabase/functions/_shared/event-schema.ts";
+import type { EventFilter } from "../store/store.ts";
 
 function bad(param: string, message: string): ValidationError {
   return new ValidationError(`Invalid query parameter ${param}: ${message}`, [{ path: `?${param}`, message }]);
@@ -39,12 +40,61 @@ function intParam(value: string | null, param: string, min: number, max: number)
   return Number(value);
 }
 
-export function eventsQuery(url: URL): { mode: Mode; sinceSeq: number | undefined; limit: number } {
-  onlyParams(url, ["mode", "since_seq", "limit", "token"]);
+/** Most values one list parameter (`subtype=A,B,…`) takes. */
+export const MAX_FILTER_VALUES = 32;
+
+/**
+ * A comma-separated list of exact values, each 1..maxLength characters, none
+ * twice: `subtype=BUY_FILLED,SELL_FILLED`. undefined when absent.
+ */
+function listParam(url: URL, param: string, maxLength: number): string[] | undefined {
+  const raw = url.searchParams.get(param);
+  if (raw === null) return undefined;
+  const values = raw.split(",");
+  if (values.length > MAX_FILTER_VALUES) throw bad(param, `at most ${MAX_FILTER_VALUES} values, got ${values.length}`);
+  const seen = new Set<string>();
+  for (const v of values) {
+    if (v === "") throw bad(param, `expected a comma-separated list of values, got "${raw}" (an empty value)`);
+    if (v.length > maxLength) throw bad(param, `each value is at most ${maxLength} characters, got ${v.length}`);
+    if (seen.has(v)) throw bad(param, `"${v}" is listed twice`);
+    seen.add(v);
+  }
+  return values;
+}
+
+/** `severity=LEVEL`: at least this severity (as `zoe-local tail --severity`), as the list of levels it keeps. */
+function severityParam(url: URL): Severity[] | undefined {
+  const raw = url.searchParams.get("severity");
+  if (raw === null) return undefined;
+  const at = (SEVERITIES as readonly string[]).indexOf(raw);
+  if (at < 0)
+    throw bad("severity", `expected one level, the least kept (one of ${SEVERITIES.join(", ")}), got "${raw}"`);
+  return SEVERITIES.slice(at);
+}
+
+export interface EventsQuery {
+  mode: Mode;
+  sinceSeq: number | undefined;
+  beforeSeq: number | undefined;
+  limit: number;
+  /** undefined when no filter parameter was given. */
+  filter: EventFilter | undefined;
+}
+
+export function eventsQuery(url: URL): EventsQuery {
+  onlyParams(url, ["mode", "since_seq", "before_seq", "limit", "type", "subtype", "symbol", "severity", "token"]);
   const mode = modeQuery(url);
   const sinceSeq = intParam(url.searchParams.get("since_seq"), "since_seq", 0, Number.MAX_SAFE_INTEGER);
+  const beforeSeq = intParam(url.searchParams.get("before_seq"), "before_seq", 1, Number.MAX_SAFE_INTEGER);
   const limit = intParam(url.searchParams.get("limit"), "limit", 1, 1000) ?? 50;
-  return { mode, sinceSeq, limit };
+  const filter: EventFilter = {
+    types: listParam(url, "type", 128),
+    subtypes: listParam(url, "subtype", 128),
+    symbols: listParam(url, "symbol", 64),
+    severities: severityParam(url),
+  };
+  const filtered = Object.values(filter).some((v) => v !== undefined);
+  return { mode, sinceSeq, beforeSeq, limit, filter: filtered ? filter : undefined };
 }
 
 /**

@@ -3,7 +3,7 @@
 import type { Database } from "bun:sqlite";
 import type { Clock } from "../lib/clock.ts";
 import type { ZoeEvent } from "../domain/events.ts";
-import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
+import { type Mode, SEVERITIES, type Severity } from "../../supabase/functions/_shared/event-schema.ts";
 import { COLUMNS, type EventRow, rowToEvent, storeFailure } from "./rows.ts";
 import { withoutSync } from "./wal-sync.ts";
 
@@ -19,6 +19,37 @@ export interface StateSnapshot {
   ts: string;
   state: Record<string, unknown>;
 }
+
+/** Which events a list() keeps: each given list is one condition (any of its values), and all given ones hold. */
+export interface EventFilter {
+  types?: readonly string[];
+  subtypes?: readonly string[];
+  symbols?: readonly string[];
+  severities?: readonly Severity[];
+}
+
+export interface ListOptions {
+  /** Only events with seq > sinceSeq, oldest first from there. */
+  sinceSeq?: number;
+  /** Only events with seq < beforeSeq; without sinceSeq the newest of them. */
+  beforeSeq?: number;
+  limit: number;
+  filter?: EventFilter;
+}
+
+/**
+ * The index a filter on this column seeks in (sql/local/005_event_filters.sql),
+ * and the condition of a partial one, repeated in the query so SQLite may use it.
+ */
+const FILTER_INDEX = {
+  subtype: { name: "idx_local_events_mode_subtype_seq", partial: "" },
+  severity: {
+    name: "idx_local_events_mode_severity_seq",
+    partial: " AND severity IN ('warn', 'error', 'critical')",
+  },
+} as const;
+/** The severities the partial severity index holds. */
+const INDEXED_SEVERITIES: readonly Severity[] = ["warn", "error", "critical"];
 
 type Statement = ReturnType<Database["query"]>;
 
@@ -73,13 +104,60 @@ export class Queries {
     };
   }
 
-  /** Events with seq > sinceSeq ascending; without sinceSeq the newest `limit`, ascending. */
-  list(mode: Mode, options: { sinceSeq?: number; limit: number }): ZoeEvent[] {
-    const rows =
-      options.sinceSeq === undefined
-        ? this.q.latest.all(mode, this.lastSeq(mode), options.limit)
-        : this.q.since.all(mode, options.sinceSeq, this.lastSeq(mode), options.limit);
-    return (rows as EventRow[]).map(rowToEvent);
+  /**
+   * Events with seq > sinceSeq ascending; without sinceSeq the newest `limit`,
+   * ascending. `beforeSeq` bounds the seqs from above, `filter` narrows them.
+   */
+  list(mode: Mode, options: ListOptions): ZoeEvent[] {
+    const newest = this.lastSeq(mode);
+    const upTo = options.beforeSeq === undefined ? newest : Math.min(newest, options.beforeSeq - 1);
+    const filter = options.filter && effectiveFilter(options.filter);
+    // A condition with no value to match is met by no event.
+    if (filter && Object.values(filter).some((values) => values?.length === 0)) return [];
+    let rows: EventRow[];
+    if (filter) rows = this.filtered(mode, options.sinceSeq, upTo, options.limit, filter);
+    else if (options.sinceSeq === undefined) rows = this.q.latest.all(mode, upTo, options.limit) as EventRow[];
+    else rows = this.q.since.all(mode, options.sinceSeq, upTo, options.limit) as EventRow[];
+    return rows.map(rowToEvent);
+  }
+
+  /**
+   * A filtered list(). A subtype (else a warn-or-worse severity) filter
+   * drives it: one subquery per listed value, each a seek in that column's
+   * index reading at most `limit` rows in seq order, merged; the other
+   * conditions are checked on those rows. Without either (type, symbol or
+   * severity info alone) it reads the mode's rows in seq order until `limit`
+   * match. SQLite's planner, without
+   * statistics, prefers the unique (mode, seq) index and would walk every row
+   * of the mode for a rare subtype: INDEXED BY holds it to the seek.
+   */
+  private filtered(mode: Mode, sinceSeq: number | undefined, upTo: number, limit: number, f: EventFilter): EventRow[] {
+    const conditions: { column: string; values: readonly string[] }[] = [];
+    const bySeverity = f.severities?.every((s) => INDEXED_SEVERITIES.includes(s)) ?? false;
+    const driver: keyof typeof FILTER_INDEX | null = f.subtypes ? "subtype" : bySeverity ? "severity" : null;
+    if (f.types) conditions.push({ column: "type", values: f.types });
+    if (f.subtypes && driver !== "subtype") conditions.push({ column: "subtype", values: f.subtypes });
+    if (f.symbols) conditions.push({ column: "symbol", values: f.symbols });
+    if (f.severities && driver !== "severity") conditions.push({ column: "severity", values: f.severities });
+    const where = conditions.map((c) => ` AND ${c.column} IN (${c.values.map(() => "?").join(", ")})`).join("");
+    const whereArgs = conditions.flatMap((c) => c.values);
+    const newestFirst = sinceSeq === undefined;
+    const order = newestFirst ? "ORDER BY seq DESC" : "ORDER BY seq";
+    const from = sinceSeq ?? 0;
+    let rows: EventRow[];
+    if (driver === null) {
+      const sql = `SELECT ${COLUMNS} FROM local_events WHERE mode = ? AND seq > ? AND seq <= ?${where} ${order} LIMIT ?`;
+      rows = this.db.query(sql).all(mode, from, upTo, ...whereArgs, limit) as EventRow[];
+    } else {
+      const values = driver === "subtype" ? f.subtypes! : f.severities!;
+      const index = FILTER_INDEX[driver];
+      const part = `SELECT * FROM (SELECT ${COLUMNS} FROM local_events INDEXED BY ${index.name}
+        WHERE mode = ? AND ${driver} = ?${index.partial} AND seq > ? AND seq <= ?${where} ${order} LIMIT ?)`;
+      const sql = `SELECT * FROM (${values.map(() => part).join(" UNION ALL ")}) ${order} LIMIT ?`;
+      const args = values.flatMap((v) => [mode, v, from, upTo, ...whereArgs, limit]);
+      rows = this.db.query(sql).all(...args, limit) as EventRow[];
+    }
+    return newestFirst ? rows.reverse() : rows;
   }
 
   /** As list() with sinceSeq, each event as [seq, its JSON text]; the text equals JSON.stringify of the event. */
@@ -124,4 +202,21 @@ export class Queries {
     const row = this.q.latestState.get(mode) as { ts: string; state_json: string } | null;
     return row ? { ts: row.ts, state: JSON.parse(row.state_json) as Record<string, unknown> } : null;
   }
+}
+
+/**
+ * `f` without the conditions every event meets (all five severities) and
+ * without repeated values, or null when nothing is left to filter on.
+ */
+function effectiveFilter(f: EventFilter): EventFilter | null {
+  const out: EventFilter = {};
+  const distinct = <T extends string>(values: readonly T[] | undefined) =>
+    values === undefined ? undefined : [...new Set(values)];
+  out.types = distinct(f.types);
+  out.subtypes = distinct(f.subtypes);
+  out.symbols = distinct(f.symbols);
+  const severities = distinct(f.severities);
+  out.severities = severities && SEVERITIES.every((s) => severities.includes(s)) ? undefined : severities;
+  const any = Object.values(out).some((v) => v !== undefined);
+  return any ? out : null;
 }

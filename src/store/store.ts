@@ -13,14 +13,24 @@ import type { ZoeEvent } from "../domain/events.ts";
 import { type EventInput, MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { Backlog, type BacklogUsage } from "./backlog.ts";
 import { openDatabase } from "./open.ts";
-import { type FlushLogEntry, Queries, type StateSnapshot } from "./queries.ts";
+import { type EventFilter, type FlushLogEntry, type ListOptions, Queries, type StateSnapshot } from "./queries.ts";
 import { pruneAll, type PruneStep, pruneStep } from "./retention.ts";
 import { WalSync } from "./wal-sync.ts";
 import { type AppendResult, Writer } from "./writer.ts";
 import { type CurrentRange, type SeqRange, SeqRanges } from "./ranges.ts";
 
 export { EVENT_BYTES_SQL, EVENT_OVERHEAD_BYTES, rowToEvent, storeFailure } from "./rows.ts";
-export type { AppendResult, BacklogUsage, CurrentRange, FlushLogEntry, SeqRange, StateSnapshot, ZoeEvent };
+export type {
+  AppendResult,
+  BacklogUsage,
+  CurrentRange,
+  EventFilter,
+  FlushLogEntry,
+  ListOptions,
+  SeqRange,
+  StateSnapshot,
+  ZoeEvent,
+};
 
 export interface StoreOptions {
   path: string;
@@ -208,8 +218,8 @@ export class EventStore {
     return this.writer.append(events);
   }
 
-  /** Events with seq > sinceSeq ascending; without sinceSeq the newest `limit`, ascending. */
-  list(mode: Mode, options: { sinceSeq?: number; limit: number }): ZoeEvent[] {
+  /** Events with seq > sinceSeq ascending; without sinceSeq the newest `limit`, ascending; beforeSeq and filter narrow them. */
+  list(mode: Mode, options: ListOptions): ZoeEvent[] {
     return this.queries.list(mode, options);
   }
 

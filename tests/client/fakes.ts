@@ -4,9 +4,9 @@
 import type { EventSourceLike, Timers } from "../../src/client/live-feed.ts";
 import { isImportant } from "../../src/client/merge.ts";
 import type { RemoteReader } from "../../src/client/remote.ts";
-import type { FeedState, FlushHealth, Mode, ZoeEvent } from "../../src/client/types.ts";
+import type { FeedState, FlushHealth, Mode, StoredEvent } from "../../src/client/types.ts";
 
-export function event(seq: number, mode: Mode = "paper", extra: Partial<ZoeEvent> = {}): ZoeEvent {
+export function event(seq: number, mode: Mode = "paper", extra: Partial<StoredEvent> = {}): StoredEvent {
   return {
     id: `00000000-0000-7000-8000-${String(seq).padStart(12, "0")}`,
     mode,
@@ -48,7 +48,7 @@ export class FakeEventSource implements EventSourceLike {
   open() {
     this.onopen?.(new Event("open"));
   }
-  send(e: ZoeEvent) {
+  send(e: StoredEvent) {
     this.onmessage?.(new MessageEvent("message", { data: JSON.stringify(e), lastEventId: String(e.seq) }));
   }
   fail() {
@@ -162,13 +162,13 @@ export function localStateResponse(mode: Mode, lastSeq: number, health: Record<s
 }
 
 export class FakeRemote implements RemoteReader {
-  rows: ZoeEvent[] = [];
+  rows: StoredEvent[] = [];
   healthRow: FlushHealth | null = null;
   stateRow: FeedState | null = null;
   calls: string[] = [];
   subscriptions = 0;
   realtime: "none" | "ok" | "fail" = "none";
-  pushers: ((e: ZoeEvent) => void)[] = [];
+  pushers: ((e: StoredEvent) => void)[] = [];
   async events(mode: Mode, afterSeq: number, limit: number) {
     this.calls.push(`events ${mode} >${afterSeq} ${limit}`);
     return this.rows
@@ -191,7 +191,7 @@ export class FakeRemote implements RemoteReader {
     this.calls.push(`state ${mode}`);
     return this.stateRow;
   }
-  subscribe(mode: Mode, onEvent: (e: ZoeEvent) => void, onStatus: (s: "subscribed" | "failed", d?: string) => void) {
+  subscribe(mode: Mode, onEvent: (e: StoredEvent) => void, onStatus: (s: "subscribed" | "failed", d?: string) => void) {
     this.subscriptions++;
     this.pushers.push(onEvent);
     queueMicrotask(() => (this.realtime === "ok" ? onStatus("subscribed") : onStatus("failed", "CHANNEL_ERROR")));

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createLiveFeed, type LiveFeedOptions } from "../../src/client/live-feed.ts";
-import type { FlushHealth, Mode } from "../../src/client/types.ts";
+import { type FlushHealth, type Mode, SEVERITIES, type Severity, type StoredEvent } from "../../src/client/types.ts";
 import {
   EventSources,
   event,
@@ -452,6 +452,97 @@ describe("event: reset", () => {
     expect(snap.events.map((e) => e.seq)).toEqual([12, 13, 14, 15, 16, 17, 18, 19, 20, 21]);
     expect(snap.events.every((e) => e.body.startsWith("restored"))).toBe(true);
     s.feed.close();
+  });
+});
+
+describe("important events on load", () => {
+  /** A local API holding `stored`: GET /local/state, and GET /local/events with the filters the feed sends. */
+  function localApi(stored: StoredEvent[]) {
+    return new FakeFetch((url) => {
+      const q = url.searchParams;
+      if (url.pathname === "/local/state") return localStateResponse("paper", stored.at(-1)?.seq ?? 0);
+      if (url.pathname !== "/local/events") return new Response("not found", { status: 404 });
+      const subtypes = q.get("subtype")?.split(",");
+      const least = q.get("severity");
+      const atLeast = least === null ? null : SEVERITIES.slice(SEVERITIES.indexOf(least as Severity));
+      const before = Number(q.get("before_seq") ?? Number.MAX_SAFE_INTEGER);
+      const hits = stored.filter(
+        (e) =>
+          e.mode === q.get("mode") &&
+          e.seq < before &&
+          (!subtypes || subtypes.includes(e.subtype)) &&
+          (!atLeast || atLeast.includes(e.severity)),
+      );
+      return Response.json(hits.slice(-Number(q.get("limit") ?? 50)));
+    });
+  }
+
+  test("a fill older than the replayed window is in `important` once the page opens, with errors, nothing after the window's start", async () => {
+    const stored = [
+      event(1, "paper", { subtype: "BUY_FILLED" }),
+      event(2, "paper", { subtype: "BROKER_DOWN", severity: "error" }),
+      ...Array.from({ length: 1500 }, (_, i) => event(3 + i, "paper", { severity: "debug" })),
+    ];
+    const fetch = localApi(stored);
+    const { feed, sources } = setup({ maxEvents: 200, fetch: fetch.fetch });
+    await settle();
+    expect(sources.last.from).toBe(1502 - 200);
+    const important = fetch.calls.filter((c) => c.includes("/local/events"));
+    expect(important.map((c) => new URL(c).searchParams.get("before_seq"))).toEqual(["1303", "1303"]);
+    expect(important.map((c) => new URL(c).searchParams.get("limit"))).toEqual(["200", "200"]);
+    sources.last.open();
+    for (const e of stored.slice(1302)) sources.last.send(e);
+    const snap = feed.getSnapshot();
+    expect(snap.important.map((e) => `${e.seq} ${e.subtype}`)).toEqual(["1 BUY_FILLED", "2 BROKER_DOWN"]);
+    expect(snap.events.map((e) => e.seq)).toEqual(stored.slice(1302).map((e) => e.seq));
+    expect(snap.lastSeq).toBe(1502);
+    feed.close();
+  });
+
+  test("asked again on every reconnect; a service without the filters (400) leaves the stream as it is", async () => {
+    let filters = false;
+    const stored = [event(1, "paper", { subtype: "KILL_SWITCH", severity: "critical" }), event(2), event(3)];
+    const api = localApi(stored);
+    const fetch = new FakeFetch((url) =>
+      url.pathname === "/local/events" && !filters
+        ? Response.json({ error: { code: "invalid_request" } }, { status: 400 })
+        : api.route(url),
+    );
+    const { feed, sources, timers } = setup({ maxEvents: 2, fetch: fetch.fetch });
+    await settle();
+    sources.last.open();
+    sources.last.send(stored[2]!);
+    expect(feed.getSnapshot()).toMatchObject({ status: "local", important: [], lastSeq: 3 });
+    filters = true;
+    sources.last.fail();
+    await timers.advance(1_000);
+    await settle();
+    expect(feed.getSnapshot().important.map((e) => e.seq)).toEqual([1]);
+    expect(fetch.calls.filter((c) => c.includes("/local/events"))).toHaveLength(4);
+    feed.close();
+  });
+});
+
+describe("important events on load, when the box does not answer", () => {
+  test("the fetch is aborted after probeTimeoutMs, and at once when the link drops, never left hanging", async () => {
+    const fetch = new FakeFetch((url) => (url.pathname === "/local/state" ? localStateResponse("paper", 500) : "hang"));
+    const { feed, sources, timers } = setup({ maxEvents: 200, probeTimeoutMs: 3_000, fetch: fetch.fetch });
+    await settle();
+    sources.last.open();
+    expect(fetch.inFlight).toBe(2);
+    await timers.advance(2_900);
+    expect(fetch.inFlight).toBe(2);
+    await timers.advance(200);
+    expect(fetch.inFlight).toBe(0);
+    expect(feed.getSnapshot().status).toBe("local");
+    // Reconnect: the new fetch hangs too, and goes with the link.
+    sources.last.fail();
+    await timers.advance(1_000);
+    await settle();
+    expect(fetch.inFlight).toBe(2);
+    sources.last.fail();
+    expect(fetch.inFlight).toBe(0);
+    feed.close();
   });
 });
 

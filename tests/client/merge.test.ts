@@ -1,12 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { isImportant, mergeEvents, toEvent, unionBySeq } from "../../src/client/merge.ts";
-import { IMPORTANT_SUBTYPES, type ZoeEvent } from "../../src/client/types.ts";
+import { IMPORTANT_SUBTYPES, type StoredEvent } from "../../src/client/types.ts";
 import { CRITICAL_SUBTYPES } from "../../src/domain/events.ts";
 import { event } from "./fakes.ts";
 
 /** What a merge must produce: the newest `max` distinct seqs of `mode`, ascending. */
-function reference(batches: ZoeEvent[][], max: number): number[] {
+function reference(batches: StoredEvent[][], max: number): number[] {
   const all = [
     ...new Set(
       batches
@@ -28,7 +28,7 @@ describe("mergeEvents()", () => {
         fc.array(fc.array(ev, { maxLength: 30 }), { maxLength: 8 }),
         fc.integer({ min: 1, max: 25 }),
         (batches, max) => {
-          const merged: ZoeEvent[] = [];
+          const merged: StoredEvent[] = [];
           for (const b of batches) mergeEvents(merged, b, "paper", max);
           expect(merged.map((e) => e.seq)).toEqual(reference(batches, max));
           expect(merged.every((e) => e.mode === "paper")).toBe(true);
@@ -39,7 +39,7 @@ describe("mergeEvents()", () => {
   });
 
   test("fills a gap from either source: stream 1–3 and 6, Supabase 3–5", () => {
-    const merged: ZoeEvent[] = [];
+    const merged: StoredEvent[] = [];
     mergeEvents(
       merged,
       [1, 2, 3, 6].map((s) => event(s)),

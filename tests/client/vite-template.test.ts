@@ -147,6 +147,26 @@ describe("Vite react-ts template", () => {
     }
   });
 
+  test("the package names a stored event StoredEvent, as the service's OpenAPI document does; ZoeEvent is gone", () => {
+    const dir = tempDir("zoe-vite-tsc-");
+    try {
+      const uses =
+        'import type { StoredEvent } from "@zoe-local/react";\nimport type { StoredEvent as CoreEvent } from "@zoe-local/react/core";\n' +
+        'export const fills = (es: readonly StoredEvent[]): CoreEvent[] => es.filter((e) => e.subtype === "BUY_FILLED");\n';
+      const old = 'import type { ZoeEvent } from "@zoe-local/react";\nexport type Old = ZoeEvent;\n';
+      const { code, out } = typecheck(
+        templateProject(dir.path, { "src/stored-event.ts": uses, "src/old-name.ts": old }),
+      );
+      expect(code).not.toBe(0);
+      const errors = out.split("\n").filter((line) => line.includes("error TS"));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toContain("src/old-name.ts");
+      expect(errors[0]).toContain("ZoeEvent");
+    } finally {
+      dir.cleanup();
+    }
+  });
+
   test("the template's oxlint finds nothing in the app, nor in the package's source (src/client/)", () => {
     const range = JSON.parse(readFileSync(join(TEMPLATE, "template-package.json"), "utf8")).devDependencies.oxlint;
     const ours = JSON.parse(readFileSync(join(ROOT, "node_modules", "oxlint", "package.json"), "utf8")).version;

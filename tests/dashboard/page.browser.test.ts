@@ -128,6 +128,34 @@ describe("the built-in page in Chromium", () => {
     }
   }, 60_000);
 
+  test("a page opened after 1,500 debug ticks still shows the fill and the error that came before them", async () => {
+    // Live mode here: paper's page has been open all along, this one opens only after the flood.
+    const [fill, error] = await post([
+      ev("live", { type: "ORDER", subtype: "BUY_FILLED", severity: "info", body: "bought 5 AAPL" }),
+      ev("live", { type: "SYSTEM", subtype: "BROKER_DOWN", severity: "error", body: "broker down" }),
+    ]);
+    let last = 0;
+    for (let i = 0; i < 3; i++) last = (await post(Array.from({ length: 500 }, () => ev("live", {})))).at(-1)!;
+    const late = await browser.newPage();
+    try {
+      await late.goto(`${service.url}/?mode=live`);
+      await late.waitForSelector("[data-testid=badge][data-status=local]", { timeout: 15_000 });
+      await lastSeqShown(late, last);
+      await waitFor(async () => (await rowSeqs(late)).length === 2, 10_000, "the fill and the error");
+      expect(await rowSeqs(late)).toEqual([error!, fill!]);
+      // Beside the newest 200 ticks the stream replayed, not instead of them.
+      await late.goto(`${service.url}/?mode=live&sev=all`);
+      await late.waitForSelector("[data-testid=badge][data-status=local]", { timeout: 15_000 });
+      await waitFor(async () => (await rowSeqs(late)).length === 202, 10_000, "200 ticks, the error and the fill");
+      const seqs = await rowSeqs(late);
+      expect(seqs.slice(0, 200)).toEqual(Array.from({ length: 200 }, (_, i) => last - i));
+      expect(seqs.slice(200)).toEqual([error!, fill!]);
+    } finally {
+      await late.close();
+    }
+    expect(browser.errors()).toEqual([]);
+  }, 60_000);
+
   test("readability: LIVE banner, dates with a time zone, signed and coloured P&L, fixed columns, a big badge, AA contrast", async () => {
     // The bot's keys in its own order; the table's order must not follow it.
     const state = {

@@ -406,7 +406,61 @@ describe("GET /local/events", () => {
     });
   });
 
+  test("subtype, severity, type and symbol filters: the newest fills however many ticks followed, pages by before_seq", async () => {
+    t = testApp();
+    const tick = (i: number) => event("live", { type: "TICK", subtype: "PRICE", severity: "debug", body: `tick ${i}` });
+    await t.handle(
+      "/local/events",
+      postJson([
+        event("live", { subtype: "BUY_FILLED", symbol: "AAPL" }),
+        event("live", { type: "RISK", subtype: "KILL_SWITCH", severity: "critical" }),
+        event("paper", { subtype: "BUY_FILLED", symbol: "AAPL" }),
+      ]),
+    );
+    for (let b = 0; b < 3; b++)
+      await t.handle("/local/events", postJson(Array.from({ length: 500 }, (_, i) => tick(b * 500 + i))));
+    await t.handle(
+      "/local/events",
+      postJson([
+        event("live", { subtype: "SELL_FILLED", symbol: "MSFT", severity: "warn" }),
+        event("live", { type: "SYSTEM", subtype: "BROKER_DOWN", severity: "error" }),
+      ]),
+    );
+    const get = async (q: string) => {
+      const res = await t.handle(`/local/events?mode=live&${q}`);
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { seq: number; subtype: string; mode: string }[]).map(
+        (e) => `${e.seq} ${e.subtype}`,
+      );
+    };
+    // The newest 200 of the mode are all ticks or later: the fill of seq 1 is only reachable by a filter.
+    expect((await get("limit=200")).some((e) => e.endsWith("BUY_FILLED"))).toBe(false);
+    expect(await get("subtype=BUY_FILLED,SELL_FILLED,KILL_SWITCH&limit=200")).toEqual([
+      "1 BUY_FILLED",
+      "2 KILL_SWITCH",
+      "1503 SELL_FILLED",
+    ]);
+    expect(await get("severity=error")).toEqual(["2 KILL_SWITCH", "1504 BROKER_DOWN"]);
+    expect(await get("severity=warn&limit=2")).toEqual(["1503 SELL_FILLED", "1504 BROKER_DOWN"]);
+    expect(await get("severity=warn&since_seq=0&limit=2")).toEqual(["2 KILL_SWITCH", "1503 SELL_FILLED"]);
+    expect(await get("severity=warn&before_seq=1503")).toEqual(["2 KILL_SWITCH"]);
+    expect(await get("subtype=BUY_FILLED,SELL_FILLED&symbol=MSFT")).toEqual(["1503 SELL_FILLED"]);
+    expect(await get("type=RISK,SYSTEM")).toEqual(["2 KILL_SWITCH", "1504 BROKER_DOWN"]);
+    expect(await get("symbol=aapl")).toEqual([]);
+    expect(await get("subtype=PRICE&severity=info")).toEqual([]);
+    expect(await get("subtype=PRICE&limit=3&before_seq=100")).toEqual(["97 PRICE", "98 PRICE", "99 PRICE"]);
+    expect(await get("severity=debug&limit=1")).toEqual(["1504 BROKER_DOWN"]);
+  });
+
   const bad: [string, string][] = [
+    ["mode=live&subtype=BUY_FILLED,", "subtype"],
+    ["mode=live&subtype=A,A", "subtype"],
+    ["mode=live&severity=ERROR", "severity"],
+    ["mode=live&severity=warn,error", "severity"],
+    ["mode=live&symbol=", "symbol"],
+    ["mode=live&type=ORDER&type=RISK", "type"],
+    ["mode=live&before_seq=0", "before_seq"],
+    ["mode=live&sev=warn", "sev"],
     ["", "mode"],
     ["mode=demo", "mode"],
     ["mode=live&limit=0", "limit"],

@@ -30,12 +30,62 @@ describe("modeQuery()", () => {
 
 describe("eventsQuery()", () => {
   test("limit defaults to 50; since_seq is optional", () => {
-    expect(eventsQuery(url("mode=live"))).toEqual({ mode: "live", sinceSeq: undefined, limit: 50 });
+    expect(eventsQuery(url("mode=live"))).toEqual({
+      mode: "live",
+      sinceSeq: undefined,
+      beforeSeq: undefined,
+      limit: 50,
+      filter: undefined,
+    });
     expect(eventsQuery(url("mode=live&since_seq=0&limit=1000&token=t"))).toEqual({
       mode: "live",
       sinceSeq: 0,
+      beforeSeq: undefined,
       limit: 1000,
+      filter: undefined,
     });
+  });
+
+  test("filters: comma lists of types, subtypes and symbols, severity as the least level kept, before_seq", () => {
+    const q = eventsQuery(
+      url("mode=live&subtype=BUY_FILLED,SELL_FILLED&type=ORDER&symbol=AAPL,msft&severity=warn&before_seq=9"),
+    );
+    expect(q.beforeSeq).toBe(9);
+    expect(q.filter).toEqual({
+      types: ["ORDER"],
+      subtypes: ["BUY_FILLED", "SELL_FILLED"],
+      symbols: ["AAPL", "msft"],
+      severities: ["warn", "error", "critical"],
+    });
+    expect(eventsQuery(url("mode=live&severity=debug")).filter?.severities).toEqual([
+      "debug",
+      "info",
+      "warn",
+      "error",
+      "critical",
+    ]);
+    expect(eventsQuery(url("mode=live&severity=critical")).filter).toEqual({ severities: ["critical"] });
+  });
+
+  test("rejects bad filter values by name and says why", () => {
+    for (const [q, param, why] of [
+      ["mode=live&subtype=", "subtype", "empty value"],
+      ["mode=live&subtype=BUY_FILLED,", "subtype", "empty value"],
+      ["mode=live&subtype=A,,B", "subtype", "empty value"],
+      ["mode=live&subtype=A,A", "subtype", "listed twice"],
+      [`mode=live&subtype=${"S".repeat(129)}`, "subtype", "at most 128 characters"],
+      [`mode=live&symbol=${"X".repeat(65)}`, "symbol", "at most 64 characters"],
+      [`mode=live&type=${Array.from({ length: 33 }, (_, i) => `T${i}`).join(",")}`, "type", "at most 32 values"],
+      ["mode=live&severity=ERROR", "severity", "one of debug, info, warn, error, critical"],
+      ["mode=live&severity=warn,error", "severity", "one level"],
+      ["mode=live&severity=", "severity", "one level"],
+      ["mode=live&before_seq=0", "before_seq", "from 1"],
+      ["mode=live&before_seq=x", "before_seq", "integer"],
+      ["mode=live&type=A&type=B", "type", "more than once"],
+    ] as const) {
+      const e = rejected(() => eventsQuery(url(q)));
+      expect(e.details).toEqual([{ path: `?${param}`, message: expect.stringContaining(why) }]);
+    }
   });
 
   test("rejects out-of-range, non-integer, repeated and unknown parameters by name", () => {

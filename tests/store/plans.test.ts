@@ -111,3 +111,29 @@ test("the walk check catches the plan start-up used to have (retention's seq < ?
     store.close();
   }
 });
+
+test("list() by subtype or severity seeks in their indexes, one seek per listed value, never along (mode, seq)", async () => {
+  const store = openStore({ path: dir.file("zoe.db") });
+  try {
+    await store.append([{ mode: "live", source: "bot", type: "ORDER", subtype: "BUY_FILLED", body: "fill" }]);
+    const sql = await recordSql(() => {
+      store.list("live", { limit: 200, filter: { subtypes: ["BUY_FILLED", "SELL_FILLED", "KILL_SWITCH"] } });
+      store.list("live", { limit: 200, sinceSeq: 10, filter: { subtypes: ["BUY_FILLED"], symbols: ["AAPL"] } });
+      store.list("live", { limit: 200, beforeSeq: 90, filter: { severities: ["error", "critical"] } });
+      store.list("live", { limit: 200, filter: { severities: ["warn", "error", "critical"], types: ["RISK"] } });
+    });
+    const filtered = sql.filter((s) => s.includes("INDEXED BY"));
+    expect(filtered).toHaveLength(4);
+    for (const s of filtered) {
+      const plan = (store.db.query(`EXPLAIN QUERY PLAN ${s}`).all() as { detail: string }[]).map((p) => p.detail);
+      const seeks = plan.filter((d) =>
+        /^SEARCH local_events USING INDEX idx_local_events_mode_(subtype|severity)_seq/.test(d),
+      );
+      expect({ s, seeks: seeks.length }).toEqual({ s, seeks: (s.match(/INDEXED BY/g) ?? []).length });
+      expect(seeks.every((d) => /\(mode=\? AND (subtype|severity)=\? AND seq>\? AND seq<\?\)/.test(d))).toBe(true);
+      expect(plan.filter((d) => /idx_local_events_mode_seq|SCAN local_events/.test(d))).toEqual([]);
+    }
+  } finally {
+    store.close();
+  }
+});

@@ -5,7 +5,7 @@
 import { memo, type FormEvent, useMemo, useState } from "react";
 import { unionBySeq } from "../../client/merge.ts";
 import type { RemoteReader } from "../../client/remote.ts";
-import { type FeedState, type FlushHealth, type Mode, SEVERITIES, type ZoeEvent } from "../../client/types.ts";
+import { type FeedState, type FlushHealth, type Mode, SEVERITIES, type StoredEvent } from "../../client/types.ts";
 import { type LocalLive, useLocalLive } from "../../client/use-local-live.ts";
 import type { DashboardConfig } from "../config.ts";
 import { HistoryPanel } from "./charts.tsx";
@@ -379,7 +379,7 @@ function FlushPanel({
   );
 }
 
-const EventRow = memo(function EventRow({ e }: { e: ZoeEvent }) {
+const EventRow = memo(function EventRow({ e }: { e: StoredEvent }) {
   return (
     <tr className={`sev-${e.severity}`} data-seq={e.seq} data-mode={e.mode}>
       <td className="time">{timeText(e.ts, { ms: true })}</td>
@@ -459,8 +459,8 @@ function Feed({
   onFilters,
 }: {
   asOf: string | null;
-  events: readonly ZoeEvent[];
-  important: readonly ZoeEvent[];
+  events: readonly StoredEvent[];
+  important: readonly StoredEvent[];
   max: number;
   filters: FeedFilters;
   onFilters(f: FeedFilters): void;

@@ -1,7 +1,7 @@
 // The feed's filters (severities shown, one type, one symbol) and their place
 // in the page's URL, so a filtered view survives a reload and can be shared.
 // Debug is hidden unless asked for: ticks would bury everything else.
-import { SEVERITIES, type Severity, type ZoeEvent } from "../../client/types.ts";
+import { SEVERITIES, type Severity, type StoredEvent } from "../../client/types.ts";
 
 export interface FeedFilters {
   /** Shown severities, in SEVERITIES order. */
@@ -52,7 +52,7 @@ export function writeFilters(search: string, f: FeedFilters): string {
   return s ? `?${s}` : "";
 }
 
-export function matches(e: ZoeEvent, f: FeedFilters): boolean {
+export function matches(e: StoredEvent, f: FeedFilters): boolean {
   if (!f.severities.includes(e.severity)) return false;
   if (f.type !== null && e.type !== f.type) return false;
   if (f.symbol !== null && (e.symbol ?? "").toUpperCase() !== f.symbol.toUpperCase()) return false;

@@ -21,7 +21,9 @@ export function eventRoutes(options: EventRoutesOptions) {
       "/local/events",
       ({ request }) => {
         const q = eventsQuery(new URL(request.url));
-        return json(store.list(q.mode, { sinceSeq: q.sinceSeq, limit: q.limit }));
+        return json(
+          store.list(q.mode, { sinceSeq: q.sinceSeq, beforeSeq: q.beforeSeq, limit: q.limit, filter: q.filter }),
+        );
       },
       { detail: routeDocs["GET /local/events"] },
     );
