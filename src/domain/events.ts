@@ -1,8 +1,5 @@
-// Event vocabulary the whole service shares: what a stored event is, and which
-// subtypes are critical (flushed at once, admitted into the backlog's reserve).
-import type { StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
-
-export type ZoeEvent = StoredEvent;
+// Which subtypes are critical: flushed at once, admitted into the backlog's
+// reserve. (What a stored event is, StoredEvent, is the shared schema's.)
 
 export const CRITICAL_SUBTYPES = [
   "BUY_FILLED",

@@ -6,8 +6,7 @@
 // without a query.
 import type { Database } from "bun:sqlite";
 import type { Clock } from "../lib/clock.ts";
-import type { ZoeEvent } from "../domain/events.ts";
-import { MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
+import { MODES, type Mode, type StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import { withoutSync } from "./wal-sync.ts";
 import { COLUMNS, EVENT_BYTES_SQL, type EventRow, rowToEvent } from "./rows.ts";
 
@@ -96,7 +95,7 @@ export class Backlog {
    * local_backlog, one UPDATE per mode (`sizes[i]` the backlog bytes of
    * `stored[i]`). Returns the per-mode sums for `added` once committed.
    */
-  record(stored: readonly ZoeEvent[], sizes: readonly number[]): Map<Mode, BacklogUsage> {
+  record(stored: readonly StoredEvent[], sizes: readonly number[]): Map<Mode, BacklogUsage> {
     const sums = new Map<Mode, BacklogUsage>();
     for (let i = 0; i < stored.length; i++) {
       const mode = stored[i]!.mode;
@@ -123,7 +122,7 @@ export class Backlog {
     mode: Mode,
     limit: number,
     options: { afterSeq?: number; exceptSeqs?: readonly number[] } = {},
-  ): ZoeEvent[] {
+  ): StoredEvent[] {
     const except = options.exceptSeqs?.length ? JSON.stringify(options.exceptSeqs) : "[]";
     return (this.q.unflushed.all(mode, options.afterSeq ?? 0, this.lastSeq(mode), except, limit) as EventRow[]).map(
       rowToEvent,

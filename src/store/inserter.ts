@@ -5,9 +5,8 @@
 // the savepoints and the rollback of the counters it shares with this.
 import type { Database } from "bun:sqlite";
 import { ConflictError, IdempotencyConflictError } from "../domain/errors.ts";
-import type { ZoeEvent } from "../domain/events.ts";
 import { conflictMessage, idempotencyDifferences } from "../../supabase/functions/_shared/idempotency.ts";
-import type { EventInput, Mode } from "../../supabase/functions/_shared/event-schema.ts";
+import type { EventInput, Mode, StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import { COLUMNS, type EventRow, eventBytes, metaJson, rowToEvent } from "./rows.ts";
 
 export interface AppendResult {
@@ -47,11 +46,11 @@ export class Inserter {
    * in what). The new rows go in with multi-row INSERTs after the checks,
    * which costs about a third less per row than a statement per row.
    */
-  insertRequest(events: EventInput[], now: string, stored: ZoeEvent[], sizes: number[]): AppendResult[] {
+  insertRequest(events: EventInput[], now: string, stored: StoredEvent[], sizes: number[]): AppendResult[] {
     const results: AppendResult[] = [];
-    const fresh: ZoeEvent[] = [];
+    const fresh: StoredEvent[] = [];
     // This request's new keys and ids, not in the database until insertRows.
-    const pendingKeys = events.length > 1 ? new Map<string, ZoeEvent>() : null;
+    const pendingKeys = events.length > 1 ? new Map<string, StoredEvent>() : null;
     const pendingIds = events.length > 1 ? new Set<string>() : null;
     events.forEach((input, index) => {
       const id = input.id ?? Bun.randomUUIDv7();
@@ -75,7 +74,7 @@ export class Inserter {
       }
       const seq = (this.counters.get(input.mode) ?? 0) + 1;
       this.counters.set(input.mode, seq);
-      const event: ZoeEvent = {
+      const event: StoredEvent = {
         id,
         mode: input.mode,
         ts: input.ts ?? now,
@@ -99,12 +98,12 @@ export class Inserter {
     return results;
   }
 
-  private storedByKey(key: string): ZoeEvent | null {
+  private storedByKey(key: string): StoredEvent | null {
     const row = this.byKey.get(key) as EventRow | null;
     return row ? rowToEvent(row) : null;
   }
 
-  private insertRows(rows: ZoeEvent[], now: string, sizes: number[]): void {
+  private insertRows(rows: StoredEvent[], now: string, sizes: number[]): void {
     for (let i = 0; i < rows.length; ) {
       const n = Math.min(INSERT_CHUNK, rows.length - i);
       let statement = this.inserts.get(n);
@@ -141,7 +140,7 @@ export class Inserter {
 }
 
 /** Refuses `input` (event `index` of its request) when it is not a repeat of `stored`, the event that holds its key. */
-function assertSameEvent(stored: ZoeEvent, input: EventInput, index: number, key: string): void {
+function assertSameEvent(stored: StoredEvent, input: EventInput, index: number, key: string): void {
   const candidate = {
     ...input,
     symbol: input.symbol ?? null,

@@ -2,8 +2,12 @@
 // prepared statement bounded by an index and a LIMIT).
 import type { Database } from "bun:sqlite";
 import type { Clock } from "../lib/clock.ts";
-import type { ZoeEvent } from "../domain/events.ts";
-import { type Mode, SEVERITIES, type Severity } from "../../supabase/functions/_shared/event-schema.ts";
+import {
+  type Mode,
+  SEVERITIES,
+  type Severity,
+  type StoredEvent,
+} from "../../supabase/functions/_shared/event-schema.ts";
 import { COLUMNS, type EventRow, rowToEvent, storeFailure } from "./rows.ts";
 import { withoutSync } from "./wal-sync.ts";
 
@@ -108,7 +112,7 @@ export class Queries {
    * Events with seq > sinceSeq ascending; without sinceSeq the newest `limit`,
    * ascending. `beforeSeq` bounds the seqs from above, `filter` narrows them.
    */
-  list(mode: Mode, options: ListOptions): ZoeEvent[] {
+  list(mode: Mode, options: ListOptions): StoredEvent[] {
     const newest = this.lastSeq(mode);
     const upTo = options.beforeSeq === undefined ? newest : Math.min(newest, options.beforeSeq - 1);
     const filter = options.filter && effectiveFilter(options.filter);

@@ -3,8 +3,7 @@
 // WAL lets it read while the service's connection writes; each read is its
 // own short transaction, so it never holds a checkpoint back for long.
 import { Database } from "bun:sqlite";
-import type { ZoeEvent } from "../domain/events.ts";
-import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
+import type { Mode, StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import { COLUMNS, type EventRow, rowToEvent } from "./rows.ts";
 
 export interface QueueReader {
@@ -14,7 +13,7 @@ export interface QueueReader {
    * (EventStore.lastSeq): this connection also sees a group committed but not
    * yet synced (src/store/wal-sync.ts), which must not reach the remote.
    */
-  unflushed(mode: Mode, limit: number, afterSeq: number, untilSeq: number): ZoeEvent[];
+  unflushed(mode: Mode, limit: number, afterSeq: number, untilSeq: number): StoredEvent[];
   close(): void;
 }
 

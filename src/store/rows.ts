@@ -3,8 +3,7 @@
 // and how a SQLite failure becomes an answer (503 when the disk or database is
 // unavailable).
 import { StoreUnavailableError, ZoeError } from "../domain/errors.ts";
-import type { ZoeEvent } from "../domain/events.ts";
-import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
+import type { Mode, StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 
 export interface EventRow {
   id: string;
@@ -15,7 +14,7 @@ export interface EventRow {
   type: string;
   subtype: string;
   symbol: string | null;
-  severity: ZoeEvent["severity"];
+  severity: StoredEvent["severity"];
   body: string;
   meta_json: string;
   idempotency_key: string;
@@ -52,7 +51,7 @@ export function eventBytes(body: string, metaJsonText: string): number {
   return Buffer.byteLength(body) + Buffer.byteLength(metaJsonText) + EVENT_OVERHEAD_BYTES;
 }
 
-export function rowToEvent(row: EventRow): ZoeEvent {
+export function rowToEvent(row: EventRow): StoredEvent {
   return {
     id: row.id,
     mode: row.mode,

@@ -9,8 +9,7 @@ import { type Checkpointer, startCheckpointer } from "./checkpointer.ts";
 import { type Clock, systemClock } from "../lib/clock.ts";
 import type { SynchronousLevel } from "../config.ts";
 import { StoreUnavailableError } from "../domain/errors.ts";
-import type { ZoeEvent } from "../domain/events.ts";
-import { type EventInput, MODES, type Mode } from "../../supabase/functions/_shared/event-schema.ts";
+import { type EventInput, MODES, type Mode, type StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import { Backlog, type BacklogUsage } from "./backlog.ts";
 import { openDatabase } from "./open.ts";
 import { type EventFilter, type FlushLogEntry, type ListOptions, Queries, type StateSnapshot } from "./queries.ts";
@@ -29,7 +28,7 @@ export type {
   ListOptions,
   SeqRange,
   StateSnapshot,
-  ZoeEvent,
+  StoredEvent,
 };
 
 export interface StoreOptions {
@@ -57,7 +56,7 @@ export interface StoreOptions {
   onListenerError?: (error: unknown) => void;
 }
 
-type AppendListener = (events: ZoeEvent[]) => void;
+type AppendListener = (events: StoredEvent[]) => void;
 
 export function openStore(options: StoreOptions): EventStore {
   const { db, lock } = openDatabase(options);
@@ -139,7 +138,7 @@ export class EventStore {
   }
 
   /** After each commit, before the callers hear back: tell the listeners. */
-  private committed(stored: ZoeEvent[]): void {
+  private committed(stored: StoredEvent[]): void {
     if (stored.length === 0) return;
     stored.sort((a, b) => (a.mode === b.mode ? a.seq - b.seq : a.mode < b.mode ? -1 : 1));
     // The events are durable now: a failing listener must not turn their
@@ -219,7 +218,7 @@ export class EventStore {
   }
 
   /** Events with seq > sinceSeq ascending; without sinceSeq the newest `limit`, ascending; beforeSeq and filter narrow them. */
-  list(mode: Mode, options: ListOptions): ZoeEvent[] {
+  list(mode: Mode, options: ListOptions): StoredEvent[] {
     return this.queries.list(mode, options);
   }
 
@@ -233,7 +232,7 @@ export class EventStore {
     mode: Mode,
     limit: number,
     options: { afterSeq?: number; exceptSeqs?: readonly number[] } = {},
-  ): ZoeEvent[] {
+  ): StoredEvent[] {
     return this.backlogs.unflushed(mode, limit, options);
   }
 

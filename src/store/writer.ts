@@ -12,8 +12,7 @@ import type { Database } from "bun:sqlite";
 import type { Clock } from "../lib/clock.ts";
 import type { SynchronousLevel } from "../config.ts";
 import { StoreUnavailableError } from "../domain/errors.ts";
-import type { ZoeEvent } from "../domain/events.ts";
-import type { EventInput, Mode } from "../../supabase/functions/_shared/event-schema.ts";
+import type { EventInput, Mode, StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import { type AppendResult, Inserter } from "./inserter.ts";
 import { storeFailure } from "./rows.ts";
 import type { WalSync } from "./wal-sync.ts";
@@ -37,13 +36,13 @@ export interface WriterOptions {
   /** One below the first seq each mode assigns (the start of its range); default lastSeqs. */
   counterStarts?: ReadonlyMap<Mode, number>;
   /** Called inside each transaction, before COMMIT, with the new events (unsorted) and their backlog bytes. */
-  beforeCommit(stored: ZoeEvent[], sizes: number[]): void;
+  beforeCommit(stored: StoredEvent[], sizes: number[]): void;
   /** Called after each commit with the new events (unsorted). */
-  onCommit(stored: ZoeEvent[]): void;
+  onCommit(stored: StoredEvent[]): void;
   /** Called when a transaction that reached beforeCommit (or may have) rolled back. */
   onRollback?(): void;
   /** Called once a commit is durable, with its new events (unsorted), before any of its callers hears back. */
-  onDurable(stored: ZoeEvent[]): void;
+  onDurable(stored: StoredEvent[]): void;
   /**
    * Syncs the WAL off the event loop after each group commit; the group's
    * transaction then runs with synchronous=NORMAL, and `synchronous` is the
@@ -146,7 +145,7 @@ export class Writer {
     if (!now && this.walSync && !this.walSync.idle()) return;
     const batch = this.pending;
     this.pending = [];
-    let committed: { outcomes: (AppendResult[] | Error)[]; stored: ZoeEvent[] };
+    let committed: { outcomes: (AppendResult[] | Error)[]; stored: StoredEvent[] };
     try {
       committed = this.commit(batch);
     } catch (error) {
@@ -189,17 +188,17 @@ export class Writer {
   }
 
   /** `stored` is durable: readers may see it, listeners hear of it. */
-  private durableNow(stored: ZoeEvent[]): void {
+  private durableNow(stored: StoredEvent[]): void {
     if (stored.length === 0) return;
     for (const e of stored) if (e.seq > (this.durable.get(e.mode) ?? 0)) this.durable.set(e.mode, e.seq);
     this.onDurable(stored);
   }
 
   /** One transaction for all `batch` requests; a failing request rolls back alone. */
-  private commit(batch: PendingAppend[]): { outcomes: (AppendResult[] | Error)[]; stored: ZoeEvent[] } {
+  private commit(batch: PendingAppend[]): { outcomes: (AppendResult[] | Error)[]; stored: StoredEvent[] } {
     const before = new Map(this.counters);
     const now = new Date(this.clock.now()).toISOString();
-    const stored: ZoeEvent[] = [];
+    const stored: StoredEvent[] = [];
     const sizes: number[] = []; // backlog bytes of stored[i]
     const outcomes: (AppendResult[] | Error)[] = [];
     try {

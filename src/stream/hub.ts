@@ -2,14 +2,13 @@
 // critical-event trigger). Publishing is synchronous and happens right after
 // the commit, on the same thread, which is what makes the SSE replay/live
 // seam exact: no commit can slip between a replay read and a subscription.
-import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
-import type { ZoeEvent } from "../domain/events.ts";
+import type { Mode, StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 
-export type Subscriber = (events: ZoeEvent[]) => void;
+export type Subscriber = (events: StoredEvent[]) => void;
 
 export interface Hub {
   /** Delivers `events` (in seq order) to the subscribers of their modes. */
-  publish(events: ZoeEvent[]): void;
+  publish(events: StoredEvent[]): void;
   /** Returns the unsubscribe function; calling it twice is harmless. */
   subscribe(mode: Mode, subscriber: Subscriber): () => void;
   subscriberCount(mode?: Mode): number;
@@ -25,7 +24,7 @@ export function createHub(options: HubOptions = {}): Hub {
   const onError = options.onSubscriberError ?? ((error) => console.error("zoe-local: hub subscriber failed:", error));
   return {
     publish(events) {
-      const groups = new Map<Mode, ZoeEvent[]>();
+      const groups = new Map<Mode, StoredEvent[]>();
       for (const e of events) {
         let g = groups.get(e.mode);
         if (!g) groups.set(e.mode, (g = []));

@@ -23,7 +23,7 @@ import { framePage, LOOP_PAGE } from "./replay-page.ts";
 import type { ReplayReader } from "./replay-reader.ts";
 import { type ReplayScheduler, sharedReplayScheduler } from "./replay-scheduler.ts";
 import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
-import type { EventStore, ZoeEvent } from "../store/store.ts";
+import type { EventStore, StoredEvent } from "../store/store.ts";
 
 export const STREAM_CLOSE_REASONS = ["client", "slow", "shutdown"] as const;
 export type StreamCloseReason = (typeof STREAM_CLOSE_REASONS)[number];
@@ -65,14 +65,14 @@ export interface StreamOptions {
 const HIGH_WATER_MARK = 64 * 1024;
 const encoder = new TextEncoder();
 
-export function formatEvent(e: ZoeEvent): string {
+export function formatEvent(e: StoredEvent): string {
   return `id: ${e.seq}\ndata: ${JSON.stringify(e)}\n\n`;
 }
 
 // Every live stream receives the same event objects from the hub: format each
 // once, not once per client (100 clients made JSON.stringify the hot spot).
-const formattedLive = new WeakMap<ZoeEvent, string>();
-function formatLive(e: ZoeEvent): string {
+const formattedLive = new WeakMap<StoredEvent, string>();
+function formatLive(e: StoredEvent): string {
   let text = formattedLive.get(e);
   if (text === undefined) {
     text = formatEvent(e);
@@ -84,8 +84,8 @@ function formatLive(e: ZoeEvent): string {
 // And each published group as one encoded chunk that every stream up to date
 // enqueues as it is: a thousand streams hold references to one buffer, not a
 // thousand copies (the bytes of a 100-event batch once, not per client).
-const encodedGroups = new WeakMap<readonly ZoeEvent[], Uint8Array>();
-function encodeGroup(events: readonly ZoeEvent[]): Uint8Array {
+const encodedGroups = new WeakMap<readonly StoredEvent[], Uint8Array>();
+function encodeGroup(events: readonly StoredEvent[]): Uint8Array {
   let bytes = encodedGroups.get(events);
   if (bytes === undefined) {
     let text = "";
@@ -350,7 +350,7 @@ class EventStream {
     this.writeLive(chunks);
   };
 
-  private readonly onLive = (events: ZoeEvent[]) => {
+  private readonly onLive = (events: StoredEvent[]) => {
     if (this.replaying || this.done) return; // the replay will read them from SQLite
     let chunk: Uint8Array;
     if (events.length > 0 && events[0]!.seq > this.cursor) {

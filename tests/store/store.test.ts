@@ -8,7 +8,13 @@ import {
   StoreUnavailableError,
 } from "../../src/domain/errors.ts";
 import type { EventInput, Mode } from "../../supabase/functions/_shared/event-schema.ts";
-import { type EventStore, openStore, type StoreOptions, storeFailure, type ZoeEvent } from "../../src/store/store.ts";
+import {
+  type EventStore,
+  openStore,
+  type StoreOptions,
+  storeFailure,
+  type StoredEvent,
+} from "../../src/store/store.ts";
 import { CONFLICTING_CHANGES } from "../helpers/idempotency.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -60,7 +66,7 @@ function count(s: EventStore): number {
 describe("seq assignment", () => {
   test("concurrent appends get unique, gapless seqs per mode whose order is the commit order", async () => {
     const s = store();
-    const published: ZoeEvent[] = [];
+    const published: StoredEvent[] = [];
     s.onAppend((events) => published.push(...events));
     const requests = Array.from({ length: 120 }, (_, i) => {
       const mode: Mode = i % 3 === 0 ? "paper" : "live";
@@ -155,7 +161,7 @@ describe("stored shape", () => {
     });
     await s.append([input]);
     const [e] = s.list("paper", { limit: 1 });
-    expect(e).toEqual({ ...input, seq: 1 } as ZoeEvent);
+    expect(e).toEqual({ ...input, seq: 1 } as StoredEvent);
   });
 
   test("list() without sinceSeq gives the newest `limit` ascending; with sinceSeq, seq > sinceSeq ascending", async () => {

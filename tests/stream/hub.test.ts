@@ -1,8 +1,8 @@
 import { expect, test } from "bun:test";
 import { createHub } from "../../src/stream/hub.ts";
-import type { ZoeEvent } from "../../src/store/store.ts";
+import type { StoredEvent } from "../../src/store/store.ts";
 
-const e = (mode: "paper" | "live", seq: number) => ({ mode, seq }) as ZoeEvent;
+const e = (mode: "paper" | "live", seq: number) => ({ mode, seq }) as StoredEvent;
 
 test("publish() delivers each mode's events, in order, to that mode's subscribers only", () => {
   const hub = createHub();
