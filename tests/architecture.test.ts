@@ -4,7 +4,7 @@
 // folder is given a layer, so the tree keeps reading as the architecture.
 // How long a file or a function is stays the concept's call, not a number's.
 import { describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, normalize, relative } from "node:path";
 import { importCycles, layerOf, LAYERS, type ImportGraph, upwardImports } from "./helpers/imports.ts";
 
@@ -57,6 +57,17 @@ describe("src/ layering", () => {
     const section = doc.slice(doc.indexOf("## Layout"));
     const listed = [...section.matchAll(/^\| (\d+) \| `([^`]+)`/gm)].map((m) => `${m[1]} ${m[2]}`);
     expect(listed).toEqual(LAYERS.flatMap((l) => l.paths.map((p) => `${l.rank} ${p}`)));
+  });
+});
+
+describe("docs/ARCHITECTURE.md's walkthrough", () => {
+  test("every file it names by its path exists, so the walk stays true as files move", () => {
+    const doc = readFileSync(join(ROOT, "docs", "ARCHITECTURE.md"), "utf8");
+    const named = [
+      ...doc.matchAll(/`((?:src|supabase|clients|scripts|sql|tests|ops)\/[\w./-]+\.(?:ts|tsx|py|sql|yml))`/g),
+    ].map((m) => m[1]!);
+    expect(named.length).toBeGreaterThan(20);
+    expect(named.filter((path) => !existsSync(join(ROOT, path)))).toEqual([]);
   });
 });
 
