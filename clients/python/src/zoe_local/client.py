@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import dataclasses
 import itertools
 import logging
 import os
@@ -24,7 +23,7 @@ import weakref
 from datetime import datetime
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .drops import Drops
+from .delivery import Delivery
 from .errors import ClientClosed, InvalidEvent, SpoolError
 from .event import EventEncoder
 from .failures import Backoff
@@ -48,6 +47,7 @@ DEFAULT_URL = "http://127.0.0.1:8765"
 MiB = 1024 * 1024
 DELIVERY = ("process", "thread")
 OVERFLOW = ("drop", "block")
+NOT_QUEUED = ("queue_full", "spool_full")  # what Delivery.offer() answers for an event it did not take
 BLOCK_POLL_S = 0.0005
 _SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f][0-9a-f]{2}", re.IGNORECASE)
 
@@ -143,8 +143,6 @@ class Client(Reads):
         self._encoder = EventEncoder(mode, source, frozenset(critical_subtypes), max_request_bytes, values)
         self.mode = mode
         self._durable_timeout = float(durable_timeout)
-        # Drops for a full queue, decided here; a full spool is the pipeline's to count.
-        self._drops = Drops(on_drop, self._log)
         self._closed = False
         self._forked = False
         self._close_lock = threading.Lock()
@@ -163,8 +161,8 @@ class Client(Reads):
             durable_timeout=float(durable_timeout),
         )
         backoff = (float(backoff_base), float(backoff_max), float(max_retry_after))
-        self._link: Optional[HelperLink] = None
-        self._pipeline: Optional[Pipeline] = None
+        # None in a forked child until it first delivers (_started()).
+        self._delivery: Optional[Delivery] = None
         if delivery == "process" and os.name != "posix":
             delivery = "thread"  # the link waits on pipes with select(), POSIX only
         if spool_synchronous not in SYNCHRONOUS:
@@ -184,9 +182,9 @@ class Client(Reads):
             on_drop,
             on_problem,
         )
-        self._start(spool_path)
-        self.spool_path = self._link.spool_path if self._link is not None else spool_path
-        self.delivery = "process" if self._link is not None else "thread"
+        delivery_ = self._start(spool_path)
+        self.spool_path = delivery_.spool_path
+        self.delivery = delivery_.kind
         _LIVE.add(self)
         self._exit_timeout = exit_timeout
         if exit_timeout is not None:
@@ -206,7 +204,7 @@ class Client(Reads):
         on_dead_letter: Optional[Callable[[DeadLetter], None]],
         on_drop: Optional[Callable[[Dropped], None]],
         on_problem: Optional[Callable[[DeliveryProblem], None]],
-    ) -> None:
+    ) -> Delivery:
         """The helper (or the threads); run again in a forked child that uses this Client."""
         if delivery == "process":
             config = dict(
@@ -223,7 +221,7 @@ class Client(Reads):
                 ],
             )
             try:
-                self._link = HelperLink(
+                self._delivery = HelperLink(
                     config,
                     ring_bytes=ring_bytes,
                     queue_max=queue_max,
@@ -234,8 +232,8 @@ class Client(Reads):
                 )
             except (HelperFailed, OSError) as error:
                 self._log.warning("zoe-local: %s; delivering from threads in this process instead", error)
-        if self._link is None:
-            self._pipeline = Pipeline(
+        if self._delivery is None:
+            self._delivery = Pipeline(
                 self._base,
                 token,
                 backoff=Backoff(*backoff),
@@ -243,8 +241,10 @@ class Client(Reads):
                 on_drop=on_drop,
                 on_problem=on_problem,
                 logger=self._log,
+                critical_of=self._encoder.is_critical,
                 **options,  # type: ignore[arg-type]
             )
+        return self._delivery
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Client":
@@ -309,71 +309,61 @@ class Client(Reads):
         payload, event_id, event_mode, critical = self._encoder.encode(
             type, subtype, body, symbol, severity, meta, source, mode, ts, idempotency_key
         )
-        if self._link is None and self._pipeline is None:
-            self._child_delivery()
-        link = self._link
-        if link is not None:
-            if durable:
-                ok, why = link.submit_durable(payload, critical, self._durable_timeout)
-                if not ok:
-                    raise SpoolError(
-                        f"Cannot confirm event {event_id}: not committed to spool {self.spool_path} ({why}); it stays queued"
-                    )
-            elif link.submit(payload, critical):
-                if self._blocked_out:
-                    self._blocked_out = False
-            elif not self._wait_for_room(lambda: link.submit(payload, False)):
-                self._drops(Dropped(event_id, event_mode, type, subtype, "queue_full"))  # type: ignore[arg-type]
-            return event_id
-        pipeline = self._pipeline
-        assert pipeline is not None
-        why = pipeline.full(critical)
-        if why == "queue_full" and self._wait_for_room(lambda: pipeline.full(False) != "queue_full"):
-            why = pipeline.full(False)
-        elif why is None and self._blocked_out:
-            self._blocked_out = False
-        if why is not None:
-            pipeline.drop(Dropped(event_id, event_mode, type, subtype, why))  # type: ignore[arg-type]
-        elif durable:
-            pipeline.submit_durable(payload, critical, event_id)
+        delivery = self._delivery or self._started()
+        if durable:
+            why = delivery.offer_durable(payload, critical, self._durable_timeout)
         else:
-            pipeline.submit(payload, critical)
+            why = delivery.offer(payload, critical)
+        if why == "queue_full":
+            why = self._wait_for_room(delivery, payload, durable)
+        if why is None:
+            if self._blocked_out:
+                self._blocked_out = False
+        elif why in NOT_QUEUED:
+            delivery.drop(Dropped(event_id, event_mode, type, subtype, why))  # type: ignore[arg-type]
+        else:
+            raise SpoolError(
+                f"Cannot confirm event {event_id}: not committed to spool {self.spool_path} ({why}); it stays queued"
+            )
         return event_id
 
-    def _wait_for_room(self, try_again: Callable[[], bool]) -> bool:
-        """overflow="block": polls ``try_again`` until it succeeds or block_timeout ran out."""
+    def _wait_for_room(self, delivery: Delivery, payload: bytes, durable: bool) -> Optional[str]:
+        """overflow="block": offers an ordinary event again until it is queued or
+        block_timeout ran out; what the last offer answered."""
         if not self._block_s or self._blocked_out:
-            return False
+            return "queue_full"
         deadline = time.monotonic() + self._block_s
         while time.monotonic() < deadline:
             time.sleep(BLOCK_POLL_S)
-            if try_again():
-                return True
+            why = (
+                delivery.offer_durable(payload, False, self._durable_timeout)
+                if durable
+                else delivery.offer(payload, False)
+            )
+            if why != "queue_full":
+                return why
         self._blocked_out = True
-        return False
+        return "queue_full"
 
     def _closed_message(self, what: str) -> str:
         return f"Cannot {what}: the client is closed"
 
-    def _child_delivery(self) -> None:
+    def _started(self) -> Delivery:
         """In a forked child that uses its parent's Client: a delivery of the
         child's own, on a side spool next to the parent's (the helper picks
         one when the spool is held; threads take one here), started on the
         first call. Its leftovers are taken over by the Client on the main spool."""
         with self._close_lock:
-            if self._link is not None or self._pipeline is not None:
-                return
+            if self._delivery is not None:
+                return self._delivery
             if self._closed:
                 raise ClientClosed(self._closed_message("emit event"))
-            self._start(self._main_spool if self.delivery == "process" else side_spool_path(self._main_spool))
-            self.spool_path = self._link.spool_path if self._link is not None else side_spool_path(self._main_spool)
-
-    def _delivery(self) -> Union[HelperLink, Pipeline]:
-        if self._link is None and self._pipeline is None:
-            self._child_delivery()
-        delivery = self._link or self._pipeline
-        assert delivery is not None
-        return delivery
+            # Threads take a side spool here; a helper picks one itself when the spool is held.
+            delivery = self._start(
+                self._main_spool if self.delivery == "process" else side_spool_path(self._main_spool)
+            )
+            self.spool_path = delivery.spool_path
+            return delivery
 
     def __reduce__(self) -> Any:
         raise TypeError(
@@ -401,7 +391,7 @@ class Client(Reads):
         mode, body = self._state_body(snapshot, mode, fields)
         if wait:
             return self._post_state_now(mode, body, next(self._state_gen), timeout)
-        self._delivery().post_state(mode, body, next(self._state_gen))
+        (self._delivery or self._started()).post_state(mode, body, next(self._state_gen))
         return None
 
     def _state_body(
@@ -422,7 +412,7 @@ class Client(Reads):
         return mode, self._encoder.encode_state(state)
 
     def _post_state_now(self, mode: str, body: bytes, gen: int, timeout: Optional[float]) -> StateAck:
-        delivery = self._delivery()
+        delivery = self._delivery or self._started()
         # A queued snapshot older than this one must not be sent after it.
         delivery.state_floor(mode, gen)
         return call_json(self._reader(), "POST", "/local/state", body, timeout)  # type: ignore[no-any-return]
@@ -433,7 +423,7 @@ class Client(Reads):
         the number of events still waiting (queued + spooled) at the deadline."""
         if self._left is not None:
             return self._left
-        return self._delivery().flush(timeout)
+        return (self._delivery or self._started()).flush(timeout)
 
     async def aflush(self, timeout: float = 10.0) -> int:
         """``flush()`` for asyncio: waits in a worker thread, so the loop (and
@@ -467,17 +457,14 @@ class Client(Reads):
             if self._left is not None:
                 return self._left
             self._closed = True
-            if self._link is None and self._pipeline is None:
+            delivery = self._delivery
+            if delivery is None:
                 self._left = 0  # a forked child that never used its parent's Client
                 return 0
-            if self._link is not None:
-                left = self._link.close(timeout, self._durable_timeout)
-            else:
-                assert self._pipeline is not None
-                left = self._pipeline.close(timeout)
+            left = delivery.close(timeout)
             if left is None:
-                # No answer in time: count without the helper, and never wait for it again.
-                left = self._link.left_without_helper() if self._link is not None else self.pending()
+                # No answer in time: count without it, and never wait for it again.
+                left = delivery.count_left()
             self._left = left
             if self._exit_timeout is not None:
                 atexit.unregister(self._at_exit)
@@ -496,34 +483,16 @@ class Client(Reads):
         """Events not yet acknowledged by the service: queued + spooled."""
         if self._left is not None:
             return self._left
-        return self._delivery().pending()
+        return (self._delivery or self._started()).pending()
 
     # -- health ----------------------------------------------------------------
 
     def stats(self) -> ClientStats:
-        self._delivery()
-        if self._link is not None:
-            if self._left is not None:
-                raise ClientClosed("Cannot read stats: the client is closed (its delivery helper has stopped)")
-            stats = self._link.stats()
-            if stats is None:
-                raise ClientClosed("Cannot read stats: the delivery helper did not answer (closed, or being restarted)")
-            return dataclasses.replace(stats, dropped=stats.dropped + self._drops.count)
-        assert self._pipeline is not None
-        return self._pipeline.stats()
+        return (self._delivery or self._started()).stats()
 
     def dead_letters(self, limit: int = 100) -> List[DeadLetter]:
         """Events the service refused for good, oldest first, with its error."""
-        self._delivery()
-        if self._link is not None:
-            letters = self._link.dead_letters(limit)
-            if letters is None:
-                raise ClientClosed(
-                    "Cannot read dead letters: the delivery helper did not answer (closed, or being restarted)"
-                )
-            return letters
-        assert self._pipeline is not None
-        return self._pipeline.dead_letters(limit)
+        return (self._delivery or self._started()).dead_letters(limit)
 
     def requeue_dead_letters(self, ids: Optional[Sequence[int]] = None) -> int:
         """Sends dead letters again (all, or these ids) after the cause was fixed.
@@ -531,13 +500,7 @@ class Client(Reads):
         if self._closed:
             raise ClientClosed(self._closed_message("requeue dead letters"))
         wanted = None if ids is None else list(ids)
-        self._delivery()
-        if self._link is not None:
-            count = self._link.requeue(wanted, self._durable_timeout)
-        else:
-            assert self._pipeline is not None
-            request = self._pipeline.requeue(wanted, self._encoder.is_critical)
-            count = request.count if request.done.wait(self._durable_timeout) else None
+        count = (self._delivery or self._started()).requeue(wanted, self._durable_timeout)
         if count is None:
             raise SpoolError(
                 f"Cannot requeue dead letters: the sender did not get to it within {self._durable_timeout} s"
@@ -558,15 +521,11 @@ def _after_fork_in_child() -> None:
         client._forked = True
         client._close_lock = threading.Lock()  # the parent's may have been held by another thread
         try:
-            if client._link is not None:
-                client._link.forget_after_fork()
-            if client._pipeline is not None:
-                client._pipeline.spool.forget_after_fork()
+            if client._delivery is not None:
+                client._delivery.forget_after_fork()
         except Exception:  # an at-fork hook must never fail the fork
             pass
-        client._link = None
-        client._pipeline = None
-        client._drops = Drops(client._drops._on_drop, client._log)
+        client._delivery = None
 
 
 if hasattr(os, "register_at_fork"):

@@ -197,7 +197,7 @@ class Feed:
             marker = p.marker()
             self._answer_later(c["id"], lambda: {"ok": marker is None or marker.done.wait(c["timeout"])})
         elif op == "requeue":
-            request = p.requeue(c["ids"], self._critical_of)
+            request = p.start_requeue(c["ids"])
             self._answer_later(c["id"], lambda: {"ok": request.done.wait(c["timeout"]), "count": request.count})
         elif op == "stats":
             self.out.send({"re": c["id"], "stats": dataclasses.asdict(p.stats())})
@@ -208,9 +208,6 @@ class Feed:
 
     def _answer_later(self, request: int, answer: Any) -> None:
         threading.Thread(target=lambda: self.out.send({"re": request, **answer()}), daemon=True).start()
-
-    def _critical_of(self, payload: bytes) -> bool:
-        return payload_is_critical(payload, self.critical)
 
     def drain(self) -> None:
         """Takes what is left in the ring (the bot is gone or closing)."""
@@ -229,6 +226,7 @@ def _open(config: Dict[str, Any], out: Out, log: logging.Logger) -> Pipeline:
         return lambda value: out.send({kind: dataclasses.asdict(value)})
 
     cb = config["callbacks"]
+    critical = frozenset(config["critical_subtypes"])
     return Pipeline(
         BaseUrl(config["url"]),
         config["token"],
@@ -245,6 +243,7 @@ def _open(config: Dict[str, Any], out: Out, log: logging.Logger) -> Pipeline:
         on_drop=notify("drop") if "drop" in cb else None,
         on_problem=notify("problem") if "problem" in cb else None,
         logger=log,
+        critical_of=lambda payload: payload_is_critical(payload, critical),
         bot=os.getppid(),
     )
 

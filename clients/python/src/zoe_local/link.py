@@ -24,7 +24,8 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from . import ring as R
-from .errors import SpoolError
+from .drops import Drops
+from .errors import ClientClosed, SpoolError
 from .models import ClientStats, DeadLetter, DeliveryProblem, Dropped
 from .spool import _FileLock
 
@@ -77,6 +78,10 @@ class _Waiter:
 
 
 class HelperLink:
+    """The ``Delivery`` (delivery.py) of ``delivery="process"``."""
+
+    kind = "process"
+
     def __init__(
         self,
         config: Dict[str, Any],
@@ -103,6 +108,8 @@ class HelperLink:
             "problem": (on_problem, DeliveryProblem),
         }
         self._log = logger
+        # Drops for a full ring, decided here; a full spool is the helper's to count.
+        self.drop = Drops(on_drop, logger)
         self._lock = threading.Lock()  # the ring's producer side
         self._overflow: Deque[Tuple[int, bytes]] = deque()  # critical events and controls while the ring is full
         self._pumping = False
@@ -110,6 +117,7 @@ class HelperLink:
         self._ids = itertools.count(1)
         self._waiters: Dict[int, _Waiter] = {}
         self._closing = False
+        self._closed = False  # close() returned: no helper answers any more
         self._stop_respawn = threading.Event()
         self._gone = threading.Event()  # the helper exited and will not be started again
         self.spool_path = spool_path
@@ -235,8 +243,8 @@ class HelperLink:
 
     # -- the emitting side -------------------------------------------------------
 
-    def submit(self, payload: bytes, critical: bool) -> bool:
-        """Puts one event in the ring; False (dropped) when it is full and the event is not critical."""
+    def offer(self, payload: bytes, critical: bool) -> Optional[str]:
+        """Puts one event in the ring; "queue_full" when it is full and the event is not critical."""
         ring = self.ring
         with self._lock:
             if not self._overflow:
@@ -250,12 +258,12 @@ class HelperLink:
                         self._bell()
                     else:
                         self._rung = False
-                    return True
+                    return None
             if not critical:
-                return False
+                return "queue_full"
             self._overflow.append((R.CRITICAL_EVENT, payload))
             self._pump()
-            return True
+            return None
 
     def _put(self, kind: int, body: bytes) -> None:
         """An ordered record (control, durable event): never dropped, and the
@@ -311,12 +319,12 @@ class HelperLink:
         self._waiters.pop(rid, None)
         return None
 
-    def submit_durable(self, payload: bytes, critical: bool, timeout: float) -> Tuple[bool, str]:
+    def offer_durable(self, payload: bytes, critical: bool, timeout: float) -> Optional[str]:
         kind = R.DURABLE_CRITICAL_EVENT if critical else R.DURABLE_EVENT
         reply = self._ask(kind, {}, timeout, prefix=payload)
         if reply is None:
-            return False, f"no answer from the delivery helper within {timeout} s"
-        return bool(reply.get("ok")), reply.get("error") or ""
+            return f"no answer from the delivery helper within {timeout} s"
+        return None if reply.get("ok") else reply.get("error") or ""
 
     def post_state(self, mode: str, body: bytes, gen: int) -> None:
         with self._lock:
@@ -343,27 +351,46 @@ class HelperLink:
             self.ring.refresh()
             return self.ring.written - self.ring.consumed + sum(1 for k, _ in self._overflow if k != R.CONTROL)
 
-    def stats(self, timeout: float = 5.0) -> Optional[ClientStats]:
+    def _stats(self, timeout: float = 5.0) -> Optional[ClientStats]:
         """Ordered like a flush: drops decided for events emitted before the call are counted."""
         reply = self._ask(R.CONTROL, {"op": "stats"}, timeout)
         if reply is None:
             return None
         s = dict(reply["stats"])
         s["queued"] = self.in_ring()
+        s["dropped"] += self.drop.count
         return ClientStats(**s)
 
+    def stats(self) -> ClientStats:
+        if self._closed:
+            raise ClientClosed("Cannot read stats: the client is closed (its delivery helper has stopped)")
+        stats = self._stats()
+        if stats is None:
+            raise ClientClosed("Cannot read stats: the delivery helper did not answer (closed, or being restarted)")
+        return stats
+
     def pending(self) -> int:
-        stats = self.stats()
+        stats = self._stats()
         return self.in_ring() if stats is None else stats.queued + stats.spooled
 
-    def dead_letters(self, limit: int, timeout: float = 5.0) -> Optional[List[DeadLetter]]:
-        reply = self._ask(R.CONTROL, {"op": "dead_letters", "limit": limit}, timeout)
-        return None if reply is None else [DeadLetter(**d) for d in reply["letters"]]
+    def dead_letters(self, limit: int) -> List[DeadLetter]:
+        reply = self._ask(R.CONTROL, {"op": "dead_letters", "limit": limit}, 5.0)
+        if reply is None:
+            raise ClientClosed(
+                "Cannot read dead letters: the delivery helper did not answer (closed, or being restarted)"
+            )
+        return [DeadLetter(**d) for d in reply["letters"]]
 
     # -- shutting down -----------------------------------------------------------
 
-    def close(self, timeout: float, durable_timeout: float) -> Optional[int]:
+    def close(self, timeout: float) -> Optional[int]:
         """The helper delivers for ``timeout``, stores the rest and exits; the events left, or None."""
+        try:
+            return self._close(timeout)
+        finally:
+            self._closed = True
+
+    def _close(self, timeout: float) -> Optional[int]:
         deadline = time.monotonic() + timeout
         while self._overflow and time.monotonic() < deadline and not self._gone.is_set():
             time.sleep(PUMP_S)
@@ -416,7 +443,7 @@ class HelperLink:
                 pass
         self._ring_lock.release()
 
-    def left_without_helper(self) -> int:
+    def count_left(self) -> int:
         """Events not delivered, counted without the helper (it did not answer
         close()): what is in the ring, plus the spool's rows read from the file."""
         left = self.in_ring()

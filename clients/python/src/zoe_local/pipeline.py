@@ -14,7 +14,6 @@ from collections import deque
 from typing import Any, Callable, Deque, List, Optional, Sequence
 
 from .drops import Drops
-from .errors import SpoolError
 from .failures import Backoff
 from .models import ClientStats, DeadLetter, DeliveryProblem, Dropped
 from .sender import FlushMarker, Requeue, Sender, StateSnapshot
@@ -26,6 +25,10 @@ ADOPT_WAIT_S = 2.0
 
 
 class Pipeline:
+    """The spool writer and the sender; the ``Delivery`` (delivery.py) of ``delivery="thread"``."""
+
+    kind = "thread"
+
     def __init__(
         self,
         base: BaseUrl,
@@ -44,9 +47,11 @@ class Pipeline:
         on_drop: Optional[Callable[[Dropped], None]],
         on_problem: Optional[Callable[[DeliveryProblem], None]],
         logger: logging.Logger,
+        critical_of: Callable[[bytes], bool],
         bot: Optional[int] = None,
     ) -> None:
         self._log = logger
+        self._critical_of = critical_of
         self.spool = Spool(spool_path, spool_synchronous, bot=bot)
         self.adopted = self._adopt()
         self.spool_max_bytes = spool_max_bytes
@@ -69,7 +74,17 @@ class Pipeline:
         self.sender.start()
         self.writer.start()
 
+    @property
+    def spool_path(self) -> str:
+        return self.spool.path
+
     # -- the emitting side -----------------------------------------------------
+
+    def offer(self, payload: bytes, critical: bool) -> Optional[str]:
+        why = self.full(critical)
+        if why is None:
+            self.submit(payload, critical)
+        return why
 
     def full(self, critical: bool) -> Optional[str]:
         """Why an event would be dropped now (None: it is queued)."""
@@ -88,22 +103,23 @@ class Pipeline:
         if self.writer.sleeping:
             self.writer.wake.set()
 
-    def commit_now(self) -> Optional[str]:
-        """Commits everything queued in the calling thread; None, or why it could not.
+    def commit_now(self, timeout: Optional[float] = None) -> Optional[str]:
+        """Commits everything queued in the calling thread, waiting at most
+        ``timeout`` (``durable_timeout``) for the spool; None, or why it could not.
 
         Handing the commit to the writer thread would cost one or two GIL
         switch intervals (5 ms each) whenever that thread is busy."""
-        if self.writer.ingest(force=True, timeout=self._durable_timeout):
+        wait = self._durable_timeout if timeout is None else timeout
+        if self.writer.ingest(force=True, timeout=wait):
             return None
-        return self.sender.last_error or f"the spool was busy for {self._durable_timeout} s"
+        return self.sender.last_error or f"the spool was busy for {wait} s"
 
-    def submit_durable(self, payload: bytes, critical: bool, event_id: str) -> None:
-        self.queue.append((payload, critical, len(payload)))
-        why = self.commit_now()
+    def offer_durable(self, payload: bytes, critical: bool, timeout: float) -> Optional[str]:
+        why = self.full(critical)
         if why is not None:
-            raise SpoolError(
-                f"Cannot confirm event {event_id}: not committed to spool {self.spool.path} ({why}); it stays queued"
-            )
+            return why
+        self.queue.append((payload, critical, len(payload)))
+        return self.commit_now(timeout)
 
     def post_state(self, mode: str, body: bytes, gen: int) -> None:
         self._control.append(StateSnapshot(mode, body, gen))
@@ -163,14 +179,19 @@ class Pipeline:
             return self.pending()
         return 0 if marker.done.wait(timeout) else self.pending()
 
-    def requeue(self, ids: Optional[Sequence[int]], critical_of: Callable[[bytes], bool]) -> Requeue:
-        request = Requeue(None if ids is None else list(ids), critical_of)
+    def start_requeue(self, ids: Optional[Sequence[int]]) -> Requeue:
+        """Queues the requeue behind what is queued; its ``done`` is set when the sender did it."""
+        request = Requeue(None if ids is None else list(ids), self._critical_of)
         if not self.writer.is_alive():
             request.done.set()
             return request
         self._control.append(request)
         self.writer.wake.set()
         return request
+
+    def requeue(self, ids: Optional[List[int]], timeout: float) -> Optional[int]:
+        request = self.start_requeue(ids)
+        return request.count if request.done.wait(timeout) else None
 
     # -- shutting down -----------------------------------------------------------
 
@@ -210,6 +231,12 @@ class Pipeline:
         left = self.pending()
         self.spool.close()
         return left
+
+    def count_left(self) -> int:
+        return self.pending()
+
+    def forget_after_fork(self) -> None:
+        self.spool.forget_after_fork()
 
     # -- health ----------------------------------------------------------------
 
