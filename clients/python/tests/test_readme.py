@@ -52,3 +52,8 @@ def test_the_package_readme_asyncio_example_runs(service: Service, tmp_path: Pat
     out = run_example(python_block(PACKAGE_README, "## asyncio"), service, tmp_path)
     assert out.strip().splitlines()[-1] == "0"
     assert [e["subtype"] for e in service.stored()] == ["STARTED"]
+
+
+def test_the_package_readme_settings_example_runs(service: Service, tmp_path: Path):
+    run_example(python_block(PACKAGE_README, "## Options"), service, tmp_path)
+    assert (tmp_path / "paper-spool.db").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import dataclasses
 import itertools
 import logging
 import os
@@ -21,229 +22,108 @@ import threading
 import time
 import weakref
 from datetime import datetime
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .delivery import Delivery
 from .errors import ClientClosed, InvalidEvent, SpoolError
 from .event import EventEncoder
-from .failures import Backoff
 from .link import HelperFailed, HelperLink
 from .models import (
-    CRITICAL_SUBTYPES,
     MODES,
     ClientStats,
     DeadLetter,
-    DeliveryProblem,
     Dropped,
     StateAck,
 )
 from .pipeline import Pipeline
 from .reads import Reads
-from .spool import SYNCHRONOUS, side_spool_path
+from .settings import DEFAULT_URL, Settings, default_spool_path
+from .spool import side_spool_path
 from .transport import BaseUrl, call_json
 from .values import Values
 
-DEFAULT_URL = "http://127.0.0.1:8765"
-MiB = 1024 * 1024
-DELIVERY = ("process", "thread")
-OVERFLOW = ("drop", "block")
-NOT_QUEUED = ("queue_full", "spool_full")  # what Delivery.offer() answers for an event it did not take
 BLOCK_POLL_S = 0.0005
 _SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f][0-9a-f]{2}", re.IGNORECASE)
-
-
-def default_spool_path(mode: Optional[str]) -> str:
-    """``$XDG_STATE_HOME/zoe-local/spool-<mode>.db`` (``~/.local/state`` without XDG_STATE_HOME)."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "zoe-local", f"spool-{mode or 'all'}.db")
-
-
-def _positive(name: str, value: Any, integer: bool = False) -> None:
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if not ok or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive {'integer' if integer else 'number'}, got {value!r}")
+OPTIONS = frozenset(f.name for f in dataclasses.fields(Settings))
+NOT_QUEUED = ("queue_full", "spool_full")  # what Delivery.offer() answers for an event it did not take
 
 
 class Client(Reads):
-    """See the package README for the guarantees; every argument but ``url`` is optional."""
+    """See the package README for the guarantees. ``options`` are the fields
+    of :class:`Settings` (all optional); ``settings=`` passes a whole one,
+    which ``url``, ``token``, ``mode`` and ``options`` then override."""
 
     def __init__(
         self,
-        url: str = DEFAULT_URL,
+        url: Optional[str] = None,
         token: Optional[str] = None,
         mode: Optional[str] = None,
         *,
-        source: str = "bot",
-        spool_path: Optional[str] = None,
-        spool_max_bytes: int = 256 * MiB,
-        spool_synchronous: str = "FULL",
-        queue_max: int = 100_000,
-        max_batch: int = 1000,
-        max_request_bytes: int = 1_048_576,
-        timeout: float = 10.0,
-        backoff_base: float = 0.05,
-        backoff_max: float = 5.0,
-        max_retry_after: float = 300.0,
-        critical_subtypes: Iterable[str] = CRITICAL_SUBTYPES,
-        durable_timeout: float = 5.0,
-        exit_timeout: Optional[float] = 5.0,
-        on_dead_letter: Optional[Callable[[DeadLetter], None]] = None,
-        on_drop: Optional[Callable[[Dropped], None]] = None,
-        on_problem: Optional[Callable[[DeliveryProblem], None]] = None,
-        logger: Optional[logging.Logger] = None,
-        delivery: str = "process",
-        ring_bytes: int = 32 * MiB,
-        helper_nice: int = 10,
-        overflow: str = "drop",
-        block_timeout: float = 1.0,
-        convert: bool = False,
-        json_default: Optional[Callable[[Any], Any]] = None,
-        non_finite: str = "refuse",
-        naive_ts: str = "refuse",
+        settings: Optional[Settings] = None,
+        **options: Any,
     ) -> None:
-        self._base = BaseUrl(url)
-        values = Values(convert, json_default, non_finite, naive_ts)
-        if token is not None and (not isinstance(token, str) or not token or "\n" in token):
-            raise ValueError("token must be a non-empty string (ZOE_API_TOKEN of the service)")
-        for name, value in (
-            ("timeout", timeout),
-            ("backoff_base", backoff_base),
-            ("backoff_max", backoff_max),
-            ("max_retry_after", max_retry_after),
-            ("durable_timeout", durable_timeout),
-            ("block_timeout", block_timeout),
-        ):
-            _positive(name, value)
-        for name, value in (
-            ("spool_max_bytes", spool_max_bytes),
-            ("queue_max", queue_max),
-            ("max_request_bytes", max_request_bytes),
-        ):
-            _positive(name, value, integer=True)
-        if not isinstance(max_batch, int) or not 1 <= max_batch <= 1000:
-            raise ValueError(
-                f"max_batch must be an integer from 1 to 1000 (the service's cap per request), got {max_batch!r}"
+        for name, value in (("url", url), ("token", token), ("mode", mode)):
+            if value is not None:
+                options[name] = value
+        unknown = sorted(set(options) - OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"Client() got unexpected keyword arguments {unknown} (its options are the fields of Settings)"
             )
-        if exit_timeout is not None:
-            _positive("exit_timeout", exit_timeout)
-        if delivery not in DELIVERY:
-            raise ValueError(f"delivery must be one of {', '.join(DELIVERY)}, got {delivery!r}")
-        _positive("ring_bytes", ring_bytes, integer=True)
-        if overflow not in OVERFLOW:
-            raise ValueError(f"overflow must be one of {', '.join(OVERFLOW)}, got {overflow!r}")
+        if settings is None:
+            settings = Settings(**options)
+        elif not isinstance(settings, Settings):
+            raise ValueError(f"settings must be a zoe_local.Settings, got {settings!r}")
+        elif options:
+            settings = dataclasses.replace(settings, **options)
+        if not settings.spool_path:
+            settings = dataclasses.replace(settings, spool_path=default_spool_path(settings.mode))
+        #: The validated configuration (frozen).
+        self.settings = settings
+        self._base = BaseUrl(settings.url)
+        values = Values(settings.convert, settings.json_default, settings.non_finite, settings.naive_ts)
         # overflow="block": how long an ordinary emit() may wait for room in a
         # full queue (0: drop at once). After one wait ran out, emits drop at
         # once until the queue has room again: a stalled helper must not make
         # every emit() wait.
-        self._block_s = float(block_timeout) if overflow == "block" else 0.0
+        self._block_s = settings.block_timeout if settings.overflow == "block" else 0.0
         self._blocked_out = False
-        self._token = token
-        self._timeout = float(timeout)
-        self._log = logger or logging.getLogger("zoe_local")
-        self._encoder = EventEncoder(mode, source, frozenset(critical_subtypes), max_request_bytes, values)
-        self.mode = mode
-        self._durable_timeout = float(durable_timeout)
+        self._token = settings.token
+        self._timeout = settings.timeout
+        self._log = settings.logger or logging.getLogger("zoe_local")
+        self._encoder = EventEncoder(
+            settings.mode, settings.source, settings.critical_subtypes, settings.max_request_bytes, values
+        )
+        self.mode = settings.mode
+        self._durable_timeout = settings.durable_timeout
         self._closed = False
         self._forked = False
         self._close_lock = threading.Lock()
         self._left: Optional[int] = None
         self._readers = threading.local()
         self._state_gen = itertools.count(1)
-        spool_path = spool_path or default_spool_path(mode)
-        options = dict(
-            spool_path=spool_path,
-            spool_synchronous=spool_synchronous,
-            spool_max_bytes=spool_max_bytes,
-            queue_max=queue_max,
-            max_batch=max_batch,
-            max_request_bytes=max_request_bytes,
-            timeout=float(timeout),
-            durable_timeout=float(durable_timeout),
-        )
-        backoff = (float(backoff_base), float(backoff_max), float(max_retry_after))
         # None in a forked child until it first delivers (_started()).
         self._delivery: Optional[Delivery] = None
-        if delivery == "process" and os.name != "posix":
-            delivery = "thread"  # the link waits on pipes with select(), POSIX only
-        if spool_synchronous not in SYNCHRONOUS:
-            raise ValueError(f"spool_synchronous must be one of {', '.join(SYNCHRONOUS)}, got {spool_synchronous!r}")
-        self._main_spool = spool_path
-        self._start = lambda spool: self._start_delivery(
-            delivery,
-            dict(options, spool_path=spool),
-            backoff,
-            token,
-            critical_subtypes,
-            exit_timeout,
-            helper_nice,
-            ring_bytes,
-            queue_max,
-            on_dead_letter,
-            on_drop,
-            on_problem,
-        )
-        delivery_ = self._start(spool_path)
-        self.spool_path = delivery_.spool_path
-        self.delivery = delivery_.kind
+        self._main_spool: str = settings.spool_path  # type: ignore[assignment]
+        delivery = self._start_delivery(self._main_spool)
+        self.spool_path = delivery.spool_path
+        self.delivery = delivery.kind
         _LIVE.add(self)
-        self._exit_timeout = exit_timeout
-        if exit_timeout is not None:
+        self._exit_timeout = settings.exit_timeout
+        if settings.exit_timeout is not None:
             atexit.register(self._at_exit)
 
-    def _start_delivery(
-        self,
-        delivery: str,
-        options: Dict[str, Any],
-        backoff: tuple,
-        token: Optional[str],
-        critical_subtypes: Iterable[str],
-        exit_timeout: Optional[float],
-        helper_nice: int,
-        ring_bytes: int,
-        queue_max: int,
-        on_dead_letter: Optional[Callable[[DeadLetter], None]],
-        on_drop: Optional[Callable[[Dropped], None]],
-        on_problem: Optional[Callable[[DeliveryProblem], None]],
-    ) -> Delivery:
+    def _start_delivery(self, spool_path: str) -> Delivery:
         """The helper (or the threads); run again in a forked child that uses this Client."""
-        if delivery == "process":
-            config = dict(
-                options,
-                url=self._base.text,
-                token=token,
-                backoff=backoff,
-                critical_subtypes=sorted(critical_subtypes),
-                exit_timeout=exit_timeout,
-                nice=helper_nice,
-                log_level=self._log.getEffectiveLevel(),
-                callbacks=[
-                    k for k, cb in (("dead_letter", on_dead_letter), ("drop", on_drop), ("problem", on_problem)) if cb
-                ],
-            )
+        settings = dataclasses.replace(self.settings, spool_path=spool_path)
+        # The link waits on pipes with select(), POSIX only.
+        if settings.delivery == "process" and os.name == "posix":
             try:
-                self._delivery = HelperLink(
-                    config,
-                    ring_bytes=ring_bytes,
-                    queue_max=queue_max,
-                    on_dead_letter=on_dead_letter,
-                    on_drop=on_drop,
-                    on_problem=on_problem,
-                    logger=self._log,
-                )
+                self._delivery = HelperLink(settings, self._log)
             except (HelperFailed, OSError) as error:
                 self._log.warning("zoe-local: %s; delivering from threads in this process instead", error)
         if self._delivery is None:
-            self._delivery = Pipeline(
-                self._base,
-                token,
-                backoff=Backoff(*backoff),
-                on_dead_letter=on_dead_letter,
-                on_drop=on_drop,
-                on_problem=on_problem,
-                logger=self._log,
-                critical_of=self._encoder.is_critical,
-                **options,  # type: ignore[arg-type]
-            )
+            self._delivery = Pipeline(settings, self._log)
         return self._delivery
 
     @classmethod
@@ -359,7 +239,7 @@ class Client(Reads):
             if self._closed:
                 raise ClientClosed(self._closed_message("emit event"))
             # Threads take a side spool here; a helper picks one itself when the spool is held.
-            delivery = self._start(
+            delivery = self._start_delivery(
                 self._main_spool if self.delivery == "process" else side_spool_path(self._main_spool)
             )
             self.spool_path = delivery.spool_path

@@ -11,6 +11,7 @@ says what is stored); events wait in the ring meanwhile.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -21,12 +22,13 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from . import ring as R
 from .drops import Drops
 from .errors import ClientClosed, SpoolError
 from .models import ClientStats, DeadLetter, DeliveryProblem, Dropped
+from .settings import Settings
 from .spool import _FileLock
 
 START_TIMEOUT_S = 30.0
@@ -82,34 +84,24 @@ class HelperLink:
 
     kind = "process"
 
-    def __init__(
-        self,
-        config: Dict[str, Any],
-        *,
-        ring_bytes: int,
-        queue_max: int,
-        on_dead_letter: Optional[Callable[[DeadLetter], None]],
-        on_drop: Optional[Callable[[Dropped], None]],
-        on_problem: Optional[Callable[[DeliveryProblem], None]],
-        logger: logging.Logger,
-    ) -> None:
-        spool_path = config["spool_path"]
+    def __init__(self, settings: Settings, logger: logging.Logger) -> None:
+        spool_path: str = settings.spool_path  # type: ignore[assignment]
         durable = spool_path != ":memory:"
         if durable:
             os.makedirs(os.path.dirname(os.path.abspath(spool_path)), exist_ok=True)
         self.ring_path = R.new_ring_path(spool_path if durable else None)
         self._ring_lock = _FileLock(self.ring_path + ".lock")
-        self.ring = R.RingProducer(self.ring_path, ring_bytes)
-        self._config = {**config, "ring": self.ring_path}
-        self._queue_max = queue_max
+        self.ring = R.RingProducer(self.ring_path, settings.ring_bytes)
+        self._settings = settings
+        self._queue_max = settings.queue_max
         self._callbacks = {
-            "dead_letter": (on_dead_letter, DeadLetter),
-            "drop": (on_drop, Dropped),
-            "problem": (on_problem, DeliveryProblem),
+            "dead_letter": (settings.on_dead_letter, DeadLetter),
+            "drop": (settings.on_drop, Dropped),
+            "problem": (settings.on_problem, DeliveryProblem),
         }
         self._log = logger
         # Drops for a full ring, decided here; a full spool is the helper's to count.
-        self.drop = Drops(on_drop, logger)
+        self._drops = Drops(settings.on_drop, logger)
         self._lock = threading.Lock()  # the ring's producer side
         self._overflow: Deque[Tuple[int, bytes]] = deque()  # critical events and controls while the ring is full
         self._pumping = False
@@ -145,7 +137,12 @@ class HelperLink:
             raise HelperFailed(f"Cannot start the delivery helper ({sys.executable!r}): {error}") from error
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            proc.stdin.write(json.dumps(self._config).encode() + b"\n")
+            start = {
+                "settings": self._settings.to_json(),
+                "ring": self.ring_path,
+                "log_level": self._log.getEffectiveLevel(),
+            }
+            proc.stdin.write(json.dumps(start).encode() + b"\n")
             proc.stdin.flush()
             self._first_line(proc)
         except BaseException:
@@ -170,7 +167,8 @@ class HelperLink:
             if msg.get("ready"):
                 # A held spool makes the helper pick a side spool (helper._open_waiting).
                 self.spool_path = msg.get("spool_path") or self.spool_path
-                self._config["spool_path"] = self.spool_path  # a helper started again stays on it
+                # A helper started again stays on it.
+                self._settings = dataclasses.replace(self._settings, spool_path=self.spool_path)
                 return
             if "log" in msg:
                 self._dispatch(msg)
@@ -265,6 +263,9 @@ class HelperLink:
             self._pump()
             return None
 
+    def drop(self, dropped: Dropped) -> None:
+        self._drops(dropped)
+
     def _put(self, kind: int, body: bytes) -> None:
         """An ordered record (control, durable event): never dropped, and the
         helper is woken for it at once (someone waits for its answer). Lock held."""
@@ -358,7 +359,7 @@ class HelperLink:
             return None
         s = dict(reply["stats"])
         s["queued"] = self.in_ring()
-        s["dropped"] += self.drop.count
+        s["dropped"] += self._drops.count
         return ClientStats(**s)
 
     def stats(self) -> ClientStats:

@@ -14,9 +14,11 @@ from collections import deque
 from typing import Any, Callable, Deque, List, Optional, Sequence
 
 from .drops import Drops
+from .event import payload_is_critical
 from .failures import Backoff
-from .models import ClientStats, DeadLetter, DeliveryProblem, Dropped
+from .models import ClientStats, DeadLetter, Dropped
 from .sender import FlushMarker, Requeue, Sender, StateSnapshot
+from .settings import Settings
 from .spool import Item, Spool, lock_holder, pid_alive, side_spools
 from .transport import BaseUrl, Transport
 from .writer import Writer
@@ -29,45 +31,28 @@ class Pipeline:
 
     kind = "thread"
 
-    def __init__(
-        self,
-        base: BaseUrl,
-        token: Optional[str],
-        *,
-        spool_path: str,
-        spool_synchronous: str,
-        spool_max_bytes: int,
-        queue_max: int,
-        max_batch: int,
-        max_request_bytes: int,
-        timeout: float,
-        backoff: Backoff,
-        durable_timeout: float,
-        on_dead_letter: Optional[Callable[[DeadLetter], None]],
-        on_drop: Optional[Callable[[Dropped], None]],
-        on_problem: Optional[Callable[[DeliveryProblem], None]],
-        logger: logging.Logger,
-        critical_of: Callable[[bytes], bool],
-        bot: Optional[int] = None,
-    ) -> None:
+    def __init__(self, settings: Settings, logger: logging.Logger, bot: Optional[int] = None) -> None:
+        """``settings.spool_path`` is the spool it opens (resolved by the Client); ``bot``: the
+        pid of the bot a helper process delivers for."""
         self._log = logger
-        self._critical_of = critical_of
-        self.spool = Spool(spool_path, spool_synchronous, bot=bot)
+        critical = settings.critical_subtypes
+        self._critical_of: Callable[[bytes], bool] = lambda payload: payload_is_critical(payload, critical)
+        self.spool = Spool(settings.spool_path, settings.spool_synchronous, bot=bot)  # type: ignore[arg-type]
         self.adopted = self._adopt()
-        self.spool_max_bytes = spool_max_bytes
-        self._queue_max = queue_max
-        self._durable_timeout = durable_timeout
-        self.drop = Drops(on_drop, logger)
+        self.spool_max_bytes = settings.spool_max_bytes
+        self._queue_max = settings.queue_max
+        self._durable_timeout = settings.durable_timeout
+        self._drops = Drops(settings.on_drop, logger)
         self.queue: Deque[Item] = deque()
         self._control: Deque[Any] = deque()
         self.sender = Sender(
             self.spool,
-            Transport(base, token, timeout),
-            max_batch=max_batch,
-            max_request_bytes=max_request_bytes,
-            backoff=backoff,
-            on_dead_letter=on_dead_letter,
-            on_problem=on_problem,
+            Transport(BaseUrl(settings.url), settings.token, settings.timeout),
+            max_batch=settings.max_batch,
+            max_request_bytes=settings.max_request_bytes,
+            backoff=Backoff(settings.backoff_base, settings.backoff_max, settings.max_retry_after),
+            on_dead_letter=settings.on_dead_letter,
+            on_problem=settings.on_problem,
             logger=logger,
         )
         self.writer = Writer(self.queue, self._control, self.spool, self.sender, logger)
@@ -85,6 +70,9 @@ class Pipeline:
         if why is None:
             self.submit(payload, critical)
         return why
+
+    def drop(self, dropped: Dropped) -> None:
+        self._drops(dropped)
 
     def full(self, critical: bool) -> Optional[str]:
         """Why an event would be dropped now (None: it is queued)."""
@@ -254,7 +242,7 @@ class Pipeline:
             delivered=s.delivered,
             batches=s.batches,
             duplicates=s.duplicates,
-            dropped=self.drop.count,
+            dropped=self._drops.count,
             retries=s.retries,
             status=s.status,
             last_error=s.last_error,
