@@ -25,7 +25,7 @@ from typing import Any, Dict, List
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "python", "src"))
 
 from zoe_local import CRITICAL_SUBTYPES, Client  # noqa: E402
-from zoe_local.event import EventEncoder  # noqa: E402
+from zoe_local._event import EventEncoder  # noqa: E402
 
 META = {"qty": 10, "price": 187.5, "strategy": "rsi-revert"}
 ROUNDS = 5

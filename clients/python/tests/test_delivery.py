@@ -141,9 +141,9 @@ def test_an_outage_names_what_waits_and_recovery_clears_last_error_and_counts_st
 def test_both_deliveries_implement_the_delivery_interface_with_its_signatures():
     import inspect
 
-    from zoe_local.delivery import Delivery
-    from zoe_local.link import HelperLink
-    from zoe_local.pipeline import Pipeline
+    from zoe_local._delivery import Delivery
+    from zoe_local._link import HelperLink
+    from zoe_local._pipeline import Pipeline
 
     methods = [n for n, v in vars(Delivery).items() if callable(v) and not n.startswith("_")]
     assert "offer" in methods and "close" in methods

@@ -19,7 +19,7 @@ import pytest
 from conftest import CLIENT_DIR, free_port
 
 from zoe_local import Client, ClientClosed, InvalidEvent, SpoolError, uuid7
-from zoe_local.event import is_iso_timestamp
+from zoe_local._event import is_iso_timestamp
 
 
 class _Big(enum.IntEnum):

@@ -189,7 +189,7 @@ def test_an_exit_during_a_slow_spool_commit_waits_for_the_commit_and_loses_nothi
     code = """
 import sys, threading, time
 from zoe_local import Client
-from zoe_local.spool import Spool
+from zoe_local._spool import Spool
 inside = threading.Event()
 insert = Spool._insert
 def slow_insert(self, items):

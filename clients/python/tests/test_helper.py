@@ -1,4 +1,4 @@
-"""The delivery helper process (helper.py, link.py): what happens to emitted
+"""The delivery helper process (_helper.py, _link.py): what happens to emitted
 events when it dies, when it and the bot die together, when the bot forks,
 and the in-process alternative (delivery="thread")."""
 
@@ -14,7 +14,7 @@ from conftest import Service, run_python, wait_until
 from test_faults import assert_gapless, bodies_by_mode
 
 from zoe_local import Client
-from zoe_local.ring import ring_places
+from zoe_local._ring import ring_places
 
 
 def rings(spool: str) -> list:

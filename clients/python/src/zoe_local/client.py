@@ -2,10 +2,10 @@
 
 ``emit()`` checks and encodes the event in the caller's thread, stamps its
 ``ts`` and UUIDv7 id (also its idempotency key), and hands it on without I/O
-or commit. By default it goes into the emit ring (ring.py), a shared-memory
-file read by the delivery helper, a child process (helper.py) that writes it
+or commit. By default it goes into the emit ring (_ring.py), a shared-memory
+file read by the delivery helper, a child process (_helper.py) that writes it
 to the spool in group commits and delivers the spool in emit order; with
-``delivery="thread"`` the same pipeline (pipeline.py) runs as two threads of
+``delivery="thread"`` the same pipeline (_pipeline.py) runs as two threads of
 this process instead.
 """
 
@@ -24,10 +24,15 @@ import weakref
 from datetime import datetime
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .delivery import Delivery
+from ._delivery import Delivery
+from ._event import EventEncoder
+from ._link import HelperFailed, HelperLink
+from ._pipeline import Pipeline
+from ._reads import Reads
+from ._spool import side_spool_path
+from ._transport import BaseUrl, call_json
+from ._values import Values
 from .errors import ClientClosed, InvalidEvent, SpoolError
-from .event import EventEncoder
-from .link import HelperFailed, HelperLink
 from .models import (
     MODES,
     ClientStats,
@@ -35,12 +40,7 @@ from .models import (
     Dropped,
     StateAck,
 )
-from .pipeline import Pipeline
-from .reads import Reads
 from .settings import DEFAULT_URL, Settings, default_spool_path
-from .spool import side_spool_path
-from .transport import BaseUrl, call_json
-from .values import Values
 
 BLOCK_POLL_S = 0.0005
 _SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f][0-9a-f]{2}", re.IGNORECASE)

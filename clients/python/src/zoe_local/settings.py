@@ -14,12 +14,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, FrozenSet, Iterable, Optional
 
+from ._event import check_text
+from ._spool import SYNCHRONOUS
+from ._transport import BaseUrl
+from ._values import Values
 from .errors import InvalidEvent
-from .event import check_text
 from .models import CRITICAL_SUBTYPES, MODES, DeadLetter, DeliveryProblem, Dropped
-from .spool import SYNCHRONOUS
-from .transport import BaseUrl
-from .values import Values
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 MiB = 1024 * 1024

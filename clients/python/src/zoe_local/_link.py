@@ -1,7 +1,7 @@
-"""``HelperLink``: the bot's end of the delivery helper (helper.py).
+"""``HelperLink``: the bot's end of the delivery helper (_helper.py).
 
 ``submit()`` is what ``emit()`` costs beyond encoding: a lock, a memcpy into
-the emit ring (ring.py) and, only when the helper sleeps, one pipe write. The
+the emit ring (_ring.py) and, only when the helper sleeps, one pipe write. The
 one thread this adds to the bot's process blocks on the helper's stdout and
 wakes for replies, log records and callbacks, not per event.
 
@@ -24,12 +24,12 @@ import time
 from collections import deque
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
-from . import ring as R
-from .drops import Drops
+from . import _ring as R
+from ._drops import Drops
+from ._spool import _FileLock
 from .errors import ClientClosed, SpoolError
 from .models import ClientStats, DeadLetter, DeliveryProblem, Dropped
 from .settings import Settings
-from .spool import _FileLock
 
 START_TIMEOUT_S = 30.0
 RESPAWN_S = (0.2, 1.0, 5.0)
@@ -38,7 +38,7 @@ PUMP_S = 0.002
 # that has not answered by then finishes on its own (the ring keeps what it
 # had not committed, and the next start recovers it).
 CLOSE_MARGIN_S = 0.5
-_LAUNCH = "import sys; sys.path.insert(0, sys.argv[1]); from zoe_local.helper import main; main()"
+_LAUNCH = "import sys; sys.path.insert(0, sys.argv[1]); from zoe_local._helper import main; main()"
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -80,7 +80,7 @@ class _Waiter:
 
 
 class HelperLink:
-    """The ``Delivery`` (delivery.py) of ``delivery="process"``."""
+    """The ``Delivery`` (_delivery.py) of ``delivery="process"``."""
 
     kind = "process"
 

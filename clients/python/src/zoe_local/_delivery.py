@@ -2,9 +2,9 @@
 
 Two implementations, one interface (the Client never asks which it holds):
 
-* ``HelperLink`` (link.py, ``delivery="process"``, the default): the bot's
+* ``HelperLink`` (_link.py, ``delivery="process"``, the default): the bot's
   end of the delivery helper, a child process that runs the Pipeline;
-* ``Pipeline`` (pipeline.py, ``delivery="thread"``): the same pipeline on two
+* ``Pipeline`` (_pipeline.py, ``delivery="thread"``): the same pipeline on two
   threads of the bot's own process.
 
 Both store what they accept in the spool in emit order and deliver it from

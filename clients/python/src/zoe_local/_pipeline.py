@@ -1,6 +1,6 @@
-"""``Pipeline``: queue → spool → service, on two threads (writer.py, sender.py).
+"""``Pipeline``: queue → spool → service, on two threads (_writer.py, _sender.py).
 
-It runs in the delivery helper process (helper.py, the default), fed from the
+It runs in the delivery helper process (_helper.py, the default), fed from the
 emit ring, or in the bot's own process with ``Client(delivery="thread")``,
 fed by ``emit()`` directly. Either way the same code decides what is stored,
 sent, retried, dead-lettered and dropped.
@@ -13,21 +13,21 @@ import time
 from collections import deque
 from typing import Any, Callable, Deque, List, Optional, Sequence
 
-from .drops import Drops
-from .event import payload_is_critical
-from .failures import Backoff
+from ._drops import Drops
+from ._event import payload_is_critical
+from ._failures import Backoff
+from ._sender import FlushMarker, Requeue, Sender, StateSnapshot
+from ._spool import Item, Spool, lock_holder, pid_alive, side_spools
+from ._transport import BaseUrl, Transport
+from ._writer import Writer
 from .models import ClientStats, DeadLetter, Dropped
-from .sender import FlushMarker, Requeue, Sender, StateSnapshot
 from .settings import Settings
-from .spool import Item, Spool, lock_holder, pid_alive, side_spools
-from .transport import BaseUrl, Transport
-from .writer import Writer
 
 ADOPT_WAIT_S = 2.0
 
 
 class Pipeline:
-    """The spool writer and the sender; the ``Delivery`` (delivery.py) of ``delivery="thread"``."""
+    """The spool writer and the sender; the ``Delivery`` (_delivery.py) of ``delivery="thread"``."""
 
     kind = "thread"
 

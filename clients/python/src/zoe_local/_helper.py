@@ -1,12 +1,12 @@
 """The delivery helper: a child process of the bot that runs the Pipeline
-(spool writer and sender, pipeline.py), fed through the emit ring (ring.py).
+(spool writer and sender, _pipeline.py), fed through the emit ring (_ring.py).
 
 Why a process: in the bot's interpreter those two threads take the GIL from
 the trading loop every few milliseconds, and each hand-off stalls an
 ``emit()`` (its p99 was 21–46 µs that way). Here they have a GIL of their
 own, at a lower CPU priority than the bot (``nice``).
 
-Channels (link.py is the other end):
+Channels (_link.py is the other end):
 * the ring: events, durable events and controls (flush, state, requeue,
   stats, dead letters, close), in emit order, so a reply covers every event
   emitted before the request;
@@ -32,12 +32,12 @@ import time
 from collections import deque
 from typing import Any, BinaryIO, Deque, Dict, Optional, Tuple
 
-from . import ring as R
+from . import _ring as R
+from ._pipeline import Pipeline
+from ._spool import SpoolBusy, lock_holder, pid_alive, remove_spool_files, side_spool_path
 from .errors import SpoolError
 from .models import Dropped
-from .pipeline import Pipeline
 from .settings import Settings
-from .spool import SpoolBusy, lock_holder, pid_alive, remove_spool_files, side_spool_path
 
 TAKE_RECORDS = 4096
 TAKE_BYTES = 4 << 20
@@ -284,7 +284,7 @@ def _open_waiting(settings: Settings, out: Out, log: logging.Logger) -> Pipeline
 def recover_orphans(spool_path: str, own_ring: str, feed: Feed) -> int:
     """Rings of bots that died with their helper: their records go to the spool
     first (they were emitted before anything in this bot's ring)."""
-    from .spool import _FileLock
+    from ._spool import _FileLock
 
     found = 0
     own = os.path.abspath(own_ring)
@@ -366,7 +366,7 @@ def _run() -> None:
     ring = start["ring"]
 
     def notify(hook: str) -> Any:
-        kind = hook[3:]  # on_drop: {"drop": ...}, as link.py dispatches it
+        kind = hook[3:]  # on_drop: {"drop": ...}, as _link.py dispatches it
         return lambda value: out.send({kind: dataclasses.asdict(value)})
 
     settings = Settings.from_json(start["settings"], notify)
