@@ -25,7 +25,7 @@ from typing import Any, Dict, List
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "python", "src"))
 
 from zoe_local import CRITICAL_SUBTYPES, Client  # noqa: E402
-from zoe_local.event import EventEncoder  # noqa: E402
+from zoe_local._event import EventEncoder  # noqa: E402
 
 META = {"qty": 10, "price": 187.5, "strategy": "rsi-revert"}
 ROUNDS = 5
@@ -55,8 +55,8 @@ def cpu_seconds(zoe: Client) -> float:
     """This process's CPU time plus its delivery helper's (a live child: not in RUSAGE_CHILDREN)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     total = r.ru_utime + r.ru_stime
-    link = getattr(zoe, "_link", None)
-    if link is not None and link.proc is not None:
+    link = getattr(zoe, "_delivery", None)
+    if getattr(link, "proc", None) is not None:
         with open(f"/proc/{link.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -114,11 +114,11 @@ def test_overflow_block_waits_at_most_block_timeout_for_room_then_drops_without_
         delivery=delivery,
         exit_timeout=None,
     )
-    stalled = zoe._link.proc.pid if zoe._link else None  # type: ignore[union-attr]
+    stalled = getattr(zoe._delivery, "proc", None) and zoe._delivery.proc.pid  # type: ignore[union-attr]
     if stalled:
         os.kill(stalled, signal.SIGSTOP)  # the helper takes nothing from the ring: it fills
     else:
-        zoe._pipeline.writer._lock.acquire()  # type: ignore[union-attr]  # the writer spools nothing: the queue fills
+        zoe._delivery.writer._lock.acquire()  # type: ignore[union-attr]  # the writer spools nothing: the queue fills
     try:
         for i in range(50):
             zoe.emit("TICK", "PRICE", f"tick {i}")
@@ -137,7 +137,7 @@ def test_overflow_block_waits_at_most_block_timeout_for_room_then_drops_without_
         if stalled:
             os.kill(stalled, signal.SIGCONT)
         else:
-            zoe._pipeline.writer._lock.release()  # type: ignore[union-attr]
+            zoe._delivery.writer._lock.release()  # type: ignore[union-attr]
     wait_until(lambda: zoe.stats().queued == 0, what="the queue to be spooled")
     zoe.emit("TICK", "PRICE", "tick 52")  # room again: queued
     assert len(dropped) == 2

@@ -138,3 +138,18 @@ def test_an_outage_names_what_waits_and_recovery_clears_last_error_and_counts_st
     assert (stats.status, stats.last_error) == ("ok", None)
     assert stats.last_error_at is not None  # when the last problem was is kept
     assert stats.delivered == 10 + 1  # the events and the snapshot
+
+
+def test_both_deliveries_implement_the_delivery_interface_with_its_signatures():
+    import inspect
+
+    from zoe_local._delivery import Delivery
+    from zoe_local._link import HelperLink
+    from zoe_local._pipeline import Pipeline
+
+    methods = [n for n, v in vars(Delivery).items() if callable(v) and not n.startswith("_")]
+    assert "offer" in methods and "close" in methods
+    for impl in (HelperLink, Pipeline):
+        for name in methods:
+            assert inspect.signature(getattr(impl, name)) == inspect.signature(getattr(Delivery, name)), (impl, name)
+        assert isinstance(impl.kind, str)

@@ -19,7 +19,7 @@ import pytest
 from conftest import CLIENT_DIR, free_port
 
 from zoe_local import Client, ClientClosed, InvalidEvent, SpoolError, uuid7
-from zoe_local.event import is_iso_timestamp
+from zoe_local._event import is_iso_timestamp
 
 
 class _Big(enum.IntEnum):
@@ -108,7 +108,7 @@ def test_a_client_cannot_be_pickled_for_a_spawn_child_and_says_what_to_do(client
 
 def test_the_ring_file_is_where_the_readme_says(client: Client, spool: str):
     digest = hashlib.sha256(os.path.abspath(spool).encode()).hexdigest()[:16]
-    ring = client._link.ring_path  # type: ignore[union-attr]
+    ring = client._delivery.ring_path  # type: ignore[union-attr]
     assert re.fullmatch(rf"/dev/shm/zoe-local-{digest}\.ring-{os.getpid()}-[0-9a-f]{{8}}", ring), ring
     assert os.path.exists(ring) and os.path.exists(ring + ".lock")
     readme = (CLIENT_DIR / "README.md").read_text()

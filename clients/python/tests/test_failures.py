@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Dict, Tuple
 
-from zoe_local import failures
+from zoe_local import _failures as failures
 from zoe_local.errors import ServiceError
 
 CODES_TS = Path(__file__).resolve().parents[3] / "supabase" / "functions" / "_shared" / "error-codes.ts"

@@ -189,7 +189,7 @@ def test_an_exit_during_a_slow_spool_commit_waits_for_the_commit_and_loses_nothi
     code = """
 import sys, threading, time
 from zoe_local import Client
-from zoe_local.spool import Spool
+from zoe_local._spool import Spool
 inside = threading.Event()
 insert = Spool._insert
 def slow_insert(self, items):
@@ -254,7 +254,7 @@ def test_close_and_stats_do_not_wait_for_a_helper_that_died(spool: str):
     for i in range(100):
         zoe.emit("T", "S", f"e {i}")
     wait_until(lambda: zoe.stats().spooled == 100, what="the events to be spooled")
-    helper = zoe._link.proc  # type: ignore[union-attr]
+    helper = zoe._delivery.proc  # type: ignore[union-attr]
     os.kill(helper.pid, signal.SIGSTOP)  # hung: it never answers close()
     try:
         started = time.monotonic()

@@ -1,4 +1,4 @@
-"""The delivery helper process (helper.py, link.py): what happens to emitted
+"""The delivery helper process (_helper.py, _link.py): what happens to emitted
 events when it dies, when it and the bot die together, when the bot forks,
 and the in-process alternative (delivery="thread")."""
 
@@ -14,7 +14,7 @@ from conftest import Service, run_python, wait_until
 from test_faults import assert_gapless, bodies_by_mode
 
 from zoe_local import Client
-from zoe_local.ring import ring_places
+from zoe_local._ring import ring_places
 
 
 def rings(spool: str) -> list:
@@ -32,11 +32,11 @@ def test_a_killed_delivery_helper_is_started_again_and_loses_nothing(service: Se
     assert zoe.delivery == "process"
     for i in range(3000):
         zoe.emit("TICK", "PRICE", f"tick {i}")
-    first = zoe._link.proc  # type: ignore[union-attr]
+    first = zoe._delivery.proc  # type: ignore[union-attr]
     os.kill(first.pid, signal.SIGKILL)
     for i in range(3000, 6000):
         zoe.emit("TICK", "PRICE", f"tick {i}")
-    wait_until(lambda: zoe._link.proc is not first and zoe._link.proc.poll() is None, what="a new helper")  # type: ignore[union-attr]
+    wait_until(lambda: zoe._delivery.proc is not first and zoe._delivery.proc.poll() is None, what="a new helper")  # type: ignore[union-attr]
     assert zoe.flush(30) == 0
     zoe.close(5)
     assert bodies_by_mode(service)["live"] == [f"tick {i}" for i in range(6000)]
@@ -47,7 +47,7 @@ BOT = """
 import os, sys
 from zoe_local import Client
 zoe = Client(sys.argv[1], mode="paper", spool_path=sys.argv[2])
-print(zoe._link.proc.pid, flush=True)
+print(zoe._delivery.proc.pid, flush=True)
 sys.stdin.readline()  # the test stops the helper first
 for i in range(1000):
     zoe.emit("SIGNAL", "ENTRY", f"signal {i}")

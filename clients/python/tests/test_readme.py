@@ -52,3 +52,20 @@ def test_the_package_readme_asyncio_example_runs(service: Service, tmp_path: Pat
     out = run_example(python_block(PACKAGE_README, "## asyncio"), service, tmp_path)
     assert out.strip().splitlines()[-1] == "0"
     assert [e["subtype"] for e in service.stored()] == ["STARTED"]
+
+
+def test_the_package_readme_settings_example_runs(service: Service, tmp_path: Path):
+    run_example(python_block(PACKAGE_README, "## Options"), service, tmp_path)
+    assert (tmp_path / "paper-spool.db").exists()
+
+
+def test_the_package_readme_api_reference_names_exactly_the_public_api():
+    import zoe_local
+
+    section = PACKAGE_README.split("## API reference", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)[`(]", section))
+    exported = set(zoe_local.__all__)
+    assert exported - named == set()
+    # Every class or constant it names is exported (or a builtin it derives from).
+    builtins = {"ValueError", "RuntimeError", "ConnectionError", "Literal"}
+    assert {n for n in named if n[0].isupper()} - exported - builtins == set()

@@ -1,4 +1,4 @@
-"""The emit ring (ring.py) on its own, one process, producer and consumer
+"""The emit ring (_ring.py) on its own, one process, producer and consumer
 interleaved by hand: records come back whole, in order and only once, across
 wrap-around; the producer never reuses room the consumer has not committed;
 a half-written or stale record reads as "nothing yet" rather than as data; a
@@ -13,7 +13,7 @@ from typing import Iterator, List, Tuple
 
 import pytest
 
-from zoe_local.ring import (
+from zoe_local._ring import (
     CONTROL,
     CRITICAL_EVENT,
     DURABLE_EVENT,

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from zoe_local.spool import Spool, _pieces
+from zoe_local._spool import Spool, _pieces
 
 
 def test_pieces_are_powers_of_two_that_add_up():

@@ -11,7 +11,7 @@ from typing import List, Tuple
 
 import pytest
 
-from zoe_local.wire import Connection
+from zoe_local._wire import Connection
 
 
 def serve(answers: List[bytes]) -> Tuple[int, List[bytes], threading.Thread]:

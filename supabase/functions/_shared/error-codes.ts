@@ -3,7 +3,7 @@
 // zoe-ingest Edge Function. An error answer is `{error: {code, message,
 // details}}` with one of these codes, lower case; callers decide by the code
 // (and the status), never by matching the message. The Python client's
-// failure table (clients/python/src/zoe_local/failures.py) mirrors the
+// failure table (clients/python/src/zoe_local/_failures.py) mirrors the
 // `verdict` column, and a test holds them equal.
 
 export interface ErrorCodeInfo {

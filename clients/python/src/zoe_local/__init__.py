@@ -10,7 +10,7 @@ Standard library only; Python 3.9+. See README.md in this package.
 
 from __future__ import annotations
 
-from .client import DEFAULT_URL, Client, default_spool_path
+from .client import Client
 from .errors import (
     ClientClosed,
     InvalidEvent,
@@ -34,6 +34,7 @@ from .models import (
     StateAck,
     StoredEvent,
 )
+from .settings import DEFAULT_URL, Settings, default_spool_path
 from .stream import AsyncEventStream, EventStream
 
 __version__ = "0.1.0"
@@ -54,6 +55,7 @@ __all__ = [
     "ResetEvent",
     "ServiceError",
     "ServiceUnreachable",
+    "Settings",
     "Severity",
     "SpoolError",
     "State",

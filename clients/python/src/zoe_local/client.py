@@ -2,10 +2,10 @@
 
 ``emit()`` checks and encodes the event in the caller's thread, stamps its
 ``ts`` and UUIDv7 id (also its idempotency key), and hands it on without I/O
-or commit. By default it goes into the emit ring (ring.py), a shared-memory
-file read by the delivery helper, a child process (helper.py) that writes it
+or commit. By default it goes into the emit ring (_ring.py), a shared-memory
+file read by the delivery helper, a child process (_helper.py) that writes it
 to the spool in group commits and delivers the spool in emit order; with
-``delivery="thread"`` the same pipeline (pipeline.py) runs as two threads of
+``delivery="thread"`` the same pipeline (_pipeline.py) runs as two threads of
 this process instead.
 """
 
@@ -22,229 +22,109 @@ import threading
 import time
 import weakref
 from datetime import datetime
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .drops import Drops
+from ._delivery import Delivery
+from ._event import EventEncoder
+from ._link import HelperFailed, HelperLink
+from ._pipeline import Pipeline
+from ._reads import Reads
+from ._spool import side_spool_path
+from ._transport import BaseUrl, call_json
+from ._values import Values
 from .errors import ClientClosed, InvalidEvent, SpoolError
-from .event import EventEncoder
-from .failures import Backoff
-from .link import HelperFailed, HelperLink
 from .models import (
-    CRITICAL_SUBTYPES,
     MODES,
     ClientStats,
     DeadLetter,
-    DeliveryProblem,
     Dropped,
     StateAck,
 )
-from .pipeline import Pipeline
-from .reads import Reads
-from .spool import SYNCHRONOUS, side_spool_path
-from .transport import BaseUrl, call_json
-from .values import Values
+from .settings import DEFAULT_URL, Settings, default_spool_path
 
-DEFAULT_URL = "http://127.0.0.1:8765"
-MiB = 1024 * 1024
-DELIVERY = ("process", "thread")
-OVERFLOW = ("drop", "block")
 BLOCK_POLL_S = 0.0005
 _SURROGATE_ESCAPE = re.compile(r"\\ud[89a-f][0-9a-f]{2}", re.IGNORECASE)
-
-
-def default_spool_path(mode: Optional[str]) -> str:
-    """``$XDG_STATE_HOME/zoe-local/spool-<mode>.db`` (``~/.local/state`` without XDG_STATE_HOME)."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "zoe-local", f"spool-{mode or 'all'}.db")
-
-
-def _positive(name: str, value: Any, integer: bool = False) -> None:
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if not ok or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive {'integer' if integer else 'number'}, got {value!r}")
+OPTIONS = frozenset(f.name for f in dataclasses.fields(Settings))
+NOT_QUEUED = ("queue_full", "spool_full")  # what Delivery.offer() answers for an event it did not take
 
 
 class Client(Reads):
-    """See the package README for the guarantees; every argument but ``url`` is optional."""
+    """See the package README for the guarantees. ``options`` are the fields
+    of :class:`Settings` (all optional); ``settings=`` passes a whole one,
+    which ``url``, ``token``, ``mode`` and ``options`` then override."""
 
     def __init__(
         self,
-        url: str = DEFAULT_URL,
+        url: Optional[str] = None,
         token: Optional[str] = None,
         mode: Optional[str] = None,
         *,
-        source: str = "bot",
-        spool_path: Optional[str] = None,
-        spool_max_bytes: int = 256 * MiB,
-        spool_synchronous: str = "FULL",
-        queue_max: int = 100_000,
-        max_batch: int = 1000,
-        max_request_bytes: int = 1_048_576,
-        timeout: float = 10.0,
-        backoff_base: float = 0.05,
-        backoff_max: float = 5.0,
-        max_retry_after: float = 300.0,
-        critical_subtypes: Iterable[str] = CRITICAL_SUBTYPES,
-        durable_timeout: float = 5.0,
-        exit_timeout: Optional[float] = 5.0,
-        on_dead_letter: Optional[Callable[[DeadLetter], None]] = None,
-        on_drop: Optional[Callable[[Dropped], None]] = None,
-        on_problem: Optional[Callable[[DeliveryProblem], None]] = None,
-        logger: Optional[logging.Logger] = None,
-        delivery: str = "process",
-        ring_bytes: int = 32 * MiB,
-        helper_nice: int = 10,
-        overflow: str = "drop",
-        block_timeout: float = 1.0,
-        convert: bool = False,
-        json_default: Optional[Callable[[Any], Any]] = None,
-        non_finite: str = "refuse",
-        naive_ts: str = "refuse",
+        settings: Optional[Settings] = None,
+        **options: Any,
     ) -> None:
-        self._base = BaseUrl(url)
-        values = Values(convert, json_default, non_finite, naive_ts)
-        if token is not None and (not isinstance(token, str) or not token or "\n" in token):
-            raise ValueError("token must be a non-empty string (ZOE_API_TOKEN of the service)")
-        for name, value in (
-            ("timeout", timeout),
-            ("backoff_base", backoff_base),
-            ("backoff_max", backoff_max),
-            ("max_retry_after", max_retry_after),
-            ("durable_timeout", durable_timeout),
-            ("block_timeout", block_timeout),
-        ):
-            _positive(name, value)
-        for name, value in (
-            ("spool_max_bytes", spool_max_bytes),
-            ("queue_max", queue_max),
-            ("max_request_bytes", max_request_bytes),
-        ):
-            _positive(name, value, integer=True)
-        if not isinstance(max_batch, int) or not 1 <= max_batch <= 1000:
-            raise ValueError(
-                f"max_batch must be an integer from 1 to 1000 (the service's cap per request), got {max_batch!r}"
+        for name, value in (("url", url), ("token", token), ("mode", mode)):
+            if value is not None:
+                options[name] = value
+        unknown = sorted(set(options) - OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"Client() got unexpected keyword arguments {unknown} (its options are the fields of Settings)"
             )
-        if exit_timeout is not None:
-            _positive("exit_timeout", exit_timeout)
-        if delivery not in DELIVERY:
-            raise ValueError(f"delivery must be one of {', '.join(DELIVERY)}, got {delivery!r}")
-        _positive("ring_bytes", ring_bytes, integer=True)
-        if overflow not in OVERFLOW:
-            raise ValueError(f"overflow must be one of {', '.join(OVERFLOW)}, got {overflow!r}")
+        if settings is None:
+            settings = Settings(**options)
+        elif not isinstance(settings, Settings):
+            raise ValueError(f"settings must be a zoe_local.Settings, got {settings!r}")
+        elif options:
+            settings = dataclasses.replace(settings, **options)
+        if not settings.spool_path:
+            settings = dataclasses.replace(settings, spool_path=default_spool_path(settings.mode))
+        #: The validated configuration (frozen).
+        self.settings = settings
+        self._base = BaseUrl(settings.url)
+        values = Values(settings.convert, settings.json_default, settings.non_finite, settings.naive_ts)
         # overflow="block": how long an ordinary emit() may wait for room in a
         # full queue (0: drop at once). After one wait ran out, emits drop at
         # once until the queue has room again: a stalled helper must not make
         # every emit() wait.
-        self._block_s = float(block_timeout) if overflow == "block" else 0.0
+        self._block_s = settings.block_timeout if settings.overflow == "block" else 0.0
         self._blocked_out = False
-        self._token = token
-        self._timeout = float(timeout)
-        self._log = logger or logging.getLogger("zoe_local")
-        self._encoder = EventEncoder(mode, source, frozenset(critical_subtypes), max_request_bytes, values)
-        self.mode = mode
-        self._durable_timeout = float(durable_timeout)
-        # Drops for a full queue, decided here; a full spool is the pipeline's to count.
-        self._drops = Drops(on_drop, self._log)
+        self._token = settings.token
+        self._timeout = settings.timeout
+        self._log = settings.logger or logging.getLogger("zoe_local")
+        self._encoder = EventEncoder(
+            settings.mode, settings.source, settings.critical_subtypes, settings.max_request_bytes, values
+        )
+        self.mode = settings.mode
+        self._durable_timeout = settings.durable_timeout
         self._closed = False
         self._forked = False
         self._close_lock = threading.Lock()
         self._left: Optional[int] = None
         self._readers = threading.local()
         self._state_gen = itertools.count(1)
-        spool_path = spool_path or default_spool_path(mode)
-        options = dict(
-            spool_path=spool_path,
-            spool_synchronous=spool_synchronous,
-            spool_max_bytes=spool_max_bytes,
-            queue_max=queue_max,
-            max_batch=max_batch,
-            max_request_bytes=max_request_bytes,
-            timeout=float(timeout),
-            durable_timeout=float(durable_timeout),
-        )
-        backoff = (float(backoff_base), float(backoff_max), float(max_retry_after))
-        self._link: Optional[HelperLink] = None
-        self._pipeline: Optional[Pipeline] = None
-        if delivery == "process" and os.name != "posix":
-            delivery = "thread"  # the link waits on pipes with select(), POSIX only
-        if spool_synchronous not in SYNCHRONOUS:
-            raise ValueError(f"spool_synchronous must be one of {', '.join(SYNCHRONOUS)}, got {spool_synchronous!r}")
-        self._main_spool = spool_path
-        self._start = lambda spool: self._start_delivery(
-            delivery,
-            dict(options, spool_path=spool),
-            backoff,
-            token,
-            critical_subtypes,
-            exit_timeout,
-            helper_nice,
-            ring_bytes,
-            queue_max,
-            on_dead_letter,
-            on_drop,
-            on_problem,
-        )
-        self._start(spool_path)
-        self.spool_path = self._link.spool_path if self._link is not None else spool_path
-        self.delivery = "process" if self._link is not None else "thread"
+        # None in a forked child until it first delivers (_started()).
+        self._delivery: Optional[Delivery] = None
+        self._main_spool: str = settings.spool_path  # type: ignore[assignment]
+        delivery = self._start_delivery(self._main_spool)
+        self.spool_path = delivery.spool_path
+        self.delivery = delivery.kind
         _LIVE.add(self)
-        self._exit_timeout = exit_timeout
-        if exit_timeout is not None:
+        self._exit_timeout = settings.exit_timeout
+        if settings.exit_timeout is not None:
             atexit.register(self._at_exit)
 
-    def _start_delivery(
-        self,
-        delivery: str,
-        options: Dict[str, Any],
-        backoff: tuple,
-        token: Optional[str],
-        critical_subtypes: Iterable[str],
-        exit_timeout: Optional[float],
-        helper_nice: int,
-        ring_bytes: int,
-        queue_max: int,
-        on_dead_letter: Optional[Callable[[DeadLetter], None]],
-        on_drop: Optional[Callable[[Dropped], None]],
-        on_problem: Optional[Callable[[DeliveryProblem], None]],
-    ) -> None:
+    def _start_delivery(self, spool_path: str) -> Delivery:
         """The helper (or the threads); run again in a forked child that uses this Client."""
-        if delivery == "process":
-            config = dict(
-                options,
-                url=self._base.text,
-                token=token,
-                backoff=backoff,
-                critical_subtypes=sorted(critical_subtypes),
-                exit_timeout=exit_timeout,
-                nice=helper_nice,
-                log_level=self._log.getEffectiveLevel(),
-                callbacks=[
-                    k for k, cb in (("dead_letter", on_dead_letter), ("drop", on_drop), ("problem", on_problem)) if cb
-                ],
-            )
+        settings = dataclasses.replace(self.settings, spool_path=spool_path)
+        # The link waits on pipes with select(), POSIX only.
+        if settings.delivery == "process" and os.name == "posix":
             try:
-                self._link = HelperLink(
-                    config,
-                    ring_bytes=ring_bytes,
-                    queue_max=queue_max,
-                    on_dead_letter=on_dead_letter,
-                    on_drop=on_drop,
-                    on_problem=on_problem,
-                    logger=self._log,
-                )
+                self._delivery = HelperLink(settings, self._log)
             except (HelperFailed, OSError) as error:
                 self._log.warning("zoe-local: %s; delivering from threads in this process instead", error)
-        if self._link is None:
-            self._pipeline = Pipeline(
-                self._base,
-                token,
-                backoff=Backoff(*backoff),
-                on_dead_letter=on_dead_letter,
-                on_drop=on_drop,
-                on_problem=on_problem,
-                logger=self._log,
-                **options,  # type: ignore[arg-type]
-            )
+        if self._delivery is None:
+            self._delivery = Pipeline(settings, self._log)
+        return self._delivery
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Client":
@@ -309,71 +189,61 @@ class Client(Reads):
         payload, event_id, event_mode, critical = self._encoder.encode(
             type, subtype, body, symbol, severity, meta, source, mode, ts, idempotency_key
         )
-        if self._link is None and self._pipeline is None:
-            self._child_delivery()
-        link = self._link
-        if link is not None:
-            if durable:
-                ok, why = link.submit_durable(payload, critical, self._durable_timeout)
-                if not ok:
-                    raise SpoolError(
-                        f"Cannot confirm event {event_id}: not committed to spool {self.spool_path} ({why}); it stays queued"
-                    )
-            elif link.submit(payload, critical):
-                if self._blocked_out:
-                    self._blocked_out = False
-            elif not self._wait_for_room(lambda: link.submit(payload, False)):
-                self._drops(Dropped(event_id, event_mode, type, subtype, "queue_full"))  # type: ignore[arg-type]
-            return event_id
-        pipeline = self._pipeline
-        assert pipeline is not None
-        why = pipeline.full(critical)
-        if why == "queue_full" and self._wait_for_room(lambda: pipeline.full(False) != "queue_full"):
-            why = pipeline.full(False)
-        elif why is None and self._blocked_out:
-            self._blocked_out = False
-        if why is not None:
-            pipeline.drop(Dropped(event_id, event_mode, type, subtype, why))  # type: ignore[arg-type]
-        elif durable:
-            pipeline.submit_durable(payload, critical, event_id)
+        delivery = self._delivery or self._started()
+        if durable:
+            why = delivery.offer_durable(payload, critical, self._durable_timeout)
         else:
-            pipeline.submit(payload, critical)
+            why = delivery.offer(payload, critical)
+        if why == "queue_full":
+            why = self._wait_for_room(delivery, payload, durable)
+        if why is None:
+            if self._blocked_out:
+                self._blocked_out = False
+        elif why in NOT_QUEUED:
+            delivery.drop(Dropped(event_id, event_mode, type, subtype, why))  # type: ignore[arg-type]
+        else:
+            raise SpoolError(
+                f"Cannot confirm event {event_id}: not committed to spool {self.spool_path} ({why}); it stays queued"
+            )
         return event_id
 
-    def _wait_for_room(self, try_again: Callable[[], bool]) -> bool:
-        """overflow="block": polls ``try_again`` until it succeeds or block_timeout ran out."""
+    def _wait_for_room(self, delivery: Delivery, payload: bytes, durable: bool) -> Optional[str]:
+        """overflow="block": offers an ordinary event again until it is queued or
+        block_timeout ran out; what the last offer answered."""
         if not self._block_s or self._blocked_out:
-            return False
+            return "queue_full"
         deadline = time.monotonic() + self._block_s
         while time.monotonic() < deadline:
             time.sleep(BLOCK_POLL_S)
-            if try_again():
-                return True
+            why = (
+                delivery.offer_durable(payload, False, self._durable_timeout)
+                if durable
+                else delivery.offer(payload, False)
+            )
+            if why != "queue_full":
+                return why
         self._blocked_out = True
-        return False
+        return "queue_full"
 
     def _closed_message(self, what: str) -> str:
         return f"Cannot {what}: the client is closed"
 
-    def _child_delivery(self) -> None:
+    def _started(self) -> Delivery:
         """In a forked child that uses its parent's Client: a delivery of the
         child's own, on a side spool next to the parent's (the helper picks
         one when the spool is held; threads take one here), started on the
         first call. Its leftovers are taken over by the Client on the main spool."""
         with self._close_lock:
-            if self._link is not None or self._pipeline is not None:
-                return
+            if self._delivery is not None:
+                return self._delivery
             if self._closed:
                 raise ClientClosed(self._closed_message("emit event"))
-            self._start(self._main_spool if self.delivery == "process" else side_spool_path(self._main_spool))
-            self.spool_path = self._link.spool_path if self._link is not None else side_spool_path(self._main_spool)
-
-    def _delivery(self) -> Union[HelperLink, Pipeline]:
-        if self._link is None and self._pipeline is None:
-            self._child_delivery()
-        delivery = self._link or self._pipeline
-        assert delivery is not None
-        return delivery
+            # Threads take a side spool here; a helper picks one itself when the spool is held.
+            delivery = self._start_delivery(
+                self._main_spool if self.delivery == "process" else side_spool_path(self._main_spool)
+            )
+            self.spool_path = delivery.spool_path
+            return delivery
 
     def __reduce__(self) -> Any:
         raise TypeError(
@@ -401,7 +271,7 @@ class Client(Reads):
         mode, body = self._state_body(snapshot, mode, fields)
         if wait:
             return self._post_state_now(mode, body, next(self._state_gen), timeout)
-        self._delivery().post_state(mode, body, next(self._state_gen))
+        (self._delivery or self._started()).post_state(mode, body, next(self._state_gen))
         return None
 
     def _state_body(
@@ -422,7 +292,7 @@ class Client(Reads):
         return mode, self._encoder.encode_state(state)
 
     def _post_state_now(self, mode: str, body: bytes, gen: int, timeout: Optional[float]) -> StateAck:
-        delivery = self._delivery()
+        delivery = self._delivery or self._started()
         # A queued snapshot older than this one must not be sent after it.
         delivery.state_floor(mode, gen)
         return call_json(self._reader(), "POST", "/local/state", body, timeout)  # type: ignore[no-any-return]
@@ -433,7 +303,7 @@ class Client(Reads):
         the number of events still waiting (queued + spooled) at the deadline."""
         if self._left is not None:
             return self._left
-        return self._delivery().flush(timeout)
+        return (self._delivery or self._started()).flush(timeout)
 
     async def aflush(self, timeout: float = 10.0) -> int:
         """``flush()`` for asyncio: waits in a worker thread, so the loop (and
@@ -467,17 +337,14 @@ class Client(Reads):
             if self._left is not None:
                 return self._left
             self._closed = True
-            if self._link is None and self._pipeline is None:
+            delivery = self._delivery
+            if delivery is None:
                 self._left = 0  # a forked child that never used its parent's Client
                 return 0
-            if self._link is not None:
-                left = self._link.close(timeout, self._durable_timeout)
-            else:
-                assert self._pipeline is not None
-                left = self._pipeline.close(timeout)
+            left = delivery.close(timeout)
             if left is None:
-                # No answer in time: count without the helper, and never wait for it again.
-                left = self._link.left_without_helper() if self._link is not None else self.pending()
+                # No answer in time: count without it, and never wait for it again.
+                left = delivery.count_left()
             self._left = left
             if self._exit_timeout is not None:
                 atexit.unregister(self._at_exit)
@@ -496,34 +363,16 @@ class Client(Reads):
         """Events not yet acknowledged by the service: queued + spooled."""
         if self._left is not None:
             return self._left
-        return self._delivery().pending()
+        return (self._delivery or self._started()).pending()
 
     # -- health ----------------------------------------------------------------
 
     def stats(self) -> ClientStats:
-        self._delivery()
-        if self._link is not None:
-            if self._left is not None:
-                raise ClientClosed("Cannot read stats: the client is closed (its delivery helper has stopped)")
-            stats = self._link.stats()
-            if stats is None:
-                raise ClientClosed("Cannot read stats: the delivery helper did not answer (closed, or being restarted)")
-            return dataclasses.replace(stats, dropped=stats.dropped + self._drops.count)
-        assert self._pipeline is not None
-        return self._pipeline.stats()
+        return (self._delivery or self._started()).stats()
 
     def dead_letters(self, limit: int = 100) -> List[DeadLetter]:
         """Events the service refused for good, oldest first, with its error."""
-        self._delivery()
-        if self._link is not None:
-            letters = self._link.dead_letters(limit)
-            if letters is None:
-                raise ClientClosed(
-                    "Cannot read dead letters: the delivery helper did not answer (closed, or being restarted)"
-                )
-            return letters
-        assert self._pipeline is not None
-        return self._pipeline.dead_letters(limit)
+        return (self._delivery or self._started()).dead_letters(limit)
 
     def requeue_dead_letters(self, ids: Optional[Sequence[int]] = None) -> int:
         """Sends dead letters again (all, or these ids) after the cause was fixed.
@@ -531,13 +380,7 @@ class Client(Reads):
         if self._closed:
             raise ClientClosed(self._closed_message("requeue dead letters"))
         wanted = None if ids is None else list(ids)
-        self._delivery()
-        if self._link is not None:
-            count = self._link.requeue(wanted, self._durable_timeout)
-        else:
-            assert self._pipeline is not None
-            request = self._pipeline.requeue(wanted, self._encoder.is_critical)
-            count = request.count if request.done.wait(self._durable_timeout) else None
+        count = (self._delivery or self._started()).requeue(wanted, self._durable_timeout)
         if count is None:
             raise SpoolError(
                 f"Cannot requeue dead letters: the sender did not get to it within {self._durable_timeout} s"
@@ -558,15 +401,11 @@ def _after_fork_in_child() -> None:
         client._forked = True
         client._close_lock = threading.Lock()  # the parent's may have been held by another thread
         try:
-            if client._link is not None:
-                client._link.forget_after_fork()
-            if client._pipeline is not None:
-                client._pipeline.spool.forget_after_fork()
+            if client._delivery is not None:
+                client._delivery.forget_after_fork()
         except Exception:  # an at-fork hook must never fail the fork
             pass
-        client._link = None
-        client._pipeline = None
-        client._drops = Drops(client._drops._on_drop, client._log)
+        client._delivery = None
 
 
 if hasattr(os, "register_at_fork"):

@@ -1,4 +1,15 @@
-"""Exceptions of the client.
+"""Exceptions of the client. The hierarchy (``except ZoeError`` catches them all)::
+
+    ZoeError
+    ├── InvalidEvent (also ValueError)   a bad argument of emit() / post_state(); .field is its JSON pointer
+    ├── ClientClosed (also RuntimeError) a call after close()
+    ├── SpoolError                       the spool cannot be opened or did not commit a durable=True event in time
+    ├── ServiceError                     the service answered an error: .status, .code, .message, .details
+    ├── ServiceUnreachable (also ConnectionError)  no answer: refused, reset, timed out, malformed
+    └── StreamReset                      follow(): the position is beyond the newest stored seq
+
+A bad option of ``Client(...)`` / ``Settings(...)`` raises a plain ValueError
+naming it (an unknown one TypeError), before anything starts.
 
 Misuse (a bad field, a closed client) raises at once in the caller's thread.
 Transport problems never raise from ``emit()``: the sender retries them, and a

@@ -28,10 +28,10 @@ import threading
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 from urllib.parse import urlencode
 
+from ._transport import USER_AGENT, BaseUrl, Response, Transport, call_json, describe
+from ._wire import interrupt
 from .errors import ServiceError, ServiceUnreachable, StreamReset
 from .models import ResetEvent, StoredEvent
-from .transport import USER_AGENT, BaseUrl, Response, Transport, call_json, describe
-from .wire import interrupt
 
 
 class SseMessage(NamedTuple):

@@ -12,8 +12,8 @@ import threading
 import time
 from typing import Any, Deque, List
 
-from .sender import FlushMarker, Requeue, Sender
-from .spool import Item, Spool
+from ._sender import FlushMarker, Requeue, Sender
+from ._spool import Item, Spool
 
 RETRY_S = 1.0
 IDLE_WAIT_S = 1.0

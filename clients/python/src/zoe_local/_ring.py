@@ -1,5 +1,5 @@
 """The emit ring: a file-backed shared-memory ring from the bot's process (one
-producer, ``emit()``) to the delivery helper process (one consumer, helper.py).
+producer, ``emit()``) to the delivery helper process (one consumer, _helper.py).
 
 Why shared memory: ``emit()`` must cost the bot's thread no syscall, no lock
 another process can hold and no GIL hand-off. A pipe write takes the kernel's

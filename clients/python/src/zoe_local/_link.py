@@ -1,7 +1,7 @@
-"""``HelperLink``: the bot's end of the delivery helper (helper.py).
+"""``HelperLink``: the bot's end of the delivery helper (_helper.py).
 
 ``submit()`` is what ``emit()`` costs beyond encoding: a lock, a memcpy into
-the emit ring (ring.py) and, only when the helper sleeps, one pipe write. The
+the emit ring (_ring.py) and, only when the helper sleeps, one pipe write. The
 one thread this adds to the bot's process blocks on the helper's stdout and
 wakes for replies, log records and callbacks, not per event.
 
@@ -11,6 +11,7 @@ says what is stored); events wait in the ring meanwhile.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -21,12 +22,14 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
-from . import ring as R
-from .errors import SpoolError
+from . import _ring as R
+from ._drops import Drops
+from ._spool import _FileLock
+from .errors import ClientClosed, SpoolError
 from .models import ClientStats, DeadLetter, DeliveryProblem, Dropped
-from .spool import _FileLock
+from .settings import Settings
 
 START_TIMEOUT_S = 30.0
 RESPAWN_S = (0.2, 1.0, 5.0)
@@ -35,7 +38,7 @@ PUMP_S = 0.002
 # that has not answered by then finishes on its own (the ring keeps what it
 # had not committed, and the next start recovers it).
 CLOSE_MARGIN_S = 0.5
-_LAUNCH = "import sys; sys.path.insert(0, sys.argv[1]); from zoe_local.helper import main; main()"
+_LAUNCH = "import sys; sys.path.insert(0, sys.argv[1]); from zoe_local._helper import main; main()"
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -77,32 +80,28 @@ class _Waiter:
 
 
 class HelperLink:
-    def __init__(
-        self,
-        config: Dict[str, Any],
-        *,
-        ring_bytes: int,
-        queue_max: int,
-        on_dead_letter: Optional[Callable[[DeadLetter], None]],
-        on_drop: Optional[Callable[[Dropped], None]],
-        on_problem: Optional[Callable[[DeliveryProblem], None]],
-        logger: logging.Logger,
-    ) -> None:
-        spool_path = config["spool_path"]
+    """The ``Delivery`` (_delivery.py) of ``delivery="process"``."""
+
+    kind = "process"
+
+    def __init__(self, settings: Settings, logger: logging.Logger) -> None:
+        spool_path: str = settings.spool_path  # type: ignore[assignment]
         durable = spool_path != ":memory:"
         if durable:
             os.makedirs(os.path.dirname(os.path.abspath(spool_path)), exist_ok=True)
         self.ring_path = R.new_ring_path(spool_path if durable else None)
         self._ring_lock = _FileLock(self.ring_path + ".lock")
-        self.ring = R.RingProducer(self.ring_path, ring_bytes)
-        self._config = {**config, "ring": self.ring_path}
-        self._queue_max = queue_max
+        self.ring = R.RingProducer(self.ring_path, settings.ring_bytes)
+        self._settings = settings
+        self._queue_max = settings.queue_max
         self._callbacks = {
-            "dead_letter": (on_dead_letter, DeadLetter),
-            "drop": (on_drop, Dropped),
-            "problem": (on_problem, DeliveryProblem),
+            "dead_letter": (settings.on_dead_letter, DeadLetter),
+            "drop": (settings.on_drop, Dropped),
+            "problem": (settings.on_problem, DeliveryProblem),
         }
         self._log = logger
+        # Drops for a full ring, decided here; a full spool is the helper's to count.
+        self._drops = Drops(settings.on_drop, logger)
         self._lock = threading.Lock()  # the ring's producer side
         self._overflow: Deque[Tuple[int, bytes]] = deque()  # critical events and controls while the ring is full
         self._pumping = False
@@ -110,6 +109,7 @@ class HelperLink:
         self._ids = itertools.count(1)
         self._waiters: Dict[int, _Waiter] = {}
         self._closing = False
+        self._closed = False  # close() returned: no helper answers any more
         self._stop_respawn = threading.Event()
         self._gone = threading.Event()  # the helper exited and will not be started again
         self.spool_path = spool_path
@@ -137,7 +137,12 @@ class HelperLink:
             raise HelperFailed(f"Cannot start the delivery helper ({sys.executable!r}): {error}") from error
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            proc.stdin.write(json.dumps(self._config).encode() + b"\n")
+            start = {
+                "settings": self._settings.to_json(),
+                "ring": self.ring_path,
+                "log_level": self._log.getEffectiveLevel(),
+            }
+            proc.stdin.write(json.dumps(start).encode() + b"\n")
             proc.stdin.flush()
             self._first_line(proc)
         except BaseException:
@@ -162,7 +167,8 @@ class HelperLink:
             if msg.get("ready"):
                 # A held spool makes the helper pick a side spool (helper._open_waiting).
                 self.spool_path = msg.get("spool_path") or self.spool_path
-                self._config["spool_path"] = self.spool_path  # a helper started again stays on it
+                # A helper started again stays on it.
+                self._settings = dataclasses.replace(self._settings, spool_path=self.spool_path)
                 return
             if "log" in msg:
                 self._dispatch(msg)
@@ -235,8 +241,8 @@ class HelperLink:
 
     # -- the emitting side -------------------------------------------------------
 
-    def submit(self, payload: bytes, critical: bool) -> bool:
-        """Puts one event in the ring; False (dropped) when it is full and the event is not critical."""
+    def offer(self, payload: bytes, critical: bool) -> Optional[str]:
+        """Puts one event in the ring; "queue_full" when it is full and the event is not critical."""
         ring = self.ring
         with self._lock:
             if not self._overflow:
@@ -250,12 +256,15 @@ class HelperLink:
                         self._bell()
                     else:
                         self._rung = False
-                    return True
+                    return None
             if not critical:
-                return False
+                return "queue_full"
             self._overflow.append((R.CRITICAL_EVENT, payload))
             self._pump()
-            return True
+            return None
+
+    def drop(self, dropped: Dropped) -> None:
+        self._drops(dropped)
 
     def _put(self, kind: int, body: bytes) -> None:
         """An ordered record (control, durable event): never dropped, and the
@@ -311,12 +320,12 @@ class HelperLink:
         self._waiters.pop(rid, None)
         return None
 
-    def submit_durable(self, payload: bytes, critical: bool, timeout: float) -> Tuple[bool, str]:
+    def offer_durable(self, payload: bytes, critical: bool, timeout: float) -> Optional[str]:
         kind = R.DURABLE_CRITICAL_EVENT if critical else R.DURABLE_EVENT
         reply = self._ask(kind, {}, timeout, prefix=payload)
         if reply is None:
-            return False, f"no answer from the delivery helper within {timeout} s"
-        return bool(reply.get("ok")), reply.get("error") or ""
+            return f"no answer from the delivery helper within {timeout} s"
+        return None if reply.get("ok") else reply.get("error") or ""
 
     def post_state(self, mode: str, body: bytes, gen: int) -> None:
         with self._lock:
@@ -343,27 +352,46 @@ class HelperLink:
             self.ring.refresh()
             return self.ring.written - self.ring.consumed + sum(1 for k, _ in self._overflow if k != R.CONTROL)
 
-    def stats(self, timeout: float = 5.0) -> Optional[ClientStats]:
+    def _stats(self, timeout: float = 5.0) -> Optional[ClientStats]:
         """Ordered like a flush: drops decided for events emitted before the call are counted."""
         reply = self._ask(R.CONTROL, {"op": "stats"}, timeout)
         if reply is None:
             return None
         s = dict(reply["stats"])
         s["queued"] = self.in_ring()
+        s["dropped"] += self._drops.count
         return ClientStats(**s)
 
+    def stats(self) -> ClientStats:
+        if self._closed:
+            raise ClientClosed("Cannot read stats: the client is closed (its delivery helper has stopped)")
+        stats = self._stats()
+        if stats is None:
+            raise ClientClosed("Cannot read stats: the delivery helper did not answer (closed, or being restarted)")
+        return stats
+
     def pending(self) -> int:
-        stats = self.stats()
+        stats = self._stats()
         return self.in_ring() if stats is None else stats.queued + stats.spooled
 
-    def dead_letters(self, limit: int, timeout: float = 5.0) -> Optional[List[DeadLetter]]:
-        reply = self._ask(R.CONTROL, {"op": "dead_letters", "limit": limit}, timeout)
-        return None if reply is None else [DeadLetter(**d) for d in reply["letters"]]
+    def dead_letters(self, limit: int) -> List[DeadLetter]:
+        reply = self._ask(R.CONTROL, {"op": "dead_letters", "limit": limit}, 5.0)
+        if reply is None:
+            raise ClientClosed(
+                "Cannot read dead letters: the delivery helper did not answer (closed, or being restarted)"
+            )
+        return [DeadLetter(**d) for d in reply["letters"]]
 
     # -- shutting down -----------------------------------------------------------
 
-    def close(self, timeout: float, durable_timeout: float) -> Optional[int]:
+    def close(self, timeout: float) -> Optional[int]:
         """The helper delivers for ``timeout``, stores the rest and exits; the events left, or None."""
+        try:
+            return self._close(timeout)
+        finally:
+            self._closed = True
+
+    def _close(self, timeout: float) -> Optional[int]:
         deadline = time.monotonic() + timeout
         while self._overflow and time.monotonic() < deadline and not self._gone.is_set():
             time.sleep(PUMP_S)
@@ -416,7 +444,7 @@ class HelperLink:
                 pass
         self._ring_lock.release()
 
-    def left_without_helper(self) -> int:
+    def count_left(self) -> int:
         """Events not delivered, counted without the helper (it did not answer
         close()): what is in the ring, plus the spool's rows read from the file."""
         left = self.in_ring()

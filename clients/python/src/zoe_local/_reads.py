@@ -10,9 +10,9 @@ import threading
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlencode
 
+from ._transport import BaseUrl, Transport, call_json
 from .models import MODES, ResetEvent, State, StoredEvent
 from .stream import AsyncEventStream, EventStream
-from .transport import BaseUrl, Transport, call_json
 
 
 def _positive(name: str, value: Any) -> None:

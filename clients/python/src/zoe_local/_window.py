@@ -15,7 +15,7 @@ from itertools import accumulate, islice, repeat
 from operator import add, itemgetter
 from typing import Deque, List, Sequence, Set, Tuple
 
-from .spool import Item, Spool
+from ._spool import Item, Spool
 
 MAX_ROWS = 50_000
 MAX_BYTES = 64 * 1024 * 1024

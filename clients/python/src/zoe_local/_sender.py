@@ -1,9 +1,9 @@
 """The background sender: sends the spool to the service in emit order (the
-spool writer thread, writer.py, fills it from what ``emit()`` queued).
+spool writer thread, _writer.py, fills it from what ``emit()`` queued).
 
 One batch is in flight at a time, oldest first, so the service assigns seqs in
 emit order. A batch the service acknowledged (201, or 200 = all duplicates) is
-removed from the spool. Failures are sorted by what they say (failures.py):
+removed from the spool. Failures are sorted by what they say (_failures.py):
 
 * connection errors, timeouts, 408/425/5xx, 429/503: retried, with capped
   full-jitter backoff or exactly the Retry-After the service sent;
@@ -27,12 +27,12 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from . import failures
+from . import _failures as failures
+from ._spool import Item, Spool
+from ._transport import Response, Transport
+from ._window import Window, body, cut
 from .errors import ServiceError, ServiceUnreachable
 from .models import DeadLetter, DeliveryProblem
-from .spool import Item, Spool
-from .transport import Response, Transport
-from .window import Window, body, cut
 
 EVENTS_PATH = "/local/events"
 IDLE_WAIT_S = 1.0

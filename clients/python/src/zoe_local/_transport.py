@@ -1,4 +1,4 @@
-"""HTTP/1.1 to the service (wire.py): one keep-alive connection per Transport,
+"""HTTP/1.1 to the service (_wire.py): one keep-alive connection per Transport,
 the bearer token on every request, and an ``abort()`` another thread may call
 to cut a request short (``close()``'s deadline)."""
 
@@ -13,8 +13,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
+from ._wire import Connection, interrupt
 from .errors import ServiceError, ServiceUnreachable
-from .wire import Connection, interrupt
 
 USER_AGENT = "zoe-local-python/0.1.0"
 # Failures a kept-alive connection shows when the server closed it while idle:

@@ -1,6 +1,6 @@
-"""``Pipeline``: queue → spool → service, on two threads (writer.py, sender.py).
+"""``Pipeline``: queue → spool → service, on two threads (_writer.py, _sender.py).
 
-It runs in the delivery helper process (helper.py, the default), fed from the
+It runs in the delivery helper process (_helper.py, the default), fed from the
 emit ring, or in the bot's own process with ``Client(delivery="thread")``,
 fed by ``emit()`` directly. Either way the same code decides what is stored,
 sent, retried, dead-lettered and dropped.
@@ -13,63 +13,66 @@ import time
 from collections import deque
 from typing import Any, Callable, Deque, List, Optional, Sequence
 
-from .drops import Drops
-from .errors import SpoolError
-from .failures import Backoff
-from .models import ClientStats, DeadLetter, DeliveryProblem, Dropped
-from .sender import FlushMarker, Requeue, Sender, StateSnapshot
-from .spool import Item, Spool, lock_holder, pid_alive, side_spools
-from .transport import BaseUrl, Transport
-from .writer import Writer
+from ._drops import Drops
+from ._event import payload_is_critical
+from ._failures import Backoff
+from ._sender import FlushMarker, Requeue, Sender, StateSnapshot
+from ._spool import Item, Spool, lock_holder, pid_alive, side_spools
+from ._transport import BaseUrl, Transport
+from ._writer import Writer
+from .models import ClientStats, DeadLetter, Dropped
+from .settings import Settings
 
 ADOPT_WAIT_S = 2.0
 
 
 class Pipeline:
-    def __init__(
-        self,
-        base: BaseUrl,
-        token: Optional[str],
-        *,
-        spool_path: str,
-        spool_synchronous: str,
-        spool_max_bytes: int,
-        queue_max: int,
-        max_batch: int,
-        max_request_bytes: int,
-        timeout: float,
-        backoff: Backoff,
-        durable_timeout: float,
-        on_dead_letter: Optional[Callable[[DeadLetter], None]],
-        on_drop: Optional[Callable[[Dropped], None]],
-        on_problem: Optional[Callable[[DeliveryProblem], None]],
-        logger: logging.Logger,
-        bot: Optional[int] = None,
-    ) -> None:
+    """The spool writer and the sender; the ``Delivery`` (_delivery.py) of ``delivery="thread"``."""
+
+    kind = "thread"
+
+    def __init__(self, settings: Settings, logger: logging.Logger, bot: Optional[int] = None) -> None:
+        """``settings.spool_path`` is the spool it opens (resolved by the Client); ``bot``: the
+        pid of the bot a helper process delivers for."""
         self._log = logger
-        self.spool = Spool(spool_path, spool_synchronous, bot=bot)
+        critical = settings.critical_subtypes
+        self._critical_of: Callable[[bytes], bool] = lambda payload: payload_is_critical(payload, critical)
+        self.spool = Spool(settings.spool_path, settings.spool_synchronous, bot=bot)  # type: ignore[arg-type]
         self.adopted = self._adopt()
-        self.spool_max_bytes = spool_max_bytes
-        self._queue_max = queue_max
-        self._durable_timeout = durable_timeout
-        self.drop = Drops(on_drop, logger)
+        self.spool_max_bytes = settings.spool_max_bytes
+        self._queue_max = settings.queue_max
+        self._durable_timeout = settings.durable_timeout
+        self._drops = Drops(settings.on_drop, logger)
         self.queue: Deque[Item] = deque()
         self._control: Deque[Any] = deque()
         self.sender = Sender(
             self.spool,
-            Transport(base, token, timeout),
-            max_batch=max_batch,
-            max_request_bytes=max_request_bytes,
-            backoff=backoff,
-            on_dead_letter=on_dead_letter,
-            on_problem=on_problem,
+            Transport(BaseUrl(settings.url), settings.token, settings.timeout),
+            max_batch=settings.max_batch,
+            max_request_bytes=settings.max_request_bytes,
+            backoff=Backoff(settings.backoff_base, settings.backoff_max, settings.max_retry_after),
+            on_dead_letter=settings.on_dead_letter,
+            on_problem=settings.on_problem,
             logger=logger,
         )
         self.writer = Writer(self.queue, self._control, self.spool, self.sender, logger)
         self.sender.start()
         self.writer.start()
 
+    @property
+    def spool_path(self) -> str:
+        return self.spool.path
+
     # -- the emitting side -----------------------------------------------------
+
+    def offer(self, payload: bytes, critical: bool) -> Optional[str]:
+        why = self.full(critical)
+        if why is None:
+            self.submit(payload, critical)
+        return why
+
+    def drop(self, dropped: Dropped) -> None:
+        self._drops(dropped)
 
     def full(self, critical: bool) -> Optional[str]:
         """Why an event would be dropped now (None: it is queued)."""
@@ -88,22 +91,23 @@ class Pipeline:
         if self.writer.sleeping:
             self.writer.wake.set()
 
-    def commit_now(self) -> Optional[str]:
-        """Commits everything queued in the calling thread; None, or why it could not.
+    def commit_now(self, timeout: Optional[float] = None) -> Optional[str]:
+        """Commits everything queued in the calling thread, waiting at most
+        ``timeout`` (``durable_timeout``) for the spool; None, or why it could not.
 
         Handing the commit to the writer thread would cost one or two GIL
         switch intervals (5 ms each) whenever that thread is busy."""
-        if self.writer.ingest(force=True, timeout=self._durable_timeout):
+        wait = self._durable_timeout if timeout is None else timeout
+        if self.writer.ingest(force=True, timeout=wait):
             return None
-        return self.sender.last_error or f"the spool was busy for {self._durable_timeout} s"
+        return self.sender.last_error or f"the spool was busy for {wait} s"
 
-    def submit_durable(self, payload: bytes, critical: bool, event_id: str) -> None:
-        self.queue.append((payload, critical, len(payload)))
-        why = self.commit_now()
+    def offer_durable(self, payload: bytes, critical: bool, timeout: float) -> Optional[str]:
+        why = self.full(critical)
         if why is not None:
-            raise SpoolError(
-                f"Cannot confirm event {event_id}: not committed to spool {self.spool.path} ({why}); it stays queued"
-            )
+            return why
+        self.queue.append((payload, critical, len(payload)))
+        return self.commit_now(timeout)
 
     def post_state(self, mode: str, body: bytes, gen: int) -> None:
         self._control.append(StateSnapshot(mode, body, gen))
@@ -163,14 +167,19 @@ class Pipeline:
             return self.pending()
         return 0 if marker.done.wait(timeout) else self.pending()
 
-    def requeue(self, ids: Optional[Sequence[int]], critical_of: Callable[[bytes], bool]) -> Requeue:
-        request = Requeue(None if ids is None else list(ids), critical_of)
+    def start_requeue(self, ids: Optional[Sequence[int]]) -> Requeue:
+        """Queues the requeue behind what is queued; its ``done`` is set when the sender did it."""
+        request = Requeue(None if ids is None else list(ids), self._critical_of)
         if not self.writer.is_alive():
             request.done.set()
             return request
         self._control.append(request)
         self.writer.wake.set()
         return request
+
+    def requeue(self, ids: Optional[List[int]], timeout: float) -> Optional[int]:
+        request = self.start_requeue(ids)
+        return request.count if request.done.wait(timeout) else None
 
     # -- shutting down -----------------------------------------------------------
 
@@ -211,6 +220,12 @@ class Pipeline:
         self.spool.close()
         return left
 
+    def count_left(self) -> int:
+        return self.pending()
+
+    def forget_after_fork(self) -> None:
+        self.spool.forget_after_fork()
+
     # -- health ----------------------------------------------------------------
 
     def pending(self) -> int:
@@ -227,7 +242,7 @@ class Pipeline:
             delivered=s.delivered,
             batches=s.batches,
             duplicates=s.duplicates,
-            dropped=self.drop.count,
+            dropped=self._drops.count,
             retries=s.retries,
             status=s.status,
             last_error=s.last_error,

@@ -22,10 +22,10 @@ import time
 from datetime import datetime
 from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
 
+from ._values import MAX_JSON_DEPTH, MAX_SAFE_INTEGER, Values, naive_as_aware, pointer, too_deep
 from .errors import InvalidEvent
 from .ids import rfc3339, uuid7
 from .models import MODES, SEVERITIES
-from .values import MAX_JSON_DEPTH, MAX_SAFE_INTEGER, Values, naive_as_aware, pointer, too_deep
 
 MAX_BODY_BYTES = 65_536
 # Epoch seconds a ts may be: 0001-01-01 up to, not including, 10000-01-01.

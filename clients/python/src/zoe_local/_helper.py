@@ -1,16 +1,16 @@
 """The delivery helper: a child process of the bot that runs the Pipeline
-(spool writer and sender, pipeline.py), fed through the emit ring (ring.py).
+(spool writer and sender, _pipeline.py), fed through the emit ring (_ring.py).
 
 Why a process: in the bot's interpreter those two threads take the GIL from
 the trading loop every few milliseconds, and each hand-off stalls an
 ``emit()`` (its p99 was 21–46 µs that way). Here they have a GIL of their
 own, at a lower CPU priority than the bot (``nice``).
 
-Channels (link.py is the other end):
+Channels (_link.py is the other end):
 * the ring: events, durable events and controls (flush, state, requeue,
   stats, dead letters, close), in emit order, so a reply covers every event
   emitted before the request;
-* stdin: the config (first line, JSON: the token never shows in ``ps``), then
+* stdin: the Settings (first line, JSON, with the ring's path: the token never shows in ``ps``), then
   doorbell bytes (the helper sleeps while the ring is idle); EOF means the bot
   is gone, and the helper then delivers for ``exit_timeout`` and exits;
 * stdout: JSON lines: ``ready``, replies (``re``), log records and callbacks.
@@ -32,14 +32,12 @@ import time
 from collections import deque
 from typing import Any, BinaryIO, Deque, Dict, Optional, Tuple
 
-from . import ring as R
+from . import _ring as R
+from ._pipeline import Pipeline
+from ._spool import SpoolBusy, lock_holder, pid_alive, remove_spool_files, side_spool_path
 from .errors import SpoolError
-from .event import payload_is_critical
-from .failures import Backoff
 from .models import Dropped
-from .pipeline import Pipeline
-from .spool import SpoolBusy, lock_holder, pid_alive, remove_spool_files, side_spool_path
-from .transport import BaseUrl
+from .settings import Settings
 
 TAKE_RECORDS = 4096
 TAKE_BYTES = 4 << 20
@@ -197,7 +195,7 @@ class Feed:
             marker = p.marker()
             self._answer_later(c["id"], lambda: {"ok": marker is None or marker.done.wait(c["timeout"])})
         elif op == "requeue":
-            request = p.requeue(c["ids"], self._critical_of)
+            request = p.start_requeue(c["ids"])
             self._answer_later(c["id"], lambda: {"ok": request.done.wait(c["timeout"]), "count": request.count})
         elif op == "stats":
             self.out.send({"re": c["id"], "stats": dataclasses.asdict(p.stats())})
@@ -208,9 +206,6 @@ class Feed:
 
     def _answer_later(self, request: int, answer: Any) -> None:
         threading.Thread(target=lambda: self.out.send({"re": request, **answer()}), daemon=True).start()
-
-    def _critical_of(self, payload: bytes) -> bool:
-        return payload_is_critical(payload, self.critical)
 
     def drain(self) -> None:
         """Takes what is left in the ring (the bot is gone or closing)."""
@@ -224,39 +219,18 @@ class Feed:
             self.checkpoints.append((self.appended, self.ring.cursor, self.ring.read))
 
 
-def _open(config: Dict[str, Any], out: Out, log: logging.Logger) -> Pipeline:
-    def notify(kind: str) -> Any:
-        return lambda value: out.send({kind: dataclasses.asdict(value)})
-
-    cb = config["callbacks"]
-    return Pipeline(
-        BaseUrl(config["url"]),
-        config["token"],
-        spool_path=config["spool_path"],
-        spool_synchronous=config["spool_synchronous"],
-        spool_max_bytes=config["spool_max_bytes"],
-        queue_max=config["queue_max"],
-        max_batch=config["max_batch"],
-        max_request_bytes=config["max_request_bytes"],
-        timeout=config["timeout"],
-        backoff=Backoff(*config["backoff"]),
-        durable_timeout=config["durable_timeout"],
-        on_dead_letter=notify("dead_letter") if "dead_letter" in cb else None,
-        on_drop=notify("drop") if "drop" in cb else None,
-        on_problem=notify("problem") if "problem" in cb else None,
-        logger=log,
-        bot=os.getppid(),
-    )
+def _open(settings: Settings, log: logging.Logger) -> Pipeline:
+    return Pipeline(settings, log, bot=os.getppid())
 
 
-def _open_waiting(config: Dict[str, Any], out: Out, log: logging.Logger) -> Pipeline:
+def _open_waiting(settings: Settings, out: Out, log: logging.Logger) -> Pipeline:
     """Opens the pipeline. When the spool is held, what the holder wrote in
     the lock file says by whom:
     * by this very bot (a second Client in one process): refused after
       SAME_BOT_WAIT_S (a Client of it being closed lets go by then);
     * by another live bot (a forked worker's parent or sibling, or a Client
       per worker on one spool_path): this one spools to a side spool of its
-      own at once (``config["spool_path"]`` changes), which the Client on the
+      own at once (the pipeline's ``spool_path`` says which), which the Client on the
       main spool takes over once this process is gone;
     * by the helper of a bot that is gone (it stores its ring and lets go
       within moments): waited for, up to LOCK_WAIT_S, so that a restarted
@@ -265,9 +239,9 @@ def _open_waiting(config: Dict[str, Any], out: Out, log: logging.Logger) -> Pipe
     said = False
     while True:
         try:
-            return _open(config, out, log)
+            return _open(settings, log)
         except SpoolBusy as error:
-            path = config["spool_path"]
+            path: str = settings.spool_path  # type: ignore[assignment]
             holder = lock_holder(path)
             bot = os.getppid()
             if holder is not None and holder[1] == bot and pid_alive(holder[0]):
@@ -278,14 +252,14 @@ def _open_waiting(config: Dict[str, Any], out: Out, log: logging.Logger) -> Pipe
                 out.send({"error": f"{error}: by another open Client of this process (pid {bot})", "spool": True})
                 sys.exit(3)
             if holder is not None and pid_alive(holder[1]):
-                config["spool_path"] = side_spool_path(path)
+                settings = dataclasses.replace(settings, spool_path=side_spool_path(path))
                 log.info(
                     "zoe-local: spool %s is in use by bot pid %d; this Client (pid %d) spools to %s, which the "
                     "Client on %s takes over when this process is gone",
                     path,
                     holder[1],
                     bot,
-                    config["spool_path"],
+                    settings.spool_path,
                     path,
                 )
                 continue
@@ -310,7 +284,7 @@ def _open_waiting(config: Dict[str, Any], out: Out, log: logging.Logger) -> Pipe
 def recover_orphans(spool_path: str, own_ring: str, feed: Feed) -> int:
     """Rings of bots that died with their helper: their records go to the spool
     first (they were emitted before anything in this bot's ring)."""
-    from .spool import _FileLock
+    from ._spool import _FileLock
 
     found = 0
     own = os.path.abspath(own_ring)
@@ -388,43 +362,49 @@ def _flush() -> None:
 
 def _run() -> None:
     out = Out(sys.stdout.buffer)
-    config = json.loads(_config_line())
+    start = json.loads(_config_line())
+    ring = start["ring"]
+
+    def notify(hook: str) -> Any:
+        kind = hook[3:]  # on_drop: {"drop": ...}, as _link.py dispatches it
+        return lambda value: out.send({kind: dataclasses.asdict(value)})
+
+    settings = Settings.from_json(start["settings"], notify)
     log = logging.getLogger("zoe_local.helper")
     log.propagate = False
-    log.setLevel(config["log_level"])
+    log.setLevel(start["log_level"])
     log.addHandler(NoticeHandler(out))
-    if config["nice"]:
+    if settings.helper_nice:
         try:
-            os.nice(config["nice"])
+            os.nice(settings.helper_nice)
         except (AttributeError, OSError):
             pass
-    main_spool = config["spool_path"]
-    pipeline = _open_waiting(config, out, log)
-    feed = Feed(
-        R.RingConsumer(config["ring"]), pipeline, out, frozenset(config["critical_subtypes"]), config["queue_max"]
-    )
+    main_spool = settings.spool_path
+    pipeline = _open_waiting(settings, out, log)
+    spool_path = pipeline.spool_path
+    feed = Feed(R.RingConsumer(ring), pipeline, out, settings.critical_subtypes, settings.queue_max)
     if pipeline.spool.durable:
-        recovered = recover_orphans(config["spool_path"], config["ring"], feed)
+        recovered = recover_orphans(spool_path, ring, feed)
         if recovered:
             log.warning(
                 "zoe-local: recovered %d events from the emit ring of a bot that exited without closing", recovered
             )
-    out.send({"ready": True, "pid": os.getpid(), "spool_path": config["spool_path"]})
+    out.send({"ready": True, "pid": os.getpid(), "spool_path": spool_path})
     feed.run()
     closing = feed.closing
     feed.drain()
     # Orphaned (the bot was killed): store the ring and let go of the spool at
     # once, so that the restarted bot's helper can take it over.
     left = pipeline.close(closing["timeout"] if closing else 0.0)
-    if left == 0 and config["spool_path"] != main_spool:
-        remove_spool_files(config["spool_path"])  # an empty side spool: nothing for anyone to take over
+    if left == 0 and spool_path != main_spool:
+        remove_spool_files(spool_path)  # an empty side spool: nothing for anyone to take over
     if left is not None:
         feed.publish()
     out.send({"re": closing["id"] if closing else None, "left": left, "ring_left": feed.ring.read - feed.ring.consumed})
     feed.ring.close()
     if closing is None and left is not None and feed.ring.read == feed.ring.consumed:
         # The bot is gone and nothing is left in its ring: nobody else removes it.
-        for path in (config["ring"], config["ring"] + ".lock"):
+        for path in (ring, ring + ".lock"):
             try:
                 os.unlink(path)
             except OSError:
