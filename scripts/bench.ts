@@ -15,6 +15,7 @@ import { batchedSection, ingestSection } from "./bench/section-ingest.ts";
 import { memorySection } from "./bench/section-memory.ts";
 import { pythonSection } from "./bench/section-python.ts";
 import { rawSection } from "./bench/section-raw.ts";
+import { ratesSection } from "./bench/section-rates.ts";
 import { scaleSection } from "./bench/section-scale.ts";
 import { sseSection } from "./bench/section-sse.ts";
 import { soakSection, spliceSection } from "./soak/report.ts";
@@ -28,6 +29,7 @@ export const SECTIONS: Section[] = [
   flushSection,
   scaleSection,
   pythonSection,
+  ratesSection,
   memorySection,
 ];
 
