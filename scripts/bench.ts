@@ -16,6 +16,7 @@ import { memorySection } from "./bench/section-memory.ts";
 import { pythonSection } from "./bench/section-python.ts";
 import { rawSection } from "./bench/section-raw.ts";
 import { ratesSection } from "./bench/section-rates.ts";
+import { saturationSection } from "./bench/section-saturation.ts";
 import { scaleSection } from "./bench/section-scale.ts";
 import { sseSection } from "./bench/section-sse.ts";
 import { soakSection, spliceSection } from "./soak/report.ts";
@@ -25,6 +26,7 @@ export const SECTIONS: Section[] = [
   ingestSection,
   budgetSection,
   batchedSection,
+  saturationSection,
   sseSection,
   flushSection,
   scaleSection,
