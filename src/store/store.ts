@@ -32,7 +32,7 @@ export interface StoreOptions {
   /** Commit concurrent appends together (default true). */
   groupCommit?: boolean;
   clock?: Clock;
-  /** Checkpoint the WAL from a worker thread every this many ms (0 or unset: only SQLite's automatic checkpoint). */
+  /** Checkpoint the WAL from a worker thread, at the latest this many ms after a commit (0 or unset: only SQLite's automatic checkpoint). */
   checkpointIntervalMs?: number;
   /** Reports an error thrown by an onAppend listener (default: console.error). */
   onListenerError?: (error: unknown) => void;
@@ -90,9 +90,10 @@ export class EventStore {
       beforeCommit: (stored, sizes) => {
         counted = this.backlogs.record(stored, sizes);
       },
-      onCommit: () => {
+      onCommit: (stored) => {
         this.backlogs.added(counted);
         counted = new Map();
+        this.checkpointer?.committed(stored.length);
       },
       onDurable: (stored) => this.committed(stored),
       walSync: this.walSync ? { sync: this.walSync, synchronous: options.synchronous ?? "NORMAL" } : null,
