@@ -20,6 +20,7 @@ from .models import ClientStats, DeadLetter, DeliveryProblem, Dropped
 from .sender import FlushMarker, Requeue, Sender, StateSnapshot
 from .spool import Item, Spool
 from .transport import BaseUrl, Transport
+from .writer import LINGER_S as WRITER_LINGER_S
 from .writer import Writer
 
 
@@ -42,6 +43,7 @@ class Pipeline:
         on_drop: Optional[Callable[[Dropped], None]],
         on_problem: Optional[Callable[[DeliveryProblem], None]],
         logger: logging.Logger,
+        writer_linger: float = WRITER_LINGER_S,
     ) -> None:
         self._log = logger
         self.spool = Spool(spool_path, spool_synchronous)
@@ -61,7 +63,7 @@ class Pipeline:
             on_problem=on_problem,
             logger=logger,
         )
-        self.writer = Writer(self.queue, self._control, self.spool, self.sender, logger)
+        self.writer = Writer(self.queue, self._control, self.spool, self.sender, logger, writer_linger)
         self.sender.start()
         self.writer.start()
 
@@ -79,8 +81,15 @@ class Pipeline:
         """The spool bound (ordinary events only; critical ones are never refused)."""
         return self.spool.bytes >= self.spool_max_bytes
 
-    def submit(self, payload: bytes, critical: bool) -> None:
+    def submit(self, payload: bytes, critical: bool, wake: bool = True) -> None:
+        """Queues an event for the spool writer; ``wake=False``: the caller
+        queues more and calls kick() after the last one."""
         self.queue.append((payload, critical, len(payload)))
+        if wake and self.writer.sleeping:
+            self.writer.wake.set()
+
+    def kick(self) -> None:
+        """Wakes the spool writer for what was queued with ``wake=False``."""
         if self.writer.sleeping:
             self.writer.wake.set()
 
