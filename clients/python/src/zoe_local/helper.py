@@ -135,7 +135,11 @@ class Feed:
                 if kind != R.EVENT:
                     urgent = True
                 self._record(kind, body)
-            if records:
+            if records and not self.pipeline.writer.ingest(timeout=0):
+                # Committed here, in this thread, when it can: waking the
+                # writer thread for it cost a thread switch and a GIL hand-off
+                # per batch. A commit in progress or a failed one waiting for its
+                # retry is the writer thread's.
                 self.pipeline.kick()
             self.checkpoints.append((self.appended, self.ring.cursor, self.ring.read))
             self.publish()
