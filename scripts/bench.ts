@@ -15,6 +15,8 @@ import { batchedSection, ingestSection } from "./bench/section-ingest.ts";
 import { memorySection } from "./bench/section-memory.ts";
 import { pythonSection } from "./bench/section-python.ts";
 import { rawSection } from "./bench/section-raw.ts";
+import { ratesSection } from "./bench/section-rates.ts";
+import { saturationSection } from "./bench/section-saturation.ts";
 import { scaleSection } from "./bench/section-scale.ts";
 import { sseSection } from "./bench/section-sse.ts";
 import { soakSection, spliceSection } from "./soak/report.ts";
@@ -24,10 +26,12 @@ export const SECTIONS: Section[] = [
   ingestSection,
   budgetSection,
   batchedSection,
+  saturationSection,
   sseSection,
   flushSection,
   scaleSection,
   pythonSection,
+  ratesSection,
   memorySection,
 ];
 

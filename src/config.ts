@@ -337,7 +337,7 @@ export function loadConfig(env: Env): Config {
     stateKeep: intVar(env, "ZOE_STATE_KEEP", 100, 1, 1_000_000),
     maxRequestBytes: intVar(env, "ZOE_MAX_REQUEST_BYTES", 1_048_576, 1024, 16 * 1_048_576),
     groupCommit: boolVar(env, "ZOE_GROUP_COMMIT", true),
-    checkpointIntervalMs: intVar(env, "ZOE_CHECKPOINT_INTERVAL_MS", 5, 0, 60_000),
+    checkpointIntervalMs: intVar(env, "ZOE_CHECKPOINT_INTERVAL_MS", 1000, 0, 60_000),
     logLevel: enumVar(env, "ZOE_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
     logFormat: logFormatVar(env),
     idleTimeoutS: intVar(env, "ZOE_IDLE_TIMEOUT_S", 30, 1, 255),

@@ -3,7 +3,9 @@
 // arrival time is when the bytes reach this process. Each event's latency is
 // arrival minus its meta.sent_at (wall clock of the publisher process).
 // Prints "READY" once every stream is open, then waits for "stop" on stdin
-// and prints one JSON line.
+// and prints one JSON line. A "mark" line on stdin prints the figures since
+// the previous mark as a JSON line ({"mark": n, ...}) and starts afresh.
+// Events stamped meta.critical_sent_at (critical ones) are summarised apart.
 import { childArgs, cpuMeter, epochMs, reply, summarize } from "./lib.ts";
 
 export interface SseClientsArgs {
@@ -21,10 +23,21 @@ export interface SseClientsResult {
   minPerClient: number;
   maxPerClient: number;
   latencyMs: ReturnType<typeof summarize>;
+  /** Events stamped meta.critical_sent_at: arrival minus that stamp. */
+  criticalLatencyMs: ReturnType<typeof summarize>;
+  receiverCores: number;
+}
+
+export interface SseMark {
+  mark: number;
+  events: number;
+  latencyMs: ReturnType<typeof summarize>;
+  criticalLatencyMs: ReturnType<typeof summarize>;
   receiverCores: number;
 }
 
 const SENT_AT = '"sent_at":';
+const CRITICAL_SENT_AT = '"critical_sent_at":';
 
 interface Client {
   head: boolean;
@@ -41,6 +54,7 @@ if (import.meta.main) {
   const args = childArgs<SseClientsArgs>();
   const url = new URL(args.url);
   const latencies: number[] = [];
+  const critical: number[] = [];
   let cpu = cpuMeter();
   let ready = 0;
   let markReady!: () => void;
@@ -57,15 +71,19 @@ if (import.meta.main) {
       c.ready = true;
       if (++ready === args.clients) markReady();
     }
-    let at = complete.indexOf(SENT_AT);
-    while (at >= 0) {
-      const start = at + SENT_AT.length;
-      let end = start;
-      while (end < complete.length && "0123456789.e+-".includes(complete[end]!)) end++;
-      latencies.push(now - Number(complete.slice(start, end)));
-      c.events++;
-      at = complete.indexOf(SENT_AT, end);
-    }
+    const stamps = (key: string, into: number[]) => {
+      let at = complete.indexOf(key);
+      while (at >= 0) {
+        const start = at + key.length;
+        let end = start;
+        while (end < complete.length && "0123456789.e+-".includes(complete[end]!)) end++;
+        into.push(now - Number(complete.slice(start, end)));
+        c.events++;
+        at = complete.indexOf(key, end);
+      }
+    };
+    stamps(SENT_AT, latencies);
+    stamps(CRITICAL_SENT_AT, critical);
   };
 
   // De-chunks Transfer-Encoding: chunked (latin1 strings: one char per byte).
@@ -143,8 +161,23 @@ if (import.meta.main) {
   cpu = cpuMeter();
   console.log(`READY ${ready}`);
 
+  let marks = 0;
   for await (const line of console) {
     if (line.trim() === "stop") break;
+    if (line.trim() === "mark") {
+      const events = latencies.length + critical.length;
+      const mark: SseMark = {
+        mark: ++marks,
+        events,
+        latencyMs: summarize(latencies),
+        criticalLatencyMs: summarize(critical),
+        receiverCores: cpu(),
+      };
+      console.log(JSON.stringify(mark));
+      latencies.length = 0;
+      critical.length = 0;
+      cpu = cpuMeter();
+    }
   }
   const counts = clients.map((c) => c.events);
   reply({
@@ -155,6 +188,7 @@ if (import.meta.main) {
     minPerClient: Math.min(...counts),
     maxPerClient: Math.max(...counts),
     latencyMs: summarize(latencies),
+    criticalLatencyMs: summarize(critical),
     receiverCores: cpu(),
   } satisfies SseClientsResult);
 }

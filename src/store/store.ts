@@ -43,7 +43,7 @@ export interface StoreOptions {
   /** Commit concurrent appends together (default true). */
   groupCommit?: boolean;
   clock?: Clock;
-  /** Checkpoint the WAL from a worker thread every this many ms (0 or unset: only SQLite's automatic checkpoint). */
+  /** Checkpoint the WAL from a worker thread, at the latest this many ms after a commit (0 or unset: only SQLite's automatic checkpoint). */
   checkpointIntervalMs?: number;
   /**
    * The lowest first seq of this start's range of `mode` (ranges.ts): the
@@ -117,10 +117,11 @@ export class EventStore {
         this.ranges.beforeCommit(stored);
         counted = this.backlogs.record(stored, sizes);
       },
-      onCommit: () => {
+      onCommit: (stored) => {
         this.ranges.committed();
         this.backlogs.added(counted);
         counted = new Map();
+        this.checkpointer?.committed(stored.length);
       },
       onRollback: () => this.ranges.rolledBack(),
       onDurable: (stored) => this.committed(stored),

@@ -165,17 +165,22 @@ export class Writer {
       settle();
       return;
     }
+    // A request alone, nothing syncing (a bot's steady trickle): sync here. The
+    // loop waits for the disk meanwhile, but requests that arrive are read
+    // right after and commit together on the thread pool's sync.
+    if (batch.length === 1 && this.walSync.idle()) {
+      const error = this.walSync.syncNow();
+      if (error) {
+        this.syncFailed(error, batch);
+        return;
+      }
+      this.durableNow(committed.stored);
+      settle();
+      return;
+    }
     this.walSync.after((error) => {
       if (error) {
-        // The frames may never reach the disk: refuse these and every later
-        // append; a restart reopens the database as it is on disk.
-        this.broken ??= new StoreUnavailableError(
-          `Cannot store events: syncing the WAL to disk failed (${error.message}); restart the service`,
-          {
-            cause: error,
-          },
-        );
-        for (const p of [...batch, ...this.pending.splice(0)]) p.reject(this.broken);
+        this.syncFailed(error, batch);
         return;
       }
       this.durableNow(committed.stored);
@@ -185,6 +190,15 @@ export class Writer {
         setImmediate(() => this.drain());
       }
     });
+  }
+
+  /** The frames may never reach the disk: refuse these and every later append; a restart reopens the database as it is on disk. */
+  private syncFailed(error: Error, batch: PendingAppend[]): void {
+    this.broken ??= new StoreUnavailableError(
+      `Cannot store events: syncing the WAL to disk failed (${error.message}); restart the service`,
+      { cause: error },
+    );
+    for (const p of [...batch, ...this.pending.splice(0)]) p.reject(this.broken);
   }
 
   /** `stored` is durable: readers may see it, listeners hear of it. */

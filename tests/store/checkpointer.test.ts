@@ -41,6 +41,59 @@ test("startCheckpointer() moves committed WAL pages into the database file while
   db.close();
 });
 
+test("the checkpointer waits for a checkpoint's worth of commits: 32 reported commits backfill at once, fewer wait", async () => {
+  const { path, db } = walDatabase();
+  const insert = db.query("INSERT INTO t (v) VALUES (?)");
+  // A long cap: only the commit count may trigger the checkpoint here.
+  const initial = statSync(path).size;
+  db.transaction(() => {
+    for (let i = 0; i < 50; i++) insert.run("x".repeat(200));
+  })();
+  const checkpointer = startCheckpointer({ path, intervalMs: 60_000 });
+  try {
+    // The first checkpoint runs at start; then the worker parks until a commit is reported.
+    await waitFor(() => statSync(path).size > initial, 10_000, "the first checkpoint");
+    const commit = () => {
+      db.transaction(() => {
+        for (let i = 0; i < 50; i++) insert.run("x".repeat(200));
+      })();
+      checkpointer.committed(50);
+    };
+    commit(); // wakes the parked worker, which now gathers
+    const size = statSync(path).size;
+    for (let i = 0; i < 10; i++) commit();
+    await Bun.sleep(200);
+    expect(statSync(path).size).toBe(size); // 11 commits, 550 events: not yet due
+    for (let i = 0; i < 21; i++) commit(); // the 32nd commit
+    await waitFor(() => statSync(path).size > size + 100_000, 10_000, "pages backfilled after 32 commits");
+  } finally {
+    checkpointer.stop();
+  }
+  db.close();
+});
+
+test("a single commit is checkpointed within intervalMs, and stop() ends a worker waiting for commits", async () => {
+  const { path, db } = walDatabase();
+  const initial = statSync(path).size;
+  db.run("INSERT INTO t (v) VALUES ('first')");
+  const checkpointer = startCheckpointer({ path, intervalMs: 50 });
+  try {
+    await waitFor(() => statSync(path).size > initial, 10_000, "the first checkpoint");
+    const size = statSync(path).size;
+    db.transaction(() => {
+      const insert = db.query("INSERT INTO t (v) VALUES (?)");
+      for (let i = 0; i < 500; i++) insert.run("x".repeat(200));
+    })();
+    checkpointer.committed(500);
+    await waitFor(() => statSync(path).size > size + 50_000, 10_000, "the lone commit backfilled");
+  } finally {
+    const t0 = performance.now();
+    checkpointer.stop();
+    expect(performance.now() - t0).toBeLessThan(2500);
+  }
+  db.close();
+});
+
 test("stop() returns promptly even before the worker has started, and again when called twice", () => {
   const { path, db } = walDatabase();
   const checkpointer = startCheckpointer({ path, intervalMs: 5 });

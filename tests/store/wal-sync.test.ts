@@ -141,3 +141,34 @@ test("WalSync groups the callers that arrive during a sync into the next one", a
   const afterClose = await new Promise<Error | null>((resolve) => sync.after(resolve));
   expect(afterClose?.message).toMatch(/store is closed/);
 });
+
+test("a lone append syncs the WAL on the loop without the thread pool; appends that arrive together share one pool sync", async () => {
+  const s = fullStore();
+  const calls: string[] = [];
+  const proto = WalSync.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const original = { after: proto.after!, syncNow: proto.syncNow! };
+  proto.after = function (this: unknown, ...args: unknown[]) {
+    calls.push("after");
+    return original.after.apply(this, args);
+  };
+  proto.syncNow = function (this: unknown, ...args: unknown[]) {
+    calls.push("syncNow");
+    return original.syncNow.apply(this, args);
+  };
+  try {
+    await s.append([ev("alone")]);
+    expect(calls).toEqual(["syncNow"]);
+    calls.length = 0;
+    await Promise.all([s.append([ev("b")]), s.append([ev("c")]), s.append([ev("d")])]);
+    expect(calls).toEqual(["after"]);
+  } finally {
+    proto.after = original.after;
+    proto.syncNow = original.syncNow;
+  }
+  // Both paths answered only what is on disk: a reopen sees every event.
+  s.close();
+  open.splice(open.indexOf(s), 1);
+  const again = openStore({ path: dir.file("zoe.db") });
+  open.push(again);
+  expect(again.list("live", { sinceSeq: 0, limit: 10 }).map((e) => e.body)).toEqual(["alone", "b", "c", "d"]);
+});

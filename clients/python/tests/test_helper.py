@@ -97,3 +97,35 @@ def test_both_deliveries_store_every_event_once_in_emit_order(service: Service, 
 def test_an_unknown_delivery_is_refused_at_once(spool: str):
     with pytest.raises(ValueError, match="delivery must be one of process, thread"):
         Client("http://127.0.0.1:9", spool_path=spool, delivery="fiber")
+
+
+def test_the_helper_lingers_so_events_emitted_a_millisecond_apart_share_requests(service: Service, spool: str):
+    import time
+
+    zoe = Client(service.url, mode="live", spool_path=spool, exit_timeout=None)
+    zoe.emit("TICK", "PRICE", "warm")
+    assert zoe.flush(30) == 0
+    before = zoe.stats()
+    for i in range(10):
+        zoe.emit("TICK", "PRICE", f"paced {i}")
+        time.sleep(0.001)
+    assert zoe.flush(30) == 0
+    after = zoe.stats()
+    zoe.close(5)
+    assert after.delivered - before.delivered == 10
+    # Taken one by one (a helper that polls the ring every millisecond), they would need about ten.
+    assert after.batches - before.batches <= 5
+    assert bodies_by_mode(service)["live"] == ["warm"] + [f"paced {i}" for i in range(10)]
+
+
+def test_a_critical_event_ends_the_linger_and_an_idle_helper_sleeps_until_rung(service: Service, spool: str):
+    zoe = Client(service.url, mode="live", spool_path=spool, exit_timeout=None)
+    zoe.emit("TICK", "PRICE", "warm")
+    assert zoe.flush(30) == 0
+    ring = zoe._link.ring  # type: ignore[union-attr]
+    wait_until(lambda: ring.consumer_sleeping, what="the idle helper asleep")
+    asleep = ring.consumer_sleep()
+    zoe.emit("ORDER", "BUY_FILLED", "Bought 10 AAPL")  # critical: rung at once, however the helper waits
+    wait_until(lambda: "Bought 10 AAPL" in bodies_by_mode(service).get("live", []), what="the fill delivered")
+    wait_until(lambda: ring.consumer_sleeping and ring.consumer_sleep() > asleep, what="asleep again")
+    zoe.close(5)

@@ -221,6 +221,17 @@ def test_the_producer_sees_the_consumers_sleeping_flag(ring):
     assert not producer.consumer_sleeping
 
 
+def test_each_sleep_of_the_consumer_has_a_new_number_so_the_producer_rings_once_per_sleep(ring):
+    producer, consumer = ring
+    seen = set()
+    for _ in range(3):
+        consumer.set_sleeping(True)
+        seen.add(producer.consumer_sleep())
+        consumer.set_sleeping(False)
+        assert producer.consumer_sleep() in seen  # waking keeps the number
+    assert len(seen) == 3
+
+
 def test_a_body_too_large_for_the_ring_raises_value_error_and_changes_nothing(ring):
     producer, consumer = ring
     with pytest.raises(

@@ -41,11 +41,18 @@ from .settings import Settings
 
 TAKE_RECORDS = 4096
 TAKE_BYTES = 4 << 20
-LINGER_S = 0.001
-IDLE_AFTER_S = 0.25
+# Woken by an ordinary event, or after taking some, the helper lets more
+# gather for LINGER_S (Kafka's linger.ms) before it takes: one spool commit,
+# one request and one service commit then carry all of them (at 100 events/s
+# about two; alone, each cost the chain more CPU than the seed's in-process
+# SQLite commit). A critical event, a durable one or a control rings the
+# doorbell, which ends the linger at once. An event waits at most that long in
+# the ring file (shared memory: it survives a crash of the bot or the helper).
+LINGER_S = 0.02
 # Longest sleep of an idle helper: bounds the delay when a doorbell is missed
-# (the ring's flag and the bell are not atomic with the record).
-IDLE_WAIT_S = 0.05
+# (the ring's flag and the bell are not atomic with the record, a window of
+# nanoseconds); otherwise it sleeps until the bot rings.
+IDLE_WAIT_S = 0.25
 LOCK_WAIT_S = 3.0
 SAME_BOT_WAIT_S = 0.5
 
@@ -108,7 +115,10 @@ class Feed:
         self.closing: Optional[Dict[str, Any]] = None
 
     def run(self) -> None:
-        idle_since = time.monotonic()
+        """Takes what the ring holds, hands it to the spool writer in one go,
+        lingers while events flow and sleeps until the doorbell when none do:
+        no wake-up on a clock (an idle helper polling every millisecond cost
+        more CPU than the events did at 100 a second)."""
         while self.closing is None:
             if len(self.pipeline.queue) >= self.queue_max:
                 # Backpressure: the ring fills and emit() drops, where the bot
@@ -120,22 +130,34 @@ class Feed:
                     return
                 continue
             records = self.ring.take(TAKE_RECORDS, TAKE_BYTES)
+            urgent = False
             for kind, body in records:
+                if kind != R.EVENT:
+                    urgent = True
                 self._record(kind, body)
+            if records and not self.pipeline.writer.ingest(timeout=0):
+                # Committed here, in this thread, when it can: waking the
+                # writer thread for it cost a thread switch and a GIL hand-off
+                # per batch. A commit in progress or a failed one waiting for its
+                # retry is the writer thread's.
+                self.pipeline.kick()
             self.checkpoints.append((self.appended, self.ring.cursor, self.ring.read))
             self.publish()
-            if records:
-                idle_since = time.monotonic()
-                continue
-            if self.orphaned.is_set():
+            if self.orphaned.is_set() and not records:
                 return
-            if time.monotonic() - idle_since < IDLE_AFTER_S:
+            if urgent:
+                continue
+            if records:
                 self.wait(LINGER_S)
                 continue
             self.ring.set_sleeping(True)
             if not self.ring.ready():
                 self.wait(IDLE_WAIT_S)
             self.ring.set_sleeping(False)
+            if self.ring.ready():
+                # The first event of a batch: let the next ones join it (a
+                # bell now can only be an urgent record, which ends the wait).
+                self.wait(LINGER_S)
 
     def wait(self, timeout: float) -> None:
         """Until a doorbell byte on stdin (the bot rings for every ordered record,
@@ -178,7 +200,7 @@ class Feed:
         if not critical and p.spool_full():
             p.drop(_dropped_of(payload, "spool_full"))  # as emit() does in-process, durable or not
         else:
-            p.submit(payload, critical)
+            p.submit(payload, critical, wake=False)  # run() wakes the writer once per take
             self.appended += 1
             if durable:
                 why = p.commit_now()
@@ -220,7 +242,8 @@ class Feed:
 
 
 def _open(settings: Settings, log: logging.Logger) -> Pipeline:
-    return Pipeline(settings, log, bot=os.getppid())
+    # The feed wakes the writer (Feed.run): it never polls here.
+    return Pipeline(settings, log, bot=os.getppid(), writer_linger=0.0)
 
 
 def _open_waiting(settings: Settings, out: Out, log: logging.Logger) -> Pipeline:

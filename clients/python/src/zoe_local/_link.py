@@ -105,7 +105,7 @@ class HelperLink:
         self._lock = threading.Lock()  # the ring's producer side
         self._overflow: Deque[Tuple[int, bytes]] = deque()  # critical events and controls while the ring is full
         self._pumping = False
-        self._rung = False
+        self._rung_for = -1  # the helper's sleep the doorbell was rung for
         self._ids = itertools.count(1)
         self._waiters: Dict[int, _Waiter] = {}
         self._closing = False
@@ -252,10 +252,10 @@ class HelperLink:
                 else:
                     room = True
                 if room and ring.put(2 if critical else 1, payload):  # CRITICAL_EVENT, EVENT
-                    if ring.mm[128]:  # the helper sleeps: ring the doorbell (once)
+                    if critical:  # ends the helper's linger: a fill goes out at once
+                        self._bell(always=True)
+                    elif ring.mm[128]:  # the helper sleeps: ring the doorbell (once per sleep)
                         self._bell()
-                    else:
-                        self._rung = False
                     return None
             if not critical:
                 return "queue_full"
@@ -276,9 +276,13 @@ class HelperLink:
             self._bell(always=True)
 
     def _bell(self, always: bool = False) -> None:
-        if not always and (self._rung or not self.ring.consumer_sleeping):
-            return
-        self._rung = True
+        if not always:
+            if not self.ring.consumer_sleeping:
+                return
+            sleep = self.ring.consumer_sleep()
+            if sleep == self._rung_for:
+                return
+            self._rung_for = sleep
         try:
             os.write(self._stdin, b"\n")
         except (BlockingIOError, OSError):
@@ -295,7 +299,6 @@ class HelperLink:
                 with self._lock:
                     while self._overflow and self.ring.put(*self._overflow[0]):
                         self._overflow.popleft()
-                    self._rung = False
                     self._bell()
                     if not self._overflow:
                         self._pumping = False

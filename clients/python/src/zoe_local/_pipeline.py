@@ -19,6 +19,7 @@ from ._failures import Backoff
 from ._sender import FlushMarker, Requeue, Sender, StateSnapshot
 from ._spool import Item, Spool, lock_holder, pid_alive, side_spools
 from ._transport import BaseUrl, Transport
+from ._writer import LINGER_S as WRITER_LINGER_S
 from ._writer import Writer
 from .models import ClientStats, DeadLetter, Dropped
 from .settings import Settings
@@ -31,9 +32,16 @@ class Pipeline:
 
     kind = "thread"
 
-    def __init__(self, settings: Settings, logger: logging.Logger, bot: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        logger: logging.Logger,
+        bot: Optional[int] = None,
+        writer_linger: float = WRITER_LINGER_S,
+    ) -> None:
         """``settings.spool_path`` is the spool it opens (resolved by the Client); ``bot``: the
-        pid of the bot a helper process delivers for."""
+        pid of the bot a helper process delivers for; ``writer_linger``: how often the spool
+        writer looks for work on its own (0: only when woken, as in the helper)."""
         self._log = logger
         critical = settings.critical_subtypes
         self._critical_of: Callable[[bytes], bool] = lambda payload: payload_is_critical(payload, critical)
@@ -55,7 +63,7 @@ class Pipeline:
             on_problem=settings.on_problem,
             logger=logger,
         )
-        self.writer = Writer(self.queue, self._control, self.spool, self.sender, logger)
+        self.writer = Writer(self.queue, self._control, self.spool, self.sender, logger, writer_linger)
         self.sender.start()
         self.writer.start()
 
@@ -86,8 +94,15 @@ class Pipeline:
         """The spool bound (ordinary events only; critical ones are never refused)."""
         return self.spool.bytes >= self.spool_max_bytes
 
-    def submit(self, payload: bytes, critical: bool) -> None:
+    def submit(self, payload: bytes, critical: bool, wake: bool = True) -> None:
+        """Queues an event for the spool writer; ``wake=False``: the caller
+        queues more and calls kick() after the last one."""
         self.queue.append((payload, critical, len(payload)))
+        if wake and self.writer.sleeping:
+            self.writer.wake.set()
+
+    def kick(self) -> None:
+        """Wakes the spool writer for what was queued with ``wake=False``."""
         if self.writer.sleeping:
             self.writer.wake.set()
 

@@ -46,8 +46,10 @@ from typing import List, Optional, Tuple
 MAGIC = b"ZOERING1"
 HEADER = 4096
 # Header words: capacity at 8; the consumer's tail (bytes) at 64, its count of
-# consumed events at 72; its sleeping flag (1: ring the doorbell) at 128.
-_CAPACITY, _TAIL, _CONSUMED, _SLEEPING = 8, 64, 72, 128
+# consumed events at 72; its sleeping flag (1: ring the doorbell) at 128 and
+# the number of its current sleep at 136 (written before the flag), so the
+# producer rings once per sleep, however short the wake in between was.
+_CAPACITY, _TAIL, _CONSUMED, _SLEEPING, _SLEEP = 8, 64, 72, 128, 136
 _HEAD = struct.Struct("<II")
 # pack_into writes the head byte by byte, which is fine: a head read half
 # written fails its check like one not written at all.
@@ -148,6 +150,10 @@ class RingProducer(_Mapped):
     @property
     def consumer_sleeping(self) -> bool:
         return self.mm[_SLEEPING] == 1
+
+    def consumer_sleep(self) -> int:
+        """The number of the consumer's current (or latest) sleep."""
+        return self.word(_SLEEP)
 
     def put(self, kind: int, body: bytes) -> bool:
         """Appends one record; False when the ring has no room for it now."""
@@ -263,4 +269,6 @@ class RingConsumer(_Mapped):
         self.set_word(_TAIL, position)
 
     def set_sleeping(self, sleeping: bool) -> None:
+        if sleeping:
+            self.set_word(_SLEEP, self.word(_SLEEP) + 1)  # a new sleep: worth one doorbell
         self.mm[_SLEEPING] = 1 if sleeping else 0

@@ -29,6 +29,7 @@ class Writer(threading.Thread):
         spool: Spool,
         sender: Sender,
         logger: logging.Logger,
+        linger: float = LINGER_S,
     ) -> None:
         super().__init__(name="zoe-local-spool", daemon=True)
         self.queue, self.control = queue, control
@@ -36,6 +37,9 @@ class Writer(threading.Thread):
         self.spool = spool
         self.sender = sender
         self.log = logger
+        # 0: never poll, sleep until woken (the delivery helper wakes it once
+        # per batch it queues; no emit() of the bot pays for the wake-up there).
+        self.linger = linger
         self.wake = threading.Event()
         self.sleeping = False  # True: emit() must set `wake`
         self.stopping = threading.Event()
@@ -63,8 +67,8 @@ class Writer(threading.Thread):
             self.wake.wait(self.retry_at - now)
         elif self.queue or self.control:
             return
-        elif now - self.last_activity < IDLE_AFTER_S:
-            self.wake.wait(LINGER_S)
+        elif self.linger and now - self.last_activity < IDLE_AFTER_S:
+            self.wake.wait(self.linger)
         else:
             self.sleeping = True
             if not (self.queue or self.control):
