@@ -11,7 +11,7 @@ import urllib.request
 from typing import List, Optional
 
 import pytest
-from conftest import Service
+from conftest import Service, assert_gapless_within_ranges
 
 from zoe_local import Client, ServiceError, StoredEvent, StreamReset
 
@@ -80,7 +80,8 @@ def test_afollow_gets_every_event_emitted_on_the_same_loop_and_the_loop_keeps_ti
                     await asyncio.sleep(0.001)
             await asyncio.wait_for(follower, 60)
             await ticker.stop()
-        assert [e["seq"] for e in got] == list(range(1, n + 1))
+        first = got[0]["seq"]  # the start's seq range begins at its start time x 1000
+        assert [e["seq"] for e in got] == list(range(first, first + n))
         assert [e["meta"]["i"] for e in got] == list(range(n))
         return ticker
 
@@ -120,9 +121,11 @@ def test_afollow_resumes_across_a_service_restart_without_loss_or_repeat(service
             await asyncio.to_thread(service.start)
             assert await zoe.aflush(30) == 0
             await asyncio.wait_for(follower, 30)
-        assert [e["seq"] for e in got] == list(range(1, 401))
+        seqs = [e["seq"] for e in got]
+        # The restart begins a new seq range: gapless within each, a jump forward between them.
+        assert_gapless_within_ranges(seqs, service.range_starts("live"))
         assert [e["body"] for e in got] == [f"tick {i}" for i in range(400)]
-        assert stream.connects >= 2 and stream.reconnects >= 1 and stream.position == 400
+        assert stream.connects >= 2 and stream.reconnects >= 1 and stream.position == seqs[-1]
 
     asyncio.run(main())
 
@@ -192,9 +195,10 @@ def test_afollow_raises_service_errors_and_stream_reset_like_follow(service_fact
         async with Client(service.url, "right-token-0123456789", mode="live", spool_path=spool) as zoe:
             zoe.emit("T", "S", "one")
             assert await zoe.aflush(10) == 0
+            newest = (await zoe.aevents(since_seq=0, limit=1))[0]["seq"]
             with pytest.raises(StreamReset) as reset:
-                await zoe.afollow(since_seq=1_000).__anext__()
-            assert (reset.value.position, reset.value.newest_seq) == (1_000, 1)
+                await zoe.afollow(since_seq=newest + 1_000).__anext__()
+            assert (reset.value.position, reset.value.newest_seq) == (newest + 1_000, newest)
 
     asyncio.run(main())
 
@@ -217,9 +221,10 @@ def test_aflush_waits_for_a_stopped_service_without_blocking_the_loop(service: S
             events = await zoe.aevents(since_seq=0, limit=100)
             assert [e["body"] for e in events] == [f"event {i}" for i in range(50)]
             ack = await zoe.apost_state(cash=1250.5, positions={"AAPL": 10})
-            assert ack["mode"] == "paper" and ack["last_seq"] == 50
+            last = events[-1]["seq"]
+            assert ack["mode"] == "paper" and ack["last_seq"] == last
             state = await zoe.astate()
-            assert state["cash"] == 1250.5 and state["positions"] == {"AAPL": 10} and state["last_seq"] == 50
+            assert state["cash"] == 1250.5 and state["positions"] == {"AAPL": 10} and state["last_seq"] == last
             assert await zoe.aclose(5) == 0
         assert service.stored("paper")[-1]["body"] == "event 49"
 

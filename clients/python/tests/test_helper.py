@@ -122,7 +122,7 @@ def test_a_critical_event_ends_the_linger_and_an_idle_helper_sleeps_until_rung(s
     zoe = Client(service.url, mode="live", spool_path=spool, exit_timeout=None)
     zoe.emit("TICK", "PRICE", "warm")
     assert zoe.flush(30) == 0
-    ring = zoe._link.ring  # type: ignore[union-attr]
+    ring = zoe._delivery.ring  # type: ignore[union-attr]
     wait_until(lambda: ring.consumer_sleeping, what="the idle helper asleep")
     asleep = ring.consumer_sleep()
     zoe.emit("ORDER", "BUY_FILLED", "Bought 10 AAPL")  # critical: rung at once, however the helper waits
