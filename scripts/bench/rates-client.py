@@ -77,7 +77,7 @@ def chain(args: Dict[str, Any]) -> Dict[str, Any]:
     from zoe_local import Client
 
     zoe = Client(args["url"], mode="paper", spool_path=os.path.join(args["dir"], "rates-spool.db"), exit_timeout=None)
-    helper = zoe._link.proc.pid  # type: ignore[union-attr]
+    helper = zoe._delivery.proc.pid  # type: ignore[union-attr]
     service = int(args["service_pid"])
     every = int(args.get("critical_every") or 0)
     stamped = [False]  # warm-up events carry no stamp the SSE receiver counts

@@ -61,8 +61,11 @@ async function replayOnce(args: SseReplayArgs, signal: AbortSignal): Promise<Str
       const buf = tail.length
         ? Buffer.concat([tail, chunk])
         : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      for (let at = buf.indexOf(FRAME); at >= 0; at = buf.indexOf(FRAME, at + FRAME.length)) events++;
-      if (events >= expected && buf.includes(target)) {
+      // Frames past the target (events stored after it, e.g. in a later seq range) are not the replay's.
+      const end = buf.indexOf(target);
+      const stop = end >= 0 ? end + 1 : buf.length;
+      for (let at = buf.indexOf(FRAME); at >= 0 && at < stop; at = buf.indexOf(FRAME, at + FRAME.length)) events++;
+      if (events >= expected && end >= 0) {
         complete = true;
         const last = buf.lastIndexOf(FRAME);
         lastId =
