@@ -48,14 +48,19 @@ export function cpuMeter(): () => number {
   };
 }
 
-/** Runs `bun <script> <json args>` and returns the last JSON line it prints; a child still running after `timeoutMs` is killed. */
+/**
+ * Runs `<runtime> <script> <json args>` (bun, or python3 for the bench's Python
+ * scripts) and returns the last JSON line it prints; a child still running
+ * after `timeoutMs` is killed.
+ */
 export async function runJson<T>(
   script: string,
   args: unknown,
   env: Record<string, string> = {},
   timeoutMs = 120_000,
+  runtime: "bun" | "python3" = "bun",
 ): Promise<T> {
-  const proc = Bun.spawn(["bun", join(BENCH_DIR, script), JSON.stringify(args)], {
+  const proc = Bun.spawn([runtime, join(BENCH_DIR, script), JSON.stringify(args)], {
     stdout: "pipe",
     stderr: "pipe",
     env: { ...process.env, ...env },

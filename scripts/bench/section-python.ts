@@ -1,8 +1,7 @@
 // The Python client (clients/python) against the real service: emit() latency
 // in the caller's thread and end-to-end throughput of one Python process
 // (scripts/bench/python-client.py does the measuring and prints one JSON line).
-import { join } from "node:path";
-import { BENCH_DIR, machineBusyMeter, withCpu } from "./lib.ts";
+import { machineBusyMeter, runJson, withCpu } from "./lib.ts";
 import { fmt, type Section } from "./section.ts";
 import { startBenchService } from "./service.ts";
 
@@ -40,23 +39,7 @@ export interface PythonBenchResult {
 }
 
 async function runPython(args: unknown): Promise<PythonBenchResult> {
-  const proc = Bun.spawn(["python3", join(BENCH_DIR, "python-client.py"), JSON.stringify(args)], {
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), 300_000);
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]).finally(() => clearTimeout(timer));
-  const line = out
-    .trim()
-    .split("\n")
-    .reverse()
-    .find((l) => l.startsWith("{"));
-  if (code !== 0 || !line) throw new Error(`python-client.py failed (exit ${code}):\n${out}\n${err}`);
-  return JSON.parse(line) as PythonBenchResult;
+  return runJson<PythonBenchResult>("python-client.py", args, {}, 300_000, "python3");
 }
 
 const us = (n: number) => (n < 100 ? n.toFixed(1) : fmt.int(n));

@@ -42,23 +42,7 @@ const CRITICAL_EVERY = 20;
 const IDLE_LIMIT = 0.002; // of a core, per process
 
 async function python<T>(args: unknown, timeoutMs: number): Promise<T> {
-  const proc = Bun.spawn(["python3", join(BENCH_DIR, "rates-client.py"), JSON.stringify(args)], {
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-  const [out, err, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]).finally(() => clearTimeout(timer));
-  const line = out
-    .trim()
-    .split("\n")
-    .reverse()
-    .find((l) => l.startsWith("{"));
-  if (code !== 0 || !line) throw new Error(`rates-client.py failed (exit ${code}):\n${out}\n${err}`);
-  return JSON.parse(line) as T;
+  return runJson<T>("rates-client.py", args, {}, timeoutMs, "python3");
 }
 
 const seconds = (name: string, full: number, quick: number, isQuick: boolean) => {

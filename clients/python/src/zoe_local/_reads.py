@@ -89,18 +89,8 @@ class Reads:
         """``follow()`` for ``async for``: the same events, resumes and resets, read
         with asyncio streams, so the loop runs while it waits. Cancel the task
         that iterates, or ``await stream.aclose()``, to end it."""
-        _positive("idle_timeout", idle_timeout)
-        return AsyncEventStream(
-            self._base,
-            self._token,
-            self._mode(mode),
-            since_seq,
-            on_reset=on_reset,
-            idle_timeout=float(idle_timeout),
-            reconnect_delay=reconnect_delay,
-            max_reconnect_delay=float(max_reconnect_delay),
-            timeout=self._timeout,
-            logger=self._log,
+        return self._stream(
+            AsyncEventStream, since_seq, mode, on_reset, idle_timeout, reconnect_delay, max_reconnect_delay
         )
 
     def follow(
@@ -118,8 +108,21 @@ class Reads:
         Reconnects by itself; see stream.py. ``on_reset`` is called when the
         position is beyond the newest seq; it returns the seq to resume from
         (None: the newest). Without it :class:`StreamReset` is raised."""
+        return self._stream(EventStream, since_seq, mode, on_reset, idle_timeout, reconnect_delay, max_reconnect_delay)
+
+    def _stream(
+        self,
+        kind: Any,
+        since_seq: Optional[int],
+        mode: Optional[str],
+        on_reset: Optional[Callable[[ResetEvent], Optional[int]]],
+        idle_timeout: float,
+        reconnect_delay: Optional[float],
+        max_reconnect_delay: float,
+    ) -> Any:
+        """One follower, sync or async: the same checks and settings for both."""
         _positive("idle_timeout", idle_timeout)
-        return EventStream(
+        return kind(
             self._base,
             self._token,
             self._mode(mode),
