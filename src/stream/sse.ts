@@ -155,7 +155,15 @@ class EventStream {
 
   constructor(private readonly options: StreamOptions) {
     this.newest = options.store.lastSeq(options.mode);
-    this.beyond = options.after !== null && options.after > this.newest;
+    // A position past the newest seq but below this start's range comes from
+    // an earlier store or start (a rebuilt or restored store): every event
+    // this store has or will have past it is ahead in this range, so the
+    // stream goes on live, with no reset. Past the range's start it is a
+    // position this store never gave: a reset.
+    this.beyond =
+      options.after !== null &&
+      options.after > this.newest &&
+      options.after >= options.store.currentRange(options.mode).start_seq;
     this.cursor = options.after === null || this.beyond ? this.newest : options.after;
     this.written = this.cursor;
     this.replaying = options.after !== null && !this.beyond;

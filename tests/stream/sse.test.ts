@@ -253,6 +253,24 @@ describe("stream format and positions", () => {
     });
   });
 
+  test("a position from before a rebuilt store (past its newest seq, below this start's range) goes on live with no reset", async () => {
+    // A rebuilt, empty store whose range begins at 5000: a follower last saw 40 on the old store.
+    t = testApp({ store: { seqFloor: () => 5000 } });
+    const base = t.listen();
+    const c = new SseClient(`${base}/local/stream?mode=live`, { "Last-Event-ID": "40" });
+    await c.untilOpen();
+    await seed("live", 2);
+    await c.untilSeq(5001);
+    expect(c.messages.map((m) => [m.id, m.event])).toEqual([
+      ["5000", null],
+      ["5001", null],
+    ]);
+    // Past this range's start it is a position the store never gave: a reset.
+    const ahead = new SseClient(`${base}/local/stream?mode=live`, { "Last-Event-ID": "6000" });
+    await ahead.until(() => ahead.messages.length >= 1, "the reset");
+    expect(ahead.messages[0]!.event).toBe("reset");
+  });
+
   test("a bad position or mode is a 400 JSON error, not a stream", async () => {
     t = testApp();
     const base = t.listen();
