@@ -63,7 +63,12 @@ export function startReplayReader(options: { path: string; logger: Logger }): Re
     },
     close() {
       fail(null);
-      worker.terminate();
+      // The worker closes its connection itself, after the page it may be
+      // reading: a thread terminated mid-read would keep its read mark, and
+      // the store's closing checkpoint could not truncate the WAL.
+      worker.postMessage({ close: true });
+      const backstop = setTimeout(() => worker.terminate(), 2_000);
+      (backstop as unknown as { unref?(): void }).unref?.();
     },
   };
 }

@@ -7,7 +7,7 @@ import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { openReplaySource, type ReplaySource } from "../store/replay-source.ts";
 import { framePage, type ReplayAnswer, WORKER_PAGE } from "./replay-page.ts";
 
-declare const self: Worker;
+declare const self: Worker & { close(): void };
 
 let source: ReplaySource | null = null;
 const encoder = new TextEncoder();
@@ -23,9 +23,17 @@ function lowerPriority(): void {
 }
 
 self.onmessage = (
-  message: MessageEvent<{ path: string } | { id: number; mode: Mode; afterSeq: number; throughSeq: number }>,
+  message: MessageEvent<
+    { path: string } | { close: true } | { id: number; mode: Mode; afterSeq: number; throughSeq: number }
+  >,
 ) => {
   const data = message.data;
+  if ("close" in data) {
+    source?.close();
+    source = null;
+    self.close();
+    return;
+  }
   if ("path" in data) {
     lowerPriority();
     source = openReplaySource(data.path);

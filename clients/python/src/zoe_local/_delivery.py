@@ -42,8 +42,9 @@ class Delivery(Protocol):
     def post_state(self, mode: str, body: bytes, gen: int) -> None:
         """Queues a state snapshot of generation ``gen`` (the newest per mode wins)."""
 
-    def state_floor(self, mode: str, gen: int) -> None:
-        """A snapshot of generation ``gen`` is being posted directly: queued older ones are stale."""
+    def state_floor(self, mode: str, gen: int, timeout: float) -> None:
+        """A snapshot of generation ``gen`` is being posted directly: queued older ones are stale,
+        and one already on its way is waited for (up to ``timeout``), so it cannot land after."""
 
     def flush(self, timeout: float) -> int:
         """Waits until what was offered before is acknowledged; 0, or the events still waiting."""

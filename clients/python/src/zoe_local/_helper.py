@@ -212,7 +212,12 @@ class Feed:
         if op == "state":
             p.post_state(c["mode"], c["body"].encode("utf-8"), c["gen"])
         elif op == "floor":
-            p.state_floor(c["mode"], c["gen"])
+
+            def floor() -> Dict[str, Any]:
+                p.state_floor(c["mode"], c["gen"], c["timeout"])
+                return {"ok": True}
+
+            self._answer_later(c["id"], floor)
         elif op == "flush":
             marker = p.marker()
             self._answer_later(c["id"], lambda: {"ok": marker is None or marker.done.wait(c["timeout"])})

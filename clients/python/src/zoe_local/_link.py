@@ -336,9 +336,9 @@ class HelperLink:
                 R.CONTROL, json.dumps({"op": "state", "mode": mode, "gen": gen, "body": body.decode("utf-8")}).encode()
             )
 
-    def state_floor(self, mode: str, gen: int) -> None:
-        with self._lock:
-            self._put(R.CONTROL, json.dumps({"op": "floor", "mode": mode, "gen": gen}).encode())
+    def state_floor(self, mode: str, gen: int, timeout: float) -> None:
+        # Answered once the helper sent no older snapshot still on its way; no answer in time: post anyway.
+        self._ask(R.CONTROL, {"op": "floor", "mode": mode, "gen": gen, "timeout": timeout}, timeout)
 
     def flush(self, timeout: float) -> int:
         reply = self._ask(R.CONTROL, {"op": "flush", "timeout": timeout}, timeout)

@@ -128,9 +128,9 @@ class Pipeline:
         self._control.append(StateSnapshot(mode, body, gen))
         self.writer.wake.set()
 
-    def state_floor(self, mode: str, gen: int) -> None:
+    def state_floor(self, mode: str, gen: int, timeout: float) -> None:
         """A post_state(wait=True) of generation ``gen`` is on its way: older queued snapshots are stale."""
-        self.sender.state_floor[mode] = gen
+        self.sender.raise_state_floor(mode, gen, timeout)
 
     def _adopt(self) -> int:
         """Takes over the side spools of forked workers (or of other Clients on

@@ -105,6 +105,9 @@ class Sender(threading.Thread):
         self.states: Dict[str, StateSnapshot] = {}
         # Per mode, the gen of the newest post_state(wait=True): older queued snapshots are stale.
         self.state_floor: Dict[str, int] = {}
+        # Held while a snapshot is on its way: a post_state(wait=True) waits for it,
+        # or that older snapshot could reach the service after the newer one.
+        self.state_sending = threading.Lock()
         self.next_attempt = 0.0
         self.told_to_wait = False  # next_attempt is the service's Retry-After, not our backoff
         self.state_next_attempt = 0.0
@@ -336,7 +339,19 @@ class Sender(threading.Thread):
             if self.on_dead_letter is not None:
                 _call(self.on_dead_letter, letter, self.log)
 
+    def raise_state_floor(self, mode: str, gen: int, timeout: float) -> None:
+        """Queued snapshots of ``mode`` older than ``gen`` are stale; waits (up to ``timeout``)
+        for a snapshot already on its way."""
+        with self.lock:
+            self.state_floor[mode] = max(gen, self.state_floor.get(mode, 0))
+        if self.state_sending.acquire(timeout=max(0.0, timeout)):
+            self.state_sending.release()
+
     def _send_state(self) -> None:
+        with self.state_sending:
+            self._send_state_held()
+
+    def _send_state_held(self) -> None:
         with self.lock:
             mode, snap = next(iter(self.states.items()))
             if snap.gen < self.state_floor.get(mode, 0):

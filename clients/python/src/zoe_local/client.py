@@ -293,8 +293,8 @@ class Client(Reads):
 
     def _post_state_now(self, mode: str, body: bytes, gen: int, timeout: Optional[float]) -> StateAck:
         delivery = self._delivery or self._started()
-        # A queued snapshot older than this one must not be sent after it.
-        delivery.state_floor(mode, gen)
+        # A queued snapshot older than this one must not be sent after it, nor land after it.
+        delivery.state_floor(mode, gen, self.settings.timeout if timeout is None else timeout)
         return call_json(self._reader(), "POST", "/local/state", body, timeout)  # type: ignore[no-any-return]
 
     def flush(self, timeout: float = 10.0) -> int:
