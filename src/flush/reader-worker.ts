@@ -2,12 +2,11 @@
 // connection, checks each event against the shared schema, and encodes the
 // good ones as a JSON array, so the event loop gets a string to send and the
 // references it needs for the verdicts. One read at a time, in arrival order.
-import { readlinkSync } from "node:fs";
-import { setPriority } from "node:os";
 import { openQueueReader, type QueueReader } from "../store/queue-reader.ts";
 import type { Mode, StoredEvent } from "../../supabase/functions/_shared/event-schema.ts";
 import { schemaFailure } from "./batch.ts";
 import type { QuarantineInput } from "./quarantine.ts";
+import { lowerThreadPriority } from "../lib/thread-priority.ts";
 
 /** What this worker answers to one read. */
 export type WorkerAnswer =
@@ -28,20 +27,6 @@ declare const self: Worker;
 
 let reader: QueueReader | null = null;
 
-/**
- * Nice 10 for this thread alone (Linux: a thread is a task with its own
- * nice): when the cores are busy, the event loop answering ingest runs first
- * and the drain waits. Best effort; elsewhere the thread keeps the default.
- */
-function lowerPriority(): void {
-  try {
-    const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
-    if (Number.isSafeInteger(tid) && tid > 0) setPriority(tid, 10);
-  } catch {
-    // not Linux, or not allowed: same priority as the event loop
-  }
-}
-
 self.onmessage = (
   message: MessageEvent<
     { path: string } | { id: number; mode: Mode; limit: number; afterSeq: number; untilSeq: number }
@@ -49,7 +34,7 @@ self.onmessage = (
 ) => {
   const data = message.data;
   if ("path" in data) {
-    lowerPriority();
+    lowerThreadPriority();
     reader = openQueueReader(data.path);
     return;
   }

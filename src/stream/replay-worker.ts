@@ -1,26 +1,15 @@
 // Worker thread of src/stream/replay-reader.ts: reads an SSE replay page on
 // its own read-only connection and frames it, so the event loop gets bytes to
 // enqueue. One page at a time, in arrival order: the streams take turns.
-import { readlinkSync } from "node:fs";
-import { setPriority } from "node:os";
 import type { Mode } from "../../supabase/functions/_shared/event-schema.ts";
 import { openReplaySource, type ReplaySource } from "../store/replay-source.ts";
 import { framePage, type ReplayAnswer, WORKER_PAGE } from "./replay-page.ts";
+import { lowerThreadPriority } from "../lib/thread-priority.ts";
 
 declare const self: Worker & { close(): void };
 
 let source: ReplaySource | null = null;
 const encoder = new TextEncoder();
-
-/** Nice 10 for this thread alone (Linux): when the cores are busy, the event loop answering ingest runs first. */
-function lowerPriority(): void {
-  try {
-    const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
-    if (Number.isSafeInteger(tid) && tid > 0) setPriority(tid, 10);
-  } catch {
-    // not Linux, or not allowed: same priority as the event loop
-  }
-}
 
 self.onmessage = (
   message: MessageEvent<
@@ -35,7 +24,7 @@ self.onmessage = (
     return;
   }
   if ("path" in data) {
-    lowerPriority();
+    lowerThreadPriority();
     source = openReplaySource(data.path);
     return;
   }
